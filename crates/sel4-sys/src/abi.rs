@@ -297,7 +297,10 @@ pub struct MessageInfo(pub u64);
 impl MessageInfo {
     pub const fn new(label: u64, caps_unwrapped: u64, extra_caps: u64, length: u64) -> Self {
         MessageInfo(
-            (label << 12) | ((caps_unwrapped & 0x7) << 9) | ((extra_caps & 0x3) << 7) | (length & 0x7f),
+            (label << 12)
+                | ((caps_unwrapped & 0x7) << 9)
+                | ((extra_caps & 0x3) << 7)
+                | (length & 0x7f),
         )
     }
     pub const fn label(self) -> u64 {
