@@ -1,0 +1,28 @@
+//! Ending the root task.
+
+use sel4_sys::syscalls::{call, ipc_buffer, set_mr, yield_};
+use sel4_sys::{init_cap, label, MessageInfo};
+
+/// PSCI 0.2 `SYSTEM_OFF` function id (SMC32).
+const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+
+/// End the program with `code` as QEMU's exit status.
+///
+/// 1. QEMU semihosting `SYS_EXIT` (`hlt #0xf000`): QEMU exits with `code`.
+/// 2. If that returns: PSCI `SYSTEM_OFF` through the SMC capability (initial slot 15,
+///    `ARM_SMC_CALL`, MR0..MR7 = x0..x7); QEMU then exits with status 0.
+/// 3. If that returns too: yield forever.
+pub fn exit(code: i32) -> ! {
+    crate::rt::semihosting_exit(code);
+    if !ipc_buffer().is_null() {
+        // MR4..MR7 (x4..x7 of the SMC) travel in the IPC buffer; MR0..MR3 in registers.
+        for i in 4..8 {
+            set_mr(i, 0);
+        }
+        let info = MessageInfo::new(label::ARM_SMC_CALL, 0, 0, 8);
+        let _ = call(init_cap::SMC, info, [PSCI_SYSTEM_OFF, 0, 0, 0]);
+    }
+    loop {
+        yield_();
+    }
+}
