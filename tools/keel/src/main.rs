@@ -1,1 +1,428 @@
-fn main() {}
+//! The `keel` command line; see the library documentation (`keel::`) for what it may and may
+//! not do.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use keel::build::{self, Profile, Workspace, KERNEL_PACKAGE};
+use keel::qemu::{self, Exit, QemuOptions, RunConfig};
+use keel::{board, image, report, setup};
+
+/// The root task that `keel build` and `keel run` use when none is named.
+const DEFAULT_ROOT_TASK: &str = "conformance";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keel",
+    version,
+    about = "Build, pack and boot Keel images under QEMU",
+    after_help = "Exit codes: `run` passes on QEMU's exit code (semihosting exit code, 0 after \
+                  PSCI SYSTEM_OFF), 124 on timeout, 1 for a missing --expect marker; other \
+                  failures exit 1."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Install QEMU if it is missing and make sure the aarch64-unknown-none target is there
+    /// (idempotent).
+    Setup,
+    /// Build the kernel for aarch64 and print the path of its ELF.
+    BuildKernel {
+        /// Build the dev profile instead of release.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Build a root-task package for aarch64 and print the path of its ELF.
+    BuildRootTask {
+        /// The package, e.g. `conformance` or `bench`.
+        #[arg(short, long, value_name = "PACKAGE")]
+        package: String,
+        /// Build the dev profile instead of release.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Pack the kernel and a statically linked aarch64 root-task ELF into one bootable ELF.
+    Image {
+        /// The root-task ELF.
+        #[arg(long, value_name = "FILE")]
+        root_task: PathBuf,
+        /// The kernel ELF [default: build the release kernel].
+        #[arg(long, value_name = "FILE")]
+        kernel: Option<PathBuf>,
+        /// Where to write the image.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+    },
+    /// Build the kernel and a root task and pack them; prints the image path
+    /// (target/keel/PACKAGE.elf).
+    Build {
+        /// The root-task package.
+        #[arg(short, long, value_name = "PACKAGE", default_value = DEFAULT_ROOT_TASK)]
+        package: String,
+        /// Build the dev profile instead of release.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Boot IMAGE in QEMU (or build and boot the default system when IMAGE is not given).
+    Run {
+        /// The image to boot.
+        image: Option<PathBuf>,
+        /// Without IMAGE: the root-task package to build and boot [default: conformance].
+        #[arg(short, long, value_name = "PACKAGE", conflicts_with = "image")]
+        package: Option<String>,
+        /// Kill QEMU after this many seconds (exit 124).
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        timeout: u64,
+        /// Run with `-icount shift=0` (deterministic instruction counting).
+        #[arg(long)]
+        icount: bool,
+        /// Fail (exit 1) unless the output contains MARKER; repeatable.
+        #[arg(long = "expect", value_name = "MARKER")]
+        expect: Vec<String>,
+        /// Append ARG to the QEMU command line; repeatable.
+        #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
+        qemu_arg: Vec<String>,
+    },
+    /// Build and boot the conformance suite; exit 0 only if it ends with `N passed, 0 failed`.
+    Conformance {
+        /// Kill QEMU after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Build and boot the benchmark root task under -icount; print a table and write
+    /// target/bench.json.
+    Bench {
+        /// Kill QEMU after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Print the layout of an image made by `keel image`, checking it against the format.
+    Inspect {
+        /// The image.
+        image: PathBuf,
+    },
+}
+
+fn profile(debug: bool) -> Profile {
+    if debug {
+        Profile::Debug
+    } else {
+        Profile::Release
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("keel: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cmd: Cmd) -> Result<i32> {
+    match cmd {
+        Cmd::Setup => {
+            setup::setup()?;
+            Ok(0)
+        }
+        Cmd::BuildKernel { debug } => {
+            let ws = build::workspace()?;
+            let elf = build::build_elf(&ws, KERNEL_PACKAGE, profile(debug))?;
+            println!("{}", elf.display());
+            Ok(0)
+        }
+        Cmd::BuildRootTask { package, debug } => {
+            let ws = build::workspace()?;
+            let elf = build::build_elf(&ws, &package, profile(debug))?;
+            println!("{}", elf.display());
+            Ok(0)
+        }
+        Cmd::Image {
+            root_task,
+            kernel,
+            output,
+        } => {
+            let kernel = match kernel {
+                Some(k) => k,
+                None => {
+                    let ws = build::workspace()?;
+                    build::build_elf(&ws, KERNEL_PACKAGE, Profile::Release)?
+                }
+            };
+            make_image(&kernel, &root_task, &output)?;
+            println!("{}", output.display());
+            Ok(0)
+        }
+        Cmd::Build { package, debug } => {
+            let ws = build::workspace()?;
+            let (img, _) = build_system(&ws, &package, profile(debug))?;
+            println!("{}", img.display());
+            Ok(0)
+        }
+        Cmd::Run {
+            image,
+            package,
+            timeout,
+            icount,
+            expect,
+            qemu_arg,
+        } => {
+            let image = match image {
+                Some(i) => i,
+                None => {
+                    let ws = build::workspace()?;
+                    let pkg = package.as_deref().unwrap_or(DEFAULT_ROOT_TASK);
+                    build_system(&ws, pkg, Profile::Release)?.0
+                }
+            };
+            let opts = QemuOptions {
+                icount,
+                extra_args: qemu_arg,
+            };
+            run(&image, &opts, timeout, &expect, true).map(|(code, _)| code)
+        }
+        Cmd::Conformance { timeout } => conformance(timeout),
+        Cmd::Bench { timeout } => bench(timeout),
+        Cmd::Inspect { image } => {
+            inspect(&image)?;
+            Ok(0)
+        }
+    }
+}
+
+/// Packs `kernel` + `root_task` into `out`, checking that it fits the board.
+fn make_image(kernel: &Path, root_task: &Path, out: &Path) -> Result<image::Packed> {
+    let k = build::read(kernel)?;
+    let rt = build::read(root_task)?;
+    let packed = image::pack(&k, &rt).with_context(|| {
+        format!(
+            "cannot pack kernel {} with root task {}",
+            kernel.display(),
+            root_task.display()
+        )
+    })?;
+    let ram_end = board::RAM_BASE + board::RAM_SIZE;
+    if packed.kernel.load_start < board::RAM_BASE
+        || packed.block_address + packed.block_size > ram_end
+    {
+        bail!(
+            "the image spans {:#x}..{:#x}, outside the board's RAM {:#x}..{ram_end:#x}",
+            packed.kernel.load_start,
+            packed.block_address + packed.block_size,
+            board::RAM_BASE
+        );
+    }
+    if packed.kernel.load_start < board::DTB_BASE + board::DTB_SIZE {
+        eprintln!(
+            "keel: warning: the kernel loads at {:#x}, inside the 1 MiB above {:#x}: QEMU will \
+             silently omit the device tree (link the kernel at {:#x})",
+            packed.kernel.load_start,
+            board::DTB_BASE,
+            board::KERNEL_BASE
+        );
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(out, &packed.bytes)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "keel: image {}: kernel {:#x}..{:#x} ({} bytes loaded, entry {:#x}), boot block at {:#x} \
+         ({} bytes, root task {} bytes)",
+        out.display(),
+        packed.kernel.load_start,
+        packed.kernel.load_end,
+        packed.kernel.loaded_size,
+        packed.kernel.entry,
+        packed.block_address,
+        packed.block_size,
+        rt.len()
+    );
+    Ok(packed)
+}
+
+/// Builds the kernel and `package`, packs them into `target/keel/<package>.elf`.
+/// Returns the image path and the kernel ELF path.
+fn build_system(ws: &Workspace, package: &str, profile: Profile) -> Result<(PathBuf, PathBuf)> {
+    let kernel = build::build_elf(ws, KERNEL_PACKAGE, profile)?;
+    let root_task = build::build_elf(ws, package, profile)?;
+    let out = ws.keel_dir().join(format!("{package}.elf"));
+    make_image(&kernel, &root_task, &out)?;
+    Ok((out, kernel))
+}
+
+/// Boots `image`; returns keel's exit code for the run and what QEMU printed.
+fn run(
+    image: &Path,
+    opts: &QemuOptions,
+    timeout: u64,
+    expect: &[String],
+    interactive: bool,
+) -> Result<(i32, qemu::Outcome)> {
+    if !image.is_file() {
+        bail!("image {} does not exist", image.display());
+    }
+    let cmd = qemu::qemu_command(image, opts);
+    eprintln!("keel: {}", qemu::display_command(&cmd));
+    let cfg = RunConfig {
+        timeout: Duration::from_secs(timeout),
+        echo: true,
+        interactive,
+    };
+    let outcome = qemu::run(cmd, cfg).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!(
+                "{} not found; run `just setup` (or `keel setup`) to install QEMU",
+                qemu::qemu_program().to_string_lossy()
+            )
+        } else {
+            anyhow::Error::new(e).context("cannot start QEMU")
+        }
+    })?;
+    let mut code = outcome.exit.code();
+    match outcome.exit {
+        Exit::Timeout => eprintln!("keel: timeout after {timeout} s"),
+        Exit::Signal(s) => eprintln!("keel: QEMU was killed by signal {s}"),
+        Exit::Code(0) => {}
+        Exit::Code(c) => eprintln!("keel: QEMU exited with code {c}"),
+    }
+    let missing = qemu::missing_markers(&outcome.stdout, expect);
+    if !missing.is_empty() {
+        for m in &missing {
+            eprintln!("keel: expected marker not seen: {m:?}");
+        }
+        if code == 0 {
+            code = 1;
+        }
+    }
+    Ok((code, outcome))
+}
+
+fn conformance(timeout: u64) -> Result<i32> {
+    let ws = build::workspace()?;
+    let (img, _) = build_system(&ws, "conformance", Profile::Release)?;
+    let (_, outcome) = run(&img, &QemuOptions::default(), timeout, &[], false)?;
+    let closing = report::find_closing_line(&outcome.stdout);
+    let mut why = Vec::new();
+    match outcome.exit {
+        Exit::Code(0) => {}
+        Exit::Timeout => why.push(format!("QEMU did not finish within {timeout} s")),
+        Exit::Signal(s) => why.push(format!("QEMU was killed by signal {s}")),
+        Exit::Code(c) => why.push(format!(
+            "QEMU exited with code {c} (a kernel panic or a failing root task exits non-zero)"
+        )),
+    }
+    match closing {
+        None => why.push("no closing line `N passed, M failed` in the output".into()),
+        Some(c) => {
+            if c.failed > 0 {
+                why.push(format!("{} test(s) failed", c.failed));
+            }
+            if c.passed == 0 {
+                why.push("no test passed".into());
+            }
+        }
+    }
+    for w in &why {
+        eprintln!("conformance: FAILED: {w}");
+    }
+    if let Some(c) = closing {
+        println!("conformance: {} passed, {} failed", c.passed, c.failed);
+    }
+    Ok(if why.is_empty() { 0 } else { 1 })
+}
+
+fn bench(timeout: u64) -> Result<i32> {
+    let ws = build::workspace()?;
+    let (img, kernel) = build_system(&ws, "bench", Profile::Release)?;
+    let opts = QemuOptions {
+        icount: true,
+        extra_args: vec![],
+    };
+    let (code, outcome) = run(&img, &opts, timeout, &[], false)?;
+    let (mut results, problems) = report::parse_bench_output(&outcome.stdout);
+    for p in &problems {
+        eprintln!("bench: WARN: {p}");
+    }
+    let saw_bench = !results.is_empty();
+    results.push(report::BenchResult {
+        name: "kernel_loaded_size".into(),
+        value: image::loaded_size(&build::read(&kernel)?)? as f64,
+        unit: "bytes".into(),
+    });
+    let judged = report::judge(&results);
+    println!();
+    print!("{}", report::render_table(&judged));
+    let json_path = ws.target_dir.join("bench.json");
+    let json = serde_json::to_string_pretty(&report::to_json(&judged))?;
+    std::fs::write(&json_path, json + "\n")
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!("bench: wrote {}", json_path.display());
+    for j in &judged {
+        if let Some(w) = report::missed_target_warning(j) {
+            println!("bench: {w}");
+        }
+    }
+    let mut failed = false;
+    if code != 0 {
+        eprintln!("bench: FAILED: the benchmark run did not exit cleanly (code {code})");
+        failed = true;
+    }
+    if !saw_bench {
+        eprintln!(
+            "bench: FAILED: the benchmark root task printed no `BENCH <name> <value> <unit>` line"
+        );
+        failed = true;
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn inspect(path: &Path) -> Result<()> {
+    let bytes = build::read(path)?;
+    let img = image::parse_image(&bytes).with_context(|| format!("{}", path.display()))?;
+    println!("{}: entry {:#x}", path.display(), img.entry);
+    for (ph, _) in &img.kernel_segments {
+        println!(
+            "  kernel PT_LOAD vaddr {:#x} paddr {:#x} filesz {:#x} memsz {:#x} flags {}{}{} align {:#x}",
+            ph.p_vaddr,
+            ph.p_paddr,
+            ph.p_filesz,
+            ph.p_memsz,
+            if ph.p_flags & keel::elf::PF_R != 0 { "R" } else { "-" },
+            if ph.p_flags & keel::elf::PF_W != 0 { "W" } else { "-" },
+            if ph.p_flags & keel::elf::PF_X != 0 { "X" } else { "-" },
+            ph.p_align
+        );
+    }
+    println!(
+        "  boot block at {:#x}, {} module(s)",
+        img.block_address,
+        img.modules.len()
+    );
+    for (i, m) in img.modules.iter().enumerate() {
+        let kind = if m.kind == image::MODULE_ROOT_TASK {
+            "root task ELF"
+        } else {
+            "unknown kind"
+        };
+        println!(
+            "    module {i}: kind {} ({kind}), offset {:#x}, size {} bytes, at {:#x}",
+            m.kind,
+            m.offset,
+            m.size,
+            img.block_address + m.offset
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Building aarch64 artefacts with cargo: the kernel and root tasks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::setup::RUST_TARGET;
+
+/// The kernel's package (and binary) name.
+pub const KERNEL_PACKAGE: &str = "keel-kernel";
+
+/// Where the workspace is and where cargo puts its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub root: PathBuf,
+    /// Cargo's target directory: `<root>/target` unless `CARGO_TARGET_DIR` or config moves it.
+    pub target_dir: PathBuf,
+}
+
+impl Workspace {
+    /// `<target>/keel`: where `keel` writes images.
+    pub fn keel_dir(&self) -> PathBuf {
+        self.target_dir.join("keel")
+    }
+}
+
+/// The cargo to run: `$CARGO` (set when running under `cargo run`) or `cargo`.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Asks cargo where the workspace and its target directory are.
+pub fn workspace() -> Result<Workspace> {
+    let out = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run `cargo metadata`; is cargo installed?")?;
+    if !out.status.success() {
+        bail!("`cargo metadata` failed; run keel inside the Keel repository");
+    }
+    let meta: Value =
+        serde_json::from_slice(&out.stdout).context("cannot parse `cargo metadata` output")?;
+    let get = |key: &str| {
+        meta[key]
+            .as_str()
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow!("`cargo metadata` output has no {key}"))
+    };
+    Ok(Workspace {
+        root: get("workspace_root")?,
+        target_dir: get("target_directory")?,
+    })
+}
+
+/// Cargo profile of a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Release,
+    Debug,
+}
+
+/// The `cargo build` arguments for `package` on the aarch64 target.
+pub fn build_args(package: &str, profile: Profile) -> Vec<String> {
+    let mut args = vec![
+        "build".to_string(),
+        "-p".into(),
+        package.into(),
+        "--target".into(),
+        RUST_TARGET.into(),
+        "--message-format=json-render-diagnostics".into(),
+    ];
+    if profile == Profile::Release {
+        args.push("--release".into());
+    }
+    args
+}
+
+/// Picks the executable that cargo built for `package` from its JSON messages.
+pub fn executable_from_messages(messages: &str, package: &str) -> Result<PathBuf> {
+    let mut found = Vec::new();
+    for line in messages.lines() {
+        let Ok(msg) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let is_bin = msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "bin"));
+        let exe = msg["executable"].as_str();
+        let id = msg["package_id"].as_str().unwrap_or_default();
+        // Package ids look like `path+file:///…/tests/conformance#0.1.0` (directory name =
+        // package) or `path+file:///…/kernel#keel-kernel@0.1.0`; match the name loosely and
+        // fall back to the target name.
+        let name_matches = msg["target"]["name"] == package
+            || id.contains(&format!("#{package}@"))
+            || id.contains(&format!("/{package}#"));
+        if let (true, Some(exe)) = (is_bin, exe) {
+            if name_matches {
+                found.push(PathBuf::from(exe));
+            }
+        }
+    }
+    found.dedup();
+    match found.len() {
+        0 => bail!("cargo built no executable for package `{package}` (does it have a [[bin]]?)"),
+        1 => Ok(found.remove(0)),
+        _ => bail!(
+            "package `{package}` has several executables ({}); keel expects one",
+            found
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Builds `package` for aarch64 and returns the path of its ELF.
+pub fn build_elf(ws: &Workspace, package: &str, profile: Profile) -> Result<PathBuf> {
+    let args = build_args(package, profile);
+    eprintln!("keel: cargo {}", args.join(" "));
+    let out = cargo()
+        .args(&args)
+        .current_dir(&ws.root)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo")?;
+    if !out.status.success() {
+        bail!("building `{package}` for {RUST_TARGET} failed (see cargo's messages above)");
+    }
+    let exe = executable_from_messages(&String::from_utf8_lossy(&out.stdout), package)?;
+    if !exe.exists() {
+        bail!("cargo reported {} but it does not exist", exe.display());
+    }
+    Ok(exe)
+}
+
+/// Reads a file with its path in the error message.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}

@@ -1,0 +1,32 @@
+//! `keel`: Keel's host tool. It builds the aarch64 kernel and root tasks with cargo, packs them
+//! into one bootable image, boots images under QEMU and reads what they print (conformance
+//! results, benchmark figures). The `just` recipes are one-line wrappers around it.
+//!
+//! # What it must never do
+//!
+//! - Run anything at EL2 or in the guest: it is a host program and only launches QEMU.
+//! - Change an ELF it packs: kernel segments and the root-task file go into the image byte for
+//!   byte; anything it cannot represent exactly is an error, not a silent fix-up.
+//! - Leave QEMU running: every run has a timeout, after which QEMU is stopped (SIGTERM, then
+//!   SIGKILL) and `keel` exits 124.
+//! - Hide a failure: QEMU's exit code (the semihosting exit code, or 0 after PSCI SYSTEM_OFF)
+//!   becomes `keel`'s, and a missing marker, closing line or BENCH line is an error.
+//! - Touch the system outside `keel setup`, which only installs QEMU and the rustup target, and
+//!   only when they are missing.
+//!
+//! # Invariants
+//!
+//! - The image format in [`image`] is the contract with the kernel; [`image::parse_image`]
+//!   checks every rule that [`image::pack`] follows, and the tests pack and parse back.
+//! - The QEMU command line is built in one place, [`qemu::qemu_args`], for `run`,
+//!   `conformance` and `bench` alike.
+//! - aarch64 artefacts go to cargo's target directory (the workspace's `target/` by default);
+//!   images go to `target/keel/`, the benchmark JSON to `target/bench.json`.
+
+pub mod board;
+pub mod build;
+pub mod elf;
+pub mod image;
+pub mod qemu;
+pub mod report;
+pub mod setup;

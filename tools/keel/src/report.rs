@@ -1,0 +1,238 @@
+//! Reading what a root task printed: the conformance closing line and `BENCH` lines, plus the
+//! benchmark table and JSON.
+
+use serde_json::{json, Value};
+
+/// Counts from a conformance closing line `N passed, M failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closing {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+/// Parses one line against `^(\d+) passed, (\d+) failed` (trailing text such as
+/// `, 2 skipped` is allowed; a trailing `\r` is ignored).
+pub fn parse_closing_line(line: &str) -> Option<Closing> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let (passed, rest) = split_number(line)?;
+    let rest = rest.strip_prefix(" passed, ")?;
+    let (failed, rest) = split_number(rest)?;
+    let rest = rest.strip_prefix(" failed")?;
+    // `^(\d+) passed, (\d+) failed` must not continue the word ("failedX").
+    if rest.chars().next().is_some_and(|c| c.is_alphanumeric()) {
+        return None;
+    }
+    Some(Closing { passed, failed })
+}
+
+fn split_number(s: &str) -> Option<(u64, &str)> {
+    let end = s
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit())
+        .map_or(s.len(), |(i, _)| i);
+    if end == 0 {
+        return None;
+    }
+    Some((s[..end].parse().ok()?, &s[end..]))
+}
+
+/// The last closing line in `output`, if any.
+pub fn find_closing_line(output: &str) -> Option<Closing> {
+    output.lines().rev().find_map(parse_closing_line)
+}
+
+/// One benchmark figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchResult {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+/// Parses `BENCH <name> <value> <unit>`. Returns `None` for lines that are not BENCH lines,
+/// `Some(Err(why))` for BENCH lines that are malformed.
+pub fn parse_bench_line(line: &str) -> Option<Result<BenchResult, String>> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let rest = line.strip_prefix("BENCH")?;
+    if !rest.is_empty() && !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let [name, value, unit] = fields[..] else {
+        return Some(Err(format!(
+            "malformed BENCH line (want `BENCH <name> <value> <unit>`): {line:?}"
+        )));
+    };
+    match value.parse::<f64>() {
+        Ok(v) if v.is_finite() => Some(Ok(BenchResult {
+            name: name.to_string(),
+            value: v,
+            unit: unit.to_string(),
+        })),
+        _ => Some(Err(format!(
+            "malformed BENCH line (value {value:?} is not a number): {line:?}"
+        ))),
+    }
+}
+
+/// All BENCH lines of `output`, and a message for each malformed one.
+pub fn parse_bench_output(output: &str) -> (Vec<BenchResult>, Vec<String>) {
+    let mut results = Vec::new();
+    let mut problems = Vec::new();
+    for line in output.lines() {
+        match parse_bench_line(line) {
+            Some(Ok(r)) => results.push(r),
+            Some(Err(e)) => problems.push(e),
+            None => {}
+        }
+    }
+    (results, problems)
+}
+
+/// A target: the value must be at most `max`, in `unit`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub max: f64,
+    pub unit: &'static str,
+}
+
+/// The targets of issue 2. Other benchmarks have none.
+pub fn target_for(name: &str) -> Option<Target> {
+    match name {
+        "ipc_call_reply_rtt" => Some(Target {
+            max: 1000.0,
+            unit: "insns",
+        }),
+        "kernel_loaded_size" => Some(Target {
+            max: 262_144.0,
+            unit: "bytes",
+        }),
+        _ => None,
+    }
+}
+
+/// A result judged against its target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub result: BenchResult,
+    pub target: Option<Target>,
+    /// `None` when there is no target.
+    pub ok: Option<bool>,
+}
+
+/// Judges each result against [`target_for`]. A unit other than the target's misses it.
+pub fn judge(results: &[BenchResult]) -> Vec<Judged> {
+    results
+        .iter()
+        .map(|r| {
+            let target = target_for(&r.name);
+            let ok = target
+                .as_ref()
+                .map(|t| r.unit == t.unit && r.value <= t.max);
+            Judged {
+                result: r.clone(),
+                target,
+                ok,
+            }
+        })
+        .collect()
+}
+
+/// Formats a number without a trailing `.0` when it is whole.
+pub fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn json_number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
+fn target_text(t: &Option<Target>) -> String {
+    match t {
+        Some(t) => format!("<= {} {}", format_value(t.max), t.unit),
+        None => "-".into(),
+    }
+}
+
+/// A plain-text table: name, value, unit, target, ok.
+pub fn render_table(rows: &[Judged]) -> String {
+    let header = ["name", "value", "unit", "target", "ok"];
+    let mut cells: Vec<[String; 5]> = vec![header.map(String::from)];
+    for j in rows {
+        cells.push([
+            j.result.name.clone(),
+            format_value(j.result.value),
+            j.result.unit.clone(),
+            target_text(&j.target),
+            match j.ok {
+                Some(true) => "yes".into(),
+                Some(false) => "NO".into(),
+                None => "-".into(),
+            },
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for row in &cells {
+        let line = format!(
+            "{:<w0$}  {:>w1$}  {:<w2$}  {:<w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `{"results":[{"name":..,"value":..,"unit":..,"target":..,"ok":..}]}`; `target` is a string
+/// such as `"<= 1000 insns"` or null, `ok` a boolean or null.
+pub fn to_json(rows: &[Judged]) -> Value {
+    let results: Vec<Value> = rows
+        .iter()
+        .map(|j| {
+            json!({
+                "name": j.result.name,
+                "value": json_number(j.result.value),
+                "unit": j.result.unit,
+                "target": j.target.as_ref().map(|_| target_text(&j.target)),
+                "ok": j.ok,
+            })
+        })
+        .collect();
+    json!({ "results": results })
+}
+
+/// The warning printed for a missed target.
+pub fn missed_target_warning(j: &Judged) -> Option<String> {
+    match (&j.target, j.ok) {
+        (Some(t), Some(false)) => Some(format!(
+            "WARN: {} = {} {} misses its target {}",
+            j.result.name,
+            format_value(j.result.value),
+            j.result.unit,
+            target_text(&Some(t.clone()))
+        )),
+        _ => None,
+    }
+}

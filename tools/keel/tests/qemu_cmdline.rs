@@ -1,0 +1,44 @@
+//! The one QEMU command line shared by `run`, `conformance` and `bench`.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use keel::qemu::{display_command, qemu_args, qemu_command, QemuOptions};
+
+fn strings(args: Vec<OsString>) -> Vec<String> {
+    args.into_iter().map(|a| a.into_string().unwrap()).collect()
+}
+
+const BASE: &str = "-machine virt,virtualization=on,gic-version=3 -cpu cortex-a72 -m 1G -smp 1 \
+    -nographic -monitor none -serial stdio -nic none \
+    -semihosting-config enable=on,target=native,userspace=on -kernel";
+
+#[test]
+fn plain() {
+    let args = strings(qemu_args(
+        Path::new("target/keel/x.elf"),
+        &QemuOptions::default(),
+    ));
+    let mut want: Vec<String> = BASE.split_whitespace().map(String::from).collect();
+    want.push("target/keel/x.elf".into());
+    assert_eq!(args, want);
+}
+
+#[test]
+fn icount_and_extra_args() {
+    let opts = QemuOptions {
+        icount: true,
+        extra_args: vec!["-d".into(), "guest_errors".into()],
+    };
+    let args = strings(qemu_args(Path::new("/tmp/a b.elf"), &opts));
+    let mut want: Vec<String> = BASE.split_whitespace().map(String::from).collect();
+    want.extend(["/tmp/a b.elf", "-icount", "shift=0", "-d", "guest_errors"].map(String::from));
+    assert_eq!(args, want);
+}
+
+#[test]
+fn display_quotes_spaces() {
+    let cmd = qemu_command(Path::new("/tmp/a b.elf"), &QemuOptions::default());
+    let shown = display_command(&cmd);
+    assert!(shown.ends_with("-kernel '/tmp/a b.elf'"), "{shown}");
+}

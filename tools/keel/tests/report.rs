@@ -1,0 +1,135 @@
+//! The conformance closing-line parser and the BENCH-line parser, table and JSON.
+
+use keel::report::*;
+
+#[test]
+fn closing_line() {
+    assert_eq!(
+        parse_closing_line("42 passed, 0 failed"),
+        Some(Closing {
+            passed: 42,
+            failed: 0
+        })
+    );
+    assert_eq!(
+        parse_closing_line("40 passed, 3 failed, 1 skipped\r"),
+        Some(Closing {
+            passed: 40,
+            failed: 3
+        })
+    );
+    assert_eq!(parse_closing_line("test foo: 1 passed, 0 failed"), None);
+    assert_eq!(parse_closing_line(" 1 passed, 0 failed"), None);
+    assert_eq!(parse_closing_line("1 passed,0 failed"), None);
+    assert_eq!(parse_closing_line("x passed, 0 failed"), None);
+    assert_eq!(parse_closing_line("1 passed, 0 failedness"), None);
+    assert_eq!(parse_closing_line(""), None);
+
+    let out = "boot\nok 1 call\n1 passed, 1 failed\nmore\n41 passed, 0 failed\n[kernel] halt\n";
+    assert_eq!(
+        find_closing_line(out),
+        Some(Closing {
+            passed: 41,
+            failed: 0
+        })
+    );
+    assert_eq!(find_closing_line("no summary here\n"), None);
+}
+
+#[test]
+fn bench_lines() {
+    assert_eq!(
+        parse_bench_line("BENCH ipc_call_reply_rtt 812 insns"),
+        Some(Ok(BenchResult {
+            name: "ipc_call_reply_rtt".into(),
+            value: 812.0,
+            unit: "insns".into()
+        }))
+    );
+    assert_eq!(
+        parse_bench_line("BENCH null_syscall 101.5 insns\r"),
+        Some(Ok(BenchResult {
+            name: "null_syscall".into(),
+            value: 101.5,
+            unit: "insns".into()
+        }))
+    );
+    assert_eq!(parse_bench_line("BENCHMARKS follow"), None);
+    assert_eq!(parse_bench_line("[bench] BENCH x 1 y"), None);
+    assert!(matches!(parse_bench_line("BENCH x 1"), Some(Err(_))));
+    assert!(matches!(
+        parse_bench_line("BENCH x one insns"),
+        Some(Err(_))
+    ));
+    assert!(matches!(
+        parse_bench_line("BENCH x 1 insns extra"),
+        Some(Err(_))
+    ));
+
+    let (results, problems) =
+        parse_bench_output("hello\nBENCH a 1 insns\nBENCH broken\nBENCH b 2 cycles\n");
+    assert_eq!(results.len(), 2);
+    assert_eq!(problems.len(), 1);
+}
+
+#[test]
+fn targets_table_and_json() {
+    let results = vec![
+        BenchResult {
+            name: "ipc_call_reply_rtt".into(),
+            value: 1200.0,
+            unit: "insns".into(),
+        },
+        BenchResult {
+            name: "null_syscall".into(),
+            value: 90.0,
+            unit: "insns".into(),
+        },
+        BenchResult {
+            name: "kernel_loaded_size".into(),
+            value: 81920.0,
+            unit: "bytes".into(),
+        },
+    ];
+    let judged = judge(&results);
+    assert_eq!(judged[0].ok, Some(false));
+    assert_eq!(judged[1].ok, None);
+    assert_eq!(judged[2].ok, Some(true));
+
+    let warn = missed_target_warning(&judged[0]).unwrap();
+    assert_eq!(
+        warn,
+        "WARN: ipc_call_reply_rtt = 1200 insns misses its target <= 1000 insns"
+    );
+    assert!(missed_target_warning(&judged[1]).is_none());
+    assert!(missed_target_warning(&judged[2]).is_none());
+
+    let table = render_table(&judged);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].starts_with("name"));
+    assert!(lines[1].contains("ipc_call_reply_rtt") && lines[1].ends_with("NO"));
+    assert!(lines[3].contains("<= 262144 bytes") && lines[3].ends_with("yes"));
+
+    let json = to_json(&judged);
+    assert_eq!(
+        json,
+        serde_json::json!({"results": [
+            {"name": "ipc_call_reply_rtt", "value": 1200, "unit": "insns",
+             "target": "<= 1000 insns", "ok": false},
+            {"name": "null_syscall", "value": 90, "unit": "insns", "target": null, "ok": null},
+            {"name": "kernel_loaded_size", "value": 81920, "unit": "bytes",
+             "target": "<= 262144 bytes", "ok": true},
+        ]})
+    );
+}
+
+#[test]
+fn a_wrong_unit_misses_the_target() {
+    let judged = judge(&[BenchResult {
+        name: "ipc_call_reply_rtt".into(),
+        value: 10.0,
+        unit: "us".into(),
+    }]);
+    assert_eq!(judged[0].ok, Some(false));
+}
