@@ -1,0 +1,217 @@
+//! Boot entry and exception vectors (all of the kernel's assembly).
+//!
+//! Register frame layout (`Context` in `object::tcb`), byte offsets:
+//! x0..x30 at 0..248, sp_el0 248, elr 256, spsr 264, tpidr_el0 272, tpidrro_el0 280,
+//! fpsr 288, fpcr 296, q0..q31 at 304..816. TPIDR_EL2 always holds the frame of the
+//! thread that will run next (or was running when the exception came).
+
+use core::arch::global_asm;
+
+global_asm!(
+    r#"
+.section .text.boot, "ax"
+.global _start
+_start:
+    // Park every core but core 0 (single-core kernel).
+    mrs     x1, mpidr_el1
+    and     x1, x1, #0xff
+    cbnz    x1, 9f
+    // Must be at EL2.
+    mrs     x1, CurrentEL
+    cmp     x1, #(2 << 2)
+    b.ne    9f
+    // Rust code uses FP/SIMD: stop trapping it before anything else.
+    mov     x1, #0x33ff
+    msr     cptr_el2, x1
+    isb
+    adrp    x1, __kernel_stack_top
+    add     x1, x1, :lo12:__kernel_stack_top
+    mov     sp, x1
+    // Zero .bss.
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    stp     xzr, xzr, [x1], #16
+    b       1b
+2:  adrp    x1, keel_vectors
+    add     x1, x1, :lo12:keel_vectors
+    msr     vbar_el2, x1
+    isb
+    // x0 holds the DTB address that QEMU passes (0x4000_0000).
+    bl      keel_boot
+9:  wfe
+    b       9b
+
+// Save the interrupted thread's registers into the frame at TPIDR_EL2.
+.macro SAVE_FRAME
+    str     x0, [sp, #-16]
+    mrs     x0, tpidr_el2
+    stp     x1, x2, [x0, #8]
+    stp     x3, x4, [x0, #24]
+    stp     x5, x6, [x0, #40]
+    stp     x7, x8, [x0, #56]
+    stp     x9, x10, [x0, #72]
+    stp     x11, x12, [x0, #88]
+    stp     x13, x14, [x0, #104]
+    stp     x15, x16, [x0, #120]
+    stp     x17, x18, [x0, #136]
+    stp     x19, x20, [x0, #152]
+    stp     x21, x22, [x0, #168]
+    stp     x23, x24, [x0, #184]
+    stp     x25, x26, [x0, #200]
+    stp     x27, x28, [x0, #216]
+    stp     x29, x30, [x0, #232]
+    ldr     x1, [sp, #-16]
+    str     x1, [x0, #0]
+    mrs     x1, sp_el0
+    mrs     x2, elr_el2
+    stp     x1, x2, [x0, #248]
+    mrs     x1, spsr_el2
+    mrs     x2, tpidr_el0
+    stp     x1, x2, [x0, #264]
+    mrs     x1, tpidrro_el0
+    mrs     x2, fpsr
+    stp     x1, x2, [x0, #280]
+    mrs     x1, fpcr
+    str     x1, [x0, #296]
+    add     x1, x0, #304
+    stp     q0, q1, [x1, #0]
+    stp     q2, q3, [x1, #32]
+    stp     q4, q5, [x1, #64]
+    stp     q6, q7, [x1, #96]
+    stp     q8, q9, [x1, #128]
+    stp     q10, q11, [x1, #160]
+    stp     q12, q13, [x1, #192]
+    stp     q14, q15, [x1, #224]
+    stp     q16, q17, [x1, #256]
+    stp     q18, q19, [x1, #288]
+    stp     q20, q21, [x1, #320]
+    stp     q22, q23, [x1, #352]
+    stp     q24, q25, [x1, #384]
+    stp     q26, q27, [x1, #416]
+    stp     q28, q29, [x1, #448]
+    stp     q30, q31, [x1, #480]
+    adrp    x1, __kernel_stack_top
+    add     x1, x1, :lo12:__kernel_stack_top
+    mov     sp, x1
+.endm
+
+.section .text.vectors, "ax"
+.balign 0x800
+.global keel_vectors
+keel_vectors:
+    // Current EL with SP0: never used.
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    // Current EL with SPx: a fault inside the kernel.
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    // Lower EL, AArch64: user threads.
+    .balign 0x80
+    b       keel_vector_lower_sync
+    .balign 0x80
+    b       keel_vector_lower_irq
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    .balign 0x80
+    b       keel_vector_lower_serror
+    // Lower EL, AArch32: not supported.
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    .balign 0x80
+    b       keel_vector_kernel_fault
+    .balign 0x80
+    b       keel_vector_kernel_fault
+
+.section .text, "ax"
+keel_vector_lower_sync:
+    SAVE_FRAME
+    mrs     x1, esr_el2
+    bl      keel_handle_lower_sync
+    b       keel_restore_frame
+
+keel_vector_lower_irq:
+    SAVE_FRAME
+    bl      keel_handle_lower_irq
+    b       keel_restore_frame
+
+keel_vector_lower_serror:
+    SAVE_FRAME
+    bl      keel_handle_lower_serror
+    b       keel_restore_frame
+
+keel_vector_kernel_fault:
+    mrs     x0, esr_el2
+    mrs     x1, elr_el2
+    mrs     x2, far_el2
+    bl      keel_handle_kernel_fault
+    b       .
+
+// x0: the frame to return to. Restores it and returns to user level.
+.global keel_restore_frame
+keel_restore_frame:
+    msr     tpidr_el2, x0
+    add     x1, x0, #304
+    ldp     q0, q1, [x1, #0]
+    ldp     q2, q3, [x1, #32]
+    ldp     q4, q5, [x1, #64]
+    ldp     q6, q7, [x1, #96]
+    ldp     q8, q9, [x1, #128]
+    ldp     q10, q11, [x1, #160]
+    ldp     q12, q13, [x1, #192]
+    ldp     q14, q15, [x1, #224]
+    ldp     q16, q17, [x1, #256]
+    ldp     q18, q19, [x1, #288]
+    ldp     q20, q21, [x1, #320]
+    ldp     q22, q23, [x1, #352]
+    ldp     q24, q25, [x1, #384]
+    ldp     q26, q27, [x1, #416]
+    ldp     q28, q29, [x1, #448]
+    ldp     q30, q31, [x1, #480]
+    ldp     x1, x2, [x0, #248]
+    msr     sp_el0, x1
+    msr     elr_el2, x2
+    ldp     x1, x2, [x0, #264]
+    msr     spsr_el2, x1
+    msr     tpidr_el0, x2
+    ldp     x1, x2, [x0, #280]
+    msr     tpidrro_el0, x1
+    msr     fpsr, x2
+    ldr     x1, [x0, #296]
+    msr     fpcr, x1
+    ldp     x1, x2, [x0, #8]
+    ldp     x3, x4, [x0, #24]
+    ldp     x5, x6, [x0, #40]
+    ldp     x7, x8, [x0, #56]
+    ldp     x9, x10, [x0, #72]
+    ldp     x11, x12, [x0, #88]
+    ldp     x13, x14, [x0, #104]
+    ldp     x15, x16, [x0, #120]
+    ldp     x17, x18, [x0, #136]
+    ldp     x19, x20, [x0, #152]
+    ldp     x21, x22, [x0, #168]
+    ldp     x23, x24, [x0, #184]
+    ldp     x25, x26, [x0, #200]
+    ldp     x27, x28, [x0, #216]
+    ldp     x29, x30, [x0, #232]
+    ldr     x0, [x0, #0]
+    eret
+"#
+);

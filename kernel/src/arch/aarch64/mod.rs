@@ -1,0 +1,356 @@
+//! The aarch64 (EL2, no VHE) layer: every system-register access, MMIO access and piece of
+//! assembly in the kernel lives here. The rest of the kernel calls the functions below.
+
+mod entry;
+pub mod gic;
+
+use core::arch::asm;
+
+/// QEMU `virt` board facts the kernel itself needs.
+pub mod board {
+    pub const UART_BASE: usize = 0x0900_0000;
+    pub const GICD_BASE: usize = 0x0800_0000;
+    pub const GICR_BASE: usize = 0x080A_0000;
+    /// Physical range the kernel keeps for itself (GIC distributor and redistributors).
+    pub const KERNEL_DEVICE_RANGES: [(usize, usize); 1] = [(0x0800_0000, 0x0100_0000)];
+    /// Device windows handed to user level as device untypeds (everything below RAM
+    /// except the GIC).
+    pub const DEVICE_WINDOWS: [(usize, usize); 2] =
+        [(0x0000_0000, 0x0800_0000), (0x0900_0000, 0x3700_0000)];
+    pub const RAM_BASE: usize = 0x4000_0000;
+    /// EL2 physical timer interrupt (PPI 10).
+    pub const TIMER_IRQ: u32 = 26;
+}
+
+macro_rules! read_sysreg {
+    ($name:literal) => {{
+        let v: u64;
+        // SAFETY: reading a system register has no memory effects.
+        unsafe { core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack)) };
+        v
+    }};
+}
+macro_rules! write_sysreg {
+    ($name:literal, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: callers only write registers that this layer owns, with valid values.
+        unsafe { core::arch::asm!(concat!("msr ", $name, ", {}"), in(reg) v, options(nostack)) };
+    }};
+}
+pub(crate) use {read_sysreg, write_sysreg};
+
+#[inline(always)]
+pub fn isb() {
+    // SAFETY: barrier only.
+    unsafe { asm!("isb", options(nostack)) };
+}
+#[inline(always)]
+pub fn dsb_sy() {
+    // SAFETY: barrier only.
+    unsafe { asm!("dsb sy", options(nostack)) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Console (PL011) and exit.
+
+pub fn putchar(c: u8) {
+    const FR_TXFF: u32 = 1 << 5;
+    let base = board::UART_BASE;
+    // SAFETY: the PL011 data and flag registers are mapped as device memory in the
+    // kernel's identity map; volatile access is the only access.
+    unsafe {
+        while core::ptr::read_volatile((base + 0x18) as *const u32) & FR_TXFF != 0 {}
+        core::ptr::write_volatile(base as *mut u32, c as u32);
+    }
+}
+
+/// Ends the QEMU run with `code` (semihosting SYS_EXIT), or powers off through PSCI.
+pub fn exit(code: u32) -> ! {
+    let block: [u64; 2] = [0x20026, code as u64];
+    // SAFETY: semihosting trap; QEMU reads the two-word block and exits.
+    unsafe {
+        asm!("hlt #0xf000", in("w0") 0x18u32, in("x1") &block as *const _ as u64, options(nostack));
+    }
+    let _ = smc([0x8400_0008, 0, 0, 0, 0, 0, 0, 0]);
+    loop {
+        // SAFETY: parks the core.
+        unsafe { asm!("wfi", options(nostack)) };
+    }
+}
+
+/// Issues an SMC with x0..x7 and returns x0..x7 (PSCI and other firmware calls).
+pub fn smc(args: [u64; 8]) -> [u64; 8] {
+    let mut r = args;
+    // SAFETY: an SMC to QEMU's built-in PSCI firmware; it only touches x0..x7.
+    unsafe {
+        asm!("smc #0",
+            inout("x0") r[0], inout("x1") r[1], inout("x2") r[2], inout("x3") r[3],
+            inout("x4") r[4], inout("x5") r[5], inout("x6") r[6], inout("x7") r[7],
+            options(nostack));
+    }
+    r
+}
+
+// ---------------------------------------------------------------------------------------
+// EL2 translation: an identity map of the first 4 GiB (device memory below RAM).
+
+#[repr(C, align(4096))]
+struct Table([u64; 512]);
+static mut EL2_L1: Table = Table([0; 512]);
+
+fn enable_el2_mmu() {
+    const BLOCK: u64 = 0b01;
+    const AF: u64 = 1 << 10;
+    const SH_INNER: u64 = 3 << 8;
+    const ATTR_NORMAL: u64 = 0 << 2;
+    const ATTR_DEVICE: u64 = 1 << 2;
+    const XN: u64 = 1 << 54;
+    // SAFETY: single core, MMU still off; nothing else references the table yet.
+    let table = unsafe { &mut *core::ptr::addr_of_mut!(EL2_L1) };
+    table.0[0] = BLOCK | AF | ATTR_DEVICE | XN;
+    for gib in 1..4u64 {
+        table.0[gib as usize] = (gib << 30) | BLOCK | AF | SH_INNER | ATTR_NORMAL;
+    }
+    // attr0 normal write-back, attr1 device-nGnRnE
+    write_sysreg!("mair_el2", 0x00ff);
+    // T0SZ=32 (4 GiB), WBWA inner/outer, inner shareable, 4 KiB granule, 40-bit PA.
+    let tcr = (1 << 31) | (1 << 23) | (2 << 16) | (3 << 12) | (1 << 10) | (1 << 8) | 32;
+    write_sysreg!("tcr_el2", tcr);
+    write_sysreg!("ttbr0_el2", core::ptr::addr_of!(EL2_L1) as u64);
+    dsb_sy();
+    // SAFETY: flush stale EL2 TLB entries before turning translation on.
+    unsafe { asm!("tlbi alle2", "dsb sy", "isb", options(nostack)) };
+    // M, C, SA, I, plus RES1 bits.
+    let sctlr: u64 = 0x30C5_0830 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12);
+    write_sysreg!("sctlr_el2", sctlr);
+    isb();
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration of the lower exception levels for native (EL0) threads.
+
+/// HCR_EL2 for native threads: stage 2 on, stage 1 off with cacheable memory (DC),
+/// every EL0 exception taken to EL2 (TGE), SMC trapped.
+const HCR_NATIVE: u64 =
+    (1 << 31) | (1 << 27) | (1 << 19) | (1 << 12) | (1 << 5) | (1 << 4) | (1 << 3) | 1;
+
+/// VTCR_EL2: 40-bit IPA starting at level 1 (two concatenated root tables), 4 KiB granule,
+/// inner-shareable write-back walks, 40-bit PA.
+const VTCR: u64 = (1 << 31) | (2 << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (1 << 6) | 24;
+
+fn init_lower_els() {
+    write_sysreg!("hcr_el2", HCR_NATIVE);
+    write_sysreg!("vtcr_el2", VTCR);
+    write_sysreg!("vttbr_el2", 0);
+    // EL0/EL1 may read the counters; no virtual offset.
+    write_sysreg!("cnthctl_el2", 0b11);
+    write_sysreg!("cntvoff_el2", 0);
+    write_sysreg!("cntkctl_el1", 0b11);
+    write_sysreg!("cpacr_el1", 3 << 20);
+    write_sysreg!("sctlr_el1", 0x30d0_0800);
+    // PMU: the cycle counter runs at every EL (under `-icount shift=0` it counts
+    // instructions) and user level may read it, for benchmarks.
+    let pmcr = read_sysreg!("pmcr_el0");
+    let counters = (pmcr >> 11) & 0x1f;
+    write_sysreg!("mdcr_el2", counters);
+    write_sysreg!("pmccfiltr_el0", 1 << 27);
+    write_sysreg!("pmcntenset_el0", 1 << 31);
+    write_sysreg!("pmcr_el0", pmcr | 1 | (1 << 2));
+    write_sysreg!("pmuserenr_el0", 0b1101);
+    isb();
+}
+
+// ---------------------------------------------------------------------------------------
+// Timer: the EL2 physical timer drives the scheduler.
+
+pub fn now() -> u64 {
+    isb();
+    read_sysreg!("cntpct_el0")
+}
+pub fn timer_freq() -> u64 {
+    read_sysreg!("cntfrq_el0")
+}
+/// Programs the one-shot timer to fire at `deadline` (counter ticks).
+pub fn set_deadline(deadline: u64) {
+    write_sysreg!("cnthp_cval_el2", deadline);
+    write_sysreg!("cnthp_ctl_el2", 1);
+    isb();
+}
+pub fn timer_ack() {
+    // Mask by moving the compare value away; the scheduler re-arms it.
+    write_sysreg!("cnthp_cval_el2", u64::MAX);
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage-2 address spaces, TLB and caches.
+
+pub fn set_vspace(root_pa: u64, vmid: u64) {
+    write_sysreg!("vttbr_el2", (vmid << 48) | root_pa);
+    isb();
+}
+
+/// Invalidates every stage-1 and stage-2 TLB entry tagged with `vmid`.
+pub fn tlb_flush_vmid(vmid: u64) {
+    let old = read_sysreg!("vttbr_el2");
+    write_sysreg!("vttbr_el2", vmid << 48);
+    isb();
+    // SAFETY: TLB maintenance only.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "isb",
+            options(nostack)
+        )
+    };
+    write_sysreg!("vttbr_el2", old);
+    isb();
+}
+
+/// Makes page-table writes visible to the table walker.
+pub fn table_write_barrier() {
+    // SAFETY: barrier only.
+    unsafe { asm!("dsb ishst", options(nostack)) };
+}
+
+#[derive(Clone, Copy)]
+pub enum CacheOp {
+    Clean,
+    Invalidate,
+    CleanInvalidate,
+    Unify,
+}
+
+/// Cache maintenance by physical (= kernel virtual) address range.
+pub fn cache_op(op: CacheOp, start: usize, end: usize) {
+    let line = 64usize;
+    let mut a = start & !(line - 1);
+    while a < end {
+        // SAFETY: maintenance by VA on memory the kernel maps; no data is changed except
+        // for Invalidate, which the caller requested for memory it owns.
+        unsafe {
+            match op {
+                CacheOp::Clean => asm!("dc cvac, {}", in(reg) a, options(nostack)),
+                CacheOp::Invalidate => asm!("dc ivac, {}", in(reg) a, options(nostack)),
+                CacheOp::CleanInvalidate => asm!("dc civac, {}", in(reg) a, options(nostack)),
+                CacheOp::Unify => asm!("dc cvau, {0}", "ic ivau, {0}", in(reg) a, options(nostack)),
+            }
+        }
+        a += line;
+    }
+    dsb_sy();
+    isb();
+}
+
+/// Whether an interrupt is pending (used at preemption points of long operations).
+pub fn irq_pending() -> bool {
+    read_sysreg!("isr_el1") & (1 << 7) != 0
+}
+
+/// Waits for an interrupt with interrupts masked (WFI wakes on a pending one anyway).
+pub fn wait_for_interrupt() {
+    // SAFETY: parks the core until an interrupt is pending.
+    unsafe { asm!("dsb sy", "wfi", options(nostack)) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry from assembly.
+
+/// Entered once from `_start`, on the kernel stack, with the MMU off.
+#[no_mangle]
+extern "C" fn keel_boot(dtb: usize) -> ! {
+    enable_el2_mmu();
+    init_lower_els();
+    gic::init();
+    gic::enable(board::TIMER_IRQ);
+    timer_ack();
+    write_sysreg!("cnthp_ctl_el2", 1);
+    let frame = crate::boot::boot(dtb);
+    // SAFETY: `frame` is the register frame of the root task's TCB, fully initialised.
+    unsafe { return_to_user(frame) }
+}
+
+unsafe extern "C" {
+    fn keel_restore_frame(frame: usize) -> !;
+}
+
+/// Restores `frame` and returns to user level.
+///
+/// # Safety
+/// `frame` must point to a complete, valid register frame inside a live TCB.
+pub unsafe fn return_to_user(frame: usize) -> ! {
+    // SAFETY: as required by the caller.
+    unsafe { keel_restore_frame(frame) }
+}
+
+#[no_mangle]
+extern "C" fn keel_handle_lower_sync(_frame: usize, esr: u64) -> usize {
+    let far = read_sysreg!("far_el2");
+    crate::kernel::handle_user_exception(esr, far)
+}
+
+#[no_mangle]
+extern "C" fn keel_handle_lower_irq() -> usize {
+    crate::kernel::handle_interrupt_entry()
+}
+
+#[no_mangle]
+extern "C" fn keel_handle_lower_serror() -> usize {
+    crate::kernel::handle_user_exception(0, 0)
+}
+
+#[no_mangle]
+extern "C" fn keel_handle_kernel_fault(esr: u64, elr: u64, far: u64) -> ! {
+    panic!("kernel fault: esr={esr:#x} elr={elr:#x} far={far:#x}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Interrupt controller and board glue used by the portable kernel.
+
+pub const TIMER_IRQ: u32 = board::TIMER_IRQ;
+
+pub fn can_idle() -> bool {
+    true
+}
+pub fn irq_ack() -> Option<u32> {
+    gic::ack()
+}
+pub fn irq_eoi(irq: u32) {
+    gic::eoi(irq)
+}
+pub fn irq_mask(irq: u32) {
+    gic::disable(irq)
+}
+pub fn irq_unmask(irq: u32) {
+    gic::enable(irq)
+}
+pub fn irq_set_trigger(irq: u32, edge: bool) {
+    gic::set_trigger(irq, edge)
+}
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
+
+/// Physical range of the loaded kernel image, including its stack and .bss.
+pub fn kernel_image_range() -> (usize, usize) {
+    // Linker-defined symbols: only their addresses are used.
+    (
+        core::ptr::addr_of!(__kernel_start) as usize,
+        core::ptr::addr_of!(__kernel_end) as usize,
+    )
+}
+
+/// End of the first memory region that the device tree describes.
+pub fn read_dtb(dtb: usize) -> Option<usize> {
+    if dtb == 0 {
+        return None;
+    }
+    // SAFETY: QEMU places a valid flattened device tree at `dtb`; the parser checks the
+    // header (magic, sizes) before it reads anything else.
+    let fdt = unsafe { fdt::Fdt::from_ptr(dtb as *const u8) }.ok()?;
+    let region = fdt.memory().regions().next()?;
+    Some(region.starting_address as usize + region.size?)
+}

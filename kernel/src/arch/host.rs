@@ -1,0 +1,59 @@
+//! Host stand-in for the architecture layer, so that the kernel's logic builds and runs
+//! in unit tests. Time advances by one tick per call to `now`.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub mod board {
+    pub const RAM_BASE: usize = 0x4000_0000;
+    pub const DEVICE_WINDOWS: [(usize, usize); 2] = [(0, 0), (0, 0)];
+}
+
+pub const TIMER_IRQ: u32 = 26;
+static CLOCK: AtomicU64 = AtomicU64::new(0);
+
+pub fn now() -> u64 {
+    CLOCK.fetch_add(1, Ordering::Relaxed)
+}
+pub fn timer_freq() -> u64 {
+    62_500_000
+}
+pub fn set_deadline(_deadline: u64) {}
+pub fn timer_ack() {}
+pub fn set_vspace(_root: u64, _vmid: u64) {}
+pub fn tlb_flush_vmid(_vmid: u64) {}
+pub fn table_write_barrier() {}
+#[derive(Clone, Copy)]
+pub enum CacheOp {
+    Clean,
+    Invalidate,
+    CleanInvalidate,
+    Unify,
+}
+pub fn cache_op(_op: CacheOp, _start: usize, _end: usize) {}
+pub fn irq_pending() -> bool {
+    false
+}
+pub fn can_idle() -> bool {
+    false
+}
+pub fn wait_for_interrupt() {}
+pub fn putchar(_c: u8) {}
+pub fn exit(code: u32) -> ! {
+    panic!("kernel exit {code}")
+}
+pub fn smc(_args: [u64; 8]) -> [u64; 8] {
+    [u64::MAX; 8]
+}
+pub fn irq_ack() -> Option<u32> {
+    None
+}
+pub fn irq_eoi(_irq: u32) {}
+pub fn irq_mask(_irq: u32) {}
+pub fn irq_unmask(_irq: u32) {}
+pub fn irq_set_trigger(_irq: u32, _edge: bool) {}
+pub fn kernel_image_range() -> (usize, usize) {
+    (0, 0)
+}
+pub fn read_dtb(_dtb: usize) -> Option<usize> {
+    None
+}

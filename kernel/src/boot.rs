@@ -1,0 +1,492 @@
+//! Boot: find the root task in the boot-module block that `keel image` appended to the
+//! kernel, build its address space, CSpace, TCB and scheduling context as seL4 does for
+//! its initial thread, describe the rest of memory as untyped capabilities in bootinfo,
+//! and return the root task's register frame.
+
+use crate::cap::{Cap, CapKind, FrameSize, Mapping, Rights};
+use crate::cspace;
+use crate::kernel::{k, tcb};
+use crate::mem::{self, obj, Pa};
+use crate::object::{tcb_slot, SchedContext, ThreadState, SPSR_USER};
+use crate::{println, sched};
+use sel4_sys::{consts, init_cap, BootInfo, SlotRegion, UntypedDesc};
+
+const ROOT_CNODE_BITS: u8 = 12;
+const ROOT_ASID: u16 = 1;
+const ROOT_PRIORITY: u8 = 255;
+/// The root task's scheduling context: round robin with a 5 ms time slice.
+const ROOT_TIMESLICE_US: u64 = 5_000;
+const PAGE: usize = 4096;
+
+/// Why the system cannot start.
+#[derive(Debug)]
+pub enum BootError {
+    NoBootModules,
+    BadModuleBlock,
+    NoRootTask,
+    BadElf(&'static str),
+    OutOfMemory,
+}
+
+struct BootAlloc {
+    next: usize,
+    end: usize,
+}
+
+impl BootAlloc {
+    fn alloc(&mut self, bits: u32) -> Result<Pa, BootError> {
+        let size = 1usize << bits;
+        let pa = (self.next + size - 1) & !(size - 1);
+        if pa + size > self.end {
+            return Err(BootError::OutOfMemory);
+        }
+        self.next = pa + size;
+        mem::zero(pa, size);
+        Ok(pa)
+    }
+}
+
+struct Segment {
+    vaddr: u64,
+    offset: usize,
+    filesz: usize,
+    memsz: u64,
+}
+
+struct Elf {
+    entry: u64,
+    segments: [Option<Segment>; 16],
+    lo: u64,
+    hi: u64,
+}
+
+fn le_u16(b: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
+}
+fn le_u32(b: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+}
+fn le_u64(b: &[u8], o: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
+}
+
+/// Reads the ELF header and PT_LOAD program headers. Hand-written (about 40 lines)
+/// rather than a dependency: it is all the kernel ever needs of ELF.
+fn parse_elf(b: &[u8]) -> Result<Elf, BootError> {
+    let bad = BootError::BadElf;
+    if b.get(0..4) != Some(b"\x7fELF".as_slice()) || b.get(4) != Some(&2) || b.get(5) != Some(&1) {
+        return Err(bad("not a little-endian ELF64 file"));
+    }
+    if le_u16(b, 18) != Some(183) {
+        return Err(bad("not an aarch64 ELF"));
+    }
+    let entry = le_u64(b, 24).ok_or(bad("truncated header"))?;
+    let phoff = le_u64(b, 32).ok_or(bad("truncated header"))? as usize;
+    let phentsize = le_u16(b, 54).ok_or(bad("truncated header"))? as usize;
+    let phnum = le_u16(b, 56).ok_or(bad("truncated header"))? as usize;
+    let mut elf = Elf {
+        entry,
+        segments: Default::default(),
+        lo: u64::MAX,
+        hi: 0,
+    };
+    let mut n = 0;
+    for i in 0..phnum {
+        let o = phoff + i * phentsize;
+        let ty = le_u32(b, o).ok_or(bad("truncated program header"))?;
+        if ty != 1 {
+            continue;
+        }
+        let offset = le_u64(b, o + 8).ok_or(bad("truncated program header"))? as usize;
+        let vaddr = le_u64(b, o + 16).ok_or(bad("truncated program header"))?;
+        let filesz = le_u64(b, o + 32).ok_or(bad("truncated program header"))? as usize;
+        let memsz = le_u64(b, o + 40).ok_or(bad("truncated program header"))?;
+        if memsz == 0 {
+            continue;
+        }
+        if filesz as u64 > memsz || offset.checked_add(filesz).is_none_or(|e| e > b.len()) {
+            return Err(bad("segment outside the file"));
+        }
+        let end = vaddr.checked_add(memsz).ok_or(bad("segment wraps"))?;
+        if vaddr < PAGE as u64 || end > consts::USER_TOP - 2 * PAGE as u64 {
+            return Err(bad("segment outside the user address range"));
+        }
+        if n == elf.segments.len() {
+            return Err(bad("too many segments"));
+        }
+        elf.segments[n] = Some(Segment {
+            vaddr,
+            offset,
+            filesz,
+            memsz,
+        });
+        n += 1;
+        elf.lo = elf.lo.min(vaddr & !(PAGE as u64 - 1));
+        elf.hi = elf.hi.max((end + PAGE as u64 - 1) & !(PAGE as u64 - 1));
+    }
+    if n == 0 {
+        return Err(bad("no loadable segments"));
+    }
+    if elf.hi - elf.lo > 64 << 20 {
+        return Err(bad("image larger than 64 MiB"));
+    }
+    Ok(elf)
+}
+
+/// Finds the root-task ELF in the boot-module block at `block`.
+fn find_root_task(block: Pa) -> Result<(Pa, usize, usize), BootError> {
+    let header = mem::bytes(block, 64);
+    if &header[0..8] != b"KEELBOOT" {
+        return Err(BootError::NoBootModules);
+    }
+    let count = le_u32(header, 12).ok_or(BootError::BadModuleBlock)? as usize;
+    let total = le_u64(header, 16).ok_or(BootError::BadModuleBlock)? as usize;
+    if total < 64 + 32 * count || total > 256 << 20 {
+        return Err(BootError::BadModuleBlock);
+    }
+    let all = mem::bytes(block, total);
+    for i in 0..count {
+        let d = 64 + 32 * i;
+        let kind = le_u32(all, d).ok_or(BootError::BadModuleBlock)?;
+        let off = le_u64(all, d + 8).ok_or(BootError::BadModuleBlock)? as usize;
+        let size = le_u64(all, d + 16).ok_or(BootError::BadModuleBlock)? as usize;
+        if off.checked_add(size).is_none_or(|e| e > total) {
+            return Err(BootError::BadModuleBlock);
+        }
+        if kind == 1 {
+            return Ok((block + off, size, block + total));
+        }
+    }
+    Err(BootError::NoRootTask)
+}
+
+fn ram_end(dtb: usize) -> usize {
+    let default = crate::arch::board::RAM_BASE + (1 << 30);
+    // SAFETY-free: the fdt crate validates the header before reading.
+    match crate::arch::read_dtb(dtb) {
+        Some(end) => end,
+        None => default,
+    }
+}
+
+/// Builds the root task and returns its TCB (whose first field is its register frame).
+pub fn boot(dtb: usize) -> Pa {
+    println!("keel: kernel at EL2, seL4 16.0.0 ABI (MCS, aarch64, hyp)");
+    match try_boot(dtb) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("keel: cannot start the root task: {:?}", e);
+            crate::arch::exit(3);
+        }
+    }
+}
+
+fn try_boot(dtb: usize) -> Result<Pa, BootError> {
+    let (kstart, kend) = crate::arch::kernel_image_range();
+    let block = (kend + PAGE - 1) & !(PAGE - 1);
+    let (elf_pa, elf_size, block_end) = find_root_task(block)?;
+    let elf = parse_elf(mem::bytes(elf_pa, elf_size))?;
+    let ram_end = ram_end(dtb);
+    let mut alloc = BootAlloc {
+        next: (block_end + PAGE - 1) & !(PAGE - 1),
+        end: ram_end,
+    };
+
+    // Root objects, largest first to waste little to alignment.
+    let cnode = alloc.alloc(ROOT_CNODE_BITS as u32 + 5)?;
+    let vspace = alloc.alloc(13)?;
+    let pool = alloc.alloc(12)?;
+    let ipc_frame = alloc.alloc(12)?;
+    let bi_frame = alloc.alloc(12)?;
+    let t = alloc.alloc(11)?;
+    let sc = alloc.alloc(8)?;
+
+    let kk = k();
+    kk.asid_table[0] = pool;
+    obj::<crate::object::AsidPool>(pool).entries[ROOT_ASID as usize] = vspace as u64;
+    for irq in [25usize, 26, 27] {
+        kk.kernel_irqs[irq] = true;
+    }
+
+    let slot = |i: u64| cnode + ((i as usize) << 5);
+    let root_cnode_cap = Cap::new(CapKind::CNode {
+        pa: cnode,
+        radix: ROOT_CNODE_BITS,
+        guard_size: 64 - ROOT_CNODE_BITS,
+        guard: 0,
+    });
+    let vspace_cap = Cap::new(CapKind::VSpace {
+        pa: vspace,
+        asid: Some(ROOT_ASID),
+    });
+    cspace::insert_root(
+        Cap::new(CapKind::Tcb { pa: t }),
+        slot(init_cap::INIT_THREAD_TCB),
+    );
+    cspace::insert_root(root_cnode_cap, slot(init_cap::INIT_THREAD_CNODE));
+    cspace::insert_root(vspace_cap, slot(init_cap::INIT_THREAD_VSPACE));
+    cspace::insert_root(Cap::new(CapKind::IrqControl), slot(init_cap::IRQ_CONTROL));
+    cspace::insert_root(Cap::new(CapKind::AsidControl), slot(init_cap::ASID_CONTROL));
+    cspace::insert_root(
+        Cap::new(CapKind::AsidPool {
+            pa: pool,
+            asid_base: 0,
+        }),
+        slot(init_cap::INIT_THREAD_ASID_POOL),
+    );
+    cspace::insert_root(Cap::new(CapKind::Domain), slot(init_cap::DOMAIN));
+    cspace::insert_root(
+        Cap::new(CapKind::SchedContext {
+            pa: sc,
+            size_bits: 8,
+        }),
+        slot(init_cap::INIT_THREAD_SC),
+    );
+    cspace::insert_root(Cap::new(CapKind::Smc { badge: 0 }), slot(init_cap::SMC));
+
+    // User image, IPC buffer and bootinfo frame.
+    let ipc_va = elf.hi;
+    let bi_va = ipc_va + PAGE as u64;
+    let top = bi_va + PAGE as u64;
+    let map = |va: u64, pa: Pa| {
+        Some(Mapping {
+            asid: ROOT_ASID,
+            vaddr: va,
+        })
+        .map(|m| {
+            Cap::new(CapKind::Frame {
+                pa,
+                size: FrameSize::Small,
+                rights: Rights(3),
+                is_device: false,
+                mapping: Some(m),
+            })
+        })
+    };
+    let mut next_slot = init_cap::NUM_INITIAL_CAPS;
+    // Paging structures first.
+    let paging_start = next_slot;
+    let mut va = elf.lo;
+    while va < top {
+        loop {
+            let pt = alloc.alloc(12)?;
+            if !crate::vspace::boot_map_table(vspace, va, pt) {
+                // Already complete down to level 3: give the page back.
+                alloc.next = pt;
+                break;
+            }
+            let covered = if next_level_is_l3(vspace, va) { 21 } else { 30 };
+            let base = va & !((1u64 << covered) - 1);
+            let cap = Cap::new(CapKind::PageTable {
+                pa: pt,
+                mapping: Some(Mapping {
+                    asid: ROOT_ASID,
+                    vaddr: base,
+                }),
+            });
+            cspace::insert_root(cap, slot(next_slot));
+            next_slot += 1;
+        }
+        va += PAGE as u64;
+    }
+    let paging_end = next_slot;
+    let frames_start = next_slot;
+    let image = mem::bytes(elf_pa, elf_size);
+    let mut va = elf.lo;
+    while va < elf.hi {
+        let frame = alloc.alloc(12)?;
+        for seg in elf.segments.iter().flatten() {
+            let seg_file_end = seg.vaddr + seg.filesz as u64;
+            let start = va.max(seg.vaddr);
+            let end = (va + PAGE as u64).min(seg_file_end);
+            if start < end {
+                let src = seg.offset + (start - seg.vaddr) as usize;
+                let len = (end - start) as usize;
+                let dst = frame + (start - va) as usize;
+                let bytes = image
+                    .get(src..src + len)
+                    .ok_or(BootError::BadElf("segment bounds"))?;
+                mem::copy(dst, bytes.as_ptr() as Pa, len);
+            }
+            let _ = seg.memsz;
+        }
+        crate::arch::cache_op(crate::arch::CacheOp::Unify, frame, frame + PAGE);
+        if !crate::vspace::boot_map_frame(vspace, va, frame) {
+            return Err(BootError::BadElf("cannot map the image"));
+        }
+        cspace::insert_root(map(va, frame).unwrap_or(Cap::NULL), slot(next_slot));
+        next_slot += 1;
+        va += PAGE as u64;
+    }
+    let frames_end = next_slot;
+    crate::vspace::boot_map_frame(vspace, ipc_va, ipc_frame);
+    crate::vspace::boot_map_frame(vspace, bi_va, bi_frame);
+    cspace::insert_root(
+        map(ipc_va, ipc_frame).unwrap_or(Cap::NULL),
+        slot(init_cap::INIT_THREAD_IPC_BUFFER),
+    );
+    cspace::insert_root(
+        map(bi_va, bi_frame).unwrap_or(Cap::NULL),
+        slot(init_cap::BOOT_INFO_FRAME),
+    );
+
+    let sched_control_start = next_slot;
+    cspace::insert_root(Cap::new(CapKind::SchedControl { core: 0 }), slot(next_slot));
+    next_slot += 1;
+
+    // Untyped memory: free RAM below the kernel and after the boot allocations, and the
+    // device windows the kernel does not keep.
+    let untyped_start = next_slot;
+    let bi = obj::<BootInfo>(bi_frame);
+    let mut n_ut = 0usize;
+    let ram_below_kernel = (crate::arch::board::RAM_BASE + (1 << 20), kstart);
+    let after_boot = ((alloc.next + PAGE - 1) & !(PAGE - 1), ram_end);
+    let regions = [
+        (ram_below_kernel, false),
+        (after_boot, false),
+        (crate::arch::board::DEVICE_WINDOWS[0], true),
+        (crate::arch::board::DEVICE_WINDOWS[1], true),
+    ];
+    let mut ram_bytes = 0usize;
+    for ((start, end), is_device) in regions {
+        let (start, end) = if is_device {
+            (start, start + end)
+        } else {
+            (start, end)
+        };
+        let mut a = start;
+        while a < end
+            && n_ut < consts::MAX_NUM_BOOTINFO_UNTYPED_CAPS
+            && next_slot < (1 << ROOT_CNODE_BITS)
+        {
+            let align_bits = if a == 0 {
+                47
+            } else {
+                a.trailing_zeros().min(47)
+            };
+            let fit_bits = 63 - ((end - a) as u64).leading_zeros();
+            let bits = align_bits.min(fit_bits);
+            if (bits as u64) < consts::MIN_UNTYPED_BITS {
+                a += 1 << bits;
+                continue;
+            }
+            let cap = Cap::new(CapKind::Untyped {
+                pa: a,
+                size_bits: bits as u8,
+                is_device,
+                free_index: 0,
+            });
+            cspace::insert_root(cap, slot(next_slot));
+            bi.untyped_list[n_ut] = UntypedDesc {
+                paddr: a as u64,
+                size_bits: bits as u8,
+                is_device: is_device as u8,
+                padding: [0; 6],
+            };
+            if !is_device {
+                ram_bytes += 1 << bits;
+            }
+            n_ut += 1;
+            next_slot += 1;
+            a += 1 << bits;
+        }
+    }
+    let untyped_end = next_slot;
+
+    bi.extra_len = 0;
+    bi.node_id = 0;
+    bi.num_nodes = 1;
+    bi.num_io_pt_levels = 0;
+    bi.ipc_buffer = ipc_va;
+    bi.empty = SlotRegion {
+        start: next_slot,
+        end: 1 << ROOT_CNODE_BITS,
+    };
+    bi.shared_frames = SlotRegion::default();
+    bi.user_image_frames = SlotRegion {
+        start: frames_start,
+        end: frames_end,
+    };
+    bi.user_image_paging = SlotRegion {
+        start: paging_start,
+        end: paging_end,
+    };
+    bi.io_space_caps = SlotRegion::default();
+    bi.extra_bi_pages = SlotRegion::default();
+    bi.init_thread_cnode_size_bits = ROOT_CNODE_BITS as u64;
+    bi.init_thread_domain = 0;
+    bi.sched_control = SlotRegion {
+        start: sched_control_start,
+        end: sched_control_start + 1,
+    };
+    bi.untyped = SlotRegion {
+        start: untyped_start,
+        end: untyped_end,
+    };
+
+    // The initial thread.
+    let th = tcb(t);
+    th.ctx.pc = elf.entry;
+    th.fault_ip = elf.entry;
+    th.ctx.spsr = SPSR_USER;
+    th.ctx.x[0] = bi_va;
+    th.priority = ROOT_PRIORITY;
+    th.mcp = ROOT_PRIORITY;
+    th.ipc_buffer = ipc_va;
+    th.ipc_buffer_pa = ipc_frame;
+    let tslot = |i: usize| &tcb(t).slots[i] as *const _ as Pa;
+    cspace::insert_derived(
+        root_cnode_cap,
+        slot(init_cap::INIT_THREAD_CNODE),
+        tslot(tcb_slot::CTABLE),
+    );
+    cspace::insert_derived(
+        vspace_cap,
+        slot(init_cap::INIT_THREAD_VSPACE),
+        tslot(tcb_slot::VTABLE),
+    );
+    let ipc_cap = cspace::slot(slot(init_cap::INIT_THREAD_IPC_BUFFER)).cap;
+    let ipc_copy = crate::invoke::derive_cap(slot(init_cap::INIT_THREAD_IPC_BUFFER), ipc_cap)
+        .unwrap_or(Cap::NULL);
+    cspace::insert_derived(
+        ipc_copy,
+        slot(init_cap::INIT_THREAD_IPC_BUFFER),
+        tslot(tcb_slot::BUFFER),
+    );
+
+    let now = crate::arch::now();
+    let s = obj::<SchedContext>(sc);
+    s.budget = sched::us_to_ticks(ROOT_TIMESLICE_US);
+    s.period = s.budget;
+    s.remaining = s.budget;
+    s.last_release = now;
+    s.tcb = t;
+    s.configured = true;
+    th.sc = sc;
+    th.state = ThreadState::Running;
+
+    println!(
+        "keel: root task {:#x}..{:#x} entry {:#x}; {} untypeds ({} KiB RAM); RAM ends at {:#x}",
+        elf.lo,
+        elf.hi,
+        elf.entry,
+        n_ut,
+        ram_bytes >> 10,
+        ram_end
+    );
+    kk.charged_until = now;
+    kk.switch_to(t);
+    Ok(k().schedule())
+}
+
+fn next_level_is_l3(root: Pa, va: u64) -> bool {
+    // After installing a table for `va`, the walk stops at level 3 only if the new table
+    // is a level-3 table, i.e. it covers 2 MiB.
+    let l1 = mem::read_word(root + 8 * (((va >> 30) & 0x3ff) as usize));
+    if l1 & 3 != 3 {
+        return false;
+    }
+    let l2_table = (l1 & 0x0000_ffff_ffff_f000) as Pa;
+    let l2 = mem::read_word(l2_table + 8 * (((va >> 21) & 0x1ff) as usize));
+    l2 & 3 == 3
+}

@@ -1,0 +1,152 @@
+//! Deleting capabilities and finalising objects whose last capability goes, and Revoke.
+//!
+//! Revoke is preemptible: it checks for pending interrupts between deletions and, when
+//! one is pending, stops with `Preempted`; the caller re-executes the system call later
+//! and Revoke continues where it stopped (what is deleted stays deleted).
+
+use crate::cap::{Cap, CapKind};
+use crate::cspace::{self, slot};
+use crate::ipc;
+use crate::kernel::{k, set_state, tcb};
+use crate::mem::{obj, Pa};
+use crate::object::{tcb_slot, Notification, SchedContext, ThreadState};
+use crate::syscall::SysError;
+
+/// Deletes the capability in `s`; finalises the object if it was the last capability.
+pub fn delete_slot(s: Pa) {
+    let cap = slot(s).cap;
+    if cap.is_null() {
+        return;
+    }
+    let last = cspace::is_final(s);
+    cspace::unlink(s);
+    finalise(cap, last);
+}
+
+/// Deletes every CDT descendant of `s`.
+pub fn revoke(s: Pa) -> Result<(), SysError> {
+    let mut n = 0u32;
+    while let Some(child) = cspace::first_child(s) {
+        delete_slot(child);
+        n += 1;
+        if n % 32 == 0 && crate::arch::irq_pending() {
+            return Err(SysError::Preempted);
+        }
+    }
+    Ok(())
+}
+
+fn finalise(cap: Cap, last: bool) {
+    match cap.kind() {
+        // Mappings belong to each capability, not to the object.
+        CapKind::Frame {
+            mapping: Some(m),
+            pa,
+            size,
+            ..
+        } => {
+            crate::vspace::unmap_frame(m, pa, size);
+        }
+        CapKind::Endpoint { pa, .. } if last => ipc::cancel_all_ipc(pa),
+        CapKind::Notification { pa, .. } if last => {
+            ipc::cancel_all_signals(pa);
+            let n = obj::<Notification>(pa);
+            if n.bound_tcb != 0 {
+                tcb(n.bound_tcb).bound_ntfn = 0;
+                n.bound_tcb = 0;
+            }
+            if n.sc != 0 {
+                obj::<SchedContext>(n.sc).ntfn = 0;
+                n.sc = 0;
+            }
+        }
+        CapKind::Reply { pa, .. } if last => ipc::reply_destroyed(pa),
+        CapKind::CNode { pa, radix, .. } if last => {
+            for i in 0..(1usize << radix) {
+                delete_slot(pa + (i << 5));
+            }
+        }
+        CapKind::Tcb { pa } if last => finalise_tcb(pa),
+        CapKind::SchedContext { pa, .. } if last => finalise_sc(pa),
+        CapKind::IrqHandler { irq } if last => crate::irq::free_irq(irq as usize),
+        CapKind::VSpace {
+            asid: Some(asid),
+            pa,
+        } if last => crate::vspace::delete_asid(asid, pa),
+        CapKind::PageTable {
+            pa,
+            mapping: Some(m),
+        } if last => crate::vspace::unmap_page_table(m, pa),
+        CapKind::AsidPool { asid_base, pa } if last => {
+            crate::vspace::delete_asid_pool(asid_base, pa)
+        }
+        _ => {}
+    }
+}
+
+pub fn suspend(t: Pa) {
+    ipc::cancel_ipc(t);
+    let th = tcb(t);
+    if th.state == ThreadState::Running {
+        // Resuming later continues from where it stopped, not from the last syscall.
+        th.fault_ip = th.ctx.pc;
+    }
+    set_state(t, ThreadState::Inactive);
+    let kk = k();
+    if kk.cur == t {
+        kk.force_switch = true;
+    }
+}
+
+fn finalise_tcb(t: Pa) {
+    suspend(t);
+    let th = tcb(t);
+    let bound = th.bound_ntfn;
+    if bound != 0 {
+        obj::<Notification>(bound).bound_tcb = 0;
+        th.bound_ntfn = 0;
+    }
+    let sc = th.sc;
+    if sc != 0 {
+        obj::<SchedContext>(sc).tcb = 0;
+        th.sc = 0;
+    }
+    let kk = k();
+    kk.sched_dequeue(t);
+    if kk.cur == t {
+        kk.cur = 0;
+    }
+    for i in 0..tcb_slot::COUNT {
+        delete_slot(&tcb(t).slots[i] as *const _ as Pa);
+    }
+    tcb(t).ipc_buffer_pa = 0;
+}
+
+fn finalise_sc(sc_pa: Pa) {
+    let sc = obj::<SchedContext>(sc_pa);
+    let t = sc.tcb;
+    if t != 0 {
+        k().sched_dequeue(t);
+        tcb(t).sc = 0;
+        sc.tcb = 0;
+    }
+    if sc.ntfn != 0 {
+        obj::<Notification>(sc.ntfn).sc = 0;
+        sc.ntfn = 0;
+    }
+    sc.configured = false;
+}
+
+/// Unbinds the scheduling context from its thread (SchedContext_Unbind and friends).
+pub fn sc_unbind_tcb(sc_pa: Pa) {
+    let sc = obj::<SchedContext>(sc_pa);
+    let t = sc.tcb;
+    if t != 0 {
+        k().sched_dequeue(t);
+        tcb(t).sc = 0;
+        sc.tcb = 0;
+        if k().cur == t {
+            k().force_switch = true;
+        }
+    }
+}

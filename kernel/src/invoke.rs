@@ -1,0 +1,1138 @@
+//! Decoding and performing object invocations (every capability type except endpoints,
+//! notifications and replies, which `syscall` handles as IPC). Checks run in seL4's
+//! order so that callers see the same error for the same mistake.
+
+use crate::cap::{Cap, CapKind, FrameSize, Rights};
+use crate::cspace::{self, slot};
+use crate::delete;
+use crate::ipc;
+use crate::kernel::{buffer_word, get_mr, k, tcb};
+use crate::mem::{obj, Pa};
+use crate::object::{sizes, tcb_slot, Notification, SchedContext, Tcb, ThreadState, SPSR_USER};
+use crate::sched;
+use crate::syscall::{lookup_cap, Reply, SysError, SysResult};
+use sel4_sys::{
+    consts, ipc_buffer, label as lb, object_type as ot, user_context as uc, MessageInfo,
+};
+
+/// The invocation being decoded: caller, message length and extra capabilities.
+pub struct Inv {
+    pub t: Pa,
+    pub label: u64,
+    pub len: usize,
+    pub extra: [(Pa, Cap); 3],
+    pub n_extra: usize,
+}
+
+impl Inv {
+    pub fn mr(&self, i: usize) -> u64 {
+        get_mr(self.t, i)
+    }
+    pub fn need(&self, len: usize, extra: usize) -> Result<(), SysError> {
+        if self.len < len || self.n_extra < extra {
+            Err(SysError::TruncatedMessage)
+        } else {
+            Ok(())
+        }
+    }
+    pub fn cap(&self, i: usize) -> Cap {
+        self.extra[i].1
+    }
+}
+
+pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult {
+    let len = (info.length() as usize).min(crate::kernel::msg_capacity(t));
+    let mut inv = Inv {
+        t,
+        label: info.label(),
+        len,
+        extra: [(0, Cap::NULL); 3],
+        n_extra: 0,
+    };
+    let n_extra = info.extra_caps() as usize;
+    for i in 0..n_extra {
+        let cptr = buffer_word(t, ipc_buffer::CAPS_OR_BADGES + i);
+        match lookup_cap(t, cptr) {
+            Ok(v) => inv.extra[i] = v,
+            Err(lookup) => {
+                return Err(SysError::FailedLookup {
+                    source: false,
+                    lookup,
+                })
+            }
+        }
+    }
+    inv.n_extra = n_extra;
+    match cap.kind() {
+        CapKind::Null => Err(SysError::InvalidCapability(0)),
+        CapKind::Untyped { .. } => untyped_retype(&inv, s, cap),
+        CapKind::CNode { .. } => cnode_invocation(&inv, cap),
+        CapKind::Tcb { pa } => tcb_invocation(&inv, pa),
+        CapKind::SchedControl { .. } => sched_control_invocation(&inv),
+        CapKind::SchedContext { pa, .. } => sched_context_invocation(&inv, pa),
+        CapKind::IrqControl => crate::irq::irq_control_invocation(&inv, s),
+        CapKind::IrqHandler { irq } => crate::irq::irq_handler_invocation(&inv, irq as usize),
+        CapKind::AsidControl => crate::vspace::asid_control_invocation(&inv),
+        CapKind::AsidPool { pa, asid_base } => {
+            crate::vspace::asid_pool_invocation(&inv, pa, asid_base)
+        }
+        CapKind::VSpace { .. } => crate::vspace::vspace_invocation(&inv, cap),
+        CapKind::PageTable { .. } => crate::vspace::page_table_invocation(&inv, s, cap),
+        CapKind::Frame { .. } => crate::vspace::frame_invocation(&inv, s, cap),
+        CapKind::Smc { .. } => smc_invocation(&inv),
+        CapKind::Domain => domain_invocation(&inv),
+        _ => Err(SysError::IllegalOperation),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Capability derivation helpers.
+
+/// seL4's `deriveCap`: the capability that a copy of `cap` (in slot `s`) may hold.
+pub fn derive_cap(s: Pa, cap: Cap) -> Result<Cap, SysError> {
+    Ok(match cap.kind() {
+        CapKind::IrqControl => Cap::NULL,
+        CapKind::Untyped { .. } => {
+            if cspace::has_children(s) {
+                return Err(SysError::RevokeFirst);
+            }
+            cap
+        }
+        CapKind::Frame {
+            pa,
+            size,
+            rights,
+            is_device,
+            ..
+        } => Cap::new(CapKind::Frame {
+            pa,
+            size,
+            rights,
+            is_device,
+            mapping: None,
+        }),
+        CapKind::PageTable { mapping, .. } => {
+            if mapping.is_none() {
+                return Err(SysError::IllegalOperation);
+            }
+            cap
+        }
+        CapKind::VSpace { asid, .. } => {
+            if asid.is_none() {
+                return Err(SysError::IllegalOperation);
+            }
+            cap
+        }
+        _ => cap,
+    })
+}
+
+/// seL4's `maskCapRights`.
+pub fn mask_rights(rights: Rights, cap: Cap) -> Cap {
+    match cap.kind() {
+        CapKind::Endpoint {
+            pa,
+            badge,
+            rights: r,
+        } => Cap::new(CapKind::Endpoint {
+            pa,
+            badge,
+            rights: r.mask(rights),
+        }),
+        CapKind::Notification {
+            pa,
+            badge,
+            rights: r,
+        } => Cap::new(CapKind::Notification {
+            pa,
+            badge,
+            rights: Rights(r.mask(rights).0 & 3),
+        }),
+        CapKind::Reply { pa, can_grant } => Cap::new(CapKind::Reply {
+            pa,
+            can_grant: can_grant && rights.grant(),
+        }),
+        CapKind::Frame {
+            pa,
+            size,
+            rights: r,
+            is_device,
+            mapping,
+        } => Cap::new(CapKind::Frame {
+            pa,
+            size,
+            rights: mask_vm_rights(r, rights),
+            is_device,
+            mapping,
+        }),
+        _ => cap,
+    }
+}
+
+/// seL4's `maskVMRights`: read-write, read-only, or no user access.
+pub fn mask_vm_rights(r: Rights, mask: Rights) -> Rights {
+    if !mask.read() || !r.read() {
+        Rights(0)
+    } else if r.write() && mask.write() {
+        Rights(Rights::READ | Rights::WRITE)
+    } else {
+        Rights(Rights::READ)
+    }
+}
+
+/// seL4's `updateCapData`: badges endpoints and notifications, sets CNode guards.
+pub fn update_cap_data(preserve: bool, data: u64, cap: Cap) -> Cap {
+    match cap.kind() {
+        CapKind::Endpoint { pa, badge, rights } => {
+            if !preserve && badge == 0 {
+                Cap::new(CapKind::Endpoint {
+                    pa,
+                    badge: data,
+                    rights,
+                })
+            } else {
+                Cap::NULL
+            }
+        }
+        CapKind::Notification { pa, badge, rights } => {
+            if !preserve && badge == 0 {
+                Cap::new(CapKind::Notification {
+                    pa,
+                    badge: data,
+                    rights,
+                })
+            } else {
+                Cap::NULL
+            }
+        }
+        CapKind::Smc { badge } => {
+            if !preserve && badge == 0 {
+                Cap::new(CapKind::Smc { badge: data })
+            } else {
+                Cap::NULL
+            }
+        }
+        CapKind::CNode { pa, radix, .. } => {
+            let guard_size = data & 0x3f;
+            let guard = (data >> 6) & ((1u64 << 58) - 1);
+            if guard_size + radix as u64 > 64 {
+                return Cap::NULL;
+            }
+            let guard = if guard_size >= 58 {
+                guard
+            } else {
+                guard & ((1u64 << guard_size) - 1)
+            };
+            Cap::new(CapKind::CNode {
+                pa,
+                radix,
+                guard_size: guard_size as u8,
+                guard,
+            })
+        }
+        _ => cap,
+    }
+}
+
+fn target_slot(root: Cap, index: u64, depth: u64) -> Result<Pa, SysError> {
+    cspace::lookup_slot_exact(root, index, depth).map_err(|lookup| SysError::FailedLookup {
+        source: false,
+        lookup,
+    })
+}
+
+fn source_slot(root: Cap, index: u64, depth: u64) -> Result<Pa, SysError> {
+    cspace::lookup_slot_exact(root, index, depth).map_err(|lookup| SysError::FailedLookup {
+        source: true,
+        lookup,
+    })
+}
+
+fn ensure_empty(s: Pa) -> Result<(), SysError> {
+    if slot(s).cap.is_null() {
+        Ok(())
+    } else {
+        Err(SysError::DeleteFirst)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Untyped.
+
+fn object_size_bits(ty: u64, user_bits: u64) -> u64 {
+    match ty {
+        ot::UNTYPED => user_bits,
+        ot::TCB => sizes::TCB as u64,
+        ot::ENDPOINT => sizes::ENDPOINT as u64,
+        ot::NOTIFICATION => sizes::NOTIFICATION as u64,
+        ot::CAP_TABLE => user_bits + sizes::SLOT as u64,
+        ot::SCHED_CONTEXT => user_bits,
+        ot::REPLY => sizes::REPLY as u64,
+        ot::ARM_HUGE_PAGE => 30,
+        ot::ARM_VSPACE => sizes::VSPACE as u64,
+        ot::ARM_SMALL_PAGE => 12,
+        ot::ARM_LARGE_PAGE => 21,
+        ot::ARM_PAGE_TABLE => sizes::PAGE_TABLE as u64,
+        ot::ARM_VCPU => sizes::VCPU as u64,
+        _ => 0,
+    }
+}
+
+fn is_frame_type(ty: u64) -> bool {
+    matches!(
+        ty,
+        ot::ARM_SMALL_PAGE | ot::ARM_LARGE_PAGE | ot::ARM_HUGE_PAGE
+    )
+}
+
+fn untyped_retype(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
+    if inv.label != lb::UNTYPED_RETYPE {
+        return Err(SysError::IllegalOperation);
+    }
+    inv.need(6, 1)?;
+    let ty = inv.mr(0);
+    let user_bits = inv.mr(1);
+    let node_index = inv.mr(2);
+    let node_depth = inv.mr(3);
+    let node_offset = inv.mr(4);
+    let num = inv.mr(5);
+    let root = inv.cap(0);
+    if ty >= ot::COUNT {
+        return Err(SysError::InvalidArgument(0));
+    }
+    let obj_bits = object_size_bits(ty, user_bits);
+    if user_bits >= 64 || obj_bits > consts::MAX_UNTYPED_BITS {
+        return Err(SysError::RangeError(0, consts::MAX_UNTYPED_BITS));
+    }
+    if ty == ot::CAP_TABLE && user_bits == 0 {
+        return Err(SysError::InvalidArgument(1));
+    }
+    if ty == ot::UNTYPED && user_bits < consts::MIN_UNTYPED_BITS {
+        return Err(SysError::InvalidArgument(1));
+    }
+    if ty == ot::SCHED_CONTEXT && user_bits < consts::MIN_SCHED_CONTEXT_BITS {
+        return Err(SysError::InvalidArgument(1));
+    }
+    let node = if node_depth == 0 {
+        root
+    } else {
+        let ns = target_slot(root, node_index, node_depth)?;
+        slot(ns).cap
+    };
+    let CapKind::CNode {
+        pa: cnode_pa,
+        radix,
+        ..
+    } = node.kind()
+    else {
+        return Err(SysError::FailedLookup {
+            source: false,
+            lookup: crate::object::LookupFault::MissingCapability {
+                bits_left: node_depth,
+            },
+        });
+    };
+    let node_size = 1u64 << radix;
+    if node_offset > node_size - 1 {
+        return Err(SysError::RangeError(0, node_size - 1));
+    }
+    if num < 1 || num > node_size - node_offset || num > consts::RETYPE_FAN_OUT_LIMIT {
+        return Err(SysError::RangeError(
+            1,
+            (node_size - node_offset).min(consts::RETYPE_FAN_OUT_LIMIT),
+        ));
+    }
+    for i in 0..num {
+        ensure_empty(cnode_pa + (((node_offset + i) as usize) << 5))?;
+    }
+    let CapKind::Untyped {
+        pa: ut_pa,
+        size_bits,
+        is_device,
+        free_index,
+    } = cap.kind()
+    else {
+        return Err(SysError::IllegalOperation);
+    };
+    let reset = !cspace::has_children(s);
+    let free_index = if reset { 0 } else { free_index };
+    let free_bytes = (1u64 << size_bits) - free_index;
+    if obj_bits >= 64 || (num << obj_bits) > free_bytes || (num << obj_bits) >> obj_bits != num {
+        return Err(SysError::NotEnoughMemory(free_bytes));
+    }
+    if is_device && !is_frame_type(ty) && ty != ot::UNTYPED {
+        return Err(SysError::InvalidArgument(0));
+    }
+    // Perform.
+    let free_ref = ut_pa as u64 + free_index;
+    let obj_size = 1u64 << obj_bits;
+    let aligned = (free_ref + obj_size - 1) & !(obj_size - 1);
+    for i in 0..num {
+        let opa = (aligned + i * obj_size) as Pa;
+        let new_cap = create_object(ty, opa, user_bits, is_device);
+        cspace::insert_new(new_cap, s, cnode_pa + (((node_offset + i) as usize) << 5));
+    }
+    let new_free = aligned + num * obj_size - ut_pa as u64;
+    cspace::update_cap(s, cap.with_free_index(new_free));
+    Ok(Reply::EMPTY)
+}
+
+fn create_object(ty: u64, pa: Pa, user_bits: u64, is_device: bool) -> Cap {
+    let bytes = 1usize << object_size_bits(ty, user_bits);
+    if !is_device {
+        crate::mem::zero(pa, bytes);
+    }
+    match ty {
+        ot::UNTYPED => Cap::new(CapKind::Untyped {
+            pa,
+            size_bits: user_bits as u8,
+            is_device,
+            free_index: 0,
+        }),
+        ot::TCB => {
+            let t = obj::<Tcb>(pa);
+            t.ctx.spsr = SPSR_USER;
+            t.state = ThreadState::Inactive;
+            Cap::new(CapKind::Tcb { pa })
+        }
+        ot::ENDPOINT => Cap::new(CapKind::Endpoint {
+            pa,
+            badge: 0,
+            rights: Rights::ALL,
+        }),
+        ot::NOTIFICATION => Cap::new(CapKind::Notification {
+            pa,
+            badge: 0,
+            rights: Rights(3),
+        }),
+        ot::CAP_TABLE => Cap::new(CapKind::CNode {
+            pa,
+            radix: user_bits as u8,
+            guard_size: 0,
+            guard: 0,
+        }),
+        ot::SCHED_CONTEXT => Cap::new(CapKind::SchedContext {
+            pa,
+            size_bits: user_bits as u8,
+        }),
+        ot::REPLY => Cap::new(CapKind::Reply {
+            pa,
+            can_grant: true,
+        }),
+        ot::ARM_VSPACE => {
+            crate::arch::cache_op(crate::arch::CacheOp::Clean, pa, pa + bytes);
+            Cap::new(CapKind::VSpace { pa, asid: None })
+        }
+        ot::ARM_PAGE_TABLE => {
+            crate::arch::cache_op(crate::arch::CacheOp::Clean, pa, pa + bytes);
+            Cap::new(CapKind::PageTable { pa, mapping: None })
+        }
+        ot::ARM_SMALL_PAGE | ot::ARM_LARGE_PAGE | ot::ARM_HUGE_PAGE => {
+            let size = match ty {
+                ot::ARM_SMALL_PAGE => FrameSize::Small,
+                ot::ARM_LARGE_PAGE => FrameSize::Large,
+                _ => FrameSize::Huge,
+            };
+            if !is_device {
+                crate::arch::cache_op(crate::arch::CacheOp::CleanInvalidate, pa, pa + bytes);
+            }
+            Cap::new(CapKind::Frame {
+                pa,
+                size,
+                rights: Rights(3),
+                is_device,
+                mapping: None,
+            })
+        }
+        _ => Cap::new(CapKind::Vcpu { pa }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// CNode.
+
+fn cnode_invocation(inv: &Inv, cnode: Cap) -> SysResult {
+    if inv.label < lb::CNODE_REVOKE || inv.label > lb::CNODE_ROTATE {
+        return Err(SysError::IllegalOperation);
+    }
+    inv.need(2, 0)?;
+    let dest = target_slot(cnode, inv.mr(0), inv.mr(1))?;
+    match inv.label {
+        lb::CNODE_COPY | lb::CNODE_MINT | lb::CNODE_MOVE | lb::CNODE_MUTATE => {
+            inv.need(4, 1)?;
+            ensure_empty(dest)?;
+            let src_depth = inv.mr(3);
+            let src = source_slot(inv.cap(0), inv.mr(2), src_depth)?;
+            let src_cap = slot(src).cap;
+            if src_cap.is_null() {
+                return Err(SysError::FailedLookup {
+                    source: true,
+                    lookup: crate::object::LookupFault::MissingCapability {
+                        bits_left: src_depth,
+                    },
+                });
+            }
+            match inv.label {
+                lb::CNODE_COPY => {
+                    inv.need(5, 1)?;
+                    let c = mask_rights(Rights::from_word(inv.mr(4)), src_cap);
+                    let d = derive_cap(src, c)?;
+                    if d.is_null() {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    cspace::insert_derived(d, src, dest);
+                }
+                lb::CNODE_MINT => {
+                    inv.need(6, 1)?;
+                    let c = update_cap_data(
+                        false,
+                        inv.mr(5),
+                        mask_rights(Rights::from_word(inv.mr(4)), src_cap),
+                    );
+                    if c.is_null() {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    let d = derive_cap(src, c)?;
+                    if d.is_null() {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    cspace::insert_derived(d, src, dest);
+                }
+                lb::CNODE_MOVE => cspace::move_cap(src_cap, src, dest),
+                _ => {
+                    inv.need(5, 1)?;
+                    let c = update_cap_data(true, inv.mr(4), src_cap);
+                    if c.is_null() {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    cspace::move_cap(c, src, dest);
+                }
+            }
+            Ok(Reply::EMPTY)
+        }
+        lb::CNODE_REVOKE => delete::revoke(dest).map(|_| Reply::EMPTY),
+        lb::CNODE_DELETE => {
+            delete::delete_slot(dest);
+            Ok(Reply::EMPTY)
+        }
+        lb::CNODE_CANCEL_BADGED_SENDS => {
+            let c = slot(dest).cap;
+            match c.kind() {
+                CapKind::Endpoint { pa, badge, rights } if rights == Rights::ALL => {
+                    if badge != 0 {
+                        ipc::cancel_badged_sends(pa, badge);
+                    }
+                    Ok(Reply::EMPTY)
+                }
+                _ => Err(SysError::IllegalOperation),
+            }
+        }
+        lb::CNODE_ROTATE => {
+            inv.need(8, 2)?;
+            let pivot_depth = inv.mr(3);
+            let src_depth = inv.mr(6);
+            let pivot = source_slot(inv.cap(0), inv.mr(2), pivot_depth)?;
+            let src = source_slot(inv.cap(1), inv.mr(5), src_depth)?;
+            if pivot == src || pivot == dest {
+                return Err(SysError::IllegalOperation);
+            }
+            if src != dest {
+                ensure_empty(dest)?;
+            }
+            let src_cap = slot(src).cap;
+            if src_cap.is_null() {
+                return Err(SysError::FailedLookup {
+                    source: true,
+                    lookup: crate::object::LookupFault::MissingCapability {
+                        bits_left: src_depth,
+                    },
+                });
+            }
+            let pivot_cap = slot(pivot).cap;
+            if pivot_cap.is_null() {
+                return Err(SysError::FailedLookup {
+                    source: false,
+                    lookup: crate::object::LookupFault::MissingCapability {
+                        bits_left: pivot_depth,
+                    },
+                });
+            }
+            let new_src = update_cap_data(true, inv.mr(7), src_cap);
+            let new_pivot = update_cap_data(true, inv.mr(4), pivot_cap);
+            if new_src.is_null() || new_pivot.is_null() {
+                return Err(SysError::IllegalOperation);
+            }
+            if src == dest {
+                cspace::swap(src, pivot);
+                cspace::update_cap(src, new_pivot);
+                cspace::update_cap(pivot, new_src);
+            } else {
+                cspace::move_cap(new_pivot, pivot, dest);
+                cspace::move_cap(new_src, src, pivot);
+            }
+            Ok(Reply::EMPTY)
+        }
+        _ => Err(SysError::IllegalOperation),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// TCB.
+
+fn tcb_slot_pa(t: Pa, i: usize) -> Pa {
+    &tcb(t).slots[i] as *const _ as Pa
+}
+
+/// Replaces a TCB's slot with a derived copy of the capability in `src`.
+fn install(t: Pa, i: usize, cap: Cap, src: Pa) -> Result<(), SysError> {
+    let dst = tcb_slot_pa(t, i);
+    delete::delete_slot(dst);
+    if cap.is_null() {
+        return Ok(());
+    }
+    let d = derive_cap(src, cap)?;
+    if !d.is_null() {
+        cspace::insert_derived(d, src, dst);
+    }
+    Ok(())
+}
+
+fn valid_cspace_root(cap: Cap, data: u64) -> Result<Cap, SysError> {
+    let c = if data != 0 {
+        update_cap_data(false, data, cap)
+    } else {
+        cap
+    };
+    match c.kind() {
+        CapKind::CNode { .. } => Ok(c),
+        _ => Err(SysError::IllegalOperation),
+    }
+}
+
+fn valid_vspace_root(cap: Cap) -> Result<Cap, SysError> {
+    match cap.kind() {
+        CapKind::VSpace { asid: Some(_), .. } => Ok(cap),
+        _ => Err(SysError::IllegalOperation),
+    }
+}
+
+fn valid_fault_ep(cap: Cap) -> Result<Cap, SysError> {
+    match cap.kind() {
+        CapKind::Null => Ok(cap),
+        CapKind::Endpoint { rights, .. }
+            if rights.write() && (rights.grant() || rights.grant_reply()) =>
+        {
+            Ok(cap)
+        }
+        _ => Err(SysError::InvalidCapability(1)),
+    }
+}
+
+fn set_ipc_buffer(t: Pa, vaddr: u64, frame: (Pa, Cap)) -> Result<(), SysError> {
+    let (src, cap) = frame;
+    if cap.is_null() {
+        install(t, tcb_slot::BUFFER, Cap::NULL, 0)?;
+        tcb(t).ipc_buffer = vaddr;
+        tcb(t).ipc_buffer_pa = 0;
+        return Ok(());
+    }
+    let CapKind::Frame { pa, size, .. } = cap.kind() else {
+        return Err(SysError::IllegalOperation);
+    };
+    if vaddr & ((1 << consts::IPC_BUFFER_SIZE_BITS) - 1) != 0 {
+        return Err(SysError::AlignmentError);
+    }
+    install(t, tcb_slot::BUFFER, cap, src)?;
+    tcb(t).ipc_buffer = vaddr;
+    tcb(t).ipc_buffer_pa = pa + (vaddr as usize & (size.bytes() - 1));
+    Ok(())
+}
+
+fn check_prio(prio: u64, authority: Cap) -> Result<(), SysError> {
+    let CapKind::Tcb { pa } = authority.kind() else {
+        return Err(SysError::InvalidCapability(1));
+    };
+    let mcp = tcb(pa).mcp as u64;
+    if prio > mcp {
+        return Err(SysError::RangeError(0, mcp));
+    }
+    Ok(())
+}
+
+fn set_priority(t: Pa, prio: u8) {
+    let kk = k();
+    let th = tcb(t);
+    if th.priority == prio {
+        return;
+    }
+    let was_ready = th.in_ready_queue;
+    kk.ready_dequeue(t);
+    th.priority = prio;
+    // Re-sort in any IPC wait queue by removing and re-blocking isn't needed for
+    // correctness of delivery; queues stay valid lists.
+    if was_ready {
+        kk.ready_enqueue(t);
+    }
+    if kk.cur == t {
+        kk.force_switch = false;
+        // A lowered current thread may now be preempted; schedule() compares priorities.
+    }
+}
+
+fn read_reg(th: &Tcb, i: usize) -> u64 {
+    let c = &th.ctx;
+    match i {
+        uc::PC => {
+            if th.state == ThreadState::Running {
+                c.pc
+            } else {
+                th.fault_ip
+            }
+        }
+        uc::SP => c.sp,
+        uc::SPSR => c.spsr,
+        3..=11 => c.x[i - 3],
+        12 => c.x[16],
+        13 => c.x[17],
+        14 => c.x[18],
+        15 => c.x[29],
+        16 => c.x[30],
+        17..=23 => c.x[9 + (i - 17)],
+        24..=33 => c.x[19 + (i - 24)],
+        uc::TPIDR_EL0 => c.tpidr,
+        _ => c.tpidrro,
+    }
+}
+
+fn write_reg(th: &mut Tcb, i: usize, v: u64) {
+    let c = &mut th.ctx;
+    match i {
+        uc::PC => {
+            c.pc = v;
+            th.fault_ip = v;
+        }
+        uc::SP => c.sp = v,
+        uc::SPSR => c.spsr = ipc::sanitise_spsr(v),
+        3..=11 => c.x[i - 3] = v,
+        12 => c.x[16] = v,
+        13 => c.x[17] = v,
+        14 => c.x[18] = v,
+        15 => c.x[29] = v,
+        16 => c.x[30] = v,
+        17..=23 => c.x[9 + (i - 17)] = v,
+        24..=33 => c.x[19 + (i - 24)] = v,
+        uc::TPIDR_EL0 => c.tpidr = v,
+        _ => c.tpidrro = v,
+    }
+}
+
+fn tcb_invocation(inv: &Inv, t: Pa) -> SysResult {
+    let me = inv.t;
+    match inv.label {
+        lb::TCB_READ_REGISTERS => {
+            inv.need(2, 0)?;
+            let flags = inv.mr(0);
+            let count = inv.mr(1) as usize;
+            if t == me {
+                return Err(SysError::IllegalOperation);
+            }
+            if count > consts::USER_CONTEXT_WORDS {
+                return Err(SysError::RangeError(1, consts::USER_CONTEXT_WORDS as u64));
+            }
+            if flags & 1 != 0 {
+                delete::suspend(t);
+            }
+            let mut r = Reply::EMPTY;
+            for i in 0..count {
+                r.words[i] = read_reg(tcb(t), i);
+            }
+            r.len = count;
+            Ok(r)
+        }
+        lb::TCB_WRITE_REGISTERS => {
+            inv.need(2, 0)?;
+            let flags = inv.mr(0);
+            let count = inv.mr(1) as usize;
+            if t == me {
+                return Err(SysError::IllegalOperation);
+            }
+            if inv.len - 2 < count.min(consts::USER_CONTEXT_WORDS) {
+                return Err(SysError::TruncatedMessage);
+            }
+            for i in 0..count.min(consts::USER_CONTEXT_WORDS) {
+                let v = inv.mr(2 + i);
+                write_reg(tcb(t), i, v);
+            }
+            if flags & 1 != 0 {
+                crate::syscall::restart(t);
+            }
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_COPY_REGISTERS => {
+            inv.need(1, 1)?;
+            let flags = inv.mr(0);
+            let CapKind::Tcb { pa: src } = inv.cap(0).kind() else {
+                return Err(SysError::InvalidCapability(1));
+            };
+            let suspend_source = flags & 0xff != 0;
+            let resume_target = (flags >> 8) & 0xff != 0;
+            let transfer_frame = (flags >> 16) & 0xff != 0;
+            let transfer_integer = (flags >> 24) & 0xff != 0;
+            if suspend_source {
+                delete::suspend(src);
+            }
+            if transfer_frame {
+                for i in 0..uc::FRAME_WORDS {
+                    let v = read_reg(tcb(src), i);
+                    write_reg(tcb(t), i, v);
+                }
+            }
+            if transfer_integer {
+                for i in uc::FRAME_WORDS..consts::USER_CONTEXT_WORDS {
+                    let v = read_reg(tcb(src), i);
+                    write_reg(tcb(t), i, v);
+                }
+            }
+            if resume_target {
+                crate::syscall::restart(t);
+            }
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_CONFIGURE => {
+            inv.need(3, 3)?;
+            let cspace = valid_cspace_root(inv.cap(0), inv.mr(0))?;
+            let vspace = if inv.cap(1).is_null() {
+                Cap::NULL
+            } else {
+                valid_vspace_root(inv.cap(1))?
+            };
+            install(t, tcb_slot::CTABLE, cspace, inv.extra[0].0)?;
+            install(t, tcb_slot::VTABLE, vspace, inv.extra[1].0)?;
+            set_ipc_buffer(t, inv.mr(2), inv.extra[2])?;
+            if k().cur == t {
+                k().switch_to(t);
+            }
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_SET_PRIORITY => {
+            inv.need(1, 1)?;
+            let prio = inv.mr(0);
+            check_prio(prio, inv.cap(0))?;
+            set_priority(t, prio as u8);
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_SET_MC_PRIORITY => {
+            inv.need(1, 1)?;
+            let mcp = inv.mr(0);
+            check_prio(mcp, inv.cap(0))?;
+            tcb(t).mcp = mcp as u8;
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_SET_SCHED_PARAMS => {
+            inv.need(2, 3)?;
+            let mcp = inv.mr(0);
+            let prio = inv.mr(1);
+            check_prio(mcp, inv.cap(0))?;
+            check_prio(prio, inv.cap(0))?;
+            let sc_cap = inv.cap(1);
+            let fault_ep =
+                valid_fault_ep(inv.cap(2)).map_err(|_| SysError::InvalidCapability(3))?;
+            match sc_cap.kind() {
+                CapKind::SchedContext { pa, .. } => {
+                    let sc = obj::<SchedContext>(pa);
+                    if tcb(t).sc != pa && (sc.tcb != 0 || tcb(t).sc != 0) {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    tcb(t).mcp = mcp as u8;
+                    set_priority(t, prio as u8);
+                    install(t, tcb_slot::FAULT_HANDLER, fault_ep, inv.extra[2].0)?;
+                    bind_sc(t, pa);
+                }
+                CapKind::Null => {
+                    tcb(t).mcp = mcp as u8;
+                    set_priority(t, prio as u8);
+                    install(t, tcb_slot::FAULT_HANDLER, fault_ep, inv.extra[2].0)?;
+                    let old = tcb(t).sc;
+                    if old != 0 {
+                        delete::sc_unbind_tcb(old);
+                    }
+                }
+                _ => return Err(SysError::InvalidCapability(2)),
+            }
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_SET_TIMEOUT_ENDPOINT => {
+            inv.need(0, 1)?;
+            let ep = valid_fault_ep(inv.cap(0))?;
+            install(t, tcb_slot::TIMEOUT_HANDLER, ep, inv.extra[0].0)?;
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_SET_IPC_BUFFER => {
+            inv.need(1, 1)?;
+            set_ipc_buffer(t, inv.mr(0), inv.extra[0])?;
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_SET_SPACE => {
+            inv.need(2, 3)?;
+            let fault_ep = valid_fault_ep(inv.cap(0))?;
+            let cspace = valid_cspace_root(inv.cap(1), inv.mr(0))?;
+            let vspace = if inv.cap(2).is_null() {
+                Cap::NULL
+            } else {
+                valid_vspace_root(inv.cap(2))?
+            };
+            install(t, tcb_slot::FAULT_HANDLER, fault_ep, inv.extra[0].0)?;
+            install(t, tcb_slot::CTABLE, cspace, inv.extra[1].0)?;
+            install(t, tcb_slot::VTABLE, vspace, inv.extra[2].0)?;
+            if k().cur == t {
+                k().switch_to(t);
+            }
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_SUSPEND => {
+            delete::suspend(t);
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_RESUME => {
+            crate::syscall::restart(t);
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_BIND_NOTIFICATION => {
+            inv.need(0, 1)?;
+            if tcb(t).bound_ntfn != 0 {
+                return Err(SysError::IllegalOperation);
+            }
+            let CapKind::Notification { pa, rights, .. } = inv.cap(0).kind() else {
+                return Err(SysError::IllegalOperation);
+            };
+            if !rights.read() {
+                return Err(SysError::IllegalOperation);
+            }
+            let n = obj::<Notification>(pa);
+            if n.head != 0 || n.bound_tcb != 0 {
+                return Err(SysError::IllegalOperation);
+            }
+            n.bound_tcb = t;
+            tcb(t).bound_ntfn = pa;
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_UNBIND_NOTIFICATION => {
+            let n = tcb(t).bound_ntfn;
+            if n == 0 {
+                return Err(SysError::IllegalOperation);
+            }
+            obj::<Notification>(n).bound_tcb = 0;
+            tcb(t).bound_ntfn = 0;
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_SET_TLS_BASE => {
+            inv.need(1, 0)?;
+            tcb(t).ctx.tpidr = inv.mr(0);
+            Ok(Reply::EMPTY)
+        }
+        lb::TCB_SET_FLAGS => {
+            inv.need(2, 0)?;
+            let clear = inv.mr(0);
+            let set = inv.mr(1);
+            let mut flags = tcb(t).fpu_disabled as u64;
+            flags = (flags & !clear) | set;
+            flags &= 1;
+            tcb(t).fpu_disabled = flags & 1 != 0;
+            Ok(Reply::one(flags))
+        }
+        _ => Err(SysError::IllegalOperation),
+    }
+}
+
+fn bind_sc(t: Pa, sc_pa: Pa) {
+    let sc = obj::<SchedContext>(sc_pa);
+    sc.tcb = t;
+    tcb(t).sc = sc_pa;
+    if sched::is_runnable(tcb(t).state) {
+        k().make_schedulable(t);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scheduling contexts.
+
+fn sched_control_invocation(inv: &Inv) -> SysResult {
+    if inv.label != lb::SCHED_CONTROL_CONFIGURE_FLAGS {
+        return Err(SysError::IllegalOperation);
+    }
+    inv.need(5, 1)?;
+    let CapKind::SchedContext { pa, size_bits } = inv.cap(0).kind() else {
+        return Err(SysError::InvalidCapability(1));
+    };
+    let budget_us = inv.mr(0);
+    let period_us = inv.mr(1);
+    let extra_refills = inv.mr(2);
+    let badge = inv.mr(3);
+    if budget_us > consts::MAX_PERIOD_US || budget_us < consts::MIN_BUDGET_US {
+        return Err(SysError::RangeError(
+            consts::MIN_BUDGET_US,
+            consts::MAX_PERIOD_US,
+        ));
+    }
+    if period_us > consts::MAX_PERIOD_US || period_us < consts::MIN_BUDGET_US {
+        return Err(SysError::RangeError(
+            consts::MIN_BUDGET_US,
+            consts::MAX_PERIOD_US,
+        ));
+    }
+    if period_us < budget_us {
+        return Err(SysError::RangeError(consts::MIN_BUDGET_US, period_us));
+    }
+    let max_refills = refill_capacity(size_bits as u64);
+    if extra_refills + consts::MIN_SCHED_CONTEXT_REFILLS > max_refills {
+        return Err(SysError::RangeError(
+            0,
+            max_refills - consts::MIN_SCHED_CONTEXT_REFILLS,
+        ));
+    }
+    let now = crate::arch::now();
+    let kk = k();
+    let t = obj::<SchedContext>(pa).tcb;
+    if t != 0 {
+        kk.sched_dequeue(t);
+        if kk.cur == t {
+            kk.charge_current(now);
+        }
+    }
+    let sc = obj::<SchedContext>(pa);
+    sc.budget = sched::us_to_ticks(budget_us);
+    sc.period = sched::us_to_ticks(period_us);
+    sc.remaining = sc.budget;
+    sc.last_release = now;
+    sc.badge = badge;
+    sc.configured = true;
+    if t != 0 && sched::is_runnable(tcb(t).state) {
+        kk.make_schedulable(t);
+    }
+    Ok(Reply::EMPTY)
+}
+
+/// How many refills a scheduling context of `size_bits` could hold in seL4 (16-byte
+/// refills after a 128-byte header); Keel keeps one, but reports seL4's limit.
+fn refill_capacity(size_bits: u64) -> u64 {
+    ((1u64 << size_bits) - 128) / 16 + consts::MIN_SCHED_CONTEXT_REFILLS
+}
+
+fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
+    match inv.label {
+        lb::SCHED_CONTEXT_BIND => {
+            inv.need(0, 1)?;
+            match inv.cap(0).kind() {
+                CapKind::Tcb { pa } => {
+                    if obj::<SchedContext>(sc_pa).tcb != 0 || tcb(pa).sc != 0 {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    bind_sc(pa, sc_pa);
+                }
+                CapKind::Notification { pa, .. } => {
+                    let n = obj::<Notification>(pa);
+                    if obj::<SchedContext>(sc_pa).ntfn != 0 || n.sc != 0 {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    n.sc = sc_pa;
+                    obj::<SchedContext>(sc_pa).ntfn = pa;
+                }
+                _ => return Err(SysError::InvalidCapability(1)),
+            }
+            Ok(Reply::EMPTY)
+        }
+        lb::SCHED_CONTEXT_UNBIND => {
+            delete::sc_unbind_tcb(sc_pa);
+            let sc = obj::<SchedContext>(sc_pa);
+            if sc.ntfn != 0 {
+                obj::<Notification>(sc.ntfn).sc = 0;
+                sc.ntfn = 0;
+            }
+            Ok(Reply::EMPTY)
+        }
+        lb::SCHED_CONTEXT_UNBIND_OBJECT => {
+            inv.need(0, 1)?;
+            match inv.cap(0).kind() {
+                CapKind::Tcb { pa } => {
+                    if tcb(pa).sc != sc_pa {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    delete::sc_unbind_tcb(sc_pa);
+                }
+                CapKind::Notification { pa, .. } => {
+                    if obj::<Notification>(pa).sc != sc_pa {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    obj::<Notification>(pa).sc = 0;
+                    obj::<SchedContext>(sc_pa).ntfn = 0;
+                }
+                _ => return Err(SysError::InvalidCapability(1)),
+            }
+            Ok(Reply::EMPTY)
+        }
+        lb::SCHED_CONTEXT_CONSUMED => {
+            if k().cur != 0 && tcb(k().cur).sc == sc_pa {
+                k().charge_current(crate::arch::now());
+            }
+            let sc = obj::<SchedContext>(sc_pa);
+            let us = sched::ticks_to_us(sc.consumed);
+            sc.consumed = 0;
+            Ok(Reply::one(us))
+        }
+        lb::SCHED_CONTEXT_YIELD_TO => {
+            let sc = obj::<SchedContext>(sc_pa);
+            let target = sc.tcb;
+            if target == 0 {
+                return Err(SysError::IllegalOperation);
+            }
+            if tcb(target).priority > tcb(inv.t).mcp {
+                return Err(SysError::IllegalOperation);
+            }
+            k().charge_current(crate::arch::now());
+            let us = sched::ticks_to_us(sc.consumed);
+            sc.consumed = 0;
+            if sched::is_runnable(tcb(target).state) && target != inv.t {
+                let kk = k();
+                kk.ready_dequeue(target);
+                kk.ready_enqueue_front(target);
+                if tcb(target).priority >= tcb(inv.t).priority {
+                    kk.force_switch = true;
+                }
+            }
+            Ok(Reply::one(us))
+        }
+        _ => Err(SysError::IllegalOperation),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SMC and domains.
+
+fn smc_invocation(inv: &Inv) -> SysResult {
+    if inv.label != lb::ARM_SMC_CALL {
+        return Err(SysError::IllegalOperation);
+    }
+    let mut args = [0u64; 8];
+    for (i, a) in args.iter_mut().enumerate() {
+        *a = inv.mr(i);
+    }
+    let out = crate::arch::smc(args);
+    let mut r = Reply::EMPTY;
+    r.words[..8].copy_from_slice(&out);
+    r.len = 8;
+    Ok(r)
+}
+
+fn domain_invocation(inv: &Inv) -> SysResult {
+    if inv.label != lb::DOMAIN_SET_SET {
+        return Err(SysError::IllegalOperation);
+    }
+    inv.need(1, 1)?;
+    if inv.mr(0) != 0 {
+        return Err(SysError::InvalidArgument(0));
+    }
+    if !matches!(inv.cap(0).kind(), CapKind::Tcb { .. }) {
+        return Err(SysError::InvalidArgument(1));
+    }
+    Ok(Reply::EMPTY)
+}

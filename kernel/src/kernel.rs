@@ -1,0 +1,250 @@
+//! The kernel's global state and its entry points: every exception from user level comes
+//! through `handle_user_exception` or `handle_interrupt_entry`, is handled to completion
+//! with interrupts masked, and returns the register frame of the thread to run next.
+
+use crate::cap::CapKind;
+use crate::cspace::Slot;
+use crate::mem::{obj, read_word, write_word, Pa};
+use crate::object::{tcb_slot, Fault, Tcb, ThreadState};
+use sel4_sys::{ipc_buffer, MessageInfo};
+
+pub const NUM_IRQS: usize = 160;
+
+pub struct Kernel {
+    /// The running thread (0 while idle).
+    pub cur: Pa,
+    pub ready_head: [Pa; 256],
+    pub ready_tail: [Pa; 256],
+    pub ready_bitmap: [u64; 4],
+    pub release_head: Pa,
+    /// Time up to which the running thread has been charged.
+    pub charged_until: u64,
+    pub timer_deadline: u64,
+    /// Set when the current thread must go to the back of its queue (Yield).
+    pub force_switch: bool,
+    /// ASID pools by the high bits of the ASID.
+    pub asid_table: [Pa; 128],
+    /// Owner ASID of each hardware VMID (0 = free; VMID 0 is the empty address space).
+    pub vmid_owner: [u32; 256],
+    pub next_vmid: usize,
+    /// VSpace currently loaded in VTTBR (root, vmid).
+    pub loaded_vspace: (Pa, u64),
+    pub irq_issued: [bool; NUM_IRQS],
+    /// Per IRQ: the notification it signals (a CDT slot holding a copy of the cap).
+    pub irq_slots: [Slot; NUM_IRQS],
+    pub kernel_irqs: [bool; NUM_IRQS],
+}
+
+impl Kernel {
+    pub const fn new() -> Kernel {
+        Kernel {
+            cur: 0,
+            ready_head: [0; 256],
+            ready_tail: [0; 256],
+            ready_bitmap: [0; 4],
+            release_head: 0,
+            charged_until: 0,
+            timer_deadline: 0,
+            force_switch: false,
+            asid_table: [0; 128],
+            vmid_owner: [0; 256],
+            next_vmid: 1,
+            loaded_vspace: (0, u64::MAX),
+            irq_issued: [false; NUM_IRQS],
+            irq_slots: [EMPTY_SLOT; NUM_IRQS],
+            kernel_irqs: [false; NUM_IRQS],
+        }
+    }
+}
+
+const EMPTY_SLOT: Slot = crate::cspace::EMPTY;
+
+#[cfg(not(test))]
+static mut KERNEL: Kernel = Kernel::new();
+
+/// The kernel state. The kernel runs on one core with interrupts masked, so there is
+/// never more than one user of it at a time.
+#[cfg(not(test))]
+#[inline(always)]
+pub fn k() -> &'static mut Kernel {
+    // SAFETY: single core, interrupts masked in the kernel: no concurrent access.
+    unsafe { &mut *core::ptr::addr_of_mut!(KERNEL) }
+}
+
+#[cfg(test)]
+pub fn k() -> &'static mut Kernel {
+    extern crate std;
+    std::thread_local! {
+        static KERNEL: *mut Kernel = std::boxed::Box::leak(std::boxed::Box::new(Kernel::new()));
+    }
+    // SAFETY: each test thread has its own leaked kernel state.
+    KERNEL.with(|k| unsafe { &mut **k })
+}
+
+// ---------------------------------------------------------------------------------------
+// Thread helpers.
+
+pub fn tcb(t: Pa) -> &'static mut Tcb {
+    obj::<Tcb>(t)
+}
+
+/// Message register `i` of thread `t` (x2..x5, then the IPC buffer).
+#[inline]
+pub fn get_mr(t: Pa, i: usize) -> u64 {
+    let th = tcb(t);
+    if i < 4 {
+        th.ctx.x[2 + i]
+    } else if th.ipc_buffer_pa != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
+        read_word(th.ipc_buffer_pa + 8 * (ipc_buffer::MSG + i))
+    } else {
+        0
+    }
+}
+
+#[inline]
+pub fn set_mr(t: Pa, i: usize, v: u64) {
+    let th = tcb(t);
+    if i < 4 {
+        th.ctx.x[2 + i] = v;
+    } else if th.ipc_buffer_pa != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
+        write_word(th.ipc_buffer_pa + 8 * (ipc_buffer::MSG + i), v);
+    }
+}
+
+/// Reads word `w` of the thread's IPC buffer (0 if it has none).
+pub fn buffer_word(t: Pa, w: usize) -> u64 {
+    let th = tcb(t);
+    if th.ipc_buffer_pa != 0 {
+        read_word(th.ipc_buffer_pa + 8 * w)
+    } else {
+        0
+    }
+}
+
+pub fn set_buffer_word(t: Pa, w: usize, v: u64) {
+    let th = tcb(t);
+    if th.ipc_buffer_pa != 0 {
+        write_word(th.ipc_buffer_pa + 8 * w, v);
+    }
+}
+
+/// How many message registers a thread can hold: 4 without an IPC buffer.
+pub fn msg_capacity(t: Pa) -> usize {
+    if tcb(t).ipc_buffer_pa != 0 {
+        sel4_sys::consts::MSG_MAX_LENGTH
+    } else {
+        4
+    }
+}
+
+/// Sends the kernel's answer to an invocation: badge 0, `label`, `mrs`.
+pub fn reply_from_kernel(t: Pa, label: u64, mrs: &[u64]) {
+    let n = mrs.len().min(msg_capacity(t));
+    for (i, v) in mrs.iter().take(n).enumerate() {
+        set_mr(t, i, *v);
+    }
+    let th = tcb(t);
+    th.ctx.x[0] = 0;
+    th.ctx.x[1] = MessageInfo::new(label, 0, 0, n as u64).0;
+}
+
+pub fn set_state(t: Pa, s: ThreadState) {
+    let kk = k();
+    let th = tcb(t);
+    if s == ThreadState::Restart {
+        th.ctx.pc = th.fault_ip;
+        th.state = ThreadState::Running;
+    } else {
+        th.state = s;
+    }
+    if crate::sched::is_runnable(th.state) {
+        kk.make_schedulable(t);
+    } else {
+        kk.sched_dequeue(t);
+    }
+}
+
+/// Loads the thread's address space and makes it current.
+impl Kernel {
+    pub fn switch_to(&mut self, t: Pa) {
+        self.cur = t;
+        let vs = tcb(t).slots[tcb_slot::VTABLE].cap;
+        let (root, vmid) = match vs.kind() {
+            CapKind::VSpace {
+                pa,
+                asid: Some(asid),
+            } => match crate::vspace::vmid_for(asid, pa) {
+                Some(v) => (pa, v),
+                None => crate::vspace::empty_vspace(),
+            },
+            _ => crate::vspace::empty_vspace(),
+        };
+        if self.loaded_vspace != (root, vmid) {
+            self.loaded_vspace = (root, vmid);
+            crate::arch::set_vspace(root as u64, vmid);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry points.
+
+/// Exception classes (ESR_EL2.EC).
+mod ec {
+    pub const UNKNOWN: u64 = 0x00;
+    pub const SVC64: u64 = 0x15;
+    pub const HVC64: u64 = 0x16;
+    pub const IABT_LOWER: u64 = 0x20;
+    pub const DABT_LOWER: u64 = 0x24;
+}
+
+/// A synchronous exception from the current thread (system call or fault).
+pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
+    let kk = k();
+    let t = kk.cur;
+    let class = esr >> 26;
+    match class {
+        ec::SVC64 | ec::HVC64 => {
+            let th = tcb(t);
+            th.fault_ip = th.ctx.pc.wrapping_sub(4);
+            let number = th.ctx.x[7] as i64;
+            crate::syscall::handle_syscall(t, number);
+        }
+        ec::DABT_LOWER | ec::IABT_LOWER => {
+            let th = tcb(t);
+            th.fault_ip = th.ctx.pc;
+            let prefetch = class == ec::IABT_LOWER;
+            let addr = if prefetch { th.ctx.pc } else { far };
+            crate::ipc::handle_fault(
+                t,
+                Fault::VmFault {
+                    addr,
+                    prefetch,
+                    fsr: esr,
+                },
+            );
+        }
+        _ => {
+            let th = tcb(t);
+            th.fault_ip = th.ctx.pc;
+            let number = if class == ec::UNKNOWN && esr == 0 {
+                0x200_0000
+            } else {
+                esr
+            };
+            crate::ipc::handle_fault(t, Fault::UserException { number, code: 0 });
+        }
+    }
+    kk.schedule()
+}
+
+/// An interrupt taken while a thread ran.
+pub fn handle_interrupt_entry() -> Pa {
+    let kk = k();
+    if kk.cur != 0 {
+        let th = tcb(kk.cur);
+        th.fault_ip = th.ctx.pc;
+    }
+    crate::irq::handle_pending_interrupts();
+    kk.schedule()
+}

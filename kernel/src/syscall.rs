@@ -1,0 +1,362 @@
+//! System-call dispatch (seL4 MCS numbering).
+
+use crate::cap::{Cap, CapKind};
+use crate::cspace::{self, slot};
+use crate::ipc::{self, SendArgs};
+use crate::kernel::{k, reply_from_kernel, set_state, tcb};
+use crate::mem::Pa;
+use crate::object::{tcb_slot, Fault, LookupFault, ThreadState};
+use sel4_sys::{error, syscall as sc, MessageInfo};
+
+/// An invocation's failure, reported to the caller as seL4 reports it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SysError {
+    InvalidArgument(u64),
+    InvalidCapability(u64),
+    IllegalOperation,
+    RangeError(u64, u64),
+    AlignmentError,
+    FailedLookup {
+        source: bool,
+        lookup: LookupFault,
+    },
+    TruncatedMessage,
+    DeleteFirst,
+    RevokeFirst,
+    NotEnoughMemory(u64),
+    /// A long operation stopped at a preemption point; the call restarts later.
+    Preempted,
+}
+
+impl SysError {
+    /// Error reply label and message words.
+    pub fn encode(&self) -> (u64, [u64; 6], usize) {
+        let mut w = [0u64; 6];
+        let (label, n) = match *self {
+            SysError::InvalidArgument(a) => {
+                w[0] = a;
+                (error::INVALID_ARGUMENT, 1)
+            }
+            SysError::InvalidCapability(c) => {
+                w[0] = c;
+                (error::INVALID_CAPABILITY, 1)
+            }
+            SysError::IllegalOperation => (error::ILLEGAL_OPERATION, 0),
+            SysError::RangeError(lo, hi) => {
+                w[0] = lo;
+                w[1] = hi;
+                (error::RANGE_ERROR, 2)
+            }
+            SysError::AlignmentError => (error::ALIGNMENT_ERROR, 1),
+            SysError::FailedLookup { source, lookup } => {
+                w[0] = source as u64;
+                let (lw, ln) = lookup.words();
+                w[1..1 + ln].copy_from_slice(&lw[..ln]);
+                (error::FAILED_LOOKUP, 1 + ln)
+            }
+            SysError::TruncatedMessage => (error::TRUNCATED_MESSAGE, 0),
+            SysError::DeleteFirst => (error::DELETE_FIRST, 0),
+            SysError::RevokeFirst => (error::REVOKE_FIRST, 0),
+            SysError::NotEnoughMemory(b) => {
+                w[0] = b;
+                (error::NOT_ENOUGH_MEMORY, 1)
+            }
+            SysError::Preempted => (0, 0),
+        };
+        (label, w, n)
+    }
+}
+
+pub type SysResult = Result<Reply, SysError>;
+
+/// A successful invocation's reply words.
+#[derive(Clone, Copy)]
+pub struct Reply {
+    pub words: [u64; 36],
+    pub len: usize,
+}
+
+impl Reply {
+    pub const EMPTY: Reply = Reply {
+        words: [0; 36],
+        len: 0,
+    };
+    pub fn one(v: u64) -> Reply {
+        let mut r = Reply::EMPTY;
+        r.words[0] = v;
+        r.len = 1;
+        r
+    }
+}
+
+/// Looks up `cptr` in `t`'s CSpace (all 64 bits, stopping at a non-CNode cap).
+pub fn lookup_cap(t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
+    let root = tcb(t).slots[tcb_slot::CTABLE].cap;
+    let (s, _) = cspace::resolve(root, cptr, 64)?;
+    Ok((s, slot(s).cap))
+}
+
+pub fn handle_syscall(t: Pa, number: i64) {
+    match number {
+        sc::CALL => handle_send(t, tcb(t).ctx.x[0], true, true),
+        sc::SEND => handle_send(t, tcb(t).ctx.x[0], false, true),
+        sc::NB_SEND => handle_send(t, tcb(t).ctx.x[0], false, false),
+        sc::RECV => handle_recv(t, true, true),
+        sc::NB_RECV => handle_recv(t, false, true),
+        sc::WAIT => handle_recv(t, true, false),
+        sc::NB_WAIT => handle_recv(t, false, false),
+        sc::REPLY_RECV => {
+            let reply_cptr = tcb(t).ctx.x[6];
+            if handle_reply(t, reply_cptr) {
+                handle_recv(t, true, true);
+            }
+        }
+        sc::NB_SEND_RECV => {
+            let dest = tcb(t).ctx.x[8];
+            handle_send(t, dest, false, false);
+            if tcb(t).state == ThreadState::Running {
+                handle_recv(t, true, true);
+            }
+        }
+        sc::NB_SEND_WAIT => {
+            let dest = tcb(t).ctx.x[8];
+            handle_send(t, dest, false, false);
+            if tcb(t).state == ThreadState::Running {
+                handle_recv(t, true, false);
+            }
+        }
+        sc::YIELD => handle_yield(t),
+        #[cfg(feature = "debug-syscalls")]
+        sc::DEBUG_PUT_CHAR => crate::arch::putchar(tcb(t).ctx.x[0] as u8),
+        #[cfg(feature = "debug-syscalls")]
+        sc::DEBUG_HALT => {
+            crate::println!("keel: DebugHalt from user level");
+            crate::arch::exit(0);
+        }
+        #[cfg(feature = "debug-syscalls")]
+        sc::DEBUG_DUMP_SCHEDULER => crate::debug::dump_scheduler(),
+        #[cfg(feature = "debug-syscalls")]
+        sc::DEBUG_CAP_IDENTIFY => {
+            let cptr = tcb(t).ctx.x[0];
+            let ty = match lookup_cap(t, cptr) {
+                Ok((_, c)) => crate::debug::cap_type_number(&c),
+                Err(_) => 0,
+            };
+            tcb(t).ctx.x[0] = ty;
+        }
+        #[cfg(feature = "debug-syscalls")]
+        sc::DEBUG_NAME_THREAD | sc::DEBUG_SNAPSHOT => {}
+        _ => ipc::handle_fault(
+            t,
+            Fault::UnknownSyscall {
+                number: number as u64,
+            },
+        ),
+    }
+}
+
+fn handle_yield(t: Pa) {
+    let sc_pa = tcb(t).sc;
+    if sc_pa != 0 {
+        // MCS Yield: give up the rest of this budget.
+        let sc = crate::mem::obj::<crate::object::SchedContext>(sc_pa);
+        let now = crate::arch::now();
+        k().charge_current(now);
+        if sc.budget >= sc.period {
+            sc.remaining = sc.budget;
+            sc.last_release = now;
+        } else {
+            sc.remaining = 0;
+        }
+    }
+    k().force_switch = true;
+}
+
+/// Call, Send and NBSend: on an endpoint, notification or reply it is IPC; on any other
+/// object it is an invocation.
+fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool) {
+    let (s, cap) = match lookup_cap(t, cptr) {
+        Ok(v) => v,
+        Err(lookup) => {
+            if blocking {
+                ipc::handle_fault(
+                    t,
+                    Fault::Cap {
+                        addr: cptr,
+                        in_recv: false,
+                        lookup,
+                    },
+                );
+            }
+            return;
+        }
+    };
+    match cap.kind() {
+        CapKind::Endpoint { pa, badge, rights } => {
+            if !rights.write() {
+                if is_call {
+                    send_error(t, SysError::InvalidCapability(0));
+                }
+                return;
+            }
+            ipc::send_ipc(
+                t,
+                pa,
+                SendArgs {
+                    badge,
+                    can_grant: rights.grant(),
+                    can_grant_reply: rights.grant_reply(),
+                    is_call,
+                    blocking,
+                },
+            );
+        }
+        CapKind::Notification { pa, badge, rights } => {
+            if !rights.write() {
+                if is_call {
+                    send_error(t, SysError::InvalidCapability(0));
+                }
+                return;
+            }
+            ipc::signal(pa, badge);
+            if is_call {
+                reply_from_kernel(t, 0, &[]);
+            }
+        }
+        CapKind::Reply { pa, can_grant } => {
+            ipc::do_reply(t, pa, can_grant);
+            if is_call {
+                reply_from_kernel(t, 0, &[]);
+            }
+        }
+        _ => {
+            let info = MessageInfo(tcb(t).ctx.x[1]);
+            let result = crate::invoke::decode_invocation(t, s, cap, info);
+            match result {
+                Err(SysError::Preempted) => {
+                    // Re-executes the system call when the thread next runs.
+                    tcb(t).ctx.pc = tcb(t).fault_ip;
+                }
+                Err(e) => {
+                    if is_call {
+                        send_error(t, e);
+                    }
+                }
+                Ok(r) => {
+                    if is_call && tcb(t).state == ThreadState::Running && k().cur == t {
+                        reply_from_kernel(t, 0, &r.words[..r.len]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn send_error(t: Pa, e: SysError) {
+    let (label, w, n) = e.encode();
+    reply_from_kernel(t, label, &w[..n]);
+}
+
+/// Replies through the reply cap in x6 (ReplyRecv). Returns false if the thread faulted.
+fn handle_reply(t: Pa, reply_cptr: u64) -> bool {
+    match lookup_cap(t, reply_cptr) {
+        Ok((_, cap)) => {
+            if let CapKind::Reply { pa, can_grant } = cap.kind() {
+                ipc::do_reply(t, pa, can_grant);
+            }
+            true
+        }
+        Err(_) => true,
+    }
+}
+
+fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
+    let cptr = tcb(t).ctx.x[0];
+    let (_, cap) = match lookup_cap(t, cptr) {
+        Ok(v) => v,
+        Err(lookup) => {
+            ipc::handle_fault(
+                t,
+                Fault::Cap {
+                    addr: cptr,
+                    in_recv: true,
+                    lookup,
+                },
+            );
+            return;
+        }
+    };
+    match cap.kind() {
+        CapKind::Endpoint { pa, rights, .. } if rights.read() => {
+            let mut reply = 0;
+            if with_reply {
+                let rcptr = tcb(t).ctx.x[6];
+                match lookup_cap(t, rcptr) {
+                    Ok((_, rc)) => match rc.kind() {
+                        CapKind::Reply { pa, .. } => reply = pa,
+                        _ => {
+                            let lookup = LookupFault::MissingCapability { bits_left: 0 };
+                            ipc::handle_fault(
+                                t,
+                                Fault::Cap {
+                                    addr: rcptr,
+                                    in_recv: true,
+                                    lookup,
+                                },
+                            );
+                            return;
+                        }
+                    },
+                    Err(lookup) => {
+                        ipc::handle_fault(
+                            t,
+                            Fault::Cap {
+                                addr: rcptr,
+                                in_recv: true,
+                                lookup,
+                            },
+                        );
+                        return;
+                    }
+                }
+            }
+            ipc::receive_ipc(t, pa, reply, blocking);
+        }
+        CapKind::Notification { pa, rights, .. } if rights.read() => {
+            let bound = crate::mem::obj::<crate::object::Notification>(pa).bound_tcb;
+            if bound != 0 && bound != t {
+                let lookup = LookupFault::MissingCapability { bits_left: 0 };
+                ipc::handle_fault(
+                    t,
+                    Fault::Cap {
+                        addr: cptr,
+                        in_recv: true,
+                        lookup,
+                    },
+                );
+                return;
+            }
+            ipc::wait(t, pa, blocking);
+        }
+        _ => {
+            let lookup = LookupFault::MissingCapability { bits_left: 0 };
+            ipc::handle_fault(
+                t,
+                Fault::Cap {
+                    addr: cptr,
+                    in_recv: true,
+                    lookup,
+                },
+            );
+        }
+    }
+}
+
+/// Marks a thread runnable again after it was stopped (TCB_Resume).
+pub fn restart(t: Pa) {
+    let th = tcb(t);
+    if matches!(th.state, ThreadState::Inactive) {
+        ipc::cancel_ipc(t);
+        set_state(t, ThreadState::Restart);
+    }
+}
