@@ -29,6 +29,17 @@ struct Cli {
     command: Cmd,
 }
 
+/// Prebuilt ELF files to use instead of building them.
+#[derive(clap::Args, Debug, Default, Clone)]
+struct Prebuilt {
+    /// Use this kernel ELF instead of building the kernel.
+    #[arg(long, value_name = "FILE")]
+    kernel: Option<PathBuf>,
+    /// Use this root-task ELF instead of building the root-task package.
+    #[arg(long, value_name = "FILE")]
+    root_task: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Install QEMU if it is missing and make sure the aarch64-unknown-none target is there
@@ -70,6 +81,8 @@ enum Cmd {
         /// Build the dev profile instead of release.
         #[arg(long)]
         debug: bool,
+        #[command(flatten)]
+        prebuilt: Prebuilt,
     },
     /// Boot IMAGE in QEMU (or build and boot the default system when IMAGE is not given).
     Run {
@@ -90,12 +103,17 @@ enum Cmd {
         /// Append ARG to the QEMU command line; repeatable.
         #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
         qemu_arg: Vec<String>,
+        /// Without IMAGE: prebuilt ELF files to pack instead of building.
+        #[command(flatten)]
+        prebuilt: Prebuilt,
     },
     /// Build and boot the conformance suite; exit 0 only if it ends with `N passed, 0 failed`.
     Conformance {
         /// Kill QEMU after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 120)]
         timeout: u64,
+        #[command(flatten)]
+        prebuilt: Prebuilt,
     },
     /// Build and boot the benchmark root task under -icount; print a table and write
     /// target/bench.json.
@@ -103,6 +121,8 @@ enum Cmd {
         /// Kill QEMU after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         timeout: u64,
+        #[command(flatten)]
+        prebuilt: Prebuilt,
     },
     /// Print the layout of an image made by `keel image`, checking it against the format.
     Inspect {
@@ -164,9 +184,13 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             println!("{}", output.display());
             Ok(0)
         }
-        Cmd::Build { package, debug } => {
+        Cmd::Build {
+            package,
+            debug,
+            prebuilt,
+        } => {
             let ws = build::workspace()?;
-            let (img, _) = build_system(&ws, &package, profile(debug))?;
+            let (img, _) = build_system(&ws, &package, profile(debug), &prebuilt)?;
             println!("{}", img.display());
             Ok(0)
         }
@@ -177,13 +201,19 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             icount,
             expect,
             qemu_arg,
+            prebuilt,
         } => {
             let image = match image {
-                Some(i) => i,
+                Some(i) => {
+                    if prebuilt.kernel.is_some() || prebuilt.root_task.is_some() {
+                        bail!("--kernel and --root-task are for building an image; not with IMAGE");
+                    }
+                    i
+                }
                 None => {
                     let ws = build::workspace()?;
                     let pkg = package.as_deref().unwrap_or(DEFAULT_ROOT_TASK);
-                    build_system(&ws, pkg, Profile::Release)?.0
+                    build_system(&ws, pkg, Profile::Release, &prebuilt)?.0
                 }
             };
             let opts = QemuOptions {
@@ -192,8 +222,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             };
             run(&image, &opts, timeout, &expect, true).map(|(code, _)| code)
         }
-        Cmd::Conformance { timeout } => conformance(timeout),
-        Cmd::Bench { timeout } => bench(timeout),
+        Cmd::Conformance { timeout, prebuilt } => conformance(timeout, &prebuilt),
+        Cmd::Bench { timeout, prebuilt } => bench(timeout, &prebuilt),
         Cmd::Inspect { image } => {
             inspect(&image)?;
             Ok(0)
@@ -252,11 +282,22 @@ fn make_image(kernel: &Path, root_task: &Path, out: &Path) -> Result<image::Pack
     Ok(packed)
 }
 
-/// Builds the kernel and `package`, packs them into `target/keel/<package>.elf`.
-/// Returns the image path and the kernel ELF path.
-fn build_system(ws: &Workspace, package: &str, profile: Profile) -> Result<(PathBuf, PathBuf)> {
-    let kernel = build::build_elf(ws, KERNEL_PACKAGE, profile)?;
-    let root_task = build::build_elf(ws, package, profile)?;
+/// Builds the kernel and `package` (unless `prebuilt` names their ELF files) and packs them into
+/// `target/keel/<package>.elf`. Returns the image path and the kernel ELF path.
+fn build_system(
+    ws: &Workspace,
+    package: &str,
+    profile: Profile,
+    prebuilt: &Prebuilt,
+) -> Result<(PathBuf, PathBuf)> {
+    let kernel = match &prebuilt.kernel {
+        Some(k) => k.clone(),
+        None => build::build_elf(ws, KERNEL_PACKAGE, profile)?,
+    };
+    let root_task = match &prebuilt.root_task {
+        Some(r) => r.clone(),
+        None => build::build_elf(ws, package, profile)?,
+    };
     let out = ws.keel_dir().join(format!("{package}.elf"));
     make_image(&kernel, &root_task, &out)?;
     Ok((out, kernel))
@@ -309,9 +350,9 @@ fn run(
     Ok((code, outcome))
 }
 
-fn conformance(timeout: u64) -> Result<i32> {
+fn conformance(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     let ws = build::workspace()?;
-    let (img, _) = build_system(&ws, "conformance", Profile::Release)?;
+    let (img, _) = build_system(&ws, "conformance", Profile::Release, prebuilt)?;
     let (_, outcome) = run(&img, &QemuOptions::default(), timeout, &[], false)?;
     let closing = report::find_closing_line(&outcome.stdout);
     let mut why = Vec::new();
@@ -343,9 +384,9 @@ fn conformance(timeout: u64) -> Result<i32> {
     Ok(if why.is_empty() { 0 } else { 1 })
 }
 
-fn bench(timeout: u64) -> Result<i32> {
+fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     let ws = build::workspace()?;
-    let (img, kernel) = build_system(&ws, "bench", Profile::Release)?;
+    let (img, kernel) = build_system(&ws, "bench", Profile::Release, prebuilt)?;
     let opts = QemuOptions {
         icount: true,
         extra_args: vec![],

@@ -66,6 +66,12 @@ pub enum StubExit {
 /// 0x98 exitblk: .quad 0x20026, 0 ; 0xa8 msg: "KEEL-STUB\n\0" ; okmsg: "BOOTBLOCK-OK\n\0"
 /// ```
 pub fn stub_kernel(exit: StubExit) -> Vec<u8> {
+    stub_kernel_with(exit, "BOOTBLOCK-OK\n")
+}
+
+/// [`stub_kernel`], printing `message` instead of `BOOTBLOCK-OK` once the boot block checks out.
+pub fn stub_kernel_with(exit: StubExit, message: &str) -> Vec<u8> {
+    assert!(!message.contains('\0') && message.len() < 0xf00);
     const CODE: [u32; 32] = [
         0xd2a12001, 0x10000522, 0x38401443, 0x34000063, 0x39000023, 0x17fffffd, 0x58000344,
         0xf9400085, 0x58000346, 0xeb0600bf, 0x54000181, 0x70000422, 0x38401443, 0x34000063,
@@ -84,8 +90,14 @@ pub fn stub_kernel(exit: StubExit) -> Vec<u8> {
     text.extend_from_slice(&code.to_le_bytes());
     text.extend_from_slice(&0x20026u64.to_le_bytes());
     text.extend_from_slice(&0u64.to_le_bytes());
-    text.extend_from_slice(b"KEEL-STUB\n\0BOOTBLOCK-OK\n\0");
-    assert_eq!(text.len(), 0xa8 + 11 + 14);
+    text.extend_from_slice(b"KEEL-STUB\n\0");
+    assert_eq!(
+        text.len(),
+        0xb3,
+        "okmsg must start where `adr x2, okmsg` points"
+    );
+    text.extend_from_slice(message.as_bytes());
+    text.push(0);
     write_elf(
         ET_EXEC,
         EM_AARCH64,
