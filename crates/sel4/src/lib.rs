@@ -9,6 +9,7 @@
 //!   `Page::map`, `SchedControl::configure_flags`, ...) returning [`Result`], whose [`Error`]
 //!   is decoded from the kernel's error reply;
 //! * IPC on endpoints, notifications and reply objects (seL4 targets only, module [`ipc`]);
+//! * [`Fault`]: decoding of fault messages for fault handlers;
 //! * [`CapRights`], [`Badge`], [`VmAttributes`], [`ObjectType`], [`MessageInfoBuilder`],
 //!   [`UserContext`] and bootinfo helpers ([`bootinfo`]).
 //!
@@ -32,6 +33,7 @@
 pub mod bootinfo;
 mod capability;
 mod error;
+mod fault;
 pub mod invocation;
 mod invoke;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
@@ -44,6 +46,7 @@ mod tests;
 
 pub use capability::{cap, cap_type, init_thread, Cap, CapType, FixedSize, FrameType};
 pub use error::{Error, LookupFailure, Result};
+pub use fault::Fault;
 pub use invocation::{Invocation, Reply};
 pub use types::{
     Badge, CNodeCapData, CapRights, IrqTrigger, MessageInfoBuilder, ObjectType, SmcContext,

@@ -1024,3 +1024,82 @@ fn bootinfo_helpers() {
     assert_eq!(bootinfo::sched_control(&bi, 1), None);
     assert_eq!(bootinfo::empty(&bi), 0x100..0x2000);
 }
+
+#[test]
+fn faults_decode() {
+    assert_eq!(Fault::decode(0, &[]), Fault::Null);
+    assert_eq!(
+        Fault::decode(1, &[0x400100, 0x7ff, 1, 2, 64]),
+        Fault::CapFault {
+            ip: 0x400100,
+            addr: 0x7ff,
+            in_recv_phase: true,
+            lookup_failure: LookupFailure::MissingCapability { bits_left: 64 },
+        }
+    );
+    assert_eq!(
+        Fault::decode(1, &[0x400100, 0x7ff, 0, 4, 60, 0x3, 4]),
+        Fault::CapFault {
+            ip: 0x400100,
+            addr: 0x7ff,
+            in_recv_phase: false,
+            lookup_failure: LookupFailure::GuardMismatch {
+                bits_left: 60,
+                guard_found: 0x3,
+                bits_found: 4,
+            },
+        }
+    );
+    let us: Vec<Word> = (0..13).map(|i| 10 + i).collect();
+    assert_eq!(
+        Fault::decode(2, &us),
+        Fault::UnknownSyscall {
+            x: [10, 11, 12, 13, 14, 15, 16, 17],
+            fault_ip: 18,
+            sp: 19,
+            next_ip: 20,
+            spsr: 21,
+            syscall: 22,
+        }
+    );
+    assert_eq!(
+        Fault::decode(3, &[0x400000, 0x1000, 0x140, 0x2000000, 0]),
+        Fault::UserException {
+            fault_ip: 0x400000,
+            sp: 0x1000,
+            spsr: 0x140,
+            number: 0x2000000,
+            code: 0,
+        }
+    );
+    assert_eq!(
+        Fault::decode(5, &[7, 1000]),
+        Fault::Timeout {
+            data: 7,
+            consumed: 1000
+        }
+    );
+    assert_eq!(
+        Fault::decode(6, &[0x400010, 0xdead000, 1, 0x8200_0007]),
+        Fault::VmFault {
+            ip: 0x400010,
+            addr: 0xdead000,
+            prefetch: true,
+            fsr: 0x8200_0007,
+        }
+    );
+    assert_eq!(
+        Fault::decode(7, &[Word::MAX]),
+        Fault::VgicMaintenance { index: None }
+    );
+    assert_eq!(
+        Fault::decode(7, &[2]),
+        Fault::VgicMaintenance { index: Some(2) }
+    );
+    assert_eq!(
+        Fault::decode(8, &[0x5e00_0000]),
+        Fault::VCpuFault { hsr: 0x5e00_0000 }
+    );
+    assert_eq!(Fault::decode(9, &[27]), Fault::VppiEvent { irq: 27 });
+    assert_eq!(Fault::decode(42, &[]), Fault::Unknown { label: 42 });
+}
