@@ -3,7 +3,7 @@
 //! This module is the only place in `sel4-sys` that contains `unsafe` code. It has two kinds of
 //! unsafe blocks, each with its own `// SAFETY:` argument:
 //!
-//! * the single inline-assembly block in [`raw_syscall`], through which every system call goes;
+//! * the single inline-assembly block in `raw_syscall`, through which every system call goes;
 //! * raw-pointer reads and writes of the current thread's IPC buffer.
 //!
 //! # Register convention (seL4 16.0.0, aarch64, MCS)
