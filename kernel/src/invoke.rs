@@ -475,37 +475,16 @@ fn cnode_invocation(inv: &Inv, cnode: Cap) -> SysResult {
             match inv.label {
                 lb::CNODE_COPY => {
                     inv.need(5, 1)?;
-                    let c = mask_rights(Rights::from_word(inv.mr(4)), src_cap);
-                    let d = derive_cap(src, c)?;
-                    if d.is_null() {
-                        return Err(SysError::IllegalOperation);
-                    }
-                    cspace::insert_derived(d, src, dest);
+                    cnode_copy(src, dest, Rights::from_word(inv.mr(4)))?;
                 }
                 lb::CNODE_MINT => {
                     inv.need(6, 1)?;
-                    let c = update_cap_data(
-                        false,
-                        inv.mr(5),
-                        mask_rights(Rights::from_word(inv.mr(4)), src_cap),
-                    );
-                    if c.is_null() {
-                        return Err(SysError::IllegalOperation);
-                    }
-                    let d = derive_cap(src, c)?;
-                    if d.is_null() {
-                        return Err(SysError::IllegalOperation);
-                    }
-                    cspace::insert_derived(d, src, dest);
+                    cnode_mint(src, dest, Rights::from_word(inv.mr(4)), inv.mr(5))?;
                 }
-                lb::CNODE_MOVE => cspace::move_cap(src_cap, src, dest),
+                lb::CNODE_MOVE => cnode_move(src, dest),
                 _ => {
                     inv.need(5, 1)?;
-                    let c = update_cap_data(true, inv.mr(4), src_cap);
-                    if c.is_null() {
-                        return Err(SysError::IllegalOperation);
-                    }
-                    cspace::move_cap(c, src, dest);
+                    cnode_mutate(src, dest, inv.mr(4))?;
                 }
             }
             Ok(Reply::EMPTY)
@@ -574,6 +553,46 @@ fn cnode_invocation(inv: &Inv, cnode: Cap) -> SysResult {
         }
         _ => Err(SysError::IllegalOperation),
     }
+}
+
+/// CNode_Copy after decoding: `dest` is empty and `src` holds a capability.
+pub fn cnode_copy(src: Pa, dest: Pa, rights: Rights) -> Result<(), SysError> {
+    let c = mask_rights(rights, slot(src).cap);
+    let d = derive_cap(src, c)?;
+    if d.is_null() {
+        return Err(SysError::IllegalOperation);
+    }
+    cspace::insert_derived(d, src, dest);
+    Ok(())
+}
+
+/// CNode_Mint after decoding.
+pub fn cnode_mint(src: Pa, dest: Pa, rights: Rights, badge: u64) -> Result<(), SysError> {
+    let c = update_cap_data(false, badge, mask_rights(rights, slot(src).cap));
+    if c.is_null() {
+        return Err(SysError::IllegalOperation);
+    }
+    let d = derive_cap(src, c)?;
+    if d.is_null() {
+        return Err(SysError::IllegalOperation);
+    }
+    cspace::insert_derived(d, src, dest);
+    Ok(())
+}
+
+/// CNode_Move after decoding.
+pub fn cnode_move(src: Pa, dest: Pa) {
+    cspace::move_cap(slot(src).cap, src, dest);
+}
+
+/// CNode_Mutate after decoding.
+pub fn cnode_mutate(src: Pa, dest: Pa, data: u64) -> Result<(), SysError> {
+    let c = update_cap_data(true, data, slot(src).cap);
+    if c.is_null() {
+        return Err(SysError::IllegalOperation);
+    }
+    cspace::move_cap(c, src, dest);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
