@@ -144,3 +144,40 @@ pub fn build_elf(ws: &Workspace, package: &str, profile: Profile) -> Result<Path
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MESSAGES: &str = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/crates/sel4-rt#0.1.0","target":{"kind":["custom-build"],"name":"build-script-build"},"executable":null}
+{"reason":"compiler-artifact","package_id":"path+file:///w/crates/sel4#0.1.0","target":{"kind":["lib"],"name":"sel4"},"executable":null}
+{"reason":"compiler-artifact","package_id":"path+file:///w/tests/conformance#0.1.0","target":{"kind":["bin"],"name":"conformance"},"executable":"/w/target/aarch64-unknown-none/release/conformance"}
+{"reason":"compiler-artifact","package_id":"path+file:///w/kernel#keel-kernel@0.1.0","target":{"kind":["bin"],"name":"keel-kernel"},"executable":"/w/target/aarch64-unknown-none/release/keel-kernel"}
+{"reason":"build-finished","success":true}
+not json at all
+"#;
+
+    #[test]
+    fn picks_the_package_executable() {
+        assert_eq!(
+            executable_from_messages(MESSAGES, "conformance").unwrap(),
+            PathBuf::from("/w/target/aarch64-unknown-none/release/conformance")
+        );
+        assert_eq!(
+            executable_from_messages(MESSAGES, "keel-kernel").unwrap(),
+            PathBuf::from("/w/target/aarch64-unknown-none/release/keel-kernel")
+        );
+        let err = executable_from_messages(MESSAGES, "bench").unwrap_err();
+        assert!(err.to_string().contains("no executable"), "{err}");
+    }
+
+    #[test]
+    fn build_arguments() {
+        assert_eq!(
+            build_args("keel-kernel", Profile::Release).join(" "),
+            "build -p keel-kernel --target aarch64-unknown-none \
+             --message-format=json-render-diagnostics --release"
+        );
+        assert!(!build_args("bench", Profile::Debug).contains(&"--release".to_string()));
+    }
+}
