@@ -139,6 +139,9 @@ fn find_root_task(block: Pa) -> Result<(Pa, usize, usize), BootError> {
     if &header[0..8] != b"KEELBOOT" {
         return Err(BootError::NoBootModules);
     }
+    if le_u32(header, 8) != Some(1) {
+        return Err(BootError::BadModuleBlock);
+    }
     let count = le_u32(header, 12).ok_or(BootError::BadModuleBlock)? as usize;
     let total = le_u64(header, 16).ok_or(BootError::BadModuleBlock)? as usize;
     if total < 64 + 32 * count || total > 256 << 20 {
@@ -433,7 +436,6 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     th.priority = ROOT_PRIORITY;
     th.mcp = ROOT_PRIORITY;
     th.ipc_buffer = ipc_va;
-    th.ipc_buffer_pa = ipc_frame;
     let tslot = |i: usize| &tcb(t).slots[i] as *const _ as Pa;
     cspace::insert_derived(
         root_cnode_cap,

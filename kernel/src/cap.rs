@@ -380,6 +380,16 @@ impl Cap {
         }
     }
 
+    /// Address and size in bytes of a frame capability (fast path for the IPC buffer).
+    #[inline]
+    pub fn frame_base(&self) -> Option<(Pa, usize)> {
+        if self.w0 >> TYPE_SHIFT != tag::FRAME {
+            return None;
+        }
+        let size = FrameSize::from_bits2((self.w0 >> SMALL_SHIFT) & SMALL_MASK);
+        Some(((self.w0 & PA_MASK) as Pa, size.bytes()))
+    }
+
     pub fn is_untyped(&self) -> bool {
         self.w0 >> TYPE_SHIFT == tag::UNTYPED
     }

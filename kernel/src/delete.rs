@@ -119,7 +119,6 @@ fn finalise_tcb(t: Pa) {
     for i in 0..tcb_slot::COUNT {
         delete_slot(&tcb(t).slots[i] as *const _ as Pa);
     }
-    tcb(t).ipc_buffer_pa = 0;
 }
 
 fn finalise_sc(sc_pa: Pa) {

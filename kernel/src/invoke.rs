@@ -652,10 +652,9 @@ fn set_ipc_buffer(t: Pa, vaddr: u64, frame: (Pa, Cap)) -> Result<(), SysError> {
     if cap.is_null() {
         install(t, tcb_slot::BUFFER, Cap::NULL, 0)?;
         tcb(t).ipc_buffer = vaddr;
-        tcb(t).ipc_buffer_pa = 0;
         return Ok(());
     }
-    let CapKind::Frame { pa, size, .. } = cap.kind() else {
+    let CapKind::Frame { .. } = cap.kind() else {
         return Err(SysError::IllegalOperation);
     };
     if vaddr & ((1 << consts::IPC_BUFFER_SIZE_BITS) - 1) != 0 {
@@ -663,7 +662,6 @@ fn set_ipc_buffer(t: Pa, vaddr: u64, frame: (Pa, Cap)) -> Result<(), SysError> {
     }
     install(t, tcb_slot::BUFFER, cap, src)?;
     tcb(t).ipc_buffer = vaddr;
-    tcb(t).ipc_buffer_pa = pa + (vaddr as usize & (size.bytes() - 1));
     Ok(())
 }
 

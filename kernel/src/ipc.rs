@@ -93,7 +93,7 @@ fn transfer(sender: Pa, ep: Pa, badge: u64, can_grant: bool, receiver: Pa) {
     copy_mrs(sender, receiver, n);
     let mut extra = 0u64;
     let mut unwrapped = 0u64;
-    if can_grant && info.extra_caps() > 0 && tcb(sender).ipc_buffer_pa != 0 {
+    if can_grant && info.extra_caps() > 0 && crate::kernel::ipc_buffer_pa(sender) != 0 {
         let (e, u) = transfer_caps(sender, ep, receiver, info.extra_caps() as usize);
         extra = e;
         unwrapped = u;
@@ -152,7 +152,7 @@ fn transfer_caps(sender: Pa, ep: Pa, receiver: Pa, count: usize) -> (u64, u64) {
 }
 
 fn receive_slot(receiver: Pa) -> Option<Pa> {
-    if tcb(receiver).ipc_buffer_pa == 0 {
+    if crate::kernel::ipc_buffer_pa(receiver) == 0 {
         return None;
     }
     let root = tcb(receiver).slots[tcb_slot::CTABLE].cap;

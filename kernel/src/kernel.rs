@@ -88,14 +88,27 @@ pub fn tcb(t: Pa) -> &'static mut Tcb {
     obj::<Tcb>(t)
 }
 
+/// Where the thread's IPC buffer is, from the frame capability its TCB holds (0 if it
+/// has none). Derived on every use so that deleting that capability can never leave the
+/// kernel writing into memory that has been handed out again.
+#[inline]
+pub fn ipc_buffer_pa(t: Pa) -> Pa {
+    let th = tcb(t);
+    match th.slots[tcb_slot::BUFFER].cap.frame_base() {
+        Some((pa, bytes)) => pa + (th.ipc_buffer as usize & (bytes - 1) & !1023),
+        None => 0,
+    }
+}
+
 /// Message register `i` of thread `t` (x2..x5, then the IPC buffer).
 #[inline]
 pub fn get_mr(t: Pa, i: usize) -> u64 {
-    let th = tcb(t);
     if i < 4 {
-        th.ctx.x[2 + i]
-    } else if th.ipc_buffer_pa != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
-        read_word(th.ipc_buffer_pa + 8 * (ipc_buffer::MSG + i))
+        return tcb(t).ctx.x[2 + i];
+    }
+    let b = ipc_buffer_pa(t);
+    if b != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
+        read_word(b + 8 * (ipc_buffer::MSG + i))
     } else {
         0
     }
@@ -103,34 +116,36 @@ pub fn get_mr(t: Pa, i: usize) -> u64 {
 
 #[inline]
 pub fn set_mr(t: Pa, i: usize, v: u64) {
-    let th = tcb(t);
     if i < 4 {
-        th.ctx.x[2 + i] = v;
-    } else if th.ipc_buffer_pa != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
-        write_word(th.ipc_buffer_pa + 8 * (ipc_buffer::MSG + i), v);
+        tcb(t).ctx.x[2 + i] = v;
+        return;
+    }
+    let b = ipc_buffer_pa(t);
+    if b != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
+        write_word(b + 8 * (ipc_buffer::MSG + i), v);
     }
 }
 
 /// Reads word `w` of the thread's IPC buffer (0 if it has none).
 pub fn buffer_word(t: Pa, w: usize) -> u64 {
-    let th = tcb(t);
-    if th.ipc_buffer_pa != 0 {
-        read_word(th.ipc_buffer_pa + 8 * w)
+    let b = ipc_buffer_pa(t);
+    if b != 0 && w < ipc_buffer::WORDS {
+        read_word(b + 8 * w)
     } else {
         0
     }
 }
 
 pub fn set_buffer_word(t: Pa, w: usize, v: u64) {
-    let th = tcb(t);
-    if th.ipc_buffer_pa != 0 {
-        write_word(th.ipc_buffer_pa + 8 * w, v);
+    let b = ipc_buffer_pa(t);
+    if b != 0 && w < ipc_buffer::WORDS {
+        write_word(b + 8 * w, v);
     }
 }
 
 /// How many message registers a thread can hold: 4 without an IPC buffer.
 pub fn msg_capacity(t: Pa) -> usize {
-    if tcb(t).ipc_buffer_pa != 0 {
+    if ipc_buffer_pa(t) != 0 {
         sel4_sys::consts::MSG_MAX_LENGTH
     } else {
         4

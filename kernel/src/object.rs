@@ -158,7 +158,6 @@ pub struct Tcb {
     pub yield_to: Pa,
     pub bound_ntfn: Pa,
     pub ipc_buffer: u64,
-    pub ipc_buffer_pa: Pa,
     pub fault: Fault,
 }
 

@@ -119,7 +119,8 @@ pub fn handle_syscall(t: Pa, number: i64) {
             }
         }
         sc::NB_SEND_WAIT => {
-            let dest = tcb(t).ctx.x[8];
+            // seL4 takes NBSendWait's destination from x6 (NBSendRecv's from x8).
+            let dest = tcb(t).ctx.x[6];
             handle_send(t, dest, false, false);
             if tcb(t).state == ThreadState::Running {
                 handle_recv(t, true, false);
