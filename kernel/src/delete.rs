@@ -133,6 +133,10 @@ fn finalise_sc(sc_pa: Pa) {
         obj::<Notification>(sc.ntfn).sc = 0;
         sc.ntfn = 0;
     }
+    if sc.donated_via != 0 {
+        obj::<crate::object::Reply>(sc.donated_via).donated_sc = 0;
+        sc.donated_via = 0;
+    }
     sc.configured = false;
 }
 

@@ -354,6 +354,7 @@ fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
         tcb(caller).sc = 0;
         tcb(callee).sc = sc;
         obj::<SchedContext>(sc).tcb = callee;
+        obj::<SchedContext>(sc).donated_via = reply;
         obj::<Reply>(reply).donated_sc = sc;
     }
 }
@@ -368,6 +369,9 @@ fn reply_unlink(reply: Pa) {
     if caller != 0 {
         tcb(caller).reply = 0;
         tcb(caller).blocked_on = 0;
+    }
+    if sc != 0 {
+        obj::<SchedContext>(sc).donated_via = 0;
     }
     if sc != 0 && obj::<SchedContext>(sc).tcb == callee && callee != 0 {
         let kk = k();

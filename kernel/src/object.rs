@@ -201,6 +201,8 @@ pub struct SchedContext {
     pub badge: u64,
     pub ntfn: Pa,
     pub yield_from: Pa,
+    /// The reply object through which this context is donated, or 0.
+    pub donated_via: Pa,
     pub configured: bool,
 }
 
