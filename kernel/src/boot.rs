@@ -466,6 +466,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     s.configured = true;
     th.sc = sc;
     th.state = ThreadState::Running;
+    th.fault = crate::object::Fault::None;
 
     println!(
         "keel: root task {:#x}..{:#x} entry {:#x}; {} untypeds ({} KiB RAM); RAM ends at {:#x}",

@@ -393,6 +393,7 @@ fn create_object(ty: u64, pa: Pa, user_bits: u64, is_device: bool) -> Cap {
             let t = obj::<Tcb>(pa);
             t.ctx.spsr = SPSR_USER;
             t.state = ThreadState::Inactive;
+            t.fault = crate::object::Fault::None;
             Cap::new(CapKind::Tcb { pa })
         }
         ot::ENDPOINT => Cap::new(CapKind::Endpoint {

@@ -51,6 +51,7 @@ pub enum ThreadState {
 
 /// A lookup failure, as carried in cap faults and FailedLookup errors.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(C, u64)]
 pub enum LookupFault {
     InvalidRoot,
     MissingCapability {
@@ -87,7 +88,11 @@ impl LookupFault {
 }
 
 /// A fault being delivered to (or answered by) a fault handler.
+///
+/// `repr(C, u64)` fixes the layout so that zeroed memory (a freshly retyped TCB) reads as
+/// `Fault::None`: kernel objects are created by zeroing untyped memory.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(C, u64)]
 pub enum Fault {
     None,
     Cap {

@@ -367,3 +367,16 @@ fn slot_layout_is_seL4s() {
     assert_eq!(core::mem::size_of::<Slot>(), 32);
     assert_eq!(core::mem::align_of::<Slot>(), 32);
 }
+
+#[test]
+fn zeroed_kernel_objects_are_empty() {
+    use crate::object::{Fault, ThreadState};
+    // Objects are created by zeroing untyped memory: zero must mean "nothing".
+    let z = [0u8; 64];
+    // SAFETY: reading plain-data enums from zeroed bytes of the right size.
+    let f: Fault = unsafe { core::ptr::read_unaligned(z.as_ptr() as *const Fault) };
+    assert_eq!(f, Fault::None);
+    let s: ThreadState = unsafe { core::ptr::read_unaligned(z.as_ptr() as *const ThreadState) };
+    assert_eq!(s, ThreadState::Inactive);
+    assert!(Cap::default().is_null());
+}
