@@ -178,6 +178,7 @@ pub struct ThreadSpec {
     /// x19, x20, x21 at entry.
     pub args: [Word; 3],
     /// x22 at entry: the set-up endpoint the thread Calls first (see [`finish_setup_call`]).
+    /// It is also the thread's fault endpoint, so a fault before its loop is reported.
     pub setup_ep: cap::Endpoint,
     /// Reply object the root uses to answer that Call.
     pub setup_reply: cap::Reply,
@@ -186,7 +187,8 @@ pub struct ThreadSpec {
 
 /// Creates, configures and resumes a thread: TCB_Configure (the root's CSpace), a new IPC
 /// buffer frame, SetSchedParams with its own scheduling context (`budget == period`, i.e.
-/// round-robin), WriteRegisters (pc, sp, x19–x21), Resume.
+/// round-robin) and the set-up endpoint as fault endpoint, WriteRegisters (pc, sp, x19–x22),
+/// Resume; then completes its set-up Call.
 pub fn spawn(a: &mut Alloc, sched_control: cap::SchedControl, t: &ThreadSpec) -> cap::Tcb {
     let tcb: cap::Tcb = a.obj();
     let ipc: cap::SmallPage = a.obj();
@@ -197,7 +199,7 @@ pub fn spawn(a: &mut Alloc, sched_control: cap::SchedControl, t: &ThreadSpec) ->
     );
     let sc = a.sched_context(sched_control, 10_000, 10_000);
     check(
-        tcb.set_sched_params(init_thread::TCB, t.priority, t.priority, sc, Cap::null()),
+        tcb.set_sched_params(init_thread::TCB, t.priority, t.priority, sc, t.setup_ep),
         "TCB_SetSchedParams",
     );
     let mut regs = UserContext::default();
@@ -233,6 +235,13 @@ pub fn finish_setup_call(ep: cap::Endpoint, reply: cap::Reply) {
         send(reply.cptr(), empty, [0; 4]);
         if info == empty {
             return;
+        }
+        if info.label() == sel4_sys::fault::VM_FAULT {
+            println!(
+                "bench: FAILED: a new thread VM-faulted during set-up: pc {:#x} addr {:#x} prefetch {} fsr {:#x}",
+                mrs[0], mrs[1], mrs[2], mrs[3]
+            );
+            sel4_rt::exit(1)
         }
         if round == 0 && info.label() == sel4_sys::fault::CAP_FAULT {
             println!(

@@ -14,8 +14,10 @@
 //! switches to) executes, and the final `isb`: 3 user instructions besides the kernel path.
 //! [`overhead`] measures the same block without the `svc` (2 instructions).
 //!
-//! Every thread entry point starts with a set-up Call on the endpoint in x22 (see
-//! `setup::finish_setup_call`, a workaround for a kernel bug) before its loop.
+//! Every thread entry point first reads just below its initial sp (its stack is mapped only
+//! in its own VSpace, so a thread started in the wrong address space VM-faults there), then
+//! makes a set-up Call on the endpoint in x22 (see `setup::finish_setup_call`, a workaround
+//! for a kernel bug), then enters its loop.
 //!
 //! Registers: x0–x8 are the syscall registers (declared clobbered); the kernel preserves
 //! x9–x30 and sp, so the first reading survives in x9. The server and waiter loops keep their
@@ -120,6 +122,7 @@ pub extern "C" fn server_entry() -> ! {
     // x19/x20 across `svc`.
     unsafe {
         asm!(
+            "ldr x9, [sp, #-16]",
             "mov x0, x22",
             "mov x1, xzr",
             "mov x7, #{call}",
@@ -151,6 +154,7 @@ pub extern "C" fn stamping_server_entry() -> ! {
     // creator of this thread maps for it and reserves for this purpose.
     unsafe {
         asm!(
+            "ldr x9, [sp, #-16]",
             "mov x0, x22",
             "mov x1, xzr",
             "mov x7, #{call}",
@@ -184,6 +188,7 @@ pub extern "C" fn waiter_entry() -> ! {
     // reserves for it (a static of the root task, same VSpace).
     unsafe {
         asm!(
+            "ldr x9, [sp, #-16]",
             "mov x0, x22",
             "mov x1, xzr",
             "mov x7, #{call}",
