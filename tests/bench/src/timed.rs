@@ -27,6 +27,14 @@ use core::arch::asm;
 
 use sel4_sys::syscall as sc;
 
+/// Reads the cycle counter (after an `isb`, so earlier instructions have completed).
+pub fn cycles() -> u64 {
+    let v: u64;
+    // SAFETY: reading PMCCNTR_EL0 has no side effects; the kernel enables EL0 access.
+    unsafe { asm!("isb", "mrs {v}, pmccntr_el0", v = out(reg) v, options(nomem, nostack)) };
+    v
+}
+
 /// Two back-to-back counter reads: the measurement's own cost.
 #[inline(always)]
 pub fn overhead() -> u64 {
