@@ -218,44 +218,35 @@ pub fn spawn(a: &mut Alloc, sched_control: cap::SchedControl, t: &ThreadSpec) ->
     tcb
 }
 
-/// WORKAROUND for a Keel kernel bug (reported in /tmp/bench-findings.md): a TCB fresh from
-/// Untyped_Retype has its pending-fault field zeroed, which the kernel reads as a cap fault
-/// rather than "no fault". Until a fault reply clears it, every message the thread sends (Call,
-/// ReplyRecv's reply, ...) is replaced by a bogus CapFault message (label 1, length 4).
+/// Completes a new thread's set-up Call on `ep` (x22 at entry, also its fault endpoint):
+/// receive it, check it is an empty message, reply. This confirms the thread started in its
+/// VSpace (it read its stack first) and reports a fault during its start instead of hanging.
 ///
-/// So every benchmark thread first Calls `ep` (x22). We receive that Call here and reply. If
-/// the message was the bogus fault, the kernel takes the fault-reply path: it clears the
-/// field and restarts the thread at its Call, which we receive and answer once more, now as a
-/// normal Call. With a fixed kernel the first Call is already normal and one round suffices.
+/// History: before kernel commit 72df96d a TCB fresh from Untyped_Retype read its zeroed
+/// pending-fault field as a cap fault, so its first message arrived as a bogus CapFault
+/// (label 1, length 4); the bench then worked around it here. A CapFault now is a regression
+/// and stops the run.
 pub fn finish_setup_call(ep: cap::Endpoint, reply: cap::Reply) {
     use sel4_sys::syscalls::{recv, send};
     let empty = sel4::MessageInfo::new(0, 0, 0, 0);
-    for round in 0..2 {
-        let (info, _, mrs) = recv(ep.cptr(), reply.cptr());
+    let (info, _, mrs) = recv(ep.cptr(), reply.cptr());
+    if info == empty {
         send(reply.cptr(), empty, [0; 4]);
-        if info == empty {
-            return;
-        }
-        if info.label() == sel4_sys::fault::VM_FAULT {
-            println!(
-                "bench: FAILED: a new thread VM-faulted during set-up: pc {:#x} addr {:#x} prefetch {} fsr {:#x}",
-                mrs[0], mrs[1], mrs[2], mrs[3]
-            );
-            sel4_rt::exit(1)
-        }
-        if round == 0 && info.label() == sel4_sys::fault::CAP_FAULT {
-            println!(
-                "bench: WORKAROUND: new thread's first Call arrived as a CapFault (info {:#x}, MR0-3 {mrs:x?}); replied to clear it",
-                info.0
-            );
-            continue;
-        }
-        println!(
+        return;
+    }
+    match info.label() {
+        sel4_sys::fault::VM_FAULT => println!(
+            "bench: FAILED: a new thread VM-faulted during set-up: pc {:#x} addr {:#x} prefetch {} fsr {:#x}",
+            mrs[0], mrs[1], mrs[2], mrs[3]
+        ),
+        sel4_sys::fault::CAP_FAULT => println!(
+            "bench: FAILED: a new thread's first Call arrived as a CapFault (info {:#x}, MR0-3 {mrs:x?}); a fresh TCB has a pending fault again (regression of kernel 72df96d?)",
+            info.0
+        ),
+        _ => println!(
             "bench: FAILED: unexpected set-up message from a new thread: info {:#x} MR0-3 {mrs:x?}",
             info.0
-        );
-        sel4_rt::exit(1)
+        ),
     }
-    println!("bench: FAILED: a new thread's set-up Call was still a fault after the fault reply");
     sel4_rt::exit(1)
 }

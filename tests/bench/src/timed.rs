@@ -16,8 +16,8 @@
 //!
 //! Every thread entry point first reads just below its initial sp (its stack is mapped only
 //! in its own VSpace, so a thread started in the wrong address space VM-faults there), then
-//! makes a set-up Call on the endpoint in x22 (see `setup::finish_setup_call`, a workaround
-//! for a kernel bug), then enters its loop.
+//! makes a set-up Call on the endpoint in x22 (see `setup::finish_setup_call`), then enters
+//! its loop.
 //!
 //! Registers: x0–x8 are the syscall registers (declared clobbered); the kernel preserves
 //! x9–x30 and sp, so the first reading survives in x9. The server and waiter loops keep their
