@@ -280,6 +280,7 @@ impl Cap {
         }
     }
 
+    #[inline]
     pub fn kind(&self) -> CapKind {
         let pa = (self.w0 & PA_MASK) as Pa;
         let small = (self.w0 >> SMALL_SHIFT) & SMALL_MASK;

@@ -58,11 +58,11 @@ fn queue_remove(head: &mut Pa, tail: &mut Pa, t: Pa) {
     }
 }
 
-fn ep_insert(ep: Pa, t: Pa) {
+pub(crate) fn ep_insert(ep: Pa, t: Pa) {
     let e = obj::<Endpoint>(ep);
     queue_insert(&mut e.head, &mut e.tail, t);
 }
-fn ep_remove(ep: Pa, t: Pa) {
+pub(crate) fn ep_remove(ep: Pa, t: Pa) {
     let e = obj::<Endpoint>(ep);
     queue_remove(&mut e.head, &mut e.tail, t);
 }
@@ -340,7 +340,7 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
 
 /// Links `caller` to `reply` (it now waits for the answer) and donates the caller's
 /// scheduling context to a passive `callee`.
-fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
+pub(crate) fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
     let r = obj::<Reply>(reply);
     r.caller = caller;
     r.callee = callee;
@@ -360,7 +360,7 @@ fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
 }
 
 /// Breaks the caller/reply link, returning a donated scheduling context to the caller.
-fn reply_unlink(reply: Pa) {
+pub(crate) fn reply_unlink(reply: Pa) {
     let r = obj::<Reply>(reply);
     let (caller, callee, sc) = (r.caller, r.callee, r.donated_sc);
     r.caller = 0;

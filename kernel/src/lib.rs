@@ -23,6 +23,7 @@ pub mod cap;
 pub mod cspace;
 pub mod debug;
 pub mod delete;
+pub mod fastpath;
 pub mod invoke;
 pub mod ipc;
 pub mod irq;

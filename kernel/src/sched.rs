@@ -260,7 +260,7 @@ impl Kernel {
     }
 
     /// Arms the timer for the end of the current budget or the next release.
-    fn program_timer(&mut self, now: u64) {
+    pub(crate) fn program_timer(&mut self, now: u64) {
         let mut deadline = u64::MAX;
         if self.cur != 0 {
             let sc_pa = obj::<Tcb>(self.cur).sc;

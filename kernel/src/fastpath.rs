@@ -1,0 +1,194 @@
+//! The IPC fast path: Call and ReplyRecv in the common case (a short message with no
+//! capabilities, a partner already waiting, and a direct switch to it that the scheduler
+//! would choose anyway). Anything else returns `None` and takes the general path, which
+//! has the same effect; the fast path only skips work the general path would find to be
+//! unnecessary.
+
+use crate::cap::{Cap, CapKind};
+use crate::ipc;
+use crate::kernel::{k, tcb};
+use crate::mem::{obj, Pa};
+use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
+use crate::sched::MIN_REMAINING;
+use sel4_sys::{syscall, MessageInfo};
+
+/// Resolves a CPtr in the common single-level CSpace (guard + radix = 64 bits); other
+/// shapes go through the general lookup.
+#[inline(always)]
+fn lookup(t: Pa, cptr: u64) -> Option<Cap> {
+    let root = tcb(t).slots[tcb_slot::CTABLE].cap;
+    if let CapKind::CNode {
+        pa,
+        radix,
+        guard_size,
+        guard,
+    } = root.kind()
+    {
+        if radix as u32 + guard_size as u32 == 64 && radix > 0 && radix < 64 {
+            if cptr >> radix == guard {
+                let index = (cptr & ((1 << radix) - 1)) as usize;
+                return Some(crate::cspace::slot(pa + (index << 5)).cap);
+            }
+            return None;
+        }
+    }
+    crate::syscall::lookup_cap(t, cptr).ok().map(|(_, c)| c)
+}
+
+/// Whether `t` can run now on its own or a donated scheduling context.
+#[inline(always)]
+fn has_budget(sc: Pa) -> bool {
+    sc != 0 && {
+        let s = obj::<SchedContext>(sc);
+        s.configured && s.remaining >= MIN_REMAINING
+    }
+}
+
+/// Tries the fast path for system call `number` from the current thread `t`. Returns the
+/// thread to run next when it handled the call.
+#[inline(always)]
+pub fn try_fastpath(t: Pa, number: i64) -> Option<Pa> {
+    match number {
+        syscall::CALL => fast_call(t),
+        syscall::REPLY_RECV => fast_reply_recv(t),
+        _ => None,
+    }
+}
+
+fn short_message(t: Pa) -> Option<MessageInfo> {
+    let info = MessageInfo(tcb(t).ctx.x[1]);
+    if info.extra_caps() != 0 || info.length() > 4 {
+        return None;
+    }
+    Some(info)
+}
+
+fn fast_call(t: Pa) -> Option<Pa> {
+    let info = short_message(t)?;
+    let CapKind::Endpoint {
+        pa: ep,
+        badge,
+        rights,
+    } = lookup(t, tcb(t).ctx.x[0])?.kind()
+    else {
+        return None;
+    };
+    if !rights.write() || !(rights.grant() || rights.grant_reply()) {
+        return None;
+    }
+    let dest = obj::<Endpoint>(ep).head;
+    if dest == 0 || tcb(dest).state != ThreadState::BlockedOnReceive {
+        return None;
+    }
+    let reply = tcb(dest).reply;
+    let (my_prio, my_sc) = (tcb(t).priority, tcb(t).sc);
+    if reply == 0 || tcb(dest).priority < my_prio || !has_budget(my_sc) {
+        return None;
+    }
+    let dest_sc = tcb(dest).sc;
+    if dest_sc != 0 && (!has_budget(dest_sc) || tcb(dest).in_release_queue) {
+        return None;
+    }
+    let kk = k();
+    let now = crate::arch::now();
+    kk.charge_current(now);
+    if !has_budget(my_sc) {
+        return None;
+    }
+
+    ipc::ep_remove(ep, dest);
+    copy_message(t, dest, badge, info);
+    let d = tcb(dest);
+    d.reply = 0;
+    d.blocked_on = 0;
+    d.state = ThreadState::Running;
+    obj::<Reply>(reply).receiver = 0;
+    ipc::reply_push(t, dest, reply);
+    switch(dest, now)
+}
+
+fn fast_reply_recv(t: Pa) -> Option<Pa> {
+    let info = short_message(t)?;
+    let th = tcb(t);
+    let (ep_cptr, reply_cptr) = (th.ctx.x[0], th.ctx.x[6]);
+    let CapKind::Reply { pa: reply, .. } = lookup(t, reply_cptr)?.kind() else {
+        return None;
+    };
+    let CapKind::Endpoint { pa: ep, rights, .. } = lookup(t, ep_cptr)?.kind() else {
+        return None;
+    };
+    if !rights.read() {
+        return None;
+    }
+    let caller = obj::<Reply>(reply).caller;
+    if caller == 0
+        || tcb(caller).state != ThreadState::BlockedOnReply
+        || tcb(caller).fault != Fault::None
+    {
+        return None;
+    }
+    // No sender may be waiting (the receive would complete at once) and no signal may be
+    // pending on the bound notification.
+    let head = obj::<Endpoint>(ep).head;
+    if head != 0 && tcb(head).state == ThreadState::BlockedOnSend {
+        return None;
+    }
+    let bound = tcb(t).bound_ntfn;
+    if bound != 0 && obj::<Notification>(bound).active {
+        return None;
+    }
+    let kk = k();
+    let caller_prio = tcb(caller).priority as usize;
+    if kk.highest_ready_priority().is_some_and(|p| p > caller_prio) {
+        return None;
+    }
+    // After the reply the caller runs on its own context or gets a donated one back.
+    let donated = obj::<Reply>(reply).donated_sc;
+    let caller_sc = if donated != 0 {
+        donated
+    } else {
+        tcb(caller).sc
+    };
+    if !has_budget(caller_sc) || (donated == 0 && tcb(caller).in_release_queue) {
+        return None;
+    }
+    let now = crate::arch::now();
+    kk.charge_current(now);
+    if !has_budget(caller_sc) {
+        return None;
+    }
+
+    ipc::reply_unlink(reply);
+    copy_message(t, caller, 0, info);
+    tcb(caller).state = ThreadState::Running;
+
+    let me = tcb(t);
+    me.blocked_on = ep;
+    me.reply = reply;
+    me.state = ThreadState::BlockedOnReceive;
+    obj::<Reply>(reply).receiver = t;
+    ipc::ep_insert(ep, t);
+    switch(caller, now)
+}
+
+/// Moves a message of at most four words from `from`'s registers to `to`'s.
+#[inline(always)]
+fn copy_message(from: Pa, to: Pa, badge: u64, info: MessageInfo) {
+    let f = &tcb(from).ctx.x;
+    let (a, b, c, d) = (f[2], f[3], f[4], f[5]);
+    let x = &mut tcb(to).ctx.x;
+    x[0] = badge;
+    x[1] = MessageInfo::new(info.label(), 0, 0, info.length()).0;
+    x[2] = a;
+    x[3] = b;
+    x[4] = c;
+    x[5] = d;
+}
+
+#[inline(always)]
+fn switch(to: Pa, now: u64) -> Option<Pa> {
+    let kk = k();
+    kk.switch_to(to);
+    kk.program_timer(now);
+    Some(to)
+}
