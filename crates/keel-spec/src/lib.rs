@@ -1,0 +1,208 @@
+//! The contract between `keel build` (which lowers `system.cdl`), the loader (the root task
+//! that instantiates a system) and the component runtime.
+//!
+//! Job: define the system spec that the loader instantiates, the way it is packed into the
+//! loader's image, and the fixed layout every component can rely on: which CNode slot holds
+//! what, what badges mean, and where the IPC buffer and stack are.
+//!
+//! Must never: hold policy or validation (that is the `cdl` crate's job) or anything
+//! specific to one board.
+//!
+//! Invariants: every index in a spec refers to an element that exists (the lowering
+//! checks it and the loader checks it again); channel ids are below `MAX_CHANNEL_ID`; the
+//! encoding is postcard, so the spec is the same bytes on the host and in the loader.
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// A whole system: what the loader creates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemSpec {
+    pub components: Vec<ComponentSpec>,
+    pub regions: Vec<RegionSpec>,
+    pub channels: Vec<ChannelSpec>,
+    /// Index of the supervisor component (fault handler of every other component).
+    pub supervisor: Option<u32>,
+    /// Index of the console component (owner of the UART, log multiplexer).
+    pub console: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentSpec {
+    pub name: String,
+    /// Index of the component's ELF in `SystemBlob::images`.
+    pub image: u32,
+    /// 0..=254.
+    pub priority: u8,
+    pub budget_us: u64,
+    pub period_us: u64,
+    /// A passive component runs only on scheduling contexts donated by its callers.
+    pub passive: bool,
+    pub stack_size: u64,
+    pub maps: Vec<MapSpec>,
+    pub irqs: Vec<IrqSpec>,
+    pub restart: RestartPolicy,
+}
+
+/// A memory region: RAM the loader allocates (zeroed), or a device window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionSpec {
+    pub name: String,
+    pub size: u64,
+    /// 12 (4 KiB) or 21 (2 MiB).
+    pub page_bits: u8,
+    /// Set for device regions: the physical address they cover.
+    pub phys_addr: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapSpec {
+    pub region: u32,
+    pub vaddr: u64,
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+    pub cached: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelEnd {
+    pub component: u32,
+    /// The channel's id at this end (what the component's code sees).
+    pub id: u8,
+}
+
+/// A channel between two components. Both ends may notify; `caller` (0 or 1) names the end
+/// that may make protected calls to the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelSpec {
+    pub ends: [ChannelEnd; 2],
+    pub caller: Option<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IrqSpec {
+    pub irq: u32,
+    /// The channel id the interrupt arrives on.
+    pub id: u8,
+    pub edge: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    /// Restart from the image after each fault, waiting `backoff_ms` doubled per restart;
+    /// hold (stop) after `max_restarts` restarts.
+    Restart { max_restarts: u32, backoff_ms: u32 },
+    /// Never restart: a faulted component stays stopped.
+    Hold,
+}
+
+/// What the loader's image carries: the spec and every component's ELF.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemBlob<'a> {
+    pub spec: SystemSpec,
+    #[serde(borrow)]
+    pub images: Vec<&'a [u8]>,
+}
+
+impl<'a> SystemBlob<'a> {
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+}
+
+/// Largest channel (and IRQ) id: badge bits 62 and 63 are reserved, as in Microkit.
+pub const MAX_CHANNEL_ID: u8 = 61;
+/// The channel id every component uses for the console (added by `keel build`).
+pub const CONSOLE_CHANNEL: u8 = 61;
+pub const MAX_COMPONENTS: usize = 61;
+/// Highest priority a component may have; the loader runs above it while it builds.
+pub const MAX_COMPONENT_PRIORITY: u8 = 254;
+
+/// A component's CSpace: a single CNode with `CNODE_BITS` slots and a guard of
+/// `64 - CNODE_BITS` zero bits, so a CPtr is simply a slot number.
+pub mod cspace {
+    pub const CNODE_BITS: u8 = 9;
+    /// The component's receive capability: its endpoint if it serves protected calls or
+    /// handles faults, otherwise its notification. Its notification is bound to its TCB.
+    pub const INPUT: u64 = 1;
+    /// A Reply object for receiving protected calls and faults.
+    pub const REPLY: u64 = 2;
+    /// The component's own notification (also bound to its TCB).
+    pub const NOTIFICATION: u64 = 3;
+    /// + channel id: notification capability to the peer, badged `1 << peer's id`.
+    pub const NOTIFY_BASE: u64 = 10;
+    /// + channel id: endpoint capability to the peer, badged `PPC_BADGE | peer's id`.
+    pub const PPC_BASE: u64 = 74;
+    /// + channel id: IRQ handler capability.
+    pub const IRQ_BASE: u64 = 138;
+    /// Supervisor only, + component index: the component's TCB.
+    pub const CHILD_TCB_BASE: u64 = 202;
+}
+
+/// Badge bits seen by a receiving component.
+pub mod badge {
+    /// A protected call; the low bits are the caller's channel id at the receiver.
+    pub const PPC: u64 = 1 << 63;
+    /// A fault message; the low bits are the faulting component's index.
+    pub const FAULT: u64 = 1 << 62;
+}
+
+/// A component's fixed virtual-memory layout.
+pub mod layout {
+    /// The IPC buffer: the highest user page (seL4 user top is 2^40 on this configuration).
+    pub const IPC_BUFFER: u64 = 0xff_ffff_f000;
+    /// The stack grows down from here; one unmapped guard page separates it from the IPC
+    /// buffer and one sits below it.
+    pub const STACK_TOP: u64 = 0xff_fffe_0000;
+    /// Program segments must lie in `[PROGRAM_BASE, PROGRAM_END)`.
+    pub const PROGRAM_BASE: u64 = 0x40_0000;
+    pub const PROGRAM_END: u64 = 0x1000_0000;
+    /// Where user-declared mappings may go: `[MAP_BASE, MAP_END)`.
+    pub const MAP_BASE: u64 = 0x1000_0000;
+    pub const MAP_END: u64 = 0xf0_0000_0000;
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn blob_round_trips() {
+        let image = [1u8, 2, 3, 4];
+        let blob = SystemBlob {
+            spec: SystemSpec {
+                components: vec![ComponentSpec {
+                    name: "hello".into(),
+                    image: 0,
+                    priority: 100,
+                    budget_us: 1000,
+                    period_us: 1000,
+                    passive: false,
+                    stack_size: 0x4000,
+                    maps: vec![],
+                    irqs: vec![IrqSpec { irq: 33, id: 0, edge: false }],
+                    restart: RestartPolicy::Restart { max_restarts: 3, backoff_ms: 10 },
+                }],
+                regions: vec![],
+                channels: vec![],
+                supervisor: None,
+                console: None,
+            },
+            images: vec![&image],
+        };
+        let bytes = blob.encode().unwrap();
+        assert_eq!(SystemBlob::decode(&bytes).unwrap(), blob);
+    }
+}
