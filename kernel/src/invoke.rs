@@ -234,18 +234,21 @@ pub fn update_cap_data(preserve: bool, data: u64, cap: Cap) -> Cap {
     }
 }
 
-fn target_slot(root: Cap, index: u64, depth: u64) -> Result<Pa, SysError> {
-    cspace::lookup_slot_exact(root, index, depth).map_err(|lookup| SysError::FailedLookup {
-        source: false,
-        lookup,
-    })
+/// seL4's `lookupSlotForCNodeOp`: `depth` must be 1..=64 and consume exactly.
+pub fn cnode_op_slot(root: Cap, index: u64, depth: u64, source: bool) -> Result<Pa, SysError> {
+    if !(1..=64).contains(&depth) {
+        return Err(SysError::RangeError(1, 64));
+    }
+    cspace::lookup_slot_exact(root, index, depth)
+        .map_err(|lookup| SysError::FailedLookup { source, lookup })
+}
+
+pub fn target_slot(root: Cap, index: u64, depth: u64) -> Result<Pa, SysError> {
+    cnode_op_slot(root, index, depth, false)
 }
 
 fn source_slot(root: Cap, index: u64, depth: u64) -> Result<Pa, SysError> {
-    cspace::lookup_slot_exact(root, index, depth).map_err(|lookup| SysError::FailedLookup {
-        source: true,
-        lookup,
-    })
+    cnode_op_slot(root, index, depth, true)
 }
 
 fn ensure_empty(s: Pa) -> Result<(), SysError> {

@@ -61,11 +61,7 @@ fn issue(
     if k().irq_issued[irq] || k().kernel_irqs[irq] {
         return Err(SysError::RevokeFirst);
     }
-    let dest =
-        cspace::lookup_slot_exact(root, index, depth).map_err(|lookup| SysError::FailedLookup {
-            source: false,
-            lookup,
-        })?;
+    let dest = crate::invoke::target_slot(root, index, depth)?;
     if !slot(dest).cap.is_null() {
         return Err(SysError::DeleteFirst);
     }

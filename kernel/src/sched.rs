@@ -252,7 +252,7 @@ impl Kernel {
             return;
         }
         if crate::ipc::has_timeout_handler(t) {
-            let consumed = sc.consumed;
+            let consumed = ticks_to_us(sc.consumed);
             let badge = sc.badge;
             crate::ipc::raise_timeout_fault(t, badge, consumed);
         }

@@ -196,12 +196,7 @@ pub fn asid_control_invocation(inv: &Inv) -> SysResult {
     let Some(hi) = k().asid_table.iter().position(|&p| p == 0) else {
         return Err(SysError::DeleteFirst);
     };
-    let dest = cspace::lookup_slot_exact(root, inv.mr(0), inv.mr(1)).map_err(|lookup| {
-        SysError::FailedLookup {
-            source: false,
-            lookup,
-        }
-    })?;
+    let dest = crate::invoke::target_slot(root, inv.mr(0), inv.mr(1))?;
     if !slot(dest).cap.is_null() {
         return Err(SysError::DeleteFirst);
     }
