@@ -364,7 +364,7 @@ fn untyped_retype(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
         return Err(SysError::NotEnoughMemory(free_bytes));
     }
     if is_device && !is_frame_type(ty) && ty != ot::UNTYPED {
-        return Err(SysError::InvalidArgument(0));
+        return Err(SysError::InvalidArgument(1));
     }
     // Perform.
     let free_ref = ut_pa as u64 + free_index;
@@ -511,11 +511,16 @@ fn cnode_invocation(inv: &Inv, cnode: Cap) -> SysResult {
             }
         }
         lb::CNODE_ROTATE => {
+            // seL4_CNode_Rotate(dest_index, dest_depth, dest_badge, pivot_root, pivot_index,
+            // pivot_depth, pivot_badge, src_root, src_index, src_depth): the pivot's cap
+            // moves to dest (with dest_badge), the source's to the pivot (with pivot_badge).
             inv.need(8, 2)?;
-            let pivot_depth = inv.mr(3);
-            let src_depth = inv.mr(6);
-            let pivot = source_slot(inv.cap(0), inv.mr(2), pivot_depth)?;
-            let src = source_slot(inv.cap(1), inv.mr(5), src_depth)?;
+            let pivot_data = inv.mr(2);
+            let (pivot_index, pivot_depth) = (inv.mr(3), inv.mr(4));
+            let src_data = inv.mr(5);
+            let (src_index, src_depth) = (inv.mr(6), inv.mr(7));
+            let src = source_slot(inv.cap(1), src_index, src_depth)?;
+            let pivot = source_slot(inv.cap(0), pivot_index, pivot_depth)?;
             if pivot == src || pivot == dest {
                 return Err(SysError::IllegalOperation);
             }
@@ -540,8 +545,8 @@ fn cnode_invocation(inv: &Inv, cnode: Cap) -> SysResult {
                     },
                 });
             }
-            let new_src = update_cap_data(true, inv.mr(7), src_cap);
-            let new_pivot = update_cap_data(true, inv.mr(4), pivot_cap);
+            let new_src = update_cap_data(true, src_data, src_cap);
+            let new_pivot = update_cap_data(true, pivot_data, pivot_cap);
             if new_src.is_null() || new_pivot.is_null() {
                 return Err(SysError::IllegalOperation);
             }
@@ -757,7 +762,7 @@ fn tcb_invocation(inv: &Inv, t: Pa) -> SysResult {
             if t == me {
                 return Err(SysError::IllegalOperation);
             }
-            if count > consts::USER_CONTEXT_WORDS {
+            if count < 1 || count > consts::USER_CONTEXT_WORDS {
                 return Err(SysError::RangeError(1, consts::USER_CONTEXT_WORDS as u64));
             }
             if flags & 1 != 0 {
@@ -795,10 +800,10 @@ fn tcb_invocation(inv: &Inv, t: Pa) -> SysResult {
             let CapKind::Tcb { pa: src } = inv.cap(0).kind() else {
                 return Err(SysError::InvalidCapability(1));
             };
-            let suspend_source = flags & 0xff != 0;
-            let resume_target = (flags >> 8) & 0xff != 0;
-            let transfer_frame = (flags >> 16) & 0xff != 0;
-            let transfer_integer = (flags >> 24) & 0xff != 0;
+            let suspend_source = flags & 1 != 0;
+            let resume_target = flags & 2 != 0;
+            let transfer_frame = flags & 4 != 0;
+            let transfer_integer = flags & 8 != 0;
             if suspend_source {
                 delete::suspend(src);
             }

@@ -47,7 +47,7 @@ impl SysError {
                 w[1] = hi;
                 (error::RANGE_ERROR, 2)
             }
-            SysError::AlignmentError => (error::ALIGNMENT_ERROR, 1),
+            SysError::AlignmentError => (error::ALIGNMENT_ERROR, 0),
             SysError::FailedLookup { source, lookup } => {
                 w[0] = source as u64;
                 let (lw, ln) = lookup.words();
