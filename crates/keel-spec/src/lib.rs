@@ -172,6 +172,8 @@ pub mod layout {
     pub const MAP_END: u64 = 0xf0_0000_0000;
 }
 
+pub mod restart;
+
 #[cfg(test)]
 mod tests {
     extern crate std;
