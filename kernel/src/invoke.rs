@@ -268,7 +268,7 @@ fn object_size_bits(ty: u64, user_bits: u64) -> u64 {
         ot::TCB => sizes::TCB as u64,
         ot::ENDPOINT => sizes::ENDPOINT as u64,
         ot::NOTIFICATION => sizes::NOTIFICATION as u64,
-        ot::CAP_TABLE => user_bits + sizes::SLOT as u64,
+        ot::CAP_TABLE => user_bits.saturating_add(sizes::SLOT as u64),
         ot::SCHED_CONTEXT => user_bits,
         ot::REPLY => sizes::REPLY as u64,
         ot::ARM_HUGE_PAGE => 30,
@@ -358,26 +358,52 @@ fn untyped_retype(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
         return Err(SysError::IllegalOperation);
     };
     let reset = !cspace::has_children(s);
-    let free_index = if reset { 0 } else { free_index };
-    let free_bytes = (1u64 << size_bits) - free_index;
-    if obj_bits >= 64 || (num << obj_bits) > free_bytes || (num << obj_bits) >> obj_bits != num {
-        return Err(SysError::NotEnoughMemory(free_bytes));
-    }
+    let (aligned, new_free) =
+        plan_retype(ut_pa as u64, size_bits, free_index, reset, obj_bits, num)?;
     if is_device && !is_frame_type(ty) && ty != ot::UNTYPED {
         return Err(SysError::InvalidArgument(1));
     }
     // Perform.
-    let free_ref = ut_pa as u64 + free_index;
     let obj_size = 1u64 << obj_bits;
-    let aligned = (free_ref + obj_size - 1) & !(obj_size - 1);
     for i in 0..num {
         let opa = (aligned + i * obj_size) as Pa;
         let new_cap = create_object(ty, opa, user_bits, is_device);
         cspace::insert_new(new_cap, s, cnode_pa + (((node_offset + i) as usize) << 5));
     }
-    let new_free = aligned + num * obj_size - ut_pa as u64;
     cspace::update_cap(s, cap.with_free_index(new_free));
     Ok(Reply::EMPTY)
+}
+
+/// seL4's space rule for Retype: where `num` objects of `2^obj_bits` bytes start in the
+/// untyped at `ut_pa` (`2^size_bits` bytes, watermark `free_index`, reset to 0 when the
+/// untyped has no children), and the new watermark.
+pub fn plan_retype(
+    ut_pa: u64,
+    size_bits: u8,
+    free_index: u64,
+    reset: bool,
+    obj_bits: u64,
+    num: u64,
+) -> Result<(u64, u64), SysError> {
+    let size = 1u64 << size_bits.min(63);
+    let free_index = if reset { 0 } else { free_index.min(size) };
+    let free_bytes = size - free_index;
+    let needed = if obj_bits >= 64 {
+        None
+    } else {
+        num.checked_mul(1u64 << obj_bits)
+    };
+    match needed {
+        Some(n) if n <= free_bytes => {}
+        _ => return Err(SysError::NotEnoughMemory(free_bytes)),
+    }
+    let obj_size = 1u64 << obj_bits;
+    let aligned = (ut_pa + free_index + obj_size - 1) & !(obj_size - 1);
+    let new_free = aligned + num * obj_size - ut_pa;
+    if new_free > size {
+        return Err(SysError::NotEnoughMemory(free_bytes));
+    }
+    Ok((aligned, new_free))
 }
 
 fn create_object(ty: u64, pa: Pa, user_bits: u64, is_device: bool) -> Cap {

@@ -380,3 +380,208 @@ fn zeroed_kernel_objects_are_empty() {
     assert_eq!(s, ThreadState::Inactive);
     assert!(Cap::default().is_null());
 }
+
+// ---------------------------------------------------------------------------------------
+// Retype rules.
+
+#[test]
+fn retype_places_objects_aligned_after_the_watermark() {
+    use crate::syscall::SysError;
+    // 4 KiB untyped at 0x1000 with 16 bytes used: two 2 KiB TCBs do not fit after
+    // alignment, one does (at 0x1800).
+    assert_eq!(
+        invoke::plan_retype(0x1000, 12, 16, false, 11, 1),
+        Ok((0x1800, 0x1000))
+    );
+    assert_eq!(
+        invoke::plan_retype(0x1000, 12, 16, false, 11, 2),
+        Err(SysError::NotEnoughMemory(4080))
+    );
+    // With no children the watermark resets.
+    assert_eq!(
+        invoke::plan_retype(0x1000, 12, 16, true, 11, 2),
+        Ok((0x1000, 0x1000))
+    );
+    // Endpoints pack at 16 bytes.
+    assert_eq!(
+        invoke::plan_retype(0x1000, 12, 32, false, 4, 3),
+        Ok((0x1020, 0x50))
+    );
+    // Absurd counts and sizes are errors, never overflows.
+    assert!(invoke::plan_retype(0x1000, 12, 0, false, 4, u64::MAX).is_err());
+    assert!(invoke::plan_retype(0x1000, 12, 0, false, 64, 1).is_err());
+    assert!(invoke::plan_retype(0x1000, 12, 0, false, 13, 1).is_err());
+}
+
+// ---------------------------------------------------------------------------------------
+// Scheduler queues and IPC transfer, on TCBs in host memory.
+
+use crate::kernel::{k, tcb};
+use crate::object::{tcb_slot, Endpoint, Reply, SchedContext, ThreadState};
+
+fn new_thread(prio: u8) -> Pa {
+    let t = arena(2048, 2048);
+    let th = tcb(t);
+    th.priority = prio;
+    th.mcp = prio;
+    th.state = ThreadState::Inactive;
+    t
+}
+
+fn give_budget(t: Pa) {
+    let sc = arena(256, 256);
+    let s = crate::mem::obj::<SchedContext>(sc);
+    s.budget = 1 << 30;
+    s.period = 1 << 30;
+    s.remaining = 1 << 30;
+    s.configured = true;
+    s.tcb = t;
+    tcb(t).sc = sc;
+}
+
+fn give_ipc_buffer(t: Pa) -> Pa {
+    let frame = arena(4096, 4096);
+    let cap = Cap::new(CapKind::Frame {
+        pa: frame,
+        size: crate::cap::FrameSize::Small,
+        rights: Rights(3),
+        is_device: false,
+        mapping: None,
+    });
+    cspace::insert_root(cap, &tcb(t).slots[tcb_slot::BUFFER] as *const _ as Pa);
+    tcb(t).ipc_buffer = 0x10_0000;
+    frame
+}
+
+#[test]
+fn ready_queues_pick_highest_priority_fifo_within_one() {
+    let kk = k();
+    let a = new_thread(10);
+    let b = new_thread(200);
+    let c = new_thread(10);
+    kk.ready_enqueue(a);
+    kk.ready_enqueue(b);
+    kk.ready_enqueue(c);
+    assert_eq!(kk.highest_ready_priority(), Some(200));
+    kk.ready_dequeue(b);
+    assert_eq!(kk.highest_ready_priority(), Some(10));
+    assert_eq!(kk.ready_head[10], a);
+    kk.ready_dequeue(a);
+    assert_eq!(kk.ready_head[10], c);
+    kk.ready_dequeue(c);
+    assert_eq!(kk.highest_ready_priority(), None);
+    // Enqueueing twice is harmless.
+    kk.ready_enqueue(a);
+    kk.ready_enqueue(a);
+    kk.ready_dequeue(a);
+    assert_eq!(kk.highest_ready_priority(), None);
+}
+
+#[test]
+fn release_queue_is_ordered_by_release_time() {
+    let kk = k();
+    let mut threads = std::vec::Vec::new();
+    for (i, when) in [300u64, 100, 200].iter().enumerate() {
+        let t = new_thread(5 + i as u8);
+        give_budget(t);
+        let sc = crate::mem::obj::<SchedContext>(tcb(t).sc);
+        sc.period = *when;
+        sc.last_release = 0;
+        kk.release_enqueue(t);
+        threads.push(t);
+    }
+    assert_eq!(kk.release_head, threads[1]);
+    assert_eq!(tcb(threads[1]).sched_next, threads[2]);
+    assert_eq!(tcb(threads[2]).sched_next, threads[0]);
+    for &t in &threads {
+        tcb(t).state = ThreadState::Running;
+    }
+    // At 250 the contexts released at 100 and 200 are back, with full budgets.
+    kk.wake_released(250);
+    assert_eq!(kk.release_head, threads[0]);
+    assert_eq!(kk.ready_head[6], threads[1]);
+    assert_eq!(kk.ready_head[7], threads[2]);
+    assert!(!tcb(threads[1]).in_release_queue && tcb(threads[1]).in_ready_queue);
+}
+
+#[test]
+fn call_transfers_every_message_register_and_reply_returns() {
+    let kk = k();
+    let client = new_thread(10);
+    let server = new_thread(20);
+    give_budget(client);
+    give_budget(server);
+    let cbuf = give_ipc_buffer(client);
+    let sbuf = give_ipc_buffer(server);
+    let ep = arena(16, 16);
+    let reply = arena(32, 32);
+    // The server waits first.
+    tcb(server).state = ThreadState::Running;
+    crate::ipc::receive_ipc(server, ep, reply, true);
+    assert_eq!(tcb(server).state, ThreadState::BlockedOnReceive);
+    assert_eq!(crate::mem::obj::<Endpoint>(ep).head, server);
+    // The client calls with 120 words.
+    tcb(client).state = ThreadState::Running;
+    kk.cur = client;
+    for i in 0..120 {
+        crate::kernel::set_mr(client, i, 1000 + i as u64);
+    }
+    tcb(client).ctx.x[1] = sel4_sys::MessageInfo::new(7, 0, 0, 120).0;
+    let args = crate::ipc::SendArgs {
+        badge: 0x55,
+        can_grant: false,
+        can_grant_reply: true,
+        is_call: true,
+        blocking: true,
+    };
+    crate::ipc::send_ipc(client, ep, args);
+    assert_eq!(tcb(client).state, ThreadState::BlockedOnReply);
+    assert_eq!(tcb(server).state, ThreadState::Running);
+    assert_eq!(tcb(server).ctx.x[0], 0x55);
+    let info = sel4_sys::MessageInfo(tcb(server).ctx.x[1]);
+    assert_eq!((info.label(), info.length()), (7, 120));
+    for i in 0..120 {
+        assert_eq!(crate::kernel::get_mr(server, i), 1000 + i as u64, "MR{i}");
+    }
+    assert_eq!(crate::mem::obj::<Reply>(reply).caller, client);
+    // The reply carries one word back and wakes the client.
+    crate::kernel::set_mr(server, 0, 42);
+    tcb(server).ctx.x[1] = sel4_sys::MessageInfo::new(0, 0, 0, 1).0;
+    kk.cur = server;
+    crate::ipc::do_reply(server, reply, false);
+    assert_eq!(tcb(client).state, ThreadState::Running);
+    assert_eq!(crate::kernel::get_mr(client, 0), 42);
+    assert_eq!(crate::mem::obj::<Reply>(reply).caller, 0);
+    let _ = (cbuf, sbuf);
+}
+
+#[test]
+fn call_without_a_waiting_receiver_blocks_in_priority_order() {
+    let ep = arena(16, 16);
+    let low = new_thread(5);
+    let high = new_thread(50);
+    let mid = new_thread(20);
+    for t in [low, high, mid] {
+        tcb(t).state = ThreadState::Running;
+        let args = crate::ipc::SendArgs {
+            badge: 0,
+            can_grant: false,
+            can_grant_reply: false,
+            is_call: false,
+            blocking: true,
+        };
+        crate::ipc::send_ipc(t, ep, args);
+        assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
+    }
+    let e = crate::mem::obj::<Endpoint>(ep);
+    assert_eq!(e.head, high);
+    assert_eq!(tcb(high).ep_next, mid);
+    assert_eq!(tcb(mid).ep_next, low);
+    assert_eq!(e.tail, low);
+    // Deleting the endpoint restarts every sender.
+    crate::ipc::cancel_all_ipc(ep);
+    assert_eq!(crate::mem::obj::<Endpoint>(ep).head, 0);
+    for t in [low, high, mid] {
+        assert_eq!(tcb(t).state, ThreadState::Running);
+    }
+}
