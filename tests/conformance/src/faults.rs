@@ -18,6 +18,7 @@ pub const TESTS: &[Test] = &[
     t("fault_user_exception", user_exception),
     t("fault_cap_fault_recv_phase", cap_fault_recv),
     t("fault_cap_fault_send_phase", cap_fault_send),
+    t("fault_resume_by_write_registers", resume_by_write_registers),
     t("fault_vm_write_to_read_only", vm_write_ro),
     t("fault_vm_instruction_fetch", vm_prefetch),
     t("fault_without_handler_stops_thread", no_handler),
@@ -291,5 +292,25 @@ fn handler_validity() -> TestResult {
     let wg = kit::mint(ep, CapRights::new(true, false, false, true), 0)?;
     th.tcb.set_space(wg, kit::ROOT_CNODE, 0, ROOT_VSPACE, 0).ctx("SetSpace with W+GrantReply")?;
     th.tcb.set_space(sel4::Cap::null(), kit::ROOT_CNODE, 0, ROOT_VSPACE, 0).ctx("SetSpace with no handler")?;
+    Ok(())
+}
+
+/// A thread stopped on a fault (waiting for the handler's reply) is restarted by
+/// WriteRegisters with the resume flag: here with pc moved past the faulting svc, for a
+/// receive-phase and a send-phase cap fault.
+fn resume_by_write_registers() -> TestResult {
+    for (what, f) in [("send phase", call_bad_child as kit::ChildFn), ("receive phase", wait_empty_child)] {
+        let o = Obs::new();
+        let bad = if what == "send phase" { (0xAB << 52) | 5 } else { kit::slot()? };
+        o.v[7].store(bad, SeqCst);
+        let (th, fe, reply) = faulter(f, arg(&o))?;
+        let (info, _) = fe.recv(reply);
+        check_eq!(info.label(), fault::CAP_FAULT, "{}: fault label", what);
+        let ip = get_mr(fault::CAP_FAULT_IP);
+        let mut regs = sel4::UserContext::default();
+        regs.set_pc(ip + 4);
+        th.tcb.write_registers(true, 0, 1, &regs).ctx("WriteRegisters pc + resume")?;
+        check_eq!(o.step.load(SeqCst), 1, "{}: thread did not continue after WriteRegisters(resume)", what);
+    }
     Ok(())
 }

@@ -34,6 +34,7 @@ const RADIX: u64 = 5;
 static COUNT: AtomicU64 = AtomicU64::new(0);
 static RNG: AtomicU64 = AtomicU64::new(SEED);
 
+
 fn pick_cptr(r: &mut Rng) -> u64 {
     match r.below(20) {
         0..=11 => r.below(1 << RADIX),
@@ -126,7 +127,6 @@ struct Child {
     reply: cap::Reply,
     ut: cap::Untyped,
     frame: cap::SmallPage,
-    pt: cap::PageTable,
 }
 
 impl Child {
@@ -146,7 +146,6 @@ impl Child {
         cn.copy(7, r, ROOT_CNODE, self.frame.cptr(), DEPTH, all).ctx("child frame")?;
         cn.mint(8, r, ROOT_CNODE, self.ep2.cptr(), DEPTH, CapRights::read_only(), 0).ctx("child ro ep")?;
         cn.mint(9, r, ROOT_CNODE, self.ntfn.cptr(), DEPTH, CapRights::write_only(), 0x10).ctx("child wo ntfn")?;
-        cn.copy(10, r, ROOT_CNODE, self.pt.cptr(), DEPTH, all).ctx("child page table")?;
         Ok(())
     }
 
@@ -191,7 +190,6 @@ fn stress() -> TestResult {
         reply: kit::reply()?,
         ut: kit::untyped(16)?,
         frame: kit::alloc()?,
-        pt: kit::alloc()?,
     };
     child.populate()?;
     let sink_th = Thread::new(Opts::prio(CHILD_PRIO - 1))?;
