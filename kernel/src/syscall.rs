@@ -353,11 +353,22 @@ fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
     }
 }
 
-/// Marks a thread runnable again after it was stopped (TCB_Resume).
+/// seL4's `restart` (TCB_Resume, WriteRegisters/CopyRegisters with resume): a stopped
+/// thread (inactive or blocked in IPC, including waiting for a fault reply) leaves what it
+/// was blocked in and runs again from its restart PC.
 pub fn restart(t: Pa) {
     let th = tcb(t);
-    if matches!(th.state, ThreadState::Inactive) {
+    let stopped = matches!(
+        th.state,
+        ThreadState::Inactive
+            | ThreadState::BlockedOnReceive
+            | ThreadState::BlockedOnSend
+            | ThreadState::BlockedOnNotification
+            | ThreadState::BlockedOnReply
+    );
+    if stopped {
         ipc::cancel_ipc(t);
+        tcb(t).fault = Fault::None;
         set_state(t, ThreadState::Restart);
     }
 }
