@@ -26,6 +26,12 @@ pub const TESTS: &[Test] = &[
     t("ipc_send_recv_and_nb", send_recv),
     t("ipc_reply_recv_server_loop", reply_recv_loop),
     t("ipc_passive_server_donation", passive_server),
+    t("ipc_reply_transfers_cap", reply_cap_transfer),
+    t("ipc_endpoint_queue_priority_order", queue_order),
+    t("ipc_delete_endpoint_restarts_blocked_caller", delete_ep_unblocks),
+    t("ipc_nb_send_recv_and_nb_send_wait", nb_send_recv),
+    t("ipc_set_ipc_buffer_moves_message", set_ipc_buffer),
+    t("ntfn_call_signals_and_returns", ntfn_call),
     t("ntfn_signal_wait_poll", ntfn_basic),
     t("ntfn_badge_or", ntfn_or),
     t("ntfn_wakes_waiter", ntfn_wakes_waiter),
@@ -453,5 +459,201 @@ fn ntfn_bound() -> TestResult {
     th.tcb.bind_notification(n2).ctx("bind after unbind")?;
     let _ = get_badge(0);
     let _: Option<cap::Endpoint> = None;
+    Ok(())
+}
+
+/// Server replying with a cap: (args) ep, reply, cap to send back.
+fn cap_replier(c: &Ctx2) {
+    let s: &Srv = from_arg(c.arg);
+    let r = sys::syscall(sc::RECV, s.ep, 0, [0; 4], s.reply, 0);
+    record(s, c, &r);
+    c.buf.set_cap(0, s.recv_slot);
+    s.done.store(1, SeqCst);
+    sys::syscall(sc::SEND, s.reply, MessageInfo::new(0x51, 0, 1, 0).0, [0; 4], 0, 0);
+}
+
+fn reply_cap_transfer() -> TestResult {
+    for grant in [true, false] {
+        let ep = kit::endpoint()?;
+        let reply = kit::reply()?;
+        let n = kit::notification()?;
+        let nb = kit::mint(n, CapRights::all(), 0x600)?;
+        // MCS: whether a reply may carry caps is the Grant right of the *reply cap* the server
+        // replies through (seL4 maskCapRights on reply caps, performInvocation_Reply).
+        let server_reply = if grant { reply } else { kit::mint(reply, CapRights::read_write(), 0)? };
+        let mut srv = Srv::new(ep.cptr(), server_reply.cptr());
+        srv.recv_slot = nb.cptr();
+        let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+        th.start(cap_replier, arg(&srv))?;
+        let dst = kit::slot()?;
+        sel4_sys::syscalls::set_receive_path(ROOT_CNODE.cptr(), dst, 64);
+        let (info, _) = ep.call(MessageInfo::new(1, 0, 0, 0));
+        sel4_sys::syscalls::set_receive_path(0, 0, 0);
+        check_eq!(info.label(), 0x51, "reply label");
+        if grant {
+            check_eq!(info.extra_caps(), 1, "extraCaps of a reply through a reply cap with Grant");
+            check!(!kit::slot_is_empty(dst)?, "no cap arrived with the reply");
+            sel4_sys::syscalls::signal(dst);
+            check_eq!(n.poll(), 0x600, "signal through the cap received in the reply");
+        } else {
+            check_eq!(info.extra_caps(), 0, "extraCaps of a reply through a reply cap without Grant");
+            check!(kit::slot_is_empty(dst)?, "a cap arrived in a reply without Grant");
+        }
+    }
+    Ok(())
+}
+
+struct Sender {
+    ep: u64,
+    label: u64,
+}
+
+fn labelled_sender(c: &Ctx2) {
+    let a: &Sender = from_arg(c.arg);
+    sys::syscall(sc::SEND, a.ep, MessageInfo::new(a.label, 0, 0, 0).0, [0; 4], 0, 0);
+}
+
+fn queue_order() -> TestResult {
+    let ep = kit::endpoint()?;
+    let reply = kit::reply()?;
+    // Started in this order; all lower than us, so they queue when we sleep.
+    let specs = [(150u64, 1u64), (170, 2), (160, 3), (150, 4), (170, 5)];
+    let mut args = [const { Sender { ep: 0, label: 0 } }; 5];
+    for (i, &(p, l)) in specs.iter().enumerate() {
+        args[i] = Sender { ep: ep.cptr(), label: l };
+        let th = Thread::new(Opts::prio(p))?;
+        th.start(labelled_sender, arg(&args[i]))?;
+        crate::sched::sleep_ms(1)?;
+    }
+    // MCS endpoint queues are priority-ordered, FIFO among equals.
+    let want = [2u64, 5, 3, 1, 4];
+    for (k, &w) in want.iter().enumerate() {
+        let (info, _) = ep.nb_recv(reply);
+        check_eq!(info.label(), w, "message {} taken from the endpoint queue", k);
+    }
+    Ok(())
+}
+
+struct Caller {
+    ep: u64,
+    label: AtomicU64,
+    done: AtomicU64,
+}
+
+fn caller(c: &Ctx2) {
+    let a: &Caller = from_arg(c.arg);
+    let r = sys::syscall(sc::CALL, a.ep, MessageInfo::new(0, 0, 0, 0).0, [0; 4], 0, 0);
+    a.label.store(r.info().label(), SeqCst);
+    a.done.store(1, SeqCst);
+}
+
+fn delete_ep_unblocks() -> TestResult {
+    let ep = kit::endpoint()?;
+    let a = Caller { ep: ep.cptr(), label: AtomicU64::new(99), done: AtomicU64::new(0) };
+    let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    th.start(caller, arg(&a))?;
+    check_eq!(a.done.load(SeqCst), 0, "Call returned with nobody receiving");
+    // Deleting the last cap cancels the queued IPC: the caller restarts its Call, now on an
+    // empty slot, and gets an InvalidCapability error reply.
+    ROOT_CNODE.delete(ep.cptr(), DEPTH).ctx("delete the endpoint")?;
+    if a.done.load(SeqCst) == 0 {
+        crate::sched::sleep_ms(2)?;
+    }
+    check_eq!(a.done.load(SeqCst), 1, "caller still blocked after the endpoint was deleted");
+    check_eq!(a.label.load(SeqCst), sel4_sys::error::INVALID_CAPABILITY, "label of the restarted Call's reply");
+    Ok(())
+}
+
+struct Echo {
+    ep: u64,
+    reply: u64,
+    out: u64,
+    got: AtomicU64,
+    signal: u64,
+}
+
+/// Receive on `ep`; then either signal `signal` or Send to `out` with label + 1.
+fn echo(c: &Ctx2) {
+    let a: &Echo = from_arg(c.arg);
+    let r = sys::syscall(sc::RECV, a.ep, 0, [0; 4], a.reply, 0);
+    a.got.store(r.info().label() | (r.mr[0] << 16), SeqCst);
+    if a.signal != 0 {
+        sel4_sys::syscalls::signal(a.signal);
+    } else {
+        sys::syscall(sc::SEND, a.out, MessageInfo::new(r.info().label() + 1, 0, 0, 1).0, [r.mr[0] + 1, 0, 0, 0], 0, 0);
+    }
+}
+
+fn nb_send_recv() -> TestResult {
+    let ep1 = kit::endpoint()?;
+    let ep2 = kit::endpoint()?;
+    let r1 = kit::reply()?;
+    let r2 = kit::reply()?;
+    let a = Echo { ep: ep2.cptr(), reply: r2.cptr(), out: ep1.cptr(), got: AtomicU64::new(0), signal: 0 };
+    let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    th.start(echo, arg(&a))?;
+    // NBSendRecv: send to ep2 (the echo thread waits there), then receive on ep1.
+    set_mr(0, 40);
+    let (info, _) = ep2.nb_send_recv(MessageInfo::new(7, 0, 0, 1), ep1, r1);
+    check_eq!(a.got.load(SeqCst), 7 | (40 << 16), "message delivered by NBSendRecv");
+    check_eq!(info.label(), 8, "label received by NBSendRecv");
+    check_eq!(get_mr(0), 41, "MR0 received by NBSendRecv");
+    // NBSendWait: send to ep2, then wait on a notification.
+    let n = kit::notification()?;
+    let nb = kit::mint(n, CapRights::all(), 0x33)?;
+    let b = Echo { ep: ep2.cptr(), reply: r2.cptr(), out: 0, got: AtomicU64::new(0), signal: nb.cptr() };
+    th.start(echo, arg(&b))?;
+    set_mr(0, 50);
+    let (_, badge) = ep2.nb_send_wait(MessageInfo::new(9, 0, 0, 1), n);
+    check_eq!(b.got.load(SeqCst), 9 | (50 << 16), "message delivered by NBSendWait");
+    check_eq!(badge, 0x33, "notification word received by NBSendWait");
+    // NBSendRecv to an endpoint nobody waits on: the send is dropped, the receive happens.
+    let c = Echo { ep: ep2.cptr(), reply: r2.cptr(), out: ep1.cptr(), got: AtomicU64::new(0), signal: 0 };
+    let lo = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
+    let nobody = kit::endpoint()?;
+    lo.start(labelled_sender, arg(&Sender { ep: ep1.cptr(), label: 0x44 }))?;
+    let (info, _) = nobody.nb_send_recv(MessageInfo::new(1, 0, 0, 0), ep1, r1);
+    check_eq!(info.label(), 0x44, "receive half of an NBSendRecv whose send was dropped");
+    let _ = c;
+    Ok(())
+}
+
+fn set_ipc_buffer() -> TestResult {
+    let ep = kit::endpoint()?;
+    let reply = kit::reply()?;
+    let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    let (f2, v2) = kit::page()?;
+    th.tcb.set_ipc_buffer(v2, f2).ctx("TCB_SetIPCBuffer")?;
+    let srv = Srv::new(ep.cptr(), reply.cptr());
+    // Start it with the new buffer address as its buffer.
+    let mut regs = th.context(server_once, arg(&srv));
+    regs.set_gpr(2, v2);
+    th.tcb.write_registers(true, 0, 17, &regs).ctx("start")?;
+    for i in 0..10 {
+        set_mr(i, 0x700 + i as u64);
+    }
+    let (info, _) = ep.call(MessageInfo::new(2, 0, 0, 10));
+    check_eq!(info.length(), 10, "reply length");
+    for i in 0..10 {
+        check_eq!(srv.words[i].load(SeqCst), 0x700 + i as u64, "MR{} in the new IPC buffer", i);
+        check_eq!(get_mr(i), 0x701 + i as u64, "reply MR{}", i);
+    }
+    // The old buffer was not written beyond what the thread itself wrote (sentinels).
+    let old = sys::Buf::at(th.ipc);
+    check!(old.mr(5) != 0x705, "the message went to the old IPC buffer");
+    Ok(())
+}
+
+fn ntfn_call() -> TestResult {
+    let n = kit::notification()?;
+    let b = kit::mint(n, CapRights::all(), 0x4)?;
+    let (info, badge, _) = sel4_sys::syscalls::call(b.cptr(), MessageInfo::new(0, 0, 0, 0), [0; 4]);
+    check_eq!((info.label(), info.length(), badge), (0, 0, 0), "reply to a Call on a notification");
+    check_eq!(n.poll(), 0x4, "notification word after the Call");
+    let ro = kit::mint(n, CapRights::read_only(), 0x8)?;
+    let (info, _, mrs) = sel4_sys::syscalls::call(ro.cptr(), MessageInfo::new(0, 0, 0, 0), [0; 4]);
+    check_eq!((info.label(), mrs[0]), (sel4_sys::error::INVALID_CAPABILITY, 0),
+              "Call on a notification without Write (InvalidCapability 0)");
+    check_eq!(n.poll(), 0, "a read-only cap signalled");
     Ok(())
 }

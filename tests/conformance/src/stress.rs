@@ -37,7 +37,8 @@ static RNG: AtomicU64 = AtomicU64::new(SEED);
 
 fn pick_cptr(r: &mut Rng) -> u64 {
     match r.below(20) {
-        0..=11 => r.below(1 << RADIX),
+        0..=7 => 1 + r.below(9), // the slots that hold caps
+        8..=11 => r.below(1 << RADIX),
         12..=15 => r.next(),
         16..=17 => r.below(1 << RADIX) | (r.below(4) << 60),
         _ => r.below(4096),
@@ -54,7 +55,12 @@ fn pick_word(r: &mut Rng) -> u64 {
 }
 
 fn pick_sysno(r: &mut Rng) -> i64 {
-    if r.below(10) == 0 {
+    // Half of the calls are seL4_Call (the invocation path, with random labels and
+    // arguments); the rest are uniform in -20..=0, with some positive and out-of-range ones.
+    if r.below(2) == 0 {
+        return sc::CALL;
+    }
+    if r.below(8) == 0 {
         return match r.below(3) {
             0 => 1 + r.below(50) as i64,
             1 => r.next() as i64 & i64::MAX,
