@@ -122,7 +122,7 @@ pub fn resolve(root: Cap, cptr: u64, depth: u64) -> Result<(Pa, u64), LookupFaul
 /// Looks up the slot for a CNode-method argument (index, depth): all `depth` bits must be
 /// consumed, as seL4's `lookupTargetSlot`/`lookupSourceSlot` require.
 pub fn lookup_slot_exact(root: Cap, index: u64, depth: u64) -> Result<Pa, LookupFault> {
-    if depth < 1 || depth > 64 {
+    if !(1..=64).contains(&depth) {
         return Err(LookupFault::DepthMismatch {
             bits_left: depth,
             bits_found: 0,

@@ -29,7 +29,7 @@ pub fn revoke(s: Pa) -> Result<(), SysError> {
     while let Some(child) = cspace::first_child(s) {
         delete_slot(child);
         n += 1;
-        if n % 32 == 0 && crate::arch::irq_pending() {
+        if n.is_multiple_of(32) && crate::arch::irq_pending() {
             return Err(SysError::Preempted);
         }
     }

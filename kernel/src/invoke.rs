@@ -788,7 +788,7 @@ fn tcb_invocation(inv: &Inv, t: Pa) -> SysResult {
             if t == me {
                 return Err(SysError::IllegalOperation);
             }
-            if count < 1 || count > consts::USER_CONTEXT_WORDS {
+            if !(1..=consts::USER_CONTEXT_WORDS).contains(&count) {
                 return Err(SysError::RangeError(1, consts::USER_CONTEXT_WORDS as u64));
             }
             if flags & 1 != 0 {
@@ -1020,13 +1020,13 @@ fn sched_control_invocation(inv: &Inv) -> SysResult {
     let period_us = inv.mr(1);
     let extra_refills = inv.mr(2);
     let badge = inv.mr(3);
-    if budget_us > consts::MAX_PERIOD_US || budget_us < consts::MIN_BUDGET_US {
+    if !(consts::MIN_BUDGET_US..=consts::MAX_PERIOD_US).contains(&budget_us) {
         return Err(SysError::RangeError(
             consts::MIN_BUDGET_US,
             consts::MAX_PERIOD_US,
         ));
     }
-    if period_us > consts::MAX_PERIOD_US || period_us < consts::MIN_BUDGET_US {
+    if !(consts::MIN_BUDGET_US..=consts::MAX_PERIOD_US).contains(&period_us) {
         return Err(SysError::RangeError(
             consts::MIN_BUDGET_US,
             consts::MAX_PERIOD_US,

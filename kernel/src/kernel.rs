@@ -35,6 +35,12 @@ pub struct Kernel {
     pub kernel_irqs: [bool; NUM_IRQS],
 }
 
+impl Default for Kernel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Kernel {
     pub const fn new() -> Kernel {
         Kernel {

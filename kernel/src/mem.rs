@@ -15,7 +15,7 @@ pub type Pa = usize;
 /// short-lived: callers never keep two `&mut` to the same object at once.
 #[inline(always)]
 pub fn obj<T>(pa: Pa) -> &'static mut T {
-    debug_assert!(pa != 0 && pa % core::mem::align_of::<T>() == 0);
+    debug_assert!(pa != 0 && pa.is_multiple_of(core::mem::align_of::<T>()));
     // SAFETY: see above; the kernel is single-threaded with interrupts masked, so no
     // other reference to the object is live while this one is used.
     unsafe { &mut *(pa as *mut T) }
