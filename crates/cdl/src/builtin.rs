@@ -1,0 +1,75 @@
+//! Every default and every fixed choice of `system.cdl`, in one place: property defaults,
+//! ranges, limits, and what `keel build` adds by itself for the supervisor and the console.
+
+/// Property defaults.
+pub mod defaults {
+    /// `component budget=` in µs.
+    pub const BUDGET_US: u64 = 1000;
+    /// `component stack-size=` in bytes.
+    pub const STACK_SIZE: u64 = 16 * 1024;
+    /// `component passive=`.
+    pub const PASSIVE: bool = false;
+    /// `map perms=`.
+    pub const PERMS: &str = "rw";
+    /// `map cached=` for RAM regions (device regions default to uncached).
+    pub const CACHED: bool = true;
+    /// `region page-size=`.
+    pub const PAGE_SIZE: u64 = 4096;
+    /// `restart max-restarts=`.
+    pub const MAX_RESTARTS: u32 = 3;
+    /// `restart backoff-ms=`.
+    pub const BACKOFF_MS: u32 = 10;
+}
+
+/// Ranges and limits.
+pub mod limits {
+    /// Highest priority of an ordinary component.
+    pub const MAX_PRIORITY: u8 = 252;
+    /// Highest channel or interrupt id a `system.cdl` may use; the one above is the console
+    /// channel (`keel_spec::CONSOLE_CHANNEL`).
+    pub const MAX_ID: u8 = keel_spec::CONSOLE_CHANNEL - 1;
+    /// The interrupts a component may be given: GIC SPIs.
+    pub const IRQ_MIN: u32 = 32;
+    pub const IRQ_MAX: u32 = 159;
+    /// Most channels in a system, the console's included.
+    pub const MAX_CHANNELS: usize = 256;
+    /// Largest stack (well below the gap between `layout::MAP_END`'s restart window and
+    /// `layout::STACK_TOP`).
+    pub const MAX_STACK_SIZE: u64 = 64 * 1024 * 1024;
+    /// Stack sizes are multiples of this.
+    pub const STACK_GRANULE: u64 = 4096;
+    /// Page sizes a region may use.
+    pub const SMALL_PAGE: u64 = 4096;
+    pub const LARGE_PAGE: u64 = 2 * 1024 * 1024;
+    /// Longest name.
+    pub const MAX_NAME_LEN: usize = 64;
+}
+
+/// The supervisor component that `supervisor program=PKG` declares.
+pub mod supervisor {
+    pub const NAME: &str = "supervisor";
+    pub const PRIORITY: u8 = 253;
+}
+
+/// The console component that `console program=PKG` declares, and the UART it owns.
+pub mod console {
+    pub const NAME: &str = "console";
+    /// The highest component priority.
+    pub const PRIORITY: u8 = keel_spec::MAX_COMPONENT_PRIORITY;
+    /// The PL011's device region on QEMU's virt board.
+    pub const UART_REGION: &str = "uart";
+    pub const UART_PHYS: u64 = 0x0900_0000;
+    pub const UART_SIZE: u64 = 0x1000;
+    /// Where the console sees the UART: the bottom of the map window, uncached, read-write.
+    pub const UART_VADDR: u64 = keel_spec::layout::MAP_BASE;
+    /// The PL011's interrupt (SPI 1).
+    pub const UART_IRQ: u32 = 33;
+    /// The UART interrupt's id at the console. At the console, ids below it are its callers'
+    /// component indices (all below `keel_spec::MAX_COMPONENTS - 1`), so this one is free.
+    pub const UART_IRQ_ID: u8 = keel_spec::CONSOLE_CHANNEL;
+    /// The name of the UART interrupt's generated constant (`irqs::UART`).
+    pub const UART_IRQ_NAME: &str = "uart";
+    /// Every other component's console channel: at the caller, id
+    /// `keel_spec::CONSOLE_CHANNEL`; at the console, the caller's component index.
+    pub const CHANNEL_ID: u8 = keel_spec::CONSOLE_CHANNEL;
+}

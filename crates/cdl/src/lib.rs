@@ -1,0 +1,155 @@
+//! `system.cdl`: the language that describes a whole Keel system, its checker, and its
+//! lowering to the loader's spec.
+//!
+//! Job: decode a KDL v2 file into typed structures that reject unknown nodes and
+//! properties; check every rule and report *every* error, each with a stable code
+//! ([`Code`]), a message and a labelled span (a [`Report`], rendered by `miette`); add what
+//! `keel build` adds by itself (the supervisor, the console, every component's console
+//! channel, the UART — see [`builtin`]); lower a valid file to a [`keel_spec::SystemSpec`]
+//! and generate each component's Rust constants. The language reference is
+//! `docs/system-cdl.md`.
+//!
+//! Must never: panic on any input, however malformed (no `unwrap`, `expect` or indexing on
+//! anything that came from the file; a fuzz test feeds it mutated fixtures); hand back a
+//! [`System`] from a file that broke a rule; print anything (the caller renders the
+//! [`Report`]); know anything about building or booting.
+//!
+//! Invariants of a [`System`]: component order is the file's components, then the
+//! supervisor, then the console, and a component's index is its `image` index in the spec;
+//! every index (region of a map, component of a channel end) refers to an element that
+//! exists; channel and interrupt ids are unique per component and at most
+//! `keel_spec::MAX_CHANNEL_ID`; every call goes to a strictly higher priority; no two
+//! mappings of a component overlap each other or keel build's own (program, stack, IPC
+//! buffer); every device region has one owner.
+
+#![forbid(unsafe_code)]
+
+pub mod builtin;
+mod check;
+mod decode;
+mod diag;
+mod generate;
+mod lower;
+mod model;
+mod quantity;
+
+use std::path::Path;
+
+pub use builtin::limits;
+pub use diag::{Code, Error, Label, Report, Span};
+pub use model::{Channel, Component, End, Irq, Map, Perms, Region, RestartPolicy, Role};
+
+/// A `system.cdl` that passed every rule, with keel build's additions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct System {
+    components: Vec<Component>,
+    regions: Vec<Region>,
+    channels: Vec<Channel>,
+    supervisor: Option<usize>,
+    console: Option<usize>,
+    source_name: String,
+}
+
+/// Parses and checks `text`; `name` is the file name shown in diagnostics.
+pub fn parse(name: &str, text: &str) -> Result<System, Report> {
+    let mut diags = diag::Diags::new();
+    let doc = match kdl::KdlDocument::parse_v2(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            if e.diagnostics.is_empty() {
+                diags.error(
+                    Code::Syntax,
+                    Span::new(0, 0),
+                    "not a valid KDL v2 document",
+                    "here",
+                );
+            }
+            for d in &e.diagnostics {
+                let message = d
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "not a valid KDL v2 document".to_string());
+                let label = d.label.clone().unwrap_or_else(|| "here".to_string());
+                let b = diags.error(Code::Syntax, Span::from(d.span), message, label);
+                if let Some(help) = &d.help {
+                    b.help(help.clone());
+                }
+            }
+            return Err(diags.into_report(name, Some(text)));
+        }
+    };
+    let ast = decode::decode(&doc, text, &mut diags);
+    match check::check(ast, &mut diags) {
+        Some(mut system) if diags.is_empty() => {
+            system.source_name = Path::new(name)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or(name)
+                .to_string();
+            Ok(system)
+        }
+        _ => Err(diags.into_report(name, Some(text))),
+    }
+}
+
+/// Reads `path` and [`parse`]s it.
+pub fn load(path: impl AsRef<Path>) -> Result<System, Report> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&name, &text),
+        Err(e) => {
+            let mut diags = diag::Diags::new();
+            diags.push_unlocated(Code::Io, format!("cannot read {name}: {e}"));
+            Err(diags.into_report(&name, None))
+        }
+    }
+}
+
+impl System {
+    /// Every component, in index order (file order, then supervisor, then console).
+    pub fn components(&self) -> &[Component] {
+        &self.components
+    }
+    /// Every region (the file's, then the console's UART).
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+    /// Every channel (the file's, then the console channels in caller order).
+    pub fn channels(&self) -> &[Channel] {
+        &self.channels
+    }
+    /// The supervisor's component index.
+    pub fn supervisor(&self) -> Option<usize> {
+        self.supervisor
+    }
+    /// The console's component index.
+    pub fn console(&self) -> Option<usize> {
+        self.console
+    }
+    /// A component's index by name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.components.iter().position(|c| c.name == name)
+    }
+    /// The file name the system was read from (for the generated files' header).
+    pub fn source_name(&self) -> &str {
+        &self.source_name
+    }
+    /// The cargo package that builds component `component`'s program (empty for an index
+    /// out of range).
+    pub fn program(&self, component: usize) -> &str {
+        self.components
+            .get(component)
+            .map(|c| c.program.as_str())
+            .unwrap_or("")
+    }
+    /// The loader's spec.
+    pub fn lower(&self) -> keel_spec::SystemSpec {
+        lower::lower(self)
+    }
+    /// The Rust source of component `component_index`'s generated constants (empty for an
+    /// index out of range). See `docs/system-cdl.md` for the format.
+    pub fn generate(&self, component_index: usize) -> String {
+        generate::generate(self, component_index)
+    }
+}
