@@ -1,7 +1,7 @@
 //! Syntax tree -> validated [`System`]: adds what keel build adds by itself (supervisor,
 //! console, console channels, the UART), then checks every rule and reports every error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use keel_spec::layout;
 
@@ -113,6 +113,7 @@ fn elaborate(ast: Ast) -> Elab {
             channels.push(AChannel {
                 name: None,
                 builtin: true,
+                broken: false,
                 head: s.head,
                 ends: vec![
                     AEnd {
@@ -141,9 +142,7 @@ fn elaborate(ast: Ast) -> Elab {
     }
     let mut region_index: HashMap<&str, usize> = HashMap::new();
     for (i, r) in regions.iter().enumerate() {
-        if !r.builtin {
-            region_index.entry(r.name.v.as_str()).or_insert(i);
-        }
+        region_index.entry(r.name.v.as_str()).or_insert(i);
     }
     let ends = channels
         .iter()
@@ -559,9 +558,14 @@ fn components(e: &Elab, diags: &mut Diags) {
         }
         overlaps(&c.name.v, ranges, diags);
 
-        // Interrupt constants.
+        // Interrupt constants. An unnamed interrupt given twice is reported as such.
         let mut irq_consts: HashMap<String, Span> = HashMap::new();
+        let mut numbers = HashSet::new();
         for irq in &c.irqs {
+            let repeated = irq.number.as_ref().is_some_and(|n| !numbers.insert(n.v));
+            if repeated && matches!(irq.name, Val::Absent) {
+                continue;
+            }
             let Some(name) = irq_name(irq) else { continue };
             let constant = constant_name(&name);
             if let Some(first) = irq_consts.get(&constant) {
@@ -624,6 +628,9 @@ fn overlaps(component: &str, mut ranges: Vec<Range>, diags: &mut Diags) {
 
 fn channels(e: &Elab, diags: &mut Diags) {
     for (chi, ch) in e.channels.iter().enumerate() {
+        if ch.broken {
+            continue;
+        }
         if ch.ends.len() != 2 {
             let span = ch.ends.get(2).map(|end| end.head).unwrap_or(ch.head);
             diags
@@ -767,9 +774,25 @@ fn id_spaces(e: &Elab, diags: &mut Diags) {
     }
     // Channel constants clash per component too.
     let mut consts: Vec<HashMap<String, Span>> = vec![HashMap::new(); e.components.len()];
+    let mut channel_names: HashSet<&str> = HashSet::new();
+    // Components whose name is not unique (reported as duplicates): channels named after
+    // them are not checked for clashes.
+    let mut seen = HashSet::new();
+    let dup_components: HashSet<&str> = e
+        .components
+        .iter()
+        .filter(|c| !seen.insert(c.name.v.as_str()))
+        .map(|c| c.name.v.as_str())
+        .collect();
     for (chi, ch) in e.channels.iter().enumerate() {
-        if ch.ends.len() != 2 {
+        if ch.broken || ch.ends.len() != 2 {
             continue;
+        }
+        // A duplicate channel name is reported once, as a duplicate name.
+        if let Some(n) = &ch.name {
+            if !channel_names.insert(&n.v) {
+                continue;
+            }
         }
         let Some(resolved) = e.ends.get(chi) else {
             continue;
@@ -780,6 +803,11 @@ fn id_spaces(e: &Elab, diags: &mut Diags) {
         if a == b {
             continue;
         }
+        // A user channel to the console is reported on its own (the console's ids are its
+        // callers' indices).
+        if !ch.builtin && e.console.is_some_and(|con| *a == con || *b == con) {
+            continue;
+        }
         for (end, me, peer) in [(ch.ends.first(), *a, *b), (ch.ends.get(1), *b, *a)] {
             let Some(end) = end else { continue };
             if let Some(id) = &end.id {
@@ -788,6 +816,9 @@ fn id_spaces(e: &Elab, diags: &mut Diags) {
             let Some(peer) = e.components.get(peer) else {
                 continue;
             };
+            if ch.name.is_none() && dup_components.contains(peer.name.v.as_str()) {
+                continue;
+            }
             let name = ch
                 .name
                 .as_ref()

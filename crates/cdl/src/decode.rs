@@ -123,6 +123,8 @@ pub(crate) struct AChannel {
     pub name: Option<Sp<String>>,
     /// Added by keel build (a console channel).
     pub builtin: bool,
+    /// A child failed to decode (already reported): the channel is not checked further.
+    pub broken: bool,
     pub head: Span,
     pub ends: Vec<AEnd>,
 }
@@ -872,17 +874,25 @@ impl Decoder<'_, '_> {
             None => None,
         };
         let mut ends = Vec::new();
+        let mut broken = false;
         if let Some(children) = node.children() {
             for child in children.nodes() {
                 match child.name().value() {
-                    "end" => ends.extend(self.end(child)),
-                    other => self.unknown_node(child, other, "channel", &["end"]),
+                    "end" => match self.end(child) {
+                        Some(end) => ends.push(end),
+                        None => broken = true,
+                    },
+                    other => {
+                        broken = true;
+                        self.unknown_node(child, other, "channel", &["end"]);
+                    }
                 }
             }
         }
         Some(AChannel {
             name,
             builtin: false,
+            broken,
             head: en.head,
             ends,
         })

@@ -32,46 +32,54 @@ pub(crate) fn parse_uint(s: &str) -> Result<u64, String> {
 }
 
 const UNITS: &[(&str, u64)] = &[
+    ("B", 1),
     ("KiB", 1 << 10),
     ("MiB", 1 << 20),
     ("GiB", 1 << 30),
     ("TiB", 1 << 40),
-    ("B", 1),
 ];
+
+/// Splits `"16KiB"` into `("16", "KiB")`. In hex, where letters are digits, the unit must
+/// follow a space or end in `iB`.
+fn split_unit(t: &str) -> (&str, &str) {
+    if t.starts_with("0x") {
+        if let Some((n, u)) = t.split_once(char::is_whitespace) {
+            return (n, u.trim_start());
+        }
+        if t.ends_with("iB") {
+            let cut = t.len().saturating_sub(3);
+            if t.is_char_boundary(cut) && cut > 2 {
+                return t.split_at(cut);
+            }
+        }
+        return (t, "");
+    }
+    let cut = t
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_ascii_alphabetic())
+        .last()
+        .map_or(t.len(), |(i, _)| i);
+    let (n, u) = t.split_at(cut);
+    (n.trim_end(), u)
+}
 
 /// Parses a size or address given as a string: a number, optionally followed by a binary
 /// unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`), with optional spaces between.
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    for (unit, scale) in UNITS {
-        if let Some(num) = t.strip_suffix(unit) {
-            // "0xB" would otherwise read as the hex number 0 plus a unit.
-            let num = num.trim_end();
-            if num.starts_with("0x") && !t.contains(' ') && *unit == "B" {
-                break;
-            }
-            let n = parse_uint(num)?;
-            return n
-                .checked_mul(*scale)
-                .ok_or_else(|| format!("`{s}` does not fit in 64 bits"));
-        }
-    }
-    match parse_uint(t) {
-        Ok(n) => Ok(n),
-        Err(e) => {
-            let lower = t.to_ascii_lowercase();
-            if ["kb", "mb", "gb", "k", "m", "g"]
-                .iter()
-                .any(|u| lower.ends_with(u) && !lower.starts_with("0x"))
-            {
-                Err(format!(
-                    "`{s}` has an unknown unit: use B, KiB, MiB, GiB or TiB"
-                ))
-            } else {
-                Err(e)
-            }
-        }
-    }
+    let (num, unit) = split_unit(s.trim());
+    let scale = if unit.is_empty() {
+        1
+    } else {
+        UNITS
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map(|(_, scale)| *scale)
+            .ok_or_else(|| format!("`{s}` has an unknown unit: use B, KiB, MiB, GiB or TiB"))?
+    };
+    parse_uint(num)?
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{s}` does not fit in 64 bits"))
 }
 
 #[cfg(test)]
@@ -102,6 +110,12 @@ mod tests {
         assert_eq!(parse_size("4096B"), Ok(4096));
         assert_eq!(parse_size("0x1000"), Ok(0x1000));
         assert_eq!(parse_size("0xB"), Ok(11));
+        assert_eq!(parse_size("0x10 KiB"), Ok(16 << 10));
+        assert_eq!(parse_size("0x10KiB"), Ok(16 << 10));
+        assert_eq!(parse_size("0o10KiB"), Ok(8 << 10));
+        assert!(parse_size("0xKiB").is_err());
+        assert!(parse_size("0x KiB").is_err());
+        assert!(parse_size("16 kib").unwrap_err().contains("unknown unit"));
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert!(parse_size("16KB").unwrap_err().contains("unknown unit"));
         assert!(parse_size("16k").unwrap_err().contains("unknown unit"));
