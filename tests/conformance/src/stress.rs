@@ -25,6 +25,8 @@ pub const TESTS: &[Test] = &[t_long("stress_bad_input_100k_random_syscalls", str
 
 const TARGET: u64 = 100_000;
 const CHILD_PRIO: u64 = 100;
+/// The child's MCP: what it may grant (to itself or the victim) stays below the sink.
+const CHILD_MCP: u64 = 50;
 const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 const FAULT_BADGE: u64 = 0xF5;
 const SINK_BADGE: u64 = 0x1;
@@ -37,7 +39,7 @@ static RNG: AtomicU64 = AtomicU64::new(SEED);
 
 fn pick_cptr(r: &mut Rng) -> u64 {
     match r.below(20) {
-        0..=7 => 1 + r.below(9), // the slots that hold caps
+        0..=7 => 1 + r.below(14), // the slots that hold caps
         8..=11 => r.below(1 << RADIX),
         12..=15 => r.next(),
         16..=17 => r.below(1 << RADIX) | (r.below(4) << 60),
@@ -133,6 +135,10 @@ struct Child {
     reply: cap::Reply,
     ut: cap::Untyped,
     frame: cap::SmallPage,
+    vspace: cap::VSpace,
+    victim: cap::Tcb,
+    sc: cap::SchedContext,
+    irq: cap::IrqHandler,
 }
 
 impl Child {
@@ -152,6 +158,11 @@ impl Child {
         cn.copy(7, r, ROOT_CNODE, self.frame.cptr(), DEPTH, all).ctx("child frame")?;
         cn.mint(8, r, ROOT_CNODE, self.ep2.cptr(), DEPTH, CapRights::read_only(), 0).ctx("child ro ep")?;
         cn.mint(9, r, ROOT_CNODE, self.ntfn.cptr(), DEPTH, CapRights::write_only(), 0x10).ctx("child wo ntfn")?;
+        cn.copy(10, r, ROOT_CNODE, self.vspace.cptr(), DEPTH, all).ctx("child vspace")?;
+        cn.copy(11, r, ROOT_CNODE, self.victim.cptr(), DEPTH, all).ctx("child victim TCB")?;
+        cn.copy(12, r, ROOT_CNODE, self.sc.cptr(), DEPTH, all).ctx("child SC")?;
+        cn.copy(13, r, ROOT_CNODE, self.irq.cptr(), DEPTH, all).ctx("child IRQ handler")?;
+        cn.copy(14, r, ROOT_CNODE, sel4::init_thread::ASID_POOL.cptr(), DEPTH, all).ctx("child ASID pool")?;
         Ok(())
     }
 
@@ -159,8 +170,8 @@ impl Child {
     fn restart(&self) -> Result<(), Fail> {
         let tcb = self.th.tcb;
         tcb.suspend().ctx("suspend child")?;
-        let _ = tcb.set_sched_params(kit::ROOT_TCB, CHILD_PRIO, CHILD_PRIO, Cap::null(), self.fault_b);
-        tcb.set_sched_params(kit::ROOT_TCB, CHILD_PRIO, CHILD_PRIO, self.th.sc, self.fault_b)
+        let _ = tcb.set_sched_params(kit::ROOT_TCB, CHILD_MCP, CHILD_PRIO, Cap::null(), self.fault_b);
+        tcb.set_sched_params(kit::ROOT_TCB, CHILD_MCP, CHILD_PRIO, self.th.sc, self.fault_b)
             .ctx("child SetSchedParams")?;
         tcb.set_space(self.fault_b, self.cn, self.data, ROOT_VSPACE, 0).ctx("child SetSpace")?;
         tcb.set_ipc_buffer(self.th.ipc, self.th.ipc_frame).ctx("child SetIPCBuffer")?;
@@ -196,6 +207,22 @@ fn stress() -> TestResult {
         reply: kit::reply()?,
         ut: kit::untyped(16)?,
         frame: kit::alloc()?,
+        vspace: {
+            let v: cap::VSpace = kit::alloc()?;
+            sel4::init_thread::ASID_POOL.assign(v).ctx("assign the child's VSpace")?;
+            v
+        },
+        victim: {
+            let v: cap::Tcb = kit::alloc()?;
+            v.configure(ROOT_CNODE, 0, ROOT_VSPACE, 0, 0, Cap::null()).ctx("victim Configure")?;
+            v
+        },
+        sc: kit::sched_context(1000, 10_000, 0x5C)?,
+        irq: {
+            let s = kit::slot()?;
+            sel4::init_thread::IRQ_CONTROL.get(120, ROOT_CNODE, s, DEPTH).ctx("IRQControl_Get 120")?;
+            Cap::from_cptr(s)
+        },
     };
     child.populate()?;
     let sink_th = Thread::new(Opts::prio(CHILD_PRIO - 1))?;
@@ -207,6 +234,7 @@ fn stress() -> TestResult {
     let (mut faults, mut unknown, mut restarts, mut lite) = (0u64, 0u64, 0u64, 0u64);
     let deadline = t0 + sys::us_to_ticks(40_000_000);
     let mut outcome: Result<(), Fail> = Ok(());
+    let mut last_fault_count = u64::MAX;
     loop {
         let (info, badge) = fe.recv(sup_reply);
         if COUNT.load(SeqCst) >= TARGET {
@@ -225,7 +253,12 @@ fn stress() -> TestResult {
                     set_mr(fault::UNKNOWN_SYSCALL_FAULT_IP, get_mr(fault::UNKNOWN_SYSCALL_FAULT_IP) + 4);
                     sup_reply.send(MessageInfo::new(0, 0, 0, 12));
                 }
-                fault::CAP_FAULT | fault::USER_EXCEPTION | fault::VM_FAULT if get_mr(0) != 0 => {
+                // Skip the faulting svc, unless the child made no progress since its last
+                // fault (for example it moved itself into a VSpace without code).
+                fault::CAP_FAULT | fault::USER_EXCEPTION
+                    if get_mr(0) != 0 && COUNT.load(SeqCst) != last_fault_count =>
+                {
+                    last_fault_count = COUNT.load(SeqCst);
                     // Resume after the faulting instruction: write pc only.
                     lite += 1;
                     let mut regs = sel4::UserContext::default();
@@ -267,6 +300,7 @@ fn stress() -> TestResult {
     let el = sys::ticks_to_us(sys::now() - t0);
     let _ = child.th.tcb.suspend();
     let _ = sink_th.tcb.suspend();
+    let _ = child.victim.suspend();
     let _ = runner.unbind_notification();
     println!("# stress: {} syscalls in {} ms; {} faults ({} unknown-syscall replies, {} pc skips), {} restarts",
              COUNT.load(SeqCst).min(TARGET), el / 1000, faults, unknown, lite, restarts);
