@@ -142,6 +142,15 @@ pub enum CapKind {
     Smc {
         badge: u64,
     },
+    /// A CNode or TCB whose last capability is being deleted: its slots are emptied
+    /// (preemptibly) before the capability goes. It cannot be invoked or copied.
+    /// `active` while a deletion on the current call chain is emptying it.
+    Zombie {
+        pa: Pa,
+        radix: u8,
+        is_tcb: bool,
+        active: bool,
+    },
 }
 
 /// Stored form of a capability.
@@ -177,6 +186,7 @@ mod tag {
     pub const FRAME: u64 = 16;
     pub const VCPU: u64 = 17;
     pub const SMC: u64 = 18;
+    pub const ZOMBIE: u64 = 19;
 }
 
 fn pack(tag: u64, pa: Pa, small: u64, w1: u64) -> Cap {
@@ -277,6 +287,17 @@ impl Cap {
             }
             Vcpu { pa } => pack(tag::VCPU, pa, 0, 0),
             Smc { badge } => pack(tag::SMC, 0, 0, badge),
+            Zombie {
+                pa,
+                radix,
+                is_tcb,
+                active,
+            } => pack(
+                tag::ZOMBIE,
+                pa,
+                (radix as u64 & 0x3f) | ((is_tcb as u64) << 6) | ((active as u64) << 7),
+                0,
+            ),
         }
     }
 
@@ -347,6 +368,12 @@ impl Cap {
             },
             tag::VCPU => CapKind::Vcpu { pa },
             tag::SMC => CapKind::Smc { badge: w1 },
+            tag::ZOMBIE => CapKind::Zombie {
+                pa,
+                radix: (small & 0x3f) as u8,
+                is_tcb: small & 0x40 != 0,
+                active: small & 0x80 != 0,
+            },
             _ => CapKind::Null,
         }
     }
@@ -368,6 +395,10 @@ impl Cap {
             CapKind::PageTable { pa, .. } => (pa, sizes::PAGE_TABLE),
             CapKind::Frame { pa, size, .. } => (pa, size.bits()),
             CapKind::Vcpu { pa } => (pa, sizes::VCPU),
+            CapKind::Zombie {
+                pa, is_tcb: true, ..
+            } => (pa, sizes::TCB),
+            CapKind::Zombie { pa, radix, .. } => (pa, radix as u32 + sizes::SLOT),
             _ => return None,
         })
     }
@@ -570,6 +601,18 @@ mod tests {
                 mapping: None,
             },
             CapKind::Smc { badge: 9 },
+            CapKind::Zombie {
+                pa: 0x4001_0000,
+                radix: 12,
+                is_tcb: false,
+                active: true,
+            },
+            CapKind::Zombie {
+                pa: 0x4000_0800,
+                radix: 0,
+                is_tcb: true,
+                active: false,
+            },
         ];
         for k in samples {
             assert_eq!(Cap::new(k).kind(), k, "{k:?}");

@@ -56,5 +56,6 @@ pub fn cap_type_number(c: &Cap) -> u64 {
         CapKind::AsidPool { .. } => 13,
         CapKind::Smc { .. } => 25,
         CapKind::Vcpu { .. } => 15,
+        CapKind::Zombie { .. } => 18,
     }
 }

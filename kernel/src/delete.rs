@@ -13,25 +13,90 @@ use crate::object::{tcb_slot, Notification, SchedContext, ThreadState};
 use crate::syscall::SysError;
 
 /// Deletes the capability in `s`; finalises the object if it was the last capability.
-pub fn delete_slot(s: Pa) {
+///
+/// The last capability to a CNode or TCB first becomes a zombie while the object's own
+/// slots are emptied; that part is preemptible, and deleting the zombie again (the
+/// restarted system call) continues where it stopped.
+pub fn delete_slot(s: Pa) -> Result<(), SysError> {
     let cap = slot(s).cap;
-    if cap.is_null() {
-        return;
+    let zombie = match cap.kind() {
+        CapKind::Null => return Ok(()),
+        // Being emptied further up this call chain (a cycle of CNodes): that deletion
+        // removes this slot when it finishes.
+        CapKind::Zombie { active: true, .. } => return Ok(()),
+        CapKind::Zombie {
+            pa, radix, is_tcb, ..
+        } => Some((pa, radix, is_tcb)),
+        CapKind::CNode { pa, radix, .. } if cspace::is_final(s) => Some((pa, radix, false)),
+        CapKind::Tcb { pa } if cspace::is_final(s) => {
+            finalise_tcb(pa);
+            Some((pa, 0, true))
+        }
+        _ => None,
+    };
+    if let Some((pa, radix, is_tcb)) = zombie {
+        let z = |active| {
+            Cap::new(CapKind::Zombie {
+                pa,
+                radix,
+                is_tcb,
+                active,
+            })
+        };
+        cspace::update_cap(s, z(true));
+        return match empty_slots(pa, radix, is_tcb) {
+            Ok(()) => {
+                cspace::unlink(s);
+                Ok(())
+            }
+            Err(e) => {
+                // Preempted: the restarted call continues from this zombie.
+                cspace::update_cap(s, z(false));
+                Err(e)
+            }
+        };
     }
     let last = cspace::is_final(s);
     cspace::unlink(s);
     finalise(cap, last);
+    Ok(())
 }
 
-/// Deletes every CDT descendant of `s`.
-pub fn revoke(s: Pa) -> Result<(), SysError> {
-    let mut n = 0u32;
-    while let Some(child) = cspace::first_child(s) {
-        delete_slot(child);
-        n += 1;
-        if n.is_multiple_of(32) && crate::arch::irq_pending() {
-            return Err(SysError::Preempted);
+/// Deletes every capability held in a CNode's or TCB's own slots.
+fn empty_slots(pa: Pa, radix: u8, is_tcb: bool) -> Result<(), SysError> {
+    let (base, count) = if is_tcb {
+        (
+            pa + core::mem::offset_of!(crate::object::Tcb, slots),
+            tcb_slot::COUNT,
+        )
+    } else {
+        (pa, 1usize << radix)
+    };
+    for i in 0..count {
+        let inner = base + (i << 5);
+        if !slot(inner).cap.is_null() {
+            delete_slot(inner)?;
+            preemption_point()?;
         }
+    }
+    Ok(())
+}
+
+/// Every few deletions, stops a long operation if an interrupt is waiting.
+fn preemption_point() -> Result<(), SysError> {
+    let kk = k();
+    kk.work_units = kk.work_units.wrapping_add(1);
+    if kk.work_units.is_multiple_of(32) && crate::arch::irq_pending() {
+        return Err(SysError::Preempted);
+    }
+    Ok(())
+}
+
+/// Deletes every CDT descendant of `s` (preemptible).
+pub fn revoke(s: Pa) -> Result<(), SysError> {
+    while let Some(child) = cspace::first_child(s) {
+        delete_slot(child)?;
+        preemption_point()?;
     }
     Ok(())
 }
@@ -61,12 +126,6 @@ fn finalise(cap: Cap, last: bool) {
             }
         }
         CapKind::Reply { pa, .. } if last => ipc::reply_destroyed(pa),
-        CapKind::CNode { pa, radix, .. } if last => {
-            for i in 0..(1usize << radix) {
-                delete_slot(pa + (i << 5));
-            }
-        }
-        CapKind::Tcb { pa } if last => finalise_tcb(pa),
         CapKind::SchedContext { pa, .. } if last => finalise_sc(pa),
         CapKind::IrqHandler { irq } if last => crate::irq::free_irq(irq as usize),
         CapKind::VSpace {
@@ -98,6 +157,8 @@ pub fn suspend(t: Pa) {
     }
 }
 
+/// Stops a TCB whose last capability is going and detaches it from everything that
+/// refers to it (its slots are emptied afterwards). Idempotent.
 fn finalise_tcb(t: Pa) {
     suspend(t);
     let th = tcb(t);
@@ -115,9 +176,6 @@ fn finalise_tcb(t: Pa) {
     kk.sched_dequeue(t);
     if kk.cur == t {
         kk.cur = 0;
-    }
-    for i in 0..tcb_slot::COUNT {
-        delete_slot(&tcb(t).slots[i] as *const _ as Pa);
     }
 }
 

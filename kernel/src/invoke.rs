@@ -64,7 +64,7 @@ pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult
     }
     inv.n_extra = n_extra;
     match cap.kind() {
-        CapKind::Null => Err(SysError::InvalidCapability(0)),
+        CapKind::Null | CapKind::Zombie { .. } => Err(SysError::InvalidCapability(0)),
         CapKind::Untyped { .. } => untyped_retype(&inv, s, cap),
         CapKind::CNode { .. } => cnode_invocation(&inv, cap),
         CapKind::Tcb { pa } => tcb_invocation(&inv, pa),
@@ -91,7 +91,7 @@ pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult
 /// seL4's `deriveCap`: the capability that a copy of `cap` (in slot `s`) may hold.
 pub fn derive_cap(s: Pa, cap: Cap) -> Result<Cap, SysError> {
     Ok(match cap.kind() {
-        CapKind::IrqControl => Cap::NULL,
+        CapKind::IrqControl | CapKind::Zombie { .. } => Cap::NULL,
         CapKind::Untyped { .. } => {
             if cspace::has_children(s) {
                 return Err(SysError::RevokeFirst);
@@ -520,10 +520,7 @@ fn cnode_invocation(inv: &Inv, cnode: Cap) -> SysResult {
             Ok(Reply::EMPTY)
         }
         lb::CNODE_REVOKE => delete::revoke(dest).map(|_| Reply::EMPTY),
-        lb::CNODE_DELETE => {
-            delete::delete_slot(dest);
-            Ok(Reply::EMPTY)
-        }
+        lb::CNODE_DELETE => delete::delete_slot(dest).map(|_| Reply::EMPTY),
         lb::CNODE_CANCEL_BADGED_SENDS => {
             let c = slot(dest).cap;
             match c.kind() {
@@ -640,7 +637,7 @@ fn tcb_slot_pa(t: Pa, i: usize) -> Pa {
 /// Replaces a TCB's slot with a derived copy of the capability in `src`.
 fn install(t: Pa, i: usize, cap: Cap, src: Pa) -> Result<(), SysError> {
     let dst = tcb_slot_pa(t, i);
-    delete::delete_slot(dst);
+    delete::delete_slot(dst)?;
     if cap.is_null() {
         return Ok(());
     }
@@ -1055,6 +1052,7 @@ fn sched_control_invocation(inv: &Inv) -> SysResult {
     sc.budget = sched::us_to_ticks(budget_us);
     sc.period = sched::us_to_ticks(period_us);
     sc.remaining = sc.budget;
+    sc.debt = 0;
     sc.last_release = now;
     sc.badge = badge;
     sc.configured = true;

@@ -41,7 +41,8 @@ pub fn free_irq(irq: usize) {
         return;
     }
     crate::arch::irq_mask(irq as u32);
-    delete::delete_slot(irq_slot(irq));
+    // The slot holds at most a notification capability: its deletion is never long.
+    let _ = delete::delete_slot(irq_slot(irq));
     k().irq_issued[irq] = false;
 }
 
@@ -129,16 +130,13 @@ pub fn irq_handler_invocation(inv: &Inv, irq: usize) -> SysResult {
                 _ => return Err(SysError::InvalidCapability(0)),
             }
             let s = irq_slot(irq);
-            delete::delete_slot(s);
+            delete::delete_slot(s)?;
             let d = crate::invoke::derive_cap(src, cap)?;
             cspace::insert_derived(d, src, s);
             crate::arch::irq_unmask(irq as u32);
             Ok(Reply::EMPTY)
         }
-        lb::IRQ_CLEAR_IRQ_HANDLER => {
-            delete::delete_slot(irq_slot(irq));
-            Ok(Reply::EMPTY)
-        }
+        lb::IRQ_CLEAR_IRQ_HANDLER => delete::delete_slot(irq_slot(irq)).map(|_| Reply::EMPTY),
         _ => Err(SysError::IllegalOperation),
     }
 }

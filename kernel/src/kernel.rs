@@ -33,6 +33,8 @@ pub struct Kernel {
     /// Per IRQ: the notification it signals (a CDT slot holding a copy of the cap).
     pub irq_slots: [Slot; NUM_IRQS],
     pub kernel_irqs: [bool; NUM_IRQS],
+    /// Counts units of long-running work, to space out preemption checks.
+    pub work_units: u32,
 }
 
 impl Default for Kernel {
@@ -59,6 +61,7 @@ impl Kernel {
             irq_issued: [false; NUM_IRQS],
             irq_slots: [EMPTY_SLOT; NUM_IRQS],
             kernel_irqs: [false; NUM_IRQS],
+            work_units: 0,
         }
     }
 }

@@ -200,6 +200,8 @@ pub struct SchedContext {
     pub period: u64,
     pub budget: u64,
     pub remaining: u64,
+    /// Time used beyond the budget (a late timer interrupt); paid from the next refills.
+    pub debt: u64,
     pub last_release: u64,
     pub consumed: u64,
     pub tcb: Pa,

@@ -170,6 +170,11 @@ impl Kernel {
             }
             refill(sc, now);
             self.release_dequeue(t);
+            if sc.remaining < MIN_REMAINING {
+                // Still paying for an overrun: wait for the next period.
+                self.release_enqueue(t);
+                continue;
+            }
             let tcb = obj::<Tcb>(t);
             if is_runnable(tcb.state) && t != self.cur {
                 self.ready_enqueue(t);
@@ -189,7 +194,12 @@ impl Kernel {
             return;
         }
         let sc = obj::<SchedContext>(sc_pa);
-        sc.remaining = sc.remaining.saturating_sub(used);
+        if used > sc.remaining {
+            sc.debt = sc.debt.saturating_add(used - sc.remaining);
+            sc.remaining = 0;
+        } else {
+            sc.remaining -= used;
+        }
         sc.consumed = sc.consumed.wrapping_add(used);
     }
 
@@ -247,6 +257,7 @@ impl Kernel {
         if sc.budget >= sc.period {
             // Round robin: a fresh slice, at the back of the queue.
             sc.remaining = sc.budget;
+            sc.debt = 0;
             sc.last_release = now;
             self.ready_enqueue(t);
             return;
@@ -315,16 +326,18 @@ pub fn release_time(sc: &SchedContext) -> u64 {
     sc.last_release.saturating_add(sc.period)
 }
 
-/// Gives `sc` a full budget for a period that starts now, or at its scheduled release if
-/// that is not yet late.
+/// Gives `sc` its budget for a period that starts now, or at its scheduled release if that
+/// is not yet late, less any overrun still owed.
 pub fn refill(sc: &mut SchedContext, now: u64) {
     let due = release_time(sc);
-    sc.last_release = if due + sc.period < now {
+    sc.last_release = if due.saturating_add(sc.period) < now {
         now
     } else {
         due.min(now)
     };
-    sc.remaining = sc.budget;
+    let paid = sc.debt.min(sc.budget);
+    sc.debt -= paid;
+    sc.remaining = sc.budget - paid;
 }
 
 pub fn us_to_ticks(us: u64) -> u64 {

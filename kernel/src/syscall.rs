@@ -165,6 +165,7 @@ fn handle_yield(t: Pa) {
         k().charge_current(now);
         if sc.budget >= sc.period {
             sc.remaining = sc.budget;
+            sc.debt = 0;
             sc.last_release = now;
         } else {
             sc.remaining = 0;

@@ -305,7 +305,7 @@ fn run_model(seed: u64, steps: usize) {
             }
             7 => {
                 name = "delete";
-                delete::delete_slot(s_pa);
+                delete::delete_slot(s_pa).unwrap();
                 model.delete(src);
             }
             _ => {
@@ -584,4 +584,57 @@ fn call_without_a_waiting_receiver_blocks_in_priority_order() {
     for t in [low, high, mid] {
         assert_eq!(tcb(t).state, ThreadState::Running);
     }
+}
+
+#[test]
+fn deleting_the_last_cnode_cap_empties_it_even_through_cycles() {
+    // CNode A holds a cap to CNode B; B holds a cap to A (a cycle) and an endpoint.
+    // All three objects lie inside the untyped's memory.
+    let ut_pa = arena(4096, 4096);
+    let (a, b, ep) = (ut_pa, ut_pa + 128, ut_pa + 256);
+    let acap = Cap::new(CapKind::CNode {
+        pa: a,
+        radix: 2,
+        guard_size: 0,
+        guard: 0,
+    });
+    let bcap = Cap::new(CapKind::CNode {
+        pa: b,
+        radix: 2,
+        guard_size: 0,
+        guard: 0,
+    });
+    let ut = arena(32, 32);
+    cspace::insert_root(
+        Cap::new(CapKind::Untyped {
+            pa: ut_pa,
+            size_bits: 12,
+            is_device: false,
+            free_index: 4096,
+        }),
+        ut,
+    );
+    let outer = arena(32, 32);
+    cspace::insert_new(acap, ut, outer);
+    cspace::insert_new(bcap, ut, a);
+    invoke::cnode_copy(outer, b, Rights::ALL).unwrap();
+    cspace::insert_new(
+        Cap::new(CapKind::Endpoint {
+            pa: ep,
+            badge: 0,
+            rights: Rights::ALL,
+        }),
+        ut,
+        b + 32,
+    );
+    // Deleting the outer cap is not final (B still names A): it just goes.
+    delete::delete_slot(outer).unwrap();
+    assert!(slot(outer).cap.is_null());
+    assert!(!slot(a).cap.is_null());
+    // Revoking the untyped deletes everything, terminating despite the cycle.
+    delete::revoke(ut).unwrap();
+    for s in [a, a + 32, b, b + 32] {
+        assert!(slot(s).cap.is_null(), "slot {s:#x} survived");
+    }
+    assert!(!cspace::has_children(ut));
 }
