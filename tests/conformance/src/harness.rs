@@ -101,6 +101,26 @@ fn runner(ctx: &Ctx2) {
 /// Persistent objects: harness notification, watchdog thread.
 struct Harness {
     ntfn: cap::Notification,
+    /// The runner's fault endpoint (the root receives on it, with `ntfn` bound to the root).
+    fault_ep: cap::Endpoint,
+    fault_ep_badged: cap::Endpoint,
+    reply: cap::Reply,
+}
+
+const BADGE_RUNNER_FAULT: u64 = 0xFA17;
+
+/// Describe a fault message received from the runner (in the root's IPC buffer).
+fn describe_fault(label: u64) -> Fail {
+    use sel4_sys::syscalls::get_mr;
+    match label {
+        1 => Fail::new(format_args!("runner cap fault on CPtr {:#x} at pc {:#x} (in receive phase: {}, lookup failure type {})",
+                                    get_mr(1), get_mr(0), get_mr(2), get_mr(3))),
+        2 => Fail::new(format_args!("runner unknown syscall {} at pc {:#x}", get_mr(12) as i64, get_mr(8))),
+        3 => Fail::new(format_args!("runner user exception (ESR {:#x}) at pc {:#x}", get_mr(3), get_mr(0))),
+        6 => Fail::new(format_args!("runner VM fault at address {:#x}, pc {:#x} (instruction: {}, FSR {:#x})",
+                                    get_mr(1), get_mr(0), get_mr(2), get_mr(3))),
+        l => Fail::new(format_args!("runner fault with label {}", l)),
+    }
 }
 
 fn persist_alloc(ty: ObjectType, bits: u64) -> Result<CPtr, Fail> {
@@ -122,17 +142,21 @@ fn setup() -> Result<Harness, Fail> {
     let th = kit::Thread { tcb, sc, ipc: 0, ipc_frame: Cap::null(), stack_top: stack_top(&WATCHDOG_STACK),
                            vspace: kit::ROOT_VSPACE, tcb_in_cspace: tcb.cptr() };
     th.start(watchdog, wd.cptr())?;
-    Ok(Harness { ntfn })
+    let fault_ep: cap::Endpoint = Cap::from_cptr(persist_alloc(ObjectType::Endpoint, 0)?);
+    let fault_ep_badged = kit::mint(fault_ep, CapRights::all(), BADGE_RUNNER_FAULT)?;
+    let reply: cap::Reply = Cap::from_cptr(persist_alloc(ObjectType::Reply, 0)?);
+    kit::ROOT_TCB.bind_notification(ntfn).ctx("bind the harness notification to the root")?;
+    Ok(Harness { ntfn, fault_ep, fault_ep_badged, reply })
 }
 
 /// Create the runner for one test (from scratch memory) and start it.
-fn start_runner() -> Result<cap::Tcb, Fail> {
+fn start_runner(fault_ep: cap::Endpoint) -> Result<cap::Tcb, Fail> {
     let tcb: cap::Tcb = kit::alloc()?;
     let sc = kit::sched_context(5_000, 5_000, 0)?;
     let bi = kit::bi();
     tcb.configure(ROOT_CNODE, 0, kit::ROOT_VSPACE, 0, bi.ipc_buffer, init_thread::IPC_BUFFER)
         .ctx("runner Configure")?;
-    tcb.set_sched_params(kit::ROOT_TCB, 255, RUNNER_PRIO, sc, Cap::null())
+    tcb.set_sched_params(kit::ROOT_TCB, 255, RUNNER_PRIO, sc, fault_ep)
         .ctx("runner SetSchedParams")?;
     let th = kit::Thread { tcb, sc, ipc: bi.ipc_buffer, ipc_frame: init_thread::IPC_BUFFER,
                            stack_top: stack_top(&RUNNER_STACK), vspace: kit::ROOT_VSPACE,
@@ -179,15 +203,16 @@ pub fn run_all(tests: &'static [Test]) -> usize {
         unsafe { *RESULT.0.get() = None };
         h.ntfn.poll();
         let started = sys::now();
-        let res: TestResult = match start_runner() {
+        let res: TestResult = match start_runner(h.fault_ep_badged) {
             Err(e) => Err(Fail::new(format_args!("harness: cannot start runner: {}", e))),
             Ok(tcb) => {
                 DEADLINE.store(started + sys::us_to_ticks(test.timeout_ms * 1000), Ordering::Relaxed);
-                let badge = h.ntfn.wait();
+                let (info, badge) = h.fault_ep.recv(h.reply);
                 DEADLINE.store(0, Ordering::Relaxed);
                 let _ = tcb.suspend();
                 // SAFETY: the runner is suspended.
                 match unsafe { *RESULT.0.get() } {
+                    _ if badge == BADGE_RUNNER_FAULT => Err(describe_fault(info.label())),
                     Some(r) if badge & BADGE_DONE != 0 => r,
                     _ if badge & BADGE_TIMEOUT != 0 => {
                         Err(Fail::new(format_args!("timed out after {} ms", test.timeout_ms)))
