@@ -29,7 +29,6 @@ pub struct State {
     pub bi: Option<&'static BootInfo>,
     pub next_slot: u64,
     pub slot_end: u64,
-    pub test_mark: u64,
     pub scratch: CPtr,
     pub scratch_bits: u8,
     pub persist: CPtr,
@@ -45,7 +44,6 @@ static STATE: Global = Global(UnsafeCell::new(State {
     bi: None,
     next_slot: 0,
     slot_end: 0,
-    test_mark: 0,
     scratch: 0,
     scratch_bits: 0,
     persist: 0,
@@ -268,6 +266,8 @@ pub fn vspace_with_code() -> Result<cap::VSpace, Fail> {
 pub struct Ctx2 {
     pub arg: u64,
     pub buf: sys::Buf,
+    /// The thread's own TCB cap in its CSpace (0 if none).
+    #[allow(dead_code)]
     pub tcb: CPtr,
 }
 
@@ -299,6 +299,7 @@ pub struct Thread {
     pub ipc: u64,
     pub ipc_frame: cap::SmallPage,
     pub stack_top: u64,
+    #[allow(dead_code)]
     pub vspace: cap::VSpace,
     pub tcb_in_cspace: CPtr,
 }
@@ -330,10 +331,6 @@ impl Opts {
     }
     pub const fn mcp(mut self, mcp: u64) -> Opts {
         self.mcp = mcp;
-        self
-    }
-    pub const fn passive(mut self) -> Opts {
-        self.with_sc = false;
         self
     }
 }
@@ -381,9 +378,9 @@ impl Thread {
     /// The register set that starts `f(arg)` through `child_entry`.
     pub fn context(&self, f: ChildFn, arg: u64) -> UserContext {
         let mut regs = UserContext::default();
-        regs.set_pc(child_entry as usize as u64);
+        regs.set_pc(child_entry as *const () as usize as u64);
         regs.set_sp(self.stack_top);
-        regs.set_gpr(0, f as usize as u64);
+        regs.set_gpr(0, f as *const () as usize as u64);
         regs.set_gpr(1, arg);
         regs.set_gpr(2, self.ipc);
         regs.set_gpr(3, self.tcb_in_cspace);

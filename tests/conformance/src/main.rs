@@ -57,7 +57,7 @@ mod root {
         ]
     }
 
-    static mut FLAT: [Option<Test>; 128] = [None; 128];
+    static mut LIST: [Test; 128] = [Test { name: "", f: dummy, timeout_ms: 0 }; 128];
 
     fn main(bootinfo: &'static BootInfo) -> i32 {
         println!("conformance: Keel seL4 conformance suite");
@@ -66,20 +66,14 @@ mod root {
             println!("0 passed, 1 failed");
             return 1;
         }
+        // SAFETY: single-threaded at this point; LIST is written only here.
+        let list = unsafe { &mut *(&raw mut LIST) };
         let mut n = 0;
-        // SAFETY: single-threaded at this point; FLAT is written once here.
-        let flat = unsafe { &mut *(&raw mut FLAT) };
         for group in all_tests() {
             for t in group.iter() {
-                flat[n] = Some(*t);
+                list[n] = *t;
                 n += 1;
             }
-        }
-        static mut LIST: [Test; 128] = [Test { name: "", f: dummy, timeout_ms: 0 }; 128];
-        // SAFETY: as above.
-        let list = unsafe { &mut *(&raw mut LIST) };
-        for i in 0..n {
-            list[i] = flat[i].unwrap();
         }
         let failed = harness::run_all(&list[..n]);
         if failed == 0 { 0 } else { 1 }
