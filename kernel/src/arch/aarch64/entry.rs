@@ -158,6 +158,10 @@ keel_vector_lower_serror:
     b       keel_restore_frame
 
 keel_vector_kernel_fault:
+    // Fresh stack: the fault may be a kernel stack overflow into the guard page.
+    adrp    x0, __kernel_stack_top
+    add     x0, x0, :lo12:__kernel_stack_top
+    mov     sp, x0
     mrs     x0, esr_el2
     mrs     x1, elr_el2
     mrs     x2, far_el2

@@ -97,6 +97,12 @@ pub fn smc(args: [u64; 8]) -> [u64; 8] {
 #[repr(C, align(4096))]
 struct Table([u64; 512]);
 static mut EL2_L1: Table = Table([0; 512]);
+static mut EL2_L2_KERNEL: Table = Table([0; 512]);
+static mut EL2_L3_KERNEL: Table = Table([0; 512]);
+
+unsafe extern "C" {
+    static __kernel_stack_guard: u8;
+}
 
 fn enable_el2_mmu() {
     const BLOCK: u64 = 0b01;
@@ -105,12 +111,32 @@ fn enable_el2_mmu() {
     const ATTR_NORMAL: u64 = 0 << 2;
     const ATTR_DEVICE: u64 = 1 << 2;
     const XN: u64 = 1 << 54;
-    // SAFETY: single core, MMU still off; nothing else references the table yet.
-    let table = unsafe { &mut *core::ptr::addr_of_mut!(EL2_L1) };
-    table.0[0] = BLOCK | AF | ATTR_DEVICE | XN;
+    const TABLE: u64 = 0b11;
+    const PAGE: u64 = 0b11;
+    // SAFETY: single core, MMU still off; nothing else references the tables yet.
+    let (l1, l2, l3) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(EL2_L1),
+            &mut *core::ptr::addr_of_mut!(EL2_L2_KERNEL),
+            &mut *core::ptr::addr_of_mut!(EL2_L3_KERNEL),
+        )
+    };
+    l1.0[0] = BLOCK | AF | ATTR_DEVICE | XN;
     for gib in 1..4u64 {
-        table.0[gib as usize] = (gib << 30) | BLOCK | AF | SH_INNER | ATTR_NORMAL;
+        l1.0[gib as usize] = (gib << 30) | BLOCK | AF | SH_INNER | ATTR_NORMAL;
     }
+    // The GiB holding the kernel is split down to pages so that the page below the
+    // kernel stack can stay unmapped: a stack overflow faults instead of corrupting .bss.
+    let guard = core::ptr::addr_of!(__kernel_stack_guard) as u64;
+    let gib_base = guard & !((1 << 30) - 1);
+    let mib2_base = guard & !((1 << 21) - 1);
+    for i in 0..512u64 {
+        l2.0[i as usize] = (gib_base + (i << 21)) | BLOCK | AF | SH_INNER | ATTR_NORMAL;
+        l3.0[i as usize] = (mib2_base + (i << 12)) | PAGE | AF | SH_INNER | ATTR_NORMAL;
+    }
+    l3.0[((guard >> 12) & 0x1ff) as usize] = 0;
+    l2.0[((guard >> 21) & 0x1ff) as usize] = core::ptr::addr_of!(EL2_L3_KERNEL) as u64 | TABLE;
+    l1.0[(guard >> 30) as usize] = core::ptr::addr_of!(EL2_L2_KERNEL) as u64 | TABLE;
     // attr0 normal write-back, attr1 device-nGnRnE
     write_sysreg!("mair_el2", 0x00ff);
     // T0SZ=32 (4 GiB), WBWA inner/outer, inner shareable, 4 KiB granule, 40-bit PA.
