@@ -1,0 +1,20 @@
+//! hello: the smallest component. Job: log `hello: up` once it runs. Must never: do
+//! anything else. Invariants: none beyond the runtime's.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+use keel_component::{component, log, Handler};
+
+keel_component::include_system!();
+
+struct Hello;
+
+impl Handler for Hello {
+    fn init(&mut self) {
+        log!("{}: up", system::NAME);
+    }
+}
+
+component!(|| Hello);

@@ -1,0 +1,142 @@
+//! Logging: one formatted line per [`log!`](crate::log!) (or [`println!`](crate::println!)),
+//! sent whole to the console.
+//!
+//! The line (at most [`LINE_MAX`] bytes; longer lines are cut) goes to the current sink:
+//!
+//! * by default, a protected call with label [`label::LOG`](crate::label::LOG) on channel
+//!   `keel_spec::CONSOLE_CHANNEL`, carrying the bytes ([`to_console`]). The console prints
+//!   it with the caller's name in front, one line at a time. If the call comes back with any
+//!   label but OK (no console channel, for example), the line goes to `seL4_DebugPutChar`
+//!   instead;
+//! * or a function set with [`set_sink`]: the console itself logs straight to its UART, and
+//!   the supervisor switches to the debug console while the console is down.
+
+use core::fmt::{self, Write};
+
+use crate::message::{label, Message, MAX_BYTES};
+use crate::{kernel, Channel};
+
+/// Longest line a log call carries.
+pub const LINE_MAX: usize = MAX_BYTES;
+
+/// A line being formatted; extra text is dropped.
+pub struct Line {
+    buf: [u8; LINE_MAX],
+    len: usize,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line::new()
+    }
+}
+
+impl Line {
+    pub const fn new() -> Self {
+        Line {
+            buf: [0; LINE_MAX],
+            len: 0,
+        }
+    }
+
+    /// The text, without trailing line breaks.
+    pub fn as_bytes(&self) -> &[u8] {
+        let mut end = self.len;
+        while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
+            end -= 1;
+        }
+        &self.buf[..end]
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let take = s.len().min(LINE_MAX - self.len);
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
+/// Send one line to the console, with the debug console as fallback. Returns whether the
+/// console took it.
+pub fn to_console(line: &[u8]) -> bool {
+    let line = &line[..line.len().min(LINE_MAX)];
+    let Ok(msg) = Message::from_bytes(label::LOG, line) else {
+        return false;
+    };
+    let reply = Channel::new(keel_spec::CONSOLE_CHANNEL).call(&msg);
+    if reply.label() == label::OK {
+        return true;
+    }
+    to_debug(line);
+    false
+}
+
+/// Write one line to the kernel's debug console (`seL4_DebugPutChar`).
+pub fn to_debug(line: &[u8]) {
+    line.iter().copied().for_each(kernel::debug_put_char);
+    kernel::debug_put_char(b'\n');
+}
+
+/// Send every following line to `sink` instead of the console (`None`: back to the
+/// console).
+pub fn set_sink(sink: Option<fn(&[u8])>) {
+    kernel::set_log_sink(sink)
+}
+
+/// Send one line to the current sink.
+pub fn emit(line: &[u8]) {
+    match kernel::log_sink() {
+        Some(sink) => sink(line),
+        None => {
+            to_console(line);
+        }
+    }
+}
+
+/// Implementation of `log!` and `println!`.
+#[doc(hidden)]
+pub fn _log(args: fmt::Arguments<'_>) {
+    let mut line = Line::new();
+    // Writing to a Line never fails; a failing Display impl just cuts the line short.
+    let _ = line.write_fmt(args);
+    emit(line.as_bytes());
+}
+
+/// Log one line through the console: `log!("hello: up")`, `log!("x = {}", x)`.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => {
+        $crate::log::_log(::core::format_args!($($arg)*))
+    };
+}
+
+/// The same as [`log!`]: one line to the console.
+#[macro_export]
+macro_rules! println {
+    () => {
+        $crate::log::_log(::core::format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::log::_log(::core::format_args!($($arg)*))
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_cut_and_trimmed() {
+        let mut l = Line::new();
+        write!(l, "a: {}\r\n", 5).unwrap();
+        assert_eq!(l.as_bytes(), b"a: 5");
+        let mut l = Line::new();
+        for _ in 0..LINE_MAX {
+            l.write_str("xy").unwrap();
+        }
+        assert_eq!(l.as_bytes().len(), LINE_MAX);
+        assert!(Message::from_bytes(label::LOG, l.as_bytes()).is_ok());
+    }
+}

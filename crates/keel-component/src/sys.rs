@@ -1,0 +1,259 @@
+//! Every `unsafe` block of keel-component (aarch64 seL4 targets only): the `_start` entry,
+//! resetting `.data` and `.bss`, recording the IPC buffer, the global allocator, the panic
+//! handler's deliberate fault, volatile memory access, the generic counter, the
+//! semihosting exit and the log-sink slot.
+//!
+//! # Entry contract
+//!
+//! The loader starts a component with pc = its ELF entry (`_start`, which `link.ld` pins at
+//! `keel_spec::layout::PROGRAM_BASE`), sp = `layout::STACK_TOP` and every other register 0;
+//! its IPC buffer is mapped at `layout::IPC_BUFFER`. The supervisor restarts one the same way
+//! with x0 = the number of restarts so far and x1 = the backoff to wait, in µs. `_start` sets
+//! sp itself (so a restart cannot inherit a bad one), keeps x0 and x1 and calls [`entry`].
+//!
+//! # Restarting from the image
+//!
+//! `link.ld` reserves, after `.bss`, a `.keel.restart` area: a flag word and room for a copy
+//! of `.data`. The loader zero-fills it with the rest of the segment. On the first start
+//! [`entry`] saves `.data` there and sets the flag; on every later start it copies the saved
+//! `.data` back. It then zeroes `.bss` each time. A restarted component thus begins with the
+//! image's initial statics, as long as its own bugs did not overwrite the saved copy (the
+//! supervisor restoring segments from a copy outside the component, as planned in
+//! `docs/composition.md`, closes that gap).
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::arch::{asm, global_asm};
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use keel_spec::layout;
+use sel4_sys::syscalls::set_ipc_buffer;
+use sel4_sys::IpcBuffer;
+
+const _: () = assert!(layout::STACK_TOP < 1 << 48 && layout::STACK_TOP.is_multiple_of(16));
+
+// `_start`: sp = STACK_TOP (built from three 16-bit pieces), no frame record, x0 and x1
+// kept, then `entry(x0, x1)`, which never returns.
+global_asm!(
+    ".pushsection .text._start, \"ax\", %progbits",
+    ".global _start",
+    ".type _start, %function",
+    "_start:",
+    "    movz x9, #{top_hi}, lsl #32",
+    "    movk x9, #{top_mid}, lsl #16",
+    "    movk x9, #{top_lo}",
+    "    mov  sp, x9",
+    "    mov  x29, xzr",
+    "    mov  x30, xzr",
+    "    bl   {entry}",
+    "1:  b    1b",
+    ".size _start, . - _start",
+    ".popsection",
+    top_hi = const (layout::STACK_TOP >> 32) & 0xffff,
+    top_mid = const (layout::STACK_TOP >> 16) & 0xffff,
+    top_lo = const layout::STACK_TOP & 0xffff,
+    entry = sym entry,
+);
+
+unsafe extern "C" {
+    static __keel_data_start: u8;
+    static __keel_data_end: u8;
+    static __keel_bss_start: u8;
+    static __keel_bss_end: u8;
+    static __keel_pristine_flag: u8;
+    static __keel_pristine: u8;
+}
+
+unsafe extern "Rust" {
+    /// Defined by `component!` in the component crate.
+    fn __keel_component_main() -> !;
+}
+
+/// Written to the flag word once `.data` has been saved.
+const PRISTINE_MAGIC: u64 = u64::from_le_bytes(*b"keeldata");
+
+static START_COUNT: AtomicU64 = AtomicU64::new(0);
+static START_DELAY_US: AtomicU64 = AtomicU64::new(0);
+
+/// First Rust code to run, with x0 and x1 as they were at entry.
+extern "C" fn entry(restarts: u64, delay_us: u64) -> ! {
+    reset_image();
+    START_COUNT.store(restarts, Ordering::Relaxed);
+    START_DELAY_US.store(delay_us, Ordering::Relaxed);
+    // SAFETY: the loader maps this thread's IPC buffer read-write at `layout::IPC_BUFFER` (a
+    // 1024-byte aligned address) for the life of the component, and configures the TCB with
+    // it; the runtime only touches it through sel4-sys's raw-pointer accessors.
+    unsafe { set_ipc_buffer(layout::IPC_BUFFER as *mut IpcBuffer) };
+    // SAFETY: `__keel_component_main` is the safe function `component!` emits, with exactly
+    // this signature (the macro spells it out).
+    unsafe { __keel_component_main() }
+}
+
+/// Save or restore `.data`, zero `.bss` (see the module documentation).
+fn reset_image() {
+    let data = &raw const __keel_data_start as *mut u8;
+    let data_len = &raw const __keel_data_end as usize - data as usize;
+    let bss = &raw const __keel_bss_start as *mut u8;
+    let bss_len = &raw const __keel_bss_end as usize - bss as usize;
+    let flag = &raw const __keel_pristine_flag as *mut u64;
+    let pristine = &raw const __keel_pristine as *mut u8;
+    // SAFETY: the six symbols are defined by link.ld inside this program's writable data
+    // segment, which the loader mapped read-write: `.data` is [data, data + data_len),
+    // `.bss` is [bss, bss + bss_len), and `.keel.restart` holds an 8-byte aligned flag word
+    // followed by `data_len` bytes at `pristine`; the three areas do not overlap. No Rust
+    // code has run yet that could hold a reference into them (this is the first function
+    // after `_start`), and the values written are the image's initial ones, i.e. what the
+    // compiler assumes the statics hold at program start.
+    unsafe {
+        if ptr::read_volatile(flag) == PRISTINE_MAGIC {
+            ptr::copy_nonoverlapping(pristine, data, data_len);
+        } else {
+            ptr::copy_nonoverlapping(data, pristine, data_len);
+            ptr::write_volatile(flag, PRISTINE_MAGIC);
+        }
+        ptr::write_bytes(bss, 0, bss_len);
+    }
+}
+
+/// See [`crate::start_count`].
+pub fn start_count() -> u64 {
+    START_COUNT.load(Ordering::Relaxed)
+}
+
+/// See [`crate::start_delay_us`].
+pub fn start_delay_us() -> u64 {
+    START_DELAY_US.load(Ordering::Relaxed)
+}
+
+/// Components have no heap: every allocation fails (and the default allocation-error
+/// handler panics). It exists because `keel-spec` links the `alloc` crate.
+struct NoHeap;
+
+// SAFETY: `alloc` always returns null, which `GlobalAlloc` allows (allocation failure);
+// `dealloc` is never given a pointer this allocator returned, because it returned none.
+unsafe impl GlobalAlloc for NoHeap {
+    unsafe fn alloc(&self, _layout: Layout) -> *mut u8 {
+        ptr::null_mut()
+    }
+    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
+}
+
+#[global_allocator]
+static HEAP: NoHeap = NoHeap;
+
+/// Fault on purpose: a load from address 0, which is never mapped (programs start at
+/// `layout::PROGRAM_BASE`). The supervisor sees a VM fault at 0x0. Should the load ever be
+/// resumed, it faults again.
+pub fn fault_now() -> ! {
+    loop {
+        // SAFETY: a load through an address register holding 0 into a scratch register; it
+        // traps to the kernel (unmapped), which reports a VM fault. It writes no memory and
+        // does not touch the stack.
+        unsafe {
+            asm!(
+                "ldr {tmp}, [{addr}]",
+                addr = in(reg) 0u64,
+                tmp = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    static PANICKING: AtomicBool = AtomicBool::new(false);
+    if !PANICKING.swap(true, Ordering::Relaxed) {
+        match info.location() {
+            Some(l) => crate::log!(
+                "panic: {} at {}:{}:{}",
+                info.message(),
+                l.file(),
+                l.line(),
+                l.column()
+            ),
+            None => crate::log!("panic: {}", info.message()),
+        }
+    }
+    fault_now()
+}
+
+macro_rules! mmio {
+    ($($read:ident, $write:ident, $t:ty;)*) => {$(
+        /// Volatile load at `addr`.
+        pub fn $read(addr: usize) -> $t {
+            // SAFETY: callers pass an address `Region::checked` produced: inside a region the
+            // loader mapped into this component (per the generated constants), aligned to the
+            // access width. Volatile access creates no reference.
+            unsafe { ptr::read_volatile(addr as *const $t) }
+        }
+
+        /// Volatile store at `addr`.
+        pub fn $write(addr: usize, value: $t) {
+            // SAFETY: as for the load; a region mapped read-only faults, which the supervisor
+            // handles, so this cannot corrupt anything the component does not own.
+            unsafe { ptr::write_volatile(addr as *mut $t, value) }
+        }
+    )*};
+}
+
+mmio! {
+    read_u8, write_u8, u8;
+    read_u16, write_u16, u16;
+    read_u32, write_u32, u32;
+    read_u64, write_u64, u64;
+}
+
+/// `CNTVCT_EL0`, after an `isb` so that it is not read early.
+pub fn counter_ticks() -> u64 {
+    let v: u64;
+    // SAFETY: reading the virtual counter, which the kernel lets EL0 read (CNTKCTL_EL1); no
+    // memory or stack access.
+    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+/// `CNTFRQ_EL0`: the counter's frequency in Hz.
+pub fn counter_frequency() -> u64 {
+    let v: u64;
+    // SAFETY: reading a register EL0 may always read; no memory or stack access.
+    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+/// Semihosting `SYS_EXIT` (0x18) with `ADP_Stopped_ApplicationExit` and `code`; faults if
+/// semihosting is not there.
+pub fn debug_exit(code: i32) -> ! {
+    const SYS_EXIT: u64 = 0x18;
+    const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x2_0026;
+    let block: [u64; 2] = [ADP_STOPPED_APPLICATION_EXIT, code as i64 as u64];
+    // SAFETY: `hlt #0xf000` is the AArch64 semihosting trap: QEMU (with
+    // `-semihosting-config userspace=on`) reads w0 = operation and the two-word block at x1,
+    // which lives until the asm ends and is only read, and writes x0 (declared clobbered).
+    // Without semihosting it is an undefined instruction, i.e. a fault for the supervisor.
+    unsafe {
+        asm!(
+            "hlt #0xf000",
+            inout("x0") SYS_EXIT => _,
+            in("x1") block.as_ptr(),
+            options(nostack, readonly),
+        );
+    }
+    fault_now()
+}
+
+/// The log sink as a function-pointer address; 0 = none.
+static LOG_SINK: AtomicUsize = AtomicUsize::new(0);
+
+pub fn set_log_sink(sink: Option<fn(&[u8])>) {
+    LOG_SINK.store(sink.map_or(0, |f| f as usize), Ordering::Relaxed);
+}
+
+pub fn log_sink() -> Option<fn(&[u8])> {
+    match LOG_SINK.load(Ordering::Relaxed) {
+        0 => None,
+        // SAFETY: the only non-zero values ever stored are addresses of `fn(&[u8])`
+        // functions (`set_log_sink`), and function pointers and usize have the same size.
+        addr => Some(unsafe { core::mem::transmute::<usize, fn(&[u8])>(addr) }),
+    }
+}
