@@ -156,8 +156,7 @@ fn delete() -> TestResult {
     let f = crate::sched::Flag::new();
     let th = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
     th.start(crate::sched::count_forever, arg(&f))?;
-    crate::sched::sleep_ms(2)?;
-    check!(f.get() > 0, "thread did not run");
+    check!(crate::sched::wait_until(500, || f.get() > 0)?, "thread did not run");
     ROOT_CNODE.delete(th.tcb.cptr(), DEPTH).ctx("Delete of the last TCB cap")?;
     let v = f.get();
     crate::sched::sleep_ms(3)?;

@@ -10,7 +10,6 @@ use sel4_sys::syscalls::{get_mr, set_mr};
 use crate::fail::{expect_err, Ctx, Fail, TestResult};
 use crate::harness::{t, Test, RUNNER_PRIO};
 use crate::kit::{self, arg, from_arg, Ctx2, Opts, Thread, ROOT_VSPACE};
-use crate::sched::sleep_ms;
 use crate::sys;
 
 pub const TESTS: &[Test] = &[
@@ -108,7 +107,7 @@ fn unknown_syscall() -> TestResult {
     let ip2 = get_mr(fault::UNKNOWN_SYSCALL_FAULT_IP);
     set_mr(8, ip2 + 4);
     reply.send(MessageInfo::new(1, 0, 0, 9));
-    sleep_ms(2)?;
+    crate::sched::settle()?;
     check_eq!(o.step.load(SeqCst), 1, "thread resumed by a reply with label 1");
     Ok(())
 }
@@ -266,7 +265,7 @@ fn no_handler() -> TestResult {
     th.start(udf_child, arg(&o))?;
     // It faulted with no handler: it is stopped, we run on.
     check_eq!(o.step.load(SeqCst), 0, "thread without handler went past its fault");
-    sleep_ms(2)?;
+    crate::sched::settle()?;
     check_eq!(o.step.load(SeqCst), 0, "thread without handler ran again");
     // It can be restarted with new registers.
     let f = crate::sched::Flag::new();

@@ -422,9 +422,8 @@ fn ntfn_wakes_waiter() -> TestResult {
     let _ = done;
     sel4::ipc::yield_now();
     let t0 = sys::now();
-    while a2.got.load(SeqCst) == 0 && sys::now() - t0 < sys::us_to_ticks(200_000) {
-        crate::sched::sleep_ms(1)?;
-    }
+    let _ = t0;
+    crate::sched::settle()?;
     check_eq!(a2.got.load(SeqCst), 0x30, "lower-priority waiter woken");
     Ok(())
 }
@@ -523,7 +522,7 @@ fn queue_order() -> TestResult {
         args[i] = Sender { ep: ep.cptr(), label: l };
         let th = Thread::new(Opts::prio(p))?;
         th.start(labelled_sender, arg(&args[i]))?;
-        crate::sched::sleep_ms(1)?;
+        crate::sched::settle()?;
     }
     // MCS endpoint queues are priority-ordered, FIFO among equals.
     let want = [2u64, 5, 3, 1, 4];
@@ -556,9 +555,7 @@ fn delete_ep_unblocks() -> TestResult {
     // Deleting the last cap cancels the queued IPC: the caller restarts its Call, now on an
     // empty slot, and gets an InvalidCapability error reply.
     ROOT_CNODE.delete(ep.cptr(), DEPTH).ctx("delete the endpoint")?;
-    if a.done.load(SeqCst) == 0 {
-        crate::sched::sleep_ms(2)?;
-    }
+    crate::sched::settle()?;
     check_eq!(a.done.load(SeqCst), 1, "caller still blocked after the endpoint was deleted");
     check_eq!(a.label.load(SeqCst), sel4_sys::error::INVALID_CAPABILITY, "label of the restarted Call's reply");
     Ok(())

@@ -66,6 +66,46 @@ pub fn sleep_ms(ms: u64) -> Result<(), Fail> {
     Ok(())
 }
 
+/// (test id, idler thread, notification) of the current test's idler.
+static mut IDLER: Option<(u64, Thread, cap::Notification)> = None;
+
+fn idler(c: &Ctx2) {
+    sel4_sys::syscalls::signal(c.arg);
+}
+
+/// Block until the system is idle: every thread above priority 1 is blocked or stopped.
+/// A priority-1 thread signals us once it gets the CPU; no clocks involved.
+pub fn settle() -> Result<(), Fail> {
+    let id = harness::test_id();
+    // SAFETY: only the runner uses IDLER.
+    let s = unsafe { &mut *(&raw mut IDLER) };
+    let (th, n) = match *s {
+        Some((tid, th, n)) if tid == id => (th, n),
+        _ => {
+            let n = kit::notification()?;
+            let th = Thread::new(Opts::prio(1))?;
+            *s = Some((id, th, n));
+            (th, n)
+        }
+    };
+    n.poll();
+    th.start(idler, n.cptr())?;
+    n.wait();
+    Ok(())
+}
+
+/// Sleep in 1 ms steps until `cond` holds or `max_ms` have passed; returns `cond()`.
+pub fn wait_until(max_ms: u64, cond: impl Fn() -> bool) -> Result<bool, Fail> {
+    let end = sys::now() + sys::us_to_ticks(max_ms * 1000);
+    while !cond() {
+        if sys::now() > end {
+            return Ok(cond());
+        }
+        sleep_ms(1)?;
+    }
+    Ok(true)
+}
+
 // --- helpers --------------------------------------------------------------------------------
 
 pub struct Flag {
@@ -105,7 +145,7 @@ fn preempt_on_resume() -> TestResult {
     th2.start(set_flag, arg(&lo))?;
     sys::spin_us(2000);
     check_eq!(lo.get(), 0, "lower-priority thread ran while we were runnable");
-    sleep_ms(2)?;
+    settle()?;
     check_eq!(lo.get(), 1, "lower-priority thread ran once we blocked");
     // Same priority: runs only once we yield.
     let eq = Flag::new();
@@ -157,22 +197,26 @@ fn budget_share() -> TestResult {
     ta.start(count_forever, arg(&a))?;
     tb.start(count_forever, arg(&b))?;
     sleep_ms(20)?;
-    let (a0, b0) = (a.get(), b.get());
-    let t0 = sys::now();
-    sleep_ms(150)?;
-    let (a1, b1) = (a.get(), b.get());
-    let el = sys::ticks_to_us(sys::now() - t0);
+    // Up to three windows of 150 ms: under TCG a loaded host can stall the guest for
+    // several milliseconds at a time, which adds noise to one window.
+    let mut seen = [0u64; 3];
+    let mut ok = false;
+    for w in seen.iter_mut() {
+        let (a0, b0) = (a.get(), b.get());
+        sleep_ms(150)?;
+        let (da, db) = (a.get() - a0, b.get() - b0);
+        check!(da > 0, "budgeted thread made no progress in 150 ms");
+        check!(db > 0, "busy competitor made no progress in 150 ms");
+        *w = da * 1000 / (da + db);
+        if (50..=200).contains(w) {
+            ok = true;
+            break;
+        }
+    }
     ta.tcb.suspend().ctx("suspend A")?;
     tb.tcb.suspend().ctx("suspend B")?;
-    let (da, db) = (a1 - a0, b1 - b0);
-    check!(da > 0, "budgeted thread made no progress");
-    check!(db > 0, "busy competitor made no progress");
-    let permille = da * 1000 / (da + db);
-    println!("# budget share: {}.{}% over {} us ({} vs {} iterations)", permille / 10,
-             permille % 10, el, da, db);
-    check!((50..=200).contains(&permille),
-           "budgeted thread got {}.{}% of the CPU, expected about 10%", permille / 10,
-           permille % 10);
+    println!("# budget share (per mille, per 150 ms window): {:?}", seen);
+    check!(ok, "budgeted thread's CPU share per window {:?} per mille, expected about 100", seen);
     Ok(())
 }
 
@@ -234,8 +278,7 @@ fn sc_bind_unbind() -> TestResult {
     sleep_ms(3)?;
     check_eq!(f.get(), 0, "thread without SC ran");
     sc2.bind(th.tcb).ctx("SchedContext_Bind")?;
-    sleep_ms(3)?;
-    check!(f.get() > 0, "thread did not run after its SC was bound");
+    check!(wait_until(500, || f.get() > 0)?, "thread did not run after its SC was bound");
     th.tcb.suspend().ctx("suspend")?;
     let c = sc2.consumed().ctx("SchedContext_Consumed")?;
     check!(c > 0, "Consumed returned 0 for an SC that ran");
@@ -272,7 +315,7 @@ fn yield_rr() -> TestResult {
     sys::Buf::at(t2.ipc).set_mr(119, 2);
     t1.start(yielder, arg(&p))?;
     t2.start(yielder, arg(&p))?;
-    sleep_ms(3)?;
+    settle()?;
     check_eq!((p.a.load(SeqCst), p.b.load(SeqCst)), (5, 5), "iterations of both yielders");
     // Equal priorities alternate on Yield: 1,2,1,2,... (10 entries of 2 bits).
     let log = p.log.load(SeqCst);

@@ -311,8 +311,7 @@ fn stress() -> TestResult {
     let f = crate::sched::Flag::new();
     let low = Thread::new(Opts::prio(RUNNER_PRIO - 50))?;
     low.start(crate::sched::count_forever, arg(&f))?;
-    crate::sched::sleep_ms(3)?;
-    check!(f.get() > 0, "a lower-priority thread did not run after the stress");
+    check!(crate::sched::wait_until(1000, || f.get() > 0)?, "a lower-priority thread did not run after the stress");
     low.tcb.suspend().ctx("suspend")?;
     // And IPC still works: a call with 8 words to a fresh server.
     let ep = kit::endpoint()?;

@@ -110,17 +110,14 @@ fn suspend_resume() -> TestResult {
     let f = Flag::new();
     let th = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
     th.start(count_forever, arg(&f))?;
-    sleep_ms(3)?;
-    let v1 = f.get();
-    check!(v1 > 0, "counter thread did not run");
+    check!(crate::sched::wait_until(500, || f.get() > 0)?, "counter thread did not run");
     th.tcb.suspend().ctx("Suspend")?;
     let v2 = f.get();
     sleep_ms(3)?;
     check_eq!(f.get(), v2, "suspended thread kept running");
     th.tcb.suspend().ctx("Suspend of a suspended thread")?;
     th.tcb.resume().ctx("Resume")?;
-    sleep_ms(3)?;
-    check!(f.get() > v2, "resumed thread did not run");
+    check!(crate::sched::wait_until(500, || f.get() > v2)?, "resumed thread did not run");
     th.tcb.resume().ctx("Resume of a running thread")?;
     th.tcb.suspend().ctx("Suspend")?;
     Ok(())
