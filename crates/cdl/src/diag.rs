@@ -349,8 +349,11 @@ impl Diags {
     /// Finishes: attaches the source to every error and computes line and column.
     pub(crate) fn into_report(self, name: &str, text: Option<&str>) -> Report {
         let source = text.map(|t| NamedSource::new(name, Arc::<str>::from(t)));
-        let errors = self
-            .errors
+        let mut errors = self.errors;
+        // Reading order: by position of the offending text (stable, so the errors of one
+        // place keep the order they were found in).
+        errors.sort_by_key(|e| e.span().map(|s| s.offset));
+        let errors = errors
             .into_iter()
             .map(|mut e| {
                 if let Some(t) = text {

@@ -153,3 +153,6 @@ impl System {
         generate::generate(self, component_index)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,393 @@
+//! Unit tests of the lowering, the generator (golden strings), the API and the report.
+
+use keel_spec::{
+    ChannelEnd, ChannelSpec, ComponentSpec, IrqSpec, MapSpec, RegionSpec, RestartPolicy, SystemSpec,
+};
+
+use crate::{parse, Code};
+
+const SYSTEM: &str = r#"
+supervisor
+console program="uart-console"
+region shared size=0x1000
+region dev size=0x1000 phys-addr=0x0a00_0000
+component hello priority=100
+component client priority=100 {
+    map shared vaddr=0x1000_0000 perms="r"
+    restart policy="hold"
+}
+component server priority=110 budget=500 period=2000 stack-size="8KiB" passive=#true {
+    map shared vaddr=0x2000_0000
+    map dev vaddr=0x2000_1000
+    irq 40 id=3 trigger="edge"
+    irq 41 id=4 name="dma-done"
+    restart max-restarts=5 backoff-ms=20
+}
+channel {
+    end client id=0 calls=#true
+    end server id=0
+}
+channel events {
+    end server id=1
+    end hello id=0
+}
+"#;
+
+const RESTART: RestartPolicy = RestartPolicy::Restart {
+    max_restarts: 3,
+    backoff_ms: 10,
+};
+
+fn component(name: &str, image: u32, priority: u8) -> ComponentSpec {
+    ComponentSpec {
+        name: name.into(),
+        image,
+        priority,
+        budget_us: 1000,
+        period_us: 1000,
+        passive: false,
+        stack_size: 0x4000,
+        maps: vec![],
+        irqs: vec![],
+        restart: RESTART,
+    }
+}
+
+fn map(region: u32, vaddr: u64, write: bool, cached: bool) -> MapSpec {
+    MapSpec {
+        region,
+        vaddr,
+        read: true,
+        write,
+        execute: false,
+        cached,
+    }
+}
+
+fn channel(a: (u32, u8), b: (u32, u8), caller: Option<u8>) -> ChannelSpec {
+    ChannelSpec {
+        ends: [
+            ChannelEnd {
+                component: a.0,
+                id: a.1,
+            },
+            ChannelEnd {
+                component: b.0,
+                id: b.1,
+            },
+        ],
+        caller,
+    }
+}
+
+#[test]
+fn lowering() {
+    let system = parse("system.cdl", SYSTEM).unwrap();
+    let hello = component("hello", 0, 100);
+    let mut client = component("client", 1, 100);
+    client.maps = vec![map(0, 0x1000_0000, false, true)];
+    client.restart = RestartPolicy::Hold;
+    let mut server = component("server", 2, 110);
+    server.budget_us = 500;
+    server.period_us = 2000;
+    server.stack_size = 0x2000;
+    server.passive = true;
+    server.maps = vec![
+        map(0, 0x2000_0000, true, true),
+        // Device regions default to uncached.
+        map(1, 0x2000_1000, true, false),
+    ];
+    server.irqs = vec![
+        IrqSpec {
+            irq: 40,
+            id: 3,
+            edge: true,
+        },
+        IrqSpec {
+            irq: 41,
+            id: 4,
+            edge: false,
+        },
+    ];
+    server.restart = RestartPolicy::Restart {
+        max_restarts: 5,
+        backoff_ms: 20,
+    };
+    let mut supervisor = component("supervisor", 3, 253);
+    supervisor.restart = RestartPolicy::Hold;
+    let mut console = component("console", 4, 254);
+    console.maps = vec![map(2, 0x1000_0000, true, false)];
+    console.irqs = vec![IrqSpec {
+        irq: 33,
+        id: 61,
+        edge: false,
+    }];
+    let expected = SystemSpec {
+        components: vec![hello, client, server, supervisor, console],
+        regions: vec![
+            RegionSpec {
+                name: "shared".into(),
+                size: 0x1000,
+                page_bits: 12,
+                phys_addr: None,
+            },
+            RegionSpec {
+                name: "dev".into(),
+                size: 0x1000,
+                page_bits: 12,
+                phys_addr: Some(0x0a00_0000),
+            },
+            RegionSpec {
+                name: "uart".into(),
+                size: 0x1000,
+                page_bits: 12,
+                phys_addr: Some(0x0900_0000),
+            },
+        ],
+        channels: vec![
+            channel((1, 0), (2, 0), Some(0)),
+            channel((2, 1), (0, 0), None),
+            channel((0, 61), (4, 0), Some(0)),
+            channel((1, 61), (4, 1), Some(0)),
+            channel((2, 61), (4, 2), Some(0)),
+            channel((3, 61), (4, 3), Some(0)),
+        ],
+        supervisor: Some(3),
+        console: Some(4),
+    };
+    assert_eq!(system.lower(), expected);
+}
+
+#[test]
+fn large_pages_lower_to_21_bits() {
+    let system = parse(
+        "t.cdl",
+        r#"region big size="4MiB" page-size="2MiB"
+           component a priority=1 { map big vaddr=0x4000_0000; }"#,
+    )
+    .unwrap();
+    let spec = system.lower();
+    assert_eq!(spec.regions[0].page_bits, 21);
+    assert_eq!(spec.regions[0].size, 4 << 20);
+    assert_eq!(spec.supervisor, None);
+    assert_eq!(spec.console, None);
+    assert!(spec.channels.is_empty());
+}
+
+#[test]
+fn programs() {
+    let system = parse("system.cdl", SYSTEM).unwrap();
+    assert_eq!(system.program(0), "hello");
+    assert_eq!(system.program(3), "supervisor");
+    assert_eq!(system.program(4), "uart-console");
+    assert_eq!(system.program(5), "");
+    assert_eq!(system.index_of("server"), Some(2));
+    assert_eq!(system.index_of("nobody"), None);
+    assert_eq!(system.generate(99), "");
+}
+
+const GOLDEN_HELLO: &str = r#"// Generated by keel build from system.cdl. Do not edit.
+pub const NAME: &str = "hello";
+pub const INDEX: u32 = 0;
+pub mod channels {
+    #[allow(unused_imports)]
+    use keel_component::Channel;
+    pub const EVENTS: Channel = Channel::new(0);
+    pub const CONSOLE: Channel = Channel::new(61);
+}
+pub mod regions {
+    #[allow(unused_imports)]
+    use keel_component::Region;
+}
+pub mod irqs {
+    #[allow(unused_imports)]
+    use keel_component::Irq;
+}
+/// (channel id, peer component name) for every channel.
+pub const PEERS: &[(u8, &str)] = &[(0, "server"), (61, "console")];
+/// Supervisor only (empty elsewhere): every supervised component.
+pub const CHILDREN: &[keel_component::ChildInfo] = &[];
+"#;
+
+const GOLDEN_SERVER: &str = r#"// Generated by keel build from system.cdl. Do not edit.
+pub const NAME: &str = "server";
+pub const INDEX: u32 = 2;
+pub mod channels {
+    #[allow(unused_imports)]
+    use keel_component::Channel;
+    pub const CLIENT: Channel = Channel::new(0);
+    pub const EVENTS: Channel = Channel::new(1);
+    pub const CONSOLE: Channel = Channel::new(61);
+}
+pub mod regions {
+    #[allow(unused_imports)]
+    use keel_component::Region;
+    pub const SHARED: Region = Region::new(0x2000_0000, 0x1000);
+    pub const DEV: Region = Region::new(0x2000_1000, 0x1000);
+}
+pub mod irqs {
+    #[allow(unused_imports)]
+    use keel_component::Irq;
+    pub const IRQ_40: Irq = Irq::new(3);
+    pub const DMA_DONE: Irq = Irq::new(4);
+}
+/// (channel id, peer component name) for every channel.
+pub const PEERS: &[(u8, &str)] = &[(0, "client"), (1, "hello"), (61, "console")];
+/// Supervisor only (empty elsewhere): every supervised component.
+pub const CHILDREN: &[keel_component::ChildInfo] = &[];
+"#;
+
+const GOLDEN_SUPERVISOR: &str = r#"// Generated by keel build from system.cdl. Do not edit.
+pub const NAME: &str = "supervisor";
+pub const INDEX: u32 = 3;
+pub mod channels {
+    #[allow(unused_imports)]
+    use keel_component::Channel;
+    pub const CONSOLE: Channel = Channel::new(61);
+}
+pub mod regions {
+    #[allow(unused_imports)]
+    use keel_component::Region;
+}
+pub mod irqs {
+    #[allow(unused_imports)]
+    use keel_component::Irq;
+}
+/// (channel id, peer component name) for every channel.
+pub const PEERS: &[(u8, &str)] = &[(61, "console")];
+/// Supervisor only (empty elsewhere): every supervised component.
+pub const CHILDREN: &[keel_component::ChildInfo] = &[
+    keel_component::ChildInfo { name: "hello", index: 0, restart: keel_component::RestartPolicy::Restart { max_restarts: 3, backoff_ms: 10 } },
+    keel_component::ChildInfo { name: "client", index: 1, restart: keel_component::RestartPolicy::Hold },
+    keel_component::ChildInfo { name: "server", index: 2, restart: keel_component::RestartPolicy::Restart { max_restarts: 5, backoff_ms: 20 } },
+    keel_component::ChildInfo { name: "console", index: 4, restart: keel_component::RestartPolicy::Restart { max_restarts: 3, backoff_ms: 10 } },
+];
+"#;
+
+const GOLDEN_CONSOLE: &str = r#"// Generated by keel build from system.cdl. Do not edit.
+pub const NAME: &str = "console";
+pub const INDEX: u32 = 4;
+pub mod channels {
+    #[allow(unused_imports)]
+    use keel_component::Channel;
+    pub const HELLO: Channel = Channel::new(0);
+    pub const CLIENT: Channel = Channel::new(1);
+    pub const SERVER: Channel = Channel::new(2);
+    pub const SUPERVISOR: Channel = Channel::new(3);
+}
+pub mod regions {
+    #[allow(unused_imports)]
+    use keel_component::Region;
+    pub const UART: Region = Region::new(0x1000_0000, 0x1000);
+}
+pub mod irqs {
+    #[allow(unused_imports)]
+    use keel_component::Irq;
+    pub const UART: Irq = Irq::new(61);
+}
+/// (channel id, peer component name) for every channel.
+pub const PEERS: &[(u8, &str)] = &[(0, "hello"), (1, "client"), (2, "server"), (3, "supervisor")];
+/// Supervisor only (empty elsewhere): every supervised component.
+pub const CHILDREN: &[keel_component::ChildInfo] = &[];
+"#;
+
+#[test]
+fn generated_constants() {
+    let system = parse("tests/system.cdl", SYSTEM).unwrap();
+    assert_eq!(system.generate(0), GOLDEN_HELLO);
+    assert_eq!(system.generate(2), GOLDEN_SERVER);
+    assert_eq!(system.generate(3), GOLDEN_SUPERVISOR);
+    assert_eq!(system.generate(4), GOLDEN_CONSOLE);
+}
+
+#[test]
+fn hex_literals() {
+    use crate::generate::hex;
+    assert_eq!(hex(0), "0x0");
+    assert_eq!(hex(0x1000), "0x1000");
+    assert_eq!(hex(0x1_0000), "0x1_0000");
+    assert_eq!(hex(0x1000_0000), "0x1000_0000");
+    assert_eq!(hex(0xff_ffff_f000), "0xff_ffff_f000");
+    assert_eq!(hex(u64::MAX), "0xffff_ffff_ffff_ffff");
+}
+
+#[test]
+fn codes_are_unique_and_parse_back() {
+    let mut strs: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    let mut slugs: Vec<&str> = Code::ALL.iter().map(|c| c.slug()).collect();
+    let n = strs.len();
+    strs.sort();
+    strs.dedup();
+    slugs.sort();
+    slugs.dedup();
+    assert_eq!(strs.len(), n);
+    assert_eq!(slugs.len(), n);
+    for c in Code::ALL {
+        assert_eq!(Code::parse(c.as_str()), Some(*c));
+        assert_eq!(Code::parse(&c.as_str()["cdl::".len()..]), Some(*c));
+        assert!(c.as_str().starts_with("cdl::E"));
+    }
+    assert_eq!(Code::parse("E9999"), None);
+}
+
+/// A file with several mistakes reports every one, with its code and position.
+#[test]
+fn every_error_is_reported_with_its_position() {
+    let text = "component a priority=10\ncomponent a priority=300\nchannel {\n    end a id=0 calls=#true\n    end b id=70\n}\nregion r size=100\n";
+    let report = parse("many.cdl", text).unwrap_err();
+    assert_eq!(
+        report.plain(),
+        "many.cdl:2:11: error[cdl::E0100]: duplicate component name `a`\n\
+         many.cdl:2:22: error[cdl::E0401]: priority 300 is out of range 0..=252\n\
+         many.cdl:5:9: error[cdl::E0101]: no component named `b`\n\
+         many.cdl:5:14: error[cdl::E0202]: id 70 is out of range 0..=60\n\
+         many.cdl:7:15: error[cdl::E0300]: region `r` size 0x64 is not a positive multiple of its page size 0x1000\n"
+    );
+    assert_eq!(report.to_string(), "many.cdl: 5 errors");
+}
+
+#[test]
+fn rendered_with_miette() {
+    let text = "component hello priority=10\ncomponent hello priority=20\n";
+    let report = parse("dup.cdl", text).unwrap_err();
+    let mut out = String::new();
+    miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::none())
+        .with_width(100)
+        .render_report(&mut out, &report)
+        .unwrap();
+    assert!(out.contains("cdl::E0100"), "{out}");
+    assert!(out.contains("duplicate component name `hello`"), "{out}");
+    assert!(out.contains("[dup.cdl:2:11]"), "{out}");
+    assert!(out.contains("2 | component hello priority=20"), "{out}");
+    assert!(out.contains("^^|^^"), "{out}");
+    assert!(out.contains("name already used"), "{out}");
+    assert!(out.contains("first used here"), "{out}");
+}
+
+#[test]
+fn syntax_errors_are_reported() {
+    let report = parse("bad.cdl", "component hello priority=10 {\n").unwrap_err();
+    assert!(report.codes().iter().all(|c| *c == Code::Syntax));
+    assert!(!report.errors().is_empty());
+    assert!(report.errors()[0].location().is_some());
+}
+
+#[test]
+fn unreadable_file() {
+    let report = crate::load("/nonexistent/system.cdl").unwrap_err();
+    assert_eq!(report.codes(), vec![Code::Io]);
+    assert!(report
+        .plain()
+        .starts_with("/nonexistent/system.cdl: error[cdl::E0001]"));
+}
+
+#[test]
+fn spans_point_at_values() {
+    // Non-ASCII before the error: positions are in characters, spans in bytes.
+    let text = "// é\ncomponent hello priority=999\n";
+    let report = parse("u.cdl", text).unwrap_err();
+    let e = &report.errors()[0];
+    assert_eq!(e.location(), Some((2, 26)));
+    let span = e.span().unwrap();
+    assert_eq!(&text[span.offset..span.end()], "999");
+}
