@@ -381,7 +381,7 @@ pub fn encode(components: &[ComponentInput<'_>]) -> Vec<u8> {
     let names_len: usize = components.iter().map(|c| c.name.len()).sum();
     let total = names_offset + names_len;
     let mut out = Vec::with_capacity(total);
-    let mut put = |out: &mut Vec<u8>, w: u64| out.extend_from_slice(&w.to_le_bytes());
+    let put = |out: &mut Vec<u8>, w: u64| out.extend_from_slice(&w.to_le_bytes());
     for w in [
         MAGIC,
         VERSION,

@@ -122,10 +122,22 @@ pub fn executable_from_messages(messages: &str, package: &str) -> Result<PathBuf
 
 /// Builds `package` for aarch64 and returns the path of its ELF.
 pub fn build_elf(ws: &Workspace, package: &str, profile: Profile) -> Result<PathBuf> {
+    build_elf_with_env(ws, package, profile, &[])
+}
+
+/// Like [`build_elf`], with extra environment variables for cargo (and so for build scripts).
+pub fn build_elf_with_env(
+    ws: &Workspace,
+    package: &str,
+    profile: Profile,
+    envs: &[(&str, String)],
+) -> Result<PathBuf> {
     let args = build_args(package, profile);
-    eprintln!("keel: cargo {}", args.join(" "));
+    let shown: String = envs.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    eprintln!("keel: {shown}cargo {}", args.join(" "));
     let out = cargo()
         .args(&args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .current_dir(&ws.root)
         .stderr(Stdio::inherit())
         .output()

@@ -27,6 +27,8 @@ pub mod board;
 pub mod build;
 pub mod elf;
 pub mod image;
+pub mod loadertest;
 pub mod qemu;
 pub mod report;
 pub mod setup;
+pub mod system;

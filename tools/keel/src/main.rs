@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 
 use keel::build::{self, Profile, Workspace, KERNEL_PACKAGE};
 use keel::qemu::{self, Exit, QemuOptions, RunConfig};
-use keel::{board, image, report, setup};
+use keel::system::{self, SizeRow};
+use keel::{board, image, loadertest, report, setup};
+use keel_spec::SystemSpec;
 
 /// The root task that `keel build` and `keel run` use when none is named.
 const DEFAULT_ROOT_TASK: &str = "conformance";
@@ -124,6 +126,15 @@ enum Cmd {
         #[command(flatten)]
         prebuilt: Prebuilt,
     },
+    /// The loader's system test: boot a hand-built four-component system (components/loader/
+    /// testprog) and check every line it must print.
+    LoaderTest {
+        /// Kill QEMU after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        timeout: u64,
+        #[command(flatten)]
+        prebuilt: Prebuilt,
+    },
     /// Print the layout of an image made by `keel image`, checking it against the format.
     Inspect {
         /// The image.
@@ -228,6 +239,118 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             inspect(&image)?;
             Ok(0)
         }
+        Cmd::LoaderTest { timeout, prebuilt } => loader_test(timeout, &prebuilt),
+    }
+}
+
+/// A system image made by [`compose`].
+struct Composed {
+    image: PathBuf,
+    rows: Vec<SizeRow>,
+    total: u64,
+}
+
+/// Packs the kernel and a loader carrying `spec` and the programs `images` (by image index:
+/// a name for the size table and the ELF's path) into `target/keel/<name>.elf`; the blob
+/// goes to `target/keel/<name>.blob`.
+fn compose(
+    ws: &Workspace,
+    name: &str,
+    spec: &SystemSpec,
+    images: &[(String, PathBuf)],
+    profile: Profile,
+    prebuilt: &Prebuilt,
+) -> Result<Composed> {
+    if prebuilt.root_task.is_some() {
+        bail!("--root-task does not apply to a system image: the loader is its root task");
+    }
+    let kernel = match &prebuilt.kernel {
+        Some(k) => k.clone(),
+        None => build::build_elf(ws, KERNEL_PACKAGE, profile)?,
+    };
+    let mut slim = Vec::with_capacity(images.len());
+    let mut rows = Vec::new();
+    let kbytes = build::read(&kernel)?;
+    let (kfile, kmem) = system::load_sizes(&kbytes)?;
+    rows.push(SizeRow {
+        part: "kernel".into(),
+        image: kfile,
+        memory: kmem,
+        what: "its PT_LOAD segments".into(),
+    });
+    for (n, path) in images {
+        let fat = build::read(path)?;
+        let s = system::slim_elf(&fat)
+            .with_context(|| format!("program of `{n}` ({})", path.display()))?;
+        let (_, mem) = system::load_sizes(&s)?;
+        rows.push(SizeRow {
+            part: n.clone(),
+            image: s.len() as u64,
+            memory: mem,
+            what: "program (ELF headers and PT_LOADs, in the loader's blob)".into(),
+        });
+        slim.push(s);
+    }
+    let blob = system::encode_blob(spec, &slim)?;
+    let programs: u64 = slim.iter().map(|s| s.len() as u64).sum();
+    let blob_path = ws.keel_dir().join(format!("{name}.blob"));
+    system::write_if_changed(&blob_path, &blob)?;
+    let loader = system::build_loader(ws, &blob_path, profile)?;
+    let lbytes = build::read(&loader)?;
+    let (lfile, lmem) = system::load_sizes(&lbytes)?;
+    rows.insert(
+        1,
+        SizeRow {
+            part: "loader".into(),
+            image: lfile.saturating_sub(blob.len() as u64),
+            memory: lmem.saturating_sub(blob.len() as u64),
+            what: "root task, without its blob".into(),
+        },
+    );
+    rows.insert(
+        2,
+        SizeRow {
+            part: "spec".into(),
+            image: (blob.len() as u64).saturating_sub(programs),
+            memory: 0,
+            what: "the system spec in the blob".into(),
+        },
+    );
+    let out = ws.keel_dir().join(format!("{name}.elf"));
+    let packed = make_image(&kernel, &loader, &out)?;
+    Ok(Composed {
+        image: out,
+        rows,
+        total: packed.bytes.len() as u64,
+    })
+}
+
+fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
+    let ws = build::workspace()?;
+    let prog = build::build_elf(&ws, loadertest::TESTPROG, Profile::Release)?;
+    let spec = loadertest::spec();
+    let composed = compose(
+        &ws,
+        "loader-test",
+        &spec,
+        &[("testprog".into(), prog)],
+        Profile::Release,
+        prebuilt,
+    )?;
+    print!("{}", system::render_sizes(&composed.rows, composed.total));
+    let (code, outcome) = run(&composed.image, &QemuOptions::default(), timeout, &[], false)?;
+    let mut problems = loadertest::check_output(&outcome.stdout);
+    if code != 0 {
+        problems.push(format!("the run ended with code {code}"));
+    }
+    for p in &problems {
+        eprintln!("loader-test: FAILED: {p}");
+    }
+    if problems.is_empty() {
+        println!("loader-test: passed");
+        Ok(0)
+    } else {
+        Ok(1)
     }
 }
 

@@ -1,0 +1,465 @@
+//! Instantiating the system: objects, memory, capabilities, threads, start.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use keel_spec::restart::AreaKind;
+use keel_spec::{badge, cspace, layout, restart, ComponentSpec, SystemBlob, SystemSpec};
+use sel4::{
+    cap, init_thread, BootInfo, Cap, CNodeCapData, CapRights, IrqTrigger, ObjectType, UserContext,
+    VmAttributes, Word, WORD_BITS,
+};
+use sel4_rt::println;
+
+use crate::mem::{Ctx, Fail, Mem, R};
+use crate::plan::{self, ComponentPlan, Plan, PAGE};
+use crate::{rt, BLOB};
+
+/// log2 of a scheduling context's size in bytes.
+const SCHED_CONTEXT_BITS: Word = 8;
+
+/// A component's kernel objects (capabilities in the loader's CSpace).
+struct Objects {
+    cnode: cap::CNode,
+    vspace: cap::VSpace,
+    tcb: cap::Tcb,
+    sc: cap::SchedContext,
+    ntfn: cap::Notification,
+    ep: Option<cap::Endpoint>,
+    reply: cap::Reply,
+    ipc: cap::SmallPage,
+}
+
+pub fn main(bi: &'static BootInfo) -> i32 {
+    if BLOB.is_empty() {
+        println!(
+            "loader: no system embedded: this loader was built without KEEL_SYSTEM_BLOB \
+             (build images with `keel build`)"
+        );
+        println!("loader: system up (0 components)");
+        return 0;
+    }
+    let blob = match SystemBlob::decode(BLOB) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("loader: error: the embedded system blob does not decode: {e}");
+            return 1;
+        }
+    };
+    let plan = match plan::plan(&blob.spec, &blob.images) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("loader: error: {e}");
+            return 1;
+        }
+    };
+    let spec = &blob.spec;
+    for c in spec.components.iter().filter(|c| c.passive) {
+        println!(
+            "loader: warning: component `{}` is passive; passive components are not supported \
+             yet, it runs on its own scheduling context",
+            c.name
+        );
+    }
+    let objs = match build(bi, &blob, &plan) {
+        Ok(o) => o,
+        Err(f) => {
+            println!("loader: error: {f}");
+            return 1;
+        }
+    };
+    if let Err(f) = start(spec, &plan, &objs) {
+        println!("loader: error: {f}");
+        return 1;
+    }
+    let insns = rt::cycles();
+    println!("loader: system up ({} components)", spec.components.len());
+    println!("loader: PMCCNTR_EL0 {insns} at system up");
+    if let Err(e) = init_thread::TCB.suspend() {
+        println!("loader: error: TCB_Suspend of the loader: {e}");
+        return 1;
+    }
+    0
+}
+
+fn build(bi: &BootInfo, blob: &SystemBlob<'_>, plan: &Plan) -> R<Vec<Objects>> {
+    let spec = &blob.spec;
+    let mut mem = Mem::new(bi)?;
+    let sched_control = sel4::bootinfo::sched_control(bi, 0)
+        .ok_or_else(|| Fail::new("bootinfo".into(), "no SchedControl capability".into()))?;
+
+    let mut objs = Vec::with_capacity(spec.components.len());
+    for (i, c) in spec.components.iter().enumerate() {
+        objs.push(objects(&mut mem, spec, i).map_err(|f| f.in_component(&c.name))?);
+    }
+    let sup = spec.supervisor.map(|s| objs[s as usize].vspace);
+
+    let masters = regions(&mut mem, spec)?;
+
+    for (i, c) in spec.components.iter().enumerate() {
+        let o = &objs[i];
+        let p = &plan.components[i];
+        let image = blob.images[c.image as usize];
+        memory(&mut mem, c, p, o, image, sup, spec, &masters)
+            .map_err(|f| f.in_component(&c.name))?;
+    }
+    for m in masters.iter().flatten() {
+        mem.retire(Cap::<sel4::cap_type::SmallPage>::from_cptr(*m));
+    }
+    if let (Some(table), Some(s)) = (&plan.restart_table, spec.supervisor) {
+        restart_table(&mut mem, table, objs[s as usize].vspace)
+            .map_err(|f| f.in_component(&spec.components[s as usize].name))?;
+    }
+
+    for (i, c) in spec.components.iter().enumerate() {
+        caps(&mut mem, spec, &objs, i).map_err(|f| f.in_component(&c.name))?;
+    }
+    for (i, c) in spec.components.iter().enumerate() {
+        thread(&mut mem, spec, &objs, i, sched_control).map_err(|f| f.in_component(&c.name))?;
+    }
+    Ok(objs)
+}
+
+fn objects(mem: &mut Mem, spec: &SystemSpec, i: usize) -> R<Objects> {
+    let cnode = mem
+        .make(ObjectType::CNode, cspace::CNODE_BITS as Word)
+        .map_err(|f| f.object_is("CNode"))?;
+    let vspace: cap::VSpace = mem.obj().map_err(|f| f.object_is("VSpace"))?;
+    init_thread::ASID_POOL
+        .assign(vspace)
+        .ctx(|| "ASIDPool_Assign of its VSpace".into())?;
+    let tcb = mem.obj().map_err(|f| f.object_is("TCB"))?;
+    let sc = mem
+        .make(ObjectType::SchedContext, SCHED_CONTEXT_BITS)
+        .map_err(|f| f.object_is("SchedContext"))?;
+    let ntfn = mem.obj().map_err(|f| f.object_is("Notification"))?;
+    let ep = if plan::has_endpoint(spec, i) {
+        Some(mem.obj().map_err(|f| f.object_is("Endpoint"))?)
+    } else {
+        None
+    };
+    let reply = mem.obj().map_err(|f| f.object_is("Reply"))?;
+    let ipc = mem.obj().map_err(|f| f.object_is("IPC buffer frame"))?;
+    Ok(Objects {
+        cnode,
+        vspace,
+        tcb,
+        sc,
+        ntfn,
+        ep,
+        reply,
+        ipc,
+    })
+}
+
+impl Fail {
+    fn object_is(mut self, what: &str) -> Self {
+        self.object = format!("{what} ({})", self.object);
+        self
+    }
+}
+
+/// Every region's frames, allocated once: RAM zeroed, device frames at their address.
+fn regions(mem: &mut Mem, spec: &SystemSpec) -> R<Vec<Vec<Word>>> {
+    let mut all = Vec::with_capacity(spec.regions.len());
+    for r in &spec.regions {
+        let n = r.size >> r.page_bits;
+        let mut frames = Vec::with_capacity(n as usize);
+        for k in 0..n {
+            let slot = match r.phys_addr {
+                Some(pa) => mem.device_frame(pa + (k << r.page_bits), r.page_bits),
+                None if r.page_bits == 12 => mem.make::<sel4::cap_type::SmallPage>(ObjectType::SmallPage, 0).map(|c| c.cptr()),
+                None => mem.make::<sel4::cap_type::LargePage>(ObjectType::LargePage, 0).map(|c| c.cptr()),
+            }
+            .map_err(|f| f.object_is(&format!("region `{}`", r.name)))?;
+            frames.push(slot);
+        }
+        all.push(frames);
+    }
+    Ok(all)
+}
+
+fn page_attrs(executable: bool, cached: bool) -> VmAttributes {
+    let mut a = if cached {
+        VmAttributes::DEFAULT
+    } else {
+        VmAttributes::NONE
+    };
+    if !executable {
+        a |= VmAttributes::EXECUTE_NEVER;
+    }
+    a
+}
+
+/// A fresh frame mapped at `view` in the supervisor, sharing `frame`'s memory.
+fn view(mem: &mut Mem, frame: cap::SmallPage, sup: cap::VSpace, view: u64) -> R<()> {
+    let c = mem.copy(frame)?;
+    mem.map(c, sup, view, CapRights::read_write(), page_attrs(false, true))?;
+    mem.retire(c);
+    Ok(())
+}
+
+/// The component's program pages, stack, IPC buffer and region mappings, and (when it is
+/// supervised) its views and pristine copies in the supervisor's restart window.
+#[allow(clippy::too_many_arguments)]
+fn memory(
+    mem: &mut Mem,
+    c: &ComponentSpec,
+    p: &ComponentPlan,
+    o: &Objects,
+    image: &[u8],
+    sup: Option<cap::VSpace>,
+    spec: &SystemSpec,
+    masters: &[Vec<Word>],
+) -> R<()> {
+    for page in &p.pages {
+        let what = |s: &str| format!("{s} for the program page at {:#x}", page.vaddr);
+        let f: cap::SmallPage = mem.obj().map_err(|e| e.object_is(&what("frame")))?;
+        let fill = |b: &mut [u8]| plan::fill_page(image, &p.elf, page.vaddr, b);
+        rt::fill(mem, f, page.executable(), fill)?;
+        if let (Some(pv), Some(sup)) = (p.pristine_of(page.vaddr), sup) {
+            let pr: cap::SmallPage = mem.obj().map_err(|e| e.object_is(&what("pristine copy")))?;
+            rt::fill(mem, pr, false, fill)?;
+            mem.map(pr, sup, pv, CapRights::read_only(), page_attrs(false, true))
+                .map_err(|e| e.object_is(&what("supervisor's pristine copy")))?;
+            mem.retire(pr);
+        }
+        let rights = if page.writable() {
+            CapRights::read_write()
+        } else {
+            CapRights::read_only()
+        };
+        mem.map(f, o.vspace, page.vaddr, rights, page_attrs(page.executable(), true))
+            .map_err(|e| e.object_is(&what("mapping")))?;
+        if let (Some(v), Some(sup)) = (p.view_of(AreaKind::Data, page.vaddr), sup) {
+            view(mem, f, sup, v).map_err(|e| e.object_is(&what("supervisor's view")))?;
+        }
+        mem.retire(f);
+    }
+
+    let mut va = p.stack_base;
+    while va < layout::STACK_TOP {
+        let what = || format!("stack page at {va:#x}");
+        let f: cap::SmallPage = mem.obj().map_err(|e| e.object_is(&what()))?;
+        mem.map(f, o.vspace, va, CapRights::read_write(), page_attrs(false, true))
+            .map_err(|e| e.object_is(&what()))?;
+        if let (Some(v), Some(sup)) = (p.view_of(AreaKind::Stack, va), sup) {
+            view(mem, f, sup, v).map_err(|e| e.object_is(&what()))?;
+        }
+        mem.retire(f);
+        va += PAGE;
+    }
+
+    mem.map(
+        o.ipc,
+        o.vspace,
+        layout::IPC_BUFFER,
+        CapRights::read_write(),
+        page_attrs(false, true),
+    )
+    .map_err(|e| e.object_is("IPC buffer"))?;
+    if let (Some(v), Some(sup)) = (p.view_of(AreaKind::IpcBuffer, layout::IPC_BUFFER), sup) {
+        view(mem, o.ipc, sup, v).map_err(|e| e.object_is("IPC buffer"))?;
+    }
+
+    for m in &c.maps {
+        let r = &spec.regions[m.region as usize];
+        let rights = CapRights::new(false, false, m.read, m.write);
+        let attrs = page_attrs(m.execute, m.cached);
+        for (k, &master) in masters[m.region as usize].iter().enumerate() {
+            let vaddr = m.vaddr + ((k as u64) << r.page_bits);
+            let what = || format!("mapping of region `{}` at {vaddr:#x}", r.name);
+            let f = mem.copy(Cap::<sel4::cap_type::SmallPage>::from_cptr(master))?;
+            if r.page_bits == 12 {
+                mem.map(f, o.vspace, vaddr, rights, attrs)
+            } else {
+                mem.map(f.cast::<sel4::cap_type::LargePage>(), o.vspace, vaddr, rights, attrs)
+            }
+            .map_err(|e| e.object_is(&what()))?;
+            mem.retire(f);
+        }
+    }
+    Ok(())
+}
+
+/// The restart table, read-only at `restart::TABLE` in the supervisor.
+fn restart_table(mem: &mut Mem, table: &[u8], sup: cap::VSpace) -> R<()> {
+    for (k, chunk) in table.chunks(PAGE as usize).enumerate() {
+        let vaddr = restart::TABLE + k as u64 * PAGE;
+        let f: cap::SmallPage = mem.obj().map_err(|e| e.object_is("restart table page"))?;
+        rt::fill(mem, f, false, |b| b[..chunk.len()].copy_from_slice(chunk))?;
+        mem.map(f, sup, vaddr, CapRights::read_only(), page_attrs(false, true))
+            .map_err(|e| e.object_is("restart table"))?;
+        mem.retire(f);
+    }
+    Ok(())
+}
+
+/// Puts `src` (in the loader's CSpace) at `slot` of component `cnode`.
+fn grant<T: sel4::CapType>(
+    cnode: cap::CNode,
+    slot: u64,
+    src: Cap<T>,
+    rights: CapRights,
+    badge: Word,
+    what: &str,
+) -> R<()> {
+    cnode
+        .mint(
+            slot,
+            cspace::CNODE_BITS,
+            init_thread::CNODE,
+            src.cptr(),
+            WORD_BITS,
+            rights,
+            badge,
+        )
+        .ctx(|| format!("{what} (CNode slot {slot})"))
+}
+
+/// Exactly the capabilities the spec grants component `i`.
+fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
+    let o = &objs[i];
+    let c = &spec.components[i];
+    let all = CapRights::all();
+    match o.ep {
+        Some(ep) => grant(o.cnode, cspace::INPUT, ep, all, 0, "its endpoint")?,
+        None => grant(o.cnode, cspace::INPUT, o.ntfn, all, 0, "its notification as input")?,
+    }
+    grant(o.cnode, cspace::REPLY, o.reply, all, 0, "its Reply object")?;
+    grant(o.cnode, cspace::NOTIFICATION, o.ntfn, all, 0, "its notification")?;
+
+    for ch in &spec.channels {
+        for side in 0..2 {
+            let (me, peer) = (ch.ends[side], ch.ends[1 - side]);
+            if me.component as usize != i {
+                continue;
+            }
+            let p = &objs[peer.component as usize];
+            let pname = &spec.components[peer.component as usize].name;
+            grant(
+                o.cnode,
+                cspace::NOTIFY_BASE + me.id as u64,
+                p.ntfn,
+                CapRights::write_only(),
+                1 << peer.id,
+                &format!("notification capability to `{pname}` (channel {})", me.id),
+            )?;
+            if ch.caller == Some(side as u8) {
+                let ep = p.ep.ok_or_else(|| {
+                    Fail::new(format!("channel {} to `{pname}`", me.id), "callee has no endpoint".into())
+                })?;
+                grant(
+                    o.cnode,
+                    cspace::PPC_BASE + me.id as u64,
+                    ep,
+                    CapRights::new(true, false, false, true),
+                    badge::PPC | peer.id as u64,
+                    &format!("endpoint capability to `{pname}` (channel {})", me.id),
+                )?;
+            }
+        }
+    }
+
+    for irq in &c.irqs {
+        let what = format!("interrupt {} (channel {})", irq.irq, irq.id);
+        let slot = mem.slot()?;
+        let trigger = if irq.edge { IrqTrigger::Edge } else { IrqTrigger::Level };
+        init_thread::IRQ_CONTROL
+            .get_trigger(irq.irq as Word, trigger, init_thread::CNODE, slot, WORD_BITS)
+            .ctx(|| format!("IRQControl_GetTrigger for {what}"))?;
+        let handler: cap::IrqHandler = Cap::from_cptr(slot);
+        let badged = mem.mint(o.ntfn, CapRights::write_only(), 1 << irq.id)?;
+        handler
+            .set_notification(badged)
+            .ctx(|| format!("IRQHandler_SetNotification for {what}"))?;
+        mem.retire(badged);
+        let dest = cspace::IRQ_BASE + irq.id as u64;
+        o.cnode
+            .move_(dest, cspace::CNODE_BITS, init_thread::CNODE, slot, WORD_BITS)
+            .ctx(|| format!("CNode_Move of the IRQ handler for {what} (CNode slot {dest})"))?;
+        mem.free_slot(slot);
+    }
+
+    if spec.supervisor == Some(i as u32) {
+        for (j, child) in objs.iter().enumerate().filter(|&(j, _)| j != i) {
+            let name = &spec.components[j].name;
+            grant(
+                o.cnode,
+                cspace::CHILD_TCB_BASE + j as u64,
+                child.tcb,
+                all,
+                0,
+                &format!("TCB capability of `{name}`"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Configures component `i`'s thread: CSpace, VSpace, IPC buffer, scheduling, fault
+/// endpoint, bound notification.
+fn thread(
+    mem: &mut Mem,
+    spec: &SystemSpec,
+    objs: &[Objects],
+    i: usize,
+    sched_control: cap::SchedControl,
+) -> R<()> {
+    let o = &objs[i];
+    let c = &spec.components[i];
+    let guard = CNodeCapData::skip(64 - cspace::CNODE_BITS as Word).into_word();
+    o.tcb
+        .configure(o.cnode, guard, o.vspace, 0, layout::IPC_BUFFER, o.ipc)
+        .ctx(|| "TCB_Configure".into())?;
+    sched_control
+        .configure_flags(o.sc, c.budget_us, c.period_us, 0, 0, 0)
+        .ctx(|| format!("SchedControl_ConfigureFlags ({} us every {} us)", c.budget_us, c.period_us))?;
+    let fault = match spec.supervisor {
+        Some(s) if s as usize != i => {
+            let ep = objs[s as usize]
+                .ep
+                .ok_or_else(|| Fail::new("supervisor".into(), "has no endpoint".into()))?;
+            Some(mem.mint(ep, CapRights::new(true, false, false, true), badge::FAULT | i as u64)?)
+        }
+        _ => None,
+    };
+    let prio = c.priority as Word;
+    o.tcb
+        .set_sched_params(
+            init_thread::TCB,
+            prio,
+            prio,
+            o.sc,
+            fault.unwrap_or(Cap::from_cptr(0)),
+        )
+        .ctx(|| format!("TCB_SetSchedParams (priority {prio})"))?;
+    if let Some(f) = fault {
+        mem.retire(f);
+    }
+    o.tcb
+        .bind_notification(o.ntfn)
+        .ctx(|| "TCB_BindNotification".into())?;
+    mem.retire(o.ipc);
+    Ok(())
+}
+
+/// Starts every component, highest priority first: pc = entry, sp = stack top, all other
+/// registers zero (as `keel_spec::restart` documents for restarts).
+fn start(spec: &SystemSpec, plan: &Plan, objs: &[Objects]) -> R<()> {
+    let mut order: Vec<usize> = (0..spec.components.len()).collect();
+    order.sort_by_key(|&i| core::cmp::Reverse(spec.components[i].priority));
+    for i in order {
+        let c = &spec.components[i];
+        let mut regs = UserContext::default();
+        regs.set_pc(plan.components[i].elf.entry);
+        regs.set_sp(layout::STACK_TOP);
+        objs[i]
+            .tcb
+            .write_registers(true, 0, regs.words().len() as Word, &regs)
+            .ctx(|| "TCB_WriteRegisters (start)".into())
+            .map_err(|f| f.in_component(&c.name))?;
+        println!("loader: {} up", c.name);
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Keel's loader: the root task that turns the `keel_spec::SystemBlob` embedded in its image
+//! into a running system, then suspends itself.
+//!
+//! Job (docs/composition.md): from the untypeds in bootinfo, create for every component a
+//! CNode, a VSpace with an ASID, its program's pages, a stack, an IPC buffer, a TCB, a
+//! scheduling context, a notification bound to the TCB, an endpoint (if it serves calls or
+//! is the supervisor) and a Reply object; put exactly the capabilities `system.cdl` grants
+//! at the slots of `keel_spec::cspace`; allocate each memory region once and map it into
+//! every component that names it; issue interrupts to their components; give the supervisor
+//! its children's TCBs and the restart window (`keel_spec::restart`); start every component
+//! and print `loader: <name> up` for each, then `loader: system up (N components)`.
+//!
+//! Must never: grant a capability the spec does not name, leave a component half-built
+//! without saying so (any failure prints `loader: error: ...` naming the component and the
+//! object, and exits non-zero), or run a component before every component is built (the
+//! loader runs at priority 255, above every component, until it suspends itself).
+//!
+//! Invariants: all planning (spec checks, ELF pages, the restart window) happens in pure,
+//! host-tested code ([`plan`], [`elf`]) before the first kernel object is made; every
+//! `unsafe` block is in `rt.rs` (heap, scratch window, cycle counter).
+//!
+//! Not yet supported: passive components run on their own scheduling context (the kernel
+//! does not donate a notification's scheduling context yet; see docs/kernel.md), with a
+//! warning at start-up.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+mod elf;
+mod plan;
+
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod mem;
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+mod rt;
+
+/// The system this loader instantiates (empty when built without `KEEL_SYSTEM_BLOB`).
+#[cfg(target_os = "none")]
+static BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/system.blob"));
+
+#[cfg(target_os = "none")]
+sel4_rt::root_task!(boot::main);
+
+/// Host builds (`cargo build --workspace`, `cargo test`) get an empty program.
+#[cfg(not(target_os = "none"))]
+fn main() {}

@@ -1,0 +1,509 @@
+//! Everything the loader decides before it touches the kernel: the spec's consistency (the
+//! lowering checked it; the loader checks again, so a bad blob fails with a message instead
+//! of a half-built system), each program's pages, each stack, and the supervisor's restart
+//! window (addresses of views and pristine copies, and the restart table's bytes).
+//!
+//! Pure code, unit-tested on the host.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use keel_spec::restart::{self, Area, AreaKind, ComponentInput};
+use keel_spec::{layout, SystemSpec, MAX_CHANNEL_ID, MAX_COMPONENTS, MAX_COMPONENT_PRIORITY};
+
+use crate::elf::{self, Elf, PF_W, PF_X};
+
+pub const PAGE: u64 = 4096;
+
+/// A failure, naming the component (when there is one) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanError {
+    pub component: Option<String>,
+    pub what: String,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.component {
+            Some(c) => write!(f, "component `{c}`: {}", self.what),
+            None => write!(f, "{}", self.what),
+        }
+    }
+}
+
+fn err<T>(component: Option<&str>, what: String) -> Result<T, PlanError> {
+    Err(PlanError {
+        component: component.map(String::from),
+        what,
+    })
+}
+
+/// One page of a program: its address and the union of the flags of the segments on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub vaddr: u64,
+    /// `PF_R | PF_W | PF_X` bits.
+    pub flags: u32,
+}
+
+impl Page {
+    pub fn writable(&self) -> bool {
+        self.flags & PF_W != 0
+    }
+    pub fn executable(&self) -> bool {
+        self.flags & PF_X != 0
+    }
+}
+
+/// The pages a program's segments cover, in address order.
+pub fn pages(elf: &Elf) -> Vec<Page> {
+    let mut out: Vec<Page> = Vec::new();
+    for s in &elf.segments {
+        let mut p = s.vaddr & !(PAGE - 1);
+        while p < s.end() {
+            match out.last_mut() {
+                Some(last) if last.vaddr == p => last.flags |= s.flags,
+                _ => out.push(Page {
+                    vaddr: p,
+                    flags: s.flags,
+                }),
+            }
+            p += PAGE;
+        }
+    }
+    out
+}
+
+/// Writes the file bytes that belong on the page at `vaddr` into `dst` (one page, assumed to
+/// be zero already: the rest of the page stays zero).
+pub fn fill_page(image: &[u8], elf: &Elf, vaddr: u64, dst: &mut [u8]) {
+    for s in &elf.segments {
+        let lo = s.vaddr.max(vaddr);
+        let hi = (s.vaddr + s.filesz).min(vaddr + PAGE);
+        if lo >= hi {
+            continue;
+        }
+        let src = (s.offset + (lo - s.vaddr)) as usize;
+        let len = (hi - lo) as usize;
+        let at = (lo - vaddr) as usize;
+        dst[at..at + len].copy_from_slice(&image[src..src + len]);
+    }
+}
+
+/// Runs of consecutive writable pages: `(vaddr, size)`.
+pub fn writable_runs(pages: &[Page]) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for p in pages.iter().filter(|p| p.writable()) {
+        match runs.last_mut() {
+            Some((start, size)) if *start + *size == p.vaddr => *size += PAGE,
+            _ => runs.push((p.vaddr, PAGE)),
+        }
+    }
+    runs
+}
+
+/// Stack size rounded up to whole pages (at least one).
+pub fn stack_bytes(stack_size: u64) -> u64 {
+    stack_size.max(1).div_ceil(PAGE) * PAGE
+}
+
+/// A component's plan.
+#[derive(Clone, Debug)]
+pub struct ComponentPlan {
+    pub elf: Elf,
+    pub pages: Vec<Page>,
+    /// Lowest stack address; the stack is `[stack_base, layout::STACK_TOP)`.
+    pub stack_base: u64,
+    /// Its restart areas with their addresses in the supervisor (empty when there is no
+    /// supervisor or this is the supervisor).
+    pub areas: Vec<Area>,
+}
+
+impl ComponentPlan {
+    /// Pristine-copy address of the program page at `vaddr`, if it has one.
+    pub fn pristine_of(&self, vaddr: u64) -> Option<u64> {
+        self.area_of(AreaKind::Data, vaddr)
+            .and_then(|a| a.pristine.map(|p| p + (vaddr - a.vaddr)))
+    }
+    /// View address (in the supervisor) of the component page at `vaddr` in an area of `kind`.
+    pub fn view_of(&self, kind: AreaKind, vaddr: u64) -> Option<u64> {
+        self.area_of(kind, vaddr).map(|a| a.view + (vaddr - a.vaddr))
+    }
+    fn area_of(&self, kind: AreaKind, vaddr: u64) -> Option<&Area> {
+        self.areas
+            .iter()
+            .find(|a| a.kind == kind && vaddr >= a.vaddr && vaddr < a.vaddr + a.size)
+    }
+}
+
+/// The whole plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub components: Vec<ComponentPlan>,
+    /// The restart table for the supervisor (when there is one).
+    pub restart_table: Option<Vec<u8>>,
+}
+
+/// Checks the spec, parses every program and lays out the restart window.
+pub fn plan(spec: &SystemSpec, images: &[&[u8]]) -> Result<Plan, PlanError> {
+    check(spec, images.len())?;
+    let mut components = Vec::with_capacity(spec.components.len());
+    for c in &spec.components {
+        let name = Some(c.name.as_str());
+        let image = images[c.image as usize];
+        let elf = match elf::parse(image) {
+            Ok(e) => e,
+            Err(e) => return err(name, format!("program image: {e}")),
+        };
+        let pages = pages(&elf);
+        components.push(ComponentPlan {
+            stack_base: layout::STACK_TOP - stack_bytes(c.stack_size),
+            elf,
+            pages,
+            areas: Vec::new(),
+        });
+    }
+    let restart_table = match spec.supervisor {
+        None => None,
+        Some(sup) => {
+            let mut cursor = restart::AREAS_BASE;
+            let mut inputs = Vec::new();
+            for (i, (c, p)) in spec.components.iter().zip(&mut components).enumerate() {
+                if i == sup as usize {
+                    continue;
+                }
+                let mut areas = Vec::new();
+                let mut place = |kind, vaddr, size, pristine: bool| {
+                    let view = cursor;
+                    cursor += size + PAGE;
+                    let pristine = pristine.then(|| {
+                        let at = cursor;
+                        cursor += size + PAGE;
+                        at
+                    });
+                    areas.push(Area {
+                        kind,
+                        vaddr,
+                        size,
+                        view,
+                        pristine,
+                    });
+                };
+                for (vaddr, size) in writable_runs(&p.pages) {
+                    place(AreaKind::Data, vaddr, size, true);
+                }
+                place(
+                    AreaKind::Stack,
+                    p.stack_base,
+                    layout::STACK_TOP - p.stack_base,
+                    false,
+                );
+                place(AreaKind::IpcBuffer, layout::IPC_BUFFER, PAGE, false);
+                if cursor > restart::WINDOW_END {
+                    return err(
+                        Some(&c.name),
+                        format!(
+                            "the supervisor's restart window {:#x}..{:#x} is full",
+                            restart::WINDOW_BASE,
+                            restart::WINDOW_END
+                        ),
+                    );
+                }
+                p.areas = areas.clone();
+                inputs.push(ComponentInput {
+                    index: i as u32,
+                    name: &c.name,
+                    entry: p.elf.entry,
+                    stack_top: layout::STACK_TOP,
+                    areas,
+                });
+            }
+            let table = restart::encode(&inputs);
+            if table.len() > restart::TABLE_MAX_BYTES {
+                return err(
+                    None,
+                    format!(
+                        "the restart table needs {} bytes, more than {}",
+                        table.len(),
+                        restart::TABLE_MAX_BYTES
+                    ),
+                );
+            }
+            Some(table)
+        }
+    };
+    Ok(Plan {
+        components,
+        restart_table,
+    })
+}
+
+/// Whether any component calls component `callee` (so it needs an endpoint).
+pub fn serves_calls(spec: &SystemSpec, callee: usize) -> bool {
+    spec.channels.iter().any(|ch| {
+        ch.caller
+            .is_some_and(|c| ch.ends[1 - c as usize].component as usize == callee)
+    })
+}
+
+/// Whether component `i` has an endpoint: it serves calls or it is the supervisor.
+pub fn has_endpoint(spec: &SystemSpec, i: usize) -> bool {
+    serves_calls(spec, i) || spec.supervisor == Some(i as u32)
+}
+
+/// The spec's consistency: every index refers to something, ids fit, nothing collides.
+pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
+    let n = spec.components.len();
+    if n > MAX_COMPONENTS {
+        return err(None, format!("{n} components, at most {MAX_COMPONENTS}"));
+    }
+    for (what, idx) in [("supervisor", spec.supervisor), ("console", spec.console)] {
+        if let Some(i) = idx.filter(|&i| i as usize >= n) {
+            return err(None, format!("the {what} is component {i}, which does not exist"));
+        }
+    }
+    for (ri, r) in spec.regions.iter().enumerate() {
+        let name = format!("region `{}`", r.name);
+        if r.page_bits != 12 && r.page_bits != 21 {
+            return err(None, format!("{name}: page size 2^{} (want 2^12 or 2^21)", r.page_bits));
+        }
+        let page = 1u64 << r.page_bits;
+        if r.size == 0 || r.size % page != 0 {
+            return err(None, format!("{name}: size {:#x} is not a multiple of {page:#x}", r.size));
+        }
+        if r.phys_addr.is_some_and(|p| p % page != 0) {
+            return err(None, format!("{name}: physical address not aligned to {page:#x}"));
+        }
+        let _ = ri;
+    }
+    // Notification ids per component: channel ids and IRQ ids share the notification word.
+    let mut ids: Vec<u64> = alloc::vec![0; n];
+    let mut claim = |c: usize, id: u8, what: &str| -> Result<(), PlanError> {
+        let name = &spec.components[c].name;
+        if id > MAX_CHANNEL_ID {
+            return err(Some(name), format!("{what} id {id} is above {MAX_CHANNEL_ID}"));
+        }
+        if ids[c] & (1 << id) != 0 {
+            return err(Some(name), format!("{what} id {id} is used twice"));
+        }
+        ids[c] |= 1 << id;
+        Ok(())
+    };
+    for ch in &spec.channels {
+        let [a, b] = ch.ends;
+        for e in [a, b] {
+            if e.component as usize >= n {
+                return err(None, format!("a channel names component {}, which does not exist", e.component));
+            }
+        }
+        if a.component == b.component {
+            let name = &spec.components[a.component as usize].name;
+            return err(Some(name), "a channel connects the component to itself".into());
+        }
+        if ch.caller.is_some_and(|c| c > 1) {
+            return err(None, "a channel's caller end is not 0 or 1".into());
+        }
+        claim(a.component as usize, a.id, "channel")?;
+        claim(b.component as usize, b.id, "channel")?;
+    }
+    for (i, c) in spec.components.iter().enumerate() {
+        let name = Some(c.name.as_str());
+        if c.image as usize >= n_images {
+            return err(name, format!("program image {} is not in the blob", c.image));
+        }
+        if c.priority > MAX_COMPONENT_PRIORITY {
+            return err(name, format!("priority {} above {MAX_COMPONENT_PRIORITY}", c.priority));
+        }
+        if c.budget_us == 0 || c.budget_us > c.period_us {
+            return err(
+                name,
+                format!("budget {} us and period {} us (want 0 < budget <= period)", c.budget_us, c.period_us),
+            );
+        }
+        let stack = stack_bytes(c.stack_size);
+        if stack > layout::STACK_TOP - restart::WINDOW_END - PAGE {
+            return err(name, format!("stack of {stack:#x} bytes is too large"));
+        }
+        for irq in &c.irqs {
+            claim(i, irq.id, "interrupt")?;
+        }
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for m in &c.maps {
+            let Some(r) = spec.regions.get(m.region as usize) else {
+                return err(name, format!("maps region {}, which does not exist", m.region));
+            };
+            let page = 1u64 << r.page_bits;
+            let end = m.vaddr.checked_add(r.size);
+            if m.vaddr % page != 0
+                || m.vaddr < layout::MAP_BASE
+                || end.is_none_or(|e| e > layout::MAP_END)
+            {
+                return err(
+                    name,
+                    format!("mapping of region `{}` at {:#x} is misaligned or outside {:#x}..{:#x}", r.name, m.vaddr, layout::MAP_BASE, layout::MAP_END),
+                );
+            }
+            if m.write && !m.read {
+                return err(name, format!("mapping of region `{}` is write-only", r.name));
+            }
+            let end = end.unwrap_or(u64::MAX);
+            if let Some(&(s, e)) = ranges.iter().find(|&&(s, e)| m.vaddr < e && s < end) {
+                return err(
+                    name,
+                    format!("mapping of region `{}` at {:#x} overlaps {s:#x}..{e:#x}", r.name, m.vaddr),
+                );
+            }
+            ranges.push((m.vaddr, end));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::tests::build;
+    use crate::elf::PF_R;
+    use alloc::vec;
+    use keel_spec::{ChannelEnd, ChannelSpec, ComponentSpec, IrqSpec, MapSpec, RegionSpec, RestartPolicy};
+
+    fn component(name: &str, image: u32, priority: u8) -> ComponentSpec {
+        ComponentSpec {
+            name: name.into(),
+            image,
+            priority,
+            budget_us: 1000,
+            period_us: 1000,
+            passive: false,
+            stack_size: 0x2000,
+            maps: vec![],
+            irqs: vec![],
+            restart: RestartPolicy::Hold,
+        }
+    }
+
+    fn spec() -> SystemSpec {
+        SystemSpec {
+            components: vec![component("client", 0, 10), component("server", 0, 20), component("sup", 0, 30)],
+            regions: vec![RegionSpec { name: "buf".into(), size: 0x2000, page_bits: 12, phys_addr: None }],
+            channels: vec![ChannelSpec {
+                ends: [ChannelEnd { component: 0, id: 1 }, ChannelEnd { component: 1, id: 4 }],
+                caller: Some(0),
+            }],
+            supervisor: Some(2),
+            console: None,
+        }
+    }
+
+    fn program() -> Vec<u8> {
+        build(
+            0x40_0000,
+            &[
+                (0x40_0000, b"code", 4, PF_R | PF_X),
+                (0x40_1000, b"rodata", 6, PF_R),
+                (0x40_2000, b"data!", 0x1800, PF_R | PF_W),
+            ],
+        )
+    }
+
+    #[test]
+    fn pages_and_runs() {
+        let image = program();
+        let e = elf::parse(&image).unwrap();
+        let p = pages(&e);
+        assert_eq!(p.iter().map(|p| p.vaddr).collect::<Vec<_>>(), [0x40_0000, 0x40_1000, 0x40_2000, 0x40_3000]);
+        assert!(p[0].executable() && !p[0].writable());
+        assert_eq!(writable_runs(&p), [(0x40_2000, 0x2000)]);
+        let mut page = vec![0u8; PAGE as usize];
+        fill_page(&image, &e, 0x40_2000, &mut page);
+        assert_eq!(&page[..6], b"data!\0");
+        let mut page = vec![0u8; PAGE as usize];
+        fill_page(&image, &e, 0x40_3000, &mut page);
+        assert!(page.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn shared_page_gets_both_flags() {
+        let image = build(0x40_0000, &[(0x40_0000, b"code", 0x10, PF_R | PF_X), (0x40_0800, b"d", 8, PF_R | PF_W)]);
+        let e = elf::parse(&image).unwrap();
+        let p = pages(&e);
+        assert_eq!(p, [Page { vaddr: 0x40_0000, flags: PF_R | PF_W | PF_X }]);
+        let mut page = vec![0u8; PAGE as usize];
+        fill_page(&image, &e, 0x40_0000, &mut page);
+        assert_eq!(&page[..4], b"code");
+        assert_eq!(page[0x800], b'd');
+    }
+
+    #[test]
+    fn restart_window() {
+        let image = program();
+        let plan = plan(&spec(), &[&image]).unwrap();
+        let table = plan.restart_table.as_ref().unwrap();
+        let t = restart::Table::parse(table).unwrap();
+        assert_eq!(t.components().map(|c| c.index).collect::<Vec<_>>(), [0, 1]);
+        let c0 = t.component(0).unwrap();
+        let areas: Vec<_> = t.areas(&c0).collect();
+        assert_eq!(areas.len(), 3);
+        assert_eq!(areas[0].kind, AreaKind::Data);
+        assert_eq!(areas[0].view, restart::AREAS_BASE);
+        assert_eq!(areas[0].pristine, Some(restart::AREAS_BASE + 0x3000));
+        assert_eq!(areas[1].kind, AreaKind::Stack);
+        assert_eq!(areas[1].vaddr, layout::STACK_TOP - 0x2000);
+        assert_eq!(areas[1].view, restart::AREAS_BASE + 0x6000);
+        assert_eq!(areas[2].view, restart::AREAS_BASE + 0x9000);
+        let p0 = &plan.components[0];
+        assert_eq!(p0.pristine_of(0x40_3000), Some(restart::AREAS_BASE + 0x4000));
+        assert_eq!(p0.view_of(AreaKind::Data, 0x40_3000), Some(restart::AREAS_BASE + 0x1000));
+        assert_eq!(p0.pristine_of(0x40_0000), None);
+        assert!(plan.components[2].areas.is_empty(), "the supervisor restarts the others");
+        // The second component's areas follow the first's.
+        let a1: Vec<_> = t.areas(&t.component(1).unwrap()).collect();
+        assert_eq!(a1[0].view, restart::AREAS_BASE + 0xb000);
+    }
+
+    #[test]
+    fn no_supervisor_no_table() {
+        let mut s = spec();
+        s.supervisor = None;
+        let image = program();
+        let plan = plan(&s, &[&image]).unwrap();
+        assert!(plan.restart_table.is_none());
+        assert!(plan.components.iter().all(|c| c.areas.is_empty()));
+    }
+
+    #[test]
+    fn endpoints() {
+        let s = spec();
+        assert!(!has_endpoint(&s, 0));
+        assert!(has_endpoint(&s, 1), "server is called");
+        assert!(has_endpoint(&s, 2), "supervisor");
+    }
+
+    #[test]
+    fn check_catches_inconsistencies() {
+        let image = program();
+        let bad = |f: &dyn Fn(&mut SystemSpec)| {
+            let mut s = spec();
+            f(&mut s);
+            plan(&s, &[&image]).unwrap_err().to_string()
+        };
+        assert!(bad(&|s| s.components[0].image = 3).contains("`client`: program image 3"));
+        assert!(bad(&|s| s.supervisor = Some(9)).contains("supervisor is component 9"));
+        assert!(bad(&|s| s.channels[0].ends[1].component = 7).contains("component 7"));
+        assert!(bad(&|s| s.channels[0].ends[1].id = 62).contains("above 61"));
+        assert!(bad(&|s| s.components[1].irqs.push(IrqSpec { irq: 33, id: 4, edge: false })).contains("`server`: interrupt id 4 is used twice"));
+        assert!(bad(&|s| s.components[1].budget_us = 5000).contains("budget"));
+        assert!(bad(&|s| s.components[1].priority = 255).contains("priority"));
+        assert!(bad(&|s| s.regions[0].size = 0x1800).contains("not a multiple"));
+        let map = |vaddr| MapSpec { region: 0, vaddr, read: true, write: true, execute: false, cached: true };
+        assert!(bad(&|s| s.components[0].maps.push(map(0x1000))).contains("outside"));
+        assert!(bad(&|s| s.components[0].maps.extend([map(0x1000_0000), map(0x1000_1000)])).contains("overlaps"));
+        assert!(bad(&|s| s.components[0].maps.push(MapSpec { region: 2, ..map(0x1000_0000) })).contains("region 2"));
+        let bad_image = b"not an elf".as_slice();
+        let e = plan(&spec(), &[bad_image]).unwrap_err();
+        assert_eq!(e.component.as_deref(), Some("client"));
+        assert!(e.what.contains("program image"));
+    }
+}
