@@ -16,6 +16,7 @@ pub const TESTS: &[Test] = &[
     t("cnode_mutate", mutate),
     t("cnode_rotate", rotate),
     t("cnode_delete", delete),
+    t("cnode_delete_cnode_with_contents", delete_cnode_contents),
     t("cnode_revoke_deletes_all_derived", revoke),
     t("cnode_revoke_badged_subtree", revoke_badged),
     t("cnode_cancel_badged_sends_rights", cancel_badged),
@@ -285,4 +286,39 @@ fn two_level() -> TestResult {
                                      failure: LookupFailure::DepthMismatch { bits_left: 4, bits_found: 8 } },
                "depth 60 ending inside L2")?;
     Ok(())
+}
+
+fn delete_cnode_contents() -> TestResult {
+    // A CNode holding the only caps of a running thread and of an endpoint with a caller.
+    let c = kit::cnode(4)?;
+    let f = crate::sched::Flag::new();
+    let counter = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
+    counter.start(crate::sched::count_forever, arg(&f))?;
+    check!(crate::sched::wait_until(500, || f.get() > 0)?, "counter did not run");
+    let ep = kit::endpoint()?;
+    let o = crate::faults::Obs::new();
+    o.v[7].store(ep.cptr(), SeqCst);
+    let caller = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    caller.start(call_and_record, arg(&o))?;
+    check_eq!(o.step.load(SeqCst), 0, "caller returned with nobody receiving");
+    c.move_(1, 4, ROOT_CNODE, counter.tcb.cptr(), DEPTH).ctx("move the TCB cap into the CNode")?;
+    c.move_(2, 4, ROOT_CNODE, ep.cptr(), DEPTH).ctx("move the endpoint cap into the CNode")?;
+    // Deleting the CNode deletes its contents: the thread stops, the endpoint goes away and
+    // the caller's Call restarts on its (now empty) slot: InvalidCapability.
+    ROOT_CNODE.delete(c.cptr(), DEPTH).ctx("delete the CNode")?;
+    crate::sched::settle_or_sleep()?;
+    let v = f.get();
+    crate::sched::sleep_ms(3)?;
+    check_eq!(f.get(), v, "thread whose TCB cap was in the deleted CNode still runs");
+    check_eq!(o.step.load(SeqCst), 1, "caller still blocked on the deleted endpoint");
+    check_eq!(o.v[0].load(SeqCst), sel4_sys::error::INVALID_CAPABILITY, "caller's reply label");
+    Ok(())
+}
+
+fn call_and_record(c: &kit::Ctx2) {
+    let o: &crate::faults::Obs = kit::from_arg(c.arg);
+    let r = crate::sys::syscall(sel4_sys::syscall::CALL, o.v[7].load(SeqCst), MessageInfo::new(0, 0, 0, 0).0,
+                                [0; 4], 0, 0);
+    o.v[0].store(r.info().label(), SeqCst);
+    o.step.store(1, SeqCst);
 }

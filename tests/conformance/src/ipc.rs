@@ -32,6 +32,7 @@ pub const TESTS: &[Test] = &[
     t("ipc_nb_send_recv_and_nb_send_wait", nb_send_recv),
     t("ipc_set_ipc_buffer_moves_message", set_ipc_buffer),
     t("ntfn_call_signals_and_returns", ntfn_call),
+    t("ipc_blocked_sender_removed_by_suspend_and_delete", blocked_sender_removed),
     t("ntfn_signal_wait_poll", ntfn_basic),
     t("ntfn_badge_or", ntfn_or),
     t("ntfn_wakes_waiter", ntfn_wakes_waiter),
@@ -652,5 +653,31 @@ fn ntfn_call() -> TestResult {
     check_eq!((info.label(), mrs[0]), (sel4_sys::error::INVALID_CAPABILITY, 0),
               "Call on a notification without Write (InvalidCapability 0)");
     check_eq!(n.poll(), 0, "a read-only cap signalled");
+    Ok(())
+}
+
+fn blocked_sender_removed() -> TestResult {
+    let ep = kit::endpoint()?;
+    let reply = kit::reply()?;
+    let a = Sender { ep: ep.cptr(), label: 0xA };
+    let b = Sender { ep: ep.cptr(), label: 0xB };
+    let c = Sender { ep: ep.cptr(), label: 0xC };
+    let ta = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    let tb = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    let tc = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    ta.start(labelled_sender, arg(&a))?;
+    tb.start(labelled_sender, arg(&b))?;
+    tc.start(labelled_sender, arg(&c))?;
+    // Queue: A, B, C. Suspend A, delete B's TCB: only C's message is left.
+    ta.tcb.suspend().ctx("suspend a blocked sender")?;
+    ROOT_CNODE.delete(tb.tcb.cptr(), DEPTH).ctx("delete a blocked sender's TCB")?;
+    let (info, _) = ep.nb_recv(reply);
+    check_eq!(info.label(), 0xC, "the only message left on the endpoint");
+    let (info, _) = ep.nb_recv(reply);
+    check_eq!(info.label(), 0, "a message from a suspended or deleted sender was delivered");
+    // A resumed sender restarts its Send.
+    ta.tcb.resume().ctx("resume")?;
+    let (info, _) = ep.nb_recv(reply);
+    check_eq!(info.label(), 0xA, "message of the resumed sender");
     Ok(())
 }

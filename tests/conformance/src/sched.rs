@@ -22,6 +22,7 @@ pub const TESTS: &[Test] = &[
     t("sched_control_configure_errors", configure_errors),
     t("sched_context_bind_unbind_consumed", sc_bind_unbind),
     t("sched_yield_round_robin", yield_rr),
+    t("sched_notification_sc_donation", ntfn_sc_donation),
 ];
 
 // --- sleeping -----------------------------------------------------------------------------
@@ -92,6 +93,11 @@ pub fn settle() -> Result<(), Fail> {
     th.start(idler, n.cptr())?;
     n.wait();
     Ok(())
+}
+
+/// Like `settle`, but for when lower-priority busy threads may exist: sleep 2 ms.
+pub fn settle_or_sleep() -> Result<(), Fail> {
+    sleep_ms(2)
 }
 
 /// Sleep in 1 ms steps until `cond` holds or `max_ms` have passed; returns `cond()`.
@@ -321,5 +327,44 @@ fn yield_rr() -> TestResult {
     let log = p.log.load(SeqCst);
     check_eq!(log, 0b01_10_01_10_01_10_01_10_01_10, "order of yielding threads");
     let _ = (sc::YIELD, set_mr);
+    Ok(())
+}
+
+struct Waiter {
+    ntfn: u64,
+    count: AtomicU64,
+}
+
+fn wait_loop(c: &Ctx2) {
+    let w: &Waiter = from_arg(c.arg);
+    loop {
+        sys::syscall(sc::WAIT, w.ntfn, 0, [0; 4], 0, 0);
+        w.count.fetch_add(1, SeqCst);
+    }
+}
+
+/// A passive thread waiting on a notification that has a scheduling context bound runs on
+/// that SC when the notification is signalled, and gives it back when it waits again.
+fn ntfn_sc_donation() -> TestResult {
+    let n = kit::notification()?;
+    let nb = kit::mint(n, CapRights::all(), 1)?;
+    let w = Waiter { ntfn: n.cptr(), count: AtomicU64::new(0) };
+    let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    th.start(wait_loop, arg(&w))?;
+    // It waits on the notification; take its SC away and give one to the notification.
+    th.sc.unbind().ctx("SchedContext_Unbind (make the waiter passive)")?;
+    let sc2 = kit::sched_context(2000, 2000, 0)?;
+    sc2.bind(n).ctx("SchedContext_Bind to a notification")?;
+    nb.signal();
+    check_eq!(w.count.load(SeqCst), 1, "passive waiter ran on the notification's SC");
+    nb.signal();
+    check_eq!(w.count.load(SeqCst), 2, "second signal: the SC came back to the notification and was lent again");
+    expect_err(sc2.bind(n), Error::IllegalOperation, "bind an SC to a notification that has one")?;
+    // Without an SC on the notification, a signal wakes the passive waiter but it cannot run.
+    sc2.unbind().ctx("SchedContext_Unbind from the notification")?;
+    nb.signal();
+    settle()?;
+    check_eq!(w.count.load(SeqCst), 2, "passive waiter ran without any SC");
+    th.tcb.suspend().ctx("suspend")?;
     Ok(())
 }

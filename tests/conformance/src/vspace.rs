@@ -16,6 +16,7 @@ pub const TESTS: &[Test] = &[
     t("vspace_page_table_map_unmap", page_tables),
     t("vspace_page_cache_ops", cache_ops),
     t("vspace_asid_pool_make_and_assign", asid_pool),
+    t("vspace_large_page_map", large_page),
     t("vspace_isolation_vm_fault", isolation),
 ];
 
@@ -228,5 +229,26 @@ fn isolation() -> TestResult {
     check_eq!(info.label(), 1, "report after the fault was handled");
     check_eq!(get_mr(0), 0, "value at y after mapping a fresh frame there");
     th.tcb.suspend().ctx("suspend")?;
+    Ok(())
+}
+
+fn large_page() -> TestResult {
+    let lp: cap::LargePage = kit::alloc()?;
+    let pa = lp.get_address().ctx("GetAddress of a large page")?;
+    check_eq!(pa & 0x1f_ffff, 0, "large page physical alignment");
+    // A fresh 2 MiB-aligned region below 1 GiB: the level-2 table exists, no level-3 one.
+    kit::vaddr_align_2m();
+    let v = kit::vaddr(512)?;
+    expect_err(lp.map(ROOT_VSPACE, v + 0x1000, RW, ATTR), Error::AlignmentError,
+               "large page at a 4 KiB-aligned address")?;
+    lp.map(ROOT_VSPACE, v, RW, ATTR).ctx("map a large page")?;
+    sys::poke(v, 1);
+    sys::poke(v + 0x1f_fff8, 2);
+    check_eq!(sys::peek(v) + sys::peek(v + 0x1f_fff8), 3, "both ends of the large page");
+    // A page table cannot go where the large page is.
+    let pt: cap::PageTable = kit::alloc()?;
+    expect_err(pt.map(ROOT_VSPACE, v, ATTR), Error::DeleteFirst, "page table over a large page")?;
+    lp.unmap().ctx("unmap the large page")?;
+    pt.map(ROOT_VSPACE, v, ATTR).ctx("page table where the large page was")?;
     Ok(())
 }
