@@ -101,6 +101,11 @@ fn mutate() -> TestResult {
     expect_err(r, Error::FailedLookup { source: true,
                                         failure: LookupFailure::GuardMismatch { bits_left: 64, guard_found: 5, bits_found: 60 } },
                "lookup with the wrong guard")?;
+    // Guard size + radix > 64: the derived cap would be null: IllegalOperation.
+    let cn2 = kit::cnode(4)?;
+    expect_err(ROOT_CNODE.mint(kit::slot()?, DEPTH, ROOT_CNODE, cn2.cptr(), DEPTH, CapRights::all(),
+                               CNodeCapData::skip(61).into_word()),
+               Error::IllegalOperation, "mint a radix-4 CNode cap with a 61-bit guard")?;
     // Mutate of an endpoint/notification cap yields a null cap: IllegalOperation.
     let ep = kit::endpoint()?;
     let d = kit::slot()?;

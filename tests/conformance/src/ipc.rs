@@ -33,6 +33,9 @@ pub const TESTS: &[Test] = &[
     t("ipc_set_ipc_buffer_moves_message", set_ipc_buffer),
     t("ntfn_call_signals_and_returns", ntfn_call),
     t("ipc_blocked_sender_removed_by_suspend_and_delete", blocked_sender_removed),
+    t("ipc_queue_reordered_by_set_priority", queue_reorder),
+    t("ipc_call_without_grant_rights_gets_no_reply", call_no_grant_reply),
+    t("ntfn_bound_signal_waits_while_caller_blocked_on_reply", bound_during_call),
     t("ntfn_signal_wait_poll", ntfn_basic),
     t("ntfn_badge_or", ntfn_or),
     t("ntfn_wakes_waiter", ntfn_wakes_waiter),
@@ -679,5 +682,86 @@ fn blocked_sender_removed() -> TestResult {
     ta.tcb.resume().ctx("resume")?;
     let (info, _) = ep.nb_recv(reply);
     check_eq!(info.label(), 0xA, "message of the resumed sender");
+    Ok(())
+}
+
+fn queue_reorder() -> TestResult {
+    let ep = kit::endpoint()?;
+    let reply = kit::reply()?;
+    let a = Sender { ep: ep.cptr(), label: 0xA };
+    let b = Sender { ep: ep.cptr(), label: 0xB };
+    let ta = Thread::new(Opts::prio(150))?;
+    let tb = Thread::new(Opts::prio(160))?;
+    ta.start(labelled_sender, arg(&a))?;
+    tb.start(labelled_sender, arg(&b))?;
+    crate::sched::settle()?;
+    // B (160) is ahead of A (150); raising A to 170 moves it to the front.
+    ta.tcb.set_priority(kit::ROOT_TCB, 170).ctx("SetPriority of a blocked sender")?;
+    let (i1, _) = ep.nb_recv(reply);
+    let (i2, _) = ep.nb_recv(reply);
+    check_eq!((i1.label(), i2.label()), (0xA, 0xB), "order after raising the priority of a queued sender");
+    Ok(())
+}
+
+fn call_no_grant_reply() -> TestResult {
+    let ep = kit::endpoint()?;
+    let reply = kit::reply()?;
+    // Write only: no Grant, no GrantReply: the caller gets no reply cap and stays stopped.
+    let w = kit::mint(ep, CapRights::write_only(), 0)?;
+    let c = Caller { ep: w.cptr(), label: AtomicU64::new(99), done: AtomicU64::new(0) };
+    let th = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
+    th.start(caller, arg(&c))?;
+    let (info, _) = ep.recv(reply);
+    check_eq!(info.label(), 0, "label of the Call received");
+    reply.send(MessageInfo::new(0x99, 0, 0, 0)); // nothing is bound to the reply: no-op
+    crate::sched::settle()?;
+    check_eq!(c.done.load(SeqCst), 0, "a Call through a cap without Grant/GrantReply got a reply");
+    Ok(())
+}
+
+struct BoundCaller {
+    ep: u64,
+    ntfn_recv: u64,
+    reply: u64,
+    call_label: AtomicU64,
+    recv_badge: AtomicU64,
+    step: AtomicU64,
+}
+
+fn bound_caller(c: &Ctx2) {
+    let a: &BoundCaller = from_arg(c.arg);
+    let r = sys::syscall(sc::CALL, a.ep, MessageInfo::new(0, 0, 0, 0).0, [0; 4], 0, 0);
+    a.call_label.store(r.info().label(), SeqCst);
+    a.step.store(1, SeqCst);
+    // Now receive: the signal that arrived during the Call is pending.
+    let r = sys::syscall(sc::RECV, a.ntfn_recv, 0, [0; 4], a.reply, 0);
+    a.recv_badge.store(r.x0, SeqCst);
+    a.step.store(2, SeqCst);
+}
+
+fn bound_during_call() -> TestResult {
+    let ep = kit::endpoint()?;
+    let other = kit::endpoint()?;
+    let r_srv = kit::reply()?;
+    let r_cli = kit::reply()?;
+    let n = kit::notification()?;
+    let nb = kit::mint(n, CapRights::all(), 0x10)?;
+    let a = BoundCaller { ep: ep.cptr(), ntfn_recv: other.cptr(), reply: r_cli.cptr(),
+                          call_label: AtomicU64::new(0), recv_badge: AtomicU64::new(0),
+                          step: AtomicU64::new(0) };
+    let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    th.tcb.bind_notification(n).ctx("bind")?;
+    th.start(bound_caller, arg(&a))?;
+    // It is blocked in Call (nobody received yet): a signal must not interrupt that.
+    nb.signal();
+    check_eq!(a.step.load(SeqCst), 0, "a bound notification interrupted a Call");
+    let (_, _) = ep.recv(r_srv);
+    // Now it waits for our reply (BlockedOnReply): signal again, still no effect.
+    nb.signal();
+    check_eq!(a.step.load(SeqCst), 0, "a bound notification interrupted a thread waiting for its reply");
+    r_srv.send(MessageInfo::new(0x77, 0, 0, 0));
+    check_eq!(a.step.load(SeqCst), 2, "caller did not run on after the reply");
+    check_eq!(a.call_label.load(SeqCst), 0x77, "label of the reply");
+    check_eq!(a.recv_badge.load(SeqCst), 0x10, "pending notification word delivered to the next Recv");
     Ok(())
 }
