@@ -102,6 +102,12 @@ pub mod debug {
     pub fn exit(code: i32) -> ! {
         crate::kernel::semihosting_exit(code)
     }
+
+    /// Load the word at `addr`, mapped or not: for fault-injection tests (an unmapped
+    /// address is a VM fault for the supervisor). Returns the value if it is mapped.
+    pub fn load(addr: u64) -> u64 {
+        crate::kernel::debug_load(addr)
+    }
 }
 
 /// Include the constants `keel build` generated from `system.cdl` for this component as a

@@ -133,52 +133,53 @@ pub enum Decision {
     Unknown,
 }
 
-/// The supervisor's record of every child.
-pub struct Supervision {
-    children: [Option<(ChildInfo, ChildRecord)>; keel_spec::MAX_COMPONENTS],
+/// Capability faults a child may have between two restarts that are answered with an error;
+/// the ones after that count as ordinary faults, under its restart policy (a component that
+/// keeps hitting capabilities it does not have is broken, and must not flood the log).
+pub const CAP_FAULT_LIMIT: u32 = 32;
+
+/// The supervisor's record of its `N` children (`N` = the length of the generated
+/// `CHILDREN` table, so the record needs no more memory than the system has components).
+pub struct Supervision<const N: usize> {
+    children: [(ChildInfo, ChildRecord); N],
+    /// Capability faults since the child's last (re)start.
+    cap_faults_since_start: [u32; N],
 }
 
-impl Supervision {
-    /// Records for `children` (entries with an index out of range are ignored).
+impl<const N: usize> Supervision<N> {
+    /// Records for the first `N` entries of `children` (`N` must not exceed its length).
     pub fn new(children: &[ChildInfo]) -> Self {
-        let mut s = Supervision {
-            children: [None; keel_spec::MAX_COMPONENTS],
-        };
-        for c in children {
-            if let Some(slot) = s.children.get_mut(c.index as usize) {
-                *slot = Some((*c, ChildRecord::NEW));
-            }
+        assert!(N <= children.len(), "more records than children");
+        Supervision {
+            children: core::array::from_fn(|i| (children[i], ChildRecord::NEW)),
+            cap_faults_since_start: [0; N],
         }
-        s
     }
 
     pub fn info(&self, index: u32) -> Option<&ChildInfo> {
-        self.entry(index).map(|(i, _)| i)
+        self.position(index).map(|i| &self.children[i].0)
     }
 
     pub fn record(&self, index: u32) -> Option<&ChildRecord> {
-        self.entry(index).map(|(_, r)| r)
+        self.position(index).map(|i| &self.children[i].1)
     }
 
-    fn entry(&self, index: u32) -> Option<&(ChildInfo, ChildRecord)> {
-        self.children.get(index as usize)?.as_ref()
+    fn position(&self, index: u32) -> Option<usize> {
+        self.children.iter().position(|(c, _)| c.index == index)
     }
 
-    fn entry_mut(&mut self, index: u32) -> Option<&mut (ChildInfo, ChildRecord)> {
-        self.children.get_mut(index as usize)?.as_mut()
-    }
-
-    /// Every child with its record, by index.
+    /// Every child with its record, in table order.
     pub fn iter(&self) -> impl Iterator<Item = &(ChildInfo, ChildRecord)> {
-        self.children.iter().flatten()
+        self.children.iter()
     }
 
     /// Child `index` faulted (at `fault.at_us`): count it and decide per its policy. A
     /// restart is counted here.
     pub fn on_fault(&mut self, index: u32, fault: LastFault) -> Decision {
-        let Some((info, rec)) = self.entry_mut(index) else {
+        let Some(i) = self.position(index) else {
             return Decision::Unknown;
         };
+        let (info, rec) = &mut self.children[i];
         rec.faults = rec.faults.saturating_add(1);
         rec.last_fault = Some(fault);
         match info.restart {
@@ -190,6 +191,7 @@ impl Supervision {
                 let at_us = fault.at_us.saturating_add(delay_ms.saturating_mul(1000));
                 rec.state = ChildState::BackingOff { until_us: at_us };
                 rec.restarts += 1;
+                self.cap_faults_since_start[i] = 0;
                 Decision::Restart {
                     attempt: rec.restarts,
                     delay_ms,
@@ -205,21 +207,27 @@ impl Supervision {
         }
     }
 
-    /// Child `index` had a capability fault that was answered with an error: count it, keep
-    /// it running.
-    pub fn on_cap_fault(&mut self, index: u32, fault: LastFault) -> bool {
-        let Some((_, rec)) = self.entry_mut(index) else {
-            return false;
+    /// Child `index` had a capability fault. `None`: count it and fail the child's system
+    /// call with an error (it keeps running); `Some(decision)`: it exceeded
+    /// [`CAP_FAULT_LIMIT`], so this is an ordinary fault (see [`on_fault`](Self::on_fault)).
+    pub fn on_cap_fault(&mut self, index: u32, fault: LastFault) -> Option<Decision> {
+        let Some(i) = self.position(index) else {
+            return Some(Decision::Unknown);
         };
+        if self.cap_faults_since_start[i] >= CAP_FAULT_LIMIT {
+            return Some(self.on_fault(index, fault));
+        }
+        self.cap_faults_since_start[i] += 1;
+        let rec = &mut self.children[i].1;
         rec.faults = rec.faults.saturating_add(1);
         rec.cap_faults = rec.cap_faults.saturating_add(1);
         rec.last_fault = Some(fault);
-        true
+        None
     }
 
     /// Children whose backoff ended by `now_us` are running again.
     pub fn refresh(&mut self, now_us: u64) {
-        for (_, rec) in self.children.iter_mut().flatten() {
+        for (_, rec) in self.children.iter_mut() {
             if matches!(rec.state, ChildState::BackingOff { until_us } if until_us <= now_us) {
                 rec.state = ChildState::Running;
             }
@@ -228,8 +236,64 @@ impl Supervision {
 
     /// Mark child `index` held (for example because restarting it failed).
     pub fn hold(&mut self, index: u32) {
-        if let Some((_, rec)) = self.entry_mut(index) {
-            rec.state = ChildState::Held;
+        if let Some(i) = self.position(index) {
+            self.children[i].1.state = ChildState::Held;
+        }
+    }
+}
+
+/// The restart table the loader maps into the supervisor (`keel_spec::restart`), parsed and
+/// checked; `None` if it is not valid. Supervisor only: anywhere else this faults.
+pub fn restart_table() -> Option<keel_spec::restart::Table<'static>> {
+    keel_spec::restart::Table::parse(crate::kernel::restart_table()?).ok()
+}
+
+/// A fault as one line of text: `VM fault at 0x0 (pc 0x400120, data read)`.
+pub struct Describe<'a>(pub &'a sel4::Fault);
+
+impl core::fmt::Display for Describe<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use sel4::Fault as F;
+        match *self.0 {
+            F::VmFault {
+                ip,
+                addr,
+                prefetch,
+                fsr,
+            } => {
+                // ESR_EL2.ISS bit 6 (WnR) tells a data write from a read.
+                let access = match (prefetch, fsr & (1 << 6) != 0) {
+                    (true, _) => "instruction fetch",
+                    (false, true) => "data write",
+                    (false, false) => "data read",
+                };
+                write!(f, "VM fault at {addr:#x} (pc {ip:#x}, {access})")
+            }
+            F::CapFault {
+                ip,
+                addr,
+                in_recv_phase,
+                lookup_failure,
+            } => write!(
+                f,
+                "cap fault on slot {addr} ({lookup_failure}{}) at pc {ip:#x}",
+                if in_recv_phase { ", receive phase" } else { "" }
+            ),
+            F::UserException {
+                fault_ip, number, ..
+            } => write!(f, "user exception (ESR {number:#x}) at pc {fault_ip:#x}"),
+            F::UnknownSyscall {
+                fault_ip, syscall, ..
+            } => write!(
+                f,
+                "unknown system call {} at pc {fault_ip:#x}",
+                syscall as i64
+            ),
+            F::Timeout { data, consumed } => {
+                write!(f, "timeout (badge {data:#x}, consumed {consumed})")
+            }
+            F::Unknown { label } => write!(f, "unknown fault type {label}"),
+            ref other => write!(f, "{other:?}"),
         }
     }
 }
@@ -294,7 +358,7 @@ mod tests {
             max_restarts: 2,
             backoff_ms: 10,
         };
-        let mut s = Supervision::new(&[child("crasher", 3, policy)]);
+        let mut s = Supervision::<1>::new(&[child("crasher", 3, policy)]);
         assert_eq!(
             s.on_fault(3, fault(1_000)),
             Decision::Restart {
@@ -336,25 +400,86 @@ mod tests {
 
     #[test]
     fn hold_policy_and_unknown_children() {
-        let mut s = Supervision::new(&[
+        let mut s = Supervision::<1>::new(&[
             child("a", 0, RestartPolicy::Hold),
-            child("ghost", 999, RestartPolicy::Hold),
+            child("not recorded", 1, RestartPolicy::Hold),
         ]);
         assert_eq!(s.on_fault(0, fault(5)), Decision::Hold { restarts: 0 });
         assert_eq!(s.on_fault(1, fault(5)), Decision::Unknown);
-        assert_eq!(s.on_fault(999, fault(5)), Decision::Unknown);
+        assert_eq!(s.on_cap_fault(9, fault(5)), Some(Decision::Unknown));
         assert_eq!(s.iter().count(), 1);
+        assert_eq!(s.info(0).unwrap().name, "a");
+        assert!(s.record(1).is_none());
     }
 
     #[test]
-    fn cap_faults_are_counted_without_restarts() {
-        let mut s = Supervision::new(&[child("prober", 2, RestartPolicy::Hold)]);
-        assert!(s.on_cap_fault(2, fault(1)));
-        assert!(s.on_cap_fault(2, fault(2)));
-        assert!(!s.on_cap_fault(7, fault(2)));
+    fn cap_faults_fail_the_call_until_the_limit() {
+        let p = RestartPolicy::Restart {
+            max_restarts: 1,
+            backoff_ms: 0,
+        };
+        let mut s =
+            Supervision::<2>::new(&[child("x", 0, RestartPolicy::Hold), child("prober", 2, p)]);
+        for n in 0..CAP_FAULT_LIMIT {
+            assert_eq!(s.on_cap_fault(2, fault(n as u64)), None);
+        }
         let rec = s.record(2).unwrap();
-        assert_eq!((rec.faults, rec.cap_faults, rec.restarts), (2, 2, 0));
+        assert_eq!(
+            (rec.faults, rec.cap_faults, rec.restarts),
+            (CAP_FAULT_LIMIT, CAP_FAULT_LIMIT, 0)
+        );
         assert_eq!(rec.state, ChildState::Running);
+        // One more: now it is an ordinary fault, restarted per policy...
+        assert!(matches!(
+            s.on_cap_fault(2, fault(100)),
+            Some(Decision::Restart { attempt: 1, .. })
+        ));
+        // ...and the count starts again after the restart.
+        assert_eq!(s.on_cap_fault(2, fault(101)), None);
+        assert_eq!(s.record(0).unwrap().faults, 0);
+    }
+
+    #[test]
+    fn faults_read_as_one_line() {
+        use sel4::{Fault, LookupFailure};
+        let text = |f: &Fault| std::format!("{}", Describe(f));
+        assert_eq!(
+            text(&Fault::VmFault {
+                ip: 0x40_0120,
+                addr: 0,
+                prefetch: false,
+                fsr: 0x9200_0006
+            }),
+            "VM fault at 0x0 (pc 0x400120, data read)"
+        );
+        assert_eq!(
+            text(&Fault::VmFault {
+                ip: 0x40_0120,
+                addr: 0x2000_0000,
+                prefetch: false,
+                fsr: 0x9200_0046
+            }),
+            "VM fault at 0x20000000 (pc 0x400120, data write)"
+        );
+        assert_eq!(
+            text(&Fault::CapFault {
+                ip: 0x40_0200,
+                addr: 79,
+                in_recv_phase: false,
+                lookup_failure: LookupFailure::MissingCapability { bits_left: 0 }
+            }),
+            "cap fault on slot 79 (missing capability (0 bits left)) at pc 0x400200"
+        );
+        assert_eq!(
+            text(&Fault::UserException {
+                fault_ip: 4,
+                sp: 0,
+                spsr: 0,
+                number: 0x200_0000,
+                code: 0
+            }),
+            "user exception (ESR 0x2000000) at pc 0x4"
+        );
     }
 
     #[test]

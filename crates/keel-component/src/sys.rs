@@ -257,3 +257,40 @@ pub fn log_sink() -> Option<fn(&[u8])> {
         addr => Some(unsafe { core::mem::transmute::<usize, fn(&[u8])>(addr) }),
     }
 }
+
+/// A load of the 64-bit word at `addr`, whatever is (or is not) mapped there: for
+/// fault-injection tests. Being inline assembly, it makes no claim to Rust about the memory.
+pub fn debug_load(addr: u64) -> u64 {
+    let v: u64;
+    // SAFETY: one load into a register; if `addr` is unmapped or misaligned the kernel
+    // reports a fault for this thread instead. No memory is written, the stack is not used,
+    // and Rust's view of memory is unaffected (the value is only returned).
+    unsafe {
+        asm!(
+            "ldr {v}, [{addr}]",
+            addr = in(reg) addr,
+            v = out(reg) v,
+            options(nostack, readonly),
+        );
+    }
+    v
+}
+
+/// The restart table the loader maps read-only at `keel_spec::restart::TABLE` in the
+/// supervisor, or `None` if its header is not valid. Supervisor only: anywhere else the
+/// address is unmapped and this faults.
+pub fn restart_table() -> Option<&'static [u8]> {
+    use keel_spec::restart::{Table, HEADER_BYTES, TABLE};
+    let mut header = [0u8; HEADER_BYTES];
+    for (i, b) in header.iter_mut().enumerate() {
+        // SAFETY: a volatile byte load inside the table's first page, which the loader maps
+        // readable in the supervisor before starting it (keel_spec::restart).
+        *b = unsafe { ptr::read_volatile((TABLE as usize + i) as *const u8) };
+    }
+    let len = Table::declared_len(&header).ok()?;
+    // SAFETY: the loader maps the whole table (`len` bytes, at most TABLE_MAX_BYTES, checked
+    // by `declared_len`) read-only at TABLE before the supervisor starts, and nothing writes
+    // those frames afterwards: the loader has suspended itself and no other component maps
+    // them. So a shared reference for the life of the program is sound.
+    Some(unsafe { core::slice::from_raw_parts(TABLE as *const u8, len) })
+}

@@ -1,0 +1,128 @@
+//! console: the only component that touches the PL011 UART.
+//!
+//! Job: print every other component's log lines, each as `[<name>] <text>`, where `<name>`
+//! is the caller's name from the generated `PEERS` table (by the channel the call came in
+//! on, so a component cannot pretend to be another); print its own lines the same way;
+//! acknowledge the UART's interrupt and drain received bytes (input is not used yet).
+//!
+//! Must never: print part of a line interleaved with another line (a line is written whole
+//! while handling one protected call, and entry points never run concurrently), trust the
+//! length a caller claims (the runtime checks it against the message), or pass control
+//! characters through (they are shown as `?`).
+//!
+//! Invariants: the UART region and interrupt come from the generated constants
+//! (`regions::UART`, `irqs::UART`); the console runs at the highest component priority, so a
+//! log call returns only once its line is out.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+use keel_component::{component, label, log, Channel, Handler, Message, Region, MAX_BYTES};
+
+keel_component::include_system!();
+
+use system::{irqs, regions, PEERS};
+
+/// PL011 registers (ARM PrimeCell UART, DDI 0183).
+mod pl011 {
+    pub const DR: usize = 0x00;
+    pub const FR: usize = 0x18;
+    pub const IMSC: usize = 0x38;
+    pub const ICR: usize = 0x44;
+    /// FR: transmit FIFO full.
+    pub const FR_TXFF: u32 = 1 << 5;
+    /// FR: receive FIFO empty.
+    pub const FR_RXFE: u32 = 1 << 4;
+    /// IMSC/ICR: receive and receive-timeout interrupts.
+    pub const RX_INTERRUPTS: u32 = (1 << 4) | (1 << 6);
+}
+
+const UART: Region = regions::UART;
+
+fn put(byte: u8) {
+    while UART.read_u32(pl011::FR) & pl011::FR_TXFF != 0 {}
+    UART.write_u32(pl011::DR, byte as u32);
+}
+
+fn put_all(bytes: &[u8]) {
+    bytes.iter().copied().for_each(put);
+}
+
+/// Print `text` as `[name] text`, one prefixed line per line of text.
+fn print(name: &str, text: &[u8]) {
+    for line in text.split(|&b| b == b'\n') {
+        put(b'[');
+        put_all(name.as_bytes());
+        put_all(b"] ");
+        for &b in line {
+            match b {
+                b'\r' => {}
+                b'\t' | 0x20..=0x7e | 0x80.. => put(b),
+                _ => put(b'?'),
+            }
+        }
+        put(b'\n');
+    }
+}
+
+/// The console's own log lines go straight to the UART.
+fn own_line(text: &[u8]) {
+    print(system::NAME, text);
+}
+
+fn peer_name(channel: Channel) -> &'static str {
+    PEERS
+        .iter()
+        .find(|(id, _)| *id == channel.id())
+        .map_or("?", |(_, name)| name)
+}
+
+struct Console {
+    received: u64,
+}
+
+impl Console {
+    fn new() -> Self {
+        // Before anything can log: the console cannot call itself.
+        keel_component::log::set_sink(Some(own_line));
+        Console { received: 0 }
+    }
+}
+
+impl Handler for Console {
+    fn init(&mut self) {
+        UART.write_u32(pl011::ICR, pl011::RX_INTERRUPTS);
+        UART.write_u32(pl011::IMSC, pl011::RX_INTERRUPTS);
+        // An interrupt left unacknowledged by an earlier run would stay masked.
+        let _ = irqs::UART.ack();
+        log!("{}: up", system::NAME);
+    }
+
+    fn notified(&mut self, channel: Channel) {
+        if channel == irqs::UART.channel() {
+            while UART.read_u32(pl011::FR) & pl011::FR_RXFE == 0 {
+                let _ = UART.read_u32(pl011::DR);
+                self.received += 1;
+            }
+            UART.write_u32(pl011::ICR, pl011::RX_INTERRUPTS);
+            let _ = irqs::UART.ack();
+        }
+    }
+
+    fn protected(&mut self, channel: Channel, msg: &Message) -> Message {
+        if msg.label() != label::LOG {
+            return Message::new(label::UNSUPPORTED);
+        }
+        let mut buf = [0u8; MAX_BYTES];
+        match msg.read_bytes(&mut buf) {
+            Ok(text) => {
+                print(peer_name(channel), text);
+                Message::new(label::OK)
+            }
+            Err(_) => Message::new(label::BAD_REQUEST),
+        }
+    }
+}
+
+component!(Console::new);

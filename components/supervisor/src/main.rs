@@ -1,0 +1,272 @@
+//! supervisor: the fault handler of every other component.
+//!
+//! Job: on each fault message (badge bit 62 | the child's index), count and log the fault
+//! (`supervisor: <name> faulted: <fault>`) and apply the child's restart policy from the
+//! generated `CHILDREN` table (`keel_component::supervision`):
+//!
+//! * restart: reset the child from its image — per the loader's restart table
+//!   (`keel_spec::restart`): suspend it, copy every data area back from its pristine copy,
+//!   zero its stack and IPC buffer, then `TCB_WriteRegisters` (resume) with pc = entry,
+//!   sp = stack top, x0 = the restart's number and x1 = the backoff in µs, which the
+//!   child's runtime waits out before `init` (the supervisor has no timer, and waiting here
+//!   would busy-wait at this priority). Logs `supervisor: <name> restarted (n of max,
+//!   backoff d ms)`;
+//! * hold, once `max_restarts` restarts were made (or with policy hold): leave it suspended
+//!   and log `supervisor: <name> held after N restarts`;
+//! * a capability fault (a system call on a slot the child was not granted) fails that call
+//!   instead, the way seL4 fails an invocation: the child resumes after its `svc` with the
+//!   reply label `seL4_FailedLookup` (6), MR0 = 0 and the lookup failure in MR1.. — up to
+//!   `supervision::CAP_FAULT_LIMIT` times between restarts, after which it is an ordinary
+//!   fault.
+//!
+//! It keeps a record per child (faults, capability faults, restarts, state, last fault) and
+//! answers `supervision::Status` protected calls with it, for management.
+//!
+//! Must never: reply to a fault message (a reply would re-run the faulting instruction:
+//! children are resumed only through `TCB_WriteRegisters`), log through the console while
+//! the console is the child being handled or has not come back (the call would wait for a
+//! component that waits for us; those lines go to the kernel's debug console), or touch a
+//! component's memory other than through the restart window the loader mapped.
+//!
+//! Invariants: every child's TCB is at `cspace::CHILD_TCB_BASE + index`; a child is
+//! suspended before its memory or registers are touched.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+use keel_component::keel_spec::restart::{Area, Table};
+use keel_component::keel_spec::{layout, CONSOLE_CHANNEL};
+use keel_component::sel4::{LookupFailure, UserContext};
+use keel_component::sel4_sys::{consts::USER_CONTEXT_WORDS, error, MessageInfo};
+use keel_component::supervision::{
+    self, ChildState, Decision, Describe, LastFault, Status, StatusRequest, StatusResponse,
+};
+use keel_component::{
+    component, log, time, Channel, Child, Fault, Handler, Message, Protocol, Region,
+};
+
+keel_component::include_system!();
+
+use system::{CHILDREN, PEERS};
+
+type Supervision = supervision::Supervision<{ CHILDREN.len() }>;
+
+struct Supervisor {
+    record: Supervision,
+    table: Option<Table<'static>>,
+    /// The console's index, if it is one of the children.
+    console: Option<u32>,
+}
+
+impl Supervisor {
+    fn new() -> Self {
+        let console = PEERS
+            .iter()
+            .find(|(id, _)| *id == CONSOLE_CHANNEL)
+            .and_then(|(_, name)| CHILDREN.iter().find(|c| c.name == *name))
+            .map(|c| c.index);
+        Supervisor {
+            record: Supervision::new(CHILDREN),
+            table: None,
+            console,
+        }
+    }
+
+    fn name(&self, index: u32) -> &'static str {
+        self.record.info(index).map_or("?", |c| c.name)
+    }
+
+    /// Log through the console only while it is running; otherwise (or while handling a
+    /// fault of the console itself) through the kernel's debug console.
+    fn choose_log_sink(&self, handling: Option<u32>) {
+        let down = self.console.is_some_and(|c| {
+            handling == Some(c)
+                || self
+                    .record
+                    .record(c)
+                    .is_some_and(|r| r.state != ChildState::Running)
+        });
+        keel_component::log::set_sink(down.then_some(keel_component::log::to_debug as fn(&[u8])));
+    }
+
+    /// Reset `child` from its image and start it again.
+    fn restart(
+        &self,
+        child: Child,
+        attempt: u32,
+        delay_us: u64,
+    ) -> keel_component::sel4::Result<bool> {
+        let tcb = child.tcb();
+        tcb.suspend()?;
+        let record = self
+            .table
+            .as_ref()
+            .and_then(|t| Some((t, t.component(child.index() as u32)?)));
+        let (entry, stack_top, from_image) = match record {
+            Some((table, c)) => {
+                table.areas(&c).for_each(|a| reset_area(&a));
+                (c.entry, c.stack_top, true)
+            }
+            // No restart record: at least start from the entry with a fresh stack pointer;
+            // the runtime resets .data and .bss itself.
+            None => (layout::PROGRAM_BASE, layout::STACK_TOP, false),
+        };
+        let mut ctx = UserContext::default();
+        ctx.set_pc(entry);
+        ctx.set_sp(stack_top);
+        ctx.set_gpr(0, attempt as u64);
+        ctx.set_gpr(1, delay_us);
+        tcb.write_registers(true, 0, USER_CONTEXT_WORDS as u64, &ctx)?;
+        Ok(from_image)
+    }
+
+    /// Fail the system call `child` faulted in with `seL4_FailedLookup`, and resume it after
+    /// the `svc`.
+    fn fail_call(&self, child: Child, lookup: &LookupFailure) -> keel_component::sel4::Result<()> {
+        let tcb = child.tcb();
+        tcb.suspend()?;
+        let mut ctx = tcb.read_registers(false, 0, USER_CONTEXT_WORDS as u64)?;
+        // MR0 = 0 (not a source-slot lookup), MR1.. = the lookup failure: what seL4's error
+        // reply for a failed lookup carries. At most four MRs fit the registers x2..x5.
+        let (failure, len) = lookup_words(lookup);
+        let n = 1 + len.min(3);
+        let mut mrs = [0u64; 4];
+        mrs[1..n].copy_from_slice(&failure[..n - 1]);
+        ctx.set_pc(ctx.pc() + 4);
+        ctx.set_gpr(0, 0);
+        ctx.set_gpr(1, MessageInfo::new(error::FAILED_LOOKUP, 0, 0, n as u64).0);
+        for (i, w) in mrs.into_iter().enumerate() {
+            ctx.set_gpr(2 + i, w);
+        }
+        tcb.write_registers(true, 0, USER_CONTEXT_WORDS as u64, &ctx)
+    }
+
+    fn apply(&mut self, child: Child, decision: Decision, now: u64) {
+        let index = child.index() as u32;
+        let name = self.name(index);
+        match decision {
+            Decision::Restart {
+                attempt, delay_ms, ..
+            } => {
+                let max = match self.record.info(index).map(|c| c.restart) {
+                    Some(supervision::RestartPolicy::Restart { max_restarts, .. }) => max_restarts,
+                    _ => attempt,
+                };
+                match self.restart(child, attempt, delay_ms * 1000) {
+                    Ok(from_image) => log!(
+                        "supervisor: {name} restarted ({attempt} of {max}, backoff {delay_ms} ms{})",
+                        if from_image { "" } else { ", no restart record: registers only" }
+                    ),
+                    Err(e) => {
+                        self.record.hold(index);
+                        log!("supervisor: {name} could not be restarted ({e}); held");
+                    }
+                }
+            }
+            Decision::Hold { restarts } => {
+                let _ = child.tcb().suspend();
+                log!("supervisor: {name} held after {restarts} restarts");
+            }
+            Decision::Unknown => {
+                log!("supervisor: fault from unknown component {index} at {now} us ignored");
+            }
+        }
+    }
+}
+
+/// One restart area: back to its pristine contents, or zeros.
+fn reset_area(area: &Area) {
+    let view = Region::new(area.view, area.size);
+    let pristine = area.pristine.map(|p| Region::new(p, area.size));
+    for offset in (0..area.size as usize).step_by(8) {
+        view.write_u64(offset, pristine.map_or(0, |p| p.read_u64(offset)));
+    }
+}
+
+/// A lookup failure as seL4 writes it in message registers: type, then its fields.
+fn lookup_words(lookup: &LookupFailure) -> ([u64; 4], usize) {
+    let k = lookup.kind();
+    match *lookup {
+        LookupFailure::MissingCapability { bits_left } => ([k, bits_left, 0, 0], 2),
+        LookupFailure::DepthMismatch {
+            bits_left,
+            bits_found,
+        } => ([k, bits_left, bits_found, 0], 3),
+        LookupFailure::GuardMismatch {
+            bits_left,
+            guard_found,
+            bits_found,
+        } => ([k, bits_left, guard_found, bits_found], 4),
+        _ => ([k, 0, 0, 0], 1),
+    }
+}
+
+impl Handler for Supervisor {
+    fn init(&mut self) {
+        self.table = supervision::restart_table();
+        self.choose_log_sink(None);
+        log!(
+            "{}: up, supervising {} components ({})",
+            system::NAME,
+            CHILDREN.len(),
+            if self.table.is_some() {
+                "restart from image"
+            } else {
+                "no restart table: restarts reset registers only"
+            }
+        );
+    }
+
+    fn fault(&mut self, child: Child, fault: &Fault) -> Option<Message> {
+        let now = time::now_us();
+        self.record.refresh(now);
+        let index = child.index() as u32;
+        let name = self.name(index);
+        self.choose_log_sink(Some(index));
+        let last = LastFault::from_fault(fault, now);
+        let decision = match fault {
+            Fault::CapFault { lookup_failure, .. } => match self.record.on_cap_fault(index, last) {
+                None => {
+                    log!(
+                        "supervisor: {name} faulted: {}; failing the call with seL4 error {} (FailedLookup)",
+                        Describe(fault),
+                        error::FAILED_LOOKUP
+                    );
+                    if let Err(e) = self.fail_call(child, lookup_failure) {
+                        log!("supervisor: {name}: could not fail the call ({e})");
+                    }
+                    None
+                }
+                Some(decision) => Some(decision),
+            },
+            _ => Some(self.record.on_fault(index, last)),
+        };
+        if let Some(decision) = decision {
+            if !matches!(fault, Fault::CapFault { .. }) {
+                log!("supervisor: {name} faulted: {}", Describe(fault));
+            } else {
+                log!(
+                    "supervisor: {name} faulted: {} (more than {} capability faults)",
+                    Describe(fault),
+                    supervision::CAP_FAULT_LIMIT
+                );
+            }
+            self.apply(child, decision, now);
+        }
+        self.choose_log_sink(None);
+        // Never reply: the child was resumed (or not) through its TCB.
+        None
+    }
+
+    fn protected(&mut self, _channel: Channel, msg: &Message) -> Message {
+        self.record.refresh(time::now_us());
+        Status::serve(msg, |StatusRequest::Child(index)| {
+            self.record
+                .record(index)
+                .map_or(StatusResponse::NoSuchChild, |r| StatusResponse::Child(*r))
+        })
+    }
+}
+
+component!(Supervisor::new);
