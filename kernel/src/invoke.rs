@@ -716,9 +716,20 @@ fn set_priority(t: Pa, prio: u8) {
     }
     let was_ready = th.in_ready_queue;
     kk.ready_dequeue(t);
-    th.priority = prio;
-    // Re-sort in any IPC wait queue by removing and re-blocking isn't needed for
-    // correctness of delivery; queues stay valid lists.
+    // Wait queues are in priority order: take the thread out and put it back in.
+    let queue = th.blocked_on;
+    let state = th.state;
+    match state {
+        ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => ipc::ep_remove(queue, t),
+        ThreadState::BlockedOnNotification => ipc::ntfn_remove(queue, t),
+        _ => {}
+    }
+    tcb(t).priority = prio;
+    match state {
+        ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => ipc::ep_insert(queue, t),
+        ThreadState::BlockedOnNotification => ipc::ntfn_insert(queue, t),
+        _ => {}
+    }
     if was_ready {
         kk.ready_enqueue(t);
     }

@@ -66,11 +66,11 @@ pub(crate) fn ep_remove(ep: Pa, t: Pa) {
     let e = obj::<Endpoint>(ep);
     queue_remove(&mut e.head, &mut e.tail, t);
 }
-fn ntfn_insert(n: Pa, t: Pa) {
+pub(crate) fn ntfn_insert(n: Pa, t: Pa) {
     let e = obj::<Notification>(n);
     queue_insert(&mut e.head, &mut e.tail, t);
 }
-fn ntfn_remove(n: Pa, t: Pa) {
+pub(crate) fn ntfn_remove(n: Pa, t: Pa) {
     let e = obj::<Notification>(n);
     queue_remove(&mut e.head, &mut e.tail, t);
 }
@@ -294,6 +294,7 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
         tcb(receiver).ctx.x[0] = n.word;
         n.word = 0;
         n.active = false;
+        maybe_donate_sc(receiver, bound);
         return;
     }
     if reply != 0 {
@@ -463,6 +464,7 @@ pub fn signal(ntfn: Pa, badge: u64) {
         ntfn_remove(ntfn, waiter);
         tcb(waiter).blocked_on = 0;
         tcb(waiter).ctx.x[0] = badge;
+        maybe_donate_sc(waiter, ntfn);
         set_state(waiter, ThreadState::Running);
         return;
     }
@@ -470,6 +472,7 @@ pub fn signal(ntfn: Pa, badge: u64) {
     if !n.active && bound != 0 && tcb(bound).state == ThreadState::BlockedOnReceive {
         cancel_ipc(bound);
         tcb(bound).ctx.x[0] = badge;
+        maybe_donate_sc(bound, ntfn);
         set_state(bound, ThreadState::Running);
         return;
     }
@@ -488,6 +491,7 @@ pub fn wait(t: Pa, ntfn: Pa, blocking: bool) {
         tcb(t).ctx.x[0] = n.word;
         n.word = 0;
         n.active = false;
+        maybe_donate_sc(t, ntfn);
         return;
     }
     if !blocking {
@@ -497,6 +501,28 @@ pub fn wait(t: Pa, ntfn: Pa, blocking: bool) {
     tcb(t).blocked_on = ntfn;
     set_state(t, ThreadState::BlockedOnNotification);
     ntfn_insert(ntfn, t);
+    maybe_return_sc(ntfn, t);
+}
+
+/// A notification with a scheduling context lends it to a passive thread it wakes
+/// (seL4's `maybeDonateSchedContext`).
+fn maybe_donate_sc(t: Pa, ntfn: Pa) {
+    let sc = obj::<Notification>(ntfn).sc;
+    if sc == 0 || tcb(t).sc != 0 || obj::<SchedContext>(sc).tcb != 0 {
+        return;
+    }
+    obj::<SchedContext>(sc).tcb = t;
+    tcb(t).sc = sc;
+}
+
+/// ... and takes it back when the thread waits on it again (`maybeReturnSchedContext`).
+fn maybe_return_sc(ntfn: Pa, t: Pa) {
+    let sc = obj::<Notification>(ntfn).sc;
+    if sc != 0 && tcb(t).sc == sc {
+        k().sched_dequeue(t);
+        tcb(t).sc = 0;
+        obj::<SchedContext>(sc).tcb = 0;
+    }
 }
 
 // ---------------------------------------------------------------------------------------

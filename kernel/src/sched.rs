@@ -152,7 +152,12 @@ impl Kernel {
         if !sc.configured {
             return;
         }
-        if sc.remaining < MIN_REMAINING {
+        if sc.remaining < MIN_REMAINING && sc.budget >= sc.period {
+            // A spent round-robin slice is refilled at once.
+            sc.remaining = sc.budget;
+            sc.debt = 0;
+            self.ready_enqueue(t);
+        } else if sc.remaining < MIN_REMAINING {
             self.release_enqueue(t);
         } else {
             self.ready_enqueue(t);
@@ -195,7 +200,10 @@ impl Kernel {
         }
         let sc = obj::<SchedContext>(sc_pa);
         if used > sc.remaining {
-            sc.debt = sc.debt.saturating_add(used - sc.remaining);
+            // Round-robin contexts are refilled whole; only periodic ones carry debt.
+            if sc.budget < sc.period {
+                sc.debt = sc.debt.saturating_add(used - sc.remaining);
+            }
             sc.remaining = 0;
         } else {
             sc.remaining -= used;
