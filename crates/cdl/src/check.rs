@@ -730,7 +730,7 @@ fn channels(e: &Elab, diags: &mut Diags) {
                             "`{}` (priority {}) calls `{}` (priority {}): calls go only to a strictly higher priority",
                             cr.name.v, pr.v, ce.name.v, pe.v
                         ),
-                        "calls",
+                        "makes protected calls",
                     )
                     .label(pe.span, format!("`{}`'s priority", ce.name.v))
                     .help("raise the callee's priority above the caller's (this also rules out call cycles)");

@@ -23,6 +23,19 @@
 //! buffer); every device region has one owner.
 
 #![forbid(unsafe_code)]
+// Nothing that came from the file may panic: no unwrap, expect, indexing or explicit panic
+// outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 pub mod builtin;
 mod check;
