@@ -427,3 +427,14 @@ fn reference_examples() {
         kdl::KdlDocument::parse_v2(block).unwrap();
     }
 }
+
+/// The tool can wrap a report in `miette::Report` (which needs `Send + Sync + 'static`).
+#[test]
+fn report_is_a_miette_diagnostic() {
+    fn check<T: miette::Diagnostic + Send + Sync + 'static>() {}
+    check::<crate::Report>();
+    check::<crate::Error>();
+    let report = parse("x.cdl", "nonsense").unwrap_err();
+    let wrapped = miette::Report::new(report);
+    assert_eq!(wrapped.to_string(), "x.cdl: 1 error");
+}
