@@ -9,7 +9,7 @@
 //! specific to one board.
 //!
 //! Invariants: every index in a spec refers to an element that exists (the lowering
-//! checks it and the loader checks it again); channel ids are below `MAX_CHANNEL_ID`; the
+//! checks it and the loader checks it again); channel and interrupt ids are at most `MAX_CHANNEL_ID`; the
 //! encoding is postcard, so the spec is the same bytes on the host and in the loader.
 
 #![no_std]
