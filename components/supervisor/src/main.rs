@@ -12,14 +12,13 @@
 //!   would busy-wait at this priority). Logs `supervisor: <name> restarted (n of max,
 //!   backoff d ms)`;
 //! * hold, once `max_restarts` restarts were made (or with policy hold): leave it suspended
-//!   and log `supervisor: <name> held after N restarts`;
-//! * a capability fault (a system call on a slot the child was not granted) fails that call
-//!   instead, the way seL4 fails an invocation: the child resumes after its `svc` with the
-//!   reply label `seL4_FailedLookup` (6), MR0 = 0 and the lookup failure in MR1.. — up to
-//!   `supervision::CAP_FAULT_LIMIT` times between restarts, after which it is an ordinary
-//!   fault.
+//!   and log `supervisor: <name> held after N restarts`.
 //!
-//! It keeps a record per child (faults, capability faults, restarts, state, last fault) and
+//! Every fault type is handled the same way (a capability fault too: invoking an empty slot
+//! is an `InvalidCapability` error the component sees itself; a capability fault means a
+//! CPtr that does not even resolve, i.e. a broken component).
+//!
+//! It keeps a record per child (faults, restarts, state, last fault) and
 //! answers `supervision::Status` protected calls with it, for management.
 //!
 //! Must never: reply to a fault message (a reply would re-run the faulting instruction:
@@ -37,8 +36,8 @@
 
 use keel_component::keel_spec::restart::{Area, Table};
 use keel_component::keel_spec::{layout, CONSOLE_CHANNEL};
-use keel_component::sel4::{LookupFailure, UserContext};
-use keel_component::sel4_sys::{consts::USER_CONTEXT_WORDS, error, MessageInfo};
+use keel_component::sel4::UserContext;
+use keel_component::sel4_sys::consts::USER_CONTEXT_WORDS;
 use keel_component::supervision::{
     self, ChildState, Decision, Describe, LastFault, Status, StatusRequest, StatusResponse,
 };
@@ -121,27 +120,6 @@ impl Supervisor {
         Ok(from_image)
     }
 
-    /// Fail the system call `child` faulted in with `seL4_FailedLookup`, and resume it after
-    /// the `svc`.
-    fn fail_call(&self, child: Child, lookup: &LookupFailure) -> keel_component::sel4::Result<()> {
-        let tcb = child.tcb();
-        tcb.suspend()?;
-        let mut ctx = tcb.read_registers(false, 0, USER_CONTEXT_WORDS as u64)?;
-        // MR0 = 0 (not a source-slot lookup), MR1.. = the lookup failure: what seL4's error
-        // reply for a failed lookup carries. At most four MRs fit the registers x2..x5.
-        let (failure, len) = lookup_words(lookup);
-        let n = 1 + len.min(3);
-        let mut mrs = [0u64; 4];
-        mrs[1..n].copy_from_slice(&failure[..n - 1]);
-        ctx.set_pc(ctx.pc() + 4);
-        ctx.set_gpr(0, 0);
-        ctx.set_gpr(1, MessageInfo::new(error::FAILED_LOOKUP, 0, 0, n as u64).0);
-        for (i, w) in mrs.into_iter().enumerate() {
-            ctx.set_gpr(2 + i, w);
-        }
-        tcb.write_registers(true, 0, USER_CONTEXT_WORDS as u64, &ctx)
-    }
-
     fn apply(&mut self, child: Child, decision: Decision, now: u64) {
         let index = child.index() as u32;
         let name = self.name(index);
@@ -184,24 +162,6 @@ fn reset_area(area: &Area) {
     }
 }
 
-/// A lookup failure as seL4 writes it in message registers: type, then its fields.
-fn lookup_words(lookup: &LookupFailure) -> ([u64; 4], usize) {
-    let k = lookup.kind();
-    match *lookup {
-        LookupFailure::MissingCapability { bits_left } => ([k, bits_left, 0, 0], 2),
-        LookupFailure::DepthMismatch {
-            bits_left,
-            bits_found,
-        } => ([k, bits_left, bits_found, 0], 3),
-        LookupFailure::GuardMismatch {
-            bits_left,
-            guard_found,
-            bits_found,
-        } => ([k, bits_left, guard_found, bits_found], 4),
-        _ => ([k, 0, 0, 0], 1),
-    }
-}
-
 impl Handler for Supervisor {
     fn init(&mut self) {
         self.table = supervision::restart_table();
@@ -224,36 +184,11 @@ impl Handler for Supervisor {
         let index = child.index() as u32;
         let name = self.name(index);
         self.choose_log_sink(Some(index));
-        let last = LastFault::from_fault(fault, now);
-        let decision = match fault {
-            Fault::CapFault { lookup_failure, .. } => match self.record.on_cap_fault(index, last) {
-                None => {
-                    log!(
-                        "supervisor: {name} faulted: {}; failing the call with seL4 error {} (FailedLookup)",
-                        Describe(fault),
-                        error::FAILED_LOOKUP
-                    );
-                    if let Err(e) = self.fail_call(child, lookup_failure) {
-                        log!("supervisor: {name}: could not fail the call ({e})");
-                    }
-                    None
-                }
-                Some(decision) => Some(decision),
-            },
-            _ => Some(self.record.on_fault(index, last)),
-        };
-        if let Some(decision) = decision {
-            if !matches!(fault, Fault::CapFault { .. }) {
-                log!("supervisor: {name} faulted: {}", Describe(fault));
-            } else {
-                log!(
-                    "supervisor: {name} faulted: {} (more than {} capability faults)",
-                    Describe(fault),
-                    supervision::CAP_FAULT_LIMIT
-                );
-            }
-            self.apply(child, decision, now);
-        }
+        let decision = self
+            .record
+            .on_fault(index, LastFault::from_fault(fault, now));
+        log!("supervisor: {name} faulted: {}", Describe(fault));
+        self.apply(child, decision, now);
         self.choose_log_sink(None);
         // Never reply: the child was resumed (or not) through its TCB.
         None

@@ -99,10 +99,7 @@ impl LastFault {
 /// What the supervisor knows about one child: what management reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChildRecord {
-    /// Every fault, capability faults included.
     pub faults: u32,
-    /// Capability faults answered with an error instead of a restart.
-    pub cap_faults: u32,
     pub restarts: u32,
     pub state: ChildState,
     pub last_fault: Option<LastFault>,
@@ -111,7 +108,6 @@ pub struct ChildRecord {
 impl ChildRecord {
     pub const NEW: ChildRecord = ChildRecord {
         faults: 0,
-        cap_faults: 0,
         restarts: 0,
         state: ChildState::Running,
         last_fault: None,
@@ -133,17 +129,10 @@ pub enum Decision {
     Unknown,
 }
 
-/// Capability faults a child may have between two restarts that are answered with an error;
-/// the ones after that count as ordinary faults, under its restart policy (a component that
-/// keeps hitting capabilities it does not have is broken, and must not flood the log).
-pub const CAP_FAULT_LIMIT: u32 = 32;
-
 /// The supervisor's record of its `N` children (`N` = the length of the generated
 /// `CHILDREN` table, so the record needs no more memory than the system has components).
 pub struct Supervision<const N: usize> {
     children: [(ChildInfo, ChildRecord); N],
-    /// Capability faults since the child's last (re)start.
-    cap_faults_since_start: [u32; N],
 }
 
 impl<const N: usize> Supervision<N> {
@@ -152,7 +141,6 @@ impl<const N: usize> Supervision<N> {
         assert!(N <= children.len(), "more records than children");
         Supervision {
             children: core::array::from_fn(|i| (children[i], ChildRecord::NEW)),
-            cap_faults_since_start: [0; N],
         }
     }
 
@@ -191,7 +179,6 @@ impl<const N: usize> Supervision<N> {
                 let at_us = fault.at_us.saturating_add(delay_ms.saturating_mul(1000));
                 rec.state = ChildState::BackingOff { until_us: at_us };
                 rec.restarts += 1;
-                self.cap_faults_since_start[i] = 0;
                 Decision::Restart {
                     attempt: rec.restarts,
                     delay_ms,
@@ -205,24 +192,6 @@ impl<const N: usize> Supervision<N> {
                 }
             }
         }
-    }
-
-    /// Child `index` had a capability fault. `None`: count it and fail the child's system
-    /// call with an error (it keeps running); `Some(decision)`: it exceeded
-    /// [`CAP_FAULT_LIMIT`], so this is an ordinary fault (see [`on_fault`](Self::on_fault)).
-    pub fn on_cap_fault(&mut self, index: u32, fault: LastFault) -> Option<Decision> {
-        let Some(i) = self.position(index) else {
-            return Some(Decision::Unknown);
-        };
-        if self.cap_faults_since_start[i] >= CAP_FAULT_LIMIT {
-            return Some(self.on_fault(index, fault));
-        }
-        self.cap_faults_since_start[i] += 1;
-        let rec = &mut self.children[i].1;
-        rec.faults = rec.faults.saturating_add(1);
-        rec.cap_faults = rec.cap_faults.saturating_add(1);
-        rec.last_fault = Some(fault);
-        None
     }
 
     /// Children whose backoff ended by `now_us` are running again.
@@ -276,7 +245,7 @@ impl core::fmt::Display for Describe<'_> {
                 lookup_failure,
             } => write!(
                 f,
-                "cap fault on slot {addr} ({lookup_failure}{}) at pc {ip:#x}",
+                "cap fault on CPtr {addr:#x} ({lookup_failure}{}) at pc {ip:#x}",
                 if in_recv_phase { ", receive phase" } else { "" }
             ),
             F::UserException {
@@ -406,37 +375,9 @@ mod tests {
         ]);
         assert_eq!(s.on_fault(0, fault(5)), Decision::Hold { restarts: 0 });
         assert_eq!(s.on_fault(1, fault(5)), Decision::Unknown);
-        assert_eq!(s.on_cap_fault(9, fault(5)), Some(Decision::Unknown));
         assert_eq!(s.iter().count(), 1);
         assert_eq!(s.info(0).unwrap().name, "a");
         assert!(s.record(1).is_none());
-    }
-
-    #[test]
-    fn cap_faults_fail_the_call_until_the_limit() {
-        let p = RestartPolicy::Restart {
-            max_restarts: 1,
-            backoff_ms: 0,
-        };
-        let mut s =
-            Supervision::<2>::new(&[child("x", 0, RestartPolicy::Hold), child("prober", 2, p)]);
-        for n in 0..CAP_FAULT_LIMIT {
-            assert_eq!(s.on_cap_fault(2, fault(n as u64)), None);
-        }
-        let rec = s.record(2).unwrap();
-        assert_eq!(
-            (rec.faults, rec.cap_faults, rec.restarts),
-            (CAP_FAULT_LIMIT, CAP_FAULT_LIMIT, 0)
-        );
-        assert_eq!(rec.state, ChildState::Running);
-        // One more: now it is an ordinary fault, restarted per policy...
-        assert!(matches!(
-            s.on_cap_fault(2, fault(100)),
-            Some(Decision::Restart { attempt: 1, .. })
-        ));
-        // ...and the count starts again after the restart.
-        assert_eq!(s.on_cap_fault(2, fault(101)), None);
-        assert_eq!(s.record(0).unwrap().faults, 0);
     }
 
     #[test]
@@ -468,7 +409,7 @@ mod tests {
                 in_recv_phase: false,
                 lookup_failure: LookupFailure::MissingCapability { bits_left: 0 }
             }),
-            "cap fault on slot 79 (missing capability (0 bits left)) at pc 0x400200"
+            "cap fault on CPtr 0x4f (missing capability (0 bits left)) at pc 0x400200"
         );
         assert_eq!(
             text(&Fault::UserException {
@@ -486,7 +427,6 @@ mod tests {
     fn records_travel_as_status_responses() {
         let rec = ChildRecord {
             faults: 4,
-            cap_faults: 1,
             restarts: 3,
             state: ChildState::BackingOff { until_us: 77 },
             last_fault: Some(fault(9)),

@@ -1,0 +1,40 @@
+//! crasher: isolation test (b). On its first start it reads an address it has no mapping
+//! for; restarted by the supervisor, it logs that it recovered and stays idle.
+//!
+//! Job: `crasher: up (start N)`, then on start 0 `crasher: touching unmapped address ...`
+//! and the fault; on later starts `crasher: recovered after N restart(s)`. Must never: be
+//! part of a real system. Invariants: `UNMAPPED` is in the map window and the test system
+//! maps nothing there for it.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+use keel_component::{component, debug, log, start_count, Handler};
+
+keel_component::include_system!();
+
+/// An address in the map window (`keel_spec::layout::MAP_BASE..MAP_END`) the test system
+/// gives the crasher no mapping for.
+const UNMAPPED: u64 = 0x2000_0000;
+
+struct Crasher;
+
+impl Handler for Crasher {
+    fn init(&mut self) {
+        let n = start_count();
+        log!("{}: up (start {n})", system::NAME);
+        if n == 0 {
+            log!("{}: touching unmapped address {UNMAPPED:#x}", system::NAME);
+            let v = debug::load(UNMAPPED);
+            log!(
+                "{}: read {v:#x} from {UNMAPPED:#x}, which should not be mapped",
+                system::NAME
+            );
+        } else {
+            log!("{}: recovered after {n} restart(s)", system::NAME);
+        }
+    }
+}
+
+component!(|| Crasher);

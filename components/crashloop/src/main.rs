@@ -1,0 +1,32 @@
+//! crashloop: isolation test (c). It reads an unmapped address on every start, so the
+//! supervisor restarts it until its policy's `max-restarts` are used up, then holds it.
+//!
+//! Job: `crashloop: up (start N)`, then fault. Must never: be part of a real system.
+//! Invariants: `UNMAPPED` is in the map window and the test system maps nothing there for
+//! it.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+use keel_component::{component, debug, log, start_count, Handler};
+
+keel_component::include_system!();
+
+/// An address in the map window the test system gives the crashloop no mapping for.
+const UNMAPPED: u64 = 0x2000_0000;
+
+struct Crashloop;
+
+impl Handler for Crashloop {
+    fn init(&mut self) {
+        log!("{}: up (start {})", system::NAME, start_count());
+        let v = debug::load(UNMAPPED);
+        log!(
+            "{}: read {v:#x} from {UNMAPPED:#x}, which should not be mapped",
+            system::NAME
+        );
+    }
+}
+
+component!(|| Crashloop);
