@@ -1,7 +1,9 @@
-//! crashloop: isolation test (c). It reads an unmapped address on every start, so the
-//! supervisor restarts it until its policy's `max-restarts` are used up, then holds it.
+//! crashloop: isolation test (c). It faults on every start, so the supervisor restarts it
+//! until its policy's `max-restarts` are used up, then holds it.
 //!
-//! Job: `crashloop: up (start N)`, then fault. Must never: be part of a real system.
+//! Job: `crashloop: up (start N)`, then fault: on odd starts by panicking (the runtime logs
+//! the panic and then faults on purpose), on even starts by reading an unmapped address.
+//! Must never: be part of a real system.
 //! Invariants: `UNMAPPED` is in the map window and the test system maps nothing there for
 //! it.
 
@@ -20,7 +22,11 @@ struct Crashloop;
 
 impl Handler for Crashloop {
     fn init(&mut self) {
-        log!("{}: up (start {})", system::NAME, start_count());
+        let n = start_count();
+        log!("{}: up (start {n})", system::NAME);
+        if n % 2 == 1 {
+            panic!("deliberate panic on start {n}");
+        }
         let v = debug::load(UNMAPPED);
         log!(
             "{}: read {v:#x} from {UNMAPPED:#x}, which should not be mapped",

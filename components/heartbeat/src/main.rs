@@ -1,6 +1,8 @@
 //! heartbeat: the witness of isolation tests (b) and (c). It logs `heartbeat: beat N` every
 //! 20 ms, so a test can see it keep running while another component faults and restarts;
-//! after 50 beats it logs `heartbeat: done` and ends the run.
+//! after 50 beats it asks the supervisor (channel `channels::SUPERVISOR`, protocol
+//! `supervision::Status`) for every component's record, logs each as
+//! `heartbeat: record of component I: ...`, logs `heartbeat: done` and ends the run.
 //!
 //! Must never: be part of a real system (it ends the QEMU run through semihosting).
 //! Invariants: give it a budget below its period in `system.cdl`, so that its sleep between
@@ -10,7 +12,8 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-use keel_component::{component, debug, log, time, Handler};
+use keel_component::supervision::{Status, StatusRequest, StatusResponse};
+use keel_component::{component, debug, keel_spec, log, time, Handler};
 
 keel_component::include_system!();
 
@@ -26,6 +29,15 @@ impl Handler for Heartbeat {
         for beat in 1..=BEATS {
             time::sleep_until(start + beat as u64 * INTERVAL_US);
             log!("{}: beat {beat}", system::NAME);
+        }
+        for index in 0..keel_spec::MAX_COMPONENTS as u32 {
+            match system::channels::SUPERVISOR.request::<Status>(&StatusRequest::Child(index)) {
+                Ok(StatusResponse::Child(record)) => {
+                    log!("{}: record of component {index}: {record:?}", system::NAME)
+                }
+                Ok(StatusResponse::NoSuchChild) => {}
+                Err(e) => log!("{}: status of component {index}: {e}", system::NAME),
+            }
         }
         log!("{}: done", system::NAME);
         debug::exit(0);

@@ -68,6 +68,10 @@ fn a_faulting_component_is_restarted_while_others_run() {
     run.in_order(&beats.iter().map(String::as_str).collect::<Vec<_>>());
     run.expect_absent("crasher: up (start 2)");
     run.expect_absent("should not be mapped");
+    // The supervisor's record, as management reads it.
+    let record =
+        run.line("faults: 1, restarts: 1, state: Running, last_fault: Some(LastFault { kind: 6");
+    assert!(record > at[5] && record < at[6]);
 }
 
 /// (c) A component in a crash loop is held after the configured number of restarts, with
@@ -83,7 +87,9 @@ fn a_crash_loop_is_held_after_max_restarts() {
         "supervisor: crashloop faulted: VM fault at 0x20000000",
         "supervisor: crashloop restarted (1 of 2, backoff 20 ms)",
         "[crashloop] crashloop: up (start 1)",
-        "supervisor: crashloop faulted: VM fault at 0x20000000",
+        // A panic is logged, then the runtime faults on purpose at address 0.
+        "[crashloop] panic: deliberate panic on start 1 at ",
+        "supervisor: crashloop faulted: VM fault at 0x0 (pc 0x",
         "supervisor: crashloop restarted (2 of 2, backoff 40 ms)",
         "[crashloop] crashloop: up (start 2)",
         "supervisor: crashloop faulted: VM fault at 0x20000000",
@@ -92,7 +98,11 @@ fn a_crash_loop_is_held_after_max_restarts() {
     ]);
     assert_eq!(run.count("crashloop: up"), 3);
     assert_eq!(run.count("supervisor: crashloop faulted"), 3);
-    assert!(run.count_between(at[8], at[9], "[heartbeat] heartbeat: beat ") >= 10);
+    assert!(run.count_between(at[9], at[10], "[heartbeat] heartbeat: beat ") >= 10);
+    // The supervisor's record, as management reads it.
+    let record =
+        run.line("faults: 3, restarts: 2, state: Held, last_fault: Some(LastFault { kind: 6");
+    assert!(record > at[9] && record < at[10]);
 }
 
 /// (d) A component that spins forever cannot starve one of equal priority beyond its
