@@ -137,3 +137,26 @@ fn a_spinning_component_cannot_starve_its_peer() {
         run.stdout
     );
 }
+
+/// A server that faults in the middle of a protected call does not leave its caller stuck:
+/// the restarted server's runtime answers the interrupted call with `label::RESTARTED`, and
+/// the caller's next calls are served.
+#[test]
+fn a_caller_of_a_faulting_server_gets_an_answer() {
+    // The client and the server never end the run: it stops at the timeout (exit 124).
+    let Some(run) = boot("tests/systems/server-restart.cdl", 6) else {
+        return;
+    };
+    run.expect_code(124);
+    run.in_order(&[
+        "[server] server: faulting in the middle of a call",
+        "supervisor: server faulted: VM fault at 0x20000000",
+        "supervisor: server restarted (1 of 3, backoff 10 ms)",
+        "[server] server: up (flaky, start 1)",
+    ]);
+    run.in_order(&[
+        "[client] client: Add { a: 40, b: 2 } failed: reply label 0x100",
+        "[client] client: Ping { seq: 1 } -> Pong { seq: 1 }",
+        "[client] client: Stats -> Stats { answered: 1 }",
+    ]);
+}

@@ -1,0 +1,4 @@
+//! Generated constants and link script: see `keel_component::build`.
+fn main() {
+    keel_component::build::component();
+}
