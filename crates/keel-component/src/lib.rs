@@ -27,7 +27,9 @@
 //! into shared memory or the IPC buffer, allocate (the global allocator it installs has no
 //! memory, so any allocation fails), or block anywhere but in a system call.
 //!
-//! Invariants: a component is one thread; entry points never run concurrently. Badge bit 63
+//! Invariants: a component is one thread; entry points never run concurrently. A component
+//! acknowledges its own interrupts in `init` (one left masked by an earlier run stays
+//! masked: the runtime does not know the component's interrupts). Badge bit 63
 //! marks a protected call (low 6 bits: the channel), bit 62 a fault (low 8 bits: the child's
 //! index), anything else is a set of notified channels. Every `unsafe` block is in the private
 //! `sys` module, which exists only on aarch64 seL4 targets; on the host the crate builds

@@ -79,6 +79,10 @@ macro_rules! accessors {
 }
 
 impl Region {
+    /// The region of `size` bytes at `vaddr`. Meant for the generated constants (`regions::*`),
+    /// which describe mappings the loader made; a region made up by hand is only as good as
+    /// its numbers (an unmapped address faults, and one overlapping the program's own memory
+    /// would bypass Rust's view of it).
     pub const fn new(vaddr: u64, size: u64) -> Self {
         Region { vaddr, size }
     }
