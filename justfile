@@ -13,23 +13,28 @@ default:
 setup:
     {{keel}} setup
 
-# Build the kernel and the default root task and pack them into target/keel/conformance.elf.
-build:
-    {{keel}} build
+# Check a system file and report every error (code, file:line:column, caret); exit 1 on errors.
+check FILE:
+    {{keel}} check "{{FILE}}"
 
-# Build and boot the default system in QEMU (today: the conformance root task).
+# Build the default system (system.cdl) into target/keel/system.elf and print its size table.
+build *args:
+    {{keel}} build {{args}}
+
+# Build and boot the default system (system.cdl) in QEMU; ARGS go to `keel run`.
 run *args: setup
     {{keel}} run {{args}}
 
-# Host tests of every crate, then the conformance suite under QEMU.
+# All tests: host and system tests (tests/system), the conformance suite, the loader's test.
 test: setup
     KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench
     {{keel}} conformance
+    {{keel}} loader-test
 
 # Boot the conformance suite; fails unless it ends with `N passed, 0 failed`.
 conformance:
     {{keel}} conformance
 
-# Boot the benchmark root task under -icount; prints a table and writes target/bench.json.
+# Benchmarks under -icount (kernel paths, system boot, image size); writes target/bench.json.
 bench:
     {{keel}} bench

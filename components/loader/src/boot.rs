@@ -6,14 +6,14 @@ use alloc::vec::Vec;
 use keel_spec::restart::AreaKind;
 use keel_spec::{badge, cspace, layout, restart, ComponentSpec, SystemBlob, SystemSpec};
 use sel4::{
-    cap, init_thread, BootInfo, Cap, CNodeCapData, CapRights, IrqTrigger, ObjectType, UserContext,
+    cap, init_thread, BootInfo, CNodeCapData, Cap, CapRights, IrqTrigger, ObjectType, UserContext,
     VmAttributes, Word, WORD_BITS,
 };
 use sel4_rt::println;
 
 use crate::mem::{Ctx, Fail, Mem, R};
-use crate::plan::{self, ComponentPlan, Plan, PAGE};
 use crate::{rt, BLOB};
+use loader::plan::{self, ComponentPlan, Plan, PAGE};
 
 /// log2 of a scheduling context's size in bytes.
 const SCHED_CONTEXT_BITS: Word = 8;
@@ -54,13 +54,6 @@ pub fn main(bi: &'static BootInfo) -> i32 {
         }
     };
     let spec = &blob.spec;
-    for c in spec.components.iter().filter(|c| c.passive) {
-        println!(
-            "loader: warning: component `{}` is passive; passive components are not supported \
-             yet, it runs on its own scheduling context",
-            c.name
-        );
-    }
     let objs = match build(bi, &blob, &plan) {
         Ok(o) => o,
         Err(f) => {
@@ -68,7 +61,7 @@ pub fn main(bi: &'static BootInfo) -> i32 {
             return 1;
         }
     };
-    if let Err(f) = start(spec, &plan, &objs) {
+    if let Err(f) = start(spec, &plan, &objs).and_then(|()| make_passive(spec, &objs)) {
         println!("loader: error: {f}");
         return 1;
     }
@@ -168,8 +161,12 @@ fn regions(mem: &mut Mem, spec: &SystemSpec) -> R<Vec<Vec<Word>>> {
         for k in 0..n {
             let slot = match r.phys_addr {
                 Some(pa) => mem.device_frame(pa + (k << r.page_bits), r.page_bits),
-                None if r.page_bits == 12 => mem.make::<sel4::cap_type::SmallPage>(ObjectType::SmallPage, 0).map(|c| c.cptr()),
-                None => mem.make::<sel4::cap_type::LargePage>(ObjectType::LargePage, 0).map(|c| c.cptr()),
+                None if r.page_bits == 12 => mem
+                    .make::<sel4::cap_type::SmallPage>(ObjectType::SmallPage, 0)
+                    .map(|c| c.cptr()),
+                None => mem
+                    .make::<sel4::cap_type::LargePage>(ObjectType::LargePage, 0)
+                    .map(|c| c.cptr()),
             }
             .map_err(|f| f.object_is(&format!("region `{}`", r.name)))?;
             frames.push(slot);
@@ -194,7 +191,13 @@ fn page_attrs(executable: bool, cached: bool) -> VmAttributes {
 /// A fresh frame mapped at `view` in the supervisor, sharing `frame`'s memory.
 fn view(mem: &mut Mem, frame: cap::SmallPage, sup: cap::VSpace, view: u64) -> R<()> {
     let c = mem.copy(frame)?;
-    mem.map(c, sup, view, CapRights::read_write(), page_attrs(false, true))?;
+    mem.map(
+        c,
+        sup,
+        view,
+        CapRights::read_write(),
+        page_attrs(false, true),
+    )?;
     mem.retire(c);
     Ok(())
 }
@@ -229,8 +232,14 @@ fn memory(
         } else {
             CapRights::read_only()
         };
-        mem.map(f, o.vspace, page.vaddr, rights, page_attrs(page.executable(), true))
-            .map_err(|e| e.object_is(&what("mapping")))?;
+        mem.map(
+            f,
+            o.vspace,
+            page.vaddr,
+            rights,
+            page_attrs(page.executable(), true),
+        )
+        .map_err(|e| e.object_is(&what("mapping")))?;
         if let (Some(v), Some(sup)) = (p.view_of(AreaKind::Data, page.vaddr), sup) {
             view(mem, f, sup, v).map_err(|e| e.object_is(&what("supervisor's view")))?;
         }
@@ -241,8 +250,14 @@ fn memory(
     while va < layout::STACK_TOP {
         let what = || format!("stack page at {va:#x}");
         let f: cap::SmallPage = mem.obj().map_err(|e| e.object_is(&what()))?;
-        mem.map(f, o.vspace, va, CapRights::read_write(), page_attrs(false, true))
-            .map_err(|e| e.object_is(&what()))?;
+        mem.map(
+            f,
+            o.vspace,
+            va,
+            CapRights::read_write(),
+            page_attrs(false, true),
+        )
+        .map_err(|e| e.object_is(&what()))?;
         if let (Some(v), Some(sup)) = (p.view_of(AreaKind::Stack, va), sup) {
             view(mem, f, sup, v).map_err(|e| e.object_is(&what()))?;
         }
@@ -273,7 +288,13 @@ fn memory(
             if r.page_bits == 12 {
                 mem.map(f, o.vspace, vaddr, rights, attrs)
             } else {
-                mem.map(f.cast::<sel4::cap_type::LargePage>(), o.vspace, vaddr, rights, attrs)
+                mem.map(
+                    f.cast::<sel4::cap_type::LargePage>(),
+                    o.vspace,
+                    vaddr,
+                    rights,
+                    attrs,
+                )
             }
             .map_err(|e| e.object_is(&what()))?;
             mem.retire(f);
@@ -288,8 +309,14 @@ fn restart_table(mem: &mut Mem, table: &[u8], sup: cap::VSpace) -> R<()> {
         let vaddr = restart::TABLE + k as u64 * PAGE;
         let f: cap::SmallPage = mem.obj().map_err(|e| e.object_is("restart table page"))?;
         rt::fill(mem, f, false, |b| b[..chunk.len()].copy_from_slice(chunk))?;
-        mem.map(f, sup, vaddr, CapRights::read_only(), page_attrs(false, true))
-            .map_err(|e| e.object_is("restart table"))?;
+        mem.map(
+            f,
+            sup,
+            vaddr,
+            CapRights::read_only(),
+            page_attrs(false, true),
+        )
+        .map_err(|e| e.object_is("restart table"))?;
         mem.retire(f);
     }
     Ok(())
@@ -324,10 +351,24 @@ fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
     let all = CapRights::all();
     match o.ep {
         Some(ep) => grant(o.cnode, cspace::INPUT, ep, all, 0, "its endpoint")?,
-        None => grant(o.cnode, cspace::INPUT, o.ntfn, all, 0, "its notification as input")?,
+        None => grant(
+            o.cnode,
+            cspace::INPUT,
+            o.ntfn,
+            all,
+            0,
+            "its notification as input",
+        )?,
     }
     grant(o.cnode, cspace::REPLY, o.reply, all, 0, "its Reply object")?;
-    grant(o.cnode, cspace::NOTIFICATION, o.ntfn, all, 0, "its notification")?;
+    grant(
+        o.cnode,
+        cspace::NOTIFICATION,
+        o.ntfn,
+        all,
+        0,
+        "its notification",
+    )?;
 
     for ch in &spec.channels {
         for side in 0..2 {
@@ -347,7 +388,10 @@ fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
             )?;
             if ch.caller == Some(side as u8) {
                 let ep = p.ep.ok_or_else(|| {
-                    Fail::new(format!("channel {} to `{pname}`", me.id), "callee has no endpoint".into())
+                    Fail::new(
+                        format!("channel {} to `{pname}`", me.id),
+                        "callee has no endpoint".into(),
+                    )
                 })?;
                 grant(
                     o.cnode,
@@ -364,9 +408,19 @@ fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
     for irq in &c.irqs {
         let what = format!("interrupt {} (channel {})", irq.irq, irq.id);
         let slot = mem.slot()?;
-        let trigger = if irq.edge { IrqTrigger::Edge } else { IrqTrigger::Level };
+        let trigger = if irq.edge {
+            IrqTrigger::Edge
+        } else {
+            IrqTrigger::Level
+        };
         init_thread::IRQ_CONTROL
-            .get_trigger(irq.irq as Word, trigger, init_thread::CNODE, slot, WORD_BITS)
+            .get_trigger(
+                irq.irq as Word,
+                trigger,
+                init_thread::CNODE,
+                slot,
+                WORD_BITS,
+            )
             .ctx(|| format!("IRQControl_GetTrigger for {what}"))?;
         let handler: cap::IrqHandler = Cap::from_cptr(slot);
         let badged = mem.mint(o.ntfn, CapRights::write_only(), 1 << irq.id)?;
@@ -376,7 +430,13 @@ fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
         mem.retire(badged);
         let dest = cspace::IRQ_BASE + irq.id as u64;
         o.cnode
-            .move_(dest, cspace::CNODE_BITS, init_thread::CNODE, slot, WORD_BITS)
+            .move_(
+                dest,
+                cspace::CNODE_BITS,
+                init_thread::CNODE,
+                slot,
+                WORD_BITS,
+            )
             .ctx(|| format!("CNode_Move of the IRQ handler for {what} (CNode slot {dest})"))?;
         mem.free_slot(slot);
     }
@@ -414,13 +474,22 @@ fn thread(
         .ctx(|| "TCB_Configure".into())?;
     sched_control
         .configure_flags(o.sc, c.budget_us, c.period_us, 0, 0, 0)
-        .ctx(|| format!("SchedControl_ConfigureFlags ({} us every {} us)", c.budget_us, c.period_us))?;
+        .ctx(|| {
+            format!(
+                "SchedControl_ConfigureFlags ({} us every {} us)",
+                c.budget_us, c.period_us
+            )
+        })?;
     let fault = match spec.supervisor {
         Some(s) if s as usize != i => {
             let ep = objs[s as usize]
                 .ep
                 .ok_or_else(|| Fail::new("supervisor".into(), "has no endpoint".into()))?;
-            Some(mem.mint(ep, CapRights::new(true, false, false, true), badge::FAULT | i as u64)?)
+            Some(mem.mint(
+                ep,
+                CapRights::new(true, false, false, true),
+                badge::FAULT | i as u64,
+            )?)
         }
         _ => None,
     };
@@ -441,6 +510,48 @@ fn thread(
         .bind_notification(o.ntfn)
         .ctx(|| "TCB_BindNotification".into())?;
     mem.retire(o.ipc);
+    Ok(())
+}
+
+/// Passive components (Microkit's model): each runs its start-up on its own scheduling
+/// context; once it waits for its first event, the context moves from its TCB to its
+/// notification, so from then on it runs only on contexts lent by callers (Call) or by its
+/// notification (signals and interrupts).
+///
+/// To know that they have all reached their first wait, the loader drops to just below the
+/// lowest passive priority and yields: it runs again only when no component at or above that
+/// priority can run, so every passive component has blocked. Components below keep waiting
+/// until the loader suspends. Caveats: a passive component of priority 0 shares the loader's
+/// priority, and one that is merely out of budget when the loader runs loses its context all
+/// the same; either finishes its start-up on the next context lent to it.
+fn make_passive(spec: &SystemSpec, objs: &[Objects]) -> R<()> {
+    let passive: Vec<usize> = (0..spec.components.len())
+        .filter(|&i| spec.components[i].passive)
+        .collect();
+    if passive.is_empty() {
+        return Ok(());
+    }
+    let below = passive
+        .iter()
+        .map(|&i| spec.components[i].priority)
+        .min()
+        .unwrap_or(0)
+        .saturating_sub(1) as Word;
+    init_thread::TCB
+        .set_priority(init_thread::TCB, below)
+        .ctx(|| format!("TCB_SetPriority of the loader to {below}"))?;
+    sel4::ipc::yield_now();
+    for i in passive {
+        let (o, c) = (&objs[i], &spec.components[i]);
+        let inc = |f: Fail| f.in_component(&c.name);
+        o.sc.unbind()
+            .ctx(|| "SchedContext_Unbind (making it passive)".into())
+            .map_err(inc)?;
+        o.sc.bind(o.ntfn)
+            .ctx(|| "SchedContext_Bind to its notification".into())
+            .map_err(inc)?;
+        println!("loader: {} is passive", c.name);
+    }
     Ok(())
 }
 

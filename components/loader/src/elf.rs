@@ -14,7 +14,6 @@ const EM_AARCH64: u16 = 183;
 const ET_EXEC: u16 = 2;
 pub const PF_X: u32 = 1;
 pub const PF_W: u32 = 2;
-#[cfg_attr(not(test), allow(dead_code))]
 pub const PF_R: u32 = 4;
 
 /// One `PT_LOAD` segment.

@@ -16,20 +16,18 @@
 //! loader runs at priority 255, above every component, until it suspends itself).
 //!
 //! Invariants: all planning (spec checks, ELF pages, the restart window) happens in pure,
-//! host-tested code ([`plan`], [`elf`]) before the first kernel object is made; every
+//! host-tested code (the `loader` library: `plan`, `elf`) before the first kernel object is
+//! made; every
 //! `unsafe` block is in `rt.rs` (heap, scratch window, cycle counter).
 //!
-//! Not yet supported: passive components run on their own scheduling context (the kernel
-//! does not donate a notification's scheduling context yet; see docs/kernel.md), with a
-//! warning at start-up.
+//! Passive components start on their own scheduling context; when every component has
+//! reached its first wait, the loader moves each passive component's context to its
+//! notification (see `boot::make_passive`).
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 #![deny(unsafe_code)]
 
 extern crate alloc;
-
-mod elf;
-mod plan;
 
 #[cfg(target_os = "none")]
 mod boot;

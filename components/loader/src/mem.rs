@@ -172,7 +172,8 @@ impl Mem {
                             "out of slots for a stash CNode".into(),
                         ));
                     };
-                    let c: cap::CNode = self.make_in(slot, ObjectType::CNode, STASH_BITS as Word)?;
+                    let c: cap::CNode =
+                        self.make_in(slot, ObjectType::CNode, STASH_BITS as Word)?;
                     (c, 0)
                 }
             };
@@ -234,8 +235,7 @@ impl Mem {
             let Some(i) = found else {
                 return Err(Fail::new(
                     what(),
-                    "no free device untyped covers it (another region has it, or it is RAM)"
-                        .into(),
+                    "no free device untyped covers it (another region has it, or it is RAM)".into(),
                 ));
             };
             let (ut, base, pbits) = (self.dev[i].cap, self.dev[i].paddr, self.dev[i].bits);
@@ -278,7 +278,14 @@ impl Mem {
     pub fn copy<T: CapType>(&mut self, c: Cap<T>) -> R<Cap<T>> {
         let slot = self.slot()?;
         init_thread::CNODE
-            .copy(slot, WORD_BITS, init_thread::CNODE, c.cptr(), WORD_BITS, CapRights::all())
+            .copy(
+                slot,
+                WORD_BITS,
+                init_thread::CNODE,
+                c.cptr(),
+                WORD_BITS,
+                CapRights::all(),
+            )
             .ctx(|| "CNode_Copy of a frame".into())?;
         Ok(Cap::from_cptr(slot))
     }
@@ -287,7 +294,15 @@ impl Mem {
     pub fn mint<T: CapType>(&mut self, c: Cap<T>, rights: CapRights, badge: Word) -> R<Cap<T>> {
         let slot = self.slot()?;
         init_thread::CNODE
-            .mint(slot, WORD_BITS, init_thread::CNODE, c.cptr(), WORD_BITS, rights, badge)
+            .mint(
+                slot,
+                WORD_BITS,
+                init_thread::CNODE,
+                c.cptr(),
+                WORD_BITS,
+                rights,
+                badge,
+            )
             .ctx(|| format!("CNode_Mint with badge {badge:#x}"))?;
         Ok(Cap::from_cptr(slot))
     }
@@ -311,12 +326,7 @@ impl Mem {
                         .ctx(|| format!("PageTable_Map at {vaddr:#x}"))?;
                     self.retire(pt);
                 }
-                Err(e) => {
-                    return Err(Fail::new(
-                        format!("Page_Map at {vaddr:#x}"),
-                        format!("{e}"),
-                    ))
-                }
+                Err(e) => return Err(Fail::new(format!("Page_Map at {vaddr:#x}"), format!("{e}"))),
             }
         }
         Err(Fail::new(

@@ -366,6 +366,7 @@ mod tests {
     use super::*;
     use crate::elf::tests::build;
     use crate::elf::PF_R;
+    use alloc::string::ToString;
     use alloc::vec;
     use keel_spec::{ChannelEnd, ChannelSpec, ComponentSpec, IrqSpec, MapSpec, RegionSpec, RestartPolicy};
 

@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use sel4::{cap, init_thread, CapRights, VmAttributes};
 
 use crate::mem::{Ctx, Mem, R};
-use crate::plan::PAGE;
+use loader::plan::PAGE;
 
 const HEAP_SIZE: usize = 256 * 1024;
 
@@ -66,13 +66,13 @@ unsafe impl GlobalAlloc for Bump {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let off = ptr as usize - Self::base();
-        if off + layout.size() == self.top.load(Ordering::Relaxed) && off + new_size <= HEAP_SIZE
-        {
+        if off + layout.size() == self.top.load(Ordering::Relaxed) && off + new_size <= HEAP_SIZE {
             self.top.store(off + new_size, Ordering::Relaxed);
             return ptr;
         }
         // SAFETY: the layout is valid (same alignment, size checked by the caller's contract).
-        let new = unsafe { self.alloc(Layout::from_size_align_unchecked(new_size, layout.align())) };
+        let new =
+            unsafe { self.alloc(Layout::from_size_align_unchecked(new_size, layout.align())) };
         if !new.is_null() {
             // SAFETY: both blocks are live, disjoint, and at least min(old, new) bytes long.
             unsafe { core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
@@ -112,13 +112,17 @@ pub fn fill(
             .unify_instruction(0, PAGE)
             .ctx(|| "Page_Unify_Instruction of a program page".into())?;
     }
-    frame.unmap().ctx(|| "Page_Unmap from the loader's window".into())
+    frame
+        .unmap()
+        .ctx(|| "Page_Unmap from the loader's window".into())
 }
 
 /// The PMU cycle counter (instructions since boot under `qemu -icount shift=0`).
 pub fn cycles() -> u64 {
     let v: u64;
     // SAFETY: reading PMCCNTR_EL0 has no side effects; the kernel enables EL0 access.
-    unsafe { core::arch::asm!("isb", "mrs {v}, pmccntr_el0", v = out(reg) v, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("isb", "mrs {v}, pmccntr_el0", v = out(reg) v, options(nomem, nostack))
+    };
     v
 }

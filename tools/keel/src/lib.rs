@@ -25,6 +25,7 @@
 
 pub mod board;
 pub mod build;
+pub mod capdl;
 pub mod elf;
 pub mod image;
 pub mod loadertest;

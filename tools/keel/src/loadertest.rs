@@ -1,7 +1,8 @@
 //! `keel loader-test`: the loader's system test under QEMU, with a hand-built spec (no
 //! `system.cdl`) and one test program (`components/loader/testprog`) in four roles.
 //!
-//! The spec exercises what the loader does: a protected-call channel with notifications both
+//! The spec exercises what the loader does: a passive server, a protected-call channel with
+//! notifications both
 //! ways, a RAM region shared read-write/read-only, a device region (the PL031 RTC), an
 //! interrupt, a supervisor with its children's TCBs, and a crashing component that the
 //! supervisor restarts once from the restart records and then holds. Each role prints its
@@ -24,7 +25,7 @@ fn component(name: &str, priority: u8, maps: Vec<MapSpec>, irqs: Vec<IrqSpec>) -
         priority,
         budget_us: if name == "crasher" { 20_000 } else { 50_000 },
         period_us: 50_000,
-        passive: false,
+        passive: name == "server",
         stack_size: 0x3000,
         maps,
         irqs,
@@ -103,6 +104,7 @@ pub fn expected_lines() -> Vec<(&'static str, usize)> {
         ("loader: server up", 1),
         ("loader: client up", 1),
         ("loader: crasher up", 1),
+        ("loader: server is passive", 1),
         ("loader: system up (4 components)", 1),
         ("testprog: caps 1:ep 2:reply 3:ntfn 202:tcb 203:tcb 204:tcb", 1),
         ("testprog: caps 1:ep 2:reply 3:ntfn 13:ntfn 143:irq", 1),

@@ -14,8 +14,8 @@ use keel::system::{self, SizeRow};
 use keel::{board, image, loadertest, report, setup};
 use keel_spec::SystemSpec;
 
-/// The root task that `keel build` and `keel run` use when none is named.
-const DEFAULT_ROOT_TASK: &str = "conformance";
+/// The system file `keel build` and `keel run` use when none is named.
+const DEFAULT_SYSTEM: &str = "system.cdl";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -74,12 +74,27 @@ enum Cmd {
         #[arg(short, long, value_name = "OUT")]
         output: PathBuf,
     },
-    /// Build the kernel and a root task and pack them; prints the image path
-    /// (target/keel/PACKAGE.elf).
+    /// Check a system.cdl and report every error (codes, positions, carets); exit 1 on errors.
+    Check {
+        /// The system file.
+        file: PathBuf,
+    },
+    /// Build a system image from system.cdl (target/keel/system.elf) and print its size table;
+    /// with -p, build a plain root-task image instead (target/keel/PACKAGE.elf).
     Build {
-        /// The root-task package.
-        #[arg(short, long, value_name = "PACKAGE", default_value = DEFAULT_ROOT_TASK)]
-        package: String,
+        /// The system file [default: ./system.cdl, else the workspace's].
+        #[arg(long, value_name = "FILE", conflicts_with = "package")]
+        system: Option<PathBuf>,
+        /// Build this root-task package and pack it alone with the kernel (no system.cdl),
+        /// e.g. `conformance` or `bench`.
+        #[arg(short, long, value_name = "PACKAGE")]
+        package: Option<String>,
+        /// Write the system as capDL instead of building an image.
+        #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "package")]
+        emit: Option<Emit>,
+        /// With --emit: write to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE", requires = "emit")]
+        output: Option<PathBuf>,
         /// Build the dev profile instead of release.
         #[arg(long)]
         debug: bool,
@@ -90,9 +105,16 @@ enum Cmd {
     Run {
         /// The image to boot.
         image: Option<PathBuf>,
-        /// Without IMAGE: the root-task package to build and boot [default: conformance].
-        #[arg(short, long, value_name = "PACKAGE", conflicts_with = "image")]
+        /// Without IMAGE: build and boot this root-task package instead of a system.
+        #[arg(short, long, value_name = "PACKAGE", conflicts_with_all = ["image", "system"])]
         package: Option<String>,
+        /// Without IMAGE: the system file to build and boot [default: ./system.cdl, else the
+        /// workspace's].
+        #[arg(long, value_name = "FILE", conflicts_with = "image")]
+        system: Option<PathBuf>,
+        /// Stop QEMU and exit 0 as soon as every --expect marker has been printed.
+        #[arg(long, requires = "expect")]
+        exit_on_expect: bool,
         /// Kill QEMU after this many seconds (exit 124).
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         timeout: u64,
@@ -140,6 +162,13 @@ enum Cmd {
         /// The image.
         image: PathBuf,
     },
+}
+
+/// Output formats of `keel build --emit`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Emit {
+    /// capDL text (objects and capabilities).
+    Capdl,
 }
 
 fn profile(debug: bool) -> Profile {
@@ -195,19 +224,39 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             println!("{}", output.display());
             Ok(0)
         }
+        Cmd::Check { file } => check(&file),
         Cmd::Build {
+            system,
             package,
+            emit,
+            output,
             debug,
             prebuilt,
         } => {
             let ws = build::workspace()?;
-            let (img, _) = build_system(&ws, &package, profile(debug), &prebuilt)?;
-            println!("{}", img.display());
+            if let Some(package) = package {
+                let (img, _) = build_system(&ws, &package, profile(debug), &prebuilt)?;
+                println!("{}", img.display());
+                return Ok(0);
+            }
+            let file = system_file(&ws, system);
+            match emit {
+                Some(Emit::Capdl) => {
+                    emit_capdl(&ws, &file, profile(debug), output.as_deref())?;
+                }
+                None => {
+                    let composed = build_cdl(&ws, &file, profile(debug), &prebuilt)?;
+                    print!("{}", system::render_sizes(&composed.rows, composed.total));
+                    println!("{}", composed.image.display());
+                }
+            }
             Ok(0)
         }
         Cmd::Run {
             image,
             package,
+            system,
+            exit_on_expect,
             timeout,
             icount,
             expect,
@@ -223,15 +272,27 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 }
                 None => {
                     let ws = build::workspace()?;
-                    let pkg = package.as_deref().unwrap_or(DEFAULT_ROOT_TASK);
-                    build_system(&ws, pkg, Profile::Release, &prebuilt)?.0
+                    match package {
+                        Some(pkg) => build_system(&ws, &pkg, Profile::Release, &prebuilt)?.0,
+                        None => {
+                            let file = system_file(&ws, system);
+                            let composed = build_cdl(&ws, &file, Profile::Release, &prebuilt)?;
+                            eprint!("{}", system::render_sizes(&composed.rows, composed.total));
+                            composed.image
+                        }
+                    }
                 }
             };
             let opts = QemuOptions {
                 icount,
                 extra_args: qemu_arg,
             };
-            run(&image, &opts, timeout, &expect, true).map(|(code, _)| code)
+            let stop = if exit_on_expect {
+                Stop::OnMarkers
+            } else {
+                Stop::AtExit
+            };
+            run_with(&image, &opts, timeout, &expect, true, stop).map(|(code, _)| code)
         }
         Cmd::Conformance { timeout, prebuilt } => conformance(timeout, &prebuilt),
         Cmd::Bench { timeout, prebuilt } => bench(timeout, &prebuilt),
@@ -241,6 +302,118 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         }
         Cmd::LoaderTest { timeout, prebuilt } => loader_test(timeout, &prebuilt),
     }
+}
+
+/// The system file: `given`, else `./system.cdl` if it exists, else the workspace's.
+fn system_file(ws: &Workspace, given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let here = PathBuf::from(DEFAULT_SYSTEM);
+        if here.is_file() {
+            here
+        } else {
+            ws.root.join(DEFAULT_SYSTEM)
+        }
+    })
+}
+
+/// Reads and checks a system file with the `cdl` crate. On errors prints every diagnostic
+/// (graphical, with colour on a terminal) and returns `Err` with a one-line summary. A panic in
+/// the checker (a bug) is reported as an error too, never as a crash of `keel`.
+fn load_system(path: &Path) -> Result<cdl::System> {
+    use std::io::IsTerminal;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| eprintln!("keel: internal error in the cdl checker: {info}")));
+    let loaded = std::panic::catch_unwind(|| cdl::load(path));
+    std::panic::set_hook(hook);
+    match loaded {
+        Ok(Ok(system)) => Ok(system),
+        Ok(Err(report)) => {
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            eprint!("{}", report.render(color));
+            bail!("{report}")
+        }
+        Err(_) => bail!("checking {} failed with an internal error (see above)", path.display()),
+    }
+}
+
+fn check(file: &Path) -> Result<i32> {
+    match load_system(file) {
+        Ok(sys) => {
+            println!(
+                "{}: ok: {} components, {} channels, {} regions",
+                file.display(),
+                sys.components().len(),
+                sys.channels().len(),
+                sys.regions().len()
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("keel: {e:#}");
+            Ok(1)
+        }
+    }
+}
+
+/// Checks and lowers `file`, writes every component's generated constants and builds its
+/// program. Returns the spec and the programs' ELF paths (image i = component i). On a
+/// malformed file nothing is built and a previous `system.elf` is removed, so that no image
+/// ever stands for a file that does not check.
+fn prepare_cdl(
+    ws: &Workspace,
+    file: &Path,
+    profile: Profile,
+) -> Result<(SystemSpec, Vec<(String, PathBuf)>)> {
+    let sys = match load_system(file) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(system::image_path(ws));
+            return Err(e.context("no image was built"));
+        }
+    };
+    let spec = sys.lower();
+    let gen = system::gen_dir(ws);
+    let mut images = Vec::with_capacity(spec.components.len());
+    for (i, c) in spec.components.iter().enumerate() {
+        if c.image as usize != i {
+            bail!("component `{}` has image {}, expected {i} (a bug in the lowering)", c.name, c.image);
+        }
+        system::write_if_changed(&gen.join(format!("{}.rs", c.name)), sys.generate(i).as_bytes())?;
+    }
+    for (i, c) in spec.components.iter().enumerate() {
+        let package = sys.program(i);
+        if package.is_empty() {
+            bail!("component `{}` has no program", c.name);
+        }
+        let elf = system::build_component(ws, &c.name, package, profile)?;
+        images.push((c.name.clone(), elf));
+    }
+    Ok((spec, images))
+}
+
+/// `keel build`: the system image `target/keel/system.elf`.
+fn build_cdl(ws: &Workspace, file: &Path, profile: Profile, prebuilt: &Prebuilt) -> Result<Composed> {
+    let (spec, images) = prepare_cdl(ws, file, profile)?;
+    compose(ws, "system", &spec, &images, profile, prebuilt)
+}
+
+/// `keel build --emit capdl`.
+fn emit_capdl(ws: &Workspace, file: &Path, profile: Profile, output: Option<&Path>) -> Result<()> {
+    let (spec, images) = prepare_cdl(ws, file, profile)?;
+    let bytes: Vec<Vec<u8>> = images
+        .iter()
+        .map(|(_, p)| build::read(p))
+        .collect::<Result<_>>()?;
+    let refs: Vec<&[u8]> = bytes.iter().map(|b| b.as_slice()).collect();
+    let text = keel::capdl::emit(&spec, &refs)?;
+    match output {
+        Some(path) => {
+            system::write_if_changed(path, text.as_bytes())?;
+            eprintln!("keel: wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 /// A system image made by [`compose`].
@@ -426,6 +599,15 @@ fn build_system(
     Ok((out, kernel))
 }
 
+/// When `run` stops QEMU.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// When it exits (or at the timeout).
+    AtExit,
+    /// As soon as every expected marker has been printed (then the run passes).
+    OnMarkers,
+}
+
 /// Boots `image`; returns keel's exit code for the run and what QEMU printed.
 fn run(
     image: &Path,
@@ -433,6 +615,17 @@ fn run(
     timeout: u64,
     expect: &[String],
     interactive: bool,
+) -> Result<(i32, qemu::Outcome)> {
+    run_with(image, opts, timeout, expect, interactive, Stop::AtExit)
+}
+
+fn run_with(
+    image: &Path,
+    opts: &QemuOptions,
+    timeout: u64,
+    expect: &[String],
+    interactive: bool,
+    stop: Stop,
 ) -> Result<(i32, qemu::Outcome)> {
     if !image.is_file() {
         bail!("image {} does not exist", image.display());
@@ -444,7 +637,8 @@ fn run(
         echo: true,
         interactive,
     };
-    let outcome = qemu::run(cmd, cfg).map_err(|e| {
+    let done = |out: &str| stop == Stop::OnMarkers && qemu::missing_markers(out, expect).is_empty();
+    let outcome = qemu::run_until(cmd, cfg, &done).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow::anyhow!(
                 "{} not found; run `just setup` (or `keel setup`) to install QEMU",
@@ -456,6 +650,7 @@ fn run(
     })?;
     let mut code = outcome.exit.code();
     match outcome.exit {
+        Exit::Stopped => eprintln!("keel: every expected marker seen; QEMU stopped"),
         Exit::Timeout => eprintln!("keel: timeout after {timeout} s"),
         Exit::Signal(s) => eprintln!("keel: QEMU was killed by signal {s}"),
         Exit::Code(0) => {}
@@ -480,7 +675,7 @@ fn conformance(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     let closing = report::find_closing_line(&outcome.stdout);
     let mut why = Vec::new();
     match outcome.exit {
-        Exit::Code(0) => {}
+        Exit::Code(0) | Exit::Stopped => {}
         Exit::Timeout => why.push(format!("QEMU did not finish within {timeout} s")),
         Exit::Signal(s) => why.push(format!("QEMU was killed by signal {s}")),
         Exit::Code(c) => why.push(format!(
@@ -525,6 +720,18 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
         value: image::loaded_size(&build::read(&kernel)?)? as f64,
         unit: "bytes".into(),
     });
+    // The default system: boot time and image size by part (not with a prebuilt root task,
+    // which stands for the benchmark root task only).
+    let mut system_failed = false;
+    if prebuilt.root_task.is_none() {
+        match system_bench(&ws, prebuilt) {
+            Ok(r) => results.extend(r),
+            Err(e) => {
+                eprintln!("bench: FAILED: the default system: {e:#}");
+                system_failed = true;
+            }
+        }
+    }
     let judged = report::judge(&results);
     println!();
     print!("{}", report::render_table(&judged));
@@ -538,7 +745,7 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
             println!("bench: {w}");
         }
     }
-    let mut failed = false;
+    let mut failed = system_failed;
     if code != 0 {
         eprintln!("bench: FAILED: the benchmark run did not exit cleanly (code {code})");
         failed = true;
@@ -550,6 +757,40 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
         failed = true;
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// Builds the default system and boots it under -icount until the loader reports `system up`:
+/// `loader_boot_insns` (instructions from the kernel's PMU set-up, early in its boot, to the
+/// loader's `system up`) and `image_size_*` (bytes each part adds to the image file).
+fn system_bench(ws: &Workspace, prebuilt: &Prebuilt) -> Result<Vec<report::BenchResult>> {
+    let file = system_file(ws, None);
+    let composed = build_cdl(ws, &file, Profile::Release, prebuilt)?;
+    let opts = QemuOptions {
+        icount: true,
+        extra_args: vec![],
+    };
+    let markers = vec![system::SYSTEM_UP.to_string(), system::BOOT_COUNTER.to_string()];
+    let (_, outcome) = run_with(&composed.image, &opts, 60, &markers, false, Stop::OnMarkers)?;
+    let insns = system::loader_boot_insns(&outcome.stdout)
+        .ok_or_else(|| anyhow::anyhow!("the loader printed no `{}` line", system::BOOT_COUNTER))?;
+    let mut results = vec![report::BenchResult {
+        name: "loader_boot_insns".into(),
+        value: insns as f64,
+        unit: "insns".into(),
+    }];
+    results.push(report::BenchResult {
+        name: "image_size_total".into(),
+        value: composed.total as f64,
+        unit: "bytes".into(),
+    });
+    for r in &composed.rows {
+        results.push(report::BenchResult {
+            name: format!("image_size_{}", r.part.replace(|c: char| !c.is_ascii_alphanumeric(), "_")),
+            value: r.image as f64,
+            unit: "bytes".into(),
+        });
+    }
+    Ok(results)
 }
 
 fn inspect(path: &Path) -> Result<()> {

@@ -102,6 +102,8 @@ pub enum Exit {
     Signal(i32),
     /// We killed it at the timeout.
     Timeout,
+    /// We stopped it because its output was complete (see [`run_until`]).
+    Stopped,
 }
 
 impl Exit {
@@ -111,6 +113,7 @@ impl Exit {
             Exit::Code(c) => c,
             Exit::Signal(s) => 128 + s,
             Exit::Timeout => TIMEOUT_EXIT,
+            Exit::Stopped => 0,
         }
     }
 }
@@ -213,7 +216,17 @@ fn stop(child: &mut Child) {
 
 /// Runs `cmd` to completion or until `cfg.timeout`, capturing (and optionally echoing) its
 /// output. Fails only if the process cannot be started.
-pub fn run(mut cmd: Command, cfg: RunConfig) -> std::io::Result<Outcome> {
+pub fn run(cmd: Command, cfg: RunConfig) -> std::io::Result<Outcome> {
+    run_until(cmd, cfg, &|_| false)
+}
+
+/// Like [`run`], but also stops the process (ending with [`Exit::Stopped`]) as soon as
+/// `done` returns true for what it has printed on stdout so far.
+pub fn run_until(
+    mut cmd: Command,
+    cfg: RunConfig,
+    done: &dyn Fn(&str) -> bool,
+) -> std::io::Result<Outcome> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if cfg.interactive {
         Stdio::inherit()
@@ -238,6 +251,13 @@ pub fn run(mut cmd: Command, cfg: RunConfig) -> std::io::Result<Outcome> {
             None if Instant::now() >= deadline => {
                 stop(&mut child);
                 break Exit::Timeout;
+            }
+            None if done(&String::from_utf8_lossy(
+                &out.1.lock().unwrap_or_else(|e| e.into_inner()),
+            )) =>
+            {
+                stop(&mut child);
+                break Exit::Stopped;
             }
             None => thread::sleep(Duration::from_millis(10)),
         }

@@ -16,6 +16,9 @@ use keel_spec::{SystemBlob, SystemSpec};
 use crate::build::{self, Profile, Workspace};
 use crate::elf::{self, Elf, OutSegment, EM_AARCH64, ET_EXEC, PT_LOAD};
 
+/// File alignment of segments in a slim ELF.
+pub const SLIM_ALIGN: u64 = 16;
+
 /// The loader's package (and binary) name.
 pub const LOADER_PACKAGE: &str = "loader";
 
@@ -47,7 +50,9 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// An aarch64 executable reduced to what the loader reads: the ELF header and its PT_LOAD
-/// segments (no section headers, symbols or debug information).
+/// segments (no section headers, symbols or debug information). Segments are packed at
+/// 16-byte alignment in the file (`p_align = 16`) rather than page-aligned: the loader copies
+/// bytes from any offset, and the padding would only make the image bigger.
 pub fn slim_elf(bytes: &[u8]) -> Result<Vec<u8>> {
     let e = Elf::parse(bytes)?;
     if e.e_machine != EM_AARCH64 || e.e_type != ET_EXEC {
@@ -61,7 +66,7 @@ pub fn slim_elf(bytes: &[u8]) -> Result<Vec<u8>> {
             p_vaddr: p.p_vaddr,
             p_paddr: p.p_paddr,
             p_memsz: p.p_memsz,
-            p_align: p.p_align,
+            p_align: SLIM_ALIGN,
             data: e.segment_data(p).to_vec(),
         })
         .collect();
@@ -107,6 +112,23 @@ pub fn build_component(
 pub fn build_loader(ws: &Workspace, blob: &Path, profile: Profile) -> Result<PathBuf> {
     let envs = [("KEEL_SYSTEM_BLOB", blob.display().to_string())];
     build::build_elf_with_env(ws, LOADER_PACKAGE, profile, &envs)
+}
+
+/// What the loader prints once every component has been started.
+pub const SYSTEM_UP: &str = "loader: system up";
+/// The loader's cycle-counter line: `loader: PMCCNTR_EL0 <n> at system up`.
+pub const BOOT_COUNTER: &str = "loader: PMCCNTR_EL0 ";
+
+/// The loader's cycle counter at `system up` (instructions since the kernel's early boot under
+/// `-icount shift=0`), from a run's output.
+pub fn loader_boot_insns(stdout: &str) -> Option<u64> {
+    stdout.lines().find_map(|l| {
+        l.trim_end()
+            .strip_prefix(BOOT_COUNTER)?
+            .strip_suffix(" at system up")?
+            .parse()
+            .ok()
+    })
 }
 
 /// One row of the size table.
@@ -215,6 +237,14 @@ mod tests {
         let back = SystemBlob::decode(&bytes).unwrap();
         assert_eq!(back.spec, spec);
         assert_eq!(back.images, vec![&[1u8, 2, 3][..]]);
+    }
+
+    #[test]
+    fn boot_counter_line() {
+        let out = "loader: hello up\nloader: system up (1 components)\nloader: PMCCNTR_EL0 123456 at system up\r\n";
+        assert_eq!(loader_boot_insns(out), Some(123456));
+        assert_eq!(loader_boot_insns("loader: PMCCNTR_EL0 x at system up"), None);
+        assert_eq!(loader_boot_insns(""), None);
     }
 
     #[test]
