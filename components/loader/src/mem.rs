@@ -109,7 +109,7 @@ impl Mem {
         if ram.is_empty() {
             return Err(Fail::new("bootinfo".into(), "no RAM untyped".into()));
         }
-        ram.sort_by(|a, b| b.1.cmp(&a.1));
+        ram.sort_by_key(|r| core::cmp::Reverse(r.1));
         let empty = sel4::bootinfo::empty(bi);
         Ok(Mem {
             ram: ram.into_iter().map(|(c, _)| c).collect(),

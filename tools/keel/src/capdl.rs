@@ -36,10 +36,13 @@ struct FrameCap {
     params: String,
 }
 
+/// Frame caps by table index.
+type Table = BTreeMap<u64, FrameCap>;
+
 /// One VSpace's mappings: root index -> (2 MiB frames by L2 index, L3 tables by L2 index).
 #[derive(Default)]
 struct VSpace {
-    root: BTreeMap<u64, (BTreeMap<u64, FrameCap>, BTreeMap<u64, BTreeMap<u64, FrameCap>>)>,
+    root: BTreeMap<u64, (Table, BTreeMap<u64, Table>)>,
 }
 
 impl VSpace {

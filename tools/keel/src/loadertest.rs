@@ -124,6 +124,18 @@ pub fn expected_lines() -> Vec<(&'static str, usize)> {
     ]
 }
 
+/// A spec the loader must refuse at run time (the lowering would have caught it; the loader
+/// checks again): the "device" region lies in RAM. The loader must print this error and exit
+/// with code 1.
+pub fn bad_spec() -> (SystemSpec, &'static str) {
+    let mut s = spec();
+    s.regions[1].phys_addr = Some(0x4000_0000);
+    (
+        s,
+        "loader: error: region `rtc` (device frame at 0x40000000): no free device untyped covers it",
+    )
+}
+
 /// What is wrong with a run's output (empty when it passed).
 pub fn check_output(stdout: &str) -> Vec<String> {
     let mut problems = Vec::new();

@@ -149,7 +149,7 @@ enum Cmd {
         prebuilt: Prebuilt,
     },
     /// The loader's system test: boot a hand-built four-component system (components/loader/
-    /// testprog) and check every line it must print.
+    /// testprog) and check every line it must print; then one the loader must refuse.
     LoaderTest {
         /// Kill QEMU after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
@@ -515,6 +515,17 @@ fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     let mut problems = loadertest::check_output(&outcome.stdout);
     if code != 0 {
         problems.push(format!("the run ended with code {code}"));
+    }
+    // A system the loader must refuse, with a clear error and exit code 1.
+    let (bad, error) = loadertest::bad_spec();
+    let images = [("testprog".to_string(), build::build_elf(&ws, loadertest::TESTPROG, Profile::Release)?)];
+    let composed = compose(&ws, "loader-test-bad", &bad, &images, Profile::Release, prebuilt)?;
+    let (code, outcome) = run(&composed.image, &QemuOptions::default(), timeout, &[], false)?;
+    if !outcome.stdout.lines().any(|l| l.starts_with(error)) {
+        problems.push(format!("the bad system did not fail with {error:?}"));
+    }
+    if code != 1 {
+        problems.push(format!("the bad system's run ended with code {code}, not 1"));
     }
     for p in &problems {
         eprintln!("loader-test: FAILED: {p}");
