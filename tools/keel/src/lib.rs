@@ -1,12 +1,19 @@
-//! `keel`: Keel's host tool. It builds the aarch64 kernel and root tasks with cargo, packs them
-//! into one bootable image, boots images under QEMU and reads what they print (conformance
-//! results, benchmark figures). The `just` recipes are one-line wrappers around it.
+//! `keel`: Keel's host tool. It checks `system.cdl` files (with the `cdl` crate), builds the
+//! aarch64 kernel, components and root tasks with cargo, composes systems (the loader carrying
+//! the spec and the component programs, [`system`]; as capDL text, [`capdl`]), packs them into
+//! one bootable image, boots images under QEMU and reads what they print (conformance results,
+//! benchmark figures, the loader's test, [`loadertest`]). The `just` recipes are one-line
+//! wrappers around it.
 //!
 //! # What it must never do
 //!
 //! - Run anything at EL2 or in the guest: it is a host program and only launches QEMU.
 //! - Change an ELF it packs: kernel segments and the root-task file go into the image byte for
-//!   byte; anything it cannot represent exactly is an error, not a silent fix-up.
+//!   byte; anything it cannot represent exactly is an error, not a silent fix-up. (Component
+//!   programs are data inside the loader's blob: they are reduced to their loadable segments,
+//!   [`system::slim_elf`], which is all the loader reads.)
+//! - Build an image from a `system.cdl` that has errors, or leave an older `system.elf` behind
+//!   when the file no longer checks.
 //! - Leave QEMU running: every run has a timeout, after which QEMU is stopped (SIGTERM, then
 //!   SIGKILL) and `keel` exits 124.
 //! - Hide a failure: QEMU's exit code (the semihosting exit code, or 0 after PSCI SYSTEM_OFF)
