@@ -215,13 +215,29 @@ fn memory(
     spec: &SystemSpec,
     masters: &[Vec<Word>],
 ) -> R<()> {
-    for page in &p.pages {
+    let frames: Vec<cap::SmallPage> = mem
+        .objs(p.pages.len())
+        .map_err(|e| e.object_is("program frames"))?;
+    let n_pristine = match sup {
+        Some(_) => p
+            .pages
+            .iter()
+            .filter(|pg| p.pristine_of(pg.vaddr).is_some())
+            .count(),
+        None => 0,
+    };
+    let mut pristines = mem
+        .objs::<sel4::cap_type::SmallPage>(n_pristine)
+        .map_err(|e| e.object_is("pristine copies"))?
+        .into_iter();
+    for (page, &f) in p.pages.iter().zip(&frames) {
         let what = |s: &str| format!("{s} for the program page at {:#x}", page.vaddr);
-        let f: cap::SmallPage = mem.obj().map_err(|e| e.object_is(&what("frame")))?;
         let fill = |b: &mut [u8]| plan::fill_page(image, &p.elf, page.vaddr, b);
         rt::fill(mem, f, page.executable(), fill)?;
         if let (Some(pv), Some(sup)) = (p.pristine_of(page.vaddr), sup) {
-            let pr: cap::SmallPage = mem.obj().map_err(|e| e.object_is(&what("pristine copy")))?;
+            let pr = pristines
+                .next()
+                .ok_or_else(|| Fail::new(what("pristine copy"), "not allocated".into()))?;
             rt::fill(mem, pr, false, fill)?;
             mem.map(pr, sup, pv, CapRights::read_only(), page_attrs(false, true))
                 .map_err(|e| e.object_is(&what("supervisor's pristine copy")))?;
@@ -246,10 +262,12 @@ fn memory(
         mem.retire(f);
     }
 
+    let stack: Vec<cap::SmallPage> = mem
+        .objs(((layout::STACK_TOP - p.stack_base) / PAGE) as usize)
+        .map_err(|e| e.object_is("stack frames"))?;
     let mut va = p.stack_base;
-    while va < layout::STACK_TOP {
+    for &f in &stack {
         let what = || format!("stack page at {va:#x}");
-        let f: cap::SmallPage = mem.obj().map_err(|e| e.object_is(&what()))?;
         mem.map(
             f,
             o.vspace,

@@ -51,8 +51,13 @@ pub enum ElfError {
     /// A segment's file bytes lie outside the file, or filesz > memsz.
     BadSegment(usize),
     /// A segment lies outside `PROGRAM_BASE..PROGRAM_END`.
-    OutsideProgramArea { vaddr: u64, end: u64 },
-    Overlap { vaddr: u64 },
+    OutsideProgramArea {
+        vaddr: u64,
+        end: u64,
+    },
+    Overlap {
+        vaddr: u64,
+    },
     NoSegments,
     EntryNotExecutable(u64),
 }
@@ -99,8 +104,7 @@ fn u64_at(b: &[u8], o: usize) -> Result<u64, ElfError> {
 
 /// Parses and checks a component's ELF.
 pub fn parse(b: &[u8]) -> Result<Elf, ElfError> {
-    if b.get(0..4) != Some(b"\x7fELF".as_slice()) || b.get(4) != Some(&2) || b.get(5) != Some(&1)
-    {
+    if b.get(0..4) != Some(b"\x7fELF".as_slice()) || b.get(4) != Some(&2) || b.get(5) != Some(&1) {
         return Err(ElfError::NotElf);
     }
     let e_type = u16_at(b, 16)?;
@@ -236,10 +240,7 @@ pub mod tests {
             parse(&low),
             Err(ElfError::OutsideProgramArea { .. })
         ));
-        let high = build(
-            0x40_0000,
-            &[(PROGRAM_END - 4, b"x", 8, PF_R | PF_X)],
-        );
+        let high = build(0x40_0000, &[(PROGRAM_END - 4, b"x", 8, PF_R | PF_X)]);
         assert!(matches!(
             parse(&high),
             Err(ElfError::OutsideProgramArea { .. })
@@ -248,7 +249,10 @@ pub mod tests {
         assert_eq!(parse(&entry), Err(ElfError::EntryNotExecutable(0x50_0000)));
         let overlap = build(
             0x40_0000,
-            &[(0x40_0000, b"x", 0x1000, PF_R | PF_X), (0x40_0800, b"y", 1, PF_R)],
+            &[
+                (0x40_0000, b"x", 0x1000, PF_R | PF_X),
+                (0x40_0800, b"y", 1, PF_R),
+            ],
         );
         assert_eq!(parse(&overlap), Err(ElfError::Overlap { vaddr: 0x40_0800 }));
         let mut truncated = build(0x40_0000, &[(0x40_0000, b"code", 4, PF_R | PF_X)]);

@@ -216,6 +216,44 @@ impl Mem {
         self.make(T::OBJECT_TYPE, 0)
     }
 
+    /// `n` new fixed-size objects. Made with one Untyped_Retype per 256 objects (the kernel's
+    /// fan-out limit) into consecutive slots when the root CNode still has them, else one by
+    /// one.
+    pub fn objs<T: sel4::FixedSize>(&mut self, n: usize) -> R<Vec<Cap<T>>> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let k = (n - out.len()).min(256) as Word;
+            if k > 1 && self.free.is_empty() && self.next_slot + k + RESERVE <= self.end_slot {
+                let first = self.next_slot;
+                if self.retype_many(first, T::OBJECT_TYPE, k)? {
+                    self.next_slot += k;
+                    out.extend((first..first + k).map(Cap::from_cptr));
+                    continue;
+                }
+            }
+            out.push(self.obj()?);
+        }
+        Ok(out)
+    }
+
+    /// Retypes `k` objects into slots `first..first + k` from the first RAM untyped with room
+    /// for all of them; `false` when none has (the caller then makes them one by one).
+    fn retype_many(&mut self, first: Word, ty: ObjectType, k: Word) -> R<bool> {
+        for i in self.cur..self.ram.len() {
+            match self.ram[i].retype(ty, 0, init_thread::CNODE, 0, 0, first, k) {
+                Ok(()) => return Ok(true),
+                Err(Error::NotEnoughMemory { .. }) => continue,
+                Err(e) => {
+                    return Err(Fail::new(
+                        format!("Untyped_Retype of {k} objects of type {ty:?}"),
+                        format!("{e}"),
+                    ))
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// A frame of 2^`bits` bytes at physical address `paddr`, from the device untypeds.
     pub fn device_frame(&mut self, paddr: u64, bits: u8) -> R<Word> {
         let what = || format!("device frame at {paddr:#x}");

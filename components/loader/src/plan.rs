@@ -129,7 +129,8 @@ impl ComponentPlan {
     }
     /// View address (in the supervisor) of the component page at `vaddr` in an area of `kind`.
     pub fn view_of(&self, kind: AreaKind, vaddr: u64) -> Option<u64> {
-        self.area_of(kind, vaddr).map(|a| a.view + (vaddr - a.vaddr))
+        self.area_of(kind, vaddr)
+            .map(|a| a.view + (vaddr - a.vaddr))
     }
     fn area_of(&self, kind: AreaKind, vaddr: u64) -> Option<&Area> {
         self.areas
@@ -261,20 +262,32 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
     }
     for (what, idx) in [("supervisor", spec.supervisor), ("console", spec.console)] {
         if let Some(i) = idx.filter(|&i| i as usize >= n) {
-            return err(None, format!("the {what} is component {i}, which does not exist"));
+            return err(
+                None,
+                format!("the {what} is component {i}, which does not exist"),
+            );
         }
     }
     for (ri, r) in spec.regions.iter().enumerate() {
         let name = format!("region `{}`", r.name);
         if r.page_bits != 12 && r.page_bits != 21 {
-            return err(None, format!("{name}: page size 2^{} (want 2^12 or 2^21)", r.page_bits));
+            return err(
+                None,
+                format!("{name}: page size 2^{} (want 2^12 or 2^21)", r.page_bits),
+            );
         }
         let page = 1u64 << r.page_bits;
         if r.size == 0 || r.size % page != 0 {
-            return err(None, format!("{name}: size {:#x} is not a multiple of {page:#x}", r.size));
+            return err(
+                None,
+                format!("{name}: size {:#x} is not a multiple of {page:#x}", r.size),
+            );
         }
         if r.phys_addr.is_some_and(|p| p % page != 0) {
-            return err(None, format!("{name}: physical address not aligned to {page:#x}"));
+            return err(
+                None,
+                format!("{name}: physical address not aligned to {page:#x}"),
+            );
         }
         let _ = ri;
     }
@@ -283,7 +296,10 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
     let mut claim = |c: usize, id: u8, what: &str| -> Result<(), PlanError> {
         let name = &spec.components[c].name;
         if id > MAX_CHANNEL_ID {
-            return err(Some(name), format!("{what} id {id} is above {MAX_CHANNEL_ID}"));
+            return err(
+                Some(name),
+                format!("{what} id {id} is above {MAX_CHANNEL_ID}"),
+            );
         }
         if ids[c] & (1 << id) != 0 {
             return err(Some(name), format!("{what} id {id} is used twice"));
@@ -295,12 +311,21 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
         let [a, b] = ch.ends;
         for e in [a, b] {
             if e.component as usize >= n {
-                return err(None, format!("a channel names component {}, which does not exist", e.component));
+                return err(
+                    None,
+                    format!(
+                        "a channel names component {}, which does not exist",
+                        e.component
+                    ),
+                );
             }
         }
         if a.component == b.component {
             let name = &spec.components[a.component as usize].name;
-            return err(Some(name), "a channel connects the component to itself".into());
+            return err(
+                Some(name),
+                "a channel connects the component to itself".into(),
+            );
         }
         if ch.caller.is_some_and(|c| c > 1) {
             return err(None, "a channel's caller end is not 0 or 1".into());
@@ -311,15 +336,24 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
     for (i, c) in spec.components.iter().enumerate() {
         let name = Some(c.name.as_str());
         if c.image as usize >= n_images {
-            return err(name, format!("program image {} is not in the blob", c.image));
+            return err(
+                name,
+                format!("program image {} is not in the blob", c.image),
+            );
         }
         if c.priority > MAX_COMPONENT_PRIORITY {
-            return err(name, format!("priority {} above {MAX_COMPONENT_PRIORITY}", c.priority));
+            return err(
+                name,
+                format!("priority {} above {MAX_COMPONENT_PRIORITY}", c.priority),
+            );
         }
         if c.budget_us == 0 || c.budget_us > c.period_us {
             return err(
                 name,
-                format!("budget {} us and period {} us (want 0 < budget <= period)", c.budget_us, c.period_us),
+                format!(
+                    "budget {} us and period {} us (want 0 < budget <= period)",
+                    c.budget_us, c.period_us
+                ),
             );
         }
         let stack = stack_bytes(c.stack_size);
@@ -332,7 +366,10 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         for m in &c.maps {
             let Some(r) = spec.regions.get(m.region as usize) else {
-                return err(name, format!("maps region {}, which does not exist", m.region));
+                return err(
+                    name,
+                    format!("maps region {}, which does not exist", m.region),
+                );
             };
             let page = 1u64 << r.page_bits;
             let end = m.vaddr.checked_add(r.size);
@@ -342,17 +379,29 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
             {
                 return err(
                     name,
-                    format!("mapping of region `{}` at {:#x} is misaligned or outside {:#x}..{:#x}", r.name, m.vaddr, layout::MAP_BASE, layout::MAP_END),
+                    format!(
+                        "mapping of region `{}` at {:#x} is misaligned or outside {:#x}..{:#x}",
+                        r.name,
+                        m.vaddr,
+                        layout::MAP_BASE,
+                        layout::MAP_END
+                    ),
                 );
             }
             if m.write && !m.read {
-                return err(name, format!("mapping of region `{}` is write-only", r.name));
+                return err(
+                    name,
+                    format!("mapping of region `{}` is write-only", r.name),
+                );
             }
             let end = end.unwrap_or(u64::MAX);
             if let Some(&(s, e)) = ranges.iter().find(|&&(s, e)| m.vaddr < e && s < end) {
                 return err(
                     name,
-                    format!("mapping of region `{}` at {:#x} overlaps {s:#x}..{e:#x}", r.name, m.vaddr),
+                    format!(
+                        "mapping of region `{}` at {:#x} overlaps {s:#x}..{e:#x}",
+                        r.name, m.vaddr
+                    ),
                 );
             }
             ranges.push((m.vaddr, end));
@@ -368,7 +417,9 @@ mod tests {
     use crate::elf::PF_R;
     use alloc::string::ToString;
     use alloc::vec;
-    use keel_spec::{ChannelEnd, ChannelSpec, ComponentSpec, IrqSpec, MapSpec, RegionSpec, RestartPolicy};
+    use keel_spec::{
+        ChannelEnd, ChannelSpec, ComponentSpec, IrqSpec, MapSpec, RegionSpec, RestartPolicy,
+    };
 
     fn component(name: &str, image: u32, priority: u8) -> ComponentSpec {
         ComponentSpec {
@@ -387,10 +438,28 @@ mod tests {
 
     fn spec() -> SystemSpec {
         SystemSpec {
-            components: vec![component("client", 0, 10), component("server", 0, 20), component("sup", 0, 30)],
-            regions: vec![RegionSpec { name: "buf".into(), size: 0x2000, page_bits: 12, phys_addr: None }],
+            components: vec![
+                component("client", 0, 10),
+                component("server", 0, 20),
+                component("sup", 0, 30),
+            ],
+            regions: vec![RegionSpec {
+                name: "buf".into(),
+                size: 0x2000,
+                page_bits: 12,
+                phys_addr: None,
+            }],
             channels: vec![ChannelSpec {
-                ends: [ChannelEnd { component: 0, id: 1 }, ChannelEnd { component: 1, id: 4 }],
+                ends: [
+                    ChannelEnd {
+                        component: 0,
+                        id: 1,
+                    },
+                    ChannelEnd {
+                        component: 1,
+                        id: 4,
+                    },
+                ],
                 caller: Some(0),
             }],
             supervisor: Some(2),
@@ -414,7 +483,10 @@ mod tests {
         let image = program();
         let e = elf::parse(&image).unwrap();
         let p = pages(&e);
-        assert_eq!(p.iter().map(|p| p.vaddr).collect::<Vec<_>>(), [0x40_0000, 0x40_1000, 0x40_2000, 0x40_3000]);
+        assert_eq!(
+            p.iter().map(|p| p.vaddr).collect::<Vec<_>>(),
+            [0x40_0000, 0x40_1000, 0x40_2000, 0x40_3000]
+        );
         assert!(p[0].executable() && !p[0].writable());
         assert_eq!(writable_runs(&p), [(0x40_2000, 0x2000)]);
         let mut page = vec![0u8; PAGE as usize];
@@ -427,10 +499,22 @@ mod tests {
 
     #[test]
     fn shared_page_gets_both_flags() {
-        let image = build(0x40_0000, &[(0x40_0000, b"code", 0x10, PF_R | PF_X), (0x40_0800, b"d", 8, PF_R | PF_W)]);
+        let image = build(
+            0x40_0000,
+            &[
+                (0x40_0000, b"code", 0x10, PF_R | PF_X),
+                (0x40_0800, b"d", 8, PF_R | PF_W),
+            ],
+        );
         let e = elf::parse(&image).unwrap();
         let p = pages(&e);
-        assert_eq!(p, [Page { vaddr: 0x40_0000, flags: PF_R | PF_W | PF_X }]);
+        assert_eq!(
+            p,
+            [Page {
+                vaddr: 0x40_0000,
+                flags: PF_R | PF_W | PF_X
+            }]
+        );
         let mut page = vec![0u8; PAGE as usize];
         fill_page(&image, &e, 0x40_0000, &mut page);
         assert_eq!(&page[..4], b"code");
@@ -455,10 +539,19 @@ mod tests {
         assert_eq!(areas[1].view, restart::AREAS_BASE + 0x6000);
         assert_eq!(areas[2].view, restart::AREAS_BASE + 0x9000);
         let p0 = &plan.components[0];
-        assert_eq!(p0.pristine_of(0x40_3000), Some(restart::AREAS_BASE + 0x4000));
-        assert_eq!(p0.view_of(AreaKind::Data, 0x40_3000), Some(restart::AREAS_BASE + 0x1000));
+        assert_eq!(
+            p0.pristine_of(0x40_3000),
+            Some(restart::AREAS_BASE + 0x4000)
+        );
+        assert_eq!(
+            p0.view_of(AreaKind::Data, 0x40_3000),
+            Some(restart::AREAS_BASE + 0x1000)
+        );
         assert_eq!(p0.pristine_of(0x40_0000), None);
-        assert!(plan.components[2].areas.is_empty(), "the supervisor restarts the others");
+        assert!(
+            plan.components[2].areas.is_empty(),
+            "the supervisor restarts the others"
+        );
         // The second component's areas follow the first's.
         let a1: Vec<_> = t.areas(&t.component(1).unwrap()).collect();
         assert_eq!(a1[0].view, restart::AREAS_BASE + 0xb000);
@@ -494,14 +587,33 @@ mod tests {
         assert!(bad(&|s| s.supervisor = Some(9)).contains("supervisor is component 9"));
         assert!(bad(&|s| s.channels[0].ends[1].component = 7).contains("component 7"));
         assert!(bad(&|s| s.channels[0].ends[1].id = 62).contains("above 61"));
-        assert!(bad(&|s| s.components[1].irqs.push(IrqSpec { irq: 33, id: 4, edge: false })).contains("`server`: interrupt id 4 is used twice"));
+        assert!(bad(&|s| s.components[1].irqs.push(IrqSpec {
+            irq: 33,
+            id: 4,
+            edge: false
+        }))
+        .contains("`server`: interrupt id 4 is used twice"));
         assert!(bad(&|s| s.components[1].budget_us = 5000).contains("budget"));
         assert!(bad(&|s| s.components[1].priority = 255).contains("priority"));
         assert!(bad(&|s| s.regions[0].size = 0x1800).contains("not a multiple"));
-        let map = |vaddr| MapSpec { region: 0, vaddr, read: true, write: true, execute: false, cached: true };
+        let map = |vaddr| MapSpec {
+            region: 0,
+            vaddr,
+            read: true,
+            write: true,
+            execute: false,
+            cached: true,
+        };
         assert!(bad(&|s| s.components[0].maps.push(map(0x1000))).contains("outside"));
-        assert!(bad(&|s| s.components[0].maps.extend([map(0x1000_0000), map(0x1000_1000)])).contains("overlaps"));
-        assert!(bad(&|s| s.components[0].maps.push(MapSpec { region: 2, ..map(0x1000_0000) })).contains("region 2"));
+        assert!(bad(&|s| s.components[0]
+            .maps
+            .extend([map(0x1000_0000), map(0x1000_1000)]))
+        .contains("overlaps"));
+        assert!(bad(&|s| s.components[0].maps.push(MapSpec {
+            region: 2,
+            ..map(0x1000_0000)
+        }))
+        .contains("region 2"));
         let bad_image = b"not an elf".as_slice();
         let e = plan(&spec(), &[bad_image]).unwrap_err();
         assert_eq!(e.component.as_deref(), Some("client"));

@@ -9,7 +9,11 @@ fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let script = format!("{dir}/../../../crates/sel4-rt/link.ld");
     println!("cargo:rerun-if-changed={script}");
-    for arg in [format!("-T{script}"), "-zmax-page-size=4096".into(), "-static".into()] {
+    for arg in [
+        format!("-T{script}"),
+        "-zmax-page-size=4096".into(),
+        "-static".into(),
+    ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
 }

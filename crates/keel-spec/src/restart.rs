@@ -191,10 +191,15 @@ impl fmt::Display for Error {
             Error::TooShort => write!(f, "restart table shorter than its header"),
             Error::BadMagic => write!(f, "restart table has a bad magic number"),
             Error::BadVersion(v) => write!(f, "restart table version {v}, expected {VERSION}"),
-            Error::TooLong(n) => write!(f, "restart table claims {n} bytes (max {TABLE_MAX_BYTES})"),
+            Error::TooLong(n) => {
+                write!(f, "restart table claims {n} bytes (max {TABLE_MAX_BYTES})")
+            }
             Error::OutOfBounds => write!(f, "restart table record outside the table"),
             Error::BadAreaKind(k) => write!(f, "restart table area of unknown kind {k}"),
-            Error::BadArea => write!(f, "restart table area not page aligned or outside the window"),
+            Error::BadArea => write!(
+                f,
+                "restart table area not page aligned or outside the window"
+            ),
             Error::BadName => write!(f, "restart table name is not UTF-8"),
             Error::Unordered => write!(f, "restart table components not in index order"),
         }

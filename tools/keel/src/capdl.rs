@@ -47,7 +47,11 @@ struct VSpace {
 
 impl VSpace {
     fn map(&mut self, vaddr: u64, bits: u8, cap: FrameCap) {
-        let (l1, l2, l3) = ((vaddr >> 30) & 0x3ff, (vaddr >> 21) & 0x1ff, (vaddr >> 12) & 0x1ff);
+        let (l1, l2, l3) = (
+            (vaddr >> 30) & 0x3ff,
+            (vaddr >> 21) & 0x1ff,
+            (vaddr >> 12) & 0x1ff,
+        );
         let (large, tables) = self.root.entry(l1).or_default();
         if bits == 21 {
             large.insert(l2, cap);
@@ -59,7 +63,13 @@ impl VSpace {
 
 fn ident(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -99,7 +109,17 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
     for (ri, r) in spec.regions.iter().enumerate() {
         let n = r.size >> r.page_bits;
         let size = if r.page_bits == 21 { "2M" } else { "4k" };
-        writeln!(o, "-- region `{}`: {} x {size}{}", r.name, n, if r.phys_addr.is_some() { " (device)" } else { "" })?;
+        writeln!(
+            o,
+            "-- region `{}`: {} x {size}{}",
+            r.name,
+            n,
+            if r.phys_addr.is_some() {
+                " (device)"
+            } else {
+                ""
+            }
+        )?;
         for k in 0..n {
             match r.phys_addr {
                 Some(pa) => writeln!(
@@ -181,7 +201,11 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
             k += 1;
         }
         if let (Some(s), Some(v)) = (sup, p.view_of(AreaKind::IpcBuffer, layout::IPC_BUFFER)) {
-            vspaces[s].map(v, 12, frame_cap(format!("{n}_ipc"), true, true, false, true));
+            vspaces[s].map(
+                v,
+                12,
+                frame_cap(format!("{n}_ipc"), true, true, false, true),
+            );
         }
         for m in &c.maps {
             let r = &spec.regions[m.region as usize];
@@ -209,7 +233,10 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
         }
     }
     if let (Some(table), Some(s)) = (&plan.restart_table, sup) {
-        writeln!(o, "\n-- the supervisor's restart table (keel_spec::restart)")?;
+        writeln!(
+            o,
+            "\n-- the supervisor's restart table (keel_spec::restart)"
+        )?;
         for k in 0..table.len().div_ceil(PAGE as usize) {
             let f = format!("restart_table_{k}");
             writeln!(o, "{f} = frame (4k)")?;
@@ -227,10 +254,18 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
         let n = &names[i];
         let has_ep = plan::has_endpoint(spec, i);
         writeln!(c, "{n}_cnode {{")?;
-        let input = if has_ep { format!("{n}_ep") } else { format!("{n}_ntfn") };
+        let input = if has_ep {
+            format!("{n}_ep")
+        } else {
+            format!("{n}_ntfn")
+        };
         writeln!(c, "  {:#x}: {input} (RWGP) -- INPUT", cspace::INPUT)?;
         writeln!(c, "  {:#x}: {n}_reply -- REPLY", cspace::REPLY)?;
-        writeln!(c, "  {:#x}: {n}_ntfn (RWGP) -- NOTIFICATION", cspace::NOTIFICATION)?;
+        writeln!(
+            c,
+            "  {:#x}: {n}_ntfn (RWGP) -- NOTIFICATION",
+            cspace::NOTIFICATION
+        )?;
         let mut slots: BTreeMap<u64, String> = BTreeMap::new();
         for ch in &spec.channels {
             for side in 0..2 {
@@ -241,7 +276,11 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
                 let pn = &names[peer.component as usize];
                 slots.insert(
                     cspace::NOTIFY_BASE + me.id as u64,
-                    format!("{pn}_ntfn (W, badge: {:#x}) -- channel {}", 1u64 << peer.id, me.id),
+                    format!(
+                        "{pn}_ntfn (W, badge: {:#x}) -- channel {}",
+                        1u64 << peer.id,
+                        me.id
+                    ),
                 );
                 if ch.caller == Some(side as u8) {
                     slots.insert(
@@ -292,7 +331,12 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
         writeln!(c, "}}")?;
 
         for irq in &comp.irqs {
-            writeln!(c, "irq_{} {{ 0: {n}_ntfn (W, badge: {:#x}) }}", irq.irq, 1u64 << irq.id)?;
+            writeln!(
+                c,
+                "irq_{} {{ 0: {n}_ntfn (W, badge: {:#x}) }}",
+                irq.irq,
+                1u64 << irq.id
+            )?;
         }
     }
 
@@ -362,7 +406,10 @@ mod tests {
             ET_EXEC,
             EM_AARCH64,
             0x40_0000,
-            &[seg(0x40_0000, b"code", 4, PF_R | PF_X), seg(0x40_1000, b"data", 8, PF_R | PF_W)],
+            &[
+                seg(0x40_0000, b"code", 4, PF_R | PF_X),
+                seg(0x40_1000, b"data", 8, PF_R | PF_W),
+            ],
         )
     }
 
@@ -377,7 +424,10 @@ mod tests {
         assert!(!text.contains("client_ep = ep"));
         assert!(text.contains("region1_rtc_0 = frame (4k, paddr: 0x9010000)"));
         // Client's channel 0 to the server (id 3 there).
-        assert!(text.contains("0x4a: server_ep (WP, badge: 0x8000000000000003)"), "{text}");
+        assert!(
+            text.contains("0x4a: server_ep (WP, badge: 0x8000000000000003)"),
+            "{text}"
+        );
         assert!(text.contains("0xa: server_ntfn (W, badge: 0x8)"));
         assert!(text.contains("0xd: client_ntfn (W, badge: 0x1)"));
         assert!(text.contains("0x8f: irq_34"));
@@ -387,7 +437,12 @@ mod tests {
         assert!(text.contains("0xcc: crasher_tcb"));
         assert!(text.contains("cspace: client_cnode (guard: 0, guard_size: 55)"));
         // Program text at 0x400000: root entry 0, L2 entry 2, L3 entry 0.
-        assert!(text.contains("client_pt_0_2 {\n  0x0: client_prog_0 (RX)\n  0x1: client_prog_1 (RW)\n}"), "{text}");
+        assert!(
+            text.contains(
+                "client_pt_0_2 {\n  0x0: client_prog_0 (RX)\n  0x1: client_prog_1 (RW)\n}"
+            ),
+            "{text}"
+        );
         // The RTC is uncached and read-only in the server.
         assert!(text.contains("region1_rtc_0 (R, uncached)"));
         // The supervisor sees the restart table and a pristine copy.

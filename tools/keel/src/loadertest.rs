@@ -9,8 +9,7 @@
 //! capabilities, so the expected lines below pin down *exactly* which slots the loader fills.
 
 use keel_spec::{
-    ChannelEnd, ChannelSpec, ComponentSpec, IrqSpec, MapSpec, RegionSpec, RestartPolicy,
-    SystemSpec,
+    ChannelEnd, ChannelSpec, ComponentSpec, IrqSpec, MapSpec, RegionSpec, RestartPolicy, SystemSpec,
 };
 
 /// The test program's package.
@@ -55,7 +54,10 @@ pub fn spec() -> SystemSpec {
             component(
                 "server",
                 110,
-                vec![map(0, 0x1000_0000, false, true), map(1, 0x2000_0000, false, false)],
+                vec![
+                    map(0, 0x1000_0000, false, true),
+                    map(1, 0x2000_0000, false, false),
+                ],
                 vec![IrqSpec {
                     irq: 34,
                     id: 5,
@@ -106,7 +108,10 @@ pub fn expected_lines() -> Vec<(&'static str, usize)> {
         ("loader: crasher up", 1),
         ("loader: server is passive", 1),
         ("loader: system up (4 components)", 1),
-        ("testprog: caps 1:ep 2:reply 3:ntfn 202:tcb 203:tcb 204:tcb", 1),
+        (
+            "testprog: caps 1:ep 2:reply 3:ntfn 202:tcb 203:tcb 204:tcb",
+            1,
+        ),
         ("testprog: caps 1:ep 2:reply 3:ntfn 13:ntfn 143:irq", 1),
         ("testprog: caps 1:ntfn 2:reply 3:ntfn 10:ntfn 74:ep", 1),
         ("testprog: caps 1:ntfn 2:reply 3:ntfn", 2),

@@ -322,7 +322,9 @@ fn system_file(ws: &Workspace, given: Option<PathBuf>) -> PathBuf {
 fn load_system(path: &Path) -> Result<cdl::System> {
     use std::io::IsTerminal;
     let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| eprintln!("keel: internal error in the cdl checker: {info}")));
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("keel: internal error in the cdl checker: {info}")
+    }));
     let loaded = std::panic::catch_unwind(|| cdl::load(path));
     std::panic::set_hook(hook);
     match loaded {
@@ -332,7 +334,10 @@ fn load_system(path: &Path) -> Result<cdl::System> {
             eprint!("{}", report.render(color));
             bail!("{report}")
         }
-        Err(_) => bail!("checking {} failed with an internal error (see above)", path.display()),
+        Err(_) => bail!(
+            "checking {} failed with an internal error (see above)",
+            path.display()
+        ),
     }
 }
 
@@ -376,9 +381,16 @@ fn prepare_cdl(
     let mut images = Vec::with_capacity(spec.components.len());
     for (i, c) in spec.components.iter().enumerate() {
         if c.image as usize != i {
-            bail!("component `{}` has image {}, expected {i} (a bug in the lowering)", c.name, c.image);
+            bail!(
+                "component `{}` has image {}, expected {i} (a bug in the lowering)",
+                c.name,
+                c.image
+            );
         }
-        system::write_if_changed(&gen.join(format!("{}.rs", c.name)), sys.generate(i).as_bytes())?;
+        system::write_if_changed(
+            &gen.join(format!("{}.rs", c.name)),
+            sys.generate(i).as_bytes(),
+        )?;
     }
     for (i, c) in spec.components.iter().enumerate() {
         let package = sys.program(i);
@@ -392,7 +404,12 @@ fn prepare_cdl(
 }
 
 /// `keel build`: the system image `target/keel/system.elf`.
-fn build_cdl(ws: &Workspace, file: &Path, profile: Profile, prebuilt: &Prebuilt) -> Result<Composed> {
+fn build_cdl(
+    ws: &Workspace,
+    file: &Path,
+    profile: Profile,
+    prebuilt: &Prebuilt,
+) -> Result<Composed> {
     let (spec, images) = prepare_cdl(ws, file, profile)?;
     compose(ws, "system", &spec, &images, profile, prebuilt)
 }
@@ -511,21 +528,45 @@ fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
         prebuilt,
     )?;
     print!("{}", system::render_sizes(&composed.rows, composed.total));
-    let (code, outcome) = run(&composed.image, &QemuOptions::default(), timeout, &[], false)?;
+    let (code, outcome) = run(
+        &composed.image,
+        &QemuOptions::default(),
+        timeout,
+        &[],
+        false,
+    )?;
     let mut problems = loadertest::check_output(&outcome.stdout);
     if code != 0 {
         problems.push(format!("the run ended with code {code}"));
     }
     // A system the loader must refuse, with a clear error and exit code 1.
     let (bad, error) = loadertest::bad_spec();
-    let images = [("testprog".to_string(), build::build_elf(&ws, loadertest::TESTPROG, Profile::Release)?)];
-    let composed = compose(&ws, "loader-test-bad", &bad, &images, Profile::Release, prebuilt)?;
-    let (code, outcome) = run(&composed.image, &QemuOptions::default(), timeout, &[], false)?;
+    let images = [(
+        "testprog".to_string(),
+        build::build_elf(&ws, loadertest::TESTPROG, Profile::Release)?,
+    )];
+    let composed = compose(
+        &ws,
+        "loader-test-bad",
+        &bad,
+        &images,
+        Profile::Release,
+        prebuilt,
+    )?;
+    let (code, outcome) = run(
+        &composed.image,
+        &QemuOptions::default(),
+        timeout,
+        &[],
+        false,
+    )?;
     if !outcome.stdout.lines().any(|l| l.starts_with(error)) {
         problems.push(format!("the bad system did not fail with {error:?}"));
     }
     if code != 1 {
-        problems.push(format!("the bad system's run ended with code {code}, not 1"));
+        problems.push(format!(
+            "the bad system's run ended with code {code}, not 1"
+        ));
     }
     for p in &problems {
         eprintln!("loader-test: FAILED: {p}");
@@ -780,7 +821,10 @@ fn system_bench(ws: &Workspace, prebuilt: &Prebuilt) -> Result<Vec<report::Bench
         icount: true,
         extra_args: vec![],
     };
-    let markers = vec![system::SYSTEM_UP.to_string(), system::BOOT_COUNTER.to_string()];
+    let markers = vec![
+        system::SYSTEM_UP.to_string(),
+        system::BOOT_COUNTER.to_string(),
+    ];
     let (_, outcome) = run_with(&composed.image, &opts, 60, &markers, false, Stop::OnMarkers)?;
     let insns = system::loader_boot_insns(&outcome.stdout)
         .ok_or_else(|| anyhow::anyhow!("the loader printed no `{}` line", system::BOOT_COUNTER))?;
@@ -796,7 +840,10 @@ fn system_bench(ws: &Workspace, prebuilt: &Prebuilt) -> Result<Vec<report::Bench
     });
     for r in &composed.rows {
         results.push(report::BenchResult {
-            name: format!("image_size_{}", r.part.replace(|c: char| !c.is_ascii_alphanumeric(), "_")),
+            name: format!(
+                "image_size_{}",
+                r.part.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            ),
             value: r.image as f64,
             unit: "bytes".into(),
         });

@@ -145,20 +145,27 @@ pub struct SizeRow {
 /// Bytes of file data and of memory of an ELF's PT_LOAD segments.
 pub fn load_sizes(bytes: &[u8]) -> Result<(u64, u64)> {
     let e = Elf::parse(bytes)?;
-    Ok(e.loads().fold((0, 0), |(f, m), p| (f + p.p_filesz, m + p.p_memsz)))
+    Ok(e.loads()
+        .fold((0, 0), |(f, m), p| (f + p.p_filesz, m + p.p_memsz)))
 }
 
 /// Renders the size table, with the image's total and the 1 MiB target.
 pub fn render_sizes(rows: &[SizeRow], total: u64) -> String {
     let width = rows.iter().map(|r| r.part.len()).max().unwrap_or(4).max(11);
-    let mut s = format!("{:<width$}  {:>9}  {:>9}  what\n", "part", "image", "memory");
+    let mut s = format!(
+        "{:<width$}  {:>9}  {:>9}  what\n",
+        "part", "image", "memory"
+    );
     for r in rows {
         let memory = if r.memory == 0 {
             "-".to_string()
         } else {
             r.memory.to_string()
         };
-        s += &format!("{:<width$}  {:>9}  {:>9}  {}\n", r.part, r.image, memory, r.what);
+        s += &format!(
+            "{:<width$}  {:>9}  {:>9}  {}\n",
+            r.part, r.image, memory, r.what
+        );
     }
     let verdict = if total <= 1 << 20 {
         "within the 1 MiB target"
@@ -199,7 +206,10 @@ mod tests {
             ET_EXEC,
             EM_AARCH64,
             0x40_0000,
-            &[seg(0x40_0000, b"code", 4, PF_R | PF_X), seg(0x40_1000, b"data", 0x100, PF_R | PF_W)],
+            &[
+                seg(0x40_0000, b"code", 4, PF_R | PF_X),
+                seg(0x40_1000, b"data", 0x100, PF_R | PF_W),
+            ],
         );
         fat.extend_from_slice(&[0xee; 5000]); // stands in for symbols and sections
         let slim = slim_elf(&fat).unwrap();
@@ -243,15 +253,28 @@ mod tests {
     fn boot_counter_line() {
         let out = "loader: hello up\nloader: system up (1 components)\nloader: PMCCNTR_EL0 123456 at system up\r\n";
         assert_eq!(loader_boot_insns(out), Some(123456));
-        assert_eq!(loader_boot_insns("loader: PMCCNTR_EL0 x at system up"), None);
+        assert_eq!(
+            loader_boot_insns("loader: PMCCNTR_EL0 x at system up"),
+            None
+        );
         assert_eq!(loader_boot_insns(""), None);
     }
 
     #[test]
     fn size_table() {
         let rows = vec![
-            SizeRow { part: "kernel".into(), image: 100, memory: 200, what: "loaded".into() },
-            SizeRow { part: "hello".into(), image: 20, memory: 0, what: "ELF".into() },
+            SizeRow {
+                part: "kernel".into(),
+                image: 100,
+                memory: 200,
+                what: "loaded".into(),
+            },
+            SizeRow {
+                part: "hello".into(),
+                image: 20,
+                memory: 0,
+                what: "ELF".into(),
+            },
         ];
         let t = render_sizes(&rows, 2 << 20);
         assert!(t.contains("kernel"));

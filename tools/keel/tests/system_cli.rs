@@ -18,7 +18,12 @@ fn text(b: &[u8]) -> String {
 }
 
 fn check(file: &Path) -> Output {
-    keel().arg("check").arg(file).env("NO_COLOR", "1").output().unwrap()
+    keel()
+        .arg("check")
+        .arg(file)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -35,7 +40,10 @@ fn every_failing_fixture_fails_with_its_code() {
         let out = check(&path);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
-        assert!(stderr.contains(&format!("cdl::{code}")), "{name}: no {code} in {stderr}");
+        assert!(
+            stderr.contains(&format!("cdl::{code}")),
+            "{name}: no {code} in {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
         n += 1;
     }
@@ -52,7 +60,13 @@ fn passing_fixtures_and_the_default_system_check() {
     files.push(repo().join("system.cdl"));
     for f in files {
         let out = check(&f);
-        assert_eq!(out.status.code(), Some(0), "{}: {}", f.display(), text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            f.display(),
+            text(&out.stderr)
+        );
         assert!(text(&out.stdout).contains(": ok: "), "{}", f.display());
     }
 }
@@ -71,7 +85,10 @@ fn several_mistakes_are_all_reported_with_positions() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     for code in ["E0401", "E0004", "E0100", "E0101"] {
-        assert!(stderr.contains(&format!("cdl::{code}")), "{code} missing: {stderr}");
+        assert!(
+            stderr.contains(&format!("cdl::{code}")),
+            "{code} missing: {stderr}"
+        );
     }
     // Positions (file:line:column) and carets.
     assert!(stderr.contains("bad.cdl:1:26"), "{stderr}");
@@ -96,7 +113,10 @@ fn garbage_never_panics() {
         std::fs::write(&f, bytes).unwrap();
         let out = check(&f);
         let stderr = text(&out.stderr);
-        assert!(matches!(out.status.code(), Some(0) | Some(1)), "{i}: {stderr}");
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(1)),
+            "{i}: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{i}: {stderr}");
     }
     let out = check(&dir.join("missing.cdl"));
@@ -128,7 +148,10 @@ fn a_malformed_system_never_produces_an_image() {
         assert_eq!(out.status.code(), Some(1), "{extra:?}: {stderr}");
         assert!(stderr.contains("cdl::E0004"), "{stderr}");
         assert!(stderr.contains("no image was built"), "{stderr}");
-        assert!(!stderr.contains("keel: cargo build"), "nothing is built: {stderr}");
+        assert!(
+            !stderr.contains("keel: cargo build"),
+            "nothing is built: {stderr}"
+        );
         assert!(!image.exists(), "{extra:?}: target/keel/system.elf exists");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -137,7 +160,10 @@ fn a_malformed_system_never_produces_an_image() {
 #[test]
 fn old_and_new_build_options_parse() {
     // -p and --system are exclusive; --output needs --emit.
-    let out = keel().args(["build", "-p", "bench", "--system", "x.cdl"]).output().unwrap();
+    let out = keel()
+        .args(["build", "-p", "bench", "--system", "x.cdl"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let out = keel().args(["build", "-o", "x.cdl"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));

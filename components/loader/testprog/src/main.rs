@@ -74,7 +74,9 @@ mod prog {
         };
         let _ = l.write_fmt(args);
         let _ = l.write_str("\n");
-        l.buf[..l.len].iter().for_each(|&b| sel4_sys::syscalls::debug_put_char(b));
+        l.buf[..l.len]
+            .iter()
+            .for_each(|&b| sel4_sys::syscalls::debug_put_char(b));
     }
 
     macro_rules! say {
@@ -129,7 +131,10 @@ mod prog {
                 let _ = write!(line, " {s}:{}", type_name(t));
             }
         }
-        say!("{}", core::str::from_utf8(&line.buf[..line.len]).unwrap_or("?"));
+        say!(
+            "{}",
+            core::str::from_utf8(&line.buf[..line.len]).unwrap_or("?")
+        );
         if identify(cspace::CHILD_TCB_BASE) == 12 || identify(cspace::CHILD_TCB_BASE + 1) == 12 {
             supervisor()
         } else if identify(cspace::PPC_BASE) == 4 {
@@ -174,11 +179,7 @@ mod prog {
             );
             sel4_sys::syscalls::ipc::signal(cspace::NOTIFY_BASE + SERVER_CHANNEL);
             set_mr(0, m + 1);
-            (info, b) = ipc::reply_recv(
-                cspace::INPUT,
-                MessageInfo::new(0, 0, 0, 1),
-                cspace::REPLY,
-            );
+            (info, b) = ipc::reply_recv(cspace::INPUT, MessageInfo::new(0, 0, 0, 1), cspace::REPLY);
         }
     }
 
@@ -199,7 +200,11 @@ mod prog {
                 continue;
             }
             let idx = (b & 0xff) as usize;
-            say!("fault from {idx} label {} addr {:#x}", info.label(), get_mr(1));
+            say!(
+                "fault from {idx} label {} addr {:#x}",
+                info.label(),
+                get_mr(1)
+            );
             faults[idx] += 1;
             if faults[idx] > 1 {
                 say!("holding {idx}");
@@ -217,8 +222,9 @@ mod prog {
 
     fn restart_child(idx: u32) -> Result<usize, &'static str> {
         // SAFETY: the loader maps the table read-only at TABLE before we start.
-        let header =
-            unsafe { core::slice::from_raw_parts(restart::TABLE as *const u8, restart::HEADER_BYTES) };
+        let header = unsafe {
+            core::slice::from_raw_parts(restart::TABLE as *const u8, restart::HEADER_BYTES)
+        };
         let len = restart::Table::declared_len(header).map_err(|_| "bad table header")?;
         // SAFETY: as above; the loader maps the whole table.
         let bytes = unsafe { core::slice::from_raw_parts(restart::TABLE as *const u8, len) };
