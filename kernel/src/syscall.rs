@@ -131,8 +131,10 @@ pub fn handle_syscall(t: Pa, number: i64) {
         sc::DEBUG_PUT_CHAR => crate::arch::putchar(tcb(t).ctx.x[0] as u8),
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_HALT => {
-            crate::println!("keel: DebugHalt from user level");
-            crate::arch::exit(0);
+            // Keel extension: x0 is the exit status handed to QEMU (seL4 ignores x0).
+            let code = (tcb(t).ctx.x[0] & 0xff) as u32;
+            crate::println!("keel: DebugHalt from user level (status {code})");
+            crate::arch::exit(code);
         }
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_DUMP_SCHEDULER => crate::debug::dump_scheduler(),

@@ -15,9 +15,9 @@ mod imp {
     use sel4_sys::MessageInfo;
 
     pub use crate::sys::{
-        counter_frequency, counter_ticks, debug_exit as semihosting_exit, debug_load, log_sink,
-        read_u16, read_u32, read_u64, read_u8, restart_table, set_log_sink, start_count,
-        start_delay_us, write_u16, write_u32, write_u64, write_u8,
+        counter_frequency, counter_ticks, debug_exit, debug_load, log_sink, read_u16, read_u32,
+        read_u64, read_u8, restart_table, set_log_sink, start_count, start_delay_us, write_u16,
+        write_u32, write_u64, write_u8,
     };
 
     /// The message info and MR0–MR3 for `msg`; MR4.. go to the IPC buffer now.
@@ -115,7 +115,7 @@ mod imp {
     pub fn debug_put_char(_: u8) {
         no_kernel()
     }
-    pub fn semihosting_exit(_: i32) -> ! {
+    pub fn debug_exit(_: i32) -> ! {
         no_kernel()
     }
     pub fn counter_ticks() -> u64 {

@@ -98,11 +98,10 @@ pub mod debug {
             .for_each(crate::kernel::debug_put_char)
     }
 
-    /// End the whole QEMU run with `code` through semihosting (`SYS_EXIT`). For system tests
-    /// only: on hardware, or in QEMU without `-semihosting-config userspace=on`, the trap is
-    /// an undefined instruction and the component faults.
+    /// End the whole QEMU run with `code` through the debug kernel's DebugHalt. For system
+    /// tests only: a kernel without debug system calls makes it a fault.
     pub fn exit(code: i32) -> ! {
-        crate::kernel::semihosting_exit(code)
+        crate::kernel::debug_exit(code)
     }
 
     /// Load the word at `addr`, mapped or not: for fault-injection tests (an unmapped

@@ -221,24 +221,10 @@ pub fn counter_frequency() -> u64 {
     v
 }
 
-/// Semihosting `SYS_EXIT` (0x18) with `ADP_Stopped_ApplicationExit` and `code`; faults if
-/// semihosting is not there.
+/// Ends the QEMU run with `code` through the debug kernel's `seL4_DebugHalt` (status in
+/// x0); faults if the kernel has no debug system calls.
 pub fn debug_exit(code: i32) -> ! {
-    const SYS_EXIT: u64 = 0x18;
-    const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x2_0026;
-    let block: [u64; 2] = [ADP_STOPPED_APPLICATION_EXIT, code as i64 as u64];
-    // SAFETY: `hlt #0xf000` is the AArch64 semihosting trap: QEMU (with
-    // `-semihosting-config userspace=on`) reads w0 = operation and the two-word block at x1,
-    // which lives until the asm ends and is only read, and writes x0 (declared clobbered).
-    // Without semihosting it is an undefined instruction, i.e. a fault for the supervisor.
-    unsafe {
-        asm!(
-            "hlt #0xf000",
-            inout("x0") SYS_EXIT => _,
-            in("x1") block.as_ptr(),
-            options(nostack, readonly),
-        );
-    }
+    sel4_sys::syscalls::debug_halt_with(code as u8 as u64);
     fault_now()
 }
 

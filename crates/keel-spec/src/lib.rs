@@ -194,8 +194,15 @@ mod tests {
                     passive: false,
                     stack_size: 0x4000,
                     maps: vec![],
-                    irqs: vec![IrqSpec { irq: 33, id: 0, edge: false }],
-                    restart: RestartPolicy::Restart { max_restarts: 3, backoff_ms: 10 },
+                    irqs: vec![IrqSpec {
+                        irq: 33,
+                        id: 0,
+                        edge: false,
+                    }],
+                    restart: RestartPolicy::Restart {
+                        max_restarts: 3,
+                        backoff_ms: 10,
+                    },
                 }],
                 regions: vec![],
                 channels: vec![],

@@ -8,12 +8,18 @@ const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 
 /// End the program with `code` as QEMU's exit status.
 ///
-/// 1. QEMU semihosting `SYS_EXIT` (`hlt #0xf000`): QEMU exits with `code`.
-/// 2. If that returns: PSCI `SYSTEM_OFF` through the SMC capability (initial slot 15,
-///    `ARM_SMC_CALL`, MR0..MR7 = x0..x7); QEMU then exits with status 0.
-/// 3. If that returns too: yield forever.
+/// 1. A non-zero `code`: `seL4_DebugHalt` with the status in x0; Keel's debug kernel ends
+///    the QEMU run with it (user level never uses semihosting: QEMU runs without
+///    `userspace=on`, so no component can reach the host through it).
+/// 2. PSCI `SYSTEM_OFF` through the SMC capability (initial slot 15, `ARM_SMC_CALL`,
+///    MR0..MR7 = x0..x7); QEMU then exits with status 0.
+/// 3. If that returns too: DebugHalt, then yield forever.
 pub fn exit(code: i32) -> ! {
-    crate::rt::semihosting_exit(code);
+    // A failure status needs the debug kernel's DebugHalt (which hands it to QEMU); success
+    // powers off through PSCI like any seL4 root task, with DebugHalt as the fallback.
+    if code != 0 {
+        sel4_sys::syscalls::debug_halt_with(code as u8 as u64);
+    }
     if !ipc_buffer().is_null() {
         // MR4..MR7 (x4..x7 of the SMC) travel in the IPC buffer; MR0..MR3 in registers.
         for i in 4..8 {
@@ -22,6 +28,7 @@ pub fn exit(code: i32) -> ! {
         let info = MessageInfo::new(label::ARM_SMC_CALL, 0, 0, 8);
         let _ = call(init_cap::SMC, info, [PSCI_SYSTEM_OFF, 0, 0, 0]);
     }
+    sel4_sys::syscalls::debug_halt_with(code as u8 as u64);
     loop {
         yield_();
     }

@@ -1,7 +1,7 @@
 //! The unsafe part of the runtime: the `_start` entry, the initial stack, the jump into the
 //! user's main and the semihosting exit trap. Every `unsafe` block in sel4-rt is here.
 
-use core::arch::{asm, global_asm};
+use core::arch::global_asm;
 use core::cell::UnsafeCell;
 
 use sel4_sys::syscalls::set_ipc_buffer;
@@ -65,24 +65,4 @@ extern "C" fn sel4_rt_entry(bootinfo: *const BootInfo) -> ! {
     // signature the macro checks against exactly this declaration.
     let code = unsafe { __sel4_rt_main(bootinfo) };
     crate::exit(code)
-}
-
-/// Semihosting `SYS_EXIT` (0x18) with `ADP_Stopped_ApplicationExit` and `code`. Returns only
-/// if semihosting is not available to EL0 in a way that returns (it normally ends QEMU).
-pub(crate) fn semihosting_exit(code: i32) {
-    const SYS_EXIT: u64 = 0x18;
-    const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x2_0026;
-    let block: [u64; 2] = [ADP_STOPPED_APPLICATION_EXIT, code as i64 as u64];
-    // SAFETY: `hlt #0xf000` is the AArch64 semihosting trap. QEMU (run with
-    // `-semihosting-config enable=on,target=native,userspace=on`) reads w0 = operation and the
-    // two-word parameter block at x1 (alive for the duration of the asm, only read), and
-    // writes a result to x0, which is declared clobbered. No stack use, memory only read.
-    unsafe {
-        asm!(
-            "hlt #0xf000",
-            inout("x0") SYS_EXIT => _,
-            in("x1") block.as_ptr(),
-            options(nostack, readonly),
-        );
-    }
 }

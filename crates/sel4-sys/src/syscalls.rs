@@ -174,6 +174,13 @@ pub fn debug_halt() {
     raw_syscall(syscall::DEBUG_HALT, 0, 0, [0; 4], 0, 0);
 }
 
+/// `seL4_DebugHalt` with an exit status in x0: Keel's debug kernel ends the QEMU run with
+/// `code` as QEMU's exit code; seL4 ignores x0 and just halts.
+#[inline(always)]
+pub fn debug_halt_with(code: u64) {
+    raw_syscall(syscall::DEBUG_HALT, code, 0, [0; 4], 0, 0);
+}
+
 /// `seL4_Signal`: signal a notification (Send with message info 0, no MRs).
 #[inline(always)]
 pub fn signal(dest: CPtr) {

@@ -13,7 +13,10 @@ pub struct Fail {
 
 impl Fail {
     pub fn new(args: fmt::Arguments<'_>) -> Fail {
-        let mut f = Fail { buf: [0; CAP], len: 0 };
+        let mut f = Fail {
+            buf: [0; CAP],
+            len: 0,
+        };
         let _ = fmt::write(&mut f, args);
         f
     }
@@ -103,17 +106,29 @@ impl<T> Ctx<T> for sel4::Result<T> {
 /// Expect a specific error from an invocation.
 pub fn expect_err<T>(r: sel4::Result<T>, want: sel4::Error, what: &str) -> TestResult {
     match r {
-        Ok(_) => Err(Fail::new(format_args!("{}: succeeded, expected {}", what, want))),
+        Ok(_) => Err(Fail::new(format_args!(
+            "{}: succeeded, expected {}",
+            what, want
+        ))),
         Err(e) if e == want => Ok(()),
-        Err(e) => Err(Fail::new(format_args!("{}: got {}, expected {}", what, e, want))),
+        Err(e) => Err(Fail::new(format_args!(
+            "{}: got {}, expected {}",
+            what, e, want
+        ))),
     }
 }
 
 /// Expect an error with a given code (details unchecked), returning it.
 pub fn expect_code<T>(r: sel4::Result<T>, code: u64, what: &str) -> Result<sel4::Error, Fail> {
     match r {
-        Ok(_) => Err(Fail::new(format_args!("{}: succeeded, expected error {}", what, code))),
+        Ok(_) => Err(Fail::new(format_args!(
+            "{}: succeeded, expected error {}",
+            what, code
+        ))),
         Err(e) if e.code() == code => Ok(e),
-        Err(e) => Err(Fail::new(format_args!("{}: got {}, expected error code {}", what, e, code))),
+        Err(e) => Err(Fail::new(format_args!(
+            "{}: got {}, expected error code {}",
+            what, e, code
+        ))),
     }
 }

@@ -4,8 +4,8 @@
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use sel4::{cap, CapRights, Error, MessageInfo, VmAttributes};
-use sel4_sys::{fault, syscall as sc};
 use sel4_sys::syscalls::{get_mr, set_mr};
+use sel4_sys::{fault, syscall as sc};
 
 use crate::fail::{expect_err, Ctx, Fail, TestResult};
 use crate::harness::{t, Test, RUNNER_PRIO};
@@ -31,7 +31,10 @@ pub struct Obs {
 
 impl Obs {
     pub fn new() -> Obs {
-        Obs { v: [const { AtomicU64::new(0) }; 8], step: AtomicU64::new(0) }
+        Obs {
+            v: [const { AtomicU64::new(0) }; 8],
+            step: AtomicU64::new(0),
+        }
     }
 }
 
@@ -52,7 +55,14 @@ fn in_program(ip: u64) -> bool {
 
 fn unknown_sys_child(c: &Ctx2) {
     let o: &Obs = from_arg(c.arg);
-    let r = sys::syscall(42, 0x1000, 0x1001, [0x1002, 0x1003, 0x1004, 0x1005], 0x1006, 0x1008);
+    let r = sys::syscall(
+        42,
+        0x1000,
+        0x1001,
+        [0x1002, 0x1003, 0x1004, 0x1005],
+        0x1006,
+        0x1008,
+    );
     o.v[0].store(r.x0, SeqCst);
     o.v[1].store(r.x1, SeqCst);
     o.v[2].store(r.mr[0], SeqCst);
@@ -66,8 +76,16 @@ fn unknown_syscall() -> TestResult {
     let o = Obs::new();
     let (th, fe, reply) = faulter(unknown_sys_child, arg(&o))?;
     let (info, badge) = fe.recv(reply);
-    check_eq!(info.label(), fault::UNKNOWN_SYSCALL, "fault label (UnknownSyscall = 2)");
-    check_eq!(info.length(), fault::UNKNOWN_SYSCALL_LENGTH as u64, "UnknownSyscall length");
+    check_eq!(
+        info.label(),
+        fault::UNKNOWN_SYSCALL,
+        "fault label (UnknownSyscall = 2)"
+    );
+    check_eq!(
+        info.length(),
+        fault::UNKNOWN_SYSCALL_LENGTH as u64,
+        "UnknownSyscall length"
+    );
     check_eq!(badge, 0xFA, "fault endpoint badge");
     let mut m = [0u64; 13];
     for (i, w) in m.iter_mut().enumerate() {
@@ -79,9 +97,17 @@ fn unknown_syscall() -> TestResult {
     }
     let ip = m[fault::UNKNOWN_SYSCALL_FAULT_IP];
     check!(in_program(ip), "FaultIP {:#x} outside the program", ip);
-    check_eq!(m[fault::UNKNOWN_SYSCALL_LR], ip + 4, "UnknownSyscall 'LR' word (NextIP)");
+    check_eq!(
+        m[fault::UNKNOWN_SYSCALL_LR],
+        ip + 4,
+        "UnknownSyscall 'LR' word (NextIP)"
+    );
     let sp = m[fault::UNKNOWN_SYSCALL_SP];
-    check!(sp < th.stack_top && sp > th.stack_top - 4 * 4096, "SP {:#x} not in the thread's stack", sp);
+    check!(
+        sp < th.stack_top && sp > th.stack_top - 4 * 4096,
+        "SP {:#x} not in the thread's stack",
+        sp
+    );
     check_eq!(m[fault::UNKNOWN_SYSCALL_SPSR] & 0x1f, 0, "SPSR mode (EL0t)");
     check_eq!(m[fault::UNKNOWN_SYSCALL_SYSCALL], 42, "syscall number");
     check_eq!(o.step.load(SeqCst), 0, "thread ran on before the reply");
@@ -103,12 +129,20 @@ fn unknown_syscall() -> TestResult {
     // Second unknown syscall (a negative number): a reply with label != 0 leaves it stopped.
     let (info, _) = fe.recv(reply);
     check_eq!(info.label(), fault::UNKNOWN_SYSCALL, "second fault label");
-    check_eq!(get_mr(fault::UNKNOWN_SYSCALL_SYSCALL), (-100i64) as u64, "syscall number -100");
+    check_eq!(
+        get_mr(fault::UNKNOWN_SYSCALL_SYSCALL),
+        (-100i64) as u64,
+        "syscall number -100"
+    );
     let ip2 = get_mr(fault::UNKNOWN_SYSCALL_FAULT_IP);
     set_mr(8, ip2 + 4);
     reply.send(MessageInfo::new(1, 0, 0, 9));
     crate::sched::settle()?;
-    check_eq!(o.step.load(SeqCst), 1, "thread resumed by a reply with label 1");
+    check_eq!(
+        o.step.load(SeqCst),
+        1,
+        "thread resumed by a reply with label 1"
+    );
     Ok(())
 }
 
@@ -125,8 +159,16 @@ fn user_exception() -> TestResult {
     let o = Obs::new();
     let (th, fe, reply) = faulter(udf_child, arg(&o))?;
     let (info, badge) = fe.recv(reply);
-    check_eq!(info.label(), fault::USER_EXCEPTION, "fault label (UserException = 3)");
-    check_eq!(info.length(), fault::USER_EXCEPTION_LENGTH as u64, "UserException length");
+    check_eq!(
+        info.label(),
+        fault::USER_EXCEPTION,
+        "fault label (UserException = 3)"
+    );
+    check_eq!(
+        info.length(),
+        fault::USER_EXCEPTION_LENGTH as u64,
+        "UserException length"
+    );
     check_eq!(badge, 0xFA, "fault endpoint badge");
     let ip = get_mr(fault::USER_EXCEPTION_FAULT_IP);
     let sp = get_mr(fault::USER_EXCEPTION_SP);
@@ -134,9 +176,18 @@ fn user_exception() -> TestResult {
     let number = get_mr(fault::USER_EXCEPTION_NUMBER);
     let code = get_mr(fault::USER_EXCEPTION_CODE);
     check!(in_program(ip), "FaultIP {:#x} outside the program", ip);
-    check!(sp < th.stack_top && sp > th.stack_top - 4 * 4096, "SP {:#x} not in the stack", sp);
+    check!(
+        sp < th.stack_top && sp > th.stack_top - 4 * 4096,
+        "SP {:#x} not in the stack",
+        sp
+    );
     check_eq!(spsr & 0x1f, 0, "SPSR mode (EL0t)");
-    check_eq!(number >> 26, 0, "Number (ESR) exception class: unknown; ESR {:#x}", number);
+    check_eq!(
+        number >> 26,
+        0,
+        "Number (ESR) exception class: unknown; ESR {:#x}",
+        number
+    );
     check_eq!(code, 0, "Code");
     // Resume after the udf.
     set_mr(0, ip + 4);
@@ -163,24 +214,51 @@ fn cap_fault_recv() -> TestResult {
     check_eq!(info.label(), fault::CAP_FAULT, "fault label (CapFault = 1)");
     check_eq!(badge, 0xFA, "badge");
     check_eq!(info.length(), 5, "CapFault length (missing capability)");
-    check!(in_program(get_mr(fault::CAP_FAULT_IP)), "IP outside the program");
+    check!(
+        in_program(get_mr(fault::CAP_FAULT_IP)),
+        "IP outside the program"
+    );
     check_eq!(get_mr(fault::CAP_FAULT_ADDR), empty, "CapFault Addr");
     check_eq!(get_mr(fault::CAP_FAULT_IN_RECV_PHASE), 1, "InRecvPhase");
-    check_eq!(get_mr(fault::CAP_FAULT_LOOKUP_FAILURE_TYPE), 2, "lookup failure type (MissingCapability)");
+    check_eq!(
+        get_mr(fault::CAP_FAULT_LOOKUP_FAILURE_TYPE),
+        2,
+        "lookup failure type (MissingCapability)"
+    );
     check_eq!(get_mr(fault::CAP_FAULT_BITS_LEFT), 0, "bits left");
     // Put a notification there, signal it and reply: the Wait is retried and succeeds.
     let n = kit::notification()?;
-    kit::ROOT_CNODE.mint(empty, kit::DEPTH, kit::ROOT_CNODE, n.cptr(), kit::DEPTH, CapRights::all(), 1)
+    kit::ROOT_CNODE
+        .mint(
+            empty,
+            kit::DEPTH,
+            kit::ROOT_CNODE,
+            n.cptr(),
+            kit::DEPTH,
+            CapRights::all(),
+            1,
+        )
         .ctx("fill the slot")?;
     n.signal();
     reply.send(MessageInfo::new(0, 0, 0, 0));
-    check_eq!(o.step.load(SeqCst), 1, "Wait retried after the cap fault was handled");
+    check_eq!(
+        o.step.load(SeqCst),
+        1,
+        "Wait retried after the cap fault was handled"
+    );
     Ok(())
 }
 
 fn call_bad_child(c: &Ctx2) {
     let o: &Obs = from_arg(c.arg);
-    sys::syscall(sc::CALL, o.v[7].load(SeqCst), MessageInfo::new(0, 0, 0, 0).0, [0; 4], 0, 0);
+    sys::syscall(
+        sc::CALL,
+        o.v[7].load(SeqCst),
+        MessageInfo::new(0, 0, 0, 0).0,
+        [0; 4],
+        0,
+        0,
+    );
     o.step.store(1, SeqCst);
 }
 
@@ -194,9 +272,17 @@ fn cap_fault_send() -> TestResult {
     check_eq!(info.length(), 7, "CapFault length (guard mismatch)");
     check_eq!(get_mr(fault::CAP_FAULT_ADDR), bad, "CapFault Addr");
     check_eq!(get_mr(fault::CAP_FAULT_IN_RECV_PHASE), 0, "InRecvPhase");
-    check_eq!(get_mr(fault::CAP_FAULT_LOOKUP_FAILURE_TYPE), 4, "lookup failure type (GuardMismatch)");
+    check_eq!(
+        get_mr(fault::CAP_FAULT_LOOKUP_FAILURE_TYPE),
+        4,
+        "lookup failure type (GuardMismatch)"
+    );
     check_eq!(get_mr(fault::CAP_FAULT_BITS_LEFT), 64, "bits left");
-    check_eq!(get_mr(fault::CAP_FAULT_GUARD_FOUND), 0, "guard found (the CNode's guard)");
+    check_eq!(
+        get_mr(fault::CAP_FAULT_GUARD_FOUND),
+        0,
+        "guard found (the CNode's guard)"
+    );
     check_eq!(get_mr(fault::CAP_FAULT_GUARD_BITS_FOUND), 52, "guard bits");
     th.tcb.suspend().ctx("suspend")?;
     Ok(())
@@ -211,7 +297,13 @@ fn write_child(c: &Ctx2) {
 fn vm_write_ro() -> TestResult {
     let f: cap::SmallPage = kit::alloc()?;
     let v = kit::vaddr(1)?;
-    kit::map_frame(f, ROOT_VSPACE, v, CapRights::read_only(), VmAttributes::DEFAULT)?;
+    kit::map_frame(
+        f,
+        ROOT_VSPACE,
+        v,
+        CapRights::read_only(),
+        VmAttributes::DEFAULT,
+    )?;
     check_eq!(sys::peek(v), 0, "read through a read-only mapping");
     let o = Obs::new();
     o.v[7].store(v + 0x18, SeqCst);
@@ -222,11 +314,26 @@ fn vm_write_ro() -> TestResult {
     check_eq!(get_mr(fault::VM_FAULT_PREFETCH_FAULT), 0, "PrefetchFault");
     let fsr = get_mr(fault::VM_FAULT_FSR);
     check_eq!(fsr >> 26, 0x24, "FSR class (data abort), FSR {:#x}", fsr);
-    check!(fsr & (1 << 6) != 0, "FSR WnR not set for a write, FSR {:#x}", fsr);
-    check_eq!(fsr & 0x3c, 0x0c, "FSR status (permission fault), FSR {:#x}", fsr);
+    check!(
+        fsr & (1 << 6) != 0,
+        "FSR WnR not set for a write, FSR {:#x}",
+        fsr
+    );
+    check_eq!(
+        fsr & 0x3c,
+        0x0c,
+        "FSR status (permission fault), FSR {:#x}",
+        fsr
+    );
     // Remap read-write and reply: the store is retried and succeeds.
     f.unmap().ctx("unmap")?;
-    kit::map_frame(f, ROOT_VSPACE, v, CapRights::read_write(), VmAttributes::DEFAULT)?;
+    kit::map_frame(
+        f,
+        ROOT_VSPACE,
+        v,
+        CapRights::read_write(),
+        VmAttributes::DEFAULT,
+    )?;
     reply.send(MessageInfo::new(0, 0, 0, 0));
     check_eq!(o.step.load(SeqCst), 1, "store retried after the fault");
     check_eq!(sys::peek(v + 0x18), 1, "stored value");
@@ -251,9 +358,18 @@ fn vm_prefetch() -> TestResult {
     check_eq!(info.label(), fault::VM_FAULT, "fault label (VMFault = 6)");
     check_eq!(get_mr(fault::VM_FAULT_IP), target, "VMFault IP");
     check_eq!(get_mr(fault::VM_FAULT_ADDR), target, "VMFault Addr");
-    check_eq!(get_mr(fault::VM_FAULT_PREFETCH_FAULT), 1, "PrefetchFault (instruction fetch)");
+    check_eq!(
+        get_mr(fault::VM_FAULT_PREFETCH_FAULT),
+        1,
+        "PrefetchFault (instruction fetch)"
+    );
     let fsr = get_mr(fault::VM_FAULT_FSR);
-    check_eq!(fsr >> 26, 0x20, "FSR class (instruction abort), FSR {:#x}", fsr);
+    check_eq!(
+        fsr >> 26,
+        0x20,
+        "FSR class (instruction abort), FSR {:#x}",
+        fsr
+    );
     th.tcb.suspend().ctx("suspend")?;
     let _ = reply;
     Ok(())
@@ -264,7 +380,11 @@ fn no_handler() -> TestResult {
     let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     th.start(udf_child, arg(&o))?;
     // It faulted with no handler: it is stopped, we run on.
-    check_eq!(o.step.load(SeqCst), 0, "thread without handler went past its fault");
+    check_eq!(
+        o.step.load(SeqCst),
+        0,
+        "thread without handler went past its fault"
+    );
     crate::sched::settle()?;
     check_eq!(o.step.load(SeqCst), 0, "thread without handler ran again");
     // It can be restarted with new registers.
@@ -279,18 +399,35 @@ fn handler_validity() -> TestResult {
     let ep = kit::endpoint()?;
     // Write only (no Grant / GrantReply): not a valid fault handler.
     let w = kit::mint(ep, CapRights::new(false, false, true, true), 0)?;
-    expect_err(th.tcb.set_sched_params(kit::ROOT_TCB, 100, 100, th.sc, w),
-               Error::InvalidCapability { which: 3 }, "SetSchedParams with a RW-only fault endpoint")?;
-    expect_err(th.tcb.set_space(w, kit::ROOT_CNODE, 0, ROOT_VSPACE, 0),
-               Error::InvalidCapability { which: 1 }, "SetSpace with a RW-only fault endpoint")?;
-    expect_err(th.tcb.set_timeout_endpoint(w), Error::InvalidCapability { which: 1 },
-               "SetTimeoutEndpoint with a RW-only endpoint")?;
+    expect_err(
+        th.tcb.set_sched_params(kit::ROOT_TCB, 100, 100, th.sc, w),
+        Error::InvalidCapability { which: 3 },
+        "SetSchedParams with a RW-only fault endpoint",
+    )?;
+    expect_err(
+        th.tcb.set_space(w, kit::ROOT_CNODE, 0, ROOT_VSPACE, 0),
+        Error::InvalidCapability { which: 1 },
+        "SetSpace with a RW-only fault endpoint",
+    )?;
+    expect_err(
+        th.tcb.set_timeout_endpoint(w),
+        Error::InvalidCapability { which: 1 },
+        "SetTimeoutEndpoint with a RW-only endpoint",
+    )?;
     let n = kit::notification()?;
-    expect_err(th.tcb.set_space(n.cast(), kit::ROOT_CNODE, 0, ROOT_VSPACE, 0),
-               Error::InvalidCapability { which: 1 }, "SetSpace with a notification as fault endpoint")?;
+    expect_err(
+        th.tcb
+            .set_space(n.cast(), kit::ROOT_CNODE, 0, ROOT_VSPACE, 0),
+        Error::InvalidCapability { which: 1 },
+        "SetSpace with a notification as fault endpoint",
+    )?;
     let wg = kit::mint(ep, CapRights::new(true, false, false, true), 0)?;
-    th.tcb.set_space(wg, kit::ROOT_CNODE, 0, ROOT_VSPACE, 0).ctx("SetSpace with W+GrantReply")?;
-    th.tcb.set_space(sel4::Cap::null(), kit::ROOT_CNODE, 0, ROOT_VSPACE, 0).ctx("SetSpace with no handler")?;
+    th.tcb
+        .set_space(wg, kit::ROOT_CNODE, 0, ROOT_VSPACE, 0)
+        .ctx("SetSpace with W+GrantReply")?;
+    th.tcb
+        .set_space(sel4::Cap::null(), kit::ROOT_CNODE, 0, ROOT_VSPACE, 0)
+        .ctx("SetSpace with no handler")?;
     Ok(())
 }
 
@@ -298,9 +435,16 @@ fn handler_validity() -> TestResult {
 /// WriteRegisters with the resume flag: here with pc moved past the faulting svc, for a
 /// receive-phase and a send-phase cap fault.
 fn resume_by_write_registers() -> TestResult {
-    for (what, f) in [("send phase", call_bad_child as kit::ChildFn), ("receive phase", wait_empty_child)] {
+    for (what, f) in [
+        ("send phase", call_bad_child as kit::ChildFn),
+        ("receive phase", wait_empty_child),
+    ] {
         let o = Obs::new();
-        let bad = if what == "send phase" { (0xAB << 52) | 5 } else { kit::slot()? };
+        let bad = if what == "send phase" {
+            (0xAB << 52) | 5
+        } else {
+            kit::slot()?
+        };
         o.v[7].store(bad, SeqCst);
         let (th, fe, reply) = faulter(f, arg(&o))?;
         let (info, _) = fe.recv(reply);
@@ -308,8 +452,15 @@ fn resume_by_write_registers() -> TestResult {
         let ip = get_mr(fault::CAP_FAULT_IP);
         let mut regs = sel4::UserContext::default();
         regs.set_pc(ip + 4);
-        th.tcb.write_registers(true, 0, 1, &regs).ctx("WriteRegisters pc + resume")?;
-        check_eq!(o.step.load(SeqCst), 1, "{}: thread did not continue after WriteRegisters(resume)", what);
+        th.tcb
+            .write_registers(true, 0, 1, &regs)
+            .ctx("WriteRegisters pc + resume")?;
+        check_eq!(
+            o.step.load(SeqCst),
+            1,
+            "{}: thread did not continue after WriteRegisters(resume)",
+            what
+        );
     }
     Ok(())
 }

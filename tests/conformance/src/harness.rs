@@ -24,11 +24,19 @@ pub struct Test {
 }
 
 pub const fn t(name: &'static str, f: fn() -> TestResult) -> Test {
-    Test { name, f, timeout_ms: 5_000 }
+    Test {
+        name,
+        f,
+        timeout_ms: 5_000,
+    }
 }
 
 pub const fn t_long(name: &'static str, f: fn() -> TestResult, timeout_ms: u64) -> Test {
-    Test { name, f, timeout_ms }
+    Test {
+        name,
+        f,
+        timeout_ms,
+    }
 }
 
 /// Priority of the runner thread (tests create children relative to it).
@@ -135,18 +143,35 @@ fn setup() -> Result<Harness, Fail> {
     // Watchdog thread.
     let tcb: cap::Tcb = Cap::from_cptr(persist_alloc(ObjectType::Tcb, 0)?);
     let sc: cap::SchedContext = Cap::from_cptr(persist_alloc(ObjectType::SchedContext, 8)?);
-    kit::sched_control().configure_flags(sc, 200, 10_000, 0, 0, 0).ctx("watchdog SC")?;
-    tcb.configure(ROOT_CNODE, 0, kit::ROOT_VSPACE, 0, 0, Cap::null()).ctx("watchdog Configure")?;
+    kit::sched_control()
+        .configure_flags(sc, 200, 10_000, 0, 0, 0)
+        .ctx("watchdog SC")?;
+    tcb.configure(ROOT_CNODE, 0, kit::ROOT_VSPACE, 0, 0, Cap::null())
+        .ctx("watchdog Configure")?;
     tcb.set_sched_params(kit::ROOT_TCB, WATCHDOG_PRIO, WATCHDOG_PRIO, sc, Cap::null())
         .ctx("watchdog SetSchedParams")?;
-    let th = kit::Thread { tcb, sc, ipc: 0, ipc_frame: Cap::null(), stack_top: stack_top(&WATCHDOG_STACK),
-                           vspace: kit::ROOT_VSPACE, tcb_in_cspace: tcb.cptr() };
+    let th = kit::Thread {
+        tcb,
+        sc,
+        ipc: 0,
+        ipc_frame: Cap::null(),
+        stack_top: stack_top(&WATCHDOG_STACK),
+        vspace: kit::ROOT_VSPACE,
+        tcb_in_cspace: tcb.cptr(),
+    };
     th.start(watchdog, wd.cptr())?;
     let fault_ep: cap::Endpoint = Cap::from_cptr(persist_alloc(ObjectType::Endpoint, 0)?);
     let fault_ep_badged = kit::mint(fault_ep, CapRights::all(), BADGE_RUNNER_FAULT)?;
     let reply: cap::Reply = Cap::from_cptr(persist_alloc(ObjectType::Reply, 0)?);
-    kit::ROOT_TCB.bind_notification(ntfn).ctx("bind the harness notification to the root")?;
-    Ok(Harness { ntfn, fault_ep, fault_ep_badged, reply })
+    kit::ROOT_TCB
+        .bind_notification(ntfn)
+        .ctx("bind the harness notification to the root")?;
+    Ok(Harness {
+        ntfn,
+        fault_ep,
+        fault_ep_badged,
+        reply,
+    })
 }
 
 /// Create the runner for one test (from scratch memory) and start it.
@@ -154,13 +179,26 @@ fn start_runner(fault_ep: cap::Endpoint) -> Result<cap::Tcb, Fail> {
     let tcb: cap::Tcb = kit::alloc()?;
     let sc = kit::sched_context(5_000, 5_000, 0)?;
     let bi = kit::bi();
-    tcb.configure(ROOT_CNODE, 0, kit::ROOT_VSPACE, 0, bi.ipc_buffer, init_thread::IPC_BUFFER)
-        .ctx("runner Configure")?;
+    tcb.configure(
+        ROOT_CNODE,
+        0,
+        kit::ROOT_VSPACE,
+        0,
+        bi.ipc_buffer,
+        init_thread::IPC_BUFFER,
+    )
+    .ctx("runner Configure")?;
     tcb.set_sched_params(kit::ROOT_TCB, 255, RUNNER_PRIO, sc, fault_ep)
         .ctx("runner SetSchedParams")?;
-    let th = kit::Thread { tcb, sc, ipc: bi.ipc_buffer, ipc_frame: init_thread::IPC_BUFFER,
-                           stack_top: stack_top(&RUNNER_STACK), vspace: kit::ROOT_VSPACE,
-                           tcb_in_cspace: tcb.cptr() };
+    let th = kit::Thread {
+        tcb,
+        sc,
+        ipc: bi.ipc_buffer,
+        ipc_frame: init_thread::IPC_BUFFER,
+        stack_top: stack_top(&RUNNER_STACK),
+        vspace: kit::ROOT_VSPACE,
+        tcb_in_cspace: tcb.cptr(),
+    };
     RUNNER_TCB.store(tcb.cptr(), Ordering::Relaxed);
     TEST_ID.fetch_add(1, Ordering::Relaxed);
     th.start(runner, 0)?;
@@ -204,9 +242,15 @@ pub fn run_all(tests: &'static [Test]) -> usize {
         h.ntfn.poll();
         let started = sys::now();
         let res: TestResult = match start_runner(h.fault_ep_badged) {
-            Err(e) => Err(Fail::new(format_args!("harness: cannot start runner: {}", e))),
+            Err(e) => Err(Fail::new(format_args!(
+                "harness: cannot start runner: {}",
+                e
+            ))),
             Ok(tcb) => {
-                DEADLINE.store(started + sys::us_to_ticks(test.timeout_ms * 1000), Ordering::Relaxed);
+                DEADLINE.store(
+                    started + sys::us_to_ticks(test.timeout_ms * 1000),
+                    Ordering::Relaxed,
+                );
                 let (info, badge) = h.fault_ep.recv(h.reply);
                 DEADLINE.store(0, Ordering::Relaxed);
                 let _ = tcb.suspend();
@@ -214,10 +258,14 @@ pub fn run_all(tests: &'static [Test]) -> usize {
                 match unsafe { *RESULT.0.get() } {
                     _ if badge == BADGE_RUNNER_FAULT => Err(describe_fault(info.label())),
                     Some(r) if badge & BADGE_DONE != 0 => r,
-                    _ if badge & BADGE_TIMEOUT != 0 => {
-                        Err(Fail::new(format_args!("timed out after {} ms", test.timeout_ms)))
-                    }
-                    _ => Err(Fail::new(format_args!("harness woken with badge {:#x}", badge))),
+                    _ if badge & BADGE_TIMEOUT != 0 => Err(Fail::new(format_args!(
+                        "timed out after {} ms",
+                        test.timeout_ms
+                    ))),
+                    _ => Err(Fail::new(format_args!(
+                        "harness woken with badge {:#x}",
+                        badge
+                    ))),
                 }
             }
         };

@@ -28,14 +28,26 @@ pub const TESTS: &[Test] = &[
     t("ipc_passive_server_donation", passive_server),
     t("ipc_reply_transfers_cap", reply_cap_transfer),
     t("ipc_endpoint_queue_priority_order", queue_order),
-    t("ipc_delete_endpoint_restarts_blocked_caller", delete_ep_unblocks),
+    t(
+        "ipc_delete_endpoint_restarts_blocked_caller",
+        delete_ep_unblocks,
+    ),
     t("ipc_nb_send_recv_and_nb_send_wait", nb_send_recv),
     t("ipc_set_ipc_buffer_moves_message", set_ipc_buffer),
     t("ntfn_call_signals_and_returns", ntfn_call),
-    t("ipc_blocked_sender_removed_by_suspend_and_delete", blocked_sender_removed),
+    t(
+        "ipc_blocked_sender_removed_by_suspend_and_delete",
+        blocked_sender_removed,
+    ),
     t("ipc_queue_reordered_by_set_priority", queue_reorder),
-    t("ipc_call_without_grant_rights_gets_no_reply", call_no_grant_reply),
-    t("ntfn_bound_signal_waits_while_caller_blocked_on_reply", bound_during_call),
+    t(
+        "ipc_call_without_grant_rights_gets_no_reply",
+        call_no_grant_reply,
+    ),
+    t(
+        "ntfn_bound_signal_waits_while_caller_blocked_on_reply",
+        bound_during_call,
+    ),
     t("ntfn_signal_wait_poll", ntfn_basic),
     t("ntfn_badge_or", ntfn_or),
     t("ntfn_wakes_waiter", ntfn_wakes_waiter),
@@ -129,12 +141,21 @@ fn call_len(n: usize, server_prio: u64) -> TestResult {
     let got = srv.info();
     check_eq!(got.label(), 0x42, "label received by server");
     check_eq!(got.length(), n as u64, "length received by server");
-    check_eq!(srv.badge.load(SeqCst), 0, "badge seen by server (unbadged cap)");
+    check_eq!(
+        srv.badge.load(SeqCst),
+        0,
+        "badge seen by server (unbadged cap)"
+    );
     for i in 0..n {
         check_eq!(srv.words[i].load(SeqCst), pattern(n, i), "server MR{}", i);
     }
     for i in n.max(4)..120 {
-        check_eq!(srv.words[i].load(SeqCst), SENTINEL, "server MR{} beyond length untouched", i);
+        check_eq!(
+            srv.words[i].load(SeqCst),
+            SENTINEL,
+            "server MR{} beyond length untouched",
+            i
+        );
     }
     check_eq!(info.label(), 0x43, "reply label");
     check_eq!(info.length(), n as u64, "reply length");
@@ -158,7 +179,15 @@ fn badge_minted() -> TestResult {
     check_eq!(srv.badge.load(SeqCst), 0xB00B_1E55, "server's x0 (badge)");
     // A second mint of a badged cap cannot re-badge it.
     let s = kit::slot()?;
-    let r = ROOT_CNODE.mint(s, DEPTH, ROOT_CNODE, badged.cptr(), DEPTH, CapRights::all(), 5);
+    let r = ROOT_CNODE.mint(
+        s,
+        DEPTH,
+        ROOT_CNODE,
+        badged.cptr(),
+        DEPTH,
+        CapRights::all(),
+        5,
+    );
     crate::fail::expect_err(r, sel4::Error::IllegalOperation, "re-badging a badged cap")?;
     // And a copy keeps the badge.
     let copy = kit::copy(badged, CapRights::all())?;
@@ -185,7 +214,10 @@ fn cap_transfer() -> TestResult {
     check_eq!(got.extra_caps(), 1, "extraCaps at receiver");
     check_eq!(got.caps_unwrapped(), 0, "capsUnwrapped at receiver");
     check_eq!(got.length(), 1, "length at receiver");
-    check!(!kit::slot_is_empty(srv.recv_slot)?, "receive slot is empty after transfer");
+    check!(
+        !kit::slot_is_empty(srv.recv_slot)?,
+        "receive slot is empty after transfer"
+    );
     // The received cap works and still carries the badge.
     sel4_sys::syscalls::signal(srv.recv_slot);
     check_eq!(ntfn.poll(), 0x55, "signal through the received cap");
@@ -205,8 +237,15 @@ fn cap_transfer_no_grant() -> TestResult {
     set_cap(0, ntfn.cptr());
     let (info, _) = ep_ng.call(MessageInfo::new(3, 0, 1, 0));
     check_eq!(info.label(), 4, "reply label");
-    check_eq!(srv.info().extra_caps(), 0, "extraCaps at receiver without Grant");
-    check!(kit::slot_is_empty(srv.recv_slot)?, "a cap arrived without Grant");
+    check_eq!(
+        srv.info().extra_caps(),
+        0,
+        "extraCaps at receiver without Grant"
+    );
+    check!(
+        kit::slot_is_empty(srv.recv_slot)?,
+        "a cap arrived without Grant"
+    );
     Ok(())
 }
 
@@ -225,8 +264,15 @@ fn unwrap() -> TestResult {
     check_eq!(srv.badge.load(SeqCst), 0x77, "badge in x0");
     check_eq!(got.extra_caps(), 1, "extraCaps");
     check_eq!(got.caps_unwrapped(), 1, "capsUnwrapped");
-    check_eq!(srv.caps[0].load(SeqCst), 0x77, "unwrapped badge in caps_or_badges[0]");
-    check!(kit::slot_is_empty(srv.recv_slot)?, "unwrapped cap was also transferred");
+    check_eq!(
+        srv.caps[0].load(SeqCst),
+        0x77,
+        "unwrapped badge in caps_or_badges[0]"
+    );
+    check!(
+        kit::slot_is_empty(srv.recv_slot)?,
+        "unwrapped cap was also transferred"
+    );
     // A cap to another endpoint in position 1 is transferred; position 0 unwrapped.
     let other = kit::endpoint()?;
     let eb2 = kit::mint(ep, CapRights::all(), 0x99)?;
@@ -240,7 +286,10 @@ fn unwrap() -> TestResult {
     check_eq!(got.extra_caps(), 2, "extraCaps (mixed)");
     check_eq!(got.caps_unwrapped(), 1, "capsUnwrapped (mixed)");
     check_eq!(srv2.caps[0].load(SeqCst), 0x99, "unwrapped badge (mixed)");
-    check!(!kit::slot_is_empty(srv2.recv_slot)?, "the other endpoint's cap was not transferred");
+    check!(
+        !kit::slot_is_empty(srv2.recv_slot)?,
+        "the other endpoint's cap was not transferred"
+    );
     Ok(())
 }
 
@@ -256,7 +305,14 @@ fn sender(c: &Ctx2) {
         for j in 0..6 {
             c.buf.set_mr(j, 1000 * i + j as u64);
         }
-        sys::syscall(sc::SEND, a.ep, MessageInfo::new(0x10 + i, 0, 0, 6).0, c.buf.regs(), 0, 0);
+        sys::syscall(
+            sc::SEND,
+            a.ep,
+            MessageInfo::new(0x10 + i, 0, 0, 6).0,
+            c.buf.regs(),
+            0,
+            0,
+        );
         a.sent.fetch_add(1, SeqCst);
     }
 }
@@ -266,14 +322,22 @@ fn send_recv() -> TestResult {
     let reply = kit::reply()?;
     // NBRecv with nothing pending returns at once with an empty message.
     let (info, badge) = ep.nb_recv(reply);
-    check_eq!((info.length(), info.label(), badge), (0, 0, 0), "NBRecv on an idle endpoint");
+    check_eq!(
+        (info.length(), info.label(), badge),
+        (0, 0, 0),
+        "NBRecv on an idle endpoint"
+    );
     // NBSend without a receiver is dropped.
     set_mr(0, 1);
     ep.nb_send(MessageInfo::new(0x66, 0, 0, 1));
     let (info, _) = ep.nb_recv(reply);
     check_eq!(info.label(), 0, "NBSend with no receiver was not dropped");
     // A lower-priority sender: blocks in Send until we receive.
-    let a = SendArgs { ep: ep.cptr(), n: 3, sent: AtomicU64::new(0) };
+    let a = SendArgs {
+        ep: ep.cptr(),
+        n: 3,
+        sent: AtomicU64::new(0),
+    };
     let th = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
     th.start(sender, arg(&a))?;
     for i in 0..3u64 {
@@ -288,13 +352,21 @@ fn send_recv() -> TestResult {
     // The sender is lower priority: it has not yet run past its last send.
     sel4::ipc::yield_now();
     // Higher-priority sender now: Send blocks it (nobody receiving); NBRecv takes it.
-    let b = SendArgs { ep: ep.cptr(), n: 1, sent: AtomicU64::new(0) };
+    let b = SendArgs {
+        ep: ep.cptr(),
+        n: 1,
+        sent: AtomicU64::new(0),
+    };
     let th2 = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     th2.start(sender, arg(&b))?;
     check_eq!(b.sent.load(SeqCst), 0, "Send returned without a receiver");
     let (info, _) = ep.nb_recv(reply);
     check_eq!(info.label(), 0x10, "NBRecv of a queued send");
-    check_eq!(b.sent.load(SeqCst), 1, "sender resumed after its message was received");
+    check_eq!(
+        b.sent.load(SeqCst),
+        1,
+        "sender resumed after its message was received"
+    );
     Ok(())
 }
 
@@ -409,19 +481,37 @@ fn waiter(c: &Ctx2) {
 fn ntfn_wakes_waiter() -> TestResult {
     let n = kit::notification()?;
     let b = kit::mint(n, CapRights::all(), 0x30)?;
-    let a = WaitArgs { cap: n.cptr(), got: AtomicU64::new(0), info: AtomicU64::new(0), reply: 0 };
+    let a = WaitArgs {
+        cap: n.cptr(),
+        got: AtomicU64::new(0),
+        info: AtomicU64::new(0),
+        reply: 0,
+    };
     let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     th.start(waiter, arg(&a))?;
     check_eq!(a.got.load(SeqCst), 0, "waiter returned before a signal");
     b.signal();
-    check_eq!(a.got.load(SeqCst), 0x30, "higher-priority waiter woken by the signal");
+    check_eq!(
+        a.got.load(SeqCst),
+        0x30,
+        "higher-priority waiter woken by the signal"
+    );
     // Lower-priority waiter: runs only when we block.
-    let a2 = WaitArgs { cap: n.cptr(), got: AtomicU64::new(0), info: AtomicU64::new(0), reply: 0 };
+    let a2 = WaitArgs {
+        cap: n.cptr(),
+        got: AtomicU64::new(0),
+        info: AtomicU64::new(0),
+        reply: 0,
+    };
     let th2 = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
     th2.start(waiter, arg(&a2))?;
     let done = kit::notification()?;
     b.signal();
-    check_eq!(a2.got.load(SeqCst), 0, "lower-priority waiter ran before we blocked");
+    check_eq!(
+        a2.got.load(SeqCst),
+        0,
+        "lower-priority waiter ran before we blocked"
+    );
     // Block briefly: poll our own notification until the waiter has run (it is runnable).
     let _ = done;
     sel4::ipc::yield_now();
@@ -444,21 +534,40 @@ fn ntfn_bound() -> TestResult {
     let reply = kit::reply()?;
     let n = kit::notification()?;
     let b = kit::mint(n, CapRights::all(), 0x8000)?;
-    let a = WaitArgs { cap: ep.cptr(), got: AtomicU64::new(0), info: AtomicU64::new(0),
-                       reply: reply.cptr() };
+    let a = WaitArgs {
+        cap: ep.cptr(),
+        got: AtomicU64::new(0),
+        info: AtomicU64::new(0),
+        reply: reply.cptr(),
+    };
     let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     th.tcb.bind_notification(n).ctx("TCB_BindNotification")?;
     th.start(bound_receiver, arg(&a))?;
-    check_eq!(a.got.load(SeqCst), 0, "receiver returned before any message");
+    check_eq!(
+        a.got.load(SeqCst),
+        0,
+        "receiver returned before any message"
+    );
     b.signal();
-    check_eq!(a.got.load(SeqCst), 0x8000, "badge seen by the bound receiver");
+    check_eq!(
+        a.got.load(SeqCst),
+        0x8000,
+        "badge seen by the bound receiver"
+    );
     // Binding a second notification is refused; unbinding works.
     let n2 = kit::notification()?;
-    crate::fail::expect_err(th.tcb.bind_notification(n2), sel4::Error::IllegalOperation,
-                            "binding a second notification")?;
+    crate::fail::expect_err(
+        th.tcb.bind_notification(n2),
+        sel4::Error::IllegalOperation,
+        "binding a second notification",
+    )?;
     th.tcb.unbind_notification().ctx("TCB_UnbindNotification")?;
     // (Polling a notification bound to another thread would be a cap fault: poll after unbind.)
-    check_eq!(n.poll(), 0, "notification word left after delivery to the bound thread");
+    check_eq!(
+        n.poll(),
+        0,
+        "notification word left after delivery to the bound thread"
+    );
     th.tcb.bind_notification(n2).ctx("bind after unbind")?;
     let _ = get_badge(0);
     let _: Option<cap::Endpoint> = None;
@@ -472,7 +581,14 @@ fn cap_replier(c: &Ctx2) {
     record(s, c, &r);
     c.buf.set_cap(0, s.recv_slot);
     s.done.store(1, SeqCst);
-    sys::syscall(sc::SEND, s.reply, MessageInfo::new(0x51, 0, 1, 0).0, [0; 4], 0, 0);
+    sys::syscall(
+        sc::SEND,
+        s.reply,
+        MessageInfo::new(0x51, 0, 1, 0).0,
+        [0; 4],
+        0,
+        0,
+    );
 }
 
 fn reply_cap_transfer() -> TestResult {
@@ -483,7 +599,11 @@ fn reply_cap_transfer() -> TestResult {
         let nb = kit::mint(n, CapRights::all(), 0x600)?;
         // MCS: whether a reply may carry caps is the Grant right of the *reply cap* the server
         // replies through (seL4 maskCapRights on reply caps, performInvocation_Reply).
-        let server_reply = if grant { reply } else { kit::mint(reply, CapRights::read_write(), 0)? };
+        let server_reply = if grant {
+            reply
+        } else {
+            kit::mint(reply, CapRights::read_write(), 0)?
+        };
         let mut srv = Srv::new(ep.cptr(), server_reply.cptr());
         srv.recv_slot = nb.cptr();
         let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
@@ -494,13 +614,28 @@ fn reply_cap_transfer() -> TestResult {
         sel4_sys::syscalls::set_receive_path(0, 0, 0);
         check_eq!(info.label(), 0x51, "reply label");
         if grant {
-            check_eq!(info.extra_caps(), 1, "extraCaps of a reply through a reply cap with Grant");
+            check_eq!(
+                info.extra_caps(),
+                1,
+                "extraCaps of a reply through a reply cap with Grant"
+            );
             check!(!kit::slot_is_empty(dst)?, "no cap arrived with the reply");
             sel4_sys::syscalls::signal(dst);
-            check_eq!(n.poll(), 0x600, "signal through the cap received in the reply");
+            check_eq!(
+                n.poll(),
+                0x600,
+                "signal through the cap received in the reply"
+            );
         } else {
-            check_eq!(info.extra_caps(), 0, "extraCaps of a reply through a reply cap without Grant");
-            check!(kit::slot_is_empty(dst)?, "a cap arrived in a reply without Grant");
+            check_eq!(
+                info.extra_caps(),
+                0,
+                "extraCaps of a reply through a reply cap without Grant"
+            );
+            check!(
+                kit::slot_is_empty(dst)?,
+                "a cap arrived in a reply without Grant"
+            );
         }
     }
     Ok(())
@@ -513,7 +648,14 @@ struct Sender {
 
 fn labelled_sender(c: &Ctx2) {
     let a: &Sender = from_arg(c.arg);
-    sys::syscall(sc::SEND, a.ep, MessageInfo::new(a.label, 0, 0, 0).0, [0; 4], 0, 0);
+    sys::syscall(
+        sc::SEND,
+        a.ep,
+        MessageInfo::new(a.label, 0, 0, 0).0,
+        [0; 4],
+        0,
+        0,
+    );
 }
 
 fn queue_order() -> TestResult {
@@ -523,7 +665,10 @@ fn queue_order() -> TestResult {
     let specs = [(150u64, 1u64), (170, 2), (160, 3), (150, 4), (170, 5)];
     let mut args = [const { Sender { ep: 0, label: 0 } }; 5];
     for (i, &(p, l)) in specs.iter().enumerate() {
-        args[i] = Sender { ep: ep.cptr(), label: l };
+        args[i] = Sender {
+            ep: ep.cptr(),
+            label: l,
+        };
         let th = Thread::new(Opts::prio(p))?;
         th.start(labelled_sender, arg(&args[i]))?;
         crate::sched::settle()?;
@@ -532,7 +677,12 @@ fn queue_order() -> TestResult {
     let want = [2u64, 5, 3, 1, 4];
     for (k, &w) in want.iter().enumerate() {
         let (info, _) = ep.nb_recv(reply);
-        check_eq!(info.label(), w, "message {} taken from the endpoint queue", k);
+        check_eq!(
+            info.label(),
+            w,
+            "message {} taken from the endpoint queue",
+            k
+        );
     }
     Ok(())
 }
@@ -552,16 +702,34 @@ fn caller(c: &Ctx2) {
 
 fn delete_ep_unblocks() -> TestResult {
     let ep = kit::endpoint()?;
-    let a = Caller { ep: ep.cptr(), label: AtomicU64::new(99), done: AtomicU64::new(0) };
+    let a = Caller {
+        ep: ep.cptr(),
+        label: AtomicU64::new(99),
+        done: AtomicU64::new(0),
+    };
     let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     th.start(caller, arg(&a))?;
-    check_eq!(a.done.load(SeqCst), 0, "Call returned with nobody receiving");
+    check_eq!(
+        a.done.load(SeqCst),
+        0,
+        "Call returned with nobody receiving"
+    );
     // Deleting the last cap cancels the queued IPC: the caller restarts its Call, now on an
     // empty slot, and gets an InvalidCapability error reply.
-    ROOT_CNODE.delete(ep.cptr(), DEPTH).ctx("delete the endpoint")?;
+    ROOT_CNODE
+        .delete(ep.cptr(), DEPTH)
+        .ctx("delete the endpoint")?;
     crate::sched::settle()?;
-    check_eq!(a.done.load(SeqCst), 1, "caller still blocked after the endpoint was deleted");
-    check_eq!(a.label.load(SeqCst), sel4_sys::error::INVALID_CAPABILITY, "label of the restarted Call's reply");
+    check_eq!(
+        a.done.load(SeqCst),
+        1,
+        "caller still blocked after the endpoint was deleted"
+    );
+    check_eq!(
+        a.label.load(SeqCst),
+        sel4_sys::error::INVALID_CAPABILITY,
+        "label of the restarted Call's reply"
+    );
     Ok(())
 }
 
@@ -581,7 +749,14 @@ fn echo(c: &Ctx2) {
     if a.signal != 0 {
         sel4_sys::syscalls::signal(a.signal);
     } else {
-        sys::syscall(sc::SEND, a.out, MessageInfo::new(r.info().label() + 1, 0, 0, 1).0, [r.mr[0] + 1, 0, 0, 0], 0, 0);
+        sys::syscall(
+            sc::SEND,
+            a.out,
+            MessageInfo::new(r.info().label() + 1, 0, 0, 1).0,
+            [r.mr[0] + 1, 0, 0, 0],
+            0,
+            0,
+        );
     }
 }
 
@@ -590,31 +765,67 @@ fn nb_send_recv() -> TestResult {
     let ep2 = kit::endpoint()?;
     let r1 = kit::reply()?;
     let r2 = kit::reply()?;
-    let a = Echo { ep: ep2.cptr(), reply: r2.cptr(), out: ep1.cptr(), got: AtomicU64::new(0), signal: 0 };
+    let a = Echo {
+        ep: ep2.cptr(),
+        reply: r2.cptr(),
+        out: ep1.cptr(),
+        got: AtomicU64::new(0),
+        signal: 0,
+    };
     let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     th.start(echo, arg(&a))?;
     // NBSendRecv: send to ep2 (the echo thread waits there), then receive on ep1.
     set_mr(0, 40);
     let (info, _) = ep2.nb_send_recv(MessageInfo::new(7, 0, 0, 1), ep1, r1);
-    check_eq!(a.got.load(SeqCst), 7 | (40 << 16), "message delivered by NBSendRecv");
+    check_eq!(
+        a.got.load(SeqCst),
+        7 | (40 << 16),
+        "message delivered by NBSendRecv"
+    );
     check_eq!(info.label(), 8, "label received by NBSendRecv");
     check_eq!(get_mr(0), 41, "MR0 received by NBSendRecv");
     // NBSendWait: send to ep2, then wait on a notification.
     let n = kit::notification()?;
     let nb = kit::mint(n, CapRights::all(), 0x33)?;
-    let b = Echo { ep: ep2.cptr(), reply: r2.cptr(), out: 0, got: AtomicU64::new(0), signal: nb.cptr() };
+    let b = Echo {
+        ep: ep2.cptr(),
+        reply: r2.cptr(),
+        out: 0,
+        got: AtomicU64::new(0),
+        signal: nb.cptr(),
+    };
     th.start(echo, arg(&b))?;
     set_mr(0, 50);
     let (_, badge) = ep2.nb_send_wait(MessageInfo::new(9, 0, 0, 1), n);
-    check_eq!(b.got.load(SeqCst), 9 | (50 << 16), "message delivered by NBSendWait");
+    check_eq!(
+        b.got.load(SeqCst),
+        9 | (50 << 16),
+        "message delivered by NBSendWait"
+    );
     check_eq!(badge, 0x33, "notification word received by NBSendWait");
     // NBSendRecv to an endpoint nobody waits on: the send is dropped, the receive happens.
-    let c = Echo { ep: ep2.cptr(), reply: r2.cptr(), out: ep1.cptr(), got: AtomicU64::new(0), signal: 0 };
+    let c = Echo {
+        ep: ep2.cptr(),
+        reply: r2.cptr(),
+        out: ep1.cptr(),
+        got: AtomicU64::new(0),
+        signal: 0,
+    };
     let lo = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
     let nobody = kit::endpoint()?;
-    lo.start(labelled_sender, arg(&Sender { ep: ep1.cptr(), label: 0x44 }))?;
+    lo.start(
+        labelled_sender,
+        arg(&Sender {
+            ep: ep1.cptr(),
+            label: 0x44,
+        }),
+    )?;
     let (info, _) = nobody.nb_send_recv(MessageInfo::new(1, 0, 0, 0), ep1, r1);
-    check_eq!(info.label(), 0x44, "receive half of an NBSendRecv whose send was dropped");
+    check_eq!(
+        info.label(),
+        0x44,
+        "receive half of an NBSendRecv whose send was dropped"
+    );
     let _ = c;
     Ok(())
 }
@@ -636,7 +847,12 @@ fn set_ipc_buffer() -> TestResult {
     let (info, _) = ep.call(MessageInfo::new(2, 0, 0, 10));
     check_eq!(info.length(), 10, "reply length");
     for i in 0..10 {
-        check_eq!(srv.words[i].load(SeqCst), 0x700 + i as u64, "MR{} in the new IPC buffer", i);
+        check_eq!(
+            srv.words[i].load(SeqCst),
+            0x700 + i as u64,
+            "MR{} in the new IPC buffer",
+            i
+        );
         check_eq!(get_mr(i), 0x701 + i as u64, "reply MR{}", i);
     }
     // The old buffer was not written beyond what the thread itself wrote (sentinels).
@@ -649,12 +865,19 @@ fn ntfn_call() -> TestResult {
     let n = kit::notification()?;
     let b = kit::mint(n, CapRights::all(), 0x4)?;
     let (info, badge, _) = sel4_sys::syscalls::call(b.cptr(), MessageInfo::new(0, 0, 0, 0), [0; 4]);
-    check_eq!((info.label(), info.length(), badge), (0, 0, 0), "reply to a Call on a notification");
+    check_eq!(
+        (info.label(), info.length(), badge),
+        (0, 0, 0),
+        "reply to a Call on a notification"
+    );
     check_eq!(n.poll(), 0x4, "notification word after the Call");
     let ro = kit::mint(n, CapRights::read_only(), 0x8)?;
     let (info, _, mrs) = sel4_sys::syscalls::call(ro.cptr(), MessageInfo::new(0, 0, 0, 0), [0; 4]);
-    check_eq!((info.label(), mrs[0]), (sel4_sys::error::INVALID_CAPABILITY, 0),
-              "Call on a notification without Write (InvalidCapability 0)");
+    check_eq!(
+        (info.label(), mrs[0]),
+        (sel4_sys::error::INVALID_CAPABILITY, 0),
+        "Call on a notification without Write (InvalidCapability 0)"
+    );
     check_eq!(n.poll(), 0, "a read-only cap signalled");
     Ok(())
 }
@@ -662,9 +885,18 @@ fn ntfn_call() -> TestResult {
 fn blocked_sender_removed() -> TestResult {
     let ep = kit::endpoint()?;
     let reply = kit::reply()?;
-    let a = Sender { ep: ep.cptr(), label: 0xA };
-    let b = Sender { ep: ep.cptr(), label: 0xB };
-    let c = Sender { ep: ep.cptr(), label: 0xC };
+    let a = Sender {
+        ep: ep.cptr(),
+        label: 0xA,
+    };
+    let b = Sender {
+        ep: ep.cptr(),
+        label: 0xB,
+    };
+    let c = Sender {
+        ep: ep.cptr(),
+        label: 0xC,
+    };
     let ta = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     let tb = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     let tc = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
@@ -673,11 +905,17 @@ fn blocked_sender_removed() -> TestResult {
     tc.start(labelled_sender, arg(&c))?;
     // Queue: A, B, C. Suspend A, delete B's TCB: only C's message is left.
     ta.tcb.suspend().ctx("suspend a blocked sender")?;
-    ROOT_CNODE.delete(tb.tcb.cptr(), DEPTH).ctx("delete a blocked sender's TCB")?;
+    ROOT_CNODE
+        .delete(tb.tcb.cptr(), DEPTH)
+        .ctx("delete a blocked sender's TCB")?;
     let (info, _) = ep.nb_recv(reply);
     check_eq!(info.label(), 0xC, "the only message left on the endpoint");
     let (info, _) = ep.nb_recv(reply);
-    check_eq!(info.label(), 0, "a message from a suspended or deleted sender was delivered");
+    check_eq!(
+        info.label(),
+        0,
+        "a message from a suspended or deleted sender was delivered"
+    );
     // A resumed sender restarts its Send.
     ta.tcb.resume().ctx("resume")?;
     let (info, _) = ep.nb_recv(reply);
@@ -688,18 +926,30 @@ fn blocked_sender_removed() -> TestResult {
 fn queue_reorder() -> TestResult {
     let ep = kit::endpoint()?;
     let reply = kit::reply()?;
-    let a = Sender { ep: ep.cptr(), label: 0xA };
-    let b = Sender { ep: ep.cptr(), label: 0xB };
+    let a = Sender {
+        ep: ep.cptr(),
+        label: 0xA,
+    };
+    let b = Sender {
+        ep: ep.cptr(),
+        label: 0xB,
+    };
     let ta = Thread::new(Opts::prio(150))?;
     let tb = Thread::new(Opts::prio(160))?;
     ta.start(labelled_sender, arg(&a))?;
     tb.start(labelled_sender, arg(&b))?;
     crate::sched::settle()?;
     // B (160) is ahead of A (150); raising A to 170 moves it to the front.
-    ta.tcb.set_priority(kit::ROOT_TCB, 170).ctx("SetPriority of a blocked sender")?;
+    ta.tcb
+        .set_priority(kit::ROOT_TCB, 170)
+        .ctx("SetPriority of a blocked sender")?;
     let (i1, _) = ep.nb_recv(reply);
     let (i2, _) = ep.nb_recv(reply);
-    check_eq!((i1.label(), i2.label()), (0xA, 0xB), "order after raising the priority of a queued sender");
+    check_eq!(
+        (i1.label(), i2.label()),
+        (0xA, 0xB),
+        "order after raising the priority of a queued sender"
+    );
     Ok(())
 }
 
@@ -708,14 +958,22 @@ fn call_no_grant_reply() -> TestResult {
     let reply = kit::reply()?;
     // Write only: no Grant, no GrantReply: the caller gets no reply cap and stays stopped.
     let w = kit::mint(ep, CapRights::write_only(), 0)?;
-    let c = Caller { ep: w.cptr(), label: AtomicU64::new(99), done: AtomicU64::new(0) };
+    let c = Caller {
+        ep: w.cptr(),
+        label: AtomicU64::new(99),
+        done: AtomicU64::new(0),
+    };
     let th = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
     th.start(caller, arg(&c))?;
     let (info, _) = ep.recv(reply);
     check_eq!(info.label(), 0, "label of the Call received");
     reply.send(MessageInfo::new(0x99, 0, 0, 0)); // nothing is bound to the reply: no-op
     crate::sched::settle()?;
-    check_eq!(c.done.load(SeqCst), 0, "a Call through a cap without Grant/GrantReply got a reply");
+    check_eq!(
+        c.done.load(SeqCst),
+        0,
+        "a Call through a cap without Grant/GrantReply got a reply"
+    );
     Ok(())
 }
 
@@ -746,22 +1004,43 @@ fn bound_during_call() -> TestResult {
     let r_cli = kit::reply()?;
     let n = kit::notification()?;
     let nb = kit::mint(n, CapRights::all(), 0x10)?;
-    let a = BoundCaller { ep: ep.cptr(), ntfn_recv: other.cptr(), reply: r_cli.cptr(),
-                          call_label: AtomicU64::new(0), recv_badge: AtomicU64::new(0),
-                          step: AtomicU64::new(0) };
+    let a = BoundCaller {
+        ep: ep.cptr(),
+        ntfn_recv: other.cptr(),
+        reply: r_cli.cptr(),
+        call_label: AtomicU64::new(0),
+        recv_badge: AtomicU64::new(0),
+        step: AtomicU64::new(0),
+    };
     let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     th.tcb.bind_notification(n).ctx("bind")?;
     th.start(bound_caller, arg(&a))?;
     // It is blocked in Call (nobody received yet): a signal must not interrupt that.
     nb.signal();
-    check_eq!(a.step.load(SeqCst), 0, "a bound notification interrupted a Call");
+    check_eq!(
+        a.step.load(SeqCst),
+        0,
+        "a bound notification interrupted a Call"
+    );
     let (_, _) = ep.recv(r_srv);
     // Now it waits for our reply (BlockedOnReply): signal again, still no effect.
     nb.signal();
-    check_eq!(a.step.load(SeqCst), 0, "a bound notification interrupted a thread waiting for its reply");
+    check_eq!(
+        a.step.load(SeqCst),
+        0,
+        "a bound notification interrupted a thread waiting for its reply"
+    );
     r_srv.send(MessageInfo::new(0x77, 0, 0, 0));
-    check_eq!(a.step.load(SeqCst), 2, "caller did not run on after the reply");
+    check_eq!(
+        a.step.load(SeqCst),
+        2,
+        "caller did not run on after the reply"
+    );
     check_eq!(a.call_label.load(SeqCst), 0x77, "label of the reply");
-    check_eq!(a.recv_badge.load(SeqCst), 0x10, "pending notification word delivered to the next Recv");
+    check_eq!(
+        a.recv_badge.load(SeqCst),
+        0x10,
+        "pending notification word delivered to the next Recv"
+    );
     Ok(())
 }

@@ -8,8 +8,10 @@
 
 use core::cell::UnsafeCell;
 
-use sel4::{cap, cap_type, init_thread, Cap, CapRights, Error, FixedSize, ObjectType, UserContext,
-           VmAttributes};
+use sel4::{
+    cap, cap_type, init_thread, Cap, CapRights, Error, FixedSize, ObjectType, UserContext,
+    VmAttributes,
+};
 use sel4_sys::{BootInfo, CPtr, MessageInfo, Word};
 
 use crate::fail::{Ctx, Fail};
@@ -152,7 +154,11 @@ pub fn cnode(radix: u64) -> Result<cap::CNode, Fail> {
 }
 
 /// A scheduling context configured with `budget_us`/`period_us`.
-pub fn sched_context(budget_us: u64, period_us: u64, badge: Word) -> Result<cap::SchedContext, Fail> {
+pub fn sched_context(
+    budget_us: u64,
+    period_us: u64,
+    badge: Word,
+) -> Result<cap::SchedContext, Fail> {
     let sc: cap::SchedContext = Cap::from_cptr(retype(ObjectType::SchedContext, 8)?);
     sched_control()
         .configure_flags(sc, budget_us, period_us, 0, badge, 0)
@@ -193,7 +199,10 @@ pub fn slot_is_empty(c: CPtr) -> Result<bool, Fail> {
             Ok(false)
         }
         Err(Error::FailedLookup { .. }) => Ok(true),
-        Err(e) => Err(Fail::new(format_args!("probe copy of slot {:#x}: {}", c, e))),
+        Err(e) => Err(Fail::new(format_args!(
+            "probe copy of slot {:#x}: {}",
+            c, e
+        ))),
     }
 }
 
@@ -215,8 +224,13 @@ pub fn vaddr_align_2m() {
 }
 
 /// Map `frame` at `vaddr` in `vspace`, creating page tables (from scratch) as needed.
-pub fn map_frame(frame: cap::SmallPage, vspace: cap::VSpace, vaddr: u64, rights: CapRights,
-                 attr: VmAttributes) -> Result<(), Fail> {
+pub fn map_frame(
+    frame: cap::SmallPage,
+    vspace: cap::VSpace,
+    vaddr: u64,
+    rights: CapRights,
+    attr: VmAttributes,
+) -> Result<(), Fail> {
     for _ in 0..4 {
         match frame.map(vspace, vaddr, rights, attr) {
             Ok(()) => return Ok(()),
@@ -228,14 +242,23 @@ pub fn map_frame(frame: cap::SmallPage, vspace: cap::VSpace, vaddr: u64, rights:
             Err(e) => return Err(Fail::new(format_args!("Page_Map {:#x}: {}", vaddr, e))),
         }
     }
-    Err(Fail::new(format_args!("Page_Map {:#x}: still missing tables", vaddr)))
+    Err(Fail::new(format_args!(
+        "Page_Map {:#x}: still missing tables",
+        vaddr
+    )))
 }
 
 /// A fresh frame mapped read-write at a fresh address of the root VSpace.
 pub fn page() -> Result<(cap::SmallPage, u64), Fail> {
     let f: cap::SmallPage = alloc()?;
     let v = vaddr(1)?;
-    map_frame(f, ROOT_VSPACE, v, CapRights::read_write(), VmAttributes::DEFAULT)?;
+    map_frame(
+        f,
+        ROOT_VSPACE,
+        v,
+        CapRights::read_write(),
+        VmAttributes::DEFAULT,
+    )?;
     Ok((f, v))
 }
 
@@ -279,11 +302,21 @@ pub type ChildFn = fn(&Ctx2);
 extern "C" fn child_entry(f: usize, arg: u64, ipc: u64, tcb: u64) -> ! {
     // SAFETY: `f` was written by `Thread::start` from a `ChildFn`.
     let func: ChildFn = unsafe { core::mem::transmute::<usize, ChildFn>(f) };
-    let ctx = Ctx2 { arg, buf: sys::Buf::at(ipc), tcb };
+    let ctx = Ctx2 {
+        arg,
+        buf: sys::Buf::at(ipc),
+        tcb,
+    };
     func(&ctx);
     if tcb != 0 {
-        sys::syscall(-1, tcb, MessageInfo::new(sel4_sys::label::TCB_SUSPEND, 0, 0, 0).0,
-                     [0; 4], 0, 0);
+        sys::syscall(
+            -1,
+            tcb,
+            MessageInfo::new(sel4_sys::label::TCB_SUSPEND, 0, 0, 0).0,
+            [0; 4],
+            0,
+            0,
+        );
     }
     loop {
         // Wait on the null cap: a cap fault (to the handler if any), else the thread stops.
@@ -317,8 +350,15 @@ pub struct Opts {
 
 impl Opts {
     pub const fn prio(prio: u64) -> Opts {
-        Opts { prio, mcp: prio, budget_us: 5000, period_us: 5000, fault_ep: 0, stack_pages: 4,
-               with_sc: true }
+        Opts {
+            prio,
+            mcp: prio,
+            budget_us: 5000,
+            period_us: 5000,
+            fault_ep: 0,
+            stack_pages: 4,
+            with_sc: true,
+        }
     }
     pub const fn fault(mut self, ep: CPtr) -> Opts {
         self.fault_ep = ep;
@@ -348,7 +388,8 @@ impl Thread {
             stack_top = v + PAGE;
         }
         vaddr(1)?; // guard gap above the stack
-        tcb.configure(ROOT_CNODE, 0, ROOT_VSPACE, 0, ipc, ipc_frame).ctx("TCB_Configure")?;
+        tcb.configure(ROOT_CNODE, 0, ROOT_VSPACE, 0, ipc, ipc_frame)
+            .ctx("TCB_Configure")?;
         let sc = if o.with_sc {
             sched_context(o.budget_us, o.period_us, 0)?
         } else {
@@ -356,8 +397,15 @@ impl Thread {
         };
         tcb.set_sched_params(ROOT_TCB, o.mcp, o.prio, sc, Cap::from_cptr(o.fault_ep))
             .ctx("TCB_SetSchedParams")?;
-        Ok(Thread { tcb, sc, ipc, ipc_frame, stack_top, vspace: ROOT_VSPACE,
-                    tcb_in_cspace: tcb.cptr() })
+        Ok(Thread {
+            tcb,
+            sc,
+            ipc,
+            ipc_frame,
+            stack_top,
+            vspace: ROOT_VSPACE,
+            tcb_in_cspace: tcb.cptr(),
+        })
     }
 
     /// A thread in a new VSpace (with this program's code mapped) and the root's CSpace;
@@ -366,13 +414,27 @@ impl Thread {
         let tcb: cap::Tcb = alloc()?;
         let stack: cap::SmallPage = alloc()?;
         let sv = vaddr(1)?;
-        map_frame(stack, vs, sv, CapRights::read_write(), VmAttributes::DEFAULT)?;
-        tcb.configure(ROOT_CNODE, 0, vs, 0, 0, Cap::null()).ctx("TCB_Configure")?;
+        map_frame(
+            stack,
+            vs,
+            sv,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        )?;
+        tcb.configure(ROOT_CNODE, 0, vs, 0, 0, Cap::null())
+            .ctx("TCB_Configure")?;
         let sc = sched_context(o.budget_us, o.period_us, 0)?;
         tcb.set_sched_params(ROOT_TCB, o.mcp, o.prio, sc, Cap::from_cptr(o.fault_ep))
             .ctx("TCB_SetSchedParams")?;
-        Ok(Thread { tcb, sc, ipc: 0, ipc_frame: Cap::null(), stack_top: sv + PAGE, vspace: vs,
-                    tcb_in_cspace: tcb.cptr() })
+        Ok(Thread {
+            tcb,
+            sc,
+            ipc: 0,
+            ipc_frame: Cap::null(),
+            stack_top: sv + PAGE,
+            vspace: vs,
+            tcb_in_cspace: tcb.cptr(),
+        })
     }
 
     /// The register set that starts `f(arg)` through `child_entry`.
@@ -390,7 +452,9 @@ impl Thread {
     /// Set the registers to run `f(arg)` (without resuming).
     pub fn prepare(&self, f: ChildFn, arg: u64) -> Result<(), Fail> {
         let regs = self.context(f, arg);
-        self.tcb.write_registers(false, 0, 17, &regs).ctx("TCB_WriteRegisters")
+        self.tcb
+            .write_registers(false, 0, 17, &regs)
+            .ctx("TCB_WriteRegisters")
     }
 
     /// Run `f(arg)` in the thread: write its registers and resume it.

@@ -57,7 +57,11 @@ mod root {
         ]
     }
 
-    static mut LIST: [Test; 128] = [Test { name: "", f: dummy, timeout_ms: 0 }; 128];
+    static mut LIST: [Test; 128] = [Test {
+        name: "",
+        f: dummy,
+        timeout_ms: 0,
+    }; 128];
 
     fn main(bootinfo: &'static BootInfo) -> i32 {
         println!("conformance: Keel seL4 conformance suite");
@@ -76,7 +80,11 @@ mod root {
             }
         }
         let failed = harness::run_all(&list[..n]);
-        if failed == 0 { 0 } else { 1 }
+        if failed == 0 {
+            0
+        } else {
+            1
+        }
     }
 
     fn dummy() -> crate::fail::TestResult {

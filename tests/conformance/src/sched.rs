@@ -5,8 +5,8 @@ use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use sel4::{cap, CapRights, Error, MessageInfo};
 use sel4_rt::println;
-use sel4_sys::{fault, syscall as sc};
 use sel4_sys::syscalls::{get_mr, set_mr};
+use sel4_sys::{fault, syscall as sc};
 
 use crate::fail::{expect_code, expect_err, Ctx, Fail, TestResult};
 use crate::harness::{self, t, Test, RUNNER_PRIO};
@@ -32,7 +32,10 @@ struct SleepArgs {
     ntfn: AtomicU64,
 }
 
-static SLEEP: SleepArgs = SleepArgs { target: AtomicU64::new(0), ntfn: AtomicU64::new(0) };
+static SLEEP: SleepArgs = SleepArgs {
+    target: AtomicU64::new(0),
+    ntfn: AtomicU64::new(0),
+};
 /// (test id, sleeper thread, notification) of the current test's sleeper.
 static mut SLEEPER: Option<(u64, Thread, cap::Notification)> = None;
 
@@ -60,7 +63,9 @@ pub fn sleep_ms(ms: u64) -> Result<(), Fail> {
         }
     };
     SLEEP.ntfn.store(n.cptr(), SeqCst);
-    SLEEP.target.store(sys::now() + sys::us_to_ticks(ms * 1000), SeqCst);
+    SLEEP
+        .target
+        .store(sys::now() + sys::us_to_ticks(ms * 1000), SeqCst);
     n.poll();
     th.start(sleeper, 0)?;
     n.wait();
@@ -120,7 +125,9 @@ pub struct Flag {
 
 impl Flag {
     pub const fn new() -> Flag {
-        Flag { v: AtomicU64::new(0) }
+        Flag {
+            v: AtomicU64::new(0),
+        }
     }
     pub fn get(&self) -> u64 {
         self.v.load(SeqCst)
@@ -145,12 +152,20 @@ fn preempt_on_resume() -> TestResult {
     let hi = Flag::new();
     let th = Thread::new(Opts::prio(RUNNER_PRIO + 1))?;
     th.start(set_flag, arg(&hi))?;
-    check_eq!(hi.get(), 1, "higher-priority thread ran before Resume returned");
+    check_eq!(
+        hi.get(),
+        1,
+        "higher-priority thread ran before Resume returned"
+    );
     let lo = Flag::new();
     let th2 = Thread::new(Opts::prio(RUNNER_PRIO - 1))?;
     th2.start(set_flag, arg(&lo))?;
     sys::spin_us(2000);
-    check_eq!(lo.get(), 0, "lower-priority thread ran while we were runnable");
+    check_eq!(
+        lo.get(),
+        0,
+        "lower-priority thread ran while we were runnable"
+    );
     settle()?;
     check_eq!(lo.get(), 1, "lower-priority thread ran once we blocked");
     // Same priority: runs only once we yield.
@@ -168,7 +183,9 @@ fn set_priority_preempts() -> TestResult {
     let th = Thread::new(Opts::prio(RUNNER_PRIO - 5))?;
     th.start(set_flag, arg(&f))?;
     check_eq!(f.get(), 0, "lower-priority thread ran");
-    th.tcb.set_priority(kit::ROOT_TCB, RUNNER_PRIO + 5).ctx("TCB_SetPriority")?;
+    th.tcb
+        .set_priority(kit::ROOT_TCB, RUNNER_PRIO + 5)
+        .ctx("TCB_SetPriority")?;
     check_eq!(f.get(), 1, "thread raised above us did not run at once");
     Ok(())
 }
@@ -177,20 +194,42 @@ fn mcp_limit() -> TestResult {
     // `auth` has MCP 100: it may grant priorities up to 100 only.
     let auth = Thread::new(Opts::prio(100).mcp(100))?;
     let other = Thread::new(Opts::prio(50))?;
-    expect_err(other.tcb.set_priority(auth.tcb, 150), Error::RangeError { min: 0, max: 100 },
-               "SetPriority 150 with MCP-100 authority")?;
-    other.tcb.set_priority(auth.tcb, 100).ctx("SetPriority 100 with MCP-100 authority")?;
-    expect_err(other.tcb.set_mc_priority(auth.tcb, 101), Error::RangeError { min: 0, max: 100 },
-               "SetMCPriority 101 with MCP-100 authority")?;
-    expect_err(other.tcb.set_sched_params(auth.tcb, 50, 200, other.sc, sel4::Cap::null()),
-               Error::RangeError { min: 0, max: 100 }, "SetSchedParams prio 200 with MCP 100")?;
+    expect_err(
+        other.tcb.set_priority(auth.tcb, 150),
+        Error::RangeError { min: 0, max: 100 },
+        "SetPriority 150 with MCP-100 authority",
+    )?;
+    other
+        .tcb
+        .set_priority(auth.tcb, 100)
+        .ctx("SetPriority 100 with MCP-100 authority")?;
+    expect_err(
+        other.tcb.set_mc_priority(auth.tcb, 101),
+        Error::RangeError { min: 0, max: 100 },
+        "SetMCPriority 101 with MCP-100 authority",
+    )?;
+    expect_err(
+        other
+            .tcb
+            .set_sched_params(auth.tcb, 50, 200, other.sc, sel4::Cap::null()),
+        Error::RangeError { min: 0, max: 100 },
+        "SetSchedParams prio 200 with MCP 100",
+    )?;
     // Lowering the MCP of `auth` itself, then it cannot grant above the new value.
-    auth.tcb.set_mc_priority(kit::ROOT_TCB, 20).ctx("SetMCPriority 20")?;
-    expect_err(other.tcb.set_priority(auth.tcb, 21), Error::RangeError { min: 0, max: 20 },
-               "SetPriority 21 with MCP-20 authority")?;
+    auth.tcb
+        .set_mc_priority(kit::ROOT_TCB, 20)
+        .ctx("SetMCPriority 20")?;
+    expect_err(
+        other.tcb.set_priority(auth.tcb, 21),
+        Error::RangeError { min: 0, max: 20 },
+        "SetPriority 21 with MCP-20 authority",
+    )?;
     // Priority above 255 with full authority.
-    expect_code(other.tcb.set_priority(kit::ROOT_TCB, 256), sel4_sys::error::RANGE_ERROR,
-                "SetPriority 256")?;
+    expect_code(
+        other.tcb.set_priority(kit::ROOT_TCB, 256),
+        sel4_sys::error::RANGE_ERROR,
+        "SetPriority 256",
+    )?;
     Ok(())
 }
 
@@ -222,7 +261,11 @@ fn budget_share() -> TestResult {
     ta.tcb.suspend().ctx("suspend A")?;
     tb.tcb.suspend().ctx("suspend B")?;
     println!("# budget share (per mille, per 150 ms window): {:?}", seen);
-    check!(ok, "budgeted thread's CPU share per window {:?} per mille, expected about 100", seen);
+    check!(
+        ok,
+        "budgeted thread's CPU share per window {:?} per mille, expected about 100",
+        seen
+    );
     Ok(())
 }
 
@@ -238,13 +281,20 @@ fn timeout_fault() -> TestResult {
     let reply = kit::reply()?;
     let th = Thread::new(Opts::prio(150).budget(1000, 10_000))?;
     // SC badge: reported as the Timeout fault's data word.
-    kit::sched_control().configure_flags(th.sc, 1000, 10_000, 0, 0x7E, 0)
+    kit::sched_control()
+        .configure_flags(th.sc, 1000, 10_000, 0, 0x7E, 0)
         .ctx("reconfigure SC with badge")?;
-    th.tcb.set_timeout_endpoint(te_b).ctx("TCB_SetTimeoutEndpoint")?;
+    th.tcb
+        .set_timeout_endpoint(te_b)
+        .ctx("TCB_SetTimeoutEndpoint")?;
     th.start(spin, 0)?;
     let (info, badge) = te.recv(reply);
     check_eq!(info.label(), fault::TIMEOUT, "fault label (Timeout = 5)");
-    check_eq!(info.length(), fault::TIMEOUT_LENGTH as u64, "Timeout fault length");
+    check_eq!(
+        info.length(),
+        fault::TIMEOUT_LENGTH as u64,
+        "Timeout fault length"
+    );
     check_eq!(badge, 0x3, "badge of the timeout endpoint cap");
     check_eq!(get_mr(fault::TIMEOUT_DATA), 0x7E, "Timeout data (SC badge)");
     let consumed = get_mr(fault::TIMEOUT_CONSUMED);
@@ -252,25 +302,40 @@ fn timeout_fault() -> TestResult {
     // Reply (label 0): the thread resumes with its next refill and times out again.
     reply.send(MessageInfo::new(0, 0, 0, 0));
     let (info, badge) = te.recv(reply);
-    check_eq!((info.label(), badge), (fault::TIMEOUT, 0x3), "second timeout fault");
+    check_eq!(
+        (info.label(), badge),
+        (fault::TIMEOUT, 0x3),
+        "second timeout fault"
+    );
     th.tcb.suspend().ctx("suspend")?;
     Ok(())
 }
 
 fn configure_errors() -> TestResult {
     let scc = kit::sched_control();
-    let s: cap::SchedContext = sel4::Cap::from_cptr(kit::retype(sel4::ObjectType::SchedContext, 8)?);
-    let e = expect_code(scc.configure_flags(s, 2000, 1000, 0, 0, 0), sel4_sys::error::RANGE_ERROR,
-                        "budget > period")?;
+    let s: cap::SchedContext =
+        sel4::Cap::from_cptr(kit::retype(sel4::ObjectType::SchedContext, 8)?);
+    let e = expect_code(
+        scc.configure_flags(s, 2000, 1000, 0, 0, 0),
+        sel4_sys::error::RANGE_ERROR,
+        "budget > period",
+    )?;
     if let Error::RangeError { max, .. } = e {
         check_eq!(max, 1000, "RangeError max for budget > period (the period)");
     }
-    expect_code(scc.configure_flags(s, 0, 1000, 0, 0, 0), sel4_sys::error::RANGE_ERROR,
-                "budget 0")?;
+    expect_code(
+        scc.configure_flags(s, 0, 1000, 0, 0, 0),
+        sel4_sys::error::RANGE_ERROR,
+        "budget 0",
+    )?;
     let ep = kit::endpoint()?;
-    expect_err(scc.configure_flags(ep.cast(), 1000, 1000, 0, 0, 0),
-               Error::InvalidCapability { which: 1 }, "configure an endpoint cap")?;
-    scc.configure_flags(s, 1000, 1000, 0, 0, 0).ctx("valid configure")?;
+    expect_err(
+        scc.configure_flags(ep.cast(), 1000, 1000, 0, 0, 0),
+        Error::InvalidCapability { which: 1 },
+        "configure an endpoint cap",
+    )?;
+    scc.configure_flags(s, 1000, 1000, 0, 0, 0)
+        .ctx("valid configure")?;
     Ok(())
 }
 
@@ -278,13 +343,20 @@ fn sc_bind_unbind() -> TestResult {
     let f = Flag::new();
     let th = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
     let sc2 = kit::sched_context(1000, 1000, 0)?;
-    expect_err(sc2.bind(th.tcb), Error::IllegalOperation, "bind an SC to a TCB that has one")?;
+    expect_err(
+        sc2.bind(th.tcb),
+        Error::IllegalOperation,
+        "bind an SC to a TCB that has one",
+    )?;
     th.sc.unbind().ctx("SchedContext_Unbind")?;
     th.start(count_forever, arg(&f))?;
     sleep_ms(3)?;
     check_eq!(f.get(), 0, "thread without SC ran");
     sc2.bind(th.tcb).ctx("SchedContext_Bind")?;
-    check!(wait_until(500, || f.get() > 0)?, "thread did not run after its SC was bound");
+    check!(
+        wait_until(500, || f.get() > 0)?,
+        "thread did not run after its SC was bound"
+    );
     th.tcb.suspend().ctx("suspend")?;
     let c = sc2.consumed().ctx("SchedContext_Consumed")?;
     check!(c > 0, "Consumed returned 0 for an SC that ran");
@@ -314,7 +386,11 @@ fn yielder(c: &Ctx2) {
 }
 
 fn yield_rr() -> TestResult {
-    let p = Pair { a: AtomicU64::new(0), b: AtomicU64::new(0), log: AtomicU64::new(0) };
+    let p = Pair {
+        a: AtomicU64::new(0),
+        b: AtomicU64::new(0),
+        log: AtomicU64::new(0),
+    };
     let t1 = Thread::new(Opts::prio(RUNNER_PRIO - 1))?;
     let t2 = Thread::new(Opts::prio(RUNNER_PRIO - 1))?;
     sys::Buf::at(t1.ipc).set_mr(119, 1);
@@ -322,10 +398,18 @@ fn yield_rr() -> TestResult {
     t1.start(yielder, arg(&p))?;
     t2.start(yielder, arg(&p))?;
     settle()?;
-    check_eq!((p.a.load(SeqCst), p.b.load(SeqCst)), (5, 5), "iterations of both yielders");
+    check_eq!(
+        (p.a.load(SeqCst), p.b.load(SeqCst)),
+        (5, 5),
+        "iterations of both yielders"
+    );
     // Equal priorities alternate on Yield: 1,2,1,2,... (10 entries of 2 bits).
     let log = p.log.load(SeqCst);
-    check_eq!(log, 0b01_10_01_10_01_10_01_10_01_10, "order of yielding threads");
+    check_eq!(
+        log,
+        0b01_10_01_10_01_10_01_10_01_10,
+        "order of yielding threads"
+    );
     let _ = (sc::YIELD, set_mr);
     Ok(())
 }
@@ -348,20 +432,38 @@ fn wait_loop(c: &Ctx2) {
 fn ntfn_sc_donation() -> TestResult {
     let n = kit::notification()?;
     let nb = kit::mint(n, CapRights::all(), 1)?;
-    let w = Waiter { ntfn: n.cptr(), count: AtomicU64::new(0) };
+    let w = Waiter {
+        ntfn: n.cptr(),
+        count: AtomicU64::new(0),
+    };
     let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     th.start(wait_loop, arg(&w))?;
     // It waits on the notification; take its SC away and give one to the notification.
-    th.sc.unbind().ctx("SchedContext_Unbind (make the waiter passive)")?;
+    th.sc
+        .unbind()
+        .ctx("SchedContext_Unbind (make the waiter passive)")?;
     let sc2 = kit::sched_context(2000, 2000, 0)?;
     sc2.bind(n).ctx("SchedContext_Bind to a notification")?;
     nb.signal();
-    check_eq!(w.count.load(SeqCst), 1, "passive waiter ran on the notification's SC");
+    check_eq!(
+        w.count.load(SeqCst),
+        1,
+        "passive waiter ran on the notification's SC"
+    );
     nb.signal();
-    check_eq!(w.count.load(SeqCst), 2, "second signal: the SC came back to the notification and was lent again");
-    expect_err(sc2.bind(n), Error::IllegalOperation, "bind an SC to a notification that has one")?;
+    check_eq!(
+        w.count.load(SeqCst),
+        2,
+        "second signal: the SC came back to the notification and was lent again"
+    );
+    expect_err(
+        sc2.bind(n),
+        Error::IllegalOperation,
+        "bind an SC to a notification that has one",
+    )?;
     // Without an SC on the notification, a signal wakes the passive waiter but it cannot run.
-    sc2.unbind().ctx("SchedContext_Unbind from the notification")?;
+    sc2.unbind()
+        .ctx("SchedContext_Unbind from the notification")?;
     nb.signal();
     settle()?;
     check_eq!(w.count.load(SeqCst), 2, "passive waiter ran without any SC");

@@ -12,8 +12,8 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 
 use sel4::{cap, CNodeCapData, Cap, CapRights, MessageInfo, ObjectType};
 use sel4_rt::println;
-use sel4_sys::{fault, syscall as sc};
 use sel4_sys::syscalls::{get_mr, set_mr};
+use sel4_sys::{fault, syscall as sc};
 
 use crate::fail::{Ctx, Fail, TestResult};
 use crate::harness::{self, t_long, Test, RUNNER_PRIO};
@@ -21,7 +21,11 @@ use crate::ipc::{server_once, Srv};
 use crate::kit::{self, arg, Ctx2, Opts, Thread, DEPTH, ROOT_CNODE, ROOT_VSPACE};
 use crate::sys::{self, Rng};
 
-pub const TESTS: &[Test] = &[t_long("stress_bad_input_100k_random_syscalls", stress, 45_000)];
+pub const TESTS: &[Test] = &[t_long(
+    "stress_bad_input_100k_random_syscalls",
+    stress,
+    45_000,
+)];
 
 const TARGET: u64 = 100_000;
 const CHILD_PRIO: u64 = 100;
@@ -35,7 +39,6 @@ const RADIX: u64 = 5;
 
 static COUNT: AtomicU64 = AtomicU64::new(0);
 static RNG: AtomicU64 = AtomicU64::new(SEED);
-
 
 fn pick_cptr(r: &mut Rng) -> u64 {
     match r.below(20) {
@@ -99,8 +102,17 @@ fn stress_child(c: &Ctx2) {
         let extra = r.below(4);
         let unwrapped = r.below(8) * (r.below(8) == 0) as u64;
         let info = (label << 12) | (unwrapped << 9) | (extra << 7) | len;
-        let mrs = [pick_word(&mut r), pick_word(&mut r), pick_word(&mut r), pick_word(&mut r)];
-        let x6 = if r.below(2) == 0 { 4 } else { pick_cptr(&mut r) };
+        let mrs = [
+            pick_word(&mut r),
+            pick_word(&mut r),
+            pick_word(&mut r),
+            pick_word(&mut r),
+        ];
+        let x6 = if r.below(2) == 0 {
+            4
+        } else {
+            pick_cptr(&mut r)
+        };
         let x8 = pick_cptr(&mut r);
         let upto = (len as usize).min(120);
         for i in 4..upto {
@@ -110,8 +122,15 @@ fn stress_child(c: &Ctx2) {
             buf.set_cap(i, pick_cptr(&mut r));
         }
         if r.below(4) == 0 {
-            buf.set_receive(if r.below(2) == 0 { 1 } else { pick_cptr(&mut r) }, r.below(1 << RADIX),
-                            if r.below(2) == 0 { 64 } else { r.below(70) });
+            buf.set_receive(
+                if r.below(2) == 0 {
+                    1
+                } else {
+                    pick_cptr(&mut r)
+                },
+                r.below(1 << RADIX),
+                if r.below(2) == 0 { 64 } else { r.below(70) },
+            );
         }
         RNG.store(r.0, Relaxed);
         sys::syscall(sysno, x0, info, mrs, x6, x8);
@@ -149,20 +168,57 @@ impl Child {
             let _ = cn.delete(i, r);
         }
         let all = CapRights::all();
-        cn.mint(1, r, ROOT_CNODE, cn.cptr(), DEPTH, all, self.data).ctx("child CNode cap")?;
-        cn.mint(2, r, ROOT_CNODE, self.ep.cptr(), DEPTH, all, 1).ctx("child endpoint")?;
-        cn.copy(3, r, ROOT_CNODE, self.ntfn.cptr(), DEPTH, all).ctx("child notification")?;
-        cn.copy(4, r, ROOT_CNODE, self.reply.cptr(), DEPTH, all).ctx("child reply")?;
-        cn.copy(5, r, ROOT_CNODE, self.th.tcb.cptr(), DEPTH, all).ctx("child TCB")?;
-        cn.copy(6, r, ROOT_CNODE, self.ut.cptr(), DEPTH, all).ctx("child untyped")?;
-        cn.copy(7, r, ROOT_CNODE, self.frame.cptr(), DEPTH, all).ctx("child frame")?;
-        cn.mint(8, r, ROOT_CNODE, self.ep2.cptr(), DEPTH, CapRights::read_only(), 0).ctx("child ro ep")?;
-        cn.mint(9, r, ROOT_CNODE, self.ntfn.cptr(), DEPTH, CapRights::write_only(), 0x10).ctx("child wo ntfn")?;
-        cn.copy(10, r, ROOT_CNODE, self.vspace.cptr(), DEPTH, all).ctx("child vspace")?;
-        cn.copy(11, r, ROOT_CNODE, self.victim.cptr(), DEPTH, all).ctx("child victim TCB")?;
-        cn.copy(12, r, ROOT_CNODE, self.sc.cptr(), DEPTH, all).ctx("child SC")?;
-        cn.copy(13, r, ROOT_CNODE, self.irq.cptr(), DEPTH, all).ctx("child IRQ handler")?;
-        cn.copy(14, r, ROOT_CNODE, sel4::init_thread::ASID_POOL.cptr(), DEPTH, all).ctx("child ASID pool")?;
+        cn.mint(1, r, ROOT_CNODE, cn.cptr(), DEPTH, all, self.data)
+            .ctx("child CNode cap")?;
+        cn.mint(2, r, ROOT_CNODE, self.ep.cptr(), DEPTH, all, 1)
+            .ctx("child endpoint")?;
+        cn.copy(3, r, ROOT_CNODE, self.ntfn.cptr(), DEPTH, all)
+            .ctx("child notification")?;
+        cn.copy(4, r, ROOT_CNODE, self.reply.cptr(), DEPTH, all)
+            .ctx("child reply")?;
+        cn.copy(5, r, ROOT_CNODE, self.th.tcb.cptr(), DEPTH, all)
+            .ctx("child TCB")?;
+        cn.copy(6, r, ROOT_CNODE, self.ut.cptr(), DEPTH, all)
+            .ctx("child untyped")?;
+        cn.copy(7, r, ROOT_CNODE, self.frame.cptr(), DEPTH, all)
+            .ctx("child frame")?;
+        cn.mint(
+            8,
+            r,
+            ROOT_CNODE,
+            self.ep2.cptr(),
+            DEPTH,
+            CapRights::read_only(),
+            0,
+        )
+        .ctx("child ro ep")?;
+        cn.mint(
+            9,
+            r,
+            ROOT_CNODE,
+            self.ntfn.cptr(),
+            DEPTH,
+            CapRights::write_only(),
+            0x10,
+        )
+        .ctx("child wo ntfn")?;
+        cn.copy(10, r, ROOT_CNODE, self.vspace.cptr(), DEPTH, all)
+            .ctx("child vspace")?;
+        cn.copy(11, r, ROOT_CNODE, self.victim.cptr(), DEPTH, all)
+            .ctx("child victim TCB")?;
+        cn.copy(12, r, ROOT_CNODE, self.sc.cptr(), DEPTH, all)
+            .ctx("child SC")?;
+        cn.copy(13, r, ROOT_CNODE, self.irq.cptr(), DEPTH, all)
+            .ctx("child IRQ handler")?;
+        cn.copy(
+            14,
+            r,
+            ROOT_CNODE,
+            sel4::init_thread::ASID_POOL.cptr(),
+            DEPTH,
+            all,
+        )
+        .ctx("child ASID pool")?;
         Ok(())
     }
 
@@ -170,14 +226,29 @@ impl Child {
     fn restart(&self) -> Result<(), Fail> {
         let tcb = self.th.tcb;
         tcb.suspend().ctx("suspend child")?;
-        let _ = tcb.set_sched_params(kit::ROOT_TCB, CHILD_MCP, CHILD_PRIO, Cap::null(), self.fault_b);
-        tcb.set_sched_params(kit::ROOT_TCB, CHILD_MCP, CHILD_PRIO, self.th.sc, self.fault_b)
-            .ctx("child SetSchedParams")?;
-        tcb.set_space(self.fault_b, self.cn, self.data, ROOT_VSPACE, 0).ctx("child SetSpace")?;
-        tcb.set_ipc_buffer(self.th.ipc, self.th.ipc_frame).ctx("child SetIPCBuffer")?;
+        let _ = tcb.set_sched_params(
+            kit::ROOT_TCB,
+            CHILD_MCP,
+            CHILD_PRIO,
+            Cap::null(),
+            self.fault_b,
+        );
+        tcb.set_sched_params(
+            kit::ROOT_TCB,
+            CHILD_MCP,
+            CHILD_PRIO,
+            self.th.sc,
+            self.fault_b,
+        )
+        .ctx("child SetSchedParams")?;
+        tcb.set_space(self.fault_b, self.cn, self.data, ROOT_VSPACE, 0)
+            .ctx("child SetSpace")?;
+        tcb.set_ipc_buffer(self.th.ipc, self.th.ipc_frame)
+            .ctx("child SetIPCBuffer")?;
         let _ = tcb.unbind_notification();
         let regs = self.th.context(stress_child, 0);
-        tcb.write_registers(true, 0, 17, &regs).ctx("child WriteRegisters")?;
+        tcb.write_registers(true, 0, 17, &regs)
+            .ctx("child WriteRegisters")?;
         Ok(())
     }
 }
@@ -191,7 +262,9 @@ fn stress() -> TestResult {
     let k = kit::notification()?;
     let k_sink = kit::mint(k, CapRights::all(), SINK_BADGE)?;
     let runner = harness::runner_tcb();
-    runner.bind_notification(k).ctx("bind the supervisor notification")?;
+    runner
+        .bind_notification(k)
+        .ctx("bind the supervisor notification")?;
 
     let mut th = Thread::new(Opts::prio(CHILD_PRIO).fault(fault_b.cptr()))?;
     th.tcb_in_cspace = 0;
@@ -209,18 +282,23 @@ fn stress() -> TestResult {
         frame: kit::alloc()?,
         vspace: {
             let v: cap::VSpace = kit::alloc()?;
-            sel4::init_thread::ASID_POOL.assign(v).ctx("assign the child's VSpace")?;
+            sel4::init_thread::ASID_POOL
+                .assign(v)
+                .ctx("assign the child's VSpace")?;
             v
         },
         victim: {
             let v: cap::Tcb = kit::alloc()?;
-            v.configure(ROOT_CNODE, 0, ROOT_VSPACE, 0, 0, Cap::null()).ctx("victim Configure")?;
+            v.configure(ROOT_CNODE, 0, ROOT_VSPACE, 0, 0, Cap::null())
+                .ctx("victim Configure")?;
             v
         },
         sc: kit::sched_context(1000, 10_000, 0x5C)?,
         irq: {
             let s = kit::slot()?;
-            sel4::init_thread::IRQ_CONTROL.get(120, ROOT_CNODE, s, DEPTH).ctx("IRQControl_Get 120")?;
+            sel4::init_thread::IRQ_CONTROL
+                .get(120, ROOT_CNODE, s, DEPTH)
+                .ctx("IRQControl_Get 120")?;
             Cap::from_cptr(s)
         },
     };
@@ -241,7 +319,10 @@ fn stress() -> TestResult {
             break;
         }
         if sys::now() > deadline {
-            outcome = Err(Fail::new(format_args!("only {} syscalls in 40 s", COUNT.load(SeqCst))));
+            outcome = Err(Fail::new(format_args!(
+                "only {} syscalls in 40 s",
+                COUNT.load(SeqCst)
+            )));
             break;
         }
         if badge == FAULT_BADGE {
@@ -250,7 +331,10 @@ fn stress() -> TestResult {
                 fault::UNKNOWN_SYSCALL => {
                     // Skip the svc: FaultIP + 4, other registers as they were.
                     unknown += 1;
-                    set_mr(fault::UNKNOWN_SYSCALL_FAULT_IP, get_mr(fault::UNKNOWN_SYSCALL_FAULT_IP) + 4);
+                    set_mr(
+                        fault::UNKNOWN_SYSCALL_FAULT_IP,
+                        get_mr(fault::UNKNOWN_SYSCALL_FAULT_IP) + 4,
+                    );
                     sup_reply.send(MessageInfo::new(0, 0, 0, 12));
                 }
                 // Skip the faulting svc, unless the child made no progress since its last
@@ -264,7 +348,10 @@ fn stress() -> TestResult {
                     let mut regs = sel4::UserContext::default();
                     regs.set_pc(get_mr(0) + 4);
                     if let Err(e) = child.th.tcb.write_registers(true, 0, 1, &regs) {
-                        outcome = Err(Fail::new(format_args!("WriteRegisters pc of the child: {}", e)));
+                        outcome = Err(Fail::new(format_args!(
+                            "WriteRegisters pc of the child: {}",
+                            e
+                        )));
                         break;
                     }
                 }
@@ -305,13 +392,20 @@ fn stress() -> TestResult {
     println!("# stress: {} syscalls in {} ms; {} faults ({} unknown-syscall replies, {} pc skips), {} restarts",
              COUNT.load(SeqCst).min(TARGET), el / 1000, faults, unknown, lite, restarts);
     outcome?;
-    check!(COUNT.load(SeqCst) >= TARGET, "fewer than {} syscalls", TARGET);
+    check!(
+        COUNT.load(SeqCst) >= TARGET,
+        "fewer than {} syscalls",
+        TARGET
+    );
 
     // The kernel still schedules: a lower-priority thread runs while we sleep.
     let f = crate::sched::Flag::new();
     let low = Thread::new(Opts::prio(RUNNER_PRIO - 50))?;
     low.start(crate::sched::count_forever, arg(&f))?;
-    check!(crate::sched::wait_until(1000, || f.get() > 0)?, "a lower-priority thread did not run after the stress");
+    check!(
+        crate::sched::wait_until(1000, || f.get() > 0)?,
+        "a lower-priority thread did not run after the stress"
+    );
     low.tcb.suspend().ctx("suspend")?;
     // And IPC still works: a call with 8 words to a fresh server.
     let ep = kit::endpoint()?;

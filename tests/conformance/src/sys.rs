@@ -44,7 +44,11 @@ pub fn syscall(sysno: i64, x0: Word, x1: Word, mr: [Word; 4], x6: Word, x8: Word
             options(nostack),
         );
     }
-    Regs { x0: r0, x1: r1, mr: [r2, r3, r4, r5] }
+    Regs {
+        x0: r0,
+        x1: r1,
+        mr: [r2, r3, r4, r5],
+    }
 }
 
 /// Virtual counter (62.5 MHz on QEMU virt).
@@ -61,7 +65,11 @@ pub fn freq() -> u64 {
     let v: u64;
     // SAFETY: reading CNTFRQ_EL0 has no side effects.
     unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack)) };
-    if v == 0 { 62_500_000 } else { v }
+    if v == 0 {
+        62_500_000
+    } else {
+        v
+    }
 }
 
 pub fn us_to_ticks(us: u64) -> u64 {

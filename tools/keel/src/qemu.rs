@@ -37,7 +37,7 @@ pub fn qemu_program() -> OsString {
 /// The arguments (without the program name) that boot `image` on the `virt` board:
 ///
 /// `-machine virt,virtualization=on,gic-version=3 -cpu cortex-a72 -m 1G -smp 1 -nographic
-/// -monitor none -serial stdio -nic none -semihosting-config enable=on,target=native,userspace=on
+/// -monitor none -serial stdio -nic none -semihosting-config enable=on,target=native
 /// -kernel IMAGE [-icount shift=0] [EXTRA...]`
 pub fn qemu_args(image: &Path, opts: &QemuOptions) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
@@ -57,7 +57,7 @@ pub fn qemu_args(image: &Path, opts: &QemuOptions) -> Vec<OsString> {
         "-nic",
         "none",
         "-semihosting-config",
-        "enable=on,target=native,userspace=on",
+        "enable=on,target=native",
         "-kernel",
     ]
     .iter()

@@ -11,7 +11,7 @@ fn strings(args: Vec<OsString>) -> Vec<String> {
 
 const BASE: &str = "-machine virt,virtualization=on,gic-version=3 -cpu cortex-a72 -m 1G -smp 1 \
     -nographic -monitor none -serial stdio -nic none \
-    -semihosting-config enable=on,target=native,userspace=on -kernel";
+    -semihosting-config enable=on,target=native -kernel";
 
 #[test]
 fn plain() {

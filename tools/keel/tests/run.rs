@@ -93,7 +93,7 @@ fn cli_run_passes_exit_code_and_checks_markers() {
         stdout.contains(&format!(
             "ARGS -machine virt,virtualization=on,gic-version=3 -cpu cortex-a72 -m 1G -smp 1 \
              -nographic -monitor none -serial stdio -nic none \
-             -semihosting-config enable=on,target=native,userspace=on -kernel {}\n",
+             -semihosting-config enable=on,target=native -kernel {}\n",
             image.display()
         )),
         "{stdout}"

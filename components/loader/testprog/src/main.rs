@@ -107,11 +107,7 @@ mod prog {
     }
 
     fn exit(code: i32) -> ! {
-        let block: [u64; 2] = [0x2_0026, code as u64];
-        // SAFETY: semihosting SYS_EXIT; QEMU reads the two-word block at x1.
-        unsafe {
-            asm!("hlt #0xf000", inout("x0") 0x18u64 => _, in("x1") block.as_ptr(), options(nostack, readonly));
-        }
+        sel4_sys::syscalls::debug_halt_with(code as u8 as u64);
         loop {
             sel4_sys::syscalls::yield_();
         }
