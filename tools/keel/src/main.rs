@@ -115,9 +115,11 @@ enum Cmd {
         /// Stop QEMU and exit 0 as soon as every --expect marker has been printed.
         #[arg(long, requires = "expect")]
         exit_on_expect: bool,
-        /// Kill QEMU after this many seconds (exit 124).
-        #[arg(long, value_name = "SECS", default_value_t = 60)]
-        timeout: u64,
+        /// Kill QEMU after this many seconds (exit 124) [default: none when booting the
+        /// default system without --expect, so it runs until you stop it with Ctrl-C;
+        /// otherwise 60].
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
         /// Run with `-icount shift=0` (deterministic instruction counting).
         #[arg(long)]
         icount: bool,
@@ -263,6 +265,9 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             qemu_arg,
             prebuilt,
         } => {
+            // A system runs until stopped; a test run (markers, an image, a root task) gets a
+            // deadline so that it cannot hang.
+            let forever = image.is_none() && package.is_none() && expect.is_empty();
             let image = match image {
                 Some(i) => {
                     if prebuilt.kernel.is_some() || prebuilt.root_task.is_some() {
@@ -291,6 +296,14 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 Stop::OnMarkers
             } else {
                 Stop::AtExit
+            };
+            let timeout = match timeout {
+                Some(t) => t,
+                None if forever => {
+                    eprintln!("keel: running until QEMU is stopped (Ctrl-C quits)");
+                    NO_TIMEOUT
+                }
+                None => 60,
             };
             run_with(&image, &opts, timeout, &expect, true, stop).map(|(code, _)| code)
         }
@@ -670,6 +683,9 @@ fn run(
 ) -> Result<(i32, qemu::Outcome)> {
     run_with(image, opts, timeout, expect, interactive, Stop::AtExit)
 }
+
+/// A timeout long enough to mean "none" (about 30 years).
+const NO_TIMEOUT: u64 = 1 << 30;
 
 fn run_with(
     image: &Path,
