@@ -157,35 +157,29 @@ fn is_parent_of(parent: &Slot, child: &Slot) -> bool {
     }
 }
 
-/// Inserts `cap` into the empty slot `dest` as a child of `src` (Copy, Mint, IRQ issue).
-pub fn insert_derived(cap: Cap, src: Pa, dest: Pa) {
-    let src_cap = slot(src).cap;
-    let revocable = cap.is_revocable_from(&src_cap);
-    let first_badged = revocable;
-    let next = slot(src).next();
-    let d = slot(dest);
-    d.cap = cap;
-    d.set_next(next);
-    d.prev = src as u64;
-    d.set_flags(revocable, first_badged);
-    slot(src).set_next(dest);
-    if next != 0 {
-        slot(next).set_prev(dest);
-    }
-}
-
-/// Inserts a capability to a freshly created object as a child of the untyped `parent`.
-pub fn insert_new(cap: Cap, parent: Pa, dest: Pa) {
+/// Puts `cap` into the empty slot `dest`, right after `parent` in the CDT.
+fn insert_after(cap: Cap, parent: Pa, dest: Pa, revocable: bool, first_badged: bool) {
     let next = slot(parent).next();
     let d = slot(dest);
     d.cap = cap;
     d.set_next(next);
     d.prev = parent as u64;
-    d.set_flags(true, true);
+    d.set_flags(revocable, first_badged);
     slot(parent).set_next(dest);
     if next != 0 {
         slot(next).set_prev(dest);
     }
+}
+
+/// Inserts `cap` into the empty slot `dest` as a child of `src` (Copy, Mint, IRQ issue).
+pub fn insert_derived(cap: Cap, src: Pa, dest: Pa) {
+    let revocable = cap.is_revocable_from(&slot(src).cap);
+    insert_after(cap, src, dest, revocable, revocable);
+}
+
+/// Inserts a capability to a freshly created object as a child of the untyped `parent`.
+pub fn insert_new(cap: Cap, parent: Pa, dest: Pa) {
+    insert_after(cap, parent, dest, true, true);
 }
 
 /// Places a capability with no parent (boot-time roots).

@@ -50,8 +50,16 @@ pub type Mrs = [Word; 4];
 pub type RecvResult = (MessageInfo, Word, Mrs);
 
 /// The one and only system-call instruction. All arguments in, x0–x5 out, x6–x8 clobbered.
+/// Public for code that must issue arbitrary system calls (bad-input tests).
 #[inline(always)]
-fn raw_syscall(sys: i64, x0: Word, info: Word, mrs: Mrs, x6: Word, x8: Word) -> (Word, Word, Mrs) {
+pub fn raw_syscall(
+    sys: i64,
+    x0: Word,
+    info: Word,
+    mrs: Mrs,
+    x6: Word,
+    x8: Word,
+) -> (Word, Word, Mrs) {
     let mut r0 = x0;
     let mut r1 = info;
     let [mut r2, mut r3, mut r4, mut r5] = mrs;

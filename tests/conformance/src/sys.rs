@@ -23,32 +23,8 @@ impl Regs {
 /// `svc #0` with x0..x8 as given (x7 = syscall number). Returns x0..x5.
 #[inline(never)]
 pub fn syscall(sysno: i64, x0: Word, x1: Word, mr: [Word; 4], x6: Word, x8: Word) -> Regs {
-    let mut r0 = x0;
-    let mut r1 = x1;
-    let [mut r2, mut r3, mut r4, mut r5] = mr;
-    // SAFETY: the kernel implements the seL4 syscall ABI: it may write x0..x8 (all declared
-    // here) and preserves every other register; memory it writes is the thread's IPC
-    // buffer, which Rust only accesses through raw pointers.
-    unsafe {
-        asm!(
-            "svc #0",
-            inout("x0") r0,
-            inout("x1") r1,
-            inout("x2") r2,
-            inout("x3") r3,
-            inout("x4") r4,
-            inout("x5") r5,
-            inout("x6") x6 => _,
-            inout("x7") sysno as u64 => _,
-            inout("x8") x8 => _,
-            options(nostack),
-        );
-    }
-    Regs {
-        x0: r0,
-        x1: r1,
-        mr: [r2, r3, r4, r5],
-    }
+    let (x0, x1, mr) = sel4_sys::syscalls::raw_syscall(sysno, x0, x1, mr, x6, x8);
+    Regs { x0, x1, mr }
 }
 
 /// Virtual counter (62.5 MHz on QEMU virt).
