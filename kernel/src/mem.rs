@@ -23,9 +23,11 @@ pub fn obj<T>(pa: Pa) -> &'static mut T {
 
 /// Zeroes `len` bytes at `pa`.
 pub fn zero(pa: Pa, len: usize) {
+    // Whole cache-line blocks go through the architecture's block-zeroing instruction.
+    let done = crate::arch::zero_blocks(pa, len);
     // SAFETY: `pa..pa+len` is memory of an untyped region being retyped, or a frame the
     // kernel owns during boot; nothing references it.
-    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len) }
+    unsafe { core::ptr::write_bytes((pa + done) as *mut u8, 0, len - done) }
 }
 
 /// Copies `len` bytes from `src` to `dst` (non-overlapping).

@@ -30,6 +30,9 @@ pub enum CacheOp {
     Unify,
 }
 pub fn cache_op(_op: CacheOp, _start: usize, _end: usize) {}
+pub fn zero_blocks(_pa: usize, _len: usize) -> usize {
+    0
+}
 pub fn irq_pending() -> bool {
     false
 }

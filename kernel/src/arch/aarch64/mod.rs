@@ -269,6 +269,27 @@ pub fn cache_op(op: CacheOp, start: usize, end: usize) {
     isb();
 }
 
+/// Zeroes whole `DC ZVA` blocks from `pa` (which must be block-aligned) and returns how many
+/// bytes it zeroed (a multiple of the block size, at most `len`; 0 if not aligned).
+pub fn zero_blocks(pa: usize, len: usize) -> usize {
+    let dczid = read_sysreg!("dczid_el0");
+    if dczid & (1 << 4) != 0 {
+        return 0; // DC ZVA prohibited
+    }
+    let block = 4usize << (dczid & 0xf);
+    if pa % block != 0 {
+        return 0;
+    }
+    let n = len / block * block;
+    let mut a = pa;
+    while a < pa + n {
+        // SAFETY: zeroes one block of kernel-mapped memory that the caller owns.
+        unsafe { asm!("dc zva, {}", in(reg) a, options(nostack)) };
+        a += block;
+    }
+    n
+}
+
 /// Whether an interrupt is pending (used at preemption points of long operations).
 pub fn irq_pending() -> bool {
     read_sysreg!("isr_el1") & (1 << 7) != 0
