@@ -376,6 +376,7 @@ fn zeroed_kernel_objects_are_empty() {
     // SAFETY: reading plain-data enums from zeroed bytes of the right size.
     let f: Fault = unsafe { core::ptr::read_unaligned(z.as_ptr() as *const Fault) };
     assert_eq!(f, Fault::None);
+    // SAFETY: as above; `ThreadState` is a `repr(u8)` enum with a variant 0.
     let s: ThreadState = unsafe { core::ptr::read_unaligned(z.as_ptr() as *const ThreadState) };
     assert_eq!(s, ThreadState::Inactive);
     assert!(Cap::default().is_null());

@@ -660,7 +660,10 @@ fn irq_delivery() -> TestResult {
         CapRights::read_write(),
         sel4::VmAttributes::NONE,
     )?;
+    // SAFETY: `v` is the PL011's device frame, just mapped uncached at this address; the
+    // offsets used are its 32-bit registers inside that page.
     let rd = |o: u64| unsafe { ((v + o) as *const u32).read_volatile() };
+    // SAFETY: as for `rd`.
     let wr = |o: u64, x: u32| unsafe { ((v + o) as *mut u32).write_volatile(x) };
     // The kernel writes the console by polling; after all the output so far the transmit
     // raw interrupt status is set (holding register / FIFO empty).
