@@ -240,6 +240,12 @@ impl Kernel {
                     self.ready_enqueue_front(cur);
                 }
                 _ => {
+                    if self.loaded_vspace.1 == u64::MAX {
+                        // The running thread's address space lost its VMID (its ASID or
+                        // pool was deleted): load it again, which may mean the empty one.
+                        let cur = self.cur;
+                        self.switch_to(cur);
+                    }
                     self.program_timer(now);
                     return self.cur;
                 }
