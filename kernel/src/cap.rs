@@ -496,6 +496,16 @@ impl Cap {
         }
     }
 
+    /// The per-type word (a zombie's parent slot). Only for zombies.
+    pub fn word(&self) -> u64 {
+        self.w1
+    }
+
+    /// The same capability with its per-type word replaced (a zombie's parent slot).
+    pub fn with_word(&self, w1: u64) -> Cap {
+        Cap { w0: self.w0, w1 }
+    }
+
     /// Returns the untyped with an updated watermark.
     pub fn with_free_index(&self, free_index: u64) -> Cap {
         Cap {

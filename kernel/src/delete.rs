@@ -15,71 +15,155 @@ use crate::syscall::SysError;
 /// Deletes the capability in `s`; finalises the object if it was the last capability.
 ///
 /// The last capability to a CNode or TCB first becomes a zombie while the object's own
-/// slots are emptied; that part is preemptible, and deleting the zombie again (the
-/// restarted system call) continues where it stopped.
+/// slots are emptied (see `reap`); that part is preemptible, and deleting the zombie again
+/// (the restarted system call) continues where it stopped.
 pub fn delete_slot(s: Pa) -> Result<(), SysError> {
     let cap = slot(s).cap;
-    let zombie = match cap.kind() {
-        CapKind::Null => return Ok(()),
-        // Being emptied further up this call chain (a cycle of CNodes): that deletion
-        // removes this slot when it finishes.
-        CapKind::Zombie { active: true, .. } => return Ok(()),
-        CapKind::Zombie {
-            pa, radix, is_tcb, ..
-        } => Some((pa, radix, is_tcb)),
-        CapKind::CNode { pa, radix, .. } if cspace::is_final(s) => Some((pa, radix, false)),
-        CapKind::Tcb { pa } if cspace::is_final(s) => {
-            finalise_tcb(pa);
-            Some((pa, 0, true))
-        }
-        _ => None,
-    };
-    if let Some((pa, radix, is_tcb)) = zombie {
-        let z = |active| {
-            Cap::new(CapKind::Zombie {
-                pa,
-                radix,
-                is_tcb,
-                active,
-            })
-        };
-        cspace::update_cap(s, z(true));
-        return match empty_slots(pa, radix, is_tcb) {
-            Ok(()) => {
+    match cap.kind() {
+        CapKind::Null => Ok(()),
+        // On the chain that `reap` is emptying right now: it removes this slot itself.
+        CapKind::Zombie { active: true, .. } => Ok(()),
+        _ => match holder(s, cap) {
+            Some(z) => reap(s, z),
+            None => {
+                let last = cspace::is_final(s);
                 cspace::unlink(s);
+                finalise(cap, last);
                 Ok(())
             }
-            Err(e) => {
-                // Preempted: the restarted call continues from this zombie.
-                cspace::update_cap(s, z(false));
-                Err(e)
-            }
-        };
+        },
     }
-    let last = cspace::is_final(s);
-    cspace::unlink(s);
-    finalise(cap, last);
-    Ok(())
 }
 
-/// Deletes every capability held in a CNode's or TCB's own slots.
-fn empty_slots(pa: Pa, radix: u8, is_tcb: bool) -> Result<(), SysError> {
-    let (base, count) = if is_tcb {
+/// An object with slots of its own (CNode, TCB) being deleted: its address, CNode radix
+/// and kind.
+#[derive(Clone, Copy)]
+struct Holder {
+    pa: Pa,
+    radix: u8,
+    is_tcb: bool,
+}
+
+/// Whether deleting the capability `cap` in `s` must first empty an object's slots: the
+/// last capability to a CNode or TCB, or a zombie left by a preempted deletion.
+fn holder(s: Pa, cap: Cap) -> Option<Holder> {
+    match cap.kind() {
+        CapKind::Zombie {
+            pa, radix, is_tcb, ..
+        } => Some(Holder { pa, radix, is_tcb }),
+        CapKind::CNode { pa, radix, .. } if cspace::is_final(s) => Some(Holder {
+            pa,
+            radix,
+            is_tcb: false,
+        }),
+        CapKind::Tcb { pa } if cspace::is_final(s) => {
+            finalise_tcb(pa);
+            Some(Holder {
+                pa,
+                radix: 0,
+                is_tcb: true,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn make_zombie(s: Pa, h: Holder, active: bool, parent: Pa) {
+    let z = CapKind::Zombie {
+        pa: h.pa,
+        radix: h.radix,
+        is_tcb: h.is_tcb,
+        active,
+    };
+    cspace::update_cap(s, Cap::new(z).with_word(parent as u64));
+}
+
+fn zombie_parent(s: Pa) -> Pa {
+    slot(s).cap.word() as Pa
+}
+
+/// Empties the object named by the zombie in `root` and then removes `root`, without
+/// recursion: objects found inside become zombies too, each recording the slot of the
+/// zombie it was found in, and the walk goes down into them and back up. Zombies on the
+/// current chain are `active` and skipped when met again, which makes cycles of CNodes
+/// terminate; on preemption they become inactive so that a restart walks them again.
+fn reap(root: Pa, h: Holder) -> Result<(), SysError> {
+    make_zombie(root, h, true, 0);
+    let mut cur = root;
+    let mut cur_h = h;
+    // Slots of the current object before `cursor` are known to be empty (or on the chain).
+    let mut cursor = 0;
+    loop {
+        match next_victim(cur_h, cursor) {
+            None => {
+                let parent = zombie_parent(cur);
+                cspace::unlink(cur);
+                if cur == root {
+                    return Ok(());
+                }
+                cur = parent;
+                cursor = 0;
+                match slot(cur).cap.kind() {
+                    CapKind::Zombie {
+                        pa, radix, is_tcb, ..
+                    } => cur_h = Holder { pa, radix, is_tcb },
+                    // The chain is intact by construction; stop rather than guess.
+                    _ => return Ok(()),
+                }
+            }
+            Some((inner, index)) => {
+                cursor = index;
+                let cap = slot(inner).cap;
+                match holder(inner, cap) {
+                    Some(inner_h) => {
+                        make_zombie(inner, inner_h, true, cur);
+                        cur = inner;
+                        cur_h = inner_h;
+                        cursor = 0;
+                    }
+                    None => {
+                        let last = cspace::is_final(inner);
+                        cspace::unlink(inner);
+                        finalise(cap, last);
+                    }
+                }
+                if let Err(e) = preemption_point() {
+                    // Leave the chain inactive: the restarted call walks it again.
+                    let mut z = cur;
+                    while z != 0 {
+                        let parent = zombie_parent(z);
+                        if let CapKind::Zombie {
+                            pa, radix, is_tcb, ..
+                        } = slot(z).cap.kind()
+                        {
+                            make_zombie(z, Holder { pa, radix, is_tcb }, false, 0);
+                        }
+                        z = if z == root { 0 } else { parent };
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// The first slot of the object, from index `from`, that still holds a capability,
+/// skipping zombies on the current chain; with its index.
+fn next_victim(h: Holder, from: usize) -> Option<(Pa, usize)> {
+    let (base, count) = if h.is_tcb {
         (
-            pa + core::mem::offset_of!(crate::object::Tcb, slots),
+            h.pa + core::mem::offset_of!(crate::object::Tcb, slots),
             tcb_slot::COUNT,
         )
     } else {
-        (pa, 1usize << radix)
+        (h.pa, 1usize << h.radix)
     };
-    for i in 0..count {
-        let inner = base + (i << 5);
-        if !slot(inner).cap.is_null() {
-            delete_slot(inner)?;
-            preemption_point()?;
-        }
-    }
-    Ok(())
+    (from..count)
+        .map(|i| (base + (i << 5), i))
+        .find(|&(inner, _)| {
+            let c = slot(inner).cap;
+            !c.is_null() && !matches!(c.kind(), CapKind::Zombie { active: true, .. })
+        })
 }
 
 /// Every few deletions, stops a long operation if an interrupt is waiting.

@@ -639,3 +639,48 @@ fn deleting_the_last_cnode_cap_empties_it_even_through_cycles() {
     }
     assert!(!cspace::has_children(ut));
 }
+
+#[test]
+fn deleting_a_deep_chain_of_cnodes_needs_no_recursion() {
+    // 2,000 CNodes, each holding the only capability to the next: emptying them must not
+    // recurse (the kernel stack would not hold it).
+    const N: usize = 2000;
+    let ut_pa = arena(N * 128, 4096);
+    let ut = arena(32, 32);
+    cspace::insert_root(
+        Cap::new(CapKind::Untyped {
+            pa: ut_pa,
+            size_bits: 20,
+            is_device: false,
+            free_index: (N * 128) as u64,
+        }),
+        ut,
+    );
+    let node = |i: usize| ut_pa + i * 128;
+    let cap = |i: usize| {
+        Cap::new(CapKind::CNode {
+            pa: node(i),
+            radix: 2,
+            guard_size: 0,
+            guard: 0,
+        })
+    };
+    let top = arena(32, 32);
+    cspace::insert_new(cap(0), ut, top);
+    for i in 1..N {
+        cspace::insert_new(cap(i), ut, node(i - 1));
+    }
+    // Run on a small thread stack: recursion would overflow it.
+    let handle = std::thread::Builder::new()
+        .stack_size(64 << 10)
+        .spawn(move || delete::delete_slot(top).is_ok())
+        .unwrap();
+    assert!(handle.join().unwrap());
+    for i in 0..N {
+        assert!(
+            slot(node(i)).cap.is_null(),
+            "CNode {i} still holds a capability"
+        );
+    }
+    assert!(!cspace::has_children(ut));
+}
