@@ -277,7 +277,7 @@ pub fn zero_blocks(pa: usize, len: usize) -> usize {
         return 0; // DC ZVA prohibited
     }
     let block = 4usize << (dczid & 0xf);
-    if pa % block != 0 {
+    if !pa.is_multiple_of(block) {
         return 0;
     }
     let n = len / block * block;
