@@ -69,23 +69,35 @@ impl SysError {
 
 pub type SysResult = Result<Reply, SysError>;
 
-/// A successful invocation's reply words.
+/// A successful invocation's reply: up to eight words, or `len` words the invocation has
+/// already written into the caller's message registers (`prewritten`, for long replies
+/// such as ReadRegisters). Kept small: it is returned through every decoding layer.
 #[derive(Clone, Copy)]
 pub struct Reply {
-    pub words: [u64; 36],
+    pub words: [u64; 8],
     pub len: usize,
+    pub prewritten: bool,
 }
 
 impl Reply {
     pub const EMPTY: Reply = Reply {
-        words: [0; 36],
+        words: [0; 8],
         len: 0,
+        prewritten: false,
     };
     pub fn one(v: u64) -> Reply {
         let mut r = Reply::EMPTY;
         r.words[0] = v;
         r.len = 1;
         r
+    }
+    /// `len` message registers that the invocation wrote itself.
+    pub fn prewritten(len: usize) -> Reply {
+        Reply {
+            words: [0; 8],
+            len,
+            prewritten: true,
+        }
     }
 }
 
@@ -248,7 +260,13 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool) {
                 }
                 Ok(r) => {
                     if is_call && tcb(t).state == ThreadState::Running && k().cur == t {
-                        reply_from_kernel(t, 0, &r.words[..r.len]);
+                        if r.prewritten {
+                            let th = tcb(t);
+                            th.ctx.x[0] = 0;
+                            th.ctx.x[1] = MessageInfo::new(0, 0, 0, r.len as u64).0;
+                        } else {
+                            reply_from_kernel(t, 0, &r.words[..r.len.min(8)]);
+                        }
                     }
                 }
             }

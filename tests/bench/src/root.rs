@@ -327,6 +327,44 @@ fn main(bi: &'static BootInfo) -> i32 {
         sig_rtt.median, sig_rtt.min, sig_rtt.max
     );
 
+    // 6. Capability invocations on the general path: CNode_Copy of an endpoint capability
+    //    into an empty slot of the root CNode, then CNode_Delete of the copy.
+    let dst = a.slot();
+    let root_cnode = init_thread::CNODE.cptr();
+    let copy_info = MessageInfo::new(sel4_sys::label::CNODE_COPY, 0, 1, 5).0;
+    let delete_info = MessageInfo::new(sel4_sys::label::CNODE_DELETE, 0, 0, 2).0;
+    let mut failed = 0usize;
+    let copy = measure(N, || {
+        sel4_sys::syscalls::set_cap(0, root_cnode);
+        sel4_sys::syscalls::set_mr(4, sel4_sys::rights::ALL);
+        let (c, l1) = timed::invoke(root_cnode, copy_info, [dst, 64, ep_idle.cptr(), 64]);
+        let (d, l2) = timed::invoke(root_cnode, delete_info, [dst, 64, 0, 0]);
+        if l1 != 0 || l2 != 0 || d == 0 {
+            failed += 1;
+        }
+        c
+    });
+    if failed != 0 {
+        println!("bench: FAILED: CNode_Copy/Delete returned an error in {failed} samples");
+        sel4_rt::exit(1)
+    }
+    report(
+        "cnode_copy",
+        "CNode_Copy of an endpoint cap within the root CNode (general path)",
+        &copy,
+    );
+    let del = measure(N, || {
+        sel4_sys::syscalls::set_cap(0, root_cnode);
+        sel4_sys::syscalls::set_mr(4, sel4_sys::rights::ALL);
+        let _ = timed::invoke(root_cnode, copy_info, [dst, 64, ep_idle.cptr(), 64]);
+        timed::invoke(root_cnode, delete_info, [dst, 64, 0, 0]).0
+    });
+    report(
+        "cnode_delete",
+        "CNode_Delete of that copy (not the last capability)",
+        &del,
+    );
+
     println!(
         "bench: every figure includes {overhead} instructions of the counter reads themselves plus the syscall's own `svc`"
     );

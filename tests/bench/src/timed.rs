@@ -54,6 +54,36 @@ pub fn overhead() -> u64 {
     t1.wrapping_sub(t0)
 }
 
+/// A Call invocation with MR0..MR3 in x2..x5 (further MRs and extra caps already in the IPC
+/// buffer), timed. Returns `(t1 - t0, reply label)`.
+#[inline(always)]
+pub fn invoke(dest: u64, info: u64, mrs: [u64; 4]) -> (u64, u64) {
+    let (t0, t1, out_info): (u64, u64, u64);
+    // SAFETY: as in `timed_syscall`; x2–x5 carry the first message registers in and out.
+    unsafe {
+        asm!(
+            "isb",
+            "mrs x9, pmccntr_el0",
+            "svc #0",
+            "isb",
+            "mrs x10, pmccntr_el0",
+            inout("x0") dest => _,
+            inout("x1") info => out_info,
+            inout("x2") mrs[0] => _,
+            inout("x3") mrs[1] => _,
+            inout("x4") mrs[2] => _,
+            inout("x5") mrs[3] => _,
+            lateout("x6") _,
+            inout("x7") sc::CALL => _,
+            lateout("x8") _,
+            out("x9") t0,
+            out("x10") t1,
+            options(nostack),
+        )
+    };
+    (t1.wrapping_sub(t0), out_info >> 12)
+}
+
 /// One system call with x0, x1, x6 and x7 set, timed. Returns `(t1 - t0, t0)`.
 #[inline(always)]
 fn timed_syscall(number: i64, x0: u64, x1: u64, x6: u64) -> (u64, u64) {
