@@ -22,9 +22,9 @@
 //! answers `supervision::Status` protected calls with it, for management.
 //!
 //! Must never: reply to a fault message (a reply would re-run the faulting instruction:
-//! children are resumed only through `TCB_WriteRegisters`), log through the console while
-//! the console is the child being handled or has not come back (the call would wait for a
-//! component that waits for us; those lines go to the kernel's debug console), or touch a
+//! children are resumed only through `TCB_WriteRegisters`), log through the console (a
+//! protected call could wait for a console that has faulted and waits for us; its lines go
+//! to the kernel's debug console, prefixed `[supervisor]` as the console would), or touch a
 //! component's memory other than through the restart window the loader mapped.
 //!
 //! Invariants: every child's TCB is at `cspace::CHILD_TCB_BASE + index`; a child is
@@ -34,12 +34,12 @@
 #![no_main]
 #![deny(unsafe_code)]
 
+use keel_component::keel_spec::layout;
 use keel_component::keel_spec::restart::{Area, Table};
-use keel_component::keel_spec::{layout, CONSOLE_CHANNEL};
 use keel_component::sel4::UserContext;
 use keel_component::sel4_sys::consts::USER_CONTEXT_WORDS;
 use keel_component::supervision::{
-    self, ChildState, Decision, Describe, LastFault, Status, StatusRequest, StatusResponse,
+    self, Decision, Describe, LastFault, Status, StatusRequest, StatusResponse,
 };
 use keel_component::{
     component, log, time, Channel, Child, Fault, Handler, Message, Protocol, Region,
@@ -47,28 +47,20 @@ use keel_component::{
 
 keel_component::include_system!();
 
-use system::{CHILDREN, PEERS};
+use system::CHILDREN;
 
 type Supervision = supervision::Supervision<{ CHILDREN.len() }>;
 
 struct Supervisor {
     record: Supervision,
     table: Option<Table<'static>>,
-    /// The console's index, if it is one of the children.
-    console: Option<u32>,
 }
 
 impl Supervisor {
     fn new() -> Self {
-        let console = PEERS
-            .iter()
-            .find(|(id, _)| *id == CONSOLE_CHANNEL)
-            .and_then(|(_, name)| CHILDREN.iter().find(|c| c.name == *name))
-            .map(|c| c.index);
         Supervisor {
             record: Supervision::new(CHILDREN),
             table: None,
-            console,
         }
     }
 
@@ -76,17 +68,14 @@ impl Supervisor {
         self.record.info(index).map_or("?", |c| c.name)
     }
 
-    /// Log through the console only while it is running; otherwise (or while handling a
-    /// fault of the console itself) through the kernel's debug console.
-    fn choose_log_sink(&self, handling: Option<u32>) {
-        let down = self.console.is_some_and(|c| {
-            handling == Some(c)
-                || self
-                    .record
-                    .record(c)
-                    .is_some_and(|r| r.state != ChildState::Running)
-        });
-        keel_component::log::set_sink(down.then_some(keel_component::log::to_debug as fn(&[u8])));
+    /// The supervisor never logs through the console: a protected call to it would block
+    /// the fault handler of every component on one of them (if the console faulted while
+    /// printing our line, nobody would be left to restart it). Its lines go to the kernel's
+    /// debug console, prefixed as the console would; nothing else runs while it prints (every
+    /// other component but the console has a lower priority, and the console prints whole
+    /// lines).
+    fn use_direct_log(&self) {
+        keel_component::log::set_sink(Some(log_direct as fn(&[u8])));
     }
 
     /// Reset `child` from its image and start it again.
@@ -165,7 +154,7 @@ fn reset_area(area: &Area) {
 impl Handler for Supervisor {
     fn init(&mut self) {
         self.table = supervision::restart_table();
-        self.choose_log_sink(None);
+        self.use_direct_log();
         log!(
             "{}: up, supervising {} components ({})",
             system::NAME,
@@ -183,13 +172,11 @@ impl Handler for Supervisor {
         self.record.refresh(now);
         let index = child.index() as u32;
         let name = self.name(index);
-        self.choose_log_sink(Some(index));
         let decision = self
             .record
             .on_fault(index, LastFault::from_fault(fault, now));
         log!("supervisor: {name} faulted: {}", Describe(fault));
         self.apply(child, decision, now);
-        self.choose_log_sink(None);
         // Never reply: the child was resumed (or not) through its TCB.
         None
     }
@@ -205,3 +192,13 @@ impl Handler for Supervisor {
 }
 
 component!(Supervisor::new);
+
+/// Writes one line to the kernel's debug console as `[supervisor] <line>`.
+fn log_direct(line: &[u8]) {
+    let mut prefixed = [0u8; 256];
+    let head = b"[supervisor] ";
+    let n = (head.len() + line.len()).min(prefixed.len());
+    prefixed[..head.len()].copy_from_slice(head);
+    prefixed[head.len()..n].copy_from_slice(&line[..n - head.len()]);
+    keel_component::log::to_debug(&prefixed[..n]);
+}
