@@ -46,11 +46,12 @@ impl BootAlloc {
     }
 }
 
+/// A loadable segment: file bytes to copy; the rest up to its memory size stays zero (the
+/// image range `lo..hi` already covers it, and boot frames are zeroed).
 struct Segment {
     vaddr: u64,
     offset: usize,
     filesz: usize,
-    memsz: u64,
 }
 
 struct Elf {
@@ -118,7 +119,6 @@ fn parse_elf(b: &[u8]) -> Result<Elf, BootError> {
             vaddr,
             offset,
             filesz,
-            memsz,
         });
         n += 1;
         elf.lo = elf.lo.min(vaddr & !(PAGE as u64 - 1));
@@ -252,18 +252,16 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     let bi_va = ipc_va + PAGE as u64;
     let top = bi_va + PAGE as u64;
     let map = |va: u64, pa: Pa| {
-        Some(Mapping {
+        let mapping = Some(Mapping {
             asid: ROOT_ASID,
             vaddr: va,
-        })
-        .map(|m| {
-            Cap::new(CapKind::Frame {
-                pa,
-                size: FrameSize::Small,
-                rights: Rights(3),
-                is_device: false,
-                mapping: Some(m),
-            })
+        });
+        Cap::new(CapKind::Frame {
+            pa,
+            size: FrameSize::Small,
+            rights: Rights(3),
+            is_device: false,
+            mapping,
         })
     };
     let mut next_slot = init_cap::NUM_INITIAL_CAPS;
@@ -311,13 +309,12 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
                     .ok_or(BootError::BadElf("segment bounds"))?;
                 mem::copy(dst, bytes.as_ptr() as Pa, len);
             }
-            let _ = seg.memsz;
         }
         crate::arch::cache_op(crate::arch::CacheOp::Unify, frame, frame + PAGE);
         if !crate::vspace::boot_map_frame(vspace, va, frame) {
             return Err(BootError::BadElf("cannot map the image"));
         }
-        cspace::insert_root(map(va, frame).unwrap_or(Cap::NULL), slot(next_slot));
+        cspace::insert_root(map(va, frame), slot(next_slot));
         next_slot += 1;
         va += PAGE as u64;
     }
@@ -325,13 +322,10 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     crate::vspace::boot_map_frame(vspace, ipc_va, ipc_frame);
     crate::vspace::boot_map_frame(vspace, bi_va, bi_frame);
     cspace::insert_root(
-        map(ipc_va, ipc_frame).unwrap_or(Cap::NULL),
+        map(ipc_va, ipc_frame),
         slot(init_cap::INIT_THREAD_IPC_BUFFER),
     );
-    cspace::insert_root(
-        map(bi_va, bi_frame).unwrap_or(Cap::NULL),
-        slot(init_cap::BOOT_INFO_FRAME),
-    );
+    cspace::insert_root(map(bi_va, bi_frame), slot(init_cap::BOOT_INFO_FRAME));
 
     let sched_control_start = next_slot;
     cspace::insert_root(Cap::new(CapKind::SchedControl { core: 0 }), slot(next_slot));

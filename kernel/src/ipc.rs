@@ -571,8 +571,6 @@ pub fn cancel_all_ipc(ep: Pa) {
         if head == 0 {
             break;
         }
-        let was_call_waiting = false;
-        let _ = was_call_waiting;
         cancel_ipc(head);
         set_state(head, ThreadState::Restart);
     }

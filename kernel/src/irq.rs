@@ -46,15 +46,7 @@ pub fn free_irq(irq: usize) {
     k().irq_issued[irq] = false;
 }
 
-fn issue(
-    inv: &Inv,
-    control: Pa,
-    irq: u64,
-    edge: bool,
-    root: Cap,
-    index: u64,
-    depth: u64,
-) -> SysResult {
+fn issue(control: Pa, irq: u64, edge: bool, root: Cap, index: u64, depth: u64) -> SysResult {
     if irq > consts::MAX_IRQ {
         return Err(SysError::RangeError(0, consts::MAX_IRQ));
     }
@@ -66,7 +58,6 @@ fn issue(
     if !slot(dest).cap.is_null() {
         return Err(SysError::DeleteFirst);
     }
-    let _ = inv;
     k().irq_issued[irq] = true;
     crate::arch::irq_set_trigger(irq as u32, edge);
     cspace::insert_derived(
@@ -84,7 +75,6 @@ pub fn irq_control_invocation(inv: &Inv, control: Pa) -> SysResult {
                 return Err(SysError::TruncatedMessage);
             }
             issue(
-                inv,
                 control,
                 inv.mr(0),
                 false,
@@ -98,7 +88,6 @@ pub fn irq_control_invocation(inv: &Inv, control: Pa) -> SysResult {
                 return Err(SysError::TruncatedMessage);
             }
             issue(
-                inv,
                 control,
                 inv.mr(0),
                 inv.mr(1) != 0,

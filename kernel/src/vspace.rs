@@ -344,14 +344,13 @@ pub fn unmap_frame(m: Mapping, pa: Pa, size: FrameSize) {
     let Some(root) = find_vspace(m.asid) else {
         return;
     };
-    let (e_pa, level, bits) = lookup_pt_slot(root, m.vaddr);
+    let (e_pa, level, _) = lookup_pt_slot(root, m.vaddr);
     let e = read_word(e_pa);
     let want_level = match size {
         FrameSize::Huge => 1,
         FrameSize::Large => 2,
         FrameSize::Small => 3,
     };
-    let _ = bits;
     if level == want_level && e & VALID != 0 && (e & ADDR_MASK) as Pa == pa && !is_table(e, level) {
         write_entry(e_pa, 0);
         flush_asid(m.asid);
