@@ -2,7 +2,7 @@
 //! notifications, and fault delivery, which the kernel performs as a call on the
 //! faulting thread's behalf.
 
-use crate::cap::{Cap, CapKind, Rights};
+use crate::cap::{Cap, CapKind};
 use crate::cspace::{self, slot};
 use crate::kernel::{
     buffer_word, get_mr, k, msg_capacity, set_buffer_word, set_mr, set_state, tcb,
@@ -673,11 +673,4 @@ pub fn raise_timeout_fault(t: Pa, badge: u64, consumed: u64) {
         tcb(t).fault_ip = tcb(t).ctx.pc;
     }
     handle_fault(t, Fault::Timeout { badge, consumed });
-}
-
-pub fn rights_of(cap: &Cap) -> Rights {
-    match cap.kind() {
-        CapKind::Endpoint { rights, .. } | CapKind::Notification { rights, .. } => rights,
-        _ => Rights(0),
-    }
 }

@@ -188,8 +188,8 @@ pub fn set_state(t: Pa, s: ThreadState) {
     }
 }
 
-/// Loads the thread's address space and makes it current.
 impl Kernel {
+    /// Loads the thread's address space and makes it current.
     pub fn switch_to(&mut self, t: Pa) {
         self.cur = t;
         let vs = tcb(t).slots[tcb_slot::VTABLE].cap;

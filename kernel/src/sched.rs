@@ -6,7 +6,7 @@
 //! release queue until its period restarts, except round-robin contexts (budget ==
 //! period), which are refilled at once and go to the back of their priority's queue.
 
-use crate::kernel::{k, Kernel};
+use crate::kernel::Kernel;
 use crate::mem::{obj, Pa};
 use crate::object::{SchedContext, Tcb, ThreadState};
 
@@ -362,9 +362,4 @@ pub fn us_to_ticks(us: u64) -> u64 {
 pub fn ticks_to_us(t: u64) -> u64 {
     let f = crate::arch::timer_freq().max(1);
     ((t as u128 * 1_000_000) / f as u128) as u64
-}
-
-/// The kernel's current thread, for code that only needs the address.
-pub fn current() -> Pa {
-    k().cur
 }
