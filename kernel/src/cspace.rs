@@ -171,9 +171,27 @@ fn insert_after(cap: Cap, parent: Pa, dest: Pa, revocable: bool, first_badged: b
     }
 }
 
-/// Inserts `cap` into the empty slot `dest` as a child of `src` (Copy, Mint, IRQ issue).
+/// Inserts `cap` into the empty slot `dest` as a child of `src` (Copy, Mint, IRQ issue,
+/// capability transfer).
 pub fn insert_derived(cap: Cap, src: Pa, dest: Pa) {
-    let revocable = cap.is_revocable_from(&slot(src).cap);
+    let src_cap = slot(src).cap;
+    let revocable = cap.is_revocable_from(&src_cap);
+    // seL4's `setUntypedCapAsFull`: once a second untyped capability covers the same
+    // region, the source may not hand out that memory again (its watermark goes to the
+    // end), so the region is retyped through one of them only.
+    if let (
+        CapKind::Untyped { pa, size_bits, .. },
+        CapKind::Untyped {
+            pa: new_pa,
+            size_bits: new_bits,
+            ..
+        },
+    ) = (src_cap.kind(), cap.kind())
+    {
+        if pa == new_pa && size_bits == new_bits {
+            update_cap(src, src_cap.with_free_index(1u64 << size_bits));
+        }
+    }
     insert_after(cap, src, dest, revocable, revocable);
 }
 

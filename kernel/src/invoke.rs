@@ -67,7 +67,7 @@ pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult
         CapKind::Null | CapKind::Zombie { .. } => Err(SysError::InvalidCapability(0)),
         CapKind::Untyped { .. } => untyped_retype(&inv, s, cap),
         CapKind::CNode { .. } => cnode_invocation(&inv, cap),
-        CapKind::Tcb { pa } => tcb_invocation(&inv, pa),
+        CapKind::Tcb { pa } => tcb_invocation(&inv, pa, s),
         CapKind::SchedControl { .. } => sched_control_invocation(&inv),
         CapKind::SchedContext { pa, .. } => sched_context_invocation(&inv, pa),
         CapKind::IrqControl => crate::irq::irq_control_invocation(&inv, s),
@@ -634,39 +634,85 @@ fn tcb_slot_pa(t: Pa, i: usize) -> Pa {
     &tcb(t).slots[i] as *const _ as Pa
 }
 
-/// Replaces a TCB's slot with a derived copy of the capability in `src`.
-fn install(t: Pa, i: usize, cap: Cap, src: Pa) -> Result<(), SysError> {
+/// A capability decoded for one of a TCB's slots: the derived capability (or null, to
+/// leave the slot empty) and the slot it is copied from.
+#[derive(Clone, Copy)]
+struct TcbCap {
+    cap: Cap,
+    src: Pa,
+}
+
+impl TcbCap {
+    const NONE: TcbCap = TcbCap {
+        cap: Cap::NULL,
+        src: 0,
+    };
+}
+
+/// seL4's `installTCBCap`, after decoding: empties the TCB's slot `i` and puts the new
+/// capability there if its source slot and the invoked TCB capability (in `tcb_cap_slot`)
+/// still hold what was decoded. Cannot fail: decoding made sure that the old capability
+/// is not the last one to a CNode or TCB, so deleting it is short.
+fn install(t: Pa, tcb_cap_slot: Pa, i: usize, new: TcbCap) {
     let dst = tcb_slot_pa(t, i);
-    delete::delete_slot(dst)?;
-    if cap.is_null() {
-        return Ok(());
+    let _ = delete::delete_slot(dst);
+    if new.cap.is_null() || new.src == 0 {
+        return;
     }
-    let d = derive_cap(src, cap)?;
-    if !d.is_null() {
-        cspace::insert_derived(d, src, dst);
+    let tcb_cap = Cap::new(CapKind::Tcb { pa: t });
+    if slot(new.src).cap.same_object_as(&new.cap)
+        && slot(tcb_cap_slot).cap.same_object_as(&tcb_cap)
+    {
+        cspace::insert_derived(new.cap, new.src, dst);
+    }
+}
+
+/// seL4's `slotCapLongRunningDelete` on the TCB's CSpace and VSpace slots: replacing the
+/// last capability to a CNode (or a zombie) would mean a long, preemptible deletion in
+/// the middle of the invocation, so seL4 refuses ("being deleted").
+fn check_space_slots_deletable(t: Pa) -> Result<(), SysError> {
+    for i in [tcb_slot::CTABLE, tcb_slot::VTABLE] {
+        let s = tcb_slot_pa(t, i);
+        let c = slot(s).cap;
+        let long = matches!(
+            c.kind(),
+            CapKind::CNode { .. } | CapKind::Tcb { .. } | CapKind::Zombie { .. }
+        );
+        if long && cspace::is_final(s) {
+            return Err(SysError::IllegalOperation);
+        }
     }
     Ok(())
 }
 
-fn valid_cspace_root(cap: Cap, data: u64) -> Result<Cap, SysError> {
+/// Decodes a CSpace root argument (seL4: updateCapData if data != 0, deriveCap, must be
+/// a CNode).
+fn decode_cspace_root(arg: (Pa, Cap), data: u64) -> Result<TcbCap, SysError> {
+    let (src, cap) = arg;
     let c = if data != 0 {
         update_cap_data(false, data, cap)
     } else {
         cap
     };
+    let c = derive_cap(src, c)?;
     match c.kind() {
-        CapKind::CNode { .. } => Ok(c),
+        CapKind::CNode { .. } => Ok(TcbCap { cap: c, src }),
         _ => Err(SysError::IllegalOperation),
     }
 }
 
-fn valid_vspace_root(cap: Cap) -> Result<Cap, SysError> {
-    match cap.kind() {
-        CapKind::VSpace { asid: Some(_), .. } => Ok(cap),
+/// Decodes a VSpace root argument (deriveCap, then seL4's `isValidVTableRoot`: a VSpace
+/// with an ASID). Architecture capabilities ignore the data word.
+fn decode_vspace_root(arg: (Pa, Cap)) -> Result<TcbCap, SysError> {
+    let (src, cap) = arg;
+    let c = derive_cap(src, cap)?;
+    match c.kind() {
+        CapKind::VSpace { asid: Some(_), .. } => Ok(TcbCap { cap: c, src }),
         _ => Err(SysError::IllegalOperation),
     }
 }
 
+/// seL4's `validFaultHandler`: null, or an endpoint with Write and Grant or GrantReply.
 fn valid_fault_ep(cap: Cap) -> Result<Cap, SysError> {
     match cap.kind() {
         CapKind::Null => Ok(cap),
@@ -679,22 +725,44 @@ fn valid_fault_ep(cap: Cap) -> Result<Cap, SysError> {
     }
 }
 
-fn set_ipc_buffer(t: Pa, vaddr: u64, frame: (Pa, Cap)) -> Result<(), SysError> {
-    let (src, cap) = frame;
-    if cap.is_null() {
-        install(t, tcb_slot::BUFFER, Cap::NULL, 0)?;
-        tcb(t).ipc_buffer = vaddr;
-        return Ok(());
+/// Decodes an IPC buffer (address, frame): address 0 means no buffer; otherwise seL4's
+/// deriveCap and `checkValidIPCBuffer` (a frame, not device memory, aligned).
+fn decode_ipc_buffer(vaddr: u64, arg: (Pa, Cap)) -> Result<TcbCap, SysError> {
+    if vaddr == 0 {
+        return Ok(TcbCap::NONE);
     }
-    let CapKind::Frame { .. } = cap.kind() else {
+    let (src, cap) = arg;
+    let c = derive_cap(src, cap)?;
+    let CapKind::Frame { is_device, .. } = c.kind() else {
         return Err(SysError::IllegalOperation);
     };
+    // The kernel writes messages into the buffer: device memory could fault or have
+    // side effects.
+    if is_device {
+        return Err(SysError::IllegalOperation);
+    }
     if vaddr & ((1 << consts::IPC_BUFFER_SIZE_BITS) - 1) != 0 {
         return Err(SysError::AlignmentError);
     }
-    install(t, tcb_slot::BUFFER, cap, src)?;
+    Ok(TcbCap { cap: c, src })
+}
+
+/// A validated fault or timeout handler (or null) with its source slot; deriving an
+/// endpoint capability cannot fail.
+fn decode_handler(arg: (Pa, Cap), cap: Cap) -> Result<TcbCap, SysError> {
+    if cap.is_null() {
+        return Ok(TcbCap::NONE);
+    }
+    Ok(TcbCap {
+        cap: derive_cap(arg.0, cap)?,
+        src: arg.0,
+    })
+}
+
+/// Performs a decoded IPC-buffer change.
+fn set_ipc_buffer(t: Pa, tcb_cap_slot: Pa, vaddr: u64, frame: TcbCap) {
+    install(t, tcb_cap_slot, tcb_slot::BUFFER, frame);
     tcb(t).ipc_buffer = vaddr;
-    Ok(())
 }
 
 fn check_prio(prio: u64, authority: Cap) -> Result<(), SysError> {
@@ -786,18 +854,19 @@ fn write_reg(th: &mut Tcb, i: usize, v: u64) {
     }
 }
 
-fn tcb_invocation(inv: &Inv, t: Pa) -> SysResult {
+fn tcb_invocation(inv: &Inv, t: Pa, s: Pa) -> SysResult {
     let me = inv.t;
     match inv.label {
         lb::TCB_READ_REGISTERS => {
             inv.need(2, 0)?;
             let flags = inv.mr(0);
-            let count = inv.mr(1) as usize;
+            let count = inv.mr(1);
+            if !(1..=consts::USER_CONTEXT_WORDS as u64).contains(&count) {
+                return Err(SysError::RangeError(1, consts::USER_CONTEXT_WORDS as u64));
+            }
+            let count = count as usize;
             if t == me {
                 return Err(SysError::IllegalOperation);
-            }
-            if !(1..=consts::USER_CONTEXT_WORDS).contains(&count) {
-                return Err(SysError::RangeError(1, consts::USER_CONTEXT_WORDS as u64));
             }
             if flags & 1 != 0 {
                 delete::suspend(t);
@@ -812,14 +881,16 @@ fn tcb_invocation(inv: &Inv, t: Pa) -> SysResult {
         lb::TCB_WRITE_REGISTERS => {
             inv.need(2, 0)?;
             let flags = inv.mr(0);
-            let count = inv.mr(1) as usize;
+            let count = inv.mr(1);
+            // seL4 compares the whole requested count with the message (before looking
+            // at the target), then writes at most a full context.
+            if ((inv.len - 2) as u64) < count {
+                return Err(SysError::TruncatedMessage);
+            }
             if t == me {
                 return Err(SysError::IllegalOperation);
             }
-            if inv.len - 2 < count.min(consts::USER_CONTEXT_WORDS) {
-                return Err(SysError::TruncatedMessage);
-            }
-            for i in 0..count.min(consts::USER_CONTEXT_WORDS) {
+            for i in 0..(count as usize).min(consts::USER_CONTEXT_WORDS) {
                 let v = inv.mr(2 + i);
                 write_reg(tcb(t), i, v);
             }
@@ -859,16 +930,16 @@ fn tcb_invocation(inv: &Inv, t: Pa) -> SysResult {
             Ok(Reply::EMPTY)
         }
         lb::TCB_CONFIGURE => {
+            // Decode everything in seL4's order, then perform (which cannot fail).
             inv.need(3, 3)?;
-            let cspace = valid_cspace_root(inv.cap(0), inv.mr(0))?;
-            let vspace = if inv.cap(1).is_null() {
-                Cap::NULL
-            } else {
-                valid_vspace_root(inv.cap(1))?
-            };
-            install(t, tcb_slot::CTABLE, cspace, inv.extra[0].0)?;
-            install(t, tcb_slot::VTABLE, vspace, inv.extra[1].0)?;
-            set_ipc_buffer(t, inv.mr(2), inv.extra[2])?;
+            let buffer_addr = inv.mr(2);
+            let buffer = decode_ipc_buffer(buffer_addr, inv.extra[2])?;
+            check_space_slots_deletable(t)?;
+            let cspace = decode_cspace_root(inv.extra[0], inv.mr(0))?;
+            let vspace = decode_vspace_root(inv.extra[1])?;
+            install(t, s, tcb_slot::CTABLE, cspace);
+            install(t, s, tcb_slot::VTABLE, vspace);
+            set_ipc_buffer(t, s, buffer_addr, buffer);
             if k().cur == t {
                 k().switch_to(t);
             }
@@ -895,8 +966,9 @@ fn tcb_invocation(inv: &Inv, t: Pa) -> SysResult {
             check_prio(mcp, inv.cap(0))?;
             check_prio(prio, inv.cap(0))?;
             let sc_cap = inv.cap(1);
-            let fault_ep =
-                valid_fault_ep(inv.cap(2)).map_err(|_| SysError::InvalidCapability(3))?;
+            let fault_ep = valid_fault_ep(inv.cap(2))
+                .map_err(|_| SysError::InvalidCapability(3))
+                .and_then(|c| decode_handler(inv.extra[2], c))?;
             match sc_cap.kind() {
                 CapKind::SchedContext { pa, .. } => {
                     let sc = obj::<SchedContext>(pa);
@@ -905,13 +977,13 @@ fn tcb_invocation(inv: &Inv, t: Pa) -> SysResult {
                     }
                     tcb(t).mcp = mcp as u8;
                     set_priority(t, prio as u8);
-                    install(t, tcb_slot::FAULT_HANDLER, fault_ep, inv.extra[2].0)?;
+                    install(t, s, tcb_slot::FAULT_HANDLER, fault_ep);
                     bind_sc(t, pa);
                 }
                 CapKind::Null => {
                     tcb(t).mcp = mcp as u8;
                     set_priority(t, prio as u8);
-                    install(t, tcb_slot::FAULT_HANDLER, fault_ep, inv.extra[2].0)?;
+                    install(t, s, tcb_slot::FAULT_HANDLER, fault_ep);
                     let old = tcb(t).sc;
                     if old != 0 {
                         delete::sc_unbind_tcb(old);
@@ -923,27 +995,28 @@ fn tcb_invocation(inv: &Inv, t: Pa) -> SysResult {
         }
         lb::TCB_SET_TIMEOUT_ENDPOINT => {
             inv.need(0, 1)?;
-            let ep = valid_fault_ep(inv.cap(0))?;
-            install(t, tcb_slot::TIMEOUT_HANDLER, ep, inv.extra[0].0)?;
+            let ep = valid_fault_ep(inv.cap(0)).and_then(|c| decode_handler(inv.extra[0], c))?;
+            install(t, s, tcb_slot::TIMEOUT_HANDLER, ep);
             Ok(Reply::EMPTY)
         }
         lb::TCB_SET_IPC_BUFFER => {
             inv.need(1, 1)?;
-            set_ipc_buffer(t, inv.mr(0), inv.extra[0])?;
+            let buffer_addr = inv.mr(0);
+            let buffer = decode_ipc_buffer(buffer_addr, inv.extra[0])?;
+            set_ipc_buffer(t, s, buffer_addr, buffer);
             Ok(Reply::EMPTY)
         }
         lb::TCB_SET_SPACE => {
+            // seL4's order: the old roots, the new roots, then the fault handler.
             inv.need(2, 3)?;
-            let fault_ep = valid_fault_ep(inv.cap(0))?;
-            let cspace = valid_cspace_root(inv.cap(1), inv.mr(0))?;
-            let vspace = if inv.cap(2).is_null() {
-                Cap::NULL
-            } else {
-                valid_vspace_root(inv.cap(2))?
-            };
-            install(t, tcb_slot::FAULT_HANDLER, fault_ep, inv.extra[0].0)?;
-            install(t, tcb_slot::CTABLE, cspace, inv.extra[1].0)?;
-            install(t, tcb_slot::VTABLE, vspace, inv.extra[2].0)?;
+            check_space_slots_deletable(t)?;
+            let cspace = decode_cspace_root(inv.extra[1], inv.mr(0))?;
+            let vspace = decode_vspace_root(inv.extra[2])?;
+            let fault_ep =
+                valid_fault_ep(inv.cap(0)).and_then(|c| decode_handler(inv.extra[0], c))?;
+            install(t, s, tcb_slot::FAULT_HANDLER, fault_ep);
+            install(t, s, tcb_slot::CTABLE, cspace);
+            install(t, s, tcb_slot::VTABLE, vspace);
             if k().cur == t {
                 k().switch_to(t);
             }
@@ -1021,9 +1094,6 @@ fn sched_control_invocation(inv: &Inv) -> SysResult {
         return Err(SysError::IllegalOperation);
     }
     inv.need(5, 1)?;
-    let CapKind::SchedContext { pa, size_bits } = inv.cap(0).kind() else {
-        return Err(SysError::InvalidCapability(1));
-    };
     let budget_us = inv.mr(0);
     let period_us = inv.mr(1);
     let extra_refills = inv.mr(2);
@@ -1043,8 +1113,13 @@ fn sched_control_invocation(inv: &Inv) -> SysResult {
     if period_us < budget_us {
         return Err(SysError::RangeError(consts::MIN_BUDGET_US, period_us));
     }
+    // seL4 checks the times first, then the capability, then the refill count.
+    let CapKind::SchedContext { pa, size_bits } = inv.cap(0).kind() else {
+        return Err(SysError::InvalidCapability(1));
+    };
     let max_refills = refill_capacity(size_bits as u64);
-    if extra_refills + consts::MIN_SCHED_CONTEXT_REFILLS > max_refills {
+    // Compared without a sum: `extra_refills` is any user word.
+    if extra_refills > max_refills - consts::MIN_SCHED_CONTEXT_REFILLS {
         return Err(SysError::RangeError(
             0,
             max_refills - consts::MIN_SCHED_CONTEXT_REFILLS,

@@ -287,6 +287,9 @@ pub fn send_ipc(sender: Pa, ep: Pa, a: SendArgs) {
 }
 
 pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
+    if reply != 0 {
+        release_reply(reply, receiver);
+    }
     // A pending signal on the bound notification wins.
     let bound = tcb(receiver).bound_ntfn;
     if bound != 0 && obj::<Notification>(bound).active {
@@ -296,15 +299,6 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
         n.active = false;
         maybe_donate_sc(receiver, bound);
         return;
-    }
-    if reply != 0 {
-        // A reply object serves one call at a time.
-        let r = obj::<Reply>(reply);
-        if r.caller != 0 {
-            let old = r.caller;
-            reply_unlink(reply);
-            set_state(old, ThreadState::Inactive);
-        }
     }
     let head = obj::<Endpoint>(ep).head;
     if head != 0 && tcb(head).state == ThreadState::BlockedOnSend {
@@ -337,6 +331,31 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
     }
     set_state(receiver, ThreadState::BlockedOnReceive);
     ep_insert(ep, receiver);
+}
+
+/// A reply object serves one thread at a time: before `receiver` receives with `reply`,
+/// the thread that uses it now (a caller waiting for its answer, or another receiver
+/// blocked with it) has its IPC cancelled and stops, as seL4's `receiveIPC` does, so that
+/// no thread keeps a link to the object that the object does not mirror.
+fn release_reply(reply: Pa, receiver: Pa) {
+    let r = obj::<Reply>(reply);
+    let (caller, other) = (r.caller, r.receiver);
+    if caller != 0 && caller != receiver {
+        let c = tcb(caller);
+        if c.state == ThreadState::BlockedOnReply && c.reply == reply {
+            cancel_ipc(caller);
+        } else {
+            reply_unlink(reply);
+        }
+    }
+    if other != 0 && other != receiver {
+        let o = tcb(other);
+        if o.state == ThreadState::BlockedOnReceive && o.reply == reply {
+            cancel_ipc(other);
+        } else {
+            obj::<Reply>(reply).receiver = 0;
+        }
+    }
 }
 
 /// Links `caller` to `reply` (it now waits for the answer) and donates the caller's
@@ -610,8 +629,16 @@ pub fn reply_destroyed(reply: Pa) {
         tcb(caller).fault = Fault::None;
         set_state(caller, ThreadState::Inactive);
     }
-    if receiver != 0 && tcb(receiver).reply == reply {
-        tcb(receiver).reply = 0;
+    // A thread blocked receiving with it stops (seL4 cancels its IPC), so nothing keeps
+    // the object's address once it is gone.
+    if receiver != 0 {
+        let rt = tcb(receiver);
+        if rt.state == ThreadState::BlockedOnReceive && rt.reply == reply {
+            cancel_ipc(receiver);
+        } else if rt.reply == reply {
+            rt.reply = 0;
+        }
+        obj::<Reply>(reply).receiver = 0;
     }
 }
 

@@ -426,6 +426,12 @@ pub fn frame_invocation(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
             let req_rights = Rights::from_word(inv.mr(1));
             let attr = inv.mr(2);
             let (root, asid) = vspace_arg(inv.cap(0), 1)?;
+            // seL4's order: alignment, then a remap must keep its VSpace and address, and
+            // a new mapping must lie below the top of the user range.
+            let bytes = size.bytes() as u64;
+            if vaddr & (bytes - 1) != 0 {
+                return Err(SysError::AlignmentError);
+            }
             if let Some(m) = mapping {
                 if m.asid != asid {
                     return Err(SysError::InvalidCapability(1));
@@ -433,12 +439,7 @@ pub fn frame_invocation(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
                 if m.vaddr != vaddr {
                     return Err(SysError::InvalidArgument(0));
                 }
-            }
-            let bytes = size.bytes() as u64;
-            if vaddr & (bytes - 1) != 0 {
-                return Err(SysError::AlignmentError);
-            }
-            if vaddr
+            } else if vaddr
                 .checked_add(bytes)
                 .is_none_or(|end| end > consts::USER_TOP)
             {
