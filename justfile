@@ -29,11 +29,17 @@ run *args: setup
 test: setup
     KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench
     {{keel}} conformance
+    just conformance-checked
     {{keel}} loader-test
 
 # Boot the conformance suite; fails unless it ends with `N passed, 0 failed`.
 conformance:
     {{keel}} conformance
+
+# The conformance suite on a kernel built with arithmetic overflow checks (a wrap panics).
+conformance-checked:
+    cargo build -q -p keel-kernel --target aarch64-unknown-none --profile release-checked
+    {{keel}} conformance --kernel "${CARGO_TARGET_DIR:-target}/aarch64-unknown-none/release-checked/keel-kernel"
 
 # Benchmarks under -icount (kernel paths, system boot, image size); writes target/bench.json.
 bench:

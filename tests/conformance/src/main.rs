@@ -29,6 +29,8 @@ mod ipc;
 #[cfg(target_os = "none")]
 mod sched;
 #[cfg(target_os = "none")]
+mod soundness;
+#[cfg(target_os = "none")]
 mod stress;
 #[cfg(target_os = "none")]
 mod tcb;
@@ -53,15 +55,16 @@ mod root {
             crate::vspace::TESTS,
             crate::faults::TESTS,
             crate::errors::TESTS,
+            crate::soundness::TESTS,
             crate::stress::TESTS,
         ]
     }
 
-    static mut LIST: [Test; 128] = [Test {
+    static mut LIST: [Test; 192] = [Test {
         name: "",
         f: dummy,
         timeout_ms: 0,
-    }; 128];
+    }; 192];
 
     fn main(bootinfo: &'static BootInfo) -> i32 {
         println!("conformance: Keel seL4 conformance suite");
