@@ -684,3 +684,404 @@ fn deleting_a_deep_chain_of_cnodes_needs_no_recursion() {
     }
     assert!(!cspace::has_children(ut));
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 6: isolation breaks, replayed on the kernel's logic.
+
+use crate::syscall::SysError;
+use sel4_sys::{label as lb, MessageInfo};
+
+fn untyped_cap(pa: Pa, size_bits: u8, free_index: u64) -> Cap {
+    Cap::new(CapKind::Untyped {
+        pa,
+        size_bits,
+        is_device: false,
+        free_index,
+    })
+}
+
+fn untyped_free_index(s: Pa) -> u64 {
+    match slot(s).cap.kind() {
+        CapKind::Untyped { free_index, .. } => free_index,
+        k => panic!("not an untyped: {k:?}"),
+    }
+}
+
+#[test]
+fn copying_or_minting_an_untyped_marks_the_source_full() {
+    for mint in [false, true] {
+        let (cn, _) = cnode(4);
+        let u = cn + 32;
+        cspace::insert_root(untyped_cap(arena(4096, 4096), 12, 0), u);
+        if mint {
+            invoke::cnode_mint(u, cn + 64, Rights::ALL, 7).unwrap();
+        } else {
+            invoke::cnode_copy(u, cn + 64, Rights::ALL).unwrap();
+        }
+        // The source is full, the copy is not; the copy is the source's child.
+        assert_eq!(untyped_free_index(u), 4096);
+        assert_eq!(untyped_free_index(cn + 64), 0);
+        assert_eq!(cspace::first_child(u), Some(cn + 64));
+        // A source with a child cannot be copied again.
+        assert_eq!(
+            invoke::cnode_copy(u, cn + 96, Rights::ALL),
+            Err(SysError::RevokeFirst)
+        );
+        // The retype rule: the source has children, so it keeps its (full) watermark.
+        assert_eq!(
+            invoke::plan_retype(0, 12, untyped_free_index(u), false, 12, 1),
+            Err(SysError::NotEnoughMemory(0))
+        );
+        // A copy of a copy marks the middle one full too.
+        invoke::cnode_copy(cn + 64, cn + 128, Rights::ALL).unwrap();
+        assert_eq!(untyped_free_index(cn + 64), 4096);
+    }
+    // Moving keeps one capability: nothing is marked.
+    let (cn, _) = cnode(4);
+    cspace::insert_root(untyped_cap(arena(4096, 4096), 12, 16), cn);
+    invoke::cnode_move(cn, cn + 32);
+    assert_eq!(untyped_free_index(cn + 32), 16);
+    // Copying another type from an untyped's slot never happens; other copies are
+    // untouched (an endpoint's copy leaves the endpoint's badge word alone).
+    let ep = arena(16, 16);
+    cspace::insert_root(
+        Cap::new(CapKind::Endpoint {
+            pa: ep,
+            badge: 5,
+            rights: Rights::ALL,
+        }),
+        cn + 64,
+    );
+    invoke::cnode_copy(cn + 64, cn + 96, Rights::ALL).unwrap();
+    assert_eq!(slot(cn + 64).cap.badge(), 5);
+}
+
+fn reply_obj(r: Pa) -> &'static mut Reply {
+    crate::mem::obj::<Reply>(r)
+}
+
+#[test]
+fn a_second_receiver_with_the_same_reply_cancels_the_first() {
+    let a = new_thread(10);
+    let b = new_thread(10);
+    give_budget(a);
+    give_budget(b);
+    let (e1, e2) = (arena(16, 16), arena(16, 16));
+    let r = arena(32, 32);
+    tcb(a).state = ThreadState::Running;
+    crate::ipc::receive_ipc(a, e1, r, true);
+    assert_eq!(reply_obj(r).receiver, a);
+    tcb(b).state = ThreadState::Running;
+    crate::ipc::receive_ipc(b, e2, r, true);
+    // A no longer waits and keeps no link to R; B does, and R mirrors it.
+    assert_eq!(tcb(a).state, ThreadState::Inactive);
+    assert_eq!(tcb(a).reply, 0);
+    assert_eq!(crate::mem::obj::<Endpoint>(e1).head, 0);
+    assert_eq!(reply_obj(r).receiver, b);
+    assert_eq!(tcb(b).reply, r);
+    // Destroying R stops B too: nothing points at R afterwards.
+    crate::ipc::reply_destroyed(r);
+    assert_eq!(tcb(b).state, ThreadState::Inactive);
+    assert_eq!(tcb(b).reply, 0);
+    assert_eq!(crate::mem::obj::<Endpoint>(e2).head, 0);
+    assert_eq!(reply_obj(r).receiver, 0);
+    assert_eq!(reply_obj(r).caller, 0);
+}
+
+#[test]
+fn receiving_with_a_reply_that_a_caller_waits_on_cancels_the_caller() {
+    let kk = k();
+    let client = new_thread(10);
+    let server = new_thread(20);
+    give_budget(client);
+    give_budget(server);
+    let ep = arena(16, 16);
+    let r = arena(32, 32);
+    tcb(server).state = ThreadState::Running;
+    crate::ipc::receive_ipc(server, ep, r, true);
+    tcb(client).state = ThreadState::Running;
+    kk.cur = client;
+    tcb(client).ctx.x[1] = MessageInfo::new(1, 0, 0, 0).0;
+    let args = crate::ipc::SendArgs {
+        badge: 0,
+        can_grant: false,
+        can_grant_reply: true,
+        is_call: true,
+        blocking: true,
+    };
+    crate::ipc::send_ipc(client, ep, args);
+    assert_eq!(tcb(client).state, ThreadState::BlockedOnReply);
+    assert_eq!(reply_obj(r).caller, client);
+    // The server receives again with R without replying: the caller is cancelled.
+    kk.cur = server;
+    tcb(client).fault = crate::object::Fault::Timeout {
+        badge: 1,
+        consumed: 2,
+    };
+    crate::ipc::receive_ipc(server, ep, r, true);
+    assert_eq!(tcb(client).state, ThreadState::Inactive);
+    assert_eq!(tcb(client).reply, 0);
+    assert_eq!(tcb(client).fault, crate::object::Fault::None);
+    assert_eq!(reply_obj(r).caller, 0);
+    assert_eq!(reply_obj(r).receiver, server);
+    kk.cur = 0;
+}
+
+// Decoding whole invocations: a caller whose CSpace is a 16-slot CNode (guard 60), with an
+// IPC buffer; the invoked capability and the extra capabilities are in that CNode.
+
+struct Caller {
+    t: Pa,
+    cn: Pa,
+}
+
+impl Caller {
+    fn new() -> Caller {
+        let t = new_thread(100);
+        give_budget(t);
+        give_ipc_buffer(t);
+        tcb(t).state = ThreadState::Running;
+        let cn = arena(32 << 4, 32 << 4);
+        let root = Cap::new(CapKind::CNode {
+            pa: cn,
+            radix: 4,
+            guard_size: 60,
+            guard: 0,
+        });
+        cspace::insert_root(root, &tcb(t).slots[tcb_slot::CTABLE] as *const _ as Pa);
+        Caller { t, cn }
+    }
+    fn slot(&self, i: usize) -> Pa {
+        self.cn + 32 * i
+    }
+    /// Invokes the capability in slot `target` with `label`, message words and extra
+    /// capabilities (slot numbers).
+    fn invoke(&self, target: usize, label: u64, mrs: &[u64], caps: &[u64]) -> SysResult {
+        for (i, &w) in mrs.iter().enumerate() {
+            crate::kernel::set_mr(self.t, i, w);
+        }
+        for (i, &c) in caps.iter().enumerate() {
+            crate::kernel::set_buffer_word(self.t, sel4_sys::ipc_buffer::CAPS_OR_BADGES + i, c);
+        }
+        let info = MessageInfo::new(label, 0, caps.len() as u64, mrs.len() as u64);
+        let s = self.slot(target);
+        invoke::decode_invocation(self.t, s, slot(s).cap, info)
+    }
+}
+
+use crate::syscall::SysResult;
+
+fn frame_cap(pa: Pa, is_device: bool) -> Cap {
+    Cap::new(CapKind::Frame {
+        pa,
+        size: crate::cap::FrameSize::Small,
+        rights: Rights(3),
+        is_device,
+        mapping: None,
+    })
+}
+
+/// A target thread (cap in slot 1), a device frame (2), a normal frame (3), CNodes (4,
+/// 5), a VSpace (6) and an endpoint (7) in the caller's CSpace.
+fn tcb_fixture() -> (Caller, Pa) {
+    let c = Caller::new();
+    let target = new_thread(50);
+    cspace::insert_root(Cap::new(CapKind::Tcb { pa: target }), c.slot(1));
+    cspace::insert_root(frame_cap(arena(4096, 4096), true), c.slot(2));
+    cspace::insert_root(frame_cap(arena(4096, 4096), false), c.slot(3));
+    let (_, cn_a) = cnode(2);
+    let (_, cn_b) = cnode(2);
+    cspace::insert_root(cn_a, c.slot(4));
+    cspace::insert_root(cn_b, c.slot(5));
+    cspace::insert_root(
+        Cap::new(CapKind::VSpace {
+            pa: arena(8192, 8192),
+            asid: Some(1),
+        }),
+        c.slot(6),
+    );
+    cspace::insert_root(
+        Cap::new(CapKind::Endpoint {
+            pa: arena(16, 16),
+            badge: 0,
+            rights: Rights::ALL,
+        }),
+        c.slot(7),
+    );
+    (c, target)
+}
+
+fn tcb_slot_cap(t: Pa, i: usize) -> Cap {
+    tcb(t).slots[i].cap
+}
+
+#[test]
+fn device_frames_are_refused_as_ipc_buffers() {
+    let (c, target) = tcb_fixture();
+    assert_eq!(
+        c.invoke(1, lb::TCB_SET_IPC_BUFFER, &[0x1000], &[2]).err(),
+        Some(SysError::IllegalOperation)
+    );
+    assert!(tcb_slot_cap(target, tcb_slot::BUFFER).is_null());
+    assert_eq!(
+        c.invoke(1, lb::TCB_CONFIGURE, &[0, 0, 0x1000], &[4, 6, 2])
+            .err(),
+        Some(SysError::IllegalOperation)
+    );
+    assert!(tcb_slot_cap(target, tcb_slot::CTABLE).is_null());
+    // seL4's order: not a frame, device, then alignment; address 0 means no buffer.
+    assert_eq!(
+        c.invoke(1, lb::TCB_SET_IPC_BUFFER, &[0x1008], &[7]).err(),
+        Some(SysError::IllegalOperation)
+    );
+    assert_eq!(
+        c.invoke(1, lb::TCB_SET_IPC_BUFFER, &[0x1008], &[2]).err(),
+        Some(SysError::IllegalOperation)
+    );
+    assert_eq!(
+        c.invoke(1, lb::TCB_SET_IPC_BUFFER, &[0x1008], &[3]).err(),
+        Some(SysError::AlignmentError)
+    );
+    assert!(c.invoke(1, lb::TCB_SET_IPC_BUFFER, &[0x1000], &[3]).is_ok());
+    assert!(matches!(
+        tcb_slot_cap(target, tcb_slot::BUFFER).kind(),
+        CapKind::Frame {
+            is_device: false,
+            ..
+        }
+    ));
+    assert!(c.invoke(1, lb::TCB_SET_IPC_BUFFER, &[0], &[7]).is_ok());
+    assert!(tcb_slot_cap(target, tcb_slot::BUFFER).is_null());
+    assert_eq!(crate::kernel::ipc_buffer_pa(target), 0);
+}
+
+#[test]
+fn a_failing_configure_changes_nothing() {
+    let (c, target) = tcb_fixture();
+    assert!(c
+        .invoke(1, lb::TCB_CONFIGURE, &[0, 0, 0x1000], &[4, 6, 3])
+        .is_ok());
+    let (cspace0, vspace0, buffer0) = (
+        tcb_slot_cap(target, tcb_slot::CTABLE),
+        tcb_slot_cap(target, tcb_slot::VTABLE),
+        tcb_slot_cap(target, tcb_slot::BUFFER),
+    );
+    assert!(matches!(cspace0.kind(), CapKind::CNode { .. }));
+    let unchanged = || {
+        assert_eq!(tcb_slot_cap(target, tcb_slot::CTABLE), cspace0);
+        assert_eq!(tcb_slot_cap(target, tcb_slot::VTABLE), vspace0);
+        assert_eq!(tcb_slot_cap(target, tcb_slot::BUFFER), buffer0);
+        assert_eq!(tcb(target).ipc_buffer, 0x1000);
+    };
+    // A bad buffer, a bad CSpace, a bad VSpace, a null VSpace: each fails, nothing moves.
+    let cases: [(&[u64], &[u64], SysError); 4] = [
+        (&[0, 0, 0x1008], &[5, 6, 3], SysError::AlignmentError),
+        (&[0, 0, 0x2000], &[7, 6, 3], SysError::IllegalOperation),
+        (&[0, 0, 0x2000], &[5, 7, 3], SysError::IllegalOperation),
+        (&[0, 0, 0x2000], &[5, 0, 3], SysError::IllegalOperation),
+    ];
+    for (mrs, caps, want) in cases {
+        assert_eq!(c.invoke(1, lb::TCB_CONFIGURE, mrs, caps).err(), Some(want));
+        unchanged();
+    }
+    // SetSpace: the fault handler is checked last, still before anything changes.
+    assert_eq!(
+        c.invoke(1, lb::TCB_SET_SPACE, &[0, 0], &[4, 5, 6]).err(),
+        Some(SysError::InvalidCapability(1))
+    );
+    unchanged();
+}
+
+#[test]
+fn set_space_over_the_last_cnode_cap_is_refused() {
+    let (c, target) = tcb_fixture();
+    // The thread's CSpace slot holds a copy of CNode A; then the caller's cap goes.
+    assert!(c.invoke(1, lb::TCB_SET_SPACE, &[0, 0], &[0, 4, 6]).is_ok());
+    delete::delete_slot(c.slot(4)).unwrap();
+    let held = tcb_slot_cap(target, tcb_slot::CTABLE);
+    assert!(cspace::is_final(
+        &tcb(target).slots[tcb_slot::CTABLE] as *const _ as Pa
+    ));
+    assert_eq!(
+        c.invoke(1, lb::TCB_SET_SPACE, &[0, 0], &[0, 5, 6]).err(),
+        Some(SysError::IllegalOperation)
+    );
+    assert_eq!(
+        c.invoke(1, lb::TCB_CONFIGURE, &[0, 0, 0], &[5, 6, 0]).err(),
+        Some(SysError::IllegalOperation)
+    );
+    assert_eq!(tcb_slot_cap(target, tcb_slot::CTABLE), held);
+}
+
+#[test]
+fn register_counts_are_checked_whole_and_first() {
+    let (c, _target) = tcb_fixture();
+    // WriteRegisters: 2 + 3 words asking for 10 (or 2^64 - 1) registers.
+    for count in [10, u64::MAX] {
+        assert_eq!(
+            c.invoke(1, lb::TCB_WRITE_REGISTERS, &[0, count, 1, 2, 3], &[])
+                .err(),
+            Some(SysError::TruncatedMessage)
+        );
+    }
+    // On itself: the counts are checked before "not the calling thread".
+    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(9));
+    assert_eq!(
+        c.invoke(9, lb::TCB_WRITE_REGISTERS, &[0, 4, 1, 2], &[])
+            .err(),
+        Some(SysError::TruncatedMessage)
+    );
+    assert_eq!(
+        c.invoke(9, lb::TCB_READ_REGISTERS, &[0, u64::MAX], &[]).err(),
+        Some(SysError::RangeError(1, 36))
+    );
+    assert_eq!(
+        c.invoke(9, lb::TCB_READ_REGISTERS, &[0, 1], &[]).err(),
+        Some(SysError::IllegalOperation)
+    );
+}
+
+#[test]
+fn extra_refills_near_two_to_the_64_are_a_range_error() {
+    let c = Caller::new();
+    cspace::insert_root(Cap::new(CapKind::SchedControl { core: 0 }), c.slot(1));
+    let sc = arena(256, 256);
+    cspace::insert_root(
+        Cap::new(CapKind::SchedContext {
+            pa: sc,
+            size_bits: 8,
+        }),
+        c.slot(2),
+    );
+    let flags = lb::SCHED_CONTROL_CONFIGURE_FLAGS;
+    let max = match c.invoke(1, flags, &[1000, 1000, u64::MAX, 0, 0], &[2]) {
+        Err(SysError::RangeError(0, max)) => max,
+        r => panic!("extra_refills 2^64-1: {:?}", r.err()),
+    };
+    for extra in [u64::MAX - 1, u64::MAX - 2, max + 1] {
+        assert_eq!(
+            c.invoke(1, flags, &[1000, 1000, extra, 0, 0], &[2]).err(),
+            Some(SysError::RangeError(0, max))
+        );
+    }
+    assert!(!crate::mem::obj::<SchedContext>(sc).configured);
+    // The capability is checked after the times.
+    cspace::insert_root(
+        Cap::new(CapKind::Endpoint {
+            pa: arena(16, 16),
+            badge: 0,
+            rights: Rights::ALL,
+        }),
+        c.slot(3),
+    );
+    assert!(matches!(
+        c.invoke(1, flags, &[0, 1000, 0, 0, 0], &[3]).err(),
+        Some(SysError::RangeError(..))
+    ));
+    assert_eq!(
+        c.invoke(1, flags, &[1000, 1000, 0, 0, 0], &[3]).err(),
+        Some(SysError::InvalidCapability(1))
+    );
+    assert!(c.invoke(1, flags, &[1000, 1000, max, 0, 0], &[2]).is_ok());
+    assert!(crate::mem::obj::<SchedContext>(sc).configured);
+}

@@ -763,6 +763,13 @@ fn configure_no_side_effects() -> TestResult {
         Error::AlignmentError,
         "Configure with an unaligned buffer",
     )?;
+    // The thread still resolves cptr 1 in its own CNode.
+    fn signal_1(_: &Ctx2) {
+        sel4_sys::syscalls::signal(1);
+    }
+    th.tcb_in_cspace = 0;
+    th.start(signal_1, 0)?;
+    check_eq!(n.poll(), 0x5a, "signal through the thread's own CSpace");
     let ep = kit::endpoint()?;
     expect_err(
         th.tcb
@@ -782,13 +789,9 @@ fn configure_no_side_effects() -> TestResult {
         Error::InvalidCapability { which: 1 },
         "SetSpace with a fault handler without Grant",
     )?;
-    // The thread still resolves cptr 1 in its own CNode and its buffer works.
-    fn signal_1(_: &Ctx2) {
-        sel4_sys::syscalls::signal(1);
-    }
-    th.tcb_in_cspace = 0;
+    // Still its own CSpace after every failure.
     th.start(signal_1, 0)?;
-    check_eq!(n.poll(), 0x5a, "the thread signalled through its own CSpace");
+    check_eq!(n.poll(), 0x5a, "signal through the thread's own CSpace at the end");
     still_works()
 }
 
