@@ -275,8 +275,9 @@ fn finalise_sc(sc_pa: Pa) {
         obj::<Notification>(sc.ntfn).sc = 0;
         sc.ntfn = 0;
     }
+    // No reply on its call stack keeps its address.
     if sc.donated_via != 0 {
-        obj::<crate::object::Reply>(sc.donated_via).donated_sc = 0;
+        ipc::clear_call_stack(sc.donated_via);
         sc.donated_via = 0;
     }
     sc.configured = false;

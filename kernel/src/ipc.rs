@@ -345,7 +345,7 @@ fn release_reply(reply: Pa, receiver: Pa) {
         if c.state == ThreadState::BlockedOnReply && c.reply == reply {
             cancel_ipc(caller);
         } else {
-            reply_unlink(reply);
+            reply_remove_caller(reply);
         }
     }
     if other != 0 && other != receiver {
@@ -360,10 +360,14 @@ fn release_reply(reply: Pa, receiver: Pa) {
 
 /// Links `caller` to `reply` (it now waits for the answer) and donates the caller's
 /// scheduling context to a passive `callee`.
+///
+/// A context donated along nested calls forms seL4's call stack: the context names the
+/// reply of the latest donation (`donated_via`), each such reply the one before it
+/// (`prev`), and every reply on the stack names the context (`donated_sc`).
 pub(crate) fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
     let r = obj::<Reply>(reply);
     r.caller = caller;
-    r.callee = callee;
+    r.prev = 0;
     r.donated_sc = 0;
     let c = tcb(caller);
     c.reply = reply;
@@ -373,38 +377,95 @@ pub(crate) fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
     if sc != 0 && tcb(callee).sc == 0 {
         tcb(caller).sc = 0;
         tcb(callee).sc = sc;
-        obj::<SchedContext>(sc).tcb = callee;
-        obj::<SchedContext>(sc).donated_via = reply;
-        obj::<Reply>(reply).donated_sc = sc;
+        let s = obj::<SchedContext>(sc);
+        s.tcb = callee;
+        let r = obj::<Reply>(reply);
+        r.prev = s.donated_via;
+        r.donated_sc = sc;
+        s.donated_via = reply;
     }
 }
 
-/// Breaks the caller/reply link, returning a donated scheduling context to the caller.
+/// Breaks the caller/reply link (a reply, or the reply object's deletion). A context
+/// donated through this call goes back to the caller if this call is the top of its
+/// stack and the caller has no context now (seL4's `reply_remove`/`reply_pop`).
 pub(crate) fn reply_unlink(reply: Pa) {
+    let (caller, sc) = unlink_caller(reply);
+    if sc == 0 {
+        return;
+    }
+    let s = obj::<SchedContext>(sc);
+    if s.donated_via != reply {
+        cut_call_stack(sc, reply);
+        return;
+    }
     let r = obj::<Reply>(reply);
-    let (caller, callee, sc) = (r.caller, r.callee, r.donated_sc);
-    r.caller = 0;
-    r.callee = 0;
+    s.donated_via = r.prev;
+    r.prev = 0;
     r.donated_sc = 0;
+    if caller != 0 && tcb(caller).sc == 0 {
+        let holder = s.tcb;
+        let kk = k();
+        if holder != 0 {
+            if holder != kk.cur {
+                kk.sched_dequeue(holder);
+            }
+            tcb(holder).sc = 0;
+        }
+        tcb(caller).sc = sc;
+        s.tcb = caller;
+    }
+}
+
+/// The caller waiting on `reply` is cancelled (suspended, deleted, or its reply object
+/// taken by another receive): the link goes and the call stack is cut at this call; the
+/// context stays where it is (seL4's `reply_remove_tcb`).
+fn reply_remove_caller(reply: Pa) {
+    let (_, sc) = unlink_caller(reply);
+    if sc != 0 {
+        cut_call_stack(sc, reply);
+    }
+}
+
+/// Clears the caller's side of the link; returns the caller and the donated context.
+fn unlink_caller(reply: Pa) -> (Pa, Pa) {
+    let r = obj::<Reply>(reply);
+    let (caller, sc) = (r.caller, r.donated_sc);
+    r.caller = 0;
     if caller != 0 {
         tcb(caller).reply = 0;
         tcb(caller).blocked_on = 0;
     }
-    if sc != 0 {
-        obj::<SchedContext>(sc).donated_via = 0;
+    (caller, sc)
+}
+
+/// Takes `reply` and every call below it off `sc`'s call stack: none of them will give
+/// the context back, and none keeps its address.
+fn cut_call_stack(sc: Pa, reply: Pa) {
+    let s = obj::<SchedContext>(sc);
+    if s.donated_via == reply {
+        s.donated_via = 0;
+    } else {
+        let mut above = s.donated_via;
+        while above != 0 && obj::<Reply>(above).prev != reply {
+            above = obj::<Reply>(above).prev;
+        }
+        if above != 0 {
+            obj::<Reply>(above).prev = 0;
+        }
     }
-    if sc != 0 && obj::<SchedContext>(sc).tcb == callee && callee != 0 {
-        let kk = k();
-        if callee != kk.cur {
-            kk.sched_dequeue(callee);
-        }
-        tcb(callee).sc = 0;
-        if caller != 0 {
-            tcb(caller).sc = sc;
-            obj::<SchedContext>(sc).tcb = caller;
-        } else {
-            obj::<SchedContext>(sc).tcb = 0;
-        }
+    clear_call_stack(reply);
+}
+
+/// Unlinks the replies from `top` downwards from their context.
+pub(crate) fn clear_call_stack(top: Pa) {
+    let mut r = top;
+    while r != 0 {
+        let o = obj::<Reply>(r);
+        let below = o.prev;
+        o.prev = 0;
+        o.donated_sc = 0;
+        r = below;
     }
 }
 
@@ -565,7 +626,7 @@ pub fn cancel_ipc(t: Pa) {
         ThreadState::BlockedOnReply => {
             let reply = tcb(t).reply;
             if reply != 0 {
-                reply_unlink(reply);
+                reply_remove_caller(reply);
             }
             tcb(t).fault = Fault::None;
         }
@@ -628,6 +689,8 @@ pub fn reply_destroyed(reply: Pa) {
         reply_unlink(reply);
         tcb(caller).fault = Fault::None;
         set_state(caller, ThreadState::Inactive);
+    } else if r.donated_sc != 0 {
+        cut_call_stack(r.donated_sc, reply);
     }
     // A thread blocked receiving with it stops (seL4 cancels its IPC), so nothing keeps
     // the object's address once it is gone.

@@ -186,9 +186,9 @@ pub struct Notification {
 pub struct Reply {
     /// The caller waiting on this reply (BlockedOnReply), or 0.
     pub caller: Pa,
-    /// The thread that received the call through this reply object, or 0. Used to return a
-    /// donated scheduling context.
-    pub callee: Pa,
+    /// The reply of the previous call on the same scheduling context's call stack (the
+    /// call below this one in a chain of donations), or 0.
+    pub prev: Pa,
     /// A scheduling context donated along the call, to give back on reply.
     pub donated_sc: Pa,
     /// The thread blocked in Recv with this reply object, or 0.

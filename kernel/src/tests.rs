@@ -1085,3 +1085,128 @@ fn extra_refills_near_two_to_the_64_are_a_range_error() {
     assert!(c.invoke(1, flags, &[1000, 1000, max, 0, 0], &[2]).is_ok());
     assert!(crate::mem::obj::<SchedContext>(sc).configured);
 }
+
+/// A thread with a scheduling context of its own memory.
+fn sc_for(t: Pa) -> Pa {
+    give_budget(t);
+    tcb(t).sc
+}
+
+fn call(caller: Pa, ep: Pa) {
+    tcb(caller).state = ThreadState::Running;
+    k().cur = caller;
+    tcb(caller).ctx.x[1] = MessageInfo::new(1, 0, 0, 0).0;
+    let args = crate::ipc::SendArgs {
+        badge: 0,
+        can_grant: true,
+        can_grant_reply: true,
+        is_call: true,
+        blocking: true,
+    };
+    crate::ipc::send_ipc(caller, ep, args);
+}
+
+fn recv(t: Pa, ep: Pa, r: Pa) {
+    tcb(t).state = ThreadState::Running;
+    crate::ipc::receive_ipc(t, ep, r, true);
+}
+
+fn sc_obj(sc: Pa) -> &'static mut SchedContext {
+    crate::mem::obj::<SchedContext>(sc)
+}
+
+/// C calls passive S1 (through R1), which calls passive S2 (through R2): the context of
+/// C is donated along the chain.
+fn nested_calls() -> ([Pa; 3], [Pa; 2], Pa) {
+    let (c, s1, s2) = (new_thread(10), new_thread(20), new_thread(30));
+    let sc = sc_for(c);
+    let (e1, e2) = (arena(16, 16), arena(16, 16));
+    let (r1, r2) = (arena(32, 32), arena(32, 32));
+    recv(s1, e1, r1);
+    recv(s2, e2, r2);
+    call(c, e1);
+    assert_eq!(tcb(s1).sc, sc);
+    call(s1, e2);
+    assert_eq!(tcb(s2).sc, sc);
+    assert_eq!(sc_obj(sc).donated_via, r2);
+    assert_eq!(reply_obj(r2).prev, r1);
+    ([c, s1, s2], [r1, r2], sc)
+}
+
+#[test]
+fn nested_donation_unwinds_and_leaves_no_stale_links() {
+    // Replies unwind the chain: the context goes back step by step.
+    let ([c, s1, s2], [r1, r2], sc) = nested_calls();
+    k().cur = s2;
+    crate::ipc::do_reply(s2, r2, false);
+    assert_eq!((tcb(s1).sc, tcb(s2).sc, sc_obj(sc).tcb), (sc, 0, s1));
+    assert_eq!(sc_obj(sc).donated_via, r1);
+    k().cur = s1;
+    crate::ipc::do_reply(s1, r1, false);
+    assert_eq!((tcb(c).sc, tcb(s1).sc, sc_obj(sc).tcb), (sc, 0, c));
+    assert_eq!(sc_obj(sc).donated_via, 0);
+    for r in [r1, r2] {
+        assert_eq!((reply_obj(r).donated_sc, reply_obj(r).prev), (0, 0));
+    }
+    k().cur = 0;
+
+    // Deleting the context while it is two calls deep: no reply keeps its address.
+    let ([_, _, s2], [r1, r2], sc) = nested_calls();
+    let (cn, _) = cnode(1);
+    cspace::insert_root(
+        Cap::new(CapKind::SchedContext {
+            pa: sc,
+            size_bits: 8,
+        }),
+        cn,
+    );
+    delete::delete_slot(cn).unwrap();
+    for r in [r1, r2] {
+        assert_eq!(reply_obj(r).donated_sc, 0, "reply {r:#x} names the deleted context");
+        assert_eq!(reply_obj(r).prev, 0);
+    }
+    assert_eq!(tcb(s2).sc, 0);
+    k().cur = 0;
+
+    // Cancelling the first caller cuts the stack below the second call only.
+    let ([c, s1, s2], [r1, r2], sc) = nested_calls();
+    crate::delete::suspend(c);
+    assert_eq!(reply_obj(r1).donated_sc, 0);
+    assert_eq!((sc_obj(sc).donated_via, reply_obj(r2).prev), (r2, 0));
+    k().cur = s2;
+    crate::ipc::do_reply(s2, r2, false);
+    assert_eq!((tcb(s1).sc, sc_obj(sc).tcb), (sc, s1));
+    assert_eq!(sc_obj(sc).donated_via, 0);
+    k().cur = 0;
+
+    // Deleting the middle reply object (while its caller waits) cuts the same way.
+    let ([c, _, s2], [r1, r2], sc) = nested_calls();
+    crate::ipc::reply_destroyed(r1);
+    assert_eq!(tcb(c).state, ThreadState::Inactive);
+    assert_eq!(reply_obj(r1).donated_sc, 0);
+    assert_eq!((sc_obj(sc).donated_via, sc_obj(sc).tcb), (r2, s2));
+    k().cur = 0;
+}
+
+#[test]
+fn a_context_bound_while_waiting_for_a_reply_is_kept() {
+    // C donates SC1 to passive S; while C waits, SC2 is bound to C. The reply must not
+    // replace SC2 (seL4 gives a context back only to a caller without one).
+    let (c, s) = (new_thread(10), new_thread(20));
+    let sc1 = sc_for(c);
+    let (ep, r) = (arena(16, 16), arena(32, 32));
+    recv(s, ep, r);
+    call(c, ep);
+    assert_eq!(tcb(s).sc, sc1);
+    let sc2 = arena(256, 256);
+    sc_obj(sc2).configured = true;
+    sc_obj(sc2).tcb = c;
+    tcb(c).sc = sc2;
+    k().cur = s;
+    crate::ipc::do_reply(s, r, false);
+    assert_eq!((tcb(c).sc, sc_obj(sc2).tcb), (sc2, c));
+    assert_eq!((tcb(s).sc, sc_obj(sc1).tcb), (sc1, s));
+    assert_eq!(sc_obj(sc1).donated_via, 0);
+    assert_eq!(reply_obj(r).donated_sc, 0);
+    k().cur = 0;
+}
