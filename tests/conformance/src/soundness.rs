@@ -35,6 +35,8 @@ pub const TESTS: &[Test] = &[
         reply_caller_gone(false)
     }),
     t("sound_sched_context_deleted_while_donated", sc_deleted_donated),
+    t("sound_sched_context_deleted_two_calls_deep", sc_deleted_nested),
+    t("sound_context_bound_while_waiting_for_reply", sc_bound_while_waiting),
     t("sound_device_frame_as_ipc_buffer", device_ipc_buffer),
     t("sound_ipc_buffer_check_order", ipc_buffer_order),
     t("sound_sched_control_extra_refills", extra_refills),
@@ -453,6 +455,155 @@ fn sc_deleted_donated() -> TestResult {
     check_eq!(c.got.load(SeqCst), 1, "the client with a new context");
     check_eq!(c.badge.load(SeqCst), 9, "reply label at the client");
     check_page_zero(v, "G at the end")?;
+    still_works()
+}
+
+/// Receive a call, then (after `go`) call `next` if set, then reply.
+struct Hop {
+    ep: u64,
+    reply: u64,
+    next: u64,
+    go: u64,
+    got: AtomicU64,
+    replied: AtomicU64,
+}
+
+impl Hop {
+    fn new(ep: u64, reply: u64, next: u64, go: u64) -> Hop {
+        Hop {
+            ep,
+            reply,
+            next,
+            go,
+            got: AtomicU64::new(0),
+            replied: AtomicU64::new(0),
+        }
+    }
+}
+
+fn hop(c: &Ctx2) {
+    let s: &Hop = from_arg(c.arg);
+    sys::syscall(sc::RECV, s.ep, 0, [0; 4], s.reply, 0);
+    s.got.store(1, SeqCst);
+    if s.go != 0 {
+        sys::syscall(sc::WAIT, s.go, 0, [0; 4], 0, 0);
+    }
+    if s.next != 0 {
+        sys::syscall(sc::CALL, s.next, MessageInfo::new(1, 0, 0, 0).0, [0; 4], 0, 0);
+    }
+    s.replied.store(1, SeqCst);
+    sys::syscall(sc::SEND, s.reply, MessageInfo::new(9, 0, 0, 0).0, [0; 4], 0, 0);
+}
+
+/// A passive thread running `hop`: started on a context that it then gives up.
+fn passive(h: &Hop, prio: u64) -> Result<Thread, Fail> {
+    let th = Thread::new(Opts::prio(prio))?;
+    th.start(hop, arg(h))?;
+    th.sc.unbind().ctx("make the thread passive")?;
+    Ok(th)
+}
+
+/// C calls passive S1, which calls passive S2: C's context SC (alone in a 4 KiB untyped)
+/// is two calls deep when it is deleted and its memory becomes a frame G that user level
+/// fills with a pattern. The chain then unwinds on new contexts; the kernel must not
+/// touch G (before, the first reply kept SC's address and wrote through it).
+fn sc_deleted_nested() -> TestResult {
+    let (e1, e2) = (kit::endpoint()?, kit::endpoint()?);
+    let (r1, r2) = (kit::reply()?, kit::reply()?);
+    let go = kit::notification()?;
+    let h2 = Hop::new(e2.cptr(), r2.cptr(), 0, go.cptr());
+    let h1 = Hop::new(e1.cptr(), r1.cptr(), e2.cptr(), 0);
+    let s2 = passive(&h2, RUNNER_PRIO + 20)?;
+    let s1 = passive(&h1, RUNNER_PRIO + 15)?;
+    let u = kit::untyped(12)?;
+    let sc_own: cap::SchedContext = cap_at(try_retype(u, ObjectType::SchedContext, 8).ctx("retype SC")?);
+    kit::sched_control()
+        .configure_flags(sc_own, 5000, 5000, 0, 0, 0)
+        .ctx("configure SC")?;
+    let mut o = Opts::prio(RUNNER_PRIO + 5);
+    o.with_sc = false;
+    let cl = Thread::new(o)?;
+    cl.tcb
+        .set_sched_params(ROOT_TCB, RUNNER_PRIO + 5, RUNNER_PRIO + 5, sc_own, Cap::null())
+        .ctx("bind SC to the client")?;
+    let c = Recv::new(e1.cptr(), 0);
+    cl.start(caller, arg(&c))?;
+    check_eq!(h1.got.load(SeqCst), 1, "S1 received");
+    check_eq!(h2.got.load(SeqCst), 1, "S2 received (on the donated context)");
+    ROOT_CNODE.delete(sc_own.cptr(), DEPTH).ctx("delete SC")?;
+    let g: cap::SmallPage = cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype G over SC")?);
+    let v = map_fresh(g)?;
+    const PATTERN: u64 = 0x5151_5151_5151_5151;
+    for i in 0..(PAGE / 8) {
+        sys::poke(v + 8 * i, PATTERN);
+    }
+    // S2 gets a new context and replies; S1 (no context) then gets one and replies.
+    kit::sched_context(5000, 5000, 0)?
+        .bind(s2.tcb)
+        .ctx("a new context for S2")?;
+    go.signal();
+    check_eq!(h2.replied.load(SeqCst), 1, "S2 replied");
+    check_eq!(h1.replied.load(SeqCst), 0, "S1 ran without a context");
+    kit::sched_context(5000, 5000, 0)?
+        .bind(s1.tcb)
+        .ctx("a new context for S1")?;
+    check_eq!(h1.replied.load(SeqCst), 1, "S1 replied");
+    kit::sched_context(5000, 5000, 0)?
+        .bind(cl.tcb)
+        .ctx("a new context for C")?;
+    check_eq!(c.got.load(SeqCst), 1, "the client got its reply");
+    check_eq!(c.badge.load(SeqCst), 9, "reply label at the client");
+    for i in 0..(PAGE / 8) {
+        let w = sys::peek(v + 8 * i);
+        if w != PATTERN {
+            fail!("word {} of G changed to {:#x}", i, w);
+        }
+    }
+    still_works()
+}
+
+/// C donates SC1 to passive S; while C waits, SC2 is bound to C; S replies. seL4 keeps
+/// SC2 on C and SC1 with S. C is then deleted (its memory becomes a frame G): SC2 must be
+/// free again, not left naming the deleted thread (before, the reply replaced C's SC2
+/// by SC1 and SC2 kept C's address).
+fn sc_bound_while_waiting() -> TestResult {
+    let ep = kit::endpoint()?;
+    let r = kit::reply()?;
+    let go = kit::notification()?;
+    let h = Hop::new(ep.cptr(), r.cptr(), 0, go.cptr());
+    let _srv = passive(&h, RUNNER_PRIO + 10)?;
+    let u = kit::untyped(12)?;
+    let cl = thread_in(u, RUNNER_PRIO + 5)?;
+    let c = Recv::new(ep.cptr(), 0);
+    cl.start(caller, arg(&c))?;
+    check_eq!(h.got.load(SeqCst), 1, "the server received on C's context");
+    let sc2 = kit::sched_context(5000, 5000, 0)?;
+    sc2.bind(cl.tcb).ctx("bind SC2 to C while it waits")?;
+    go.signal();
+    check_eq!(h.replied.load(SeqCst), 1, "the server replied");
+    check_eq!(c.got.load(SeqCst), 1, "C ran (on SC2)");
+    let other = Thread::new({
+        let mut o = Opts::prio(RUNNER_PRIO - 10);
+        o.with_sc = false;
+        o
+    })?;
+    // SC1 stayed with the server, SC2 is C's.
+    expect_err(
+        cl.sc.bind(other.tcb),
+        Error::IllegalOperation,
+        "bind SC1 (still the server's)",
+    )?;
+    expect_err(
+        sc2.bind(other.tcb),
+        Error::IllegalOperation,
+        "bind SC2 (C's)",
+    )?;
+    ROOT_CNODE.delete(cl.tcb.cptr(), DEPTH).ctx("delete C")?;
+    let g: cap::SmallPage = cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype G over C")?);
+    let v = map_fresh(g)?;
+    sc2.bind(other.tcb).ctx("bind SC2 after C is gone")?;
+    sc2.unbind().ctx("unbind SC2")?;
+    check_page_zero(v, "G")?;
     still_works()
 }
 
