@@ -660,8 +660,7 @@ fn install(t: Pa, tcb_cap_slot: Pa, i: usize, new: TcbCap) {
         return;
     }
     let tcb_cap = Cap::new(CapKind::Tcb { pa: t });
-    if slot(new.src).cap.same_object_as(&new.cap)
-        && slot(tcb_cap_slot).cap.same_object_as(&tcb_cap)
+    if slot(new.src).cap.same_object_as(&new.cap) && slot(tcb_cap_slot).cap.same_object_as(&tcb_cap)
     {
         cspace::insert_derived(new.cap, new.src, dst);
     }

@@ -1032,7 +1032,8 @@ fn register_counts_are_checked_whole_and_first() {
         Some(SysError::TruncatedMessage)
     );
     assert_eq!(
-        c.invoke(9, lb::TCB_READ_REGISTERS, &[0, u64::MAX], &[]).err(),
+        c.invoke(9, lb::TCB_READ_REGISTERS, &[0, u64::MAX], &[])
+            .err(),
         Some(SysError::RangeError(1, 36))
     );
     assert_eq!(
@@ -1162,7 +1163,11 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
     );
     delete::delete_slot(cn).unwrap();
     for r in [r1, r2] {
-        assert_eq!(reply_obj(r).donated_sc, 0, "reply {r:#x} names the deleted context");
+        assert_eq!(
+            reply_obj(r).donated_sc,
+            0,
+            "reply {r:#x} names the deleted context"
+        );
         assert_eq!(reply_obj(r).prev, 0);
     }
     assert_eq!(tcb(s2).sc, 0);

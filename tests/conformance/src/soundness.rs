@@ -34,17 +34,32 @@ pub const TESTS: &[Test] = &[
     t("sound_reply_caller_deleted_while_waiting", || {
         reply_caller_gone(false)
     }),
-    t("sound_sched_context_deleted_while_donated", sc_deleted_donated),
-    t("sound_sched_context_deleted_two_calls_deep", sc_deleted_nested),
-    t("sound_context_bound_while_waiting_for_reply", sc_bound_while_waiting),
+    t(
+        "sound_sched_context_deleted_while_donated",
+        sc_deleted_donated,
+    ),
+    t(
+        "sound_sched_context_deleted_two_calls_deep",
+        sc_deleted_nested,
+    ),
+    t(
+        "sound_context_bound_while_waiting_for_reply",
+        sc_bound_while_waiting,
+    ),
     t("sound_device_frame_as_ipc_buffer", device_ipc_buffer),
     t("sound_ipc_buffer_check_order", ipc_buffer_order),
     t("sound_sched_control_extra_refills", extra_refills),
     t("sound_set_space_on_final_cnode", set_space_final_cnode),
     t("sound_register_counts", register_counts),
     t("sound_page_map_check_order", page_map_order),
-    t("sound_failed_configure_changes_nothing", configure_no_side_effects),
-    t("sound_bound_notification_deleted_then_forged", bound_ntfn_deleted),
+    t(
+        "sound_failed_configure_changes_nothing",
+        configure_no_side_effects,
+    ),
+    t(
+        "sound_bound_notification_deleted_then_forged",
+        bound_ntfn_deleted,
+    ),
     t("sound_revoke_unmaps_before_reuse", revoke_unmaps),
     t("sound_extreme_arguments", extreme_arguments),
 ];
@@ -143,7 +158,8 @@ fn untyped_copy() -> TestResult {
     // The replay: retype a copy of U, then U itself.
     let u = kit::untyped(12)?;
     let u2 = kit::copy(u, CapRights::all())?;
-    let n: cap::Notification = cap_at(try_retype(u2, ObjectType::Notification, 0).ctx("retype U2")?);
+    let n: cap::Notification =
+        cap_at(try_retype(u2, ObjectType::Notification, 0).ctx("retype U2")?);
     expect_err(
         try_retype(u, ObjectType::SmallPage, 0),
         Error::NotEnoughMemory { available: 0 },
@@ -168,14 +184,19 @@ fn untyped_copy() -> TestResult {
     nb.signal();
     check_eq!(n.poll(), 0x41, "the notification in U2's memory");
     // Once nothing lives in the region, U hands it out again (from its start).
-    ROOT_CNODE.delete(nb.cptr(), DEPTH).ctx("delete the badged copy")?;
+    ROOT_CNODE
+        .delete(nb.cptr(), DEPTH)
+        .ctx("delete the badged copy")?;
     expect_err(
         try_retype(u, ObjectType::Endpoint, 0),
         Error::NotEnoughMemory { available: 0 },
         "retype U while the notification lives",
     )?;
-    ROOT_CNODE.delete(n.cptr(), DEPTH).ctx("delete the notification")?;
-    let f: cap::SmallPage = cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype U when empty")?);
+    ROOT_CNODE
+        .delete(n.cptr(), DEPTH)
+        .ctx("delete the notification")?;
+    let f: cap::SmallPage =
+        cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype U when empty")?);
     let v = map_fresh(f)?;
     check_page_zero(v, "a frame over the deleted notification")?;
     still_works()
@@ -193,7 +214,12 @@ fn untyped_copy_chain() -> TestResult {
             sel4_sys::error::NOT_ENOUGH_MEMORY,
             name,
         )?;
-        check_eq!(e, Error::NotEnoughMemory { available: 0 }, "retype {}", name);
+        check_eq!(
+            e,
+            Error::NotEnoughMemory { available: 0 },
+            "retype {}",
+            name
+        );
     }
     // Mint (with any badge and rights) is a copy too.
     let m = kit::untyped(12)?;
@@ -299,8 +325,16 @@ fn reply_reuse(shared: bool) -> TestResult {
     tc.start(caller, arg(&c))?;
     e2.nb_send(MessageInfo::new(1, 0, 0, 0));
     check_page_zero(v, "G after the call")?;
-    check_eq!(a.got.load(SeqCst), 0, "A received (its receive was cancelled)");
-    check_eq!(b.got.load(SeqCst), 0, "B received (its reply object is gone)");
+    check_eq!(
+        a.got.load(SeqCst),
+        0,
+        "A received (its receive was cancelled)"
+    );
+    check_eq!(
+        b.got.load(SeqCst),
+        0,
+        "B received (its reply object is gone)"
+    );
     check_eq!(c.got.load(SeqCst), 0, "the client got an answer");
     // The client is queued on e1 as it should be: a fresh server answers it.
     let reply2 = kit::reply()?;
@@ -329,7 +363,14 @@ fn reply_caller_gone(suspend_first: bool) -> TestResult {
         sys::syscall(sc::RECV, s.ep, 0, [0; 4], s.reply, 0);
         s.got.store(1, SeqCst);
         sys::syscall(sc::WAIT, s.go, 0, [0; 4], 0, 0);
-        sys::syscall(sc::SEND, s.reply, MessageInfo::new(9, 0, 0, 0).0, [0; 4], 0, 0);
+        sys::syscall(
+            sc::SEND,
+            s.reply,
+            MessageInfo::new(9, 0, 0, 0).0,
+            [0; 4],
+            0,
+            0,
+        );
         s.replied.store(1, SeqCst);
     }
     let ep = kit::endpoint()?;
@@ -356,7 +397,8 @@ fn reply_caller_gone(suspend_first: bool) -> TestResult {
     ROOT_CNODE
         .delete(tc.tcb.cptr(), DEPTH)
         .ctx("delete the caller")?;
-    let g: cap::SmallPage = cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype G over the TCB")?);
+    let g: cap::SmallPage =
+        cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype G over the TCB")?);
     let v = map_fresh(g)?;
     check_page_zero(v, "G before the reply")?;
     go.signal();
@@ -368,7 +410,11 @@ fn reply_caller_gone(suspend_first: bool) -> TestResult {
     let ts = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
     ts.start(server_once, arg(&srv))?;
     let (info, _) = ep.call(MessageInfo::new(0x10, 0, 0, 0));
-    check_eq!(info.label(), 0x11, "a new call through the same reply object");
+    check_eq!(
+        info.label(),
+        0x11,
+        "a new call through the same reply object"
+    );
     still_works()
 }
 
@@ -409,7 +455,14 @@ fn sc_deleted_donated() -> TestResult {
         s.got.store(1, SeqCst);
         sys::syscall(sc::WAIT, s.go, 0, [0; 4], 0, 0);
         s.replied.store(1, SeqCst);
-        sys::syscall(sc::SEND, s.reply, MessageInfo::new(9, 0, 0, 0).0, [0; 4], 0, 0);
+        sys::syscall(
+            sc::SEND,
+            s.reply,
+            MessageInfo::new(9, 0, 0, 0).0,
+            [0; 4],
+            0,
+            0,
+        );
     }
     let ep = kit::endpoint()?;
     let reply = kit::reply()?;
@@ -427,7 +480,8 @@ fn sc_deleted_donated() -> TestResult {
     srv.sc.unbind().ctx("make the server passive")?;
     // The client, on a context of its own memory.
     let u = kit::untyped(12)?;
-    let sc_own: cap::SchedContext = cap_at(try_retype(u, ObjectType::SchedContext, 8).ctx("retype SC")?);
+    let sc_own: cap::SchedContext =
+        cap_at(try_retype(u, ObjectType::SchedContext, 8).ctx("retype SC")?);
     kit::sched_control()
         .configure_flags(sc_own, 5000, 5000, 0, 0, 0)
         .ctx("configure SC")?;
@@ -435,20 +489,39 @@ fn sc_deleted_donated() -> TestResult {
     o.with_sc = false;
     let cl = Thread::new(o)?;
     cl.tcb
-        .set_sched_params(ROOT_TCB, RUNNER_PRIO + 5, RUNNER_PRIO + 5, sc_own, Cap::null())
+        .set_sched_params(
+            ROOT_TCB,
+            RUNNER_PRIO + 5,
+            RUNNER_PRIO + 5,
+            sc_own,
+            Cap::null(),
+        )
         .ctx("bind SC to the client")?;
     let c = Recv::new(ep.cptr(), 0);
     cl.start(caller, arg(&c))?;
-    check_eq!(held.got.load(SeqCst), 1, "the passive server received the call");
+    check_eq!(
+        held.got.load(SeqCst),
+        1,
+        "the passive server received the call"
+    );
     ROOT_CNODE.delete(sc_own.cptr(), DEPTH).ctx("delete SC")?;
-    let g: cap::SmallPage = cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype G over SC")?);
+    let g: cap::SmallPage =
+        cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype G over SC")?);
     let v = map_fresh(g)?;
     go.signal();
-    check_eq!(held.replied.load(SeqCst), 0, "the server ran without a context");
+    check_eq!(
+        held.replied.load(SeqCst),
+        0,
+        "the server ran without a context"
+    );
     // A new context for the server: it replies; the client still has none.
     let sc2 = kit::sched_context(5000, 5000, 0)?;
     sc2.bind(srv.tcb).ctx("bind a new context to the server")?;
-    check_eq!(held.replied.load(SeqCst), 1, "the server with a new context");
+    check_eq!(
+        held.replied.load(SeqCst),
+        1,
+        "the server with a new context"
+    );
     check_eq!(c.got.load(SeqCst), 0, "the client ran without a context");
     let sc3 = kit::sched_context(5000, 5000, 0)?;
     sc3.bind(cl.tcb).ctx("bind a new context to the client")?;
@@ -489,10 +562,24 @@ fn hop(c: &Ctx2) {
         sys::syscall(sc::WAIT, s.go, 0, [0; 4], 0, 0);
     }
     if s.next != 0 {
-        sys::syscall(sc::CALL, s.next, MessageInfo::new(1, 0, 0, 0).0, [0; 4], 0, 0);
+        sys::syscall(
+            sc::CALL,
+            s.next,
+            MessageInfo::new(1, 0, 0, 0).0,
+            [0; 4],
+            0,
+            0,
+        );
     }
     s.replied.store(1, SeqCst);
-    sys::syscall(sc::SEND, s.reply, MessageInfo::new(9, 0, 0, 0).0, [0; 4], 0, 0);
+    sys::syscall(
+        sc::SEND,
+        s.reply,
+        MessageInfo::new(9, 0, 0, 0).0,
+        [0; 4],
+        0,
+        0,
+    );
 }
 
 /// A passive thread running `hop`: started on a context that it then gives up.
@@ -516,7 +603,8 @@ fn sc_deleted_nested() -> TestResult {
     let s2 = passive(&h2, RUNNER_PRIO + 20)?;
     let s1 = passive(&h1, RUNNER_PRIO + 15)?;
     let u = kit::untyped(12)?;
-    let sc_own: cap::SchedContext = cap_at(try_retype(u, ObjectType::SchedContext, 8).ctx("retype SC")?);
+    let sc_own: cap::SchedContext =
+        cap_at(try_retype(u, ObjectType::SchedContext, 8).ctx("retype SC")?);
     kit::sched_control()
         .configure_flags(sc_own, 5000, 5000, 0, 0, 0)
         .ctx("configure SC")?;
@@ -524,14 +612,25 @@ fn sc_deleted_nested() -> TestResult {
     o.with_sc = false;
     let cl = Thread::new(o)?;
     cl.tcb
-        .set_sched_params(ROOT_TCB, RUNNER_PRIO + 5, RUNNER_PRIO + 5, sc_own, Cap::null())
+        .set_sched_params(
+            ROOT_TCB,
+            RUNNER_PRIO + 5,
+            RUNNER_PRIO + 5,
+            sc_own,
+            Cap::null(),
+        )
         .ctx("bind SC to the client")?;
     let c = Recv::new(e1.cptr(), 0);
     cl.start(caller, arg(&c))?;
     check_eq!(h1.got.load(SeqCst), 1, "S1 received");
-    check_eq!(h2.got.load(SeqCst), 1, "S2 received (on the donated context)");
+    check_eq!(
+        h2.got.load(SeqCst),
+        1,
+        "S2 received (on the donated context)"
+    );
     ROOT_CNODE.delete(sc_own.cptr(), DEPTH).ctx("delete SC")?;
-    let g: cap::SmallPage = cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype G over SC")?);
+    let g: cap::SmallPage =
+        cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype G over SC")?);
     let v = map_fresh(g)?;
     const PATTERN: u64 = 0x5151_5151_5151_5151;
     for i in 0..(PAGE / 8) {
@@ -619,7 +718,9 @@ fn device_frame() -> Result<cap::SmallPage, Fail> {
             }
         }
     }
-    Err(Fail::new(format_args!("no device untyped to make a frame from")))
+    Err(Fail::new(format_args!(
+        "no device untyped to make a frame from"
+    )))
 }
 
 fn device_ipc_buffer() -> TestResult {
@@ -646,7 +747,12 @@ fn device_ipc_buffer() -> TestResult {
     let (info, _) = ep.call(MessageInfo::new(1, 0, 0, 20));
     check_eq!(info.length(), 20, "reply length");
     for i in 0..20 {
-        check_eq!(srv.words[i].load(SeqCst), 0x700 + i as u64, "word {} at the server", i);
+        check_eq!(
+            srv.words[i].load(SeqCst),
+            0x700 + i as u64,
+            "word {} at the server",
+            i
+        );
     }
     still_works()
 }
@@ -708,7 +814,11 @@ fn extra_refills() -> TestResult {
     let Error::RangeError { min: 0, max } = e else {
         fail!("extra_refills 2^64-1: {}", e);
     };
-    check!(max > 0 && max < 64, "refill limit {} for a 256-byte context", max);
+    check!(
+        max > 0 && max < 64,
+        "refill limit {} for a 256-byte context",
+        max
+    );
     for extra in [u64::MAX - 1, u64::MAX - 2, 1 << 63, max + 1] {
         expect_err(
             scc.configure_flags(sc, 1000, 1000, extra, 0, 0),
@@ -739,9 +849,16 @@ fn extra_refills() -> TestResult {
     let mut o = Opts::prio(RUNNER_PRIO + 10);
     o.with_sc = false;
     let th = Thread::new(o)?;
-    scc.configure_flags(sc, 1000, 1000, 0, 0, 0).ctx("reconfigure")?;
+    scc.configure_flags(sc, 1000, 1000, 0, 0, 0)
+        .ctx("reconfigure")?;
     th.tcb
-        .set_sched_params(ROOT_TCB, RUNNER_PRIO + 10, RUNNER_PRIO + 10, sc, Cap::null())
+        .set_sched_params(
+            ROOT_TCB,
+            RUNNER_PRIO + 10,
+            RUNNER_PRIO + 10,
+            sc,
+            Cap::null(),
+        )
         .ctx("bind")?;
     let r = Recv::new(0, 0);
     fn mark(c: &Ctx2) {
@@ -763,7 +880,9 @@ fn set_space_final_cnode() -> TestResult {
         .set_space(Cap::null(), cn, guard, ROOT_VSPACE, 0)
         .ctx("SetSpace with a new CNode")?;
     // The thread's slot now holds the last capability to the CNode.
-    ROOT_CNODE.delete(cn.cptr(), DEPTH).ctx("delete the CNode cap")?;
+    ROOT_CNODE
+        .delete(cn.cptr(), DEPTH)
+        .ctx("delete the CNode cap")?;
     expect_err(
         th.tcb.set_space(Cap::null(), ROOT_CNODE, 0, ROOT_VSPACE, 0),
         Error::IllegalOperation,
@@ -856,19 +975,34 @@ fn register_counts() -> TestResult {
 fn page_map_order() -> TestResult {
     let f: cap::SmallPage = kit::alloc()?;
     let beyond = 0x100_0000_0000u64; // first address above the user range
-    // Unmapped: alignment first, then the user range.
+                                     // Unmapped: alignment first, then the user range.
     expect_err(
-        f.map(ROOT_VSPACE, beyond + 1, CapRights::read_write(), VmAttributes::DEFAULT),
+        f.map(
+            ROOT_VSPACE,
+            beyond + 1,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        ),
         Error::AlignmentError,
         "unaligned address beyond the user range",
     )?;
     expect_err(
-        f.map(ROOT_VSPACE, u64::MAX & !0xfff, CapRights::read_write(), VmAttributes::DEFAULT),
+        f.map(
+            ROOT_VSPACE,
+            u64::MAX & !0xfff,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        ),
         Error::InvalidArgument { which: 0 },
         "the last page of the address space",
     )?;
     expect_err(
-        f.map(ROOT_VSPACE, beyond, CapRights::read_write(), VmAttributes::DEFAULT),
+        f.map(
+            ROOT_VSPACE,
+            beyond,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        ),
         Error::InvalidArgument { which: 0 },
         "aligned address beyond the user range",
     )?;
@@ -876,22 +1010,42 @@ fn page_map_order() -> TestResult {
     let v = map_fresh(f)?;
     sys::poke(v, 0x5eed);
     expect_err(
-        f.map(ROOT_VSPACE, v + 8, CapRights::read_write(), VmAttributes::DEFAULT),
+        f.map(
+            ROOT_VSPACE,
+            v + 8,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        ),
         Error::AlignmentError,
         "remap at an unaligned address",
     )?;
     expect_err(
-        f.map(ROOT_VSPACE, v + PAGE, CapRights::read_write(), VmAttributes::DEFAULT),
+        f.map(
+            ROOT_VSPACE,
+            v + PAGE,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        ),
         Error::InvalidArgument { which: 0 },
         "remap at another address",
     )?;
     expect_err(
-        f.map(ROOT_VSPACE, beyond, CapRights::read_write(), VmAttributes::DEFAULT),
+        f.map(
+            ROOT_VSPACE,
+            beyond,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        ),
         Error::InvalidArgument { which: 0 },
         "remap beyond the user range",
     )?;
-    f.map(ROOT_VSPACE, v, CapRights::read_write(), VmAttributes::DEFAULT)
-        .ctx("remap at the same address")?;
+    f.map(
+        ROOT_VSPACE,
+        v,
+        CapRights::read_write(),
+        VmAttributes::DEFAULT,
+    )
+    .ctx("remap at the same address")?;
     check_eq!(sys::peek(v), 0x5eed, "the page after the remap");
     still_works()
 }
@@ -929,20 +1083,24 @@ fn configure_no_side_effects() -> TestResult {
         "Configure with an endpoint as VSpace",
     )?;
     expect_err(
-        th.tcb.configure(ROOT_CNODE, 0, Cap::null(), 0, 0, Cap::null()),
+        th.tcb
+            .configure(ROOT_CNODE, 0, Cap::null(), 0, 0, Cap::null()),
         Error::IllegalOperation,
         "Configure with no VSpace",
     )?;
     let ep_nogrant = kit::mint(ep, CapRights::new(false, false, true, true), 0)?;
     expect_err(
-        th.tcb
-            .set_space(ep_nogrant, ROOT_CNODE, 0, ROOT_VSPACE, 0),
+        th.tcb.set_space(ep_nogrant, ROOT_CNODE, 0, ROOT_VSPACE, 0),
         Error::InvalidCapability { which: 1 },
         "SetSpace with a fault handler without Grant",
     )?;
     // Still its own CSpace after every failure.
     th.start(signal_1, 0)?;
-    check_eq!(n.poll(), 0x5a, "signal through the thread's own CSpace at the end");
+    check_eq!(
+        n.poll(),
+        0x5a,
+        "signal through the thread's own CSpace at the end"
+    );
     still_works()
 }
 
@@ -974,7 +1132,11 @@ fn bound_ntfn_deleted() -> TestResult {
     let reply = kit::reply()?;
     let r = Recv::new(ep.cptr(), reply.cptr());
     th.start(receiver, arg(&r))?;
-    check_eq!(r.got.load(SeqCst), 0, "the receive returned at once (bound to G?)");
+    check_eq!(
+        r.got.load(SeqCst),
+        0,
+        "the receive returned at once (bound to G?)"
+    );
     kit::mint(ep, CapRights::all(), 0x77)?.nb_send(MessageInfo::new(0, 0, 0, 0));
     check_eq!(r.got.load(SeqCst), 1, "the receive after a send");
     check_eq!(r.badge.load(SeqCst), 0x77, "badge received");
@@ -983,7 +1145,9 @@ fn bound_ntfn_deleted() -> TestResult {
     }
     // The thread is unbound: it can be bound again.
     let n2 = kit::notification()?;
-    th.tcb.bind_notification(n2).ctx("bind a new notification")?;
+    th.tcb
+        .bind_notification(n2)
+        .ctx("bind a new notification")?;
     still_works()
 }
 
@@ -995,11 +1159,17 @@ fn revoke_unmaps() -> TestResult {
     let v = map_fresh(f)?;
     sys::poke(v, 0xabcd);
     ROOT_CNODE.revoke(u.cptr(), DEPTH).ctx("revoke U")?;
-    let n: cap::Notification = cap_at(try_retype(u, ObjectType::Notification, 0).ctx("retype N over F")?);
+    let n: cap::Notification =
+        cap_at(try_retype(u, ObjectType::Notification, 0).ctx("retype N over F")?);
     // The address is free again: a new frame maps there, and reads as fresh memory.
     let f2: cap::SmallPage = kit::alloc()?;
-    f2.map(ROOT_VSPACE, v, CapRights::read_write(), VmAttributes::DEFAULT)
-        .ctx("map a new frame at the old address")?;
+    f2.map(
+        ROOT_VSPACE,
+        v,
+        CapRights::read_write(),
+        VmAttributes::DEFAULT,
+    )
+    .ctx("map a new frame at the old address")?;
     check_eq!(sys::peek(v), 0, "the new frame");
     kit::mint(n, CapRights::all(), 3)?.signal();
     check_eq!(n.poll(), 3, "the notification over the old frame");
@@ -1016,10 +1186,18 @@ fn extreme_arguments() -> TestResult {
     let cn = kit::cnode(2)?;
     for &x in &big {
         // Untyped_Retype: size, node index/depth, offset and count.
-        check!(u.retype(ObjectType::Untyped, x, ROOT_CNODE, 0, 0, 0, 1).is_err());
-        check!(u.retype(ObjectType::CNode, x, ROOT_CNODE, 0, 0, 0, 1).is_err());
-        check!(u.retype(ObjectType::SchedContext, x, ROOT_CNODE, 0, 0, 0, 1).is_err());
-        check!(u.retype(ObjectType::Endpoint, 0, ROOT_CNODE, x, x, 0, 1).is_err());
+        check!(u
+            .retype(ObjectType::Untyped, x, ROOT_CNODE, 0, 0, 0, 1)
+            .is_err());
+        check!(u
+            .retype(ObjectType::CNode, x, ROOT_CNODE, 0, 0, 0, 1)
+            .is_err());
+        check!(u
+            .retype(ObjectType::SchedContext, x, ROOT_CNODE, 0, 0, 0, 1)
+            .is_err());
+        check!(u
+            .retype(ObjectType::Endpoint, 0, ROOT_CNODE, x, x, 0, 1)
+            .is_err());
         check!(u.retype(ObjectType::Endpoint, 0, cn, 0, 0, x, 1).is_err());
         check!(u.retype(ObjectType::Endpoint, 0, cn, 0, 0, 1, x).is_err());
         // CNode methods with huge indices and depths.
@@ -1037,11 +1215,20 @@ fn extreme_arguments() -> TestResult {
         let _ = ROOT_CNODE.mutate(s, DEPTH, ROOT_CNODE, s, DEPTH, x);
         let _ = ROOT_CNODE.delete(s, DEPTH);
         // Frames: map addresses and cache ranges.
-        check!(f.map(ROOT_VSPACE, x & !0xfff, CapRights::all(), VmAttributes::DEFAULT).is_err());
+        check!(f
+            .map(
+                ROOT_VSPACE,
+                x & !0xfff,
+                CapRights::all(),
+                VmAttributes::DEFAULT
+            )
+            .is_err());
         check!(f.clean_data(x, x).is_err());
         check!(f.clean_data(x - 1, x).is_err());
         check!(f.clean_data(0, x).is_err());
-        let inv = Invocation::new(lb::ARM_VSPACE_CLEAN_DATA).word(x - 1).word(x);
+        let inv = Invocation::new(lb::ARM_VSPACE_CLEAN_DATA)
+            .word(x - 1)
+            .word(x);
         check!(ROOT_VSPACE.invoke(&inv).is_err());
         let inv = Invocation::new(lb::ARM_VSPACE_CLEAN_DATA).word(0).word(x);
         check!(ROOT_VSPACE.invoke(&inv).is_err());
