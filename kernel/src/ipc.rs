@@ -161,11 +161,9 @@ fn receive_slot(receiver: Pa) -> Option<Pa> {
     let depth = buffer_word(receiver, ipc_buffer::RECEIVE_DEPTH);
     let (s, _) = cspace::resolve(root, cnode_cptr, 64).ok()?;
     let cnode = slot(s).cap;
-    let target = if depth == 0 {
-        s
-    } else {
-        cspace::lookup_slot_exact(cnode, index, depth).ok()?
-    };
+    // seL4's lookupTargetSlot: a CNode and a depth of 1..=64 that resolves exactly (a
+    // depth of 0 names no slot).
+    let target = cspace::lookup_slot_exact(cnode, index, depth).ok()?;
     if slot(target).cap.is_null() {
         Some(target)
     } else {

@@ -61,6 +61,7 @@ pub const TESTS: &[Test] = &[
         bound_ntfn_deleted,
     ),
     t("sound_revoke_unmaps_before_reuse", revoke_unmaps),
+    t("sound_receive_slot_depth_0_names_none", receive_depth_0),
     t("sound_extreme_arguments", extreme_arguments),
 ];
 
@@ -1173,6 +1174,28 @@ fn revoke_unmaps() -> TestResult {
     check_eq!(sys::peek(v), 0, "the new frame");
     kit::mint(n, CapRights::all(), 3)?.signal();
     check_eq!(n.poll(), 3, "the notification over the old frame");
+    still_works()
+}
+
+/// A receiver whose receive window is (CNode 0, index 0, depth 0): seL4's
+/// lookupTargetSlot refuses depth 0, so no capability is transferred (before, Keel put it
+/// into the slot that the CNode pointer itself resolved to, here the root's slot 0).
+fn receive_depth_0() -> TestResult {
+    let ep = kit::endpoint()?;
+    let reply = kit::reply()?;
+    let n = kit::notification()?;
+    let srv = Srv::new(ep.cptr(), reply.cptr());
+    let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    th.start(server_once, arg(&srv))?;
+    sel4_sys::syscalls::set_cap(0, n.cptr());
+    let (info, _) = ep.call(MessageInfo::new(3, 0, 1, 0));
+    check_eq!(info.label(), 4, "reply label");
+    check_eq!(
+        MessageInfo(srv.info.load(SeqCst)).extra_caps(),
+        0,
+        "extra caps at a receiver without a receive slot"
+    );
+    check!(kit::slot_is_empty(0)?, "the root CNode's slot 0 got a capability");
     still_works()
 }
 
