@@ -964,31 +964,34 @@ fn tcb_invocation(inv: &Inv, t: Pa, s: Pa) -> SysResult {
             let prio = inv.mr(1);
             check_prio(mcp, inv.cap(0))?;
             check_prio(prio, inv.cap(0))?;
-            let sc_cap = inv.cap(1);
-            let fault_ep = valid_fault_ep(inv.cap(2))
-                .map_err(|_| SysError::InvalidCapability(3))
-                .and_then(|c| decode_handler(inv.extra[2], c))?;
-            match sc_cap.kind() {
+            // seL4's order: priorities, the scheduling context, then the fault handler.
+            let sc_new = match inv.cap(1).kind() {
                 CapKind::SchedContext { pa, .. } => {
                     let sc = obj::<SchedContext>(pa);
                     if tcb(t).sc != pa && (sc.tcb != 0 || tcb(t).sc != 0) {
                         return Err(SysError::IllegalOperation);
                     }
-                    tcb(t).mcp = mcp as u8;
-                    set_priority(t, prio as u8);
-                    install(t, s, tcb_slot::FAULT_HANDLER, fault_ep);
-                    bind_sc(t, pa);
+                    Some(pa)
                 }
-                CapKind::Null => {
-                    tcb(t).mcp = mcp as u8;
-                    set_priority(t, prio as u8);
-                    install(t, s, tcb_slot::FAULT_HANDLER, fault_ep);
+                // The calling thread cannot take away the context it runs on.
+                CapKind::Null if t == me => return Err(SysError::IllegalOperation),
+                CapKind::Null => None,
+                _ => return Err(SysError::InvalidCapability(2)),
+            };
+            let fault_ep = valid_fault_ep(inv.cap(2))
+                .map_err(|_| SysError::InvalidCapability(3))
+                .and_then(|c| decode_handler(inv.extra[2], c))?;
+            install(t, s, tcb_slot::FAULT_HANDLER, fault_ep);
+            tcb(t).mcp = mcp as u8;
+            set_priority(t, prio as u8);
+            match sc_new {
+                Some(pa) => bind_sc(t, pa),
+                None => {
                     let old = tcb(t).sc;
                     if old != 0 {
                         delete::sc_unbind_tcb(old);
                     }
                 }
-                _ => return Err(SysError::InvalidCapability(2)),
             }
             Ok(Reply::EMPTY)
         }

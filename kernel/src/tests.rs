@@ -1215,3 +1215,41 @@ fn a_context_bound_while_waiting_for_a_reply_is_kept() {
     assert_eq!(reply_obj(r).donated_sc, 0);
     k().cur = 0;
 }
+
+#[test]
+fn set_sched_params_checks_the_context_before_the_fault_handler() {
+    let (c, target) = tcb_fixture();
+    // Slot 8: the caller's own TCB (authority, MCP 100); slot 10: an endpoint without
+    // Grant or GrantReply (not a valid fault handler).
+    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(8));
+    cspace::insert_root(
+        Cap::new(CapKind::Endpoint {
+            pa: arena(16, 16),
+            badge: 0,
+            rights: Rights(Rights::READ | Rights::WRITE),
+        }),
+        c.slot(10),
+    );
+    let set = lb::TCB_SET_SCHED_PARAMS;
+    assert_eq!(
+        c.invoke(1, set, &[50, 50], &[8, 7, 10]).err(),
+        Some(SysError::InvalidCapability(2))
+    );
+    assert_eq!(
+        c.invoke(1, set, &[50, 50], &[8, 0, 10]).err(),
+        Some(SysError::InvalidCapability(3))
+    );
+    assert_eq!(tcb(target).priority, 50);
+    // The caller cannot take its own context away.
+    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(9));
+    let own_sc = tcb(c.t).sc;
+    k().cur = c.t;
+    assert_eq!(
+        c.invoke(9, set, &[100, 100], &[8, 0, 0]).err(),
+        Some(SysError::IllegalOperation)
+    );
+    assert_eq!(tcb(c.t).sc, own_sc);
+    k().cur = 0;
+    assert!(c.invoke(1, set, &[60, 60], &[8, 0, 7]).is_ok());
+    assert_eq!(tcb(target).priority, 60);
+}

@@ -51,6 +51,7 @@ pub const TESTS: &[Test] = &[
     t("sound_sched_control_extra_refills", extra_refills),
     t("sound_set_space_on_final_cnode", set_space_final_cnode),
     t("sound_register_counts", register_counts),
+    t("sound_set_sched_params_check_order", sched_params_order),
     t("sound_page_map_check_order", page_map_order),
     t(
         "sound_failed_configure_changes_nothing",
@@ -964,6 +965,51 @@ fn register_counts() -> TestResult {
         "ReadRegisters on itself",
     )?;
     // The thread is unharmed: it runs.
+    let r = Recv::new(0, 0);
+    fn mark(c: &Ctx2) {
+        from_arg::<Recv>(c.arg).got.store(1, SeqCst);
+    }
+    th.start(mark, arg(&r))?;
+    check_eq!(r.got.load(SeqCst), 1, "the thread ran");
+    still_works()
+}
+
+fn sched_params_order() -> TestResult {
+    let th = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
+    let ep = kit::endpoint()?;
+    let ep_nogrant = kit::mint(ep, CapRights::new(false, false, true, true), 0)?;
+    // The scheduling-context argument is checked before the fault handler.
+    expect_err(
+        th.tcb.set_sched_params(
+            ROOT_TCB,
+            RUNNER_PRIO,
+            RUNNER_PRIO,
+            ep.cast(),
+            ep_nogrant,
+        ),
+        Error::InvalidCapability { which: 2 },
+        "an endpoint as context and a bad fault handler",
+    )?;
+    expect_err(
+        th.tcb
+            .set_sched_params(ROOT_TCB, RUNNER_PRIO, RUNNER_PRIO, th.sc, ep_nogrant),
+        Error::InvalidCapability { which: 3 },
+        "a bad fault handler",
+    )?;
+    // The calling thread cannot unbind the context it runs on.
+    let me = crate::harness::runner_tcb();
+    expect_err(
+        me.set_sched_params(ROOT_TCB, RUNNER_PRIO, RUNNER_PRIO, Cap::null(), Cap::null()),
+        Error::IllegalOperation,
+        "SetSchedParams on itself with no context",
+    )?;
+    // Another thread's context can be taken away, and given back.
+    th.tcb
+        .set_sched_params(ROOT_TCB, RUNNER_PRIO, RUNNER_PRIO, Cap::null(), Cap::null())
+        .ctx("unbind another thread's context")?;
+    th.tcb
+        .set_sched_params(ROOT_TCB, RUNNER_PRIO + 10, RUNNER_PRIO + 10, th.sc, ep)
+        .ctx("bind it again")?;
     let r = Recv::new(0, 0);
     fn mark(c: &Ctx2) {
         from_arg::<Recv>(c.arg).got.store(1, SeqCst);
