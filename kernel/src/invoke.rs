@@ -1180,11 +1180,20 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
             Ok(Reply::EMPTY)
         }
         lb::SCHED_CONTEXT_UNBIND => {
+            // seL4: not the context the caller runs on; the thread, the notification
+            // and the call stack all let go of it.
+            if obj::<SchedContext>(sc_pa).tcb == inv.t {
+                return Err(SysError::IllegalOperation);
+            }
             delete::sc_unbind_tcb(sc_pa);
             let sc = obj::<SchedContext>(sc_pa);
             if sc.ntfn != 0 {
                 obj::<Notification>(sc.ntfn).sc = 0;
                 sc.ntfn = 0;
+            }
+            if sc.donated_via != 0 {
+                ipc::clear_call_stack(sc.donated_via);
+                sc.donated_via = 0;
             }
             Ok(Reply::EMPTY)
         }
@@ -1192,7 +1201,7 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
             inv.need(0, 1)?;
             match inv.cap(0).kind() {
                 CapKind::Tcb { pa } => {
-                    if tcb(pa).sc != sc_pa {
+                    if tcb(pa).sc != sc_pa || pa == inv.t {
                         return Err(SysError::IllegalOperation);
                     }
                     delete::sc_unbind_tcb(sc_pa);

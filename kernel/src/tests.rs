@@ -1253,3 +1253,49 @@ fn set_sched_params_checks_the_context_before_the_fault_handler() {
     assert!(c.invoke(1, set, &[60, 60], &[8, 0, 7]).is_ok());
     assert_eq!(tcb(target).priority, 60);
 }
+
+#[test]
+fn a_thread_cannot_unbind_the_context_it_runs_on() {
+    let c = Caller::new();
+    let sc = tcb(c.t).sc;
+    cspace::insert_root(
+        Cap::new(CapKind::SchedContext {
+            pa: sc,
+            size_bits: 8,
+        }),
+        c.slot(1),
+    );
+    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(2));
+    k().cur = c.t;
+    assert_eq!(
+        c.invoke(1, lb::SCHED_CONTEXT_UNBIND, &[], &[]).err(),
+        Some(SysError::IllegalOperation)
+    );
+    assert_eq!(
+        c.invoke(1, lb::SCHED_CONTEXT_UNBIND_OBJECT, &[], &[2])
+            .err(),
+        Some(SysError::IllegalOperation)
+    );
+    assert_eq!((tcb(c.t).sc, sc_obj(sc).tcb), (sc, c.t));
+    k().cur = 0;
+    // Unbind also lets go of the call stack: no reply keeps the context.
+    let ([_, _, s2], [r1, r2], sc) = nested_calls();
+    let other = Caller::new();
+    cspace::insert_root(
+        Cap::new(CapKind::SchedContext {
+            pa: sc,
+            size_bits: 8,
+        }),
+        other.slot(1),
+    );
+    k().cur = other.t;
+    assert!(other.invoke(1, lb::SCHED_CONTEXT_UNBIND, &[], &[]).is_ok());
+    assert_eq!(
+        (tcb(s2).sc, sc_obj(sc).tcb, sc_obj(sc).donated_via),
+        (0, 0, 0)
+    );
+    for r in [r1, r2] {
+        assert_eq!(reply_obj(r).donated_sc, 0);
+    }
+    k().cur = 0;
+}

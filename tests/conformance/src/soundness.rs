@@ -52,6 +52,7 @@ pub const TESTS: &[Test] = &[
     t("sound_set_space_on_final_cnode", set_space_final_cnode),
     t("sound_register_counts", register_counts),
     t("sound_set_sched_params_check_order", sched_params_order),
+    t("sound_unbind_own_context_refused", unbind_own_context),
     t("sound_page_map_check_order", page_map_order),
     t(
         "sound_failed_configure_changes_nothing",
@@ -980,13 +981,8 @@ fn sched_params_order() -> TestResult {
     let ep_nogrant = kit::mint(ep, CapRights::new(false, false, true, true), 0)?;
     // The scheduling-context argument is checked before the fault handler.
     expect_err(
-        th.tcb.set_sched_params(
-            ROOT_TCB,
-            RUNNER_PRIO,
-            RUNNER_PRIO,
-            ep.cast(),
-            ep_nogrant,
-        ),
+        th.tcb
+            .set_sched_params(ROOT_TCB, RUNNER_PRIO, RUNNER_PRIO, ep.cast(), ep_nogrant),
         Error::InvalidCapability { which: 2 },
         "an endpoint as context and a bad fault handler",
     )?;
@@ -1016,6 +1012,51 @@ fn sched_params_order() -> TestResult {
     }
     th.start(mark, arg(&r))?;
     check_eq!(r.got.load(SeqCst), 1, "the thread ran");
+    still_works()
+}
+
+/// A thread tries to unbind the scheduling context it runs on (Unbind, UnbindObject):
+/// seL4 refuses (IllegalOperation); before, the thread lost its context mid-call and
+/// never ran again.
+fn unbind_own_context() -> TestResult {
+    struct Try {
+        sc: u64,
+        tcb: u64,
+        unbind: AtomicU64,
+        unbind_object: AtomicU64,
+    }
+    fn try_unbind(c: &Ctx2) {
+        // Raw calls: this thread's own IPC buffer carries the extra capability.
+        let s: &Try = from_arg(c.arg);
+        let info = MessageInfo::new(lb::SCHED_CONTEXT_UNBIND, 0, 0, 0);
+        let r = sys::syscall(sc::CALL, s.sc, info.0, [0; 4], 0, 0);
+        s.unbind.store(r.info().label() + 1, SeqCst);
+        c.buf.set_cap(0, s.tcb);
+        let info = MessageInfo::new(lb::SCHED_CONTEXT_UNBIND_OBJECT, 0, 1, 0);
+        let r = sys::syscall(sc::CALL, s.sc, info.0, [0; 4], 0, 0);
+        s.unbind_object.store(r.info().label() + 1, SeqCst);
+    }
+    let th = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    let t = Try {
+        sc: th.sc.cptr(),
+        tcb: th.tcb.cptr(),
+        unbind: AtomicU64::new(0),
+        unbind_object: AtomicU64::new(0),
+    };
+    th.start(try_unbind, arg(&t))?;
+    let illegal = sel4_sys::error::ILLEGAL_OPERATION + 1;
+    check_eq!(t.unbind.load(SeqCst), illegal, "Unbind of its own context");
+    check_eq!(
+        t.unbind_object.load(SeqCst),
+        illegal,
+        "UnbindObject of itself"
+    );
+    // From another thread both work.
+    let th2 = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    th2.sc
+        .unbind_object(th2.tcb)
+        .ctx("UnbindObject of another thread")?;
+    th.sc.unbind().ctx("Unbind of another thread's context")?;
     still_works()
 }
 
@@ -1241,7 +1282,10 @@ fn receive_depth_0() -> TestResult {
         0,
         "extra caps at a receiver without a receive slot"
     );
-    check!(kit::slot_is_empty(0)?, "the root CNode's slot 0 got a capability");
+    check!(
+        kit::slot_is_empty(0)?,
+        "the root CNode's slot 0 got a capability"
+    );
     still_works()
 }
 
