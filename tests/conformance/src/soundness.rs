@@ -46,6 +46,10 @@ pub const TESTS: &[Test] = &[
         "sound_context_bound_while_waiting_for_reply",
         sc_bound_while_waiting,
     ),
+    t(
+        "sound_server_deletes_reply_it_runs_through",
+        server_deletes_reply,
+    ),
     t("sound_device_frame_as_ipc_buffer", device_ipc_buffer),
     t("sound_ipc_buffer_check_order", ipc_buffer_order),
     t("sound_sched_control_extra_refills", extra_refills),
@@ -705,6 +709,87 @@ fn sc_bound_while_waiting() -> TestResult {
     let v = map_fresh(g)?;
     sc2.bind(other.tcb).ctx("bind SC2 after C is gone")?;
     sc2.unbind().ctx("unbind SC2")?;
+    check_page_zero(v, "G")?;
+    still_works()
+}
+
+/// A passive server S, running on the client's donated context, deletes the reply
+/// object R of that call (R lives alone in a 4 KiB untyped, reused as a frame G
+/// afterwards). seL4: the context goes back to the client, which stops (Inactive); S has
+/// none until it gets one. The client, resumed, calls again and is served; G stays
+/// untouched.
+fn server_deletes_reply() -> TestResult {
+    struct Del {
+        ep: u64,
+        reply: u64,
+        go: u64,
+        deleted: AtomicU64,
+    }
+    fn recv_then_delete(c: &Ctx2) {
+        let s: &Del = from_arg(c.arg);
+        sys::syscall(sc::RECV, s.ep, 0, [0; 4], s.reply, 0);
+        let info = MessageInfo::new(lb::CNODE_DELETE, 0, 0, 2);
+        let r = sys::syscall(
+            sc::CALL,
+            ROOT_CNODE.cptr(),
+            info.0,
+            [s.reply, 64, 0, 0],
+            0,
+            0,
+        );
+        s.deleted.store(r.info().label() + 1, SeqCst);
+        sys::syscall(sc::WAIT, s.go, 0, [0; 4], 0, 0);
+    }
+    let ep = kit::endpoint()?;
+    let go = kit::notification()?;
+    let u = kit::untyped(12)?;
+    let r = try_retype(u, ObjectType::Reply, 0).ctx("retype R")?;
+    let d = Del {
+        ep: ep.cptr(),
+        reply: r,
+        go: go.cptr(),
+        deleted: AtomicU64::new(0),
+    };
+    let srv = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    srv.start(recv_then_delete, arg(&d))?;
+    srv.sc.unbind().ctx("make the server passive")?;
+    let cl = Thread::new(Opts::prio(RUNNER_PRIO + 5))?;
+    let c = Recv::new(ep.cptr(), 0);
+    cl.start(caller, arg(&c))?;
+    check!(
+        kit::slot_is_empty(r)?,
+        "R's slot after the server deleted it"
+    );
+    check_eq!(
+        d.deleted.load(SeqCst),
+        0,
+        "the server ran without a context"
+    );
+    check_eq!(c.got.load(SeqCst), 0, "the client got an answer");
+    let g: cap::SmallPage = cap_at(try_retype(u, ObjectType::SmallPage, 0).ctx("retype G over R")?);
+    let v = map_fresh(g)?;
+    // The context is the client's again.
+    let other = Thread::new({
+        let mut o = Opts::prio(RUNNER_PRIO - 10);
+        o.with_sc = false;
+        o
+    })?;
+    expect_err(
+        cl.sc.bind(other.tcb),
+        Error::IllegalOperation,
+        "bind the client's context elsewhere",
+    )?;
+    kit::sched_context(5000, 5000, 0)?
+        .bind(srv.tcb)
+        .ctx("a new context for the server")?;
+    check_eq!(d.deleted.load(SeqCst), 1, "the server's delete succeeded");
+    cl.tcb.resume().ctx("resume the client")?;
+    let reply2 = kit::reply()?;
+    let srv2 = Srv::new(ep.cptr(), reply2.cptr());
+    let ts = Thread::new(Opts::prio(RUNNER_PRIO + 10))?;
+    ts.start(server_once, arg(&srv2))?;
+    check_eq!(c.got.load(SeqCst), 1, "the client after a fresh server");
+    check_eq!(c.badge.load(SeqCst), 6, "reply label at the client");
     check_page_zero(v, "G")?;
     still_works()
 }
