@@ -29,7 +29,7 @@ run *args: setup
 test: setup
     KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench
     {{keel}} conformance
-    just conformance-checked
+    {{just_executable()}} conformance-checked
     {{keel}} loader-test
 
 # Boot the conformance suite; fails unless it ends with `N passed, 0 failed`.
