@@ -339,11 +339,12 @@ fn untyped_retype(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
     if node_offset > node_size - 1 {
         return Err(SysError::RangeError(0, node_size - 1));
     }
-    if num < 1 || num > node_size - node_offset || num > consts::RETYPE_FAN_OUT_LIMIT {
-        return Err(SysError::RangeError(
-            1,
-            (node_size - node_offset).min(consts::RETYPE_FAN_OUT_LIMIT),
-        ));
+    // seL4 checks the count against the fan-out limit first, then against the window.
+    if num < 1 || num > consts::RETYPE_FAN_OUT_LIMIT {
+        return Err(SysError::RangeError(1, consts::RETYPE_FAN_OUT_LIMIT));
+    }
+    if num > node_size - node_offset {
+        return Err(SysError::RangeError(1, node_size - node_offset));
     }
     for i in 0..num {
         ensure_empty(cnode_pa + (((node_offset + i) as usize) << 5))?;
@@ -1103,7 +1104,12 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
             Ok(Reply::EMPTY)
         }
         lb::SCHED_CONTEXT_UNBIND => {
+            if obj::<SchedContext>(sc_pa).tcb == inv.t {
+                return Err(SysError::IllegalOperation);
+            }
             delete::sc_unbind_tcb(sc_pa);
+            // seL4 also forgets the call stack the context was lent along.
+            crate::ipc::sc_unbind_reply(sc_pa);
             let sc = obj::<SchedContext>(sc_pa);
             if sc.ntfn != 0 {
                 obj::<Notification>(sc.ntfn).sc = 0;
@@ -1115,7 +1121,7 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
             inv.need(0, 1)?;
             match inv.cap(0).kind() {
                 CapKind::Tcb { pa } => {
-                    if tcb(pa).sc != sc_pa {
+                    if tcb(pa).sc != sc_pa || pa == inv.t {
                         return Err(SysError::IllegalOperation);
                     }
                     delete::sc_unbind_tcb(sc_pa);
@@ -1144,6 +1150,10 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
             let sc = obj::<SchedContext>(sc_pa);
             let target = sc.tcb;
             if target == 0 {
+                return Err(SysError::IllegalOperation);
+            }
+            // seL4: "cannot seL4_SchedContext_YieldTo on self".
+            if target == inv.t {
                 return Err(SysError::IllegalOperation);
             }
             if tcb(target).priority > tcb(inv.t).mcp {
