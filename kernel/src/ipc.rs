@@ -209,11 +209,18 @@ fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
             w[4] = code;
             (fl::USER_EXCEPTION, w, fl::USER_EXCEPTION_LENGTH)
         }
-        Fault::Timeout { badge, consumed } => {
+        Fault::Timeout { badge, .. } => {
+            // seL4 reports the time consumed since it was last read, and only the badge
+            // when the thread has no scheduling context left.
             let mut w = [0u64; 13];
             w[0] = badge;
-            w[1] = consumed;
-            (fl::TIMEOUT, w, fl::TIMEOUT_LENGTH)
+            let sc = tcb(sender).sc;
+            if sc != 0 {
+                w[1] = crate::sched::take_consumed_us(obj::<SchedContext>(sc));
+                (fl::TIMEOUT, w, fl::TIMEOUT_LENGTH)
+            } else {
+                (fl::TIMEOUT, w, 1)
+            }
         }
         Fault::VmFault {
             addr,
@@ -226,6 +233,11 @@ fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
             w[2] = prefetch as u64;
             w[3] = fsr;
             (fl::VM_FAULT, w, fl::VM_FAULT_LENGTH)
+        }
+        Fault::VcpuFault { hsr } => {
+            let mut w = [0u64; 13];
+            w[fl::VCPU_FAULT_HSR] = hsr;
+            (fl::VCPU_FAULT, w, fl::VCPU_FAULT_LENGTH)
         }
     };
     let n = n.min(msg_capacity(receiver));
@@ -246,6 +258,9 @@ pub struct SendArgs {
     pub can_grant_reply: bool,
     pub is_call: bool,
     pub blocking: bool,
+    /// seL4's `canDonate`: Call, NBSendRecv, NBSendWait and faults of a thread with a
+    /// scheduling context lend it to a passive receiver.
+    pub can_donate: bool,
 }
 
 pub fn send_ipc(sender: Pa, ep: Pa, a: SendArgs) {
@@ -263,10 +278,14 @@ pub fn send_ipc(sender: Pa, ep: Pa, a: SendArgs) {
         let faulted = tcb(sender).fault != Fault::None;
         if a.is_call || faulted {
             if reply != 0 && (a.can_grant || a.can_grant_reply) {
-                reply_push(sender, receiver, reply);
+                reply_push_donate(sender, receiver, reply, a.can_donate);
             } else {
                 set_state(sender, ThreadState::Inactive);
             }
+        } else if a.can_donate && tcb(receiver).sc == 0 && tcb(sender).sc != 0 {
+            // The send phase of NBSendRecv/NBSendWait lends the context to a passive
+            // receiver for good (no reply to bring it back).
+            sc_donate(tcb(sender).sc, receiver);
         }
         set_state(receiver, ThreadState::Running);
         return;
@@ -302,7 +321,7 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
         let r = obj::<Reply>(reply);
         if r.caller != 0 {
             let old = r.caller;
-            reply_unlink(reply);
+            cancel_ipc(old);
             set_state(old, ThreadState::Inactive);
         }
     }
@@ -316,7 +335,9 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
         let faulted = tcb(sender).fault != Fault::None;
         if si.is_call || faulted {
             if reply != 0 && (si.can_grant || si.can_grant_reply) {
-                reply_push(sender, receiver, reply);
+                let can_donate = tcb(sender).sc != 0
+                    && !matches!(tcb(sender).fault, Fault::Timeout { .. });
+                reply_push_donate(sender, receiver, reply, can_donate);
             } else {
                 set_state(sender, ThreadState::Inactive);
             }
@@ -339,114 +360,239 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
     ep_insert(ep, receiver);
 }
 
-/// Links `caller` to `reply` (it now waits for the answer) and donates the caller's
-/// scheduling context to a passive `callee`.
+/// Links `caller` to `reply` (it now waits for the answer) and lends the caller's
+/// scheduling context to a passive `callee` (a Call: seL4's `reply_push` with canDonate).
 pub(crate) fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
+    reply_push_donate(caller, callee, reply, true);
+}
+
+/// seL4's `reply_push`: the caller blocks on `reply`; if it may donate, has a scheduling
+/// context and the callee has none, the context moves to the callee and `reply` becomes
+/// the head of the context's call stack (the previous head, if any, lies below it).
+pub(crate) fn reply_push_donate(caller: Pa, callee: Pa, reply: Pa, can_donate: bool) {
     let r = obj::<Reply>(reply);
     r.caller = caller;
-    r.callee = callee;
     r.donated_sc = 0;
     let c = tcb(caller);
     c.reply = reply;
     c.blocked_on = reply;
+    c.call_prev = 0;
+    c.call_next = 0;
     set_state(caller, ThreadState::BlockedOnReply);
     let sc = tcb(caller).sc;
-    if sc != 0 && tcb(callee).sc == 0 {
-        tcb(caller).sc = 0;
-        tcb(callee).sc = sc;
-        obj::<SchedContext>(sc).tcb = callee;
-        obj::<SchedContext>(sc).donated_via = reply;
-        obj::<Reply>(reply).donated_sc = sc;
+    if sc == 0 || tcb(callee).sc != 0 || !can_donate {
+        return;
     }
+    let old = obj::<SchedContext>(sc).donated_via;
+    if old != 0 {
+        obj::<Reply>(old).donated_sc = 0;
+        let old_caller = obj::<Reply>(old).caller;
+        if old_caller != 0 {
+            tcb(old_caller).call_next = reply;
+        }
+    }
+    tcb(caller).call_prev = old;
+    obj::<SchedContext>(sc).donated_via = reply;
+    obj::<Reply>(reply).donated_sc = sc;
+    sc_donate(sc, callee);
 }
 
-/// Breaks the caller/reply link, returning a donated scheduling context to the caller.
-pub(crate) fn reply_unlink(reply: Pa) {
-    let r = obj::<Reply>(reply);
-    let (caller, callee, sc) = (r.caller, r.callee, r.donated_sc);
-    r.caller = 0;
-    r.callee = 0;
-    r.donated_sc = 0;
-    if caller != 0 {
-        tcb(caller).reply = 0;
-        tcb(caller).blocked_on = 0;
+/// seL4's `schedContext_donate`: `sc` leaves whichever thread holds it for `to`.
+pub(crate) fn sc_donate(sc: Pa, to: Pa) {
+    let from = obj::<SchedContext>(sc).tcb;
+    if from != 0 {
+        k().sched_dequeue(from);
+        tcb(from).sc = 0;
     }
+    obj::<SchedContext>(sc).tcb = to;
+    tcb(to).sc = sc;
+}
+
+/// Breaks the link between `reply` and the caller waiting on it and leaves the caller
+/// Inactive (seL4's `reply_unlink`); the call-stack links must already be gone.
+fn reply_detach(reply: Pa, caller: Pa) {
+    obj::<Reply>(reply).caller = 0;
+    let c = tcb(caller);
+    c.reply = 0;
+    c.blocked_on = 0;
+    c.call_prev = 0;
+    c.call_next = 0;
+    set_state(caller, ThreadState::Inactive);
+}
+
+/// seL4's `reply_pop`: `reply` is the head of its context's call stack. The reply below
+/// becomes the head, and the context goes back to the caller unless the caller has got
+/// another one meanwhile (whoever holds it now loses it).
+fn reply_pop(reply: Pa, caller: Pa) {
+    let sc = obj::<Reply>(reply).donated_sc;
+    let prev = tcb(caller).call_prev;
+    obj::<SchedContext>(sc).donated_via = prev;
+    if prev != 0 {
+        obj::<Reply>(prev).donated_sc = sc;
+        let prev_caller = obj::<Reply>(prev).caller;
+        if prev_caller != 0 {
+            tcb(prev_caller).call_next = 0;
+        }
+    }
+    obj::<Reply>(reply).donated_sc = 0;
+    if tcb(caller).sc == 0 {
+        sc_donate(sc, caller);
+    }
+    reply_detach(reply, caller);
+}
+
+/// seL4's `reply_remove`: answering `reply` (or deleting it). At the head of a call stack
+/// it pops; in the middle it breaks the stack there, and the context stays where it is.
+fn reply_remove(reply: Pa, caller: Pa) {
+    if obj::<Reply>(reply).donated_sc != 0 {
+        reply_pop(reply, caller);
+        return;
+    }
+    unlink_call_stack(caller);
+    reply_detach(reply, caller);
+}
+
+/// seL4's `reply_remove_tcb`: `caller` stops waiting (cancelled IPC). Its reply leaves the
+/// call stack without giving any context back.
+fn reply_remove_tcb(caller: Pa) {
+    let reply = tcb(caller).reply;
+    if reply == 0 {
+        return;
+    }
+    let sc = obj::<Reply>(reply).donated_sc;
     if sc != 0 {
         obj::<SchedContext>(sc).donated_via = 0;
+        obj::<Reply>(reply).donated_sc = 0;
     }
-    if sc != 0 && obj::<SchedContext>(sc).tcb == callee && callee != 0 {
-        let kk = k();
-        if callee != kk.cur {
-            kk.sched_dequeue(callee);
+    unlink_call_stack(caller);
+    reply_detach(reply, caller);
+}
+
+/// Cuts the call stack around the reply `caller` waits on (neighbours forget it).
+fn unlink_call_stack(caller: Pa) {
+    let (prev, next) = (tcb(caller).call_prev, tcb(caller).call_next);
+    if next != 0 {
+        let c = obj::<Reply>(next).caller;
+        if c != 0 {
+            tcb(c).call_prev = 0;
         }
-        tcb(callee).sc = 0;
-        if caller != 0 {
-            tcb(caller).sc = sc;
-            obj::<SchedContext>(sc).tcb = caller;
-        } else {
-            obj::<SchedContext>(sc).tcb = 0;
+    }
+    if prev != 0 {
+        let c = obj::<Reply>(prev).caller;
+        if c != 0 {
+            tcb(c).call_next = 0;
         }
+    }
+    tcb(caller).call_prev = 0;
+    tcb(caller).call_next = 0;
+}
+
+/// Takes the waiting caller off `reply` as answering does (seL4's `reply_remove`),
+/// giving a donated scheduling context back; the caller is left Inactive.
+pub(crate) fn reply_unlink(reply: Pa) {
+    let caller = obj::<Reply>(reply).caller;
+    if caller != 0 {
+        reply_remove(reply, caller);
     }
 }
 
-/// Answers the call waiting on `reply` with `replier`'s message (Send on a reply cap).
+/// seL4's SchedContext_Unbind also forgets the call stack the context was lent along.
+pub(crate) fn sc_unbind_reply(sc: Pa) {
+    let head = obj::<SchedContext>(sc).donated_via;
+    if head != 0 {
+        obj::<Reply>(head).donated_sc = 0;
+        obj::<SchedContext>(sc).donated_via = 0;
+    }
+}
+
+/// Answers the call waiting on `reply` with `replier`'s message (Send on a reply cap;
+/// seL4's `doReplyTransfer`).
 pub fn do_reply(replier: Pa, reply: Pa, can_grant: bool) {
     let caller = obj::<Reply>(reply).caller;
     if caller == 0 || tcb(caller).state != ThreadState::BlockedOnReply {
         return;
     }
-    reply_unlink(reply);
+    reply_remove(reply, caller);
     let fault = tcb(caller).fault;
     if fault == Fault::None {
         transfer(replier, 0, 0, can_grant, caller);
         set_state(caller, ThreadState::Running);
     } else {
-        tcb(caller).fault = Fault::None;
         let resume = handle_fault_reply(caller, replier, fault);
+        tcb(caller).fault = Fault::None;
         if resume {
             set_state(caller, ThreadState::Restart);
         } else {
             set_state(caller, ThreadState::Inactive);
         }
     }
+    // A caller that goes on without budget gets a timeout fault if it can take one.
+    let sc = tcb(caller).sc;
+    if sc != 0
+        && crate::sched::is_runnable(tcb(caller).state)
+        && !crate::sched::sc_can_run(obj::<SchedContext>(sc))
+        && has_timeout_handler(caller)
+        && !matches!(fault, Fault::Timeout { .. })
+    {
+        let badge = obj::<SchedContext>(sc).badge;
+        handle_fault(caller, Fault::Timeout { badge, consumed: 0 });
+    }
 }
 
-/// Applies a fault handler's reply to the faulted thread; returns whether it resumes.
+/// Where a word of a fault reply goes (seL4's `fault_messages` tables).
+#[derive(Clone, Copy)]
+enum FaultReg {
+    X(u8),
+    Sp,
+    /// ELR (seL4's `NextIP`/`LR`).
+    Pc,
+    Spsr,
+    FaultIp,
+}
+
+use FaultReg::{FaultIp, Pc, Sp, Spsr, X};
+
+/// UnknownSyscall reply: x0..x7, FaultIP, SP, LR, SPSR.
+const SYSCALL_REPLY: [FaultReg; 12] = [
+    X(0), X(1), X(2), X(3), X(4), X(5), X(6), X(7), FaultIp, Sp, Pc, Spsr,
+];
+/// UserException reply: FaultIP, SP, SPSR.
+const EXCEPTION_REPLY: [FaultReg; 3] = [FaultIp, Sp, Spsr];
+/// Timeout reply (seL4_TimeoutReply_*, 34 words): the frame registers, then the rest.
+const TIMEOUT_REPLY: [FaultReg; 34] = [
+    FaultIp, Sp, Spsr, X(0), X(1), X(2), X(3), X(4), X(5), X(6), X(7), X(8), X(16), X(17),
+    X(18), X(29), X(30), X(9), X(10), X(11), X(12), X(13), X(14), X(15), X(19), X(20), X(21),
+    X(22), X(23), X(24), X(25), X(26), X(27), X(28),
+];
+
+/// Applies a fault handler's reply to the faulted thread; returns whether it resumes
+/// (seL4's `handleFaultReply`).
 fn handle_fault_reply(t: Pa, replier: Pa, fault: Fault) -> bool {
     let info = MessageInfo(tcb(replier).ctx.x[1]);
-    let len = (info.length() as usize).min(msg_capacity(replier));
+    let len = (info.length() as usize).min(sel4_sys::consts::MSG_MAX_LENGTH);
     let label_ok = info.label() == 0;
-    match fault {
-        Fault::UnknownSyscall { .. } => {
-            let n = len.min(12);
-            for i in 0..n {
-                let v = get_mr(replier, i);
-                let c = &mut tcb(t).ctx;
-                match i {
-                    0..=7 => c.x[i] = v,
-                    8 => tcb(t).fault_ip = v,
-                    9 => c.sp = v,
-                    10 => c.pc = v,
-                    _ => c.spsr = sanitise_spsr(v),
-                }
-            }
-            label_ok
+    let regs: &[FaultReg] = match fault {
+        Fault::UnknownSyscall { .. } => &SYSCALL_REPLY,
+        Fault::UserException { .. } => &EXCEPTION_REPLY,
+        Fault::Timeout { .. } => &TIMEOUT_REPLY,
+        // Cap, VM and VCPU faults resume whatever the reply says.
+        _ => return true,
+    };
+    // Words past the four message registers come from the replier's IPC buffer; without
+    // one they are not copied (seL4's `copyMRsFaultReply`).
+    let n = len.min(regs.len()).min(msg_capacity(replier));
+    for (i, reg) in regs.iter().take(n).enumerate() {
+        let v = get_mr(replier, i);
+        let th = tcb(t);
+        match *reg {
+            X(r) => th.ctx.x[r as usize] = v,
+            Sp => th.ctx.sp = v,
+            Pc => th.ctx.pc = v,
+            Spsr => th.ctx.spsr = sanitise_spsr(v),
+            FaultIp => th.fault_ip = v,
         }
-        Fault::UserException { .. } => {
-            let n = len.min(3);
-            for i in 0..n {
-                let v = get_mr(replier, i);
-                match i {
-                    0 => tcb(t).fault_ip = v,
-                    1 => tcb(t).ctx.sp = v,
-                    _ => tcb(t).ctx.spsr = sanitise_spsr(v),
-                }
-            }
-            label_ok
-        }
-        Fault::Timeout { .. } => label_ok,
-        _ => true,
     }
+    label_ok
 }
 
 /// User level may only run at EL0 with the kernel's choice of masked exceptions.
@@ -544,10 +690,7 @@ pub fn cancel_ipc(t: Pa) {
         }
         ThreadState::BlockedOnNotification => ntfn_remove(obj_pa, t),
         ThreadState::BlockedOnReply => {
-            let reply = tcb(t).reply;
-            if reply != 0 {
-                reply_unlink(reply);
-            }
+            reply_remove_tcb(t);
             tcb(t).fault = Fault::None;
         }
         _ => {}
@@ -606,7 +749,7 @@ pub fn reply_destroyed(reply: Pa) {
     let caller = r.caller;
     let receiver = r.receiver;
     if caller != 0 {
-        reply_unlink(reply);
+        reply_remove(reply, caller);
         tcb(caller).fault = Fault::None;
         set_state(caller, ThreadState::Inactive);
     }
@@ -657,6 +800,8 @@ pub fn handle_fault(t: Pa, fault: Fault) {
                     can_grant_reply: rights.grant_reply(),
                     is_call: true,
                     blocking: true,
+                    // A timeout fault never lends the (empty) context.
+                    can_donate: !timeout && tcb(t).sc != 0,
                 },
             );
         }

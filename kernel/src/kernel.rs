@@ -222,6 +222,26 @@ mod ec {
     pub const DABT_LOWER: u64 = 0x24;
 }
 
+/// ESR of an exception with an unknown reason (EC 0, IL set): seL4's `UNKNOWN_FAULT`.
+const UNKNOWN_FAULT: u64 = 0x200_0000;
+
+/// The fault for an EL0 exception that is neither a system call nor an abort. seL4 in hyp
+/// mode (`c_handle_vcpu_fault`, `handleVCPUFault`) reports an unknown-reason exception
+/// (an undefined instruction) as a UserException carrying the ESR, and every other class
+/// (FP/SIMD and SVE traps, MSR/MRS traps, BRK, WFI/WFE, ...) as a VCPUFault whose message
+/// is the syndrome, even for a thread without a VCPU.
+pub fn classify_other_exception(esr: u64) -> Fault {
+    // QEMU may leave IL clear for an unknown-reason exception; seL4 sees the same class.
+    if esr >> 26 == ec::UNKNOWN && esr & 0x1ff_ffff == 0 {
+        Fault::UserException {
+            number: UNKNOWN_FAULT,
+            code: 0,
+        }
+    } else {
+        Fault::VcpuFault { hsr: esr }
+    }
+}
+
 /// A synchronous exception from the current thread (system call or fault).
 pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
     let kk = k();
@@ -254,12 +274,7 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
         _ => {
             let th = tcb(t);
             th.fault_ip = th.ctx.pc;
-            let number = if class == ec::UNKNOWN && esr == 0 {
-                0x200_0000
-            } else {
-                esr
-            };
-            crate::ipc::handle_fault(t, Fault::UserException { number, code: 0 });
+            crate::ipc::handle_fault(t, classify_other_exception(esr));
         }
     }
     kk.schedule()

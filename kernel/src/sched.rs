@@ -363,3 +363,17 @@ pub fn ticks_to_us(t: u64) -> u64 {
     let f = crate::arch::timer_freq().max(1);
     ((t as u128 * 1_000_000) / f as u128) as u64
 }
+
+/// seL4's `schedContext_updateConsumed`: the time consumed since it was last read, in
+/// microseconds, which starts counting again.
+pub fn take_consumed_us(sc: &mut SchedContext) -> u64 {
+    let us = ticks_to_us(sc.consumed);
+    sc.consumed = 0;
+    us
+}
+
+/// Whether the context's budget is available now (seL4's `refill_ready` and
+/// `refill_sufficient(sc, 0)`).
+pub fn sc_can_run(sc: &SchedContext) -> bool {
+    sc.configured && sc.remaining >= MIN_REMAINING
+}

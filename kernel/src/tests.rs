@@ -534,6 +534,7 @@ fn call_transfers_every_message_register_and_reply_returns() {
         can_grant_reply: true,
         is_call: true,
         blocking: true,
+        can_donate: true,
     };
     crate::ipc::send_ipc(client, ep, args);
     assert_eq!(tcb(client).state, ThreadState::BlockedOnReply);
@@ -570,6 +571,7 @@ fn call_without_a_waiting_receiver_blocks_in_priority_order() {
             can_grant_reply: false,
             is_call: false,
             blocking: true,
+            can_donate: false,
         };
         crate::ipc::send_ipc(t, ep, args);
         assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);

@@ -186,6 +186,14 @@ pub mod fault {
     pub const VM_FAULT_PREFETCH_FAULT: usize = 2;
     pub const VM_FAULT_FSR: usize = 3;
     pub const VM_FAULT_LENGTH: usize = 4;
+
+    /// VCPUFault message registers (1 word: the syndrome, HSR/ESR_EL2).
+    pub const VCPU_FAULT_HSR: usize = 0;
+    pub const VCPU_FAULT_LENGTH: usize = 1;
+
+    /// Timeout fault reply (seL4_TimeoutReply_*): FaultIP, SP, SPSR, x0..x8, x16..x18,
+    /// x29, x30, x9..x15, x19..x28.
+    pub const TIMEOUT_REPLY_LENGTH: usize = 34;
 }
 
 /// Initial capability slots in the root task's CNode.

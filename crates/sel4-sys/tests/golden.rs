@@ -253,6 +253,11 @@ fn fault_message_registers() {
         ("VMFault_PrefetchFault", VM_FAULT_PREFETCH_FAULT, 2),
         ("VMFault_FSR", VM_FAULT_FSR, 3),
         ("VMFault_Length", VM_FAULT_LENGTH, 4),
+        // VCPUFault: HSR.
+        ("VCPUFault_HSR", VCPU_FAULT_HSR, 0),
+        ("VCPUFault_Length", VCPU_FAULT_LENGTH, 1),
+        // TimeoutReply: FaultIP, SP, SPSR_EL1, X0..X8, X16..X18, X29, X30, X9..X15, X19..X28.
+        ("TimeoutReply_Length", TIMEOUT_REPLY_LENGTH, 34),
     ]);
 }
 
