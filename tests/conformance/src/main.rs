@@ -25,6 +25,8 @@ mod errors;
 #[cfg(target_os = "none")]
 mod faults;
 #[cfg(target_os = "none")]
+mod fidelity;
+#[cfg(target_os = "none")]
 mod ipc;
 #[cfg(target_os = "none")]
 mod sched;
@@ -54,14 +56,15 @@ mod root {
             crate::faults::TESTS,
             crate::errors::TESTS,
             crate::stress::TESTS,
+            crate::fidelity::TESTS,
         ]
     }
 
-    static mut LIST: [Test; 128] = [Test {
+    static mut LIST: [Test; 192] = [Test {
         name: "",
         f: dummy,
         timeout_ms: 0,
-    }; 128];
+    }; 192];
 
     fn main(bootinfo: &'static BootInfo) -> i32 {
         println!("conformance: Keel seL4 conformance suite");
