@@ -280,6 +280,8 @@ fn finalise_sc(sc_pa: Pa) {
         sc.donated_via = 0;
     }
     sc.configured = false;
+    sc.refill_max = 0;
+    sc.remaining = 0;
 }
 
 /// Unbinds the scheduling context from its thread (SchedContext_Unbind and friends).

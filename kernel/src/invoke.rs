@@ -340,7 +340,7 @@ fn untyped_retype(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
         return Err(SysError::RangeError(0, node_size - 1));
     }
     // seL4 checks the count against the fan-out limit first, then against the window.
-    if num < 1 || num > consts::RETYPE_FAN_OUT_LIMIT {
+    if !(1..=consts::RETYPE_FAN_OUT_LIMIT).contains(&num) {
         return Err(SysError::RangeError(1, consts::RETYPE_FAN_OUT_LIMIT));
     }
     if num > node_size - node_offset {
@@ -1022,62 +1022,60 @@ fn sched_control_invocation(inv: &Inv) -> SysResult {
         return Err(SysError::IllegalOperation);
     }
     inv.need(5, 1)?;
-    let CapKind::SchedContext { pa, size_bits } = inv.cap(0).kind() else {
-        return Err(SysError::InvalidCapability(1));
-    };
+    // seL4's order: the times, then the target capability, then the refill count.
     let budget_us = inv.mr(0);
     let period_us = inv.mr(1);
     let extra_refills = inv.mr(2);
     let badge = inv.mr(3);
-    if !(consts::MIN_BUDGET_US..=consts::MAX_PERIOD_US).contains(&budget_us) {
-        return Err(SysError::RangeError(
-            consts::MIN_BUDGET_US,
-            consts::MAX_PERIOD_US,
-        ));
+    let flags = inv.mr(4);
+    let range = SysError::RangeError(consts::MIN_BUDGET_US, consts::MAX_PERIOD_US);
+    if budget_us > consts::MAX_PERIOD_US || period_us > consts::MAX_PERIOD_US {
+        return Err(range);
     }
-    if !(consts::MIN_BUDGET_US..=consts::MAX_PERIOD_US).contains(&period_us) {
-        return Err(SysError::RangeError(
-            consts::MIN_BUDGET_US,
-            consts::MAX_PERIOD_US,
-        ));
+    let budget = sched::us_to_ticks(budget_us);
+    let period = sched::us_to_ticks(period_us);
+    if budget < sched::min_budget() || period < sched::min_budget() {
+        return Err(range);
     }
-    if period_us < budget_us {
+    if budget > period {
         return Err(SysError::RangeError(consts::MIN_BUDGET_US, period_us));
     }
-    let max_refills = refill_capacity(size_bits as u64);
-    if extra_refills + consts::MIN_SCHED_CONTEXT_REFILLS > max_refills {
-        return Err(SysError::RangeError(
-            0,
-            max_refills - consts::MIN_SCHED_CONTEXT_REFILLS,
-        ));
+    let CapKind::SchedContext { pa, size_bits } = inv.cap(0).kind() else {
+        return Err(SysError::InvalidCapability(1));
+    };
+    let max_refills = sched::refill_absolute_max(size_bits as u64);
+    let max_extra = max_refills.saturating_sub(consts::MIN_SCHED_CONTEXT_REFILLS);
+    if extra_refills > max_extra {
+        return Err(SysError::RangeError(0, max_extra));
     }
+    // Perform (seL4's invokeSchedControl_ConfigureFlags).
     let now = crate::arch::now();
     let kk = k();
     let t = obj::<SchedContext>(pa).tcb;
     if t != 0 {
         kk.sched_dequeue(t);
         if kk.cur == t {
+            // Bill what it has used before the parameters change.
             kk.charge_current(now);
         }
     }
+    let refills = extra_refills + consts::MIN_SCHED_CONTEXT_REFILLS;
+    let active = obj::<SchedContext>(pa).configured && obj::<SchedContext>(pa).refill_max > 0;
+    obj::<SchedContext>(pa).configured = true;
+    if budget == period {
+        sched::refill_new(pa, sched::MIN_REFILLS, budget, 0, now);
+    } else if active && t != 0 && sched::is_runnable(tcb(t).state) {
+        sched::refill_update(pa, period, budget, refills, now);
+    } else {
+        sched::refill_new(pa, refills, budget, period, now);
+    }
     let sc = obj::<SchedContext>(pa);
-    sc.budget = sched::us_to_ticks(budget_us);
-    sc.period = sched::us_to_ticks(period_us);
-    sc.remaining = sc.budget;
-    sc.debt = 0;
-    sc.last_release = now;
     sc.badge = badge;
-    sc.configured = true;
+    sc.sporadic = flags & 1 != 0;
     if t != 0 && sched::is_runnable(tcb(t).state) {
         kk.make_schedulable(t);
     }
     Ok(Reply::EMPTY)
-}
-
-/// How many refills a scheduling context of `size_bits` could hold in seL4 (16-byte
-/// refills after a 128-byte header); Keel keeps one, but reports seL4's limit.
-fn refill_capacity(size_bits: u64) -> u64 {
-    ((1u64 << size_bits) - 128) / 16 + consts::MIN_SCHED_CONTEXT_REFILLS
 }
 
 fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {

@@ -19,6 +19,8 @@ pub struct Kernel {
     pub release_head: Pa,
     /// Time up to which the running thread has been charged.
     pub charged_until: u64,
+    /// The scheduling context that ran last (seL4's `ksCurSC`).
+    pub cur_sc: Pa,
     pub timer_deadline: u64,
     /// Set when the current thread must go to the back of its queue (Yield).
     pub force_switch: bool,
@@ -52,6 +54,7 @@ impl Kernel {
             ready_bitmap: [0; 4],
             release_head: 0,
             charged_until: 0,
+            cur_sc: 0,
             timer_deadline: 0,
             force_switch: false,
             asid_table: [0; 128],
@@ -175,6 +178,7 @@ pub fn reply_from_kernel(t: Pa, label: u64, mrs: &[u64]) {
 pub fn set_state(t: Pa, s: ThreadState) {
     let kk = k();
     let th = tcb(t);
+    let was_runnable = crate::sched::is_runnable(th.state);
     if s == ThreadState::Restart {
         th.ctx.pc = th.fault_ip;
         th.state = ThreadState::Running;
@@ -182,6 +186,9 @@ pub fn set_state(t: Pa, s: ThreadState) {
         th.state = s;
     }
     if crate::sched::is_runnable(th.state) {
+        if !was_runnable {
+            kk.unblock_sc(t);
+        }
         kk.make_schedulable(t);
     } else {
         kk.sched_dequeue(t);
@@ -255,11 +262,17 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             if let Some(next) = crate::fastpath::try_fastpath(t, number) {
                 return next;
             }
-            crate::syscall::handle_syscall(t, number);
+            if kk.budget_check_restart(t) {
+                crate::syscall::handle_syscall(t, number);
+            }
         }
         ec::DABT_LOWER | ec::IABT_LOWER => {
             let th = tcb(t);
             th.fault_ip = th.ctx.pc;
+            if !kk.budget_check_restart(t) {
+                return kk.schedule();
+            }
+            let th = tcb(t);
             let prefetch = class == ec::IABT_LOWER;
             let addr = if prefetch { th.ctx.pc } else { far };
             crate::ipc::handle_fault(
@@ -274,7 +287,9 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
         _ => {
             let th = tcb(t);
             th.fault_ip = th.ctx.pc;
-            crate::ipc::handle_fault(t, classify_other_exception(esr));
+            if kk.budget_check_restart(t) {
+                crate::ipc::handle_fault(t, classify_other_exception(esr));
+            }
         }
     }
     kk.schedule()

@@ -205,14 +205,17 @@ pub struct Reply {
     pub receiver: Pa,
 }
 
+/// seL4's `sched_context_t` (96 bytes); the refill array follows it inside the object
+/// (see `sched`).
 #[repr(C)]
 pub struct SchedContext {
+    /// Ticks between a refill's use and its return; 0 for round robin (as in seL4).
     pub period: u64,
+    /// The configured budget (the refills' sum).
     pub budget: u64,
+    /// Budget usable now, kept in step with the refills: the head refill's amount when
+    /// it is due and at least MIN_BUDGET, else 0 (the fast path and timer read it).
     pub remaining: u64,
-    /// Time used beyond the budget (a late timer interrupt); paid from the next refills.
-    pub debt: u64,
-    pub last_release: u64,
     pub consumed: u64,
     pub tcb: Pa,
     pub badge: u64,
@@ -220,7 +223,13 @@ pub struct SchedContext {
     pub yield_from: Pa,
     /// The head of the call stack this context was donated along (seL4's `scReply`), or 0.
     pub donated_via: Pa,
+    /// Refills in use (0: never configured), and the circular array's head and tail.
+    pub refill_max: u32,
+    pub refill_head: u32,
+    pub refill_tail: u32,
     pub configured: bool,
+    /// seL4_SchedContext_Sporadic: refills are checked when the thread unblocks.
+    pub sporadic: bool,
 }
 
 #[repr(C)]

@@ -171,21 +171,9 @@ pub fn handle_syscall(t: Pa, number: i64) {
 }
 
 fn handle_yield(t: Pa) {
-    let sc_pa = tcb(t).sc;
-    if sc_pa != 0 {
-        // MCS Yield: give up the rest of this budget.
-        let sc = crate::mem::obj::<crate::object::SchedContext>(sc_pa);
-        let now = crate::arch::now();
-        k().charge_current(now);
-        if sc.budget >= sc.period {
-            sc.remaining = sc.budget;
-            sc.debt = 0;
-            sc.last_release = now;
-        } else {
-            sc.remaining = 0;
-        }
-    }
-    k().force_switch = true;
+    // MCS Yield: give up the rest of this budget.
+    let _ = t;
+    k().yield_current(crate::arch::now());
 }
 
 /// Call, Send and NBSend: on an endpoint, notification or reply it is IPC; on any other

@@ -432,11 +432,9 @@ fn new_thread(prio: u8) -> Pa {
 fn give_budget(t: Pa) {
     let sc = arena(256, 256);
     let s = crate::mem::obj::<SchedContext>(sc);
-    s.budget = 1 << 30;
-    s.period = 1 << 30;
-    s.remaining = 1 << 30;
     s.configured = true;
     s.tcb = t;
+    crate::sched::refill_new(sc, 2, 1 << 30, 0, 0);
     tcb(t).sc = sc;
 }
 
@@ -485,9 +483,9 @@ fn release_queue_is_ordered_by_release_time() {
     for (i, when) in [300u64, 100, 200].iter().enumerate() {
         let t = new_thread(5 + i as u8);
         give_budget(t);
-        let sc = crate::mem::obj::<SchedContext>(tcb(t).sc);
-        sc.period = *when;
-        sc.last_release = 0;
+        // Periodic, its budget spent: the next refill comes at `when`.
+        let sc = tcb(t).sc;
+        crate::sched::refill_new(sc, 2, 1000, 100_000, *when);
         kk.release_enqueue(t);
         threads.push(t);
     }

@@ -273,6 +273,10 @@ pub mod consts {
     /// Highest IRQ number on QEMU `virt` (GICv3 configuration).
     pub const MAX_IRQ: u64 = 159;
     pub const MIN_SCHED_CONTEXT_REFILLS: u64 = 2;
+    /// seL4_CoreSchedContextBytes: the header plus MIN_REFILLS refills.
+    pub const CORE_SCHED_CONTEXT_BYTES: u64 = 10 * 8 + 6 * 8;
+    /// seL4_RefillSizeBytes.
+    pub const REFILL_SIZE_BYTES: u64 = 16;
     /// Smallest budget accepted by `SchedControl_ConfigureFlags`, in microseconds.
     pub const MIN_BUDGET_US: u64 = 2 * 2; // 2 * kernel WCET of 2 µs
     pub const MAX_PERIOD_US: u64 = 1 << 40;

@@ -335,6 +335,8 @@ fn size_constants() {
         ),
         ("MAX_IRQ (qemu-arm-virt)", MAX_IRQ, 159),
         ("MIN_REFILLS", MIN_SCHED_CONTEXT_REFILLS, 2),
+        ("seL4_CoreSchedContextBytes", CORE_SCHED_CONTEXT_BYTES, 128),
+        ("seL4_RefillSizeBytes", REFILL_SIZE_BYTES, 16),
         ("MIN_BUDGET_US (2 * WCET)", MIN_BUDGET_US, 4),
         ("MAX_PERIOD_US", MAX_PERIOD_US, 1 << 40),
     ]);

@@ -21,6 +21,7 @@ pub const TESTS: &[Test] = &[
     t("fidelity_nbsendrecv_donates_to_passive", nbsendrecv_donates),
     t("fidelity_reply_returns_sc_moved_on", reply_returns_moved_sc),
     t("fidelity_nested_passive_servers_and_fault", nested_donation),
+    t("fidelity_cancelled_caller_leaves_sc_with_callee", cancelled_caller),
     t("fidelity_timeout_reply_restores_registers", timeout_reply_registers),
     t("fidelity_el0_exceptions_vcpu_fault", exception_classes),
 ];
@@ -300,6 +301,60 @@ fn nested_donation() -> TestResult {
     // The context is back with the runner: a lower-priority thread gets the CPU only when
     // the runner blocks.
     settle()?;
+    Ok(())
+}
+
+/// Passive server that spins forever on the context it was lent, counting.
+fn spin_server(c: &Ctx2) {
+    let o: &Obs = from_arg(c.arg);
+    sys::syscall(sc::RECV, o.get(4), 0, [0; 4], o.get(5), 0);
+    loop {
+        o.count.fetch_add(1, SeqCst);
+    }
+}
+
+/// Calls `v[0]` once.
+fn one_call(c: &Ctx2) {
+    let o: &Obs = from_arg(c.arg);
+    sys::syscall(sc::CALL, o.get(0), MessageInfo::new(0, 0, 0, 1).0, [1, 0, 0, 0], 0, 0);
+}
+
+/// seL4's `reply_remove_tcb`: when a caller in the middle of a call stack stops waiting
+/// (here: suspended), its reply leaves the stack but the context stays with the thread
+/// running on it. Chain: client → A → B; suspending A leaves B running.
+fn cancelled_caller() -> TestResult {
+    let (ea, eb) = (kit::endpoint()?, kit::endpoint()?);
+    let (oa, ob) = (Obs::new(), Obs::new());
+    oa.v[0].store(ea.cptr(), SeqCst);
+    oa.v[1].store(kit::reply()?.cptr(), SeqCst);
+    oa.v[3].store(eb.cptr(), SeqCst);
+    ob.v[4].store(eb.cptr(), SeqCst);
+    ob.v[5].store(kit::reply()?.cptr(), SeqCst);
+    // Both start above the runner to reach their Recv, then run below it.
+    let b = passive(RUNNER_PRIO + 20, spin_server, arg(&ob))?;
+    let a = passive(RUNNER_PRIO + 20, middle, arg(&oa))?;
+    for th in [a, b] {
+        th.tcb
+            .set_priority(kit::ROOT_TCB, RUNNER_PRIO - 20)
+            .ctx("lower the server's priority")?;
+    }
+    let client = Thread::new(Opts::prio(RUNNER_PRIO - 20))?;
+    client.start(one_call, arg(&oa))?;
+    // The runner sleeps; the client's context goes to A, then to B, which spins on it.
+    sleep_ms(3)?;
+    let n1 = ob.count.load(SeqCst);
+    check!(n1 > 0, "B did not run on the lent context");
+    a.tcb.suspend().ctx("suspend A (waiting on B's reply)")?;
+    sleep_ms(3)?;
+    let n2 = ob.count.load(SeqCst);
+    check!(n2 > n1, "B stopped when its caller A was suspended");
+    // The client, whose call stack was cut, stays blocked; B can be stopped as usual.
+    check_eq!(oa.get(2), 0, "A got an answer");
+    b.tcb.suspend().ctx("suspend B")?;
+    sleep_ms(2)?;
+    let n3 = ob.count.load(SeqCst);
+    sleep_ms(2)?;
+    check_eq!(ob.count.load(SeqCst), n3, "B ran after it was suspended");
     Ok(())
 }
 
