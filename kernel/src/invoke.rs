@@ -1009,6 +1009,8 @@ fn bind_sc(t: Pa, sc_pa: Pa) {
     let sc = obj::<SchedContext>(sc_pa);
     sc.tcb = t;
     tcb(t).sc = sc_pa;
+    // seL4's schedContext_bindTCB: a sporadic context's refills are checked as on unblock.
+    k().unblock_sc(t);
     if sched::is_runnable(tcb(t).state) {
         k().make_schedulable(t);
     }
@@ -1085,6 +1087,14 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
             match inv.cap(0).kind() {
                 CapKind::Tcb { pa } => {
                     if obj::<SchedContext>(sc_pa).tcb != 0 || tcb(pa).sc != 0 {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    // A blocked thread only takes a context that is released (seL4).
+                    let blocked = !matches!(
+                        tcb(pa).state,
+                        ThreadState::Inactive | ThreadState::Running | ThreadState::Restart
+                    );
+                    if blocked && !sched::sc_released(sc_pa) {
                         return Err(SysError::IllegalOperation);
                     }
                     bind_sc(pa, sc_pa);

@@ -530,7 +530,7 @@ pub fn do_reply(replier: Pa, reply: Pa, can_grant: bool) {
     let sc = tcb(caller).sc;
     if sc != 0
         && crate::sched::is_runnable(tcb(caller).state)
-        && !crate::sched::sc_can_run(obj::<SchedContext>(sc))
+        && !crate::sched::sc_ready_now(sc)
         && has_timeout_handler(caller)
         && !matches!(fault, Fault::Timeout { .. })
     {

@@ -298,6 +298,8 @@ impl Kernel {
                     self.ready_enqueue_front(cur);
                 }
                 _ => {
+                    // The running thread may have been lent another context.
+                    self.switch_sched_context(now);
                     if self.loaded_vspace.1 == u64::MAX {
                         // The running thread's address space lost its VMID (its ASID or
                         // pool was deleted): load it again, which may mean the empty one.
@@ -743,6 +745,21 @@ pub fn take_consumed_us(sc: &mut SchedContext) -> u64 {
     let us = ticks_to_us(sc.consumed);
     sc.consumed = 0;
     us
+}
+
+/// seL4's `sc_released`: configured and its head refill due.
+pub fn sc_released(sc: Pa) -> bool {
+    let s = obj::<SchedContext>(sc);
+    s.configured && s.refill_max > 0 && refill_ready(sc, crate::kernel::k().charged_until)
+}
+
+/// Whether the context can run now, from its refills (seL4's `refill_ready` and
+/// `refill_sufficient(sc, 0)`).
+pub fn sc_ready_now(sc: Pa) -> bool {
+    let s = obj::<SchedContext>(sc);
+    s.configured
+        && refill_ready(sc, crate::kernel::k().charged_until)
+        && refill_sufficient(sc, 0)
 }
 
 /// Whether the context's budget is available now (seL4's `refill_ready` and

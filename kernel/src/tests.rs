@@ -684,3 +684,142 @@ fn deleting_a_deep_chain_of_cnodes_needs_no_recursion() {
     }
     assert!(!cspace::has_children(ut));
 }
+
+// ---------------------------------------------------------------------------------------
+// Scheduling-context donation along seL4's call stack (reply_push / reply_pop /
+// reply_remove / reply_remove_tcb).
+
+fn call_args() -> crate::ipc::SendArgs {
+    crate::ipc::SendArgs {
+        badge: 0,
+        can_grant: false,
+        can_grant_reply: true,
+        is_call: true,
+        blocking: true,
+        can_donate: true,
+    }
+}
+
+/// A passive server blocked in Recv on a fresh endpoint with a fresh reply object.
+fn waiting_server(prio: u8) -> (Pa, Pa, Pa) {
+    let t = new_thread(prio);
+    let (ep, reply) = (arena(16, 16), arena(32, 32));
+    tcb(t).state = ThreadState::Running;
+    crate::ipc::receive_ipc(t, ep, reply, true);
+    assert_eq!(tcb(t).state, ThreadState::BlockedOnReceive);
+    (t, ep, reply)
+}
+
+fn reply_obj(r: Pa) -> &'static mut Reply {
+    crate::mem::obj::<Reply>(r)
+}
+
+fn sc_obj(sc: Pa) -> &'static mut SchedContext {
+    crate::mem::obj::<SchedContext>(sc)
+}
+
+#[test]
+fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {
+    let kk = k();
+    let client = new_thread(10);
+    give_budget(client);
+    let sc = tcb(client).sc;
+    let (a, ea, ra) = waiting_server(20);
+    let (b, eb, rb) = waiting_server(30);
+    // client → A → B: the one context travels up; each reply records the stack.
+    tcb(client).state = ThreadState::Running;
+    kk.cur = client;
+    crate::ipc::send_ipc(client, ea, call_args());
+    assert_eq!((tcb(a).sc, tcb(client).sc), (sc, 0));
+    assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (ra, sc));
+    kk.cur = a;
+    crate::ipc::send_ipc(a, eb, call_args());
+    assert_eq!((tcb(b).sc, tcb(a).sc, sc_obj(sc).tcb), (sc, 0, b));
+    assert_eq!(sc_obj(sc).donated_via, rb);
+    assert_eq!((reply_obj(rb).donated_sc, reply_obj(ra).donated_sc), (sc, 0));
+    assert_eq!((tcb(a).call_prev, tcb(client).call_next), (ra, rb));
+    // B answers: the context goes to A, and A's reply is the head again.
+    kk.cur = b;
+    tcb(b).ctx.x[1] = 0;
+    crate::ipc::do_reply(b, rb, false);
+    assert_eq!((tcb(a).sc, tcb(b).sc), (sc, 0));
+    assert_eq!(tcb(a).state, ThreadState::Running);
+    assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (ra, sc));
+    assert_eq!(tcb(client).call_next, 0);
+    // A answers: back to the client, the stack is empty.
+    kk.cur = a;
+    tcb(a).ctx.x[1] = 0;
+    crate::ipc::do_reply(a, ra, false);
+    assert_eq!((tcb(client).sc, tcb(a).sc, sc_obj(sc).tcb), (sc, 0, client));
+    assert_eq!(tcb(client).state, ThreadState::Running);
+    assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (0, 0));
+    assert_eq!((reply_obj(ra).caller, reply_obj(rb).caller), (0, 0));
+}
+
+#[test]
+fn reply_returns_the_context_from_whoever_holds_it() {
+    let kk = k();
+    let client = new_thread(10);
+    give_budget(client);
+    let sc = tcb(client).sc;
+    let (a, ea, ra) = waiting_server(20);
+    let (b, eb, _rb) = waiting_server(30);
+    tcb(client).state = ThreadState::Running;
+    kk.cur = client;
+    crate::ipc::send_ipc(client, ea, call_args());
+    // A passes the context on with the send phase of NBSendRecv (no reply involved).
+    kk.cur = a;
+    let mut nb = call_args();
+    nb.is_call = false;
+    nb.blocking = false;
+    crate::ipc::send_ipc(a, eb, nb);
+    assert_eq!((tcb(b).sc, tcb(a).sc), (sc, 0));
+    // B answers the client's reply object: the client gets its context back from B.
+    kk.cur = b;
+    tcb(b).ctx.x[1] = 0;
+    crate::ipc::do_reply(b, ra, false);
+    assert_eq!((tcb(client).sc, tcb(b).sc, sc_obj(sc).tcb), (sc, 0, client));
+    assert_eq!(tcb(client).state, ThreadState::Running);
+}
+
+#[test]
+fn cancelling_or_deleting_in_the_middle_cuts_the_stack() {
+    let kk = k();
+    let client = new_thread(10);
+    give_budget(client);
+    let sc = tcb(client).sc;
+    let (a, ea, ra) = waiting_server(20);
+    let (b, eb, rb) = waiting_server(30);
+    tcb(client).state = ThreadState::Running;
+    kk.cur = client;
+    crate::ipc::send_ipc(client, ea, call_args());
+    kk.cur = a;
+    crate::ipc::send_ipc(a, eb, call_args());
+    // Deleting the client's reply (not the head): the client stops, the stack below
+    // A's call is gone, the context stays with B.
+    crate::ipc::reply_destroyed(ra);
+    assert_eq!(tcb(client).state, ThreadState::Inactive);
+    assert_eq!((tcb(a).call_prev, reply_obj(ra).caller), (0, 0));
+    assert_eq!((tcb(b).sc, sc_obj(sc).donated_via), (sc, rb));
+    // B answers A: A gets the context (its reply was the head).
+    kk.cur = b;
+    tcb(b).ctx.x[1] = 0;
+    crate::ipc::do_reply(b, rb, false);
+    assert_eq!((tcb(a).sc, sc_obj(sc).donated_via), (sc, 0));
+
+    // Again with a cancelled caller in the middle (seL4's reply_remove_tcb): the
+    // context stays with the thread running on it.
+    let (c, ec, rc) = waiting_server(40);
+    kk.cur = a;
+    crate::ipc::send_ipc(a, ec, call_args());
+    assert_eq!((tcb(c).sc, sc_obj(sc).donated_via), (sc, rc));
+    crate::ipc::cancel_ipc(a);
+    assert_eq!(tcb(a).state, ThreadState::Inactive);
+    assert_eq!((tcb(c).sc, tcb(a).sc), (sc, 0));
+    assert_eq!((sc_obj(sc).donated_via, reply_obj(rc).donated_sc), (0, 0));
+    // Answering the cancelled call does nothing.
+    kk.cur = c;
+    tcb(c).ctx.x[1] = 0;
+    crate::ipc::do_reply(c, rc, false);
+    assert_eq!((tcb(c).sc, tcb(a).state), (sc, ThreadState::Inactive));
+}
