@@ -24,6 +24,8 @@ pub const TESTS: &[Test] = &[
     t("fidelity_cancelled_caller_leaves_sc_with_callee", cancelled_caller),
     t("fidelity_timeout_reply_restores_registers", timeout_reply_registers),
     t("fidelity_el0_exceptions_vcpu_fault", exception_classes),
+    t("fidelity_extra_refills_limits", extra_refills_limits),
+    crate::harness::t_long("fidelity_sporadic_server_share", sporadic_share, 10_000),
 ];
 
 /// Shared state of the test's child threads.
@@ -490,4 +492,122 @@ fn exception_classes() -> TestResult {
     );
     th.tcb.suspend().ctx("suspend")?;
     Ok(())
+}
+
+/// seL4 sizes the refill array from the object: `(2^bits - 96) / 16` refills, two of them
+/// always there, so `extra_refills` may be at most that less 2 (checked without overflow).
+fn extra_refills_limits() -> TestResult {
+    let scc = kit::sched_control();
+    let s7: cap::SchedContext = sel4::Cap::from_cptr(kit::retype(ObjectType::SchedContext, 7)?);
+    let s8: cap::SchedContext = sel4::Cap::from_cptr(kit::retype(ObjectType::SchedContext, 8)?);
+    let s10: cap::SchedContext =
+        sel4::Cap::from_cptr(kit::retype(ObjectType::SchedContext, 10)?);
+    expect_err(
+        scc.configure_flags(s7, 1000, 10_000, 1, 0, 0),
+        Error::RangeError { min: 0, max: 0 },
+        "1 extra refill in a 2^7-byte SC",
+    )?;
+    expect_err(
+        scc.configure_flags(s8, 1000, 10_000, 9, 0, 0),
+        Error::RangeError { min: 0, max: 8 },
+        "9 extra refills in a 2^8-byte SC",
+    )?;
+    expect_err(
+        scc.configure_flags(s8, 1000, 10_000, u64::MAX - 1, 0, 0),
+        Error::RangeError { min: 0, max: 8 },
+        "2^64-2 extra refills",
+    )?;
+    expect_err(
+        scc.configure_flags(s10, 1000, 10_000, 57, 0, 0),
+        Error::RangeError { min: 0, max: 56 },
+        "57 extra refills in a 2^10-byte SC",
+    )?;
+    // seL4 checks the times before the target capability.
+    let ep = kit::endpoint()?;
+    expect_err(
+        scc.configure_flags(ep.cast(), 0, 1000, 0, 0, 0),
+        Error::RangeError {
+            min: sel4_sys::consts::MIN_BUDGET_US,
+            max: sel4_sys::consts::MAX_PERIOD_US,
+        },
+        "budget 0 with an endpoint as the target",
+    )?;
+    scc.configure_flags(s7, 1000, 10_000, 0, 0, 0)
+        .ctx("no extra refills in a 2^7-byte SC")?;
+    scc.configure_flags(s8, 1000, 10_000, 8, 0, 1)
+        .ctx("8 extra refills, sporadic, in a 2^8-byte SC")?;
+    scc.configure_flags(s10, 1000, 10_000, 56, 0, 1)
+        .ctx("56 extra refills in a 2^10-byte SC")?;
+    // The largest one runs a thread.
+    let f = crate::sched::Flag::new();
+    let th = Thread::new(Opts::prio(RUNNER_PRIO - 10))?;
+    th.sc.unbind().ctx("unbind the thread's own SC")?;
+    s10.bind(th.tcb).ctx("bind the 56-refill SC")?;
+    th.start(crate::sched::set_flag, arg(&f))?;
+    check!(
+        wait_until(500, || f.get() == 1)?,
+        "thread on a 58-refill SC did not run"
+    );
+    Ok(())
+}
+
+/// A sporadic server with extra refills that runs in bursts of about 200 µs and yields
+/// after each: seL4's Yield charges the whole head refill, so the thread gets about one
+/// burst per 10 ms period (about 20 per mille beside a busy thread), and everything keeps
+/// running.
+fn sporadic_share() -> TestResult {
+    let a = crate::sched::Flag::new();
+    let b = crate::sched::Flag::new();
+    let sc: cap::SchedContext = sel4::Cap::from_cptr(kit::retype(ObjectType::SchedContext, 9)?);
+    kit::sched_control()
+        .configure_flags(sc, 1000, 10_000, 10, 0, 1)
+        .ctx("sporadic 1 ms / 10 ms with 10 extra refills")?;
+    let ta = Thread::new(Opts::prio(150))?;
+    ta.sc.unbind().ctx("unbind")?;
+    sc.bind(ta.tcb).ctx("bind the sporadic SC")?;
+    let tb = Thread::new(Opts::prio(140))?;
+    ta.start(bursts, arg(&a))?;
+    tb.start(crate::sched::count_forever, arg(&b))?;
+    sleep_ms(20)?;
+    let mut seen = [0u64; 3];
+    let mut ok = false;
+    for w in seen.iter_mut() {
+        sc.consumed().ctx("SchedContext_Consumed")?;
+        let (a0, b0, t0) = (a.get(), b.get(), sys::now());
+        sleep_ms(150)?;
+        let used_us = sc.consumed().ctx("SchedContext_Consumed")?;
+        let (da, db, dt) = (a.get() - a0, b.get() - b0, sys::now() - t0);
+        check!(da > 0, "sporadic thread made no progress in 150 ms");
+        check!(db > 0, "busy competitor made no progress in 150 ms");
+        // The time charged to the sporadic context, per mille of the window.
+        *w = used_us * 1000 / sys::ticks_to_us(dt).max(1);
+        if (8..=40).contains(w) {
+            ok = true;
+            break;
+        }
+    }
+    ta.tcb.suspend().ctx("suspend A")?;
+    tb.tcb.suspend().ctx("suspend B")?;
+    sel4_rt::println!("# sporadic share (per mille, per 150 ms window): {:?}", seen);
+    check!(
+        ok,
+        "sporadic thread's CPU share per window {:?} per mille, expected about 20",
+        seen
+    );
+    Ok(())
+}
+
+/// Count for about 200 µs, then yield the rest of the budget; forever.
+fn bursts(c: &Ctx2) {
+    let f: &crate::sched::Flag = from_arg(c.arg);
+    loop {
+        // Counts the clock ticks of its bursts (a progress count only: preemption
+        // lengthens a burst's span).
+        let start = sys::now();
+        let end = start + sys::us_to_ticks(200);
+        while sys::now() < end {}
+        f.v.fetch_add(sys::now() - start, SeqCst);
+        // Yield gives up the head refill: the used amount comes back a period later.
+        sel4_sys::syscalls::yield_();
+    }
 }
