@@ -282,6 +282,9 @@ fn finalise_sc(sc_pa: Pa) {
     sc.configured = false;
     sc.refill_max = 0;
     sc.remaining = 0;
+    if k().cur_sc == sc_pa {
+        k().cur_sc = 0;
+    }
 }
 
 /// Unbinds the scheduling context from its thread (SchedContext_Unbind and friends).
