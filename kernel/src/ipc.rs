@@ -316,6 +316,11 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
         maybe_donate_sc(receiver, bound);
         return;
     }
+    // A thread running on its bound notification's context gives it back before it
+    // waits for callers that may lend it theirs (seL4's receiveIPC).
+    if bound != 0 && blocking {
+        maybe_return_sc(bound, receiver);
+    }
     if reply != 0 {
         // A reply object serves one call at a time.
         let r = obj::<Reply>(reply);

@@ -823,3 +823,84 @@ fn cancelling_or_deleting_in_the_middle_cuts_the_stack() {
     crate::ipc::do_reply(c, rc, false);
     assert_eq!((tcb(c).sc, tcb(a).state), (sc, ThreadState::Inactive));
 }
+
+#[test]
+fn el0_exception_classes_follow_sel4_hyp_mode() {
+    use crate::kernel::classify_other_exception as classify;
+    use crate::object::Fault;
+    // Unknown reason (UDF): UserException with seL4's UNKNOWN_FAULT, with or without IL.
+    for esr in [0x200_0000u64, 0] {
+        assert_eq!(
+            classify(esr),
+            Fault::UserException {
+                number: 0x200_0000,
+                code: 0
+            }
+        );
+    }
+    // FP/SIMD trap, WFI, MSR/MRS trap, BRK, SVE, an unknown class with a syndrome:
+    // VCPUFault with the ESR.
+    for esr in [
+        0x1fe0_0000u64,
+        0x0600_0000,
+        0x6232_0c00,
+        0xf200_0017,
+        0x6600_0000,
+        0x0200_0001,
+    ] {
+        assert_eq!(classify(esr), Fault::VcpuFault { hsr: esr }, "{esr:#x}");
+    }
+}
+
+#[test]
+fn timeout_fault_reply_restores_34_registers_in_sel4_order() {
+    let kk = k();
+    let t = new_thread(10);
+    give_budget(t);
+    let handler = new_thread(20);
+    give_budget(handler);
+    give_ipc_buffer(handler);
+    let (ep, reply) = (arena(16, 16), arena(32, 32));
+    // The handler waits; the thread gets a timeout fault through a handler cap in its TCB.
+    tcb(handler).state = ThreadState::Running;
+    crate::ipc::receive_ipc(handler, ep, reply, true);
+    tcb(t).state = ThreadState::Running;
+    kk.cur = t;
+    crate::ipc::send_ipc(
+        t,
+        ep,
+        crate::ipc::SendArgs {
+            badge: 0,
+            can_grant: false,
+            can_grant_reply: true,
+            is_call: true,
+            blocking: true,
+            can_donate: false,
+        },
+    );
+    assert_eq!(tcb(t).state, ThreadState::BlockedOnReply);
+    tcb(t).fault = crate::object::Fault::Timeout {
+        badge: 1,
+        consumed: 0,
+    };
+    // Reply: word i = 1000 + i, label 0, 34 words.
+    for i in 0..34 {
+        crate::kernel::set_mr(handler, i, 1000 + i as u64);
+    }
+    tcb(handler).ctx.x[1] = sel4_sys::MessageInfo::new(0, 0, 0, 34).0;
+    kk.cur = handler;
+    crate::ipc::do_reply(handler, reply, false);
+    let c = &tcb(t).ctx;
+    assert_eq!(tcb(t).state, ThreadState::Running);
+    assert_eq!(c.pc, 1000, "FaultIP (restart PC)");
+    assert_eq!(c.sp, 1001);
+    assert_eq!(c.spsr, crate::ipc::sanitise_spsr(1002));
+    let order = [
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 16, 17, 18, 29, 30, 9, 10, 11, 12, 13, 14, 15, 19, 20, 21,
+        22, 23, 24, 25, 26, 27, 28,
+    ];
+    for (i, x) in order.iter().enumerate() {
+        assert_eq!(c.x[*x], 1003 + i as u64, "x{x}");
+    }
+    assert_eq!(tcb(t).fault, crate::object::Fault::None);
+}
