@@ -712,15 +712,25 @@ pub fn cancel_ipc(t: Pa) {
     }
 }
 
-/// Every thread queued on the endpoint restarts its system call (which will then fail).
+/// Every thread queued on the endpoint restarts its system call (which will then fail);
+/// one that was delivering a fault stops (seL4's `restart_thread_if_no_fault`).
 pub fn cancel_all_ipc(ep: Pa) {
     loop {
         let head = obj::<Endpoint>(ep).head;
         if head == 0 {
             break;
         }
-        cancel_ipc(head);
-        set_state(head, ThreadState::Restart);
+        restart_if_no_fault(head);
+    }
+}
+
+fn restart_if_no_fault(t: Pa) {
+    let faulted = tcb(t).fault != Fault::None;
+    cancel_ipc(t);
+    if faulted {
+        set_state(t, ThreadState::Inactive);
+    } else {
+        set_state(t, ThreadState::Restart);
     }
 }
 
@@ -741,8 +751,7 @@ pub fn cancel_badged_sends(ep: Pa, badge: u64) {
     while t != 0 {
         let next = tcb(t).ep_next;
         if tcb(t).state == ThreadState::BlockedOnSend && tcb(t).send.badge == badge {
-            cancel_ipc(t);
-            set_state(t, ThreadState::Restart);
+            restart_if_no_fault(t);
         }
         t = next;
     }

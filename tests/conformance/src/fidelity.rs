@@ -25,6 +25,7 @@ pub const TESTS: &[Test] = &[
     t("fidelity_timeout_reply_restores_registers", timeout_reply_registers),
     t("fidelity_el0_exceptions_vcpu_fault", exception_classes),
     t("fidelity_extra_refills_limits", extra_refills_limits),
+    t("fidelity_cancelled_fault_send_stops_thread", cancelled_fault_send),
     crate::harness::t_long("fidelity_sporadic_server_share", sporadic_share, 10_000),
 ];
 
@@ -610,4 +611,36 @@ fn bursts(c: &Ctx2) {
         // Yield gives up the head refill: the used amount comes back a period later.
         sel4_sys::syscalls::yield_();
     }
+}
+
+fn unknown_syscall_child(_c: &Ctx2) {
+    sys::syscall(-77, 0, 0, [0; 4], 0, 0);
+}
+
+/// seL4's `restart_thread_if_no_fault`: cancelling a queued send that delivers a fault
+/// (CancelBadgedSends, or deleting the endpoint) stops the thread instead of restarting
+/// it, so it does not fault again.
+fn cancelled_fault_send() -> TestResult {
+    let fe = kit::endpoint()?;
+    let fe_b = kit::mint(fe, CapRights::all(), 0xFA)?;
+    let reply = kit::reply()?;
+    let th = Thread::new(Opts::prio(RUNNER_PRIO + 10).fault(fe_b.cptr()))?;
+    th.start(unknown_syscall_child, 0)?;
+    // It faulted at once and waits on the endpoint, nobody receiving.
+    ROOT_CNODE
+        .cancel_badged_sends(fe_b.cptr(), DEPTH)
+        .ctx("CNode_CancelBadgedSends")?;
+    settle()?;
+    let (info, _) = fe.nb_recv(reply);
+    check_eq!(info.label(), 0, "a fault message after the send was cancelled");
+    // The thread is stopped, not gone: resuming it faults again, and that arrives.
+    th.tcb.resume().ctx("TCB_Resume")?;
+    let (info, badge) = fe.recv(reply);
+    check_eq!(
+        (info.label(), badge),
+        (fault::UNKNOWN_SYSCALL, 0xFA),
+        "fault after TCB_Resume"
+    );
+    th.tcb.suspend().ctx("suspend")?;
+    Ok(())
 }
