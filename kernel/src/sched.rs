@@ -435,7 +435,9 @@ const _: () = assert!(
 /// How many refills fit in a scheduling context of `2^size_bits` bytes
 /// (`refill_absolute_max`).
 pub fn refill_absolute_max(size_bits: u64) -> u64 {
-    ((1u64 << size_bits.min(63)) - SC_HEADER_BYTES as u64) / REFILL_BYTES as u64
+    let n = ((1u64 << size_bits.min(63)) - SC_HEADER_BYTES as u64) / REFILL_BYTES as u64;
+    // Indices are 32-bit: no object that fits in RAM holds more refills.
+    n.min(u32::MAX as u64)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -601,7 +603,7 @@ fn schedule_used(sc: Pa, new: Refill) {
     } else if !refill_full(sc) {
         refill_add_tail(sc, new);
     } else {
-        tail.time = new.time - tail.amount;
+        tail.time = new.time.saturating_sub(tail.amount);
         tail.amount += new.amount;
         set_refill(sc, ti, tail);
     }
@@ -624,19 +626,27 @@ fn handle_overrun(sc: Pa, mut usage: u64) -> u64 {
         if !(head.amount <= usage && head.time < max_release_time()) {
             return usage;
         }
+        if head.amount == 0 {
+            // Never left by seL4's rules; dropping it keeps the sum and ends the loop.
+            if refill_single(sc) {
+                return 0;
+            }
+            refill_pop_head(sc);
+            continue;
+        }
         if refill_single(sc) {
             let h = head_index(sc);
             set_refill(
                 sc,
                 h,
                 Refill {
-                    time: head.time + period,
+                    time: head.time.saturating_add(period),
                     amount: head.amount,
                 },
             );
         } else {
             let mut old = refill_pop_head(sc);
-            old.time += period;
+            old.time = old.time.saturating_add(period);
             schedule_used(sc, old);
         }
         usage -= head.amount;
@@ -652,14 +662,14 @@ pub fn refill_budget_check(sc: Pa, usage: u64) {
     if usage > 0 && head.time < max_release_time() {
         let used = Refill {
             amount: usage,
-            time: head.time + period,
+            time: head.time.saturating_add(period),
         };
         set_refill(
             sc,
             h,
             Refill {
                 amount: head.amount - usage,
-                time: head.time + usage,
+                time: head.time.saturating_add(usage),
             },
         );
         schedule_used(sc, used);
@@ -670,7 +680,7 @@ pub fn refill_budget_check(sc: Pa, usage: u64) {
         let h = head_index(sc);
         let mut head = refill_at(sc, h);
         head.amount += old.amount;
-        head.time -= old.amount;
+        head.time = head.time.saturating_sub(old.amount);
         set_refill(sc, h, head);
     }
 }
