@@ -1155,8 +1155,7 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
             Ok(Reply::one(us))
         }
         lb::SCHED_CONTEXT_YIELD_TO => {
-            let sc = obj::<SchedContext>(sc_pa);
-            let target = sc.tcb;
+            let target = obj::<SchedContext>(sc_pa).tcb;
             if target == 0 {
                 return Err(SysError::IllegalOperation);
             }
@@ -1164,20 +1163,28 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
             if target == inv.t {
                 return Err(SysError::IllegalOperation);
             }
-            if tcb(target).priority > tcb(inv.t).mcp {
+            if tcb(target).priority > tcb(inv.t).mcp || tcb(inv.t).yield_to != 0 {
                 return Err(SysError::IllegalOperation);
             }
-            k().charge_current(crate::arch::now());
-            let us = sched::ticks_to_us(sc.consumed);
-            sc.consumed = 0;
-            if sched::is_runnable(tcb(target).state) && target != inv.t {
-                let kk = k();
-                kk.ready_dequeue(target);
-                kk.ready_enqueue_front(target);
-                if tcb(target).priority >= tcb(inv.t).priority {
-                    kk.force_switch = true;
+            // Perform (seL4's invokeSchedContext_YieldTo).
+            let kk = k();
+            sched::complete_yield_to(obj::<SchedContext>(sc_pa).yield_from);
+            kk.sc_resume(sc_pa);
+            if kk.is_schedulable(target) {
+                if tcb(target).priority < tcb(inv.t).priority {
+                    kk.ready_dequeue(target);
+                    kk.ready_enqueue_front(target);
+                } else {
+                    // The target runs first; the caller is answered when it runs again.
+                    tcb(inv.t).yield_to = sc_pa;
+                    obj::<SchedContext>(sc_pa).yield_from = inv.t;
+                    kk.ready_dequeue(target);
+                    kk.ready_enqueue_front(inv.t);
+                    kk.ready_enqueue_front(target);
+                    return Ok(Reply::EMPTY);
                 }
             }
+            let us = sched::take_consumed_us(obj::<SchedContext>(sc_pa));
             Ok(Reply::one(us))
         }
         _ => Err(SysError::IllegalOperation),

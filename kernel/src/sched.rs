@@ -307,6 +307,7 @@ impl Kernel {
                         self.switch_to(cur);
                     }
                     self.program_timer(now);
+                    complete_yield_to_if_any(self.cur);
                     return self.cur;
                 }
             }
@@ -318,10 +319,30 @@ impl Kernel {
                 self.switch_to(t);
                 self.switch_sched_context(now);
                 self.program_timer(now);
+                complete_yield_to_if_any(t);
                 return t;
             }
             self.cur = 0;
             self.idle_until_something_runs();
+        }
+    }
+
+    /// seL4's `isSchedulable`: runnable, with a configured context, not waiting for a
+    /// refill.
+    pub fn is_schedulable(&self, t: Pa) -> bool {
+        let th = obj::<Tcb>(t);
+        is_runnable(th.state)
+            && th.sc != 0
+            && obj::<SchedContext>(th.sc).configured
+            && !th.in_release_queue
+    }
+
+    /// seL4's `schedContext_resume`: a schedulable thread whose context cannot run now
+    /// waits for its refill.
+    pub fn sc_resume(&mut self, sc: Pa) {
+        let t = obj::<SchedContext>(sc).tcb;
+        if t != 0 && self.is_schedulable(t) && !sc_ready_now(sc) {
+            self.release_enqueue(t);
         }
     }
 
@@ -755,6 +776,39 @@ pub fn take_consumed_us(sc: &mut SchedContext) -> u64 {
     let us = ticks_to_us(sc.consumed);
     sc.consumed = 0;
     us
+}
+
+/// seL4's `schedContext_completeYieldTo`: the thread that yielded to a context gets its
+/// answer now, the time that context consumed.
+pub fn complete_yield_to(yielder: Pa) {
+    if yielder == 0 {
+        return;
+    }
+    let sc = obj::<Tcb>(yielder).yield_to;
+    if sc == 0 {
+        return;
+    }
+    let us = take_consumed_us(obj::<SchedContext>(sc));
+    crate::kernel::reply_from_kernel(yielder, 0, &[us]);
+    cancel_yield_to(yielder);
+}
+
+/// seL4's `activateThread`: a thread that yielded gets its answer when it runs again.
+#[inline(always)]
+fn complete_yield_to_if_any(t: Pa) {
+    if obj::<Tcb>(t).yield_to != 0 {
+        complete_yield_to(t);
+    }
+}
+
+/// seL4's `schedContext_cancelYieldTo`: forget a pending YieldTo without answering.
+pub fn cancel_yield_to(t: Pa) {
+    let th = obj::<Tcb>(t);
+    let sc = th.yield_to;
+    if sc != 0 {
+        obj::<SchedContext>(sc).yield_from = 0;
+        th.yield_to = 0;
+    }
 }
 
 /// seL4's `sc_released`: configured and its head refill due.

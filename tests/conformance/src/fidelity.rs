@@ -18,6 +18,7 @@ use crate::sys;
 pub const TESTS: &[Test] = &[
     t("fidelity_retype_count_range_errors", retype_counts),
     t("fidelity_yield_to_own_sc_illegal", yield_to_self),
+    t("fidelity_yield_to_runs_target_first", yield_to_semantics),
     t("fidelity_nbsendrecv_donates_to_passive", nbsendrecv_donates),
     t("fidelity_reply_returns_sc_moved_on", reply_returns_moved_sc),
     t("fidelity_nested_passive_servers_and_fault", nested_donation),
@@ -642,5 +643,40 @@ fn cancelled_fault_send() -> TestResult {
         "fault after TCB_Resume"
     );
     th.tcb.suspend().ctx("suspend")?;
+    Ok(())
+}
+
+/// Spins for about 1 ms of clock, then records that it finished, and stops.
+fn spin_1ms_then_flag(c: &Ctx2) {
+    let f: &crate::sched::Flag = from_arg(c.arg);
+    let end = sys::now() + sys::us_to_ticks(1000);
+    while sys::now() < end {}
+    f.v.store(1, SeqCst);
+}
+
+/// seL4's YieldTo: to a thread of the caller's priority, the target runs first and the
+/// caller's answer is the time the target's context consumed meanwhile; to a lower
+/// priority, the caller goes on at once (the target only moves to the front of its queue).
+fn yield_to_semantics() -> TestResult {
+    let runner_prio = RUNNER_PRIO;
+    let f = crate::sched::Flag::new();
+    let same = Thread::new(Opts::prio(runner_prio))?;
+    same.start(spin_1ms_then_flag, arg(&f))?;
+    check_eq!(f.get(), 0, "equal-priority thread ran before YieldTo");
+    let us = same.sc.yield_to().ctx("YieldTo an equal-priority thread")?;
+    check_eq!(f.get(), 1, "target did not run before the caller went on");
+    check!(
+        us >= 500,
+        "consumed reported {} us, the target ran about 1000 us first",
+        us
+    );
+    let g = crate::sched::Flag::new();
+    let low = Thread::new(Opts::prio(runner_prio - 1))?;
+    low.start(spin_1ms_then_flag, arg(&g))?;
+    let us = low.sc.yield_to().ctx("YieldTo a lower-priority thread")?;
+    check_eq!(g.get(), 0, "lower-priority target ran before the caller went on");
+    check!(us < 500, "consumed {} us for a target that has not run", us);
+    settle()?;
+    check_eq!(g.get(), 1, "lower-priority target ran once we blocked");
     Ok(())
 }
