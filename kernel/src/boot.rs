@@ -452,12 +452,11 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
 
     let now = crate::arch::now();
     let s = obj::<SchedContext>(sc);
-    s.budget = sched::us_to_ticks(ROOT_TIMESLICE_US);
-    s.period = s.budget;
-    s.remaining = s.budget;
-    s.last_release = now;
     s.tcb = t;
     s.configured = true;
+    // A round-robin slice, as seL4 gives its root task.
+    let slice = sched::us_to_ticks(ROOT_TIMESLICE_US);
+    sched::refill_new(sc, sched::MIN_REFILLS, slice, 0, now);
     th.sc = sc;
     th.state = ThreadState::Running;
     th.fault = crate::object::Fault::None;

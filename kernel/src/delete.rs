@@ -10,6 +10,7 @@ use crate::ipc;
 use crate::kernel::{k, set_state, tcb};
 use crate::mem::{obj, Pa};
 use crate::object::{tcb_slot, Notification, SchedContext, ThreadState};
+use crate::sched;
 use crate::syscall::SysError;
 
 /// Deletes the capability in `s`; finalises the object if it was the last capability.
@@ -235,6 +236,7 @@ pub fn suspend(t: Pa) {
         th.fault_ip = th.ctx.pc;
     }
     set_state(t, ThreadState::Inactive);
+    sched::cancel_yield_to(t);
     let kk = k();
     if kk.cur == t {
         kk.force_switch = true;
@@ -255,6 +257,7 @@ fn finalise_tcb(t: Pa) {
     if sc != 0 {
         obj::<SchedContext>(sc).tcb = 0;
         th.sc = 0;
+        sched::complete_yield_to(obj::<SchedContext>(sc).yield_from);
     }
     let kk = k();
     kk.sched_dequeue(t);
@@ -276,11 +279,15 @@ fn finalise_sc(sc_pa: Pa) {
         sc.ntfn = 0;
     }
     // No reply on its call stack keeps its address.
-    if sc.donated_via != 0 {
-        ipc::clear_call_stack(sc.donated_via);
-        sc.donated_via = 0;
-    }
+    ipc::sc_unbind_reply(sc_pa);
+    sched::complete_yield_to(sc.yield_from);
+    let sc = obj::<SchedContext>(sc_pa);
     sc.configured = false;
+    sc.refill_max = 0;
+    sc.remaining = 0;
+    if k().cur_sc == sc_pa {
+        k().cur_sc = 0;
+    }
 }
 
 /// Unbinds the scheduling context from its thread (SchedContext_Unbind and friends).

@@ -339,11 +339,12 @@ fn untyped_retype(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
     if node_offset > node_size - 1 {
         return Err(SysError::RangeError(0, node_size - 1));
     }
-    if num < 1 || num > node_size - node_offset || num > consts::RETYPE_FAN_OUT_LIMIT {
-        return Err(SysError::RangeError(
-            1,
-            (node_size - node_offset).min(consts::RETYPE_FAN_OUT_LIMIT),
-        ));
+    // seL4 checks the count against the fan-out limit first, then against the window.
+    if !(1..=consts::RETYPE_FAN_OUT_LIMIT).contains(&num) {
+        return Err(SysError::RangeError(1, consts::RETYPE_FAN_OUT_LIMIT));
+    }
+    if num > node_size - node_offset {
+        return Err(SysError::RangeError(1, node_size - node_offset));
     }
     for i in 0..num {
         ensure_empty(cnode_pa + (((node_offset + i) as usize) << 5))?;
@@ -1083,6 +1084,8 @@ fn bind_sc(t: Pa, sc_pa: Pa) {
     let sc = obj::<SchedContext>(sc_pa);
     sc.tcb = t;
     tcb(t).sc = sc_pa;
+    // seL4's schedContext_bindTCB: a sporadic context's refills are checked as on unblock.
+    k().unblock_sc(t);
     if sched::is_runnable(tcb(t).state) {
         k().make_schedulable(t);
     }
@@ -1096,64 +1099,60 @@ fn sched_control_invocation(inv: &Inv) -> SysResult {
         return Err(SysError::IllegalOperation);
     }
     inv.need(5, 1)?;
+    // seL4's order: the times, then the target capability, then the refill count.
     let budget_us = inv.mr(0);
     let period_us = inv.mr(1);
     let extra_refills = inv.mr(2);
     let badge = inv.mr(3);
-    if !(consts::MIN_BUDGET_US..=consts::MAX_PERIOD_US).contains(&budget_us) {
-        return Err(SysError::RangeError(
-            consts::MIN_BUDGET_US,
-            consts::MAX_PERIOD_US,
-        ));
+    let flags = inv.mr(4);
+    let range = SysError::RangeError(consts::MIN_BUDGET_US, consts::MAX_PERIOD_US);
+    if budget_us > consts::MAX_PERIOD_US || period_us > consts::MAX_PERIOD_US {
+        return Err(range);
     }
-    if !(consts::MIN_BUDGET_US..=consts::MAX_PERIOD_US).contains(&period_us) {
-        return Err(SysError::RangeError(
-            consts::MIN_BUDGET_US,
-            consts::MAX_PERIOD_US,
-        ));
+    let budget = sched::us_to_ticks(budget_us);
+    let period = sched::us_to_ticks(period_us);
+    if budget < sched::min_budget() || period < sched::min_budget() {
+        return Err(range);
     }
-    if period_us < budget_us {
+    if budget > period {
         return Err(SysError::RangeError(consts::MIN_BUDGET_US, period_us));
     }
-    // seL4 checks the times first, then the capability, then the refill count.
     let CapKind::SchedContext { pa, size_bits } = inv.cap(0).kind() else {
         return Err(SysError::InvalidCapability(1));
     };
-    let max_refills = refill_capacity(size_bits as u64);
-    // Compared without a sum: `extra_refills` is any user word.
-    if extra_refills > max_refills - consts::MIN_SCHED_CONTEXT_REFILLS {
-        return Err(SysError::RangeError(
-            0,
-            max_refills - consts::MIN_SCHED_CONTEXT_REFILLS,
-        ));
+    let max_refills = sched::refill_absolute_max(size_bits as u64);
+    let max_extra = max_refills.saturating_sub(consts::MIN_SCHED_CONTEXT_REFILLS);
+    if extra_refills > max_extra {
+        return Err(SysError::RangeError(0, max_extra));
     }
+    // Perform (seL4's invokeSchedControl_ConfigureFlags).
     let now = crate::arch::now();
     let kk = k();
     let t = obj::<SchedContext>(pa).tcb;
     if t != 0 {
         kk.sched_dequeue(t);
         if kk.cur == t {
+            // Bill what it has used before the parameters change.
             kk.charge_current(now);
         }
     }
+    let refills = extra_refills + consts::MIN_SCHED_CONTEXT_REFILLS;
+    let active = obj::<SchedContext>(pa).configured && obj::<SchedContext>(pa).refill_max > 0;
+    obj::<SchedContext>(pa).configured = true;
+    if budget == period {
+        sched::refill_new(pa, sched::MIN_REFILLS, budget, 0, now);
+    } else if active && t != 0 && sched::is_runnable(tcb(t).state) {
+        sched::refill_update(pa, period, budget, refills, now);
+    } else {
+        sched::refill_new(pa, refills, budget, period, now);
+    }
     let sc = obj::<SchedContext>(pa);
-    sc.budget = sched::us_to_ticks(budget_us);
-    sc.period = sched::us_to_ticks(period_us);
-    sc.remaining = sc.budget;
-    sc.debt = 0;
-    sc.last_release = now;
     sc.badge = badge;
-    sc.configured = true;
+    sc.sporadic = flags & 1 != 0;
     if t != 0 && sched::is_runnable(tcb(t).state) {
         kk.make_schedulable(t);
     }
     Ok(Reply::EMPTY)
-}
-
-/// How many refills a scheduling context of `size_bits` could hold in seL4 (16-byte
-/// refills after a 128-byte header); Keel keeps one, but reports seL4's limit.
-fn refill_capacity(size_bits: u64) -> u64 {
-    ((1u64 << size_bits) - 128) / 16 + consts::MIN_SCHED_CONTEXT_REFILLS
 }
 
 fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
@@ -1163,6 +1162,14 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
             match inv.cap(0).kind() {
                 CapKind::Tcb { pa } => {
                     if obj::<SchedContext>(sc_pa).tcb != 0 || tcb(pa).sc != 0 {
+                        return Err(SysError::IllegalOperation);
+                    }
+                    // A blocked thread only takes a context that is released (seL4).
+                    let blocked = !matches!(
+                        tcb(pa).state,
+                        ThreadState::Inactive | ThreadState::Running | ThreadState::Restart
+                    );
+                    if blocked && !sched::sc_released(sc_pa) {
                         return Err(SysError::IllegalOperation);
                     }
                     bind_sc(pa, sc_pa);
@@ -1186,14 +1193,12 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
                 return Err(SysError::IllegalOperation);
             }
             delete::sc_unbind_tcb(sc_pa);
+            // seL4 also forgets the call stack the context was lent along.
+            crate::ipc::sc_unbind_reply(sc_pa);
             let sc = obj::<SchedContext>(sc_pa);
             if sc.ntfn != 0 {
                 obj::<Notification>(sc.ntfn).sc = 0;
                 sc.ntfn = 0;
-            }
-            if sc.donated_via != 0 {
-                ipc::clear_call_stack(sc.donated_via);
-                sc.donated_via = 0;
             }
             Ok(Reply::EMPTY)
         }
@@ -1227,25 +1232,36 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
             Ok(Reply::one(us))
         }
         lb::SCHED_CONTEXT_YIELD_TO => {
-            let sc = obj::<SchedContext>(sc_pa);
-            let target = sc.tcb;
+            let target = obj::<SchedContext>(sc_pa).tcb;
             if target == 0 {
                 return Err(SysError::IllegalOperation);
             }
-            if tcb(target).priority > tcb(inv.t).mcp {
+            // seL4: "cannot seL4_SchedContext_YieldTo on self".
+            if target == inv.t {
                 return Err(SysError::IllegalOperation);
             }
-            k().charge_current(crate::arch::now());
-            let us = sched::ticks_to_us(sc.consumed);
-            sc.consumed = 0;
-            if sched::is_runnable(tcb(target).state) && target != inv.t {
-                let kk = k();
-                kk.ready_dequeue(target);
-                kk.ready_enqueue_front(target);
-                if tcb(target).priority >= tcb(inv.t).priority {
-                    kk.force_switch = true;
+            if tcb(target).priority > tcb(inv.t).mcp || tcb(inv.t).yield_to != 0 {
+                return Err(SysError::IllegalOperation);
+            }
+            // Perform (seL4's invokeSchedContext_YieldTo).
+            let kk = k();
+            sched::complete_yield_to(obj::<SchedContext>(sc_pa).yield_from);
+            kk.sc_resume(sc_pa);
+            if kk.is_schedulable(target) {
+                if tcb(target).priority < tcb(inv.t).priority {
+                    kk.ready_dequeue(target);
+                    kk.ready_enqueue_front(target);
+                } else {
+                    // The target runs first; the caller is answered when it runs again.
+                    tcb(inv.t).yield_to = sc_pa;
+                    obj::<SchedContext>(sc_pa).yield_from = inv.t;
+                    kk.ready_dequeue(target);
+                    kk.ready_enqueue_front(inv.t);
+                    kk.ready_enqueue_front(target);
+                    return Ok(Reply::EMPTY);
                 }
             }
+            let us = sched::take_consumed_us(obj::<SchedContext>(sc_pa));
             Ok(Reply::one(us))
         }
         _ => Err(SysError::IllegalOperation),

@@ -207,11 +207,18 @@ fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
             w[4] = code;
             (fl::USER_EXCEPTION, w, fl::USER_EXCEPTION_LENGTH)
         }
-        Fault::Timeout { badge, consumed } => {
+        Fault::Timeout { badge, .. } => {
+            // seL4 reports the time consumed since it was last read, and only the badge
+            // when the thread has no scheduling context left.
             let mut w = [0u64; 13];
             w[0] = badge;
-            w[1] = consumed;
-            (fl::TIMEOUT, w, fl::TIMEOUT_LENGTH)
+            let sc = tcb(sender).sc;
+            if sc != 0 {
+                w[1] = crate::sched::take_consumed_us(obj::<SchedContext>(sc));
+                (fl::TIMEOUT, w, fl::TIMEOUT_LENGTH)
+            } else {
+                (fl::TIMEOUT, w, 1)
+            }
         }
         Fault::VmFault {
             addr,
@@ -224,6 +231,11 @@ fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
             w[2] = prefetch as u64;
             w[3] = fsr;
             (fl::VM_FAULT, w, fl::VM_FAULT_LENGTH)
+        }
+        Fault::VcpuFault { hsr } => {
+            let mut w = [0u64; 13];
+            w[fl::VCPU_FAULT_HSR] = hsr;
+            (fl::VCPU_FAULT, w, fl::VCPU_FAULT_LENGTH)
         }
     };
     let n = n.min(msg_capacity(receiver));
@@ -244,6 +256,9 @@ pub struct SendArgs {
     pub can_grant_reply: bool,
     pub is_call: bool,
     pub blocking: bool,
+    /// seL4's `canDonate`: Call, NBSendRecv, NBSendWait and faults of a thread with a
+    /// scheduling context lend it to a passive receiver.
+    pub can_donate: bool,
 }
 
 pub fn send_ipc(sender: Pa, ep: Pa, a: SendArgs) {
@@ -261,10 +276,14 @@ pub fn send_ipc(sender: Pa, ep: Pa, a: SendArgs) {
         let faulted = tcb(sender).fault != Fault::None;
         if a.is_call || faulted {
             if reply != 0 && (a.can_grant || a.can_grant_reply) {
-                reply_push(sender, receiver, reply);
+                reply_push_donate(sender, receiver, reply, a.can_donate);
             } else {
                 set_state(sender, ThreadState::Inactive);
             }
+        } else if a.can_donate && tcb(receiver).sc == 0 && tcb(sender).sc != 0 {
+            // The send phase of NBSendRecv/NBSendWait lends the context to a passive
+            // receiver for good (no reply to bring it back).
+            sc_donate(tcb(sender).sc, receiver);
         }
         set_state(receiver, ThreadState::Running);
         return;
@@ -298,6 +317,11 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
         maybe_donate_sc(receiver, bound);
         return;
     }
+    // A thread running on its bound notification's context gives it back before it
+    // waits for callers that may lend it theirs (seL4's receiveIPC).
+    if bound != 0 && blocking {
+        maybe_return_sc(bound, receiver);
+    }
     let head = obj::<Endpoint>(ep).head;
     if head != 0 && tcb(head).state == ThreadState::BlockedOnSend {
         let sender = head;
@@ -308,7 +332,9 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
         let faulted = tcb(sender).fault != Fault::None;
         if si.is_call || faulted {
             if reply != 0 && (si.can_grant || si.can_grant_reply) {
-                reply_push(sender, receiver, reply);
+                let can_donate = tcb(sender).sc != 0
+                    && !matches!(tcb(sender).fault, Fault::Timeout { .. });
+                reply_push_donate(sender, receiver, reply, can_donate);
             } else {
                 set_state(sender, ThreadState::Inactive);
             }
@@ -343,7 +369,7 @@ fn release_reply(reply: Pa, receiver: Pa) {
         if c.state == ThreadState::BlockedOnReply && c.reply == reply {
             cancel_ipc(caller);
         } else {
-            reply_remove_caller(reply);
+            obj::<Reply>(reply).caller = 0;
         }
     }
     if other != 0 && other != receiver {
@@ -356,175 +382,239 @@ fn release_reply(reply: Pa, receiver: Pa) {
     }
 }
 
-/// Links `caller` to `reply` (it now waits for the answer) and donates the caller's
-/// scheduling context to a passive `callee`.
-///
-/// A context donated along nested calls forms seL4's call stack: the context names the
-/// reply of the latest donation (`donated_via`), each such reply the one before it
-/// (`prev`), and every reply on the stack names the context (`donated_sc`).
+/// Links `caller` to `reply` (it now waits for the answer) and lends the caller's
+/// scheduling context to a passive `callee` (a Call: seL4's `reply_push` with canDonate).
 pub(crate) fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
+    reply_push_donate(caller, callee, reply, true);
+}
+
+/// seL4's `reply_push`: the caller blocks on `reply`; if it may donate, has a scheduling
+/// context and the callee has none, the context moves to the callee and `reply` becomes
+/// the head of the context's call stack (the previous head, if any, lies below it).
+pub(crate) fn reply_push_donate(caller: Pa, callee: Pa, reply: Pa, can_donate: bool) {
     let r = obj::<Reply>(reply);
     r.caller = caller;
-    r.prev = 0;
     r.donated_sc = 0;
     let c = tcb(caller);
     c.reply = reply;
     c.blocked_on = reply;
+    c.call_prev = 0;
+    c.call_next = 0;
     set_state(caller, ThreadState::BlockedOnReply);
     let sc = tcb(caller).sc;
-    if sc != 0 && tcb(callee).sc == 0 {
-        tcb(caller).sc = 0;
-        tcb(callee).sc = sc;
-        let s = obj::<SchedContext>(sc);
-        s.tcb = callee;
-        let r = obj::<Reply>(reply);
-        r.prev = s.donated_via;
-        r.donated_sc = sc;
-        s.donated_via = reply;
-    }
-}
-
-/// Breaks the caller/reply link (a reply, or the reply object's deletion). A context
-/// donated through this call goes back to the caller if this call is the top of its
-/// stack and the caller has no context now (seL4's `reply_remove`/`reply_pop`).
-pub(crate) fn reply_unlink(reply: Pa) {
-    let (caller, sc) = unlink_caller(reply);
-    if sc == 0 {
+    if sc == 0 || tcb(callee).sc != 0 || !can_donate {
         return;
     }
-    let s = obj::<SchedContext>(sc);
-    if s.donated_via != reply {
-        cut_call_stack(sc, reply);
-        return;
-    }
-    let r = obj::<Reply>(reply);
-    s.donated_via = r.prev;
-    r.prev = 0;
-    r.donated_sc = 0;
-    if caller != 0 && tcb(caller).sc == 0 {
-        let holder = s.tcb;
-        let kk = k();
-        if holder != 0 {
-            if holder != kk.cur {
-                kk.sched_dequeue(holder);
-            }
-            tcb(holder).sc = 0;
+    let old = obj::<SchedContext>(sc).donated_via;
+    if old != 0 {
+        obj::<Reply>(old).donated_sc = 0;
+        let old_caller = obj::<Reply>(old).caller;
+        if old_caller != 0 {
+            tcb(old_caller).call_next = reply;
         }
-        tcb(caller).sc = sc;
-        s.tcb = caller;
     }
+    tcb(caller).call_prev = old;
+    obj::<SchedContext>(sc).donated_via = reply;
+    obj::<Reply>(reply).donated_sc = sc;
+    sc_donate(sc, callee);
 }
 
-/// The caller waiting on `reply` is cancelled (suspended, deleted, or its reply object
-/// taken by another receive): the link goes and the call stack is cut at this call; the
-/// context stays where it is (seL4's `reply_remove_tcb`).
-fn reply_remove_caller(reply: Pa) {
-    let (_, sc) = unlink_caller(reply);
+/// seL4's `schedContext_donate`: `sc` leaves whichever thread holds it for `to`.
+pub(crate) fn sc_donate(sc: Pa, to: Pa) {
+    let from = obj::<SchedContext>(sc).tcb;
+    if from != 0 {
+        k().sched_dequeue(from);
+        tcb(from).sc = 0;
+    }
+    obj::<SchedContext>(sc).tcb = to;
+    tcb(to).sc = sc;
+}
+
+/// Breaks the link between `reply` and the caller waiting on it and leaves the caller
+/// Inactive (seL4's `reply_unlink`); the call-stack links must already be gone.
+fn reply_detach(reply: Pa, caller: Pa) {
+    obj::<Reply>(reply).caller = 0;
+    let c = tcb(caller);
+    c.reply = 0;
+    c.blocked_on = 0;
+    c.call_prev = 0;
+    c.call_next = 0;
+    set_state(caller, ThreadState::Inactive);
+}
+
+/// seL4's `reply_pop`: `reply` is the head of its context's call stack. The reply below
+/// becomes the head, and the context goes back to the caller unless the caller has got
+/// another one meanwhile (whoever holds it now loses it).
+fn reply_pop(reply: Pa, caller: Pa) {
+    let sc = obj::<Reply>(reply).donated_sc;
+    let prev = tcb(caller).call_prev;
+    obj::<SchedContext>(sc).donated_via = prev;
+    if prev != 0 {
+        obj::<Reply>(prev).donated_sc = sc;
+        let prev_caller = obj::<Reply>(prev).caller;
+        if prev_caller != 0 {
+            tcb(prev_caller).call_next = 0;
+        }
+    }
+    obj::<Reply>(reply).donated_sc = 0;
+    if tcb(caller).sc == 0 {
+        sc_donate(sc, caller);
+    }
+    reply_detach(reply, caller);
+}
+
+/// seL4's `reply_remove`: answering `reply` (or deleting it). At the head of a call stack
+/// it pops; in the middle it breaks the stack there, and the context stays where it is.
+fn reply_remove(reply: Pa, caller: Pa) {
+    if obj::<Reply>(reply).donated_sc != 0 {
+        reply_pop(reply, caller);
+        return;
+    }
+    unlink_call_stack(caller);
+    reply_detach(reply, caller);
+}
+
+/// seL4's `reply_remove_tcb`: `caller` stops waiting (cancelled IPC). Its reply leaves the
+/// call stack without giving any context back.
+fn reply_remove_tcb(caller: Pa) {
+    let reply = tcb(caller).reply;
+    if reply == 0 {
+        return;
+    }
+    let sc = obj::<Reply>(reply).donated_sc;
     if sc != 0 {
-        cut_call_stack(sc, reply);
+        obj::<SchedContext>(sc).donated_via = 0;
+        obj::<Reply>(reply).donated_sc = 0;
     }
+    unlink_call_stack(caller);
+    reply_detach(reply, caller);
 }
 
-/// Clears the caller's side of the link; returns the caller and the donated context.
-fn unlink_caller(reply: Pa) -> (Pa, Pa) {
-    let r = obj::<Reply>(reply);
-    let (caller, sc) = (r.caller, r.donated_sc);
-    r.caller = 0;
+/// Cuts the call stack around the reply `caller` waits on (neighbours forget it).
+fn unlink_call_stack(caller: Pa) {
+    let (prev, next) = (tcb(caller).call_prev, tcb(caller).call_next);
+    if next != 0 {
+        let c = obj::<Reply>(next).caller;
+        if c != 0 {
+            tcb(c).call_prev = 0;
+        }
+    }
+    if prev != 0 {
+        let c = obj::<Reply>(prev).caller;
+        if c != 0 {
+            tcb(c).call_next = 0;
+        }
+    }
+    tcb(caller).call_prev = 0;
+    tcb(caller).call_next = 0;
+}
+
+/// Takes the waiting caller off `reply` as answering does (seL4's `reply_remove`),
+/// giving a donated scheduling context back; the caller is left Inactive.
+pub(crate) fn reply_unlink(reply: Pa) {
+    let caller = obj::<Reply>(reply).caller;
     if caller != 0 {
-        tcb(caller).reply = 0;
-        tcb(caller).blocked_on = 0;
-    }
-    (caller, sc)
-}
-
-/// Takes `reply` and every call below it off `sc`'s call stack: none of them will give
-/// the context back, and none keeps its address.
-fn cut_call_stack(sc: Pa, reply: Pa) {
-    let s = obj::<SchedContext>(sc);
-    if s.donated_via == reply {
-        s.donated_via = 0;
-    } else {
-        let mut above = s.donated_via;
-        while above != 0 && obj::<Reply>(above).prev != reply {
-            above = obj::<Reply>(above).prev;
-        }
-        if above != 0 {
-            obj::<Reply>(above).prev = 0;
-        }
-    }
-    clear_call_stack(reply);
-}
-
-/// Unlinks the replies from `top` downwards from their context.
-pub(crate) fn clear_call_stack(top: Pa) {
-    let mut r = top;
-    while r != 0 {
-        let o = obj::<Reply>(r);
-        let below = o.prev;
-        o.prev = 0;
-        o.donated_sc = 0;
-        r = below;
+        reply_remove(reply, caller);
     }
 }
 
-/// Answers the call waiting on `reply` with `replier`'s message (Send on a reply cap).
+/// seL4's SchedContext_Unbind also forgets the call stack the context was lent along.
+pub(crate) fn sc_unbind_reply(sc: Pa) {
+    let head = obj::<SchedContext>(sc).donated_via;
+    if head != 0 {
+        obj::<Reply>(head).donated_sc = 0;
+        obj::<SchedContext>(sc).donated_via = 0;
+    }
+}
+
+/// Answers the call waiting on `reply` with `replier`'s message (Send on a reply cap;
+/// seL4's `doReplyTransfer`).
 pub fn do_reply(replier: Pa, reply: Pa, can_grant: bool) {
     let caller = obj::<Reply>(reply).caller;
     if caller == 0 || tcb(caller).state != ThreadState::BlockedOnReply {
         return;
     }
-    reply_unlink(reply);
+    reply_remove(reply, caller);
     let fault = tcb(caller).fault;
     if fault == Fault::None {
         transfer(replier, 0, 0, can_grant, caller);
         set_state(caller, ThreadState::Running);
     } else {
-        tcb(caller).fault = Fault::None;
         let resume = handle_fault_reply(caller, replier, fault);
+        tcb(caller).fault = Fault::None;
         if resume {
             set_state(caller, ThreadState::Restart);
         } else {
             set_state(caller, ThreadState::Inactive);
         }
     }
+    // A caller that goes on without budget gets a timeout fault if it can take one.
+    let sc = tcb(caller).sc;
+    if sc != 0
+        && crate::sched::is_runnable(tcb(caller).state)
+        && !crate::sched::sc_ready_now(sc)
+        && has_timeout_handler(caller)
+        && !matches!(fault, Fault::Timeout { .. })
+    {
+        let badge = obj::<SchedContext>(sc).badge;
+        handle_fault(caller, Fault::Timeout { badge, consumed: 0 });
+    }
 }
 
-/// Applies a fault handler's reply to the faulted thread; returns whether it resumes.
+/// Where a word of a fault reply goes (seL4's `fault_messages` tables).
+#[derive(Clone, Copy)]
+enum FaultReg {
+    X(u8),
+    Sp,
+    /// ELR (seL4's `NextIP`/`LR`).
+    Pc,
+    Spsr,
+    FaultIp,
+}
+
+use FaultReg::{FaultIp, Pc, Sp, Spsr, X};
+
+/// UnknownSyscall reply: x0..x7, FaultIP, SP, LR, SPSR.
+const SYSCALL_REPLY: [FaultReg; 12] = [
+    X(0), X(1), X(2), X(3), X(4), X(5), X(6), X(7), FaultIp, Sp, Pc, Spsr,
+];
+/// UserException reply: FaultIP, SP, SPSR.
+const EXCEPTION_REPLY: [FaultReg; 3] = [FaultIp, Sp, Spsr];
+/// Timeout reply (seL4_TimeoutReply_*, 34 words): the frame registers, then the rest.
+const TIMEOUT_REPLY: [FaultReg; 34] = [
+    FaultIp, Sp, Spsr, X(0), X(1), X(2), X(3), X(4), X(5), X(6), X(7), X(8), X(16), X(17),
+    X(18), X(29), X(30), X(9), X(10), X(11), X(12), X(13), X(14), X(15), X(19), X(20), X(21),
+    X(22), X(23), X(24), X(25), X(26), X(27), X(28),
+];
+
+/// Applies a fault handler's reply to the faulted thread; returns whether it resumes
+/// (seL4's `handleFaultReply`).
 fn handle_fault_reply(t: Pa, replier: Pa, fault: Fault) -> bool {
     let info = MessageInfo(tcb(replier).ctx.x[1]);
-    let len = (info.length() as usize).min(msg_capacity(replier));
+    let len = (info.length() as usize).min(sel4_sys::consts::MSG_MAX_LENGTH);
     let label_ok = info.label() == 0;
-    match fault {
-        Fault::UnknownSyscall { .. } => {
-            let n = len.min(12);
-            for i in 0..n {
-                let v = get_mr(replier, i);
-                let c = &mut tcb(t).ctx;
-                match i {
-                    0..=7 => c.x[i] = v,
-                    8 => tcb(t).fault_ip = v,
-                    9 => c.sp = v,
-                    10 => c.pc = v,
-                    _ => c.spsr = sanitise_spsr(v),
-                }
-            }
-            label_ok
+    let regs: &[FaultReg] = match fault {
+        Fault::UnknownSyscall { .. } => &SYSCALL_REPLY,
+        Fault::UserException { .. } => &EXCEPTION_REPLY,
+        Fault::Timeout { .. } => &TIMEOUT_REPLY,
+        // Cap, VM and VCPU faults resume whatever the reply says.
+        _ => return true,
+    };
+    // Words past the four message registers come from the replier's IPC buffer; without
+    // one they are not copied (seL4's `copyMRsFaultReply`).
+    let n = len.min(regs.len()).min(msg_capacity(replier));
+    for (i, reg) in regs.iter().take(n).enumerate() {
+        let v = get_mr(replier, i);
+        let th = tcb(t);
+        match *reg {
+            X(r) => th.ctx.x[r as usize] = v,
+            Sp => th.ctx.sp = v,
+            Pc => th.ctx.pc = v,
+            Spsr => th.ctx.spsr = sanitise_spsr(v),
+            FaultIp => th.fault_ip = v,
         }
-        Fault::UserException { .. } => {
-            let n = len.min(3);
-            for i in 0..n {
-                let v = get_mr(replier, i);
-                match i {
-                    0 => tcb(t).fault_ip = v,
-                    1 => tcb(t).ctx.sp = v,
-                    _ => tcb(t).ctx.spsr = sanitise_spsr(v),
-                }
-            }
-            label_ok
-        }
-        Fault::Timeout { .. } => label_ok,
-        _ => true,
     }
+    label_ok
 }
 
 /// User level may only run at EL0 with the kernel's choice of masked exceptions.
@@ -622,10 +712,7 @@ pub fn cancel_ipc(t: Pa) {
         }
         ThreadState::BlockedOnNotification => ntfn_remove(obj_pa, t),
         ThreadState::BlockedOnReply => {
-            let reply = tcb(t).reply;
-            if reply != 0 {
-                reply_remove_caller(reply);
-            }
+            reply_remove_tcb(t);
             tcb(t).fault = Fault::None;
         }
         _ => {}
@@ -642,15 +729,25 @@ pub fn cancel_ipc(t: Pa) {
     }
 }
 
-/// Every thread queued on the endpoint restarts its system call (which will then fail).
+/// Every thread queued on the endpoint restarts its system call (which will then fail);
+/// one that was delivering a fault stops (seL4's `restart_thread_if_no_fault`).
 pub fn cancel_all_ipc(ep: Pa) {
     loop {
         let head = obj::<Endpoint>(ep).head;
         if head == 0 {
             break;
         }
-        cancel_ipc(head);
-        set_state(head, ThreadState::Restart);
+        restart_if_no_fault(head);
+    }
+}
+
+fn restart_if_no_fault(t: Pa) {
+    let faulted = tcb(t).fault != Fault::None;
+    cancel_ipc(t);
+    if faulted {
+        set_state(t, ThreadState::Inactive);
+    } else {
+        set_state(t, ThreadState::Restart);
     }
 }
 
@@ -671,8 +768,7 @@ pub fn cancel_badged_sends(ep: Pa, badge: u64) {
     while t != 0 {
         let next = tcb(t).ep_next;
         if tcb(t).state == ThreadState::BlockedOnSend && tcb(t).send.badge == badge {
-            cancel_ipc(t);
-            set_state(t, ThreadState::Restart);
+            restart_if_no_fault(t);
         }
         t = next;
     }
@@ -684,11 +780,16 @@ pub fn reply_destroyed(reply: Pa) {
     let caller = r.caller;
     let receiver = r.receiver;
     if caller != 0 {
-        reply_unlink(reply);
+        reply_remove(reply, caller);
         tcb(caller).fault = Fault::None;
         set_state(caller, ThreadState::Inactive);
     } else if r.donated_sc != 0 {
-        cut_call_stack(r.donated_sc, reply);
+        // No caller waits, yet a context names it: take it off that context's stack.
+        let sc = r.donated_sc;
+        if obj::<SchedContext>(sc).donated_via == reply {
+            obj::<SchedContext>(sc).donated_via = 0;
+        }
+        r.donated_sc = 0;
     }
     // A thread blocked receiving with it stops (seL4 cancels its IPC), so nothing keeps
     // the object's address once it is gone.
@@ -745,6 +846,8 @@ pub fn handle_fault(t: Pa, fault: Fault) {
                     can_grant_reply: rights.grant_reply(),
                     is_call: true,
                     blocking: true,
+                    // A timeout fault never lends the (empty) context.
+                    can_donate: !timeout && tcb(t).sc != 0,
                 },
             );
         }

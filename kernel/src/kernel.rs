@@ -19,6 +19,8 @@ pub struct Kernel {
     pub release_head: Pa,
     /// Time up to which the running thread has been charged.
     pub charged_until: u64,
+    /// The scheduling context that ran last (seL4's `ksCurSC`).
+    pub cur_sc: Pa,
     pub timer_deadline: u64,
     /// Set when the current thread must go to the back of its queue (Yield).
     pub force_switch: bool,
@@ -52,6 +54,7 @@ impl Kernel {
             ready_bitmap: [0; 4],
             release_head: 0,
             charged_until: 0,
+            cur_sc: 0,
             timer_deadline: 0,
             force_switch: false,
             asid_table: [0; 128],
@@ -175,6 +178,7 @@ pub fn reply_from_kernel(t: Pa, label: u64, mrs: &[u64]) {
 pub fn set_state(t: Pa, s: ThreadState) {
     let kk = k();
     let th = tcb(t);
+    let was_runnable = crate::sched::is_runnable(th.state);
     if s == ThreadState::Restart {
         th.ctx.pc = th.fault_ip;
         th.state = ThreadState::Running;
@@ -182,6 +186,9 @@ pub fn set_state(t: Pa, s: ThreadState) {
         th.state = s;
     }
     if crate::sched::is_runnable(th.state) {
+        if !was_runnable {
+            kk.unblock_sc(t);
+        }
         kk.make_schedulable(t);
     } else {
         kk.sched_dequeue(t);
@@ -222,6 +229,26 @@ mod ec {
     pub const DABT_LOWER: u64 = 0x24;
 }
 
+/// ESR of an exception with an unknown reason (EC 0, IL set): seL4's `UNKNOWN_FAULT`.
+const UNKNOWN_FAULT: u64 = 0x200_0000;
+
+/// The fault for an EL0 exception that is neither a system call nor an abort. seL4 in hyp
+/// mode (`c_handle_vcpu_fault`, `handleVCPUFault`) reports an unknown-reason exception
+/// (an undefined instruction) as a UserException carrying the ESR, and every other class
+/// (FP/SIMD and SVE traps, MSR/MRS traps, BRK, WFI/WFE, ...) as a VCPUFault whose message
+/// is the syndrome, even for a thread without a VCPU.
+pub fn classify_other_exception(esr: u64) -> Fault {
+    // QEMU may leave IL clear for an unknown-reason exception; seL4 sees the same class.
+    if esr >> 26 == ec::UNKNOWN && esr & 0x1ff_ffff == 0 {
+        Fault::UserException {
+            number: UNKNOWN_FAULT,
+            code: 0,
+        }
+    } else {
+        Fault::VcpuFault { hsr: esr }
+    }
+}
+
 /// A synchronous exception from the current thread (system call or fault).
 pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
     let kk = k();
@@ -235,11 +262,17 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             if let Some(next) = crate::fastpath::try_fastpath(t, number) {
                 return next;
             }
-            crate::syscall::handle_syscall(t, number);
+            if kk.budget_check_restart(t) {
+                crate::syscall::handle_syscall(t, number);
+            }
         }
         ec::DABT_LOWER | ec::IABT_LOWER => {
             let th = tcb(t);
             th.fault_ip = th.ctx.pc;
+            if !kk.budget_check_restart(t) {
+                return kk.schedule();
+            }
+            let th = tcb(t);
             let prefetch = class == ec::IABT_LOWER;
             let addr = if prefetch { th.ctx.pc } else { far };
             crate::ipc::handle_fault(
@@ -254,12 +287,9 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
         _ => {
             let th = tcb(t);
             th.fault_ip = th.ctx.pc;
-            let number = if class == ec::UNKNOWN && esr == 0 {
-                0x200_0000
-            } else {
-                esr
-            };
-            crate::ipc::handle_fault(t, Fault::UserException { number, code: 0 });
+            if kk.budget_check_restart(t) {
+                crate::ipc::handle_fault(t, classify_other_exception(esr));
+            }
         }
     }
     kk.schedule()

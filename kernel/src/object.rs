@@ -116,6 +116,11 @@ pub enum Fault {
         prefetch: bool,
         fsr: u64,
     },
+    /// seL4_Fault_VCPUFault: in hyp mode every EL0 exception other than a system call, an
+    /// abort or an unknown-reason trap is reported with its syndrome (ESR_EL2).
+    VcpuFault {
+        hsr: u64,
+    },
 }
 
 /// Information kept while a thread is blocked sending on an endpoint.
@@ -159,6 +164,13 @@ pub struct Tcb {
     pub send: SendInfo,
     /// MCS reply object: the one passed to Recv, or the one a caller waits on.
     pub reply: Pa,
+    /// Call-stack links of the reply this thread waits on (seL4's `replyPrev`, and
+    /// `replyNext` when that reply is not the stack's head): the replies below and above
+    /// it. A reply is on a call stack only while its caller waits on it, so the links live
+    /// in the caller's TCB; seL4's 32-byte reply has no room for them beside Keel's
+    /// separate caller and receiver fields.
+    pub call_prev: Pa,
+    pub call_next: Pa,
     pub sc: Pa,
     pub yield_to: Pa,
     pub bound_ntfn: Pa,
@@ -186,31 +198,38 @@ pub struct Notification {
 pub struct Reply {
     /// The caller waiting on this reply (BlockedOnReply), or 0.
     pub caller: Pa,
-    /// The reply of the previous call on the same scheduling context's call stack (the
-    /// call below this one in a chain of donations), or 0.
-    pub prev: Pa,
-    /// A scheduling context donated along the call, to give back on reply.
+    /// When this reply is the head of a call stack (seL4's `replyNext` with `isHead`): the
+    /// scheduling context donated along the stack, given back on reply; else 0.
     pub donated_sc: Pa,
     /// The thread blocked in Recv with this reply object, or 0.
     pub receiver: Pa,
 }
 
+/// seL4's `sched_context_t` (96 bytes); the refill array follows it inside the object
+/// (see `sched`).
 #[repr(C)]
 pub struct SchedContext {
+    /// Ticks between a refill's use and its return; 0 for round robin (as in seL4).
     pub period: u64,
+    /// The configured budget (the refills' sum).
     pub budget: u64,
+    /// Budget usable now, kept in step with the refills: the head refill's amount when
+    /// it is due and at least MIN_BUDGET, else 0 (the fast path and timer read it).
     pub remaining: u64,
-    /// Time used beyond the budget (a late timer interrupt); paid from the next refills.
-    pub debt: u64,
-    pub last_release: u64,
     pub consumed: u64,
     pub tcb: Pa,
     pub badge: u64,
     pub ntfn: Pa,
     pub yield_from: Pa,
-    /// The reply object through which this context is donated, or 0.
+    /// The head of the call stack this context was donated along (seL4's `scReply`), or 0.
     pub donated_via: Pa,
+    /// Refills in use (0: never configured), and the circular array's head and tail.
+    pub refill_max: u32,
+    pub refill_head: u32,
+    pub refill_tail: u32,
     pub configured: bool,
+    /// seL4_SchedContext_Sporadic: refills are checked when the thread unblocks.
+    pub sporadic: bool,
 }
 
 #[repr(C)]

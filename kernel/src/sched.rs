@@ -1,10 +1,13 @@
 //! Scheduling: per-priority ready queues with a bitmap, and the release queue of threads
-//! whose scheduling context has run out of budget for this period (MCS).
+//! whose scheduling context has run out of budget for now (MCS).
 //!
-//! Budget model: each scheduling context holds `budget` ticks per `period`. The running
-//! thread is charged for the time it runs; when its budget is spent it waits in the
-//! release queue until its period restarts, except round-robin contexts (budget ==
-//! period), which are refilled at once and go to the back of their priority's queue.
+//! Budget model: seL4's sporadic servers. A scheduling context's budget is a list of
+//! refills (time, amount) kept by seL4's rules (`sporadic.c`, below). The running thread
+//! is charged for the time it runs; what it used comes back one period after the refill
+//! it came from started. When the head refill is spent the thread waits in the release
+//! queue until the next one is due (or its timeout handler gets a fault); round-robin
+//! contexts (budget == period) get a fresh slice at once and go to the back of their
+//! priority's queue.
 
 use crate::kernel::Kernel;
 use crate::mem::{obj, Pa};
@@ -83,19 +86,22 @@ impl Kernel {
         None
     }
 
-    /// Puts `t` in the release queue, ordered by release time.
+    /// Puts `t` in the release queue, ordered by the time of its head refill (seL4's
+    /// `tcbReleaseEnqueue`; `postpone`).
     pub fn release_enqueue(&mut self, t: Pa) {
         let tcb = obj::<Tcb>(t);
         if tcb.in_release_queue || tcb.sc == 0 {
             return;
         }
-        let when = release_time(obj::<SchedContext>(tcb.sc));
+        self.ready_dequeue(t);
+        let tcb = obj::<Tcb>(t);
+        let when = release_time(tcb.sc);
         tcb.in_release_queue = true;
         let mut prev: Pa = 0;
         let mut cur = self.release_head;
         while cur != 0 {
             let c = obj::<Tcb>(cur);
-            if release_time(obj::<SchedContext>(c.sc)) > when {
+            if release_time(c.sc) > when {
                 break;
             }
             prev = cur;
@@ -139,7 +145,9 @@ impl Kernel {
         self.release_dequeue(t);
     }
 
-    /// Makes `t` eligible to run if it is runnable and its scheduling context has budget.
+    /// Makes `t` eligible to run if it is runnable and has a configured scheduling
+    /// context: ready queue when its head refill is ready and sufficient, else the release
+    /// queue (seL4's `schedContext_resume` and `possibleSwitchTo`).
     pub fn make_schedulable(&mut self, t: Pa) {
         if t == self.cur {
             return;
@@ -148,38 +156,43 @@ impl Kernel {
         if !is_runnable(tcb.state) || tcb.sc == 0 || tcb.in_release_queue {
             return;
         }
-        let sc = obj::<SchedContext>(tcb.sc);
-        if !sc.configured {
+        let sc_pa = tcb.sc;
+        if !obj::<SchedContext>(sc_pa).configured {
             return;
         }
-        if sc.remaining < MIN_REMAINING && sc.budget >= sc.period {
+        let now = self.charged_until;
+        if is_round_robin(sc_pa) && !refill_sufficient(sc_pa, 0) {
             // A spent round-robin slice is refilled at once.
-            sc.remaining = sc.budget;
-            sc.debt = 0;
+            round_robin_refill(sc_pa, now);
+        }
+        update_remaining(sc_pa, now);
+        if refill_ready(sc_pa, now) && refill_sufficient(sc_pa, 0) {
             self.ready_enqueue(t);
-        } else if sc.remaining < MIN_REMAINING {
-            self.release_enqueue(t);
         } else {
-            self.ready_enqueue(t);
+            self.release_enqueue(t);
         }
     }
 
-    /// Moves released scheduling contexts back to the ready queues.
+    /// A thread leaves a blocked state: a sporadic context other than the running one
+    /// gets seL4's `refill_unblock_check` (its ready refills start now and merge).
+    pub fn unblock_sc(&mut self, t: Pa) {
+        let sc = obj::<Tcb>(t).sc;
+        if sc != 0 && sc != self.cur_sc && obj::<SchedContext>(sc).sporadic {
+            refill_unblock_check(sc, self.charged_until);
+        }
+    }
+
+    /// Moves threads whose head refill has come due back to the ready queues (seL4's
+    /// `awaken`).
     pub fn wake_released(&mut self, now: u64) {
         while self.release_head != 0 {
             let t = self.release_head;
             let sc_pa = obj::<Tcb>(t).sc;
-            let sc = obj::<SchedContext>(sc_pa);
-            if release_time(sc) > now {
+            if release_time(sc_pa) > now {
                 break;
             }
-            refill(sc, now);
             self.release_dequeue(t);
-            if sc.remaining < MIN_REMAINING {
-                // Still paying for an overrun: wait for the next period.
-                self.release_enqueue(t);
-                continue;
-            }
+            update_remaining(sc_pa, now);
             let tcb = obj::<Tcb>(t);
             if is_runnable(tcb.state) && t != self.cur {
                 self.ready_enqueue(t);
@@ -187,28 +200,72 @@ impl Kernel {
         }
     }
 
-    /// Charges the running thread for the time since it was last charged.
+    /// Charges the running thread's scheduling context for the time since it was last
+    /// charged (seL4's `commitTime`, done at every kernel entry: charging a run in parts
+    /// gives the same refills as charging it at once, as `schedule_used` merges them).
     pub fn charge_current(&mut self, now: u64) {
         let used = now.saturating_sub(self.charged_until);
         self.charged_until = now;
-        if self.cur == 0 {
+        if self.cur == 0 || used == 0 {
             return;
         }
         let sc_pa = obj::<Tcb>(self.cur).sc;
-        if sc_pa == 0 {
+        if sc_pa == 0 || !obj::<SchedContext>(sc_pa).configured || !refill_ready(sc_pa, now) {
             return;
         }
         let sc = obj::<SchedContext>(sc_pa);
-        if used > sc.remaining {
-            // Round-robin contexts are refilled whole; only periodic ones carry debt.
-            if sc.budget < sc.period {
-                sc.debt = sc.debt.saturating_add(used - sc.remaining);
-            }
-            sc.remaining = 0;
-        } else {
-            sc.remaining -= used;
-        }
         sc.consumed = sc.consumed.wrapping_add(used);
+        if is_round_robin(sc_pa) {
+            // The head is what is left of the slice, the tail what has been used.
+            let (h, tl) = (head_index(sc_pa), tail_index(sc_pa));
+            let mut head = refill_at(sc_pa, h);
+            let mut tail = refill_at(sc_pa, tl);
+            let moved = used.min(head.amount);
+            head.amount -= moved;
+            tail.amount += moved;
+            set_refill(sc_pa, h, head);
+            set_refill(sc_pa, tl, tail);
+        } else {
+            refill_budget_check(sc_pa, used);
+        }
+        update_remaining(sc_pa, now);
+    }
+
+    /// seL4's `checkBudgetRestart` at kernel entry: charges the running thread; when what
+    /// is left of its budget is not enough, the system call or fault is not handled now:
+    /// the thread restarts it once it has budget again (`schedule` ends its timeslice).
+    pub fn budget_check_restart(&mut self, t: Pa) -> bool {
+        self.charge_current(crate::arch::now());
+        let sc = obj::<Tcb>(t).sc;
+        if sc == 0 || sc_can_run(obj::<SchedContext>(sc)) {
+            return true;
+        }
+        let th = obj::<Tcb>(t);
+        th.ctx.pc = th.fault_ip;
+        false
+    }
+
+    /// The running thread gives up the rest of its budget (MCS Yield: seL4 charges the
+    /// whole head refill, without a timeout fault, and ends the timeslice).
+    pub fn yield_current(&mut self, now: u64) {
+        self.charge_current(now);
+        let t = self.cur;
+        if t == 0 {
+            return;
+        }
+        let sc_pa = obj::<Tcb>(t).sc;
+        if sc_pa == 0 || !obj::<SchedContext>(sc_pa).configured {
+            self.force_switch = true;
+            return;
+        }
+        if is_round_robin(sc_pa) {
+            round_robin_refill(sc_pa, now);
+        } else {
+            let head = refill_at(sc_pa, head_index(sc_pa));
+            refill_budget_check(sc_pa, head.amount);
+        }
+        update_remaining(sc_pa, now);
+        self.end_timeslice(t, now, false);
     }
 
     /// Chooses the thread to run next and returns its register frame.
@@ -220,10 +277,11 @@ impl Kernel {
         if self.cur != 0 {
             let cur = self.cur;
             let tcb = obj::<Tcb>(cur);
-            if is_runnable(tcb.state) && tcb.sc != 0 {
-                let sc = obj::<SchedContext>(tcb.sc);
-                if sc.remaining < MIN_REMAINING {
-                    self.budget_expired(cur, now);
+            // A thread whose timeslice ended is already queued (yield, round robin).
+            let queued = tcb.in_release_queue || tcb.in_ready_queue;
+            if is_runnable(tcb.state) && tcb.sc != 0 && !queued {
+                if !sc_can_run(obj::<SchedContext>(tcb.sc)) {
+                    self.end_timeslice(cur, now, true);
                 } else if self.force_switch {
                     self.ready_enqueue(cur);
                 } else {
@@ -240,6 +298,8 @@ impl Kernel {
                     self.ready_enqueue_front(cur);
                 }
                 _ => {
+                    // The running thread may have been lent another context.
+                    self.switch_sched_context(now);
                     if self.loaded_vspace.1 == u64::MAX {
                         // The running thread's address space lost its VMID (its ASID or
                         // pool was deleted): load it again, which may mean the empty one.
@@ -247,6 +307,7 @@ impl Kernel {
                         self.switch_to(cur);
                     }
                     self.program_timer(now);
+                    complete_yield_to_if_any(self.cur);
                     return self.cur;
                 }
             }
@@ -256,7 +317,9 @@ impl Kernel {
                 let t = self.ready_head[p];
                 self.ready_dequeue(t);
                 self.switch_to(t);
+                self.switch_sched_context(now);
                 self.program_timer(now);
+                complete_yield_to_if_any(t);
                 return t;
             }
             self.cur = 0;
@@ -264,24 +327,53 @@ impl Kernel {
         }
     }
 
-    fn budget_expired(&mut self, t: Pa, now: u64) {
-        let tcb = obj::<Tcb>(t);
-        let sc_pa = tcb.sc;
-        let sc = obj::<SchedContext>(sc_pa);
-        if sc.budget >= sc.period {
-            // Round robin: a fresh slice, at the back of the queue.
-            sc.remaining = sc.budget;
-            sc.debt = 0;
-            sc.last_release = now;
+    /// seL4's `isSchedulable`: runnable, with a configured context, not waiting for a
+    /// refill.
+    pub fn is_schedulable(&self, t: Pa) -> bool {
+        let th = obj::<Tcb>(t);
+        is_runnable(th.state)
+            && th.sc != 0
+            && obj::<SchedContext>(th.sc).configured
+            && !th.in_release_queue
+    }
+
+    /// seL4's `schedContext_resume`: a schedulable thread whose context cannot run now
+    /// waits for its refill.
+    pub fn sc_resume(&mut self, sc: Pa) {
+        let t = obj::<SchedContext>(sc).tcb;
+        if t != 0 && self.is_schedulable(t) && !sc_ready_now(sc) {
+            self.release_enqueue(t);
+        }
+    }
+
+    /// seL4's `switchSchedContext`: a different context starts running; a constant-
+    /// bandwidth one first gets `refill_unblock_check`.
+    fn switch_sched_context(&mut self, now: u64) {
+        let sc = obj::<Tcb>(self.cur).sc;
+        if sc != self.cur_sc {
+            if sc != 0 && !obj::<SchedContext>(sc).sporadic {
+                refill_unblock_check(sc, now);
+            }
+            self.cur_sc = sc;
+        }
+    }
+
+    /// seL4's `endTimeslice`: the running thread's budget is spent (or yielded).
+    fn end_timeslice(&mut self, t: Pa, now: u64, can_timeout_fault: bool) {
+        let sc_pa = obj::<Tcb>(t).sc;
+        let round_robin = is_round_robin(sc_pa);
+        if round_robin && !refill_sufficient(sc_pa, 0) {
+            // seL4's `chargeBudget` for round robin: a fresh slice.
+            round_robin_refill(sc_pa, now);
+        }
+        if can_timeout_fault && !round_robin && crate::ipc::has_timeout_handler(t) {
+            let badge = obj::<SchedContext>(sc_pa).badge;
+            crate::ipc::raise_timeout_fault(t, badge, 0);
+        } else if refill_ready(sc_pa, now) && refill_sufficient(sc_pa, 0) {
             self.ready_enqueue(t);
-            return;
+        } else {
+            self.release_enqueue(t);
         }
-        if crate::ipc::has_timeout_handler(t) {
-            let consumed = ticks_to_us(sc.consumed);
-            let badge = sc.badge;
-            crate::ipc::raise_timeout_fault(t, badge, consumed);
-        }
-        self.release_enqueue(t);
     }
 
     /// Arms the timer for the end of the current budget or the next release.
@@ -295,7 +387,7 @@ impl Kernel {
         }
         if self.release_head != 0 {
             let t = obj::<Tcb>(self.release_head);
-            deadline = deadline.min(release_time(obj::<SchedContext>(t.sc)));
+            deadline = deadline.min(release_time(t.sc));
         }
         if deadline != self.timer_deadline {
             self.timer_deadline = deadline;
@@ -313,7 +405,7 @@ impl Kernel {
                 return;
             }
             let next = if self.release_head != 0 {
-                release_time(obj::<SchedContext>(obj::<Tcb>(self.release_head).sc))
+                release_time(obj::<Tcb>(self.release_head).sc)
             } else {
                 u64::MAX
             };
@@ -329,29 +421,343 @@ impl Kernel {
     }
 }
 
-/// Smallest budget worth running a thread for, in ticks.
+/// Smallest value of `SchedContext::remaining` worth running a thread for, in ticks: a
+/// context that can run at all has a head refill of at least seL4's MIN_BUDGET, which is
+/// larger, so this only separates "can run" from "cannot" (`remaining` is 0 then).
 pub const MIN_REMAINING: u64 = 16;
 
 pub fn is_runnable(s: ThreadState) -> bool {
     matches!(s, ThreadState::Running | ThreadState::Restart)
 }
 
-pub fn release_time(sc: &SchedContext) -> u64 {
-    sc.last_release.saturating_add(sc.period)
+// ---------------------------------------------------------------------------------------
+// seL4's sporadic-server refill list (src/kernel/sporadic.c).
+//
+// A scheduling context object is seL4's 96-byte `sched_context_t` header followed by a
+// circular array of 16-byte refills (time, amount) filling the rest of the object:
+// `(2^size_bits - 96) / 16` of them, of which `refill_max` are in use. The refills hold
+// the budget: their amounts sum to it, they are ordered in time without overlapping, and
+// the head is the budget available from its time on. Round-robin contexts (budget ==
+// period) have period 0 and two refills: what is left of the slice and what was used.
+
+/// Bytes of seL4's `sched_context_t`; the refill array starts here.
+pub const SC_HEADER_BYTES: usize = 96;
+/// Bytes of one refill (`seL4_RefillSizeBytes`).
+pub const REFILL_BYTES: usize = 16;
+/// seL4's MIN_REFILLS.
+pub const MIN_REFILLS: u64 = 2;
+
+const _: () = assert!(core::mem::size_of::<SchedContext>() <= SC_HEADER_BYTES);
+const _: () = assert!(
+    SC_HEADER_BYTES as u64 + MIN_REFILLS * REFILL_BYTES as u64
+        == sel4_sys::consts::CORE_SCHED_CONTEXT_BYTES
+);
+
+/// How many refills fit in a scheduling context of `2^size_bits` bytes
+/// (`refill_absolute_max`).
+pub fn refill_absolute_max(size_bits: u64) -> u64 {
+    let n = ((1u64 << size_bits.min(63)) - SC_HEADER_BYTES as u64) / REFILL_BYTES as u64;
+    // Indices are 32-bit: no object that fits in RAM holds more refills.
+    n.min(u32::MAX as u64)
 }
 
-/// Gives `sc` its budget for a period that starts now, or at its scheduled release if that
-/// is not yet late, less any overrun still owed.
-pub fn refill(sc: &mut SchedContext, now: u64) {
-    let due = release_time(sc);
-    sc.last_release = if due.saturating_add(sc.period) < now {
-        now
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Refill {
+    pub time: u64,
+    pub amount: u64,
+}
+
+/// seL4's MIN_BUDGET in ticks: no refill is smaller.
+pub fn min_budget() -> u64 {
+    us_to_ticks(sel4_sys::consts::MIN_BUDGET_US)
+}
+
+/// seL4's MAX_RELEASE_TIME: refills never start later than this.
+pub fn max_release_time() -> u64 {
+    u64::MAX - 5 * us_to_ticks(sel4_sys::consts::MAX_PERIOD_US)
+}
+
+fn refill_pa(sc: Pa, i: u32) -> Pa {
+    sc + SC_HEADER_BYTES + REFILL_BYTES * i as usize
+}
+
+// The refill array lies inside the scheduling context object, beyond the header struct,
+// so it is reached word by word like other in-object data.
+pub fn refill_at(sc: Pa, i: u32) -> Refill {
+    let pa = refill_pa(sc, i);
+    Refill {
+        time: crate::mem::read_word(pa),
+        amount: crate::mem::read_word(pa + 8),
+    }
+}
+
+fn set_refill(sc: Pa, i: u32, r: Refill) {
+    let pa = refill_pa(sc, i);
+    crate::mem::write_word(pa, r.time);
+    crate::mem::write_word(pa + 8, r.amount);
+}
+
+pub fn head_index(sc: Pa) -> u32 {
+    obj::<SchedContext>(sc).refill_head
+}
+
+pub fn tail_index(sc: Pa) -> u32 {
+    obj::<SchedContext>(sc).refill_tail
+}
+
+fn refill_next(sc: Pa, i: u32) -> u32 {
+    if i + 1 >= obj::<SchedContext>(sc).refill_max {
+        0
     } else {
-        due.min(now)
+        i + 1
+    }
+}
+
+pub fn refill_size(sc: Pa) -> u32 {
+    let s = obj::<SchedContext>(sc);
+    if s.refill_head <= s.refill_tail {
+        s.refill_tail - s.refill_head + 1
+    } else {
+        s.refill_tail + 1 + (s.refill_max - s.refill_head)
+    }
+}
+
+fn refill_full(sc: Pa) -> bool {
+    refill_size(sc) == obj::<SchedContext>(sc).refill_max
+}
+
+fn refill_single(sc: Pa) -> bool {
+    head_index(sc) == tail_index(sc)
+}
+
+/// The refills from head to tail.
+pub fn refills(sc: Pa) -> impl Iterator<Item = Refill> {
+    let n = refill_size(sc);
+    let mut i = head_index(sc);
+    (0..n).map(move |_| {
+        let r = refill_at(sc, i);
+        i = refill_next(sc, i);
+        r
+    })
+}
+
+pub fn is_round_robin(sc: Pa) -> bool {
+    obj::<SchedContext>(sc).period == 0
+}
+
+pub fn refill_ready(sc: Pa, now: u64) -> bool {
+    refill_at(sc, head_index(sc)).time <= now
+}
+
+pub fn refill_sufficient(sc: Pa, usage: u64) -> bool {
+    refill_at(sc, head_index(sc)).amount.saturating_sub(usage) >= min_budget()
+}
+
+fn refill_pop_head(sc: Pa) -> Refill {
+    let h = head_index(sc);
+    let r = refill_at(sc, h);
+    obj::<SchedContext>(sc).refill_head = refill_next(sc, h);
+    r
+}
+
+fn refill_add_tail(sc: Pa, r: Refill) {
+    let t = refill_next(sc, tail_index(sc));
+    obj::<SchedContext>(sc).refill_tail = t;
+    set_refill(sc, t, r);
+}
+
+fn maybe_add_empty_tail(sc: Pa) {
+    if is_round_robin(sc) {
+        let time = refill_at(sc, head_index(sc)).time;
+        refill_add_tail(sc, Refill { time, amount: 0 });
+    }
+}
+
+/// seL4's `refill_new`: a full budget from now.
+pub fn refill_new(sc: Pa, max_refills: u64, budget: u64, period: u64, now: u64) {
+    let s = obj::<SchedContext>(sc);
+    s.period = period;
+    s.budget = budget;
+    s.refill_head = 0;
+    s.refill_tail = 0;
+    s.refill_max = max_refills as u32;
+    set_refill(sc, 0, Refill { time: now, amount: budget });
+    maybe_add_empty_tail(sc);
+    update_remaining(sc, now);
+}
+
+/// seL4's `refill_update`: new parameters for a context in use, keeping what is left of
+/// its current head refill.
+pub fn refill_update(sc: Pa, period: u64, budget: u64, max_refills: u64, now: u64) {
+    let mut head = refill_at(sc, head_index(sc));
+    let s = obj::<SchedContext>(sc);
+    s.refill_head = 0;
+    s.refill_tail = 0;
+    s.refill_max = max_refills as u32;
+    s.period = period;
+    s.budget = budget;
+    if head.time <= now {
+        head.time = now;
+    }
+    if head.amount >= budget {
+        head.amount = budget;
+        set_refill(sc, 0, head);
+        maybe_add_empty_tail(sc);
+    } else {
+        set_refill(sc, 0, head);
+        let rest = Refill {
+            amount: budget - head.amount,
+            time: head.time.saturating_add(period),
+        };
+        refill_add_tail(sc, rest);
+    }
+    update_remaining(sc, now);
+}
+
+/// seL4's `schedule_used`: a used amount comes back at `new.time`.
+fn schedule_used(sc: Pa, new: Refill) {
+    let ti = tail_index(sc);
+    let mut tail = refill_at(sc, ti);
+    if tail.time.saturating_add(tail.amount) >= new.time {
+        tail.amount += new.amount;
+        set_refill(sc, ti, tail);
+    } else if !refill_full(sc) {
+        refill_add_tail(sc, new);
+    } else {
+        tail.time = new.time.saturating_sub(tail.amount);
+        tail.amount += new.amount;
+        set_refill(sc, ti, tail);
+    }
+}
+
+fn refill_head_overlapping(sc: Pa) -> bool {
+    if refill_single(sc) {
+        return false;
+    }
+    let head = refill_at(sc, head_index(sc));
+    let next = refill_at(sc, refill_next(sc, head_index(sc)));
+    next.time <= head.time.saturating_add(head.amount)
+}
+
+/// seL4's `handle_overrun`: whole head refills used up go one period later.
+fn handle_overrun(sc: Pa, mut usage: u64) -> u64 {
+    let period = obj::<SchedContext>(sc).period;
+    loop {
+        let head = refill_at(sc, head_index(sc));
+        if !(head.amount <= usage && head.time < max_release_time()) {
+            return usage;
+        }
+        if head.amount == 0 {
+            // Never left by seL4's rules; dropping it keeps the sum and ends the loop.
+            if refill_single(sc) {
+                return 0;
+            }
+            refill_pop_head(sc);
+            continue;
+        }
+        if refill_single(sc) {
+            let h = head_index(sc);
+            set_refill(
+                sc,
+                h,
+                Refill {
+                    time: head.time.saturating_add(period),
+                    amount: head.amount,
+                },
+            );
+        } else {
+            let mut old = refill_pop_head(sc);
+            old.time = old.time.saturating_add(period);
+            schedule_used(sc, old);
+        }
+        usage -= head.amount;
+    }
+}
+
+/// seL4's `refill_budget_check`: charge `usage` to a periodic or sporadic context.
+pub fn refill_budget_check(sc: Pa, usage: u64) {
+    let usage = handle_overrun(sc, usage);
+    let period = obj::<SchedContext>(sc).period;
+    let h = head_index(sc);
+    let head = refill_at(sc, h);
+    if usage > 0 && head.time < max_release_time() {
+        let used = Refill {
+            amount: usage,
+            time: head.time.saturating_add(period),
+        };
+        set_refill(
+            sc,
+            h,
+            Refill {
+                amount: head.amount - usage,
+                time: head.time.saturating_add(usage),
+            },
+        );
+        schedule_used(sc, used);
+    }
+    // A head too small to run on merges into the next refill (made earlier by as much).
+    while refill_at(sc, head_index(sc)).amount < min_budget() && !refill_single(sc) {
+        let old = refill_pop_head(sc);
+        let h = head_index(sc);
+        let mut head = refill_at(sc, h);
+        head.amount += old.amount;
+        head.time = head.time.saturating_sub(old.amount);
+        set_refill(sc, h, head);
+    }
+}
+
+/// seL4's `refill_unblock_check`: a ready head starts now; refills it then overlaps merge.
+pub fn refill_unblock_check(sc: Pa, now: u64) {
+    if is_round_robin(sc) || !obj::<SchedContext>(sc).configured {
+        return;
+    }
+    if refill_ready(sc, now) {
+        let h = head_index(sc);
+        let mut head = refill_at(sc, h);
+        head.time = now;
+        set_refill(sc, h, head);
+        while refill_head_overlapping(sc) {
+            let old = refill_pop_head(sc);
+            let h = head_index(sc);
+            let mut head = refill_at(sc, h);
+            head.time = old.time;
+            head.amount += old.amount;
+            set_refill(sc, h, head);
+        }
+    }
+    update_remaining(sc, now);
+}
+
+/// Round robin at the end of a slice: the used tail goes back into the head.
+fn round_robin_refill(sc: Pa, now: u64) {
+    let (h, t) = (head_index(sc), tail_index(sc));
+    let mut head = refill_at(sc, h);
+    let mut tail = refill_at(sc, t);
+    head.amount += tail.amount;
+    tail.amount = 0;
+    set_refill(sc, h, head);
+    set_refill(sc, t, tail);
+    update_remaining(sc, now);
+}
+
+/// Keeps `SchedContext::remaining` (read by the fast path and the timer) in step with the
+/// refills: the head's amount when it is ready and sufficient, else 0.
+pub fn update_remaining(sc: Pa, now: u64) {
+    let head = refill_at(sc, head_index(sc));
+    let s = obj::<SchedContext>(sc);
+    s.remaining = if s.configured && head.time <= now && head.amount >= min_budget() {
+        head.amount
+    } else {
+        0
     };
-    let paid = sc.debt.min(sc.budget);
-    sc.debt -= paid;
-    sc.remaining = sc.budget - paid;
+}
+
+/// When the context's head refill is due (the release queue's order).
+pub fn release_time(sc: Pa) -> u64 {
+    if sc == 0 {
+        return 0;
+    }
+    refill_at(sc, head_index(sc)).time
 }
 
 pub fn us_to_ticks(us: u64) -> u64 {
@@ -362,4 +768,327 @@ pub fn us_to_ticks(us: u64) -> u64 {
 pub fn ticks_to_us(t: u64) -> u64 {
     let f = crate::arch::timer_freq().max(1);
     ((t as u128 * 1_000_000) / f as u128) as u64
+}
+
+/// seL4's `schedContext_updateConsumed`: the time consumed since it was last read, in
+/// microseconds, which starts counting again.
+pub fn take_consumed_us(sc: &mut SchedContext) -> u64 {
+    let us = ticks_to_us(sc.consumed);
+    sc.consumed = 0;
+    us
+}
+
+/// seL4's `schedContext_completeYieldTo`: the thread that yielded to a context gets its
+/// answer now, the time that context consumed.
+pub fn complete_yield_to(yielder: Pa) {
+    if yielder == 0 {
+        return;
+    }
+    let sc = obj::<Tcb>(yielder).yield_to;
+    if sc == 0 {
+        return;
+    }
+    let us = take_consumed_us(obj::<SchedContext>(sc));
+    crate::kernel::reply_from_kernel(yielder, 0, &[us]);
+    cancel_yield_to(yielder);
+}
+
+/// seL4's `activateThread`: a thread that yielded gets its answer when it runs again.
+#[inline(always)]
+fn complete_yield_to_if_any(t: Pa) {
+    if obj::<Tcb>(t).yield_to != 0 {
+        complete_yield_to(t);
+    }
+}
+
+/// seL4's `schedContext_cancelYieldTo`: forget a pending YieldTo without answering.
+pub fn cancel_yield_to(t: Pa) {
+    let th = obj::<Tcb>(t);
+    let sc = th.yield_to;
+    if sc != 0 {
+        obj::<SchedContext>(sc).yield_from = 0;
+        th.yield_to = 0;
+    }
+}
+
+/// seL4's `sc_released`: configured and its head refill due.
+pub fn sc_released(sc: Pa) -> bool {
+    let s = obj::<SchedContext>(sc);
+    s.configured && s.refill_max > 0 && refill_ready(sc, crate::kernel::k().charged_until)
+}
+
+/// Whether the context can run now, from its refills (seL4's `refill_ready` and
+/// `refill_sufficient(sc, 0)`).
+pub fn sc_ready_now(sc: Pa) -> bool {
+    let s = obj::<SchedContext>(sc);
+    s.configured
+        && refill_ready(sc, crate::kernel::k().charged_until)
+        && refill_sufficient(sc, 0)
+}
+
+/// Whether the context's budget is available now (seL4's `refill_ready` and
+/// `refill_sufficient(sc, 0)`, as last brought up to date).
+pub fn sc_can_run(sc: &SchedContext) -> bool {
+    sc.configured && sc.remaining >= MIN_REMAINING
+}
+
+#[cfg(test)]
+mod tests {
+    //! The refill list against a plain model of seL4's `sporadic.c` (a deque instead of a
+    //! circular array), on random charge / unblock / reconfigure sequences, plus seL4's
+    //! invariants: the refills sum to the budget, lie in time order without overlapping,
+    //! never outnumber `refill_max`, and the head holds at least MIN_BUDGET.
+
+    use super::*;
+    use std::collections::VecDeque;
+    use std::vec::Vec;
+
+    /// seL4's algorithm on a deque.
+    struct Model {
+        r: VecDeque<Refill>,
+        max: usize,
+        period: u64,
+    }
+
+    impl Model {
+        fn new(max: usize, budget: u64, period: u64, now: u64) -> Model {
+            let mut m = Model {
+                r: VecDeque::new(),
+                max,
+                period,
+            };
+            m.r.push_back(Refill { time: now, amount: budget });
+            if period == 0 {
+                m.r.push_back(Refill { time: now, amount: 0 });
+            }
+            m
+        }
+        fn update(&mut self, period: u64, budget: u64, max: usize, now: u64) {
+            let mut head = self.r[0];
+            self.r.clear();
+            self.max = max;
+            self.period = period;
+            if head.time <= now {
+                head.time = now;
+            }
+            if head.amount >= budget {
+                head.amount = budget;
+                self.r.push_back(head);
+                if period == 0 {
+                    self.r.push_back(Refill { time: head.time, amount: 0 });
+                }
+            } else {
+                self.r.push_back(head);
+                self.r.push_back(Refill {
+                    amount: budget - head.amount,
+                    time: head.time + period,
+                });
+            }
+        }
+        fn schedule_used(&mut self, new: Refill) {
+            let n = self.r.len();
+            let tail = self.r[n - 1];
+            if tail.time + tail.amount >= new.time {
+                self.r[n - 1].amount += new.amount;
+            } else if n < self.max {
+                self.r.push_back(new);
+            } else {
+                self.r[n - 1].time = new.time - tail.amount;
+                self.r[n - 1].amount += new.amount;
+            }
+        }
+        fn budget_check(&mut self, mut usage: u64) {
+            while self.r[0].amount <= usage && self.r[0].time < max_release_time() {
+                let head = self.r[0];
+                if self.r.len() == 1 {
+                    self.r[0].time += self.period;
+                } else {
+                    let mut old = self.r.pop_front().unwrap();
+                    old.time += self.period;
+                    self.schedule_used(old);
+                }
+                usage -= head.amount;
+            }
+            let head = self.r[0];
+            if usage > 0 && head.time < max_release_time() {
+                self.r[0] = Refill {
+                    amount: head.amount - usage,
+                    time: head.time + usage,
+                };
+                self.schedule_used(Refill {
+                    amount: usage,
+                    time: head.time + self.period,
+                });
+            }
+            while self.r[0].amount < min_budget() && self.r.len() > 1 {
+                let old = self.r.pop_front().unwrap();
+                self.r[0].amount += old.amount;
+                self.r[0].time -= old.amount;
+            }
+        }
+        fn unblock_check(&mut self, now: u64) {
+            if self.period == 0 || self.r[0].time > now {
+                return;
+            }
+            self.r[0].time = now;
+            while self.r.len() > 1 && self.r[1].time <= self.r[0].time + self.r[0].amount {
+                let old = self.r.pop_front().unwrap();
+                self.r[0].time = old.time;
+                self.r[0].amount += old.amount;
+            }
+        }
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// A scheduling context object of `2^bits` bytes in host memory.
+    fn sc_object(bits: u32) -> Pa {
+        let layout = std::alloc::Layout::from_size_align(1 << bits, 1 << bits).unwrap();
+        // SAFETY: non-zero size; leaked for the test's duration.
+        let pa = unsafe { std::alloc::alloc_zeroed(layout) } as Pa;
+        obj::<SchedContext>(pa).configured = true;
+        pa
+    }
+
+    fn list(sc: Pa) -> Vec<Refill> {
+        refills(sc).collect()
+    }
+
+    fn check_invariants(sc: Pa, budget: u64, what: &str) {
+        let r = list(sc);
+        let s = obj::<SchedContext>(sc);
+        assert!(r.len() as u32 <= s.refill_max, "{what}: too many refills {r:?}");
+        let sum: u64 = r.iter().map(|x| x.amount).sum();
+        assert_eq!(sum, budget, "{what}: refills {r:?} do not sum to the budget");
+        if s.period != 0 {
+            for w in r.windows(2) {
+                assert!(
+                    w[0].time + w[0].amount <= w[1].time,
+                    "{what}: refills out of order or overlapping {r:?}"
+                );
+            }
+            assert!(r[0].amount >= min_budget(), "{what}: head below MIN_BUDGET {r:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_follow_sel4() {
+        assert_eq!(refill_absolute_max(7), 2);
+        assert_eq!(refill_absolute_max(8), 10);
+        assert_eq!(refill_absolute_max(10), 58);
+        assert!(core::mem::size_of::<SchedContext>() <= SC_HEADER_BYTES);
+    }
+
+    #[test]
+    fn round_robin_has_two_refills_and_refills_whole() {
+        let sc = sc_object(7);
+        refill_new(sc, MIN_REFILLS, 10_000, 0, 100);
+        assert_eq!(
+            list(sc),
+            [Refill { time: 100, amount: 10_000 }, Refill { time: 100, amount: 0 }]
+        );
+        round_robin_refill(sc, 200);
+        assert_eq!(refill_at(sc, head_index(sc)).amount, 10_000);
+        check_invariants(sc, 10_000, "round robin");
+    }
+
+    #[test]
+    fn periodic_use_comes_back_one_period_later() {
+        let mb = min_budget();
+        let sc = sc_object(8);
+        let (budget, period) = (10 * mb, 100 * mb);
+        refill_new(sc, 4, budget, period, 0);
+        // Use 3 MIN_BUDGETs at time 0: they return at `period`.
+        refill_budget_check(sc, 3 * mb);
+        assert_eq!(
+            list(sc),
+            [
+                Refill { time: 3 * mb, amount: 7 * mb },
+                Refill { time: period, amount: 3 * mb }
+            ]
+        );
+        // Use the rest and more (an overrun): the whole head moves on and the remainder
+        // is charged to the next refill.
+        refill_budget_check(sc, 8 * mb);
+        check_invariants(sc, budget, "after an overrun");
+        assert!(!refill_ready(sc, 10 * mb));
+        update_remaining(sc, 10 * mb);
+        assert_eq!(obj::<SchedContext>(sc).remaining, 0);
+    }
+
+    #[test]
+    fn unblock_merges_overlapping_refills() {
+        let mb = min_budget();
+        let sc = sc_object(8);
+        refill_new(sc, 6, 10 * mb, 20 * mb, 0);
+        obj::<SchedContext>(sc).sporadic = true;
+        refill_budget_check(sc, 2 * mb); // head (2mb, 8mb), (20mb, 2mb)
+        refill_budget_check(sc, 2 * mb); // merged into one used refill
+        assert_eq!(list(sc).len(), 2);
+        // Unblocking at 19mb: the head starts then and runs into the used refill.
+        refill_unblock_check(sc, 19 * mb);
+        assert_eq!(list(sc), [Refill { time: 19 * mb, amount: 10 * mb }]);
+        check_invariants(sc, 10 * mb, "after unblock");
+    }
+
+    #[test]
+    fn refills_match_the_model_on_random_sequences() {
+        let mb = min_budget();
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        for case in 0..400 {
+            let bits = 7 + rng.below(3) as u32;
+            let sc = sc_object(bits);
+            let max = MIN_REFILLS + rng.below(refill_absolute_max(bits as u64) - 1);
+            let mut budget = mb * (1 + rng.below(20));
+            let mut period = budget + mb * rng.below(50);
+            if period == budget {
+                period = 0;
+            }
+            let mut now = rng.below(1000);
+            let max = if period == 0 { MIN_REFILLS } else { max };
+            refill_new(sc, max, budget, period, now);
+            let mut m = Model::new(max as usize, budget, period, now);
+            for step in 0..200 {
+                let what = std::format!("case {case} step {step}");
+                match rng.below(10) {
+                    0..=5 if period != 0 => {
+                        // Run from the head refill's time for a while, then charge.
+                        now = now.max(refill_at(sc, head_index(sc)).time);
+                        let usage = rng.below(budget + budget / 2 + 1);
+                        now += usage;
+                        refill_budget_check(sc, usage);
+                        m.budget_check(usage);
+                    }
+                    6 | 7 => {
+                        now += rng.below(3 * (period + 1));
+                        refill_unblock_check(sc, now);
+                        m.unblock_check(now);
+                    }
+                    8 if period != 0 => {
+                        let b2 = mb * (1 + rng.below(20));
+                        let p2 = b2 + mb * (1 + rng.below(50));
+                        let max2 = MIN_REFILLS + rng.below(refill_absolute_max(bits as u64) - 1);
+                        refill_update(sc, p2, b2, max2, now);
+                        m.update(p2, b2, max2 as usize, now);
+                        budget = b2;
+                        period = p2;
+                    }
+                    _ => now += rng.below(period + 1),
+                }
+                assert_eq!(list(sc), Vec::from(m.r.clone()), "{what}: kernel vs model");
+                check_invariants(sc, budget, &what);
+            }
+        }
+    }
 }

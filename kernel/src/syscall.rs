@@ -110,9 +110,9 @@ pub fn lookup_cap(t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
 
 pub fn handle_syscall(t: Pa, number: i64) {
     match number {
-        sc::CALL => handle_send(t, tcb(t).ctx.x[0], true, true),
-        sc::SEND => handle_send(t, tcb(t).ctx.x[0], false, true),
-        sc::NB_SEND => handle_send(t, tcb(t).ctx.x[0], false, false),
+        sc::CALL => handle_send(t, tcb(t).ctx.x[0], true, true, true),
+        sc::SEND => handle_send(t, tcb(t).ctx.x[0], false, true, false),
+        sc::NB_SEND => handle_send(t, tcb(t).ctx.x[0], false, false, false),
         sc::RECV => handle_recv(t, true, true),
         sc::NB_RECV => handle_recv(t, false, true),
         sc::WAIT => handle_recv(t, true, false),
@@ -125,7 +125,7 @@ pub fn handle_syscall(t: Pa, number: i64) {
         }
         sc::NB_SEND_RECV => {
             let dest = tcb(t).ctx.x[8];
-            handle_send(t, dest, false, false);
+            handle_send(t, dest, false, false, true);
             if tcb(t).state == ThreadState::Running {
                 handle_recv(t, true, true);
             }
@@ -133,7 +133,7 @@ pub fn handle_syscall(t: Pa, number: i64) {
         sc::NB_SEND_WAIT => {
             // seL4 takes NBSendWait's destination from x6 (NBSendRecv's from x8).
             let dest = tcb(t).ctx.x[6];
-            handle_send(t, dest, false, false);
+            handle_send(t, dest, false, false, true);
             if tcb(t).state == ThreadState::Running {
                 handle_recv(t, true, false);
             }
@@ -170,27 +170,15 @@ pub fn handle_syscall(t: Pa, number: i64) {
     }
 }
 
-fn handle_yield(t: Pa) {
-    let sc_pa = tcb(t).sc;
-    if sc_pa != 0 {
-        // MCS Yield: give up the rest of this budget.
-        let sc = crate::mem::obj::<crate::object::SchedContext>(sc_pa);
-        let now = crate::arch::now();
-        k().charge_current(now);
-        if sc.budget >= sc.period {
-            sc.remaining = sc.budget;
-            sc.debt = 0;
-            sc.last_release = now;
-        } else {
-            sc.remaining = 0;
-        }
-    }
-    k().force_switch = true;
+fn handle_yield(_t: Pa) {
+    // MCS Yield: give up the rest of this budget.
+    k().yield_current(crate::arch::now());
 }
 
 /// Call, Send and NBSend: on an endpoint, notification or reply it is IPC; on any other
-/// object it is an invocation.
-fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool) {
+/// object it is an invocation. `can_donate` (Call, NBSendRecv, NBSendWait) lets the
+/// thread's scheduling context go to a passive receiver.
+fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool) {
     let (s, cap) = match lookup_cap(t, cptr) {
         Ok(v) => v,
         Err(lookup) => {
@@ -224,6 +212,7 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool) {
                     can_grant_reply: rights.grant_reply(),
                     is_call,
                     blocking,
+                    can_donate,
                 },
             );
         }

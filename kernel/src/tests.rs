@@ -432,11 +432,9 @@ fn new_thread(prio: u8) -> Pa {
 fn give_budget(t: Pa) {
     let sc = arena(256, 256);
     let s = crate::mem::obj::<SchedContext>(sc);
-    s.budget = 1 << 30;
-    s.period = 1 << 30;
-    s.remaining = 1 << 30;
     s.configured = true;
     s.tcb = t;
+    crate::sched::refill_new(sc, 2, 1 << 30, 0, 0);
     tcb(t).sc = sc;
 }
 
@@ -485,9 +483,9 @@ fn release_queue_is_ordered_by_release_time() {
     for (i, when) in [300u64, 100, 200].iter().enumerate() {
         let t = new_thread(5 + i as u8);
         give_budget(t);
-        let sc = crate::mem::obj::<SchedContext>(tcb(t).sc);
-        sc.period = *when;
-        sc.last_release = 0;
+        // Periodic, its budget spent: the next refill comes at `when`.
+        let sc = tcb(t).sc;
+        crate::sched::refill_new(sc, 2, 1000, 100_000, *when);
         kk.release_enqueue(t);
         threads.push(t);
     }
@@ -534,6 +532,7 @@ fn call_transfers_every_message_register_and_reply_returns() {
         can_grant_reply: true,
         is_call: true,
         blocking: true,
+        can_donate: true,
     };
     crate::ipc::send_ipc(client, ep, args);
     assert_eq!(tcb(client).state, ThreadState::BlockedOnReply);
@@ -570,6 +569,7 @@ fn call_without_a_waiting_receiver_blocks_in_priority_order() {
             can_grant_reply: false,
             is_call: false,
             blocking: true,
+            can_donate: false,
         };
         crate::ipc::send_ipc(t, ep, args);
         assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
@@ -756,6 +756,30 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
     assert_eq!(slot(cn + 64).cap.badge(), 5);
 }
 
+// Scheduling-context donation along seL4's call stack (reply_push / reply_pop /
+// reply_remove / reply_remove_tcb).
+
+fn call_args() -> crate::ipc::SendArgs {
+    crate::ipc::SendArgs {
+        badge: 0,
+        can_grant: false,
+        can_grant_reply: true,
+        is_call: true,
+        blocking: true,
+        can_donate: true,
+    }
+}
+
+/// A passive server blocked in Recv on a fresh endpoint with a fresh reply object.
+fn waiting_server(prio: u8) -> (Pa, Pa, Pa) {
+    let t = new_thread(prio);
+    let (ep, reply) = (arena(16, 16), arena(32, 32));
+    tcb(t).state = ThreadState::Running;
+    crate::ipc::receive_ipc(t, ep, reply, true);
+    assert_eq!(tcb(t).state, ThreadState::BlockedOnReceive);
+    (t, ep, reply)
+}
+
 fn reply_obj(r: Pa) -> &'static mut Reply {
     crate::mem::obj::<Reply>(r)
 }
@@ -808,6 +832,7 @@ fn receiving_with_a_reply_that_a_caller_waits_on_cancels_the_caller() {
         can_grant_reply: true,
         is_call: true,
         blocking: true,
+        can_donate: true,
     };
     crate::ipc::send_ipc(client, ep, args);
     assert_eq!(tcb(client).state, ThreadState::BlockedOnReply);
@@ -1103,6 +1128,7 @@ fn call(caller: Pa, ep: Pa) {
         can_grant_reply: true,
         is_call: true,
         blocking: true,
+        can_donate: true,
     };
     crate::ipc::send_ipc(caller, ep, args);
 }
@@ -1130,7 +1156,7 @@ fn nested_calls() -> ([Pa; 3], [Pa; 2], Pa) {
     call(s1, e2);
     assert_eq!(tcb(s2).sc, sc);
     assert_eq!(sc_obj(sc).donated_via, r2);
-    assert_eq!(reply_obj(r2).prev, r1);
+    assert_eq!(tcb(s1).call_prev, r1);
     ([c, s1, s2], [r1, r2], sc)
 }
 
@@ -1147,8 +1173,9 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
     assert_eq!((tcb(c).sc, tcb(s1).sc, sc_obj(sc).tcb), (sc, 0, c));
     assert_eq!(sc_obj(sc).donated_via, 0);
     for r in [r1, r2] {
-        assert_eq!((reply_obj(r).donated_sc, reply_obj(r).prev), (0, 0));
+        assert_eq!(reply_obj(r).donated_sc, 0);
     }
+    assert_eq!((tcb(s1).call_prev, tcb(c).call_next), (0, 0));
     k().cur = 0;
 
     // Deleting the context while it is two calls deep: no reply keeps its address.
@@ -1168,7 +1195,6 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
             0,
             "reply {r:#x} names the deleted context"
         );
-        assert_eq!(reply_obj(r).prev, 0);
     }
     assert_eq!(tcb(s2).sc, 0);
     k().cur = 0;
@@ -1177,7 +1203,7 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
     let ([c, s1, s2], [r1, r2], sc) = nested_calls();
     crate::delete::suspend(c);
     assert_eq!(reply_obj(r1).donated_sc, 0);
-    assert_eq!((sc_obj(sc).donated_via, reply_obj(r2).prev), (r2, 0));
+    assert_eq!((sc_obj(sc).donated_via, tcb(s1).call_prev), (r2, 0));
     k().cur = s2;
     crate::ipc::do_reply(s2, r2, false);
     assert_eq!((tcb(s1).sc, sc_obj(sc).tcb), (sc, s1));
@@ -1298,4 +1324,192 @@ fn a_thread_cannot_unbind_the_context_it_runs_on() {
         assert_eq!(reply_obj(r).donated_sc, 0);
     }
     k().cur = 0;
+}
+
+
+#[test]
+fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {
+    let kk = k();
+    let client = new_thread(10);
+    give_budget(client);
+    let sc = tcb(client).sc;
+    let (a, ea, ra) = waiting_server(20);
+    let (b, eb, rb) = waiting_server(30);
+    // client → A → B: the one context travels up; each reply records the stack.
+    tcb(client).state = ThreadState::Running;
+    kk.cur = client;
+    crate::ipc::send_ipc(client, ea, call_args());
+    assert_eq!((tcb(a).sc, tcb(client).sc), (sc, 0));
+    assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (ra, sc));
+    kk.cur = a;
+    crate::ipc::send_ipc(a, eb, call_args());
+    assert_eq!((tcb(b).sc, tcb(a).sc, sc_obj(sc).tcb), (sc, 0, b));
+    assert_eq!(sc_obj(sc).donated_via, rb);
+    assert_eq!((reply_obj(rb).donated_sc, reply_obj(ra).donated_sc), (sc, 0));
+    assert_eq!((tcb(a).call_prev, tcb(client).call_next), (ra, rb));
+    // B answers: the context goes to A, and A's reply is the head again.
+    kk.cur = b;
+    tcb(b).ctx.x[1] = 0;
+    crate::ipc::do_reply(b, rb, false);
+    assert_eq!((tcb(a).sc, tcb(b).sc), (sc, 0));
+    assert_eq!(tcb(a).state, ThreadState::Running);
+    assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (ra, sc));
+    assert_eq!(tcb(client).call_next, 0);
+    // A answers: back to the client, the stack is empty.
+    kk.cur = a;
+    tcb(a).ctx.x[1] = 0;
+    crate::ipc::do_reply(a, ra, false);
+    assert_eq!((tcb(client).sc, tcb(a).sc, sc_obj(sc).tcb), (sc, 0, client));
+    assert_eq!(tcb(client).state, ThreadState::Running);
+    assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (0, 0));
+    assert_eq!((reply_obj(ra).caller, reply_obj(rb).caller), (0, 0));
+}
+
+#[test]
+fn reply_returns_the_context_from_whoever_holds_it() {
+    let kk = k();
+    let client = new_thread(10);
+    give_budget(client);
+    let sc = tcb(client).sc;
+    let (a, ea, ra) = waiting_server(20);
+    let (b, eb, _rb) = waiting_server(30);
+    tcb(client).state = ThreadState::Running;
+    kk.cur = client;
+    crate::ipc::send_ipc(client, ea, call_args());
+    // A passes the context on with the send phase of NBSendRecv (no reply involved).
+    kk.cur = a;
+    let mut nb = call_args();
+    nb.is_call = false;
+    nb.blocking = false;
+    crate::ipc::send_ipc(a, eb, nb);
+    assert_eq!((tcb(b).sc, tcb(a).sc), (sc, 0));
+    // B answers the client's reply object: the client gets its context back from B.
+    kk.cur = b;
+    tcb(b).ctx.x[1] = 0;
+    crate::ipc::do_reply(b, ra, false);
+    assert_eq!((tcb(client).sc, tcb(b).sc, sc_obj(sc).tcb), (sc, 0, client));
+    assert_eq!(tcb(client).state, ThreadState::Running);
+}
+
+#[test]
+fn cancelling_or_deleting_in_the_middle_cuts_the_stack() {
+    let kk = k();
+    let client = new_thread(10);
+    give_budget(client);
+    let sc = tcb(client).sc;
+    let (a, ea, ra) = waiting_server(20);
+    let (b, eb, rb) = waiting_server(30);
+    tcb(client).state = ThreadState::Running;
+    kk.cur = client;
+    crate::ipc::send_ipc(client, ea, call_args());
+    kk.cur = a;
+    crate::ipc::send_ipc(a, eb, call_args());
+    // Deleting the client's reply (not the head): the client stops, the stack below
+    // A's call is gone, the context stays with B.
+    crate::ipc::reply_destroyed(ra);
+    assert_eq!(tcb(client).state, ThreadState::Inactive);
+    assert_eq!((tcb(a).call_prev, reply_obj(ra).caller), (0, 0));
+    assert_eq!((tcb(b).sc, sc_obj(sc).donated_via), (sc, rb));
+    // B answers A: A gets the context (its reply was the head).
+    kk.cur = b;
+    tcb(b).ctx.x[1] = 0;
+    crate::ipc::do_reply(b, rb, false);
+    assert_eq!((tcb(a).sc, sc_obj(sc).donated_via), (sc, 0));
+
+    // Again with a cancelled caller in the middle (seL4's reply_remove_tcb): the
+    // context stays with the thread running on it.
+    let (c, ec, rc) = waiting_server(40);
+    kk.cur = a;
+    crate::ipc::send_ipc(a, ec, call_args());
+    assert_eq!((tcb(c).sc, sc_obj(sc).donated_via), (sc, rc));
+    crate::ipc::cancel_ipc(a);
+    assert_eq!(tcb(a).state, ThreadState::Inactive);
+    assert_eq!((tcb(c).sc, tcb(a).sc), (sc, 0));
+    assert_eq!((sc_obj(sc).donated_via, reply_obj(rc).donated_sc), (0, 0));
+    // Answering the cancelled call does nothing.
+    kk.cur = c;
+    tcb(c).ctx.x[1] = 0;
+    crate::ipc::do_reply(c, rc, false);
+    assert_eq!((tcb(c).sc, tcb(a).state), (sc, ThreadState::Inactive));
+}
+
+#[test]
+fn el0_exception_classes_follow_sel4_hyp_mode() {
+    use crate::kernel::classify_other_exception as classify;
+    use crate::object::Fault;
+    // Unknown reason (UDF): UserException with seL4's UNKNOWN_FAULT, with or without IL.
+    for esr in [0x200_0000u64, 0] {
+        assert_eq!(
+            classify(esr),
+            Fault::UserException {
+                number: 0x200_0000,
+                code: 0
+            }
+        );
+    }
+    // FP/SIMD trap, WFI, MSR/MRS trap, BRK, SVE, an unknown class with a syndrome:
+    // VCPUFault with the ESR.
+    for esr in [
+        0x1fe0_0000u64,
+        0x0600_0000,
+        0x6232_0c00,
+        0xf200_0017,
+        0x6600_0000,
+        0x0200_0001,
+    ] {
+        assert_eq!(classify(esr), Fault::VcpuFault { hsr: esr }, "{esr:#x}");
+    }
+}
+
+#[test]
+fn timeout_fault_reply_restores_34_registers_in_sel4_order() {
+    let kk = k();
+    let t = new_thread(10);
+    give_budget(t);
+    let handler = new_thread(20);
+    give_budget(handler);
+    give_ipc_buffer(handler);
+    let (ep, reply) = (arena(16, 16), arena(32, 32));
+    // The handler waits; the thread gets a timeout fault through a handler cap in its TCB.
+    tcb(handler).state = ThreadState::Running;
+    crate::ipc::receive_ipc(handler, ep, reply, true);
+    tcb(t).state = ThreadState::Running;
+    kk.cur = t;
+    crate::ipc::send_ipc(
+        t,
+        ep,
+        crate::ipc::SendArgs {
+            badge: 0,
+            can_grant: false,
+            can_grant_reply: true,
+            is_call: true,
+            blocking: true,
+            can_donate: false,
+        },
+    );
+    assert_eq!(tcb(t).state, ThreadState::BlockedOnReply);
+    tcb(t).fault = crate::object::Fault::Timeout {
+        badge: 1,
+        consumed: 0,
+    };
+    // Reply: word i = 1000 + i, label 0, 34 words.
+    for i in 0..34 {
+        crate::kernel::set_mr(handler, i, 1000 + i as u64);
+    }
+    tcb(handler).ctx.x[1] = sel4_sys::MessageInfo::new(0, 0, 0, 34).0;
+    kk.cur = handler;
+    crate::ipc::do_reply(handler, reply, false);
+    let c = &tcb(t).ctx;
+    assert_eq!(tcb(t).state, ThreadState::Running);
+    assert_eq!(c.pc, 1000, "FaultIP (restart PC)");
+    assert_eq!(c.sp, 1001);
+    assert_eq!(c.spsr, crate::ipc::sanitise_spsr(1002));
+    let order = [
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 16, 17, 18, 29, 30, 9, 10, 11, 12, 13, 14, 15, 19, 20, 21,
+        22, 23, 24, 25, 26, 27, 28,
+    ];
+    for (i, x) in order.iter().enumerate() {
+        assert_eq!(c.x[*x], 1003 + i as u64, "x{x}");
+    }
+    assert_eq!(tcb(t).fault, crate::object::Fault::None);
 }

@@ -186,6 +186,14 @@ pub mod fault {
     pub const VM_FAULT_PREFETCH_FAULT: usize = 2;
     pub const VM_FAULT_FSR: usize = 3;
     pub const VM_FAULT_LENGTH: usize = 4;
+
+    /// VCPUFault message registers (1 word: the syndrome, HSR/ESR_EL2).
+    pub const VCPU_FAULT_HSR: usize = 0;
+    pub const VCPU_FAULT_LENGTH: usize = 1;
+
+    /// Timeout fault reply (seL4_TimeoutReply_*): FaultIP, SP, SPSR, x0..x8, x16..x18,
+    /// x29, x30, x9..x15, x19..x28.
+    pub const TIMEOUT_REPLY_LENGTH: usize = 34;
 }
 
 /// Initial capability slots in the root task's CNode.
@@ -265,6 +273,10 @@ pub mod consts {
     /// Highest IRQ number on QEMU `virt` (GICv3 configuration).
     pub const MAX_IRQ: u64 = 159;
     pub const MIN_SCHED_CONTEXT_REFILLS: u64 = 2;
+    /// seL4_CoreSchedContextBytes: the header plus MIN_REFILLS refills.
+    pub const CORE_SCHED_CONTEXT_BYTES: u64 = 10 * 8 + 6 * 8;
+    /// seL4_RefillSizeBytes.
+    pub const REFILL_SIZE_BYTES: u64 = 16;
     /// Smallest budget accepted by `SchedControl_ConfigureFlags`, in microseconds.
     pub const MIN_BUDGET_US: u64 = 2 * 2; // 2 * kernel WCET of 2 µs
     pub const MAX_PERIOD_US: u64 = 1 << 40;

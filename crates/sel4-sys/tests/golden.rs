@@ -253,6 +253,11 @@ fn fault_message_registers() {
         ("VMFault_PrefetchFault", VM_FAULT_PREFETCH_FAULT, 2),
         ("VMFault_FSR", VM_FAULT_FSR, 3),
         ("VMFault_Length", VM_FAULT_LENGTH, 4),
+        // VCPUFault: HSR.
+        ("VCPUFault_HSR", VCPU_FAULT_HSR, 0),
+        ("VCPUFault_Length", VCPU_FAULT_LENGTH, 1),
+        // TimeoutReply: FaultIP, SP, SPSR_EL1, X0..X8, X16..X18, X29, X30, X9..X15, X19..X28.
+        ("TimeoutReply_Length", TIMEOUT_REPLY_LENGTH, 34),
     ]);
 }
 
@@ -330,6 +335,8 @@ fn size_constants() {
         ),
         ("MAX_IRQ (qemu-arm-virt)", MAX_IRQ, 159),
         ("MIN_REFILLS", MIN_SCHED_CONTEXT_REFILLS, 2),
+        ("seL4_CoreSchedContextBytes", CORE_SCHED_CONTEXT_BYTES, 128),
+        ("seL4_RefillSizeBytes", REFILL_SIZE_BYTES, 16),
         ("MIN_BUDGET_US (2 * WCET)", MIN_BUDGET_US, 4),
         ("MAX_PERIOD_US", MAX_PERIOD_US, 1 << 40),
     ]);

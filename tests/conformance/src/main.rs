@@ -25,6 +25,8 @@ mod errors;
 #[cfg(target_os = "none")]
 mod faults;
 #[cfg(target_os = "none")]
+mod fidelity;
+#[cfg(target_os = "none")]
 mod ipc;
 #[cfg(target_os = "none")]
 mod sched;
@@ -57,6 +59,7 @@ mod root {
             crate::errors::TESTS,
             crate::soundness::TESTS,
             crate::stress::TESTS,
+            crate::fidelity::TESTS,
         ]
     }
 
