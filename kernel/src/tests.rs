@@ -418,7 +418,7 @@ fn retype_places_objects_aligned_after_the_watermark() {
 // Scheduler queues and IPC transfer, on TCBs in host memory.
 
 use crate::kernel::{k, tcb};
-use crate::object::{tcb_slot, Endpoint, Reply, SchedContext, ThreadState};
+use crate::object::{tcb_slot, Endpoint, Notification, Reply, SchedContext, ThreadState};
 
 fn new_thread(prio: u8) -> Pa {
     let t = arena(2048, 2048);
@@ -1312,6 +1312,7 @@ struct World {
     replies: Vec<Pa>,
     scs: Vec<Pa>,
     eps: Vec<Pa>,
+    ntfns: Vec<Pa>,
     dead: std::collections::BTreeSet<Pa>,
     /// A slot holding a capability to each context, each thread (for deleting them).
     cap_slot: std::collections::BTreeMap<Pa, Pa>,
@@ -1451,6 +1452,54 @@ impl World {
                 assert!(n < 1000, "step {step}: call stack cycle");
             }
         }
+        for &t in &self.threads {
+            let b = tcb(t).bound_ntfn;
+            if b != 0 {
+                self.live(b, "tcb.bound_ntfn", step);
+                assert_eq!(
+                    crate::mem::obj::<Notification>(b).bound_tcb,
+                    t,
+                    "step {step}: binding not mirrored"
+                );
+            }
+        }
+        for &n in &self.ntfns {
+            let o = crate::mem::obj::<Notification>(n);
+            if o.bound_tcb != 0 {
+                self.live(o.bound_tcb, "ntfn.bound_tcb", step);
+                assert_eq!(
+                    tcb(o.bound_tcb).bound_ntfn,
+                    n,
+                    "step {step}: binding not mirrored"
+                );
+            }
+            if o.sc != 0 {
+                self.live(o.sc, "ntfn.sc", step);
+                assert_eq!(sc_obj(o.sc).ntfn, n, "step {step}: ntfn.sc not mirrored");
+            }
+            let mut t = o.head;
+            while t != 0 {
+                self.live(t, "notification queue", step);
+                assert_eq!(
+                    tcb(t).state,
+                    ThreadState::BlockedOnNotification,
+                    "step {step}"
+                );
+                assert_eq!(tcb(t).blocked_on, n, "step {step}: waiter not blocked here");
+                t = tcb(t).ep_next;
+            }
+        }
+        for &sc in &self.scs {
+            let n = sc_obj(sc).ntfn;
+            if n != 0 {
+                self.live(n, "sc.ntfn", step);
+                assert_eq!(
+                    crate::mem::obj::<Notification>(n).sc,
+                    sc,
+                    "step {step}: sc.ntfn not mirrored"
+                );
+            }
+        }
         for &e in &self.eps {
             let mut t = crate::mem::obj::<Endpoint>(e).head;
             while t != 0 {
@@ -1473,6 +1522,7 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
         replies: Vec::new(),
         scs: Vec::new(),
         eps: (0..3).map(|_| arena(16, 16)).collect(),
+        ntfns: (0..2).map(|_| arena(64, 64)).collect(),
         dead: Default::default(),
         cap_slot: Default::default(),
         deepest: 0,
@@ -1501,7 +1551,9 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
         let sc = w.scs[si];
         let running = tcb(t).state == ThreadState::Running;
         k().cur = if running { t } else { 0 };
-        match rng.below(11) {
+        let n = w.ntfns[rng.below(w.ntfns.len())];
+        let nt = crate::mem::obj::<Notification>(n);
+        match rng.below(17) {
             0 | 1 if running => crate::ipc::receive_ipc(t, e, r, true),
             2 | 3 if running => call(t, e),
             4 if running => crate::ipc::do_reply(t, r, false),
@@ -1540,6 +1592,49 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
                 let i = w.threads.iter().position(|&x| x == t).unwrap();
                 w.threads[i] = w.new_thread();
             }
+            11 if running && (nt.bound_tcb == 0 || nt.bound_tcb == t) => {
+                crate::ipc::wait(t, n, true)
+            }
+            12 => crate::ipc::signal(n, 1 << rng.below(8)),
+            13 => {
+                let th = tcb(t);
+                if th.bound_ntfn == 0 && nt.bound_tcb == 0 && nt.head == 0 {
+                    th.bound_ntfn = n;
+                    nt.bound_tcb = t;
+                } else if sc_obj(sc).ntfn == 0 && nt.sc == 0 {
+                    sc_obj(sc).ntfn = n;
+                    nt.sc = sc;
+                }
+            }
+            14 | 15 => {
+                // The last capability to a notification or an endpoint goes; the memory
+                // is reused.
+                let is_ntfn = rng.below(2) == 0;
+                let (pa, cap, bytes) = if is_ntfn {
+                    let c = CapKind::Notification {
+                        pa: n,
+                        badge: 0,
+                        rights: Rights::ALL,
+                    };
+                    (n, Cap::new(c), 64)
+                } else {
+                    let c = CapKind::Endpoint {
+                        pa: e,
+                        badge: 0,
+                        rights: Rights::ALL,
+                    };
+                    (e, Cap::new(c), 16)
+                };
+                let cs = arena(32, 32);
+                cspace::insert_root(cap, cs);
+                delete::delete_slot(cs).unwrap();
+                w.check(step);
+                w.dead.insert(pa);
+                crate::mem::zero(pa, bytes);
+                let list = if is_ntfn { &mut w.ntfns } else { &mut w.eps };
+                let i = list.iter().position(|&x| x == pa).unwrap();
+                list[i] = arena(bytes, bytes);
+            }
             _ => {}
         }
         k().cur = 0;
@@ -1552,7 +1647,7 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
 fn object_lifetimes_under_ipc_keep_every_link_sound() {
     let (mut deepest, mut callers) = (0, 0);
     for seed in 1..=40u64 {
-        let (d, c) = lifetimes(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, 2000);
+        let (d, c) = lifetimes(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, 5000);
         deepest = deepest.max(d);
         callers += c;
     }
