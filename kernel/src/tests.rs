@@ -418,7 +418,7 @@ fn retype_places_objects_aligned_after_the_watermark() {
 // Scheduler queues and IPC transfer, on TCBs in host memory.
 
 use crate::kernel::{k, tcb};
-use crate::object::{tcb_slot, Endpoint, Reply, SchedContext, ThreadState};
+use crate::object::{tcb_slot, Endpoint, Notification, Reply, SchedContext, ThreadState};
 
 fn new_thread(prio: u8) -> Pa {
     let t = arena(2048, 2048);
@@ -1512,4 +1512,371 @@ fn timeout_fault_reply_restores_34_registers_in_sel4_order() {
         assert_eq!(c.x[*x], 1003 + i as u64, "x{x}");
     }
     assert_eq!(tcb(t).fault, crate::object::Fault::None);
+}
+
+// ---------------------------------------------------------------------------------------
+// Object lifetimes under IPC: random sequences of receive, call, reply, suspend, resume,
+// binding and unbinding contexts, and deleting reply objects, contexts and threads (whose
+// memory is then treated as reused), with every link between threads, replies and
+// scheduling contexts checked after every step: each link is mirrored, and none names a
+// deleted object.
+
+struct World {
+    threads: Vec<Pa>,
+    replies: Vec<Pa>,
+    scs: Vec<Pa>,
+    eps: Vec<Pa>,
+    ntfns: Vec<Pa>,
+    dead: std::collections::BTreeSet<Pa>,
+    /// A slot holding a capability to each context, each thread (for deleting them).
+    cap_slot: std::collections::BTreeMap<Pa, Pa>,
+    /// Coverage: the deepest call stack seen, and how many checks saw a waiting caller.
+    deepest: usize,
+    callers_seen: usize,
+}
+
+impl World {
+    fn new_sc(&mut self) -> Pa {
+        let sc = arena(256, 256);
+        let s = sc_obj(sc);
+        s.budget = 1 << 30;
+        s.period = 1 << 30;
+        s.remaining = 1 << 30;
+        s.configured = true;
+        let cs = arena(32, 32);
+        cspace::insert_root(
+            Cap::new(CapKind::SchedContext {
+                pa: sc,
+                size_bits: 8,
+            }),
+            cs,
+        );
+        self.cap_slot.insert(sc, cs);
+        sc
+    }
+    fn new_thread(&mut self) -> Pa {
+        let t = new_thread(10 + self.threads.len() as u8);
+        tcb(t).state = ThreadState::Running;
+        let cs = arena(32, 32);
+        cspace::insert_root(Cap::new(CapKind::Tcb { pa: t }), cs);
+        self.cap_slot.insert(t, cs);
+        t
+    }
+    fn live(&self, p: Pa, what: &str, step: usize) {
+        assert!(
+            !self.dead.contains(&p),
+            "step {step}: {what} names deleted object {p:#x}"
+        );
+    }
+
+    fn check(&mut self, step: usize) {
+        for &t in &self.threads {
+            let th = tcb(t);
+            for (p, what) in [
+                (th.reply, "tcb.reply"),
+                (th.sc, "tcb.sc"),
+                (th.blocked_on, "tcb.blocked_on"),
+                (th.call_prev, "tcb.call_prev"),
+                (th.call_next, "tcb.call_next"),
+            ] {
+                if p != 0 {
+                    self.live(p, what, step);
+                }
+            }
+            if th.sc != 0 {
+                assert_eq!(sc_obj(th.sc).tcb, t, "step {step}: tcb.sc not mirrored");
+            }
+            match th.state {
+                ThreadState::BlockedOnReply => {
+                    assert_eq!(reply_obj(th.reply).caller, t, "step {step}: caller link");
+                }
+                ThreadState::BlockedOnReceive if th.reply != 0 => {
+                    assert_eq!(
+                        reply_obj(th.reply).receiver,
+                        t,
+                        "step {step}: receiver link"
+                    );
+                }
+                _ => {}
+            }
+        }
+        for &r in &self.replies {
+            let o = reply_obj(r);
+            assert!(
+                o.caller == 0 || o.receiver == 0,
+                "step {step}: reply used twice"
+            );
+            for (p, what) in [
+                (o.caller, "reply.caller"),
+                (o.receiver, "reply.receiver"),
+                (o.donated_sc, "reply.donated_sc"),
+            ] {
+                if p != 0 {
+                    self.live(p, what, step);
+                }
+            }
+            if o.caller != 0 {
+                self.callers_seen += 1;
+                let c = tcb(o.caller);
+                assert!(
+                    c.state == ThreadState::BlockedOnReply && c.reply == r,
+                    "step {step}: caller not waiting"
+                );
+            }
+            if o.receiver != 0 {
+                let c = tcb(o.receiver);
+                assert!(
+                    c.state == ThreadState::BlockedOnReceive && c.reply == r,
+                    "step {step}: receiver not receiving"
+                );
+            }
+            if o.donated_sc != 0 {
+                // Only the head of a call stack names its context.
+                assert_eq!(
+                    sc_obj(o.donated_sc).donated_via,
+                    r,
+                    "step {step}: reply names a context whose stack it does not head"
+                );
+                assert!(
+                    o.caller != 0,
+                    "step {step}: a stacked reply without a caller"
+                );
+            }
+        }
+        for &sc in &self.scs {
+            let s = sc_obj(sc);
+            if s.tcb != 0 {
+                self.live(s.tcb, "sc.tcb", step);
+                assert_eq!(tcb(s.tcb).sc, sc, "step {step}: sc.tcb not mirrored");
+            }
+            let mut x = s.donated_via;
+            let mut n = 0;
+            while x != 0 {
+                self.deepest = self.deepest.max(n + 1);
+                self.live(x, "call stack", step);
+                if n == 0 {
+                    assert_eq!(
+                        reply_obj(x).donated_sc,
+                        sc,
+                        "step {step}: stack head names another context"
+                    );
+                }
+                let caller = reply_obj(x).caller;
+                assert!(caller != 0, "step {step}: a stacked reply without a caller");
+                let below = tcb(caller).call_prev;
+                if below != 0 {
+                    let c = reply_obj(below).caller;
+                    assert!(c != 0, "step {step}: stack link to an unused reply");
+                    assert_eq!(tcb(c).call_next, x, "step {step}: stack link not mirrored");
+                }
+                x = below;
+                n += 1;
+                assert!(n < 1000, "step {step}: call stack cycle");
+            }
+        }
+        for &t in &self.threads {
+            let b = tcb(t).bound_ntfn;
+            if b != 0 {
+                self.live(b, "tcb.bound_ntfn", step);
+                assert_eq!(
+                    crate::mem::obj::<Notification>(b).bound_tcb,
+                    t,
+                    "step {step}: binding not mirrored"
+                );
+            }
+        }
+        for &n in &self.ntfns {
+            let o = crate::mem::obj::<Notification>(n);
+            if o.bound_tcb != 0 {
+                self.live(o.bound_tcb, "ntfn.bound_tcb", step);
+                assert_eq!(
+                    tcb(o.bound_tcb).bound_ntfn,
+                    n,
+                    "step {step}: binding not mirrored"
+                );
+            }
+            if o.sc != 0 {
+                self.live(o.sc, "ntfn.sc", step);
+                assert_eq!(sc_obj(o.sc).ntfn, n, "step {step}: ntfn.sc not mirrored");
+            }
+            let mut t = o.head;
+            while t != 0 {
+                self.live(t, "notification queue", step);
+                assert_eq!(
+                    tcb(t).state,
+                    ThreadState::BlockedOnNotification,
+                    "step {step}"
+                );
+                assert_eq!(tcb(t).blocked_on, n, "step {step}: waiter not blocked here");
+                t = tcb(t).ep_next;
+            }
+        }
+        for &sc in &self.scs {
+            let n = sc_obj(sc).ntfn;
+            if n != 0 {
+                self.live(n, "sc.ntfn", step);
+                assert_eq!(
+                    crate::mem::obj::<Notification>(n).sc,
+                    sc,
+                    "step {step}: sc.ntfn not mirrored"
+                );
+            }
+        }
+        for &e in &self.eps {
+            let mut t = crate::mem::obj::<Endpoint>(e).head;
+            while t != 0 {
+                self.live(t, "endpoint queue", step);
+                assert_eq!(
+                    tcb(t).blocked_on,
+                    e,
+                    "step {step}: queued thread not blocked here"
+                );
+                t = tcb(t).ep_next;
+            }
+        }
+    }
+}
+
+/// Runs one random sequence; returns (deepest call stack, checks that saw a caller).
+fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
+    let mut w = World {
+        threads: Vec::new(),
+        replies: Vec::new(),
+        scs: Vec::new(),
+        eps: (0..3).map(|_| arena(16, 16)).collect(),
+        ntfns: (0..2).map(|_| arena(64, 64)).collect(),
+        dead: Default::default(),
+        cap_slot: Default::default(),
+        deepest: 0,
+        callers_seen: 0,
+    };
+    for _ in 0..6 {
+        let t = w.new_thread();
+        w.threads.push(t);
+    }
+    for _ in 0..4 {
+        let sc = w.new_sc();
+        w.scs.push(sc);
+        w.replies.push(arena(32, 32));
+    }
+    for i in 0..3 {
+        let (t, sc) = (w.threads[i], w.scs[i]);
+        sc_obj(sc).tcb = t;
+        tcb(t).sc = sc;
+    }
+    let mut rng = Rng(seed);
+    for step in 0..steps {
+        let t = w.threads[rng.below(w.threads.len())];
+        let r = w.replies[rng.below(w.replies.len())];
+        let e = w.eps[rng.below(w.eps.len())];
+        let si = rng.below(w.scs.len());
+        let sc = w.scs[si];
+        let running = tcb(t).state == ThreadState::Running;
+        k().cur = if running { t } else { 0 };
+        let n = w.ntfns[rng.below(w.ntfns.len())];
+        let nt = crate::mem::obj::<Notification>(n);
+        match rng.below(17) {
+            0 | 1 if running => crate::ipc::receive_ipc(t, e, r, true),
+            2 | 3 if running => call(t, e),
+            4 if running => crate::ipc::do_reply(t, r, false),
+            5 => crate::delete::suspend(t),
+            6 => crate::syscall::restart(t),
+            7 => {
+                // The reply object goes; its memory is reused (zeroed) as something else.
+                crate::ipc::reply_destroyed(r);
+                w.check(step);
+                w.dead.insert(r);
+                crate::mem::zero(r, 32);
+                let i = w.replies.iter().position(|&x| x == r).unwrap();
+                w.replies[i] = arena(32, 32);
+            }
+            8 => {
+                delete::delete_slot(w.cap_slot[&sc]).unwrap();
+                w.check(step);
+                w.dead.insert(sc);
+                crate::mem::zero(sc, 256);
+                w.scs[si] = w.new_sc();
+            }
+            9 => {
+                if sc_obj(sc).tcb == 0 && tcb(t).sc == 0 {
+                    sc_obj(sc).tcb = t;
+                    tcb(t).sc = sc;
+                } else {
+                    delete::sc_unbind_tcb(sc);
+                }
+            }
+            10 if rng.below(4) == 0 => {
+                // The thread goes (its last capability), and a fresh one takes its place.
+                delete::delete_slot(w.cap_slot[&t]).unwrap();
+                w.check(step);
+                w.dead.insert(t);
+                crate::mem::zero(t, 2048);
+                let i = w.threads.iter().position(|&x| x == t).unwrap();
+                w.threads[i] = w.new_thread();
+            }
+            11 if running && (nt.bound_tcb == 0 || nt.bound_tcb == t) => {
+                crate::ipc::wait(t, n, true)
+            }
+            12 => crate::ipc::signal(n, 1 << rng.below(8)),
+            13 => {
+                let th = tcb(t);
+                if th.bound_ntfn == 0 && nt.bound_tcb == 0 && nt.head == 0 {
+                    th.bound_ntfn = n;
+                    nt.bound_tcb = t;
+                } else if sc_obj(sc).ntfn == 0 && nt.sc == 0 {
+                    sc_obj(sc).ntfn = n;
+                    nt.sc = sc;
+                }
+            }
+            14 | 15 => {
+                // The last capability to a notification or an endpoint goes; the memory
+                // is reused.
+                let is_ntfn = rng.below(2) == 0;
+                let (pa, cap, bytes) = if is_ntfn {
+                    let c = CapKind::Notification {
+                        pa: n,
+                        badge: 0,
+                        rights: Rights::ALL,
+                    };
+                    (n, Cap::new(c), 64)
+                } else {
+                    let c = CapKind::Endpoint {
+                        pa: e,
+                        badge: 0,
+                        rights: Rights::ALL,
+                    };
+                    (e, Cap::new(c), 16)
+                };
+                let cs = arena(32, 32);
+                cspace::insert_root(cap, cs);
+                delete::delete_slot(cs).unwrap();
+                w.check(step);
+                w.dead.insert(pa);
+                crate::mem::zero(pa, bytes);
+                let list = if is_ntfn { &mut w.ntfns } else { &mut w.eps };
+                let i = list.iter().position(|&x| x == pa).unwrap();
+                list[i] = arena(bytes, bytes);
+            }
+            _ => {}
+        }
+        k().cur = 0;
+        w.check(step);
+    }
+    (w.deepest, w.callers_seen)
+}
+
+#[test]
+fn object_lifetimes_under_ipc_keep_every_link_sound() {
+    let (mut deepest, mut callers) = (0, 0);
+    for seed in 1..=40u64 {
+        let (d, c) = lifetimes(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, 5000);
+        deepest = deepest.max(d);
+        callers += c;
+    }
+    // The sequences reach nested donation and waiting callers, not only trivial states.
+    assert!(deepest >= 2, "deepest call stack {deepest}");
+    assert!(
+        callers >= 1000,
+        "only {callers} checks saw a waiting caller"
+    );
 }
