@@ -133,7 +133,8 @@ enum Cmd {
         #[command(flatten)]
         prebuilt: Prebuilt,
     },
-    /// Build and boot the conformance suite; exit 0 only if it ends with `N passed, 0 failed`.
+    /// Build and boot the conformance suite; exit 0 only if every test its sources declare
+    /// passed, exactly once, and it ends with `N passed, 0 failed`.
     Conformance {
         /// Kill QEMU after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 120)]
@@ -739,6 +740,8 @@ fn run_with(
 fn conformance(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     let ws = build::workspace()?;
     let (img, _) = build_system(&ws, "conformance", Profile::Release, prebuilt)?;
+    let declared = report::declared::declared_in_dir(&ws.root.join("tests/conformance/src"))
+        .context("reading the conformance suite's sources")?;
     let (_, outcome) = run(&img, &QemuOptions::default(), timeout, &[], false)?;
     let closing = report::find_closing_line(&outcome.stdout);
     let mut why = Vec::new();
@@ -750,22 +753,18 @@ fn conformance(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
             "QEMU exited with code {c} (a kernel panic or a failing root task exits non-zero)"
         )),
     }
-    match closing {
-        None => why.push("no closing line `N passed, M failed` in the output".into()),
-        Some(c) => {
-            if c.failed > 0 {
-                why.push(format!("{} test(s) failed", c.failed));
-            }
-            if c.passed == 0 {
-                why.push("no test passed".into());
-            }
-        }
-    }
+    // Every declared test must have passed, exactly once: a dropped group fails the run.
+    why.extend(report::check_conformance(&outcome.stdout, &declared));
     for w in &why {
         eprintln!("conformance: FAILED: {w}");
     }
     if let Some(c) = closing {
-        println!("conformance: {} passed, {} failed", c.passed, c.failed);
+        println!(
+            "conformance: {} passed, {} failed, {} declared",
+            c.passed,
+            c.failed,
+            declared.len()
+        );
     }
     Ok(if why.is_empty() { 0 } else { 1 })
 }

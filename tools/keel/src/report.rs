@@ -41,6 +41,71 @@ pub fn find_closing_line(output: &str) -> Option<Closing> {
     output.lines().rev().find_map(parse_closing_line)
 }
 
+/// The tests the conformance suite's sources declare (shared with the suite's build script).
+#[path = "../../../tests/conformance/declared.rs"]
+pub mod declared;
+
+/// Every `PASS <name>` / `FAIL <name>: <why>` line: (name, passed).
+pub fn test_lines(output: &str) -> Vec<(String, bool)> {
+    output
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter_map(|l| {
+            if let Some(name) = l.strip_prefix("PASS ") {
+                Some((name.trim().to_string(), true))
+            } else {
+                let rest = l.strip_prefix("FAIL ")?;
+                let name = rest.split_once(':').map_or(rest, |(n, _)| n);
+                Some((name.trim().to_string(), false))
+            }
+        })
+        .collect()
+}
+
+/// What is wrong with a conformance run's output against the `declared` tests (empty: every
+/// declared test passed exactly once, nothing else failed, and the closing line agrees).
+pub fn check_conformance(output: &str, declared: &[String]) -> Vec<String> {
+    let mut why = Vec::new();
+    let lines = test_lines(output);
+    for name in declared {
+        let seen: Vec<bool> = lines
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|&(_, p)| p)
+            .collect();
+        match seen.as_slice() {
+            [true] => {}
+            [false] => why.push(format!("{name} failed")),
+            [] => why.push(format!("{name} is declared but did not run")),
+            _ => why.push(format!("{name} reported {} times", seen.len())),
+        }
+    }
+    for (name, passed) in &lines {
+        if !declared.contains(name) {
+            why.push(format!(
+                "{} {name}, which the sources do not declare",
+                if *passed { "passed" } else { "failed" }
+            ));
+        }
+    }
+    match find_closing_line(output) {
+        None => why.push("no closing line `N passed, M failed` in the output".into()),
+        Some(c) => {
+            if c.failed > 0 {
+                why.push(format!("{} test(s) failed", c.failed));
+            }
+            if c.passed != declared.len() as u64 {
+                why.push(format!(
+                    "{} test(s) passed, but {} are declared",
+                    c.passed,
+                    declared.len()
+                ));
+            }
+        }
+    }
+    why
+}
+
 /// One benchmark figure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchResult {
