@@ -13,7 +13,7 @@ use sel4_rt::println;
 
 use crate::mem::{Ctx, Fail, Mem, R};
 use crate::{rt, BLOB};
-use loader::plan::{self, ComponentPlan, Plan, PAGE};
+use keel_plan::plan::{self, ComponentPlan, Plan, PAGE};
 
 /// log2 of a scheduling context's size in bytes.
 const SCHED_CONTEXT_BITS: Word = 8;

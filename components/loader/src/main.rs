@@ -16,7 +16,7 @@
 //! loader runs at priority 255, above every component, until it suspends itself).
 //!
 //! Invariants: all planning (spec checks, ELF pages, the restart window) happens in pure,
-//! host-tested code (the `loader` library: `plan`, `elf`) before the first kernel object is
+//! host-tested code (`crates/keel-plan`: `plan`, `elf`) before the first kernel object is
 //! made; every
 //! `unsafe` block is in `rt.rs` (heap, scratch window, cycle counter).
 //!

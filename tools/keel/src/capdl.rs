@@ -1,7 +1,7 @@
 //! `keel build --emit capdl`: the system as capDL text (seL4's capability distribution
 //! language, revision 1.1 syntax), describing the objects and capabilities the loader creates.
 //!
-//! It uses the loader's own planning code (`loader::plan`), so program pages, stacks and the
+//! It uses the loader's own planning code (`keel_plan::plan`), so program pages, stacks and the
 //! supervisor's restart window are exactly the loader's.
 //!
 //! Covered:
@@ -27,7 +27,7 @@ use std::fmt::Write;
 use anyhow::{anyhow, Result};
 use keel_spec::restart::AreaKind;
 use keel_spec::{badge, cspace, layout, restart, SystemSpec};
-use loader::plan::{self, PAGE};
+use keel_plan::plan::{self, PAGE};
 
 /// A frame capability in a page table: the frame's name and its cap parameters.
 #[derive(Clone, Debug)]
