@@ -3,8 +3,7 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use keel_spec::restart::AreaKind;
-use keel_spec::{badge, cspace, layout, restart, ComponentSpec, SystemBlob, SystemSpec};
+use keel_spec::{badge, cspace, layout, ComponentSpec, SystemBlob, SystemSpec};
 use sel4::{
     cap, init_thread, BootInfo, CNodeCapData, Cap, CapRights, IrqTrigger, ObjectType, UserContext,
     VmAttributes, Word, WORD_BITS,
@@ -85,23 +84,16 @@ fn build(bi: &BootInfo, blob: &SystemBlob<'_>, plan: &Plan) -> R<Vec<Objects>> {
     for (i, c) in spec.components.iter().enumerate() {
         objs.push(objects(&mut mem, spec, i).map_err(|f| f.in_component(&c.name))?);
     }
-    let sup = spec.supervisor.map(|s| objs[s as usize].vspace);
-
     let masters = regions(&mut mem, spec)?;
 
     for (i, c) in spec.components.iter().enumerate() {
         let o = &objs[i];
         let p = &plan.components[i];
         let image = blob.images[c.image as usize];
-        memory(&mut mem, c, p, o, image, sup, spec, &masters)
-            .map_err(|f| f.in_component(&c.name))?;
+        memory(&mut mem, c, p, o, image, spec, &masters).map_err(|f| f.in_component(&c.name))?;
     }
     for m in masters.iter().flatten() {
         mem.retire(Cap::<sel4::cap_type::SmallPage>::from_cptr(*m));
-    }
-    if let (Some(table), Some(s)) = (&plan.restart_table, spec.supervisor) {
-        restart_table(&mut mem, table, objs[s as usize].vspace)
-            .map_err(|f| f.in_component(&spec.components[s as usize].name))?;
     }
 
     for (i, c) in spec.components.iter().enumerate() {
@@ -188,44 +180,25 @@ fn page_attrs(executable: bool, cached: bool) -> VmAttributes {
     a
 }
 
-/// A fresh frame mapped at `view` in the supervisor, sharing `frame`'s memory.
-fn view(mem: &mut Mem, frame: cap::SmallPage, sup: cap::VSpace, view: u64) -> R<()> {
-    let c = mem.copy(frame)?;
-    mem.map(
-        c,
-        sup,
-        view,
-        CapRights::read_write(),
-        page_attrs(false, true),
-    )?;
-    mem.retire(c);
-    Ok(())
-}
-
-/// The component's program pages, stack, IPC buffer and region mappings, and (when it is
-/// supervised) its views and pristine copies in the supervisor's restart window.
-#[allow(clippy::too_many_arguments)]
+/// The component's program pages (each writable one with its read-only pristine copy at
+/// `layout::pristine_of`), stack, IPC buffer and region mappings.
 fn memory(
     mem: &mut Mem,
     c: &ComponentSpec,
     p: &ComponentPlan,
     o: &Objects,
     image: &[u8],
-    sup: Option<cap::VSpace>,
     spec: &SystemSpec,
     masters: &[Vec<Word>],
 ) -> R<()> {
     let frames: Vec<cap::SmallPage> = mem
         .objs(p.pages.len())
         .map_err(|e| e.object_is("program frames"))?;
-    let n_pristine = match sup {
-        Some(_) => p
-            .pages
-            .iter()
-            .filter(|pg| p.pristine_of(pg.vaddr).is_some())
-            .count(),
-        None => 0,
-    };
+    let n_pristine = p
+        .pages
+        .iter()
+        .filter(|pg| p.pristine_of(pg.vaddr).is_some())
+        .count();
     let mut pristines = mem
         .objs::<sel4::cap_type::SmallPage>(n_pristine)
         .map_err(|e| e.object_is("pristine copies"))?
@@ -234,13 +207,21 @@ fn memory(
         let what = |s: &str| format!("{s} for the program page at {:#x}", page.vaddr);
         let fill = |b: &mut [u8]| plan::fill_page(image, &p.elf, page.vaddr, b);
         rt::fill(mem, f, page.executable(), fill)?;
-        if let (Some(pv), Some(sup)) = (p.pristine_of(page.vaddr), sup) {
+        if let Some(pv) = p.pristine_of(page.vaddr) {
+            // Read-only for everyone: its only cap is retired, so nothing can change it, and
+            // the component's start-up copies it over the live page.
             let pr = pristines
                 .next()
                 .ok_or_else(|| Fail::new(what("pristine copy"), "not allocated".into()))?;
             rt::fill(mem, pr, false, fill)?;
-            mem.map(pr, sup, pv, CapRights::read_only(), page_attrs(false, true))
-                .map_err(|e| e.object_is(&what("supervisor's pristine copy")))?;
+            mem.map(
+                pr,
+                o.vspace,
+                pv,
+                CapRights::read_only(),
+                page_attrs(false, true),
+            )
+            .map_err(|e| e.object_is(&what("pristine copy")))?;
             mem.retire(pr);
         }
         let rights = if page.writable() {
@@ -256,9 +237,6 @@ fn memory(
             page_attrs(page.executable(), true),
         )
         .map_err(|e| e.object_is(&what("mapping")))?;
-        if let (Some(v), Some(sup)) = (p.view_of(AreaKind::Data, page.vaddr), sup) {
-            view(mem, f, sup, v).map_err(|e| e.object_is(&what("supervisor's view")))?;
-        }
         mem.retire(f);
     }
 
@@ -276,9 +254,6 @@ fn memory(
             page_attrs(false, true),
         )
         .map_err(|e| e.object_is(&what()))?;
-        if let (Some(v), Some(sup)) = (p.view_of(AreaKind::Stack, va), sup) {
-            view(mem, f, sup, v).map_err(|e| e.object_is(&what()))?;
-        }
         mem.retire(f);
         va += PAGE;
     }
@@ -291,9 +266,6 @@ fn memory(
         page_attrs(false, true),
     )
     .map_err(|e| e.object_is("IPC buffer"))?;
-    if let (Some(v), Some(sup)) = (p.view_of(AreaKind::IpcBuffer, layout::IPC_BUFFER), sup) {
-        view(mem, o.ipc, sup, v).map_err(|e| e.object_is("IPC buffer"))?;
-    }
 
     for m in &c.maps {
         let r = &spec.regions[m.region as usize];
@@ -317,25 +289,6 @@ fn memory(
             .map_err(|e| e.object_is(&what()))?;
             mem.retire(f);
         }
-    }
-    Ok(())
-}
-
-/// The restart table, read-only at `restart::TABLE` in the supervisor.
-fn restart_table(mem: &mut Mem, table: &[u8], sup: cap::VSpace) -> R<()> {
-    for (k, chunk) in table.chunks(PAGE as usize).enumerate() {
-        let vaddr = restart::TABLE + k as u64 * PAGE;
-        let f: cap::SmallPage = mem.obj().map_err(|e| e.object_is("restart table page"))?;
-        rt::fill(mem, f, false, |b| b[..chunk.len()].copy_from_slice(chunk))?;
-        mem.map(
-            f,
-            sup,
-            vaddr,
-            CapRights::read_only(),
-            page_attrs(false, true),
-        )
-        .map_err(|e| e.object_is("restart table"))?;
-        mem.retire(f);
     }
     Ok(())
 }
@@ -574,7 +527,7 @@ fn make_passive(spec: &SystemSpec, objs: &[Objects]) -> R<()> {
 }
 
 /// Starts every component, highest priority first: pc = entry, sp = stack top, all other
-/// registers zero (as `keel_spec::restart` documents for restarts).
+/// registers zero (the supervisor restarts a component the same way).
 fn start(spec: &SystemSpec, plan: &Plan, objs: &[Objects]) -> R<()> {
     let mut order: Vec<usize> = (0..spec.components.len()).collect();
     order.sort_by_key(|&i| core::cmp::Reverse(spec.components[i].priority));

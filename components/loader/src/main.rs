@@ -7,7 +7,8 @@
 //! is the supervisor) and a Reply object; put exactly the capabilities `system.cdl` grants
 //! at the slots of `keel_spec::cspace`; allocate each memory region once and map it into
 //! every component that names it; issue interrupts to their components; give the supervisor
-//! its children's TCBs and the restart window (`keel_spec::restart`); start every component
+//! its children's TCBs; map every writable program page's pristine copy read-only into its
+//! component (`keel_spec::layout::pristine_of`); start every component
 //! and print `loader: <name> up` for each, then `loader: system up (N components)`.
 //!
 //! Must never: grant a capability the spec does not name, leave a component half-built

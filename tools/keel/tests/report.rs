@@ -164,8 +164,13 @@ fn every_declared_test_must_pass_once() {
     // A dropped group: two tests never ran, and the suite did not notice.
     let dropped = "PASS a\n1 passed, 0 failed\n";
     let why = check_conformance(dropped, &declared);
-    assert!(why.iter().any(|w| w == "b is declared but did not run"), "{why:?}");
-    assert!(why.iter().any(|w| w.contains("1 test(s) passed, but 3 are declared")));
+    assert!(
+        why.iter().any(|w| w == "b is declared but did not run"),
+        "{why:?}"
+    );
+    assert!(why
+        .iter()
+        .any(|w| w.contains("1 test(s) passed, but 3 are declared")));
     // A failure, a duplicate and an undeclared test.
     let bad = "PASS a\nFAIL b: boom\nPASS c\nPASS c\nPASS d\n4 passed, 1 failed\n";
     let why = check_conformance(bad, &declared);
@@ -182,7 +187,11 @@ fn the_real_suite_declares_its_groups() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/src");
     let names = declared::declared_in_dir(&dir).unwrap();
     assert!(names.len() > 50, "only {} tests found", names.len());
-    for name in ["ipc_call_reply_0_mrs", "cnode_delete", "stress_bad_input_100k_random_syscalls"] {
+    for name in [
+        "ipc_call_reply_0_mrs",
+        "cnode_delete",
+        "stress_bad_input_100k_random_syscalls",
+    ] {
         assert!(names.iter().any(|n| n == name), "{name} not declared");
     }
     let mut sorted = names.clone();
