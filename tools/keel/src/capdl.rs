@@ -356,11 +356,12 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::elf::{write_elf, OutSegment, EM_AARCH64, ET_EXEC, PF_R, PF_W, PF_X, PT_LOAD};
 
-    fn program() -> Vec<u8> {
+    /// A small program: text and a writable page.
+    pub(crate) fn program() -> Vec<u8> {
         let seg = |vaddr: u64, data: &[u8], memsz: u64, flags: u32| OutSegment {
             p_type: PT_LOAD,
             p_flags: flags,

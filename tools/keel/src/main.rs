@@ -537,7 +537,7 @@ fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
         &ws,
         "loader-test",
         &spec,
-        &[("testprog".into(), prog)],
+        &[("testprog".into(), prog.clone())],
         Profile::Release,
         prebuilt,
     )?;
@@ -549,7 +549,13 @@ fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
         &[],
         false,
     )?;
-    let mut problems = loadertest::check_output(&outcome.stdout);
+    // capDL is the oracle for every component's capabilities: the same text `keel build
+    // --emit capdl` writes, for this spec and program.
+    let capdl = keel::capdl::emit(&spec, &[&build::read(&prog)?])?;
+    let capdl_file = ws.keel_dir().join("loader-test.capdl");
+    system::write_if_changed(&capdl_file, capdl.as_bytes())?;
+    eprintln!("keel: capDL of the loader test: {}", capdl_file.display());
+    let mut problems = loadertest::check_output(&outcome.stdout, &capdl);
     if code != 0 {
         problems.push(format!("the run ended with code {code}"));
     }
