@@ -2,6 +2,7 @@
 
 use alloc::format;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use keel_spec::{badge, cspace, layout, ComponentSpec, SystemBlob, SystemSpec};
 use sel4::{
@@ -29,6 +30,30 @@ struct Objects {
     ipc: cap::SmallPage,
 }
 
+/// Whether the kernel has the debug system calls (`SystemBlob::debug_console`): the loader
+/// prints only then. Set once, before anything is printed after the blob is decoded.
+static DEBUG_CONSOLE: AtomicBool = AtomicBool::new(false);
+
+/// `println!` when the kernel has a debug console; nothing otherwise.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if DEBUG_CONSOLE.load(Ordering::Relaxed) {
+            println!($($arg)*);
+        }
+    };
+}
+
+/// The loader failed: end the run with status 1 on a debug kernel; without debug system
+/// calls (whose DebugHalt the exit path would use) stop here, leaving the system down.
+fn failed() -> i32 {
+    if DEBUG_CONSOLE.load(Ordering::Relaxed) {
+        return 1;
+    }
+    loop {
+        let _ = init_thread::TCB.suspend();
+    }
+}
+
 pub fn main(bi: &'static BootInfo) -> i32 {
     if BLOB.is_empty() {
         println!(
@@ -38,6 +63,8 @@ pub fn main(bi: &'static BootInfo) -> i32 {
         println!("loader: system up (0 components)");
         return 0;
     }
+    // Without a blob (above) or with one that does not decode, the loader cannot know the
+    // kernel: it prints, as every image keel built before the flag existed could.
     let blob = match SystemBlob::decode(BLOB) {
         Ok(b) => b,
         Err(e) => {
@@ -45,31 +72,32 @@ pub fn main(bi: &'static BootInfo) -> i32 {
             return 1;
         }
     };
+    DEBUG_CONSOLE.store(blob.debug_console, Ordering::Relaxed);
     let plan = match plan::plan(&blob.spec, &blob.images) {
         Ok(p) => p,
         Err(e) => {
-            println!("loader: error: {e}");
-            return 1;
+            say!("loader: error: {e}");
+            return failed();
         }
     };
     let spec = &blob.spec;
     let objs = match build(bi, &blob, &plan) {
         Ok(o) => o,
         Err(f) => {
-            println!("loader: error: {f}");
-            return 1;
+            say!("loader: error: {f}");
+            return failed();
         }
     };
     if let Err(f) = start(spec, &plan, &objs).and_then(|()| make_passive(spec, &objs)) {
-        println!("loader: error: {f}");
-        return 1;
+        say!("loader: error: {f}");
+        return failed();
     }
     let insns = rt::cycles();
-    println!("loader: system up ({} components)", spec.components.len());
-    println!("loader: PMCCNTR_EL0 {insns} at system up");
+    say!("loader: system up ({} components)", spec.components.len());
+    say!("loader: PMCCNTR_EL0 {insns} at system up");
     if let Err(e) = init_thread::TCB.suspend() {
-        println!("loader: error: TCB_Suspend of the loader: {e}");
-        return 1;
+        say!("loader: error: TCB_Suspend of the loader: {e}");
+        return failed();
     }
     0
 }
@@ -521,7 +549,7 @@ fn make_passive(spec: &SystemSpec, objs: &[Objects]) -> R<()> {
         o.sc.bind(o.ntfn)
             .ctx(|| "SchedContext_Bind to its notification".into())
             .map_err(inc)?;
-        println!("loader: {} is passive", c.name);
+        say!("loader: {} is passive", c.name);
     }
     Ok(())
 }
@@ -541,7 +569,7 @@ fn start(spec: &SystemSpec, plan: &Plan, objs: &[Objects]) -> R<()> {
             .write_registers(true, 0, regs.words().len() as Word, &regs)
             .ctx(|| "TCB_WriteRegisters (start)".into())
             .map_err(|f| f.in_component(&c.name))?;
-        println!("loader: {} up", c.name);
+        say!("loader: {} up", c.name);
     }
     Ok(())
 }

@@ -109,6 +109,10 @@ pub struct SystemBlob<'a> {
     pub spec: SystemSpec,
     #[serde(borrow)]
     pub images: Vec<&'a [u8]>,
+    /// The kernel packed with this system has the debug system calls (DebugPutChar,
+    /// DebugHalt): only then does the loader print its progress and errors (a system built
+    /// without them must not use them: a call would be a fault).
+    pub debug_console: bool,
 }
 
 impl<'a> SystemBlob<'a> {
@@ -226,6 +230,7 @@ mod tests {
                 console: None,
             },
             images: vec![&image],
+            debug_console: true,
         };
         let bytes = blob.encode().unwrap();
         assert_eq!(SystemBlob::decode(&bytes).unwrap(), blob);

@@ -14,6 +14,12 @@ use keel::system::{self, SizeRow};
 use keel::{board, image, loadertest, report, setup};
 use keel_spec::SystemSpec;
 
+/// Whether the kernels keel packs have the debug system calls: `build_elf` builds the kernel
+/// with its default features, which include `debug-syscalls`. The loader prints only when they
+/// are there (`SystemBlob::debug_console`); an image whose kernel is built without them must
+/// say so here.
+const KERNEL_HAS_DEBUG_SYSCALLS: bool = true;
+
 /// The system file `keel build` and `keel run` use when none is named.
 const DEFAULT_SYSTEM: &str = "system.cdl";
 
@@ -495,7 +501,7 @@ fn compose(
         });
         slim.push(s);
     }
-    let blob = system::encode_blob(spec, &slim)?;
+    let blob = system::encode_blob(spec, &slim, KERNEL_HAS_DEBUG_SYSCALLS)?;
     let programs: u64 = slim.iter().map(|s| s.len() as u64).sum();
     let blob_path = ws.keel_dir().join(format!("{name}.blob"));
     system::write_if_changed(&blob_path, &blob)?;
