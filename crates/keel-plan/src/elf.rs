@@ -274,7 +274,10 @@ pub fn parse(b: &[u8]) -> Result<Elf, ProgramError> {
         // `read` checked that the range does not wrap.
         let end = s.vaddr.saturating_add(s.memsz);
         if s.vaddr < PROGRAM_BASE || end > PROGRAM_END {
-            return Err(ProgramError::OutsideProgramArea { vaddr: s.vaddr, end });
+            return Err(ProgramError::OutsideProgramArea {
+                vaddr: s.vaddr,
+                end,
+            });
         }
         segments.push(s);
     }
@@ -365,7 +368,10 @@ pub mod tests {
             Err(ProgramError::OutsideProgramArea { .. })
         ));
         let entry = build(0x50_0000, &[(0x40_0000, b"x", 1, PF_R | PF_X)]);
-        assert_eq!(parse(&entry), Err(ProgramError::EntryNotExecutable(0x50_0000)));
+        assert_eq!(
+            parse(&entry),
+            Err(ProgramError::EntryNotExecutable(0x50_0000))
+        );
         let overlap = build(
             0x40_0000,
             &[
@@ -373,7 +379,10 @@ pub mod tests {
                 (0x40_0800, b"y", 1, PF_R),
             ],
         );
-        assert_eq!(parse(&overlap), Err(ProgramError::Overlap { vaddr: 0x40_0800 }));
+        assert_eq!(
+            parse(&overlap),
+            Err(ProgramError::Overlap { vaddr: 0x40_0800 })
+        );
         let mut truncated = build(0x40_0000, &[(0x40_0000, b"code", 4, PF_R | PF_X)]);
         truncated.truncate(truncated.len() - 2);
         assert!(matches!(
