@@ -67,6 +67,10 @@ fn a_faulting_component_is_restarted_while_others_run() {
     let beats: Vec<String> = (1..=50).map(|n| format!("heartbeat: beat {n}")).collect();
     run.in_order(&beats.iter().map(String::as_str).collect::<Vec<_>>());
     run.expect_absent("crasher: up (start 2)");
+    // Restarted from the image: its .data and .bss statics, changed before the fault, are
+    // back at their initial values (the runtime copied its pristine data segment back).
+    assert_eq!(run.count("[crasher] crasher: statics data 7 bss 0"), 2);
+    run.expect_absent("statics data 99");
     run.expect_absent("should not be mapped");
     // The supervisor's record, as management reads it.
     let record =
