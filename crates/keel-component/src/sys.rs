@@ -1,7 +1,7 @@
 //! Every `unsafe` block of keel-component (aarch64 seL4 targets only): the `_start` entry,
-//! resetting `.data` and `.bss` from the pristine copy, recording the IPC buffer, the global allocator, the panic
-//! handler's deliberate fault, volatile memory access, the generic counter, the
-//! semihosting exit and the log-sink slot.
+//! resetting `.data` and `.bss` from the pristine copy, recording the IPC buffer, the global
+//! allocator, the panic handler's deliberate fault, volatile memory access, the generic
+//! counter, the debug kernel's halt (test components only) and the log-sink slot.
 //!
 //! # Entry contract
 //!
