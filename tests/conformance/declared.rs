@@ -7,12 +7,21 @@
 //! dropped from `all_tests()` (or a module never registered) fails the run instead of
 //! shrinking it. Dependency-free so that both can include it.
 
-/// The test names declared in one source file, in order.
+/// The test names declared in one source file, in order: the entries of every array whose
+/// declaration reads `TESTS: &[<path::>Test] = &[`.
 pub fn declared_in(src: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = src;
-    while let Some(at) = rest.find("TESTS: &[Test] = &[") {
-        rest = &rest[at + "TESTS: &[Test] = &[".len()..];
+    while let Some(at) = rest.find("TESTS: &[") {
+        rest = &rest[at + "TESTS: &[".len()..];
+        let Some(eq) = rest.find("] = &[") else {
+            break;
+        };
+        let ty = &rest[..eq];
+        if !(ty == "Test" || ty.ends_with("::Test")) || ty.contains(char::is_whitespace) {
+            continue;
+        }
+        rest = &rest[eq + "] = &[".len()..];
         let end = rest.find("];").unwrap_or(rest.len());
         names.extend(entries(&rest[..end]));
         rest = &rest[end..];

@@ -169,6 +169,9 @@ static mut TESTS: &[Test] = &[];
         declared::declared_in(src),
         ["a_one", "a_two", "a_long"].map(String::from)
     );
+    let qualified = "pub const TESTS: &[harness::Test] = &[t(\"q\", f)];\n\
+                     const OTHER_TESTS: &[u8] = &[1];\nconst X: &[Test] = &[t(\"no\", f)];";
+    assert_eq!(declared::declared_in(qualified), ["q".to_string()]);
 }
 
 #[test]
