@@ -10,6 +10,8 @@
 #![no_main]
 #![deny(unsafe_code)]
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use keel_component::{component, debug, log, start_count, Handler};
 
 keel_component::include_system!();
@@ -18,13 +20,26 @@ keel_component::include_system!();
 /// gives the crasher no mapping for.
 const UNMAPPED: u64 = 0x2000_0000;
 
+/// A `.data` and a `.bss` static, changed before the fault: a restart from the image shows
+/// them at their initial values again.
+static DATA: AtomicU32 = AtomicU32::new(7);
+static BSS: AtomicU32 = AtomicU32::new(0);
+
 struct Crasher;
 
 impl Handler for Crasher {
     fn init(&mut self) {
         let n = start_count();
         log!("{}: up (start {n})", system::NAME);
+        log!(
+            "{}: statics data {} bss {}",
+            system::NAME,
+            DATA.load(Ordering::Relaxed),
+            BSS.load(Ordering::Relaxed)
+        );
         if n == 0 {
+            DATA.store(99, Ordering::Relaxed);
+            BSS.store(1, Ordering::Relaxed);
             log!("{}: touching unmapped address {UNMAPPED:#x}", system::NAME);
             let v = debug::load(UNMAPPED);
             log!(

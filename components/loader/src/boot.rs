@@ -2,9 +2,9 @@
 
 use alloc::format;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
-use keel_spec::restart::AreaKind;
-use keel_spec::{badge, cspace, layout, restart, ComponentSpec, SystemBlob, SystemSpec};
+use keel_spec::{badge, cspace, layout, ComponentSpec, SystemBlob, SystemSpec};
 use sel4::{
     cap, init_thread, BootInfo, CNodeCapData, Cap, CapRights, IrqTrigger, ObjectType, UserContext,
     VmAttributes, Word, WORD_BITS,
@@ -13,7 +13,7 @@ use sel4_rt::println;
 
 use crate::mem::{Ctx, Fail, Mem, R};
 use crate::{rt, BLOB};
-use loader::plan::{self, ComponentPlan, Plan, PAGE};
+use keel_plan::plan::{self, ComponentPlan, Plan, PAGE};
 
 /// log2 of a scheduling context's size in bytes.
 const SCHED_CONTEXT_BITS: Word = 8;
@@ -30,6 +30,30 @@ struct Objects {
     ipc: cap::SmallPage,
 }
 
+/// Whether the kernel has the debug system calls (`SystemBlob::debug_console`): the loader
+/// prints only then. Set once, before anything is printed after the blob is decoded.
+static DEBUG_CONSOLE: AtomicBool = AtomicBool::new(false);
+
+/// `println!` when the kernel has a debug console; nothing otherwise.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if DEBUG_CONSOLE.load(Ordering::Relaxed) {
+            println!($($arg)*);
+        }
+    };
+}
+
+/// The loader failed: end the run with status 1 on a debug kernel; without debug system
+/// calls (whose DebugHalt the exit path would use) stop here, leaving the system down.
+fn failed() -> i32 {
+    if DEBUG_CONSOLE.load(Ordering::Relaxed) {
+        return 1;
+    }
+    loop {
+        let _ = init_thread::TCB.suspend();
+    }
+}
+
 pub fn main(bi: &'static BootInfo) -> i32 {
     if BLOB.is_empty() {
         println!(
@@ -39,6 +63,8 @@ pub fn main(bi: &'static BootInfo) -> i32 {
         println!("loader: system up (0 components)");
         return 0;
     }
+    // Without a blob (above) or with one that does not decode, the loader cannot know the
+    // kernel: it prints, as every image keel built before the flag existed could.
     let blob = match SystemBlob::decode(BLOB) {
         Ok(b) => b,
         Err(e) => {
@@ -46,31 +72,32 @@ pub fn main(bi: &'static BootInfo) -> i32 {
             return 1;
         }
     };
+    DEBUG_CONSOLE.store(blob.debug_console, Ordering::Relaxed);
     let plan = match plan::plan(&blob.spec, &blob.images) {
         Ok(p) => p,
         Err(e) => {
-            println!("loader: error: {e}");
-            return 1;
+            say!("loader: error: {e}");
+            return failed();
         }
     };
     let spec = &blob.spec;
     let objs = match build(bi, &blob, &plan) {
         Ok(o) => o,
         Err(f) => {
-            println!("loader: error: {f}");
-            return 1;
+            say!("loader: error: {f}");
+            return failed();
         }
     };
     if let Err(f) = start(spec, &plan, &objs).and_then(|()| make_passive(spec, &objs)) {
-        println!("loader: error: {f}");
-        return 1;
+        say!("loader: error: {f}");
+        return failed();
     }
     let insns = rt::cycles();
-    println!("loader: system up ({} components)", spec.components.len());
-    println!("loader: PMCCNTR_EL0 {insns} at system up");
+    say!("loader: system up ({} components)", spec.components.len());
+    say!("loader: PMCCNTR_EL0 {insns} at system up");
     if let Err(e) = init_thread::TCB.suspend() {
-        println!("loader: error: TCB_Suspend of the loader: {e}");
-        return 1;
+        say!("loader: error: TCB_Suspend of the loader: {e}");
+        return failed();
     }
     0
 }
@@ -85,23 +112,16 @@ fn build(bi: &BootInfo, blob: &SystemBlob<'_>, plan: &Plan) -> R<Vec<Objects>> {
     for (i, c) in spec.components.iter().enumerate() {
         objs.push(objects(&mut mem, spec, i).map_err(|f| f.in_component(&c.name))?);
     }
-    let sup = spec.supervisor.map(|s| objs[s as usize].vspace);
-
     let masters = regions(&mut mem, spec)?;
 
     for (i, c) in spec.components.iter().enumerate() {
         let o = &objs[i];
         let p = &plan.components[i];
         let image = blob.images[c.image as usize];
-        memory(&mut mem, c, p, o, image, sup, spec, &masters)
-            .map_err(|f| f.in_component(&c.name))?;
+        memory(&mut mem, c, p, o, image, spec, &masters).map_err(|f| f.in_component(&c.name))?;
     }
     for m in masters.iter().flatten() {
         mem.retire(Cap::<sel4::cap_type::SmallPage>::from_cptr(*m));
-    }
-    if let (Some(table), Some(s)) = (&plan.restart_table, spec.supervisor) {
-        restart_table(&mut mem, table, objs[s as usize].vspace)
-            .map_err(|f| f.in_component(&spec.components[s as usize].name))?;
     }
 
     for (i, c) in spec.components.iter().enumerate() {
@@ -188,44 +208,25 @@ fn page_attrs(executable: bool, cached: bool) -> VmAttributes {
     a
 }
 
-/// A fresh frame mapped at `view` in the supervisor, sharing `frame`'s memory.
-fn view(mem: &mut Mem, frame: cap::SmallPage, sup: cap::VSpace, view: u64) -> R<()> {
-    let c = mem.copy(frame)?;
-    mem.map(
-        c,
-        sup,
-        view,
-        CapRights::read_write(),
-        page_attrs(false, true),
-    )?;
-    mem.retire(c);
-    Ok(())
-}
-
-/// The component's program pages, stack, IPC buffer and region mappings, and (when it is
-/// supervised) its views and pristine copies in the supervisor's restart window.
-#[allow(clippy::too_many_arguments)]
+/// The component's program pages (each writable one with its read-only pristine copy at
+/// `layout::pristine_of`), stack, IPC buffer and region mappings.
 fn memory(
     mem: &mut Mem,
     c: &ComponentSpec,
     p: &ComponentPlan,
     o: &Objects,
     image: &[u8],
-    sup: Option<cap::VSpace>,
     spec: &SystemSpec,
     masters: &[Vec<Word>],
 ) -> R<()> {
     let frames: Vec<cap::SmallPage> = mem
         .objs(p.pages.len())
         .map_err(|e| e.object_is("program frames"))?;
-    let n_pristine = match sup {
-        Some(_) => p
-            .pages
-            .iter()
-            .filter(|pg| p.pristine_of(pg.vaddr).is_some())
-            .count(),
-        None => 0,
-    };
+    let n_pristine = p
+        .pages
+        .iter()
+        .filter(|pg| p.pristine_of(pg.vaddr).is_some())
+        .count();
     let mut pristines = mem
         .objs::<sel4::cap_type::SmallPage>(n_pristine)
         .map_err(|e| e.object_is("pristine copies"))?
@@ -234,13 +235,21 @@ fn memory(
         let what = |s: &str| format!("{s} for the program page at {:#x}", page.vaddr);
         let fill = |b: &mut [u8]| plan::fill_page(image, &p.elf, page.vaddr, b);
         rt::fill(mem, f, page.executable(), fill)?;
-        if let (Some(pv), Some(sup)) = (p.pristine_of(page.vaddr), sup) {
+        if let Some(pv) = p.pristine_of(page.vaddr) {
+            // Read-only for everyone: its only cap is retired, so nothing can change it, and
+            // the component's start-up copies it over the live page.
             let pr = pristines
                 .next()
                 .ok_or_else(|| Fail::new(what("pristine copy"), "not allocated".into()))?;
             rt::fill(mem, pr, false, fill)?;
-            mem.map(pr, sup, pv, CapRights::read_only(), page_attrs(false, true))
-                .map_err(|e| e.object_is(&what("supervisor's pristine copy")))?;
+            mem.map(
+                pr,
+                o.vspace,
+                pv,
+                CapRights::read_only(),
+                page_attrs(false, true),
+            )
+            .map_err(|e| e.object_is(&what("pristine copy")))?;
             mem.retire(pr);
         }
         let rights = if page.writable() {
@@ -256,9 +265,6 @@ fn memory(
             page_attrs(page.executable(), true),
         )
         .map_err(|e| e.object_is(&what("mapping")))?;
-        if let (Some(v), Some(sup)) = (p.view_of(AreaKind::Data, page.vaddr), sup) {
-            view(mem, f, sup, v).map_err(|e| e.object_is(&what("supervisor's view")))?;
-        }
         mem.retire(f);
     }
 
@@ -276,9 +282,6 @@ fn memory(
             page_attrs(false, true),
         )
         .map_err(|e| e.object_is(&what()))?;
-        if let (Some(v), Some(sup)) = (p.view_of(AreaKind::Stack, va), sup) {
-            view(mem, f, sup, v).map_err(|e| e.object_is(&what()))?;
-        }
         mem.retire(f);
         va += PAGE;
     }
@@ -291,9 +294,6 @@ fn memory(
         page_attrs(false, true),
     )
     .map_err(|e| e.object_is("IPC buffer"))?;
-    if let (Some(v), Some(sup)) = (p.view_of(AreaKind::IpcBuffer, layout::IPC_BUFFER), sup) {
-        view(mem, o.ipc, sup, v).map_err(|e| e.object_is("IPC buffer"))?;
-    }
 
     for m in &c.maps {
         let r = &spec.regions[m.region as usize];
@@ -317,25 +317,6 @@ fn memory(
             .map_err(|e| e.object_is(&what()))?;
             mem.retire(f);
         }
-    }
-    Ok(())
-}
-
-/// The restart table, read-only at `restart::TABLE` in the supervisor.
-fn restart_table(mem: &mut Mem, table: &[u8], sup: cap::VSpace) -> R<()> {
-    for (k, chunk) in table.chunks(PAGE as usize).enumerate() {
-        let vaddr = restart::TABLE + k as u64 * PAGE;
-        let f: cap::SmallPage = mem.obj().map_err(|e| e.object_is("restart table page"))?;
-        rt::fill(mem, f, false, |b| b[..chunk.len()].copy_from_slice(chunk))?;
-        mem.map(
-            f,
-            sup,
-            vaddr,
-            CapRights::read_only(),
-            page_attrs(false, true),
-        )
-        .map_err(|e| e.object_is("restart table"))?;
-        mem.retire(f);
     }
     Ok(())
 }
@@ -568,13 +549,13 @@ fn make_passive(spec: &SystemSpec, objs: &[Objects]) -> R<()> {
         o.sc.bind(o.ntfn)
             .ctx(|| "SchedContext_Bind to its notification".into())
             .map_err(inc)?;
-        println!("loader: {} is passive", c.name);
+        say!("loader: {} is passive", c.name);
     }
     Ok(())
 }
 
 /// Starts every component, highest priority first: pc = entry, sp = stack top, all other
-/// registers zero (as `keel_spec::restart` documents for restarts).
+/// registers zero (the supervisor restarts a component the same way).
 fn start(spec: &SystemSpec, plan: &Plan, objs: &[Objects]) -> R<()> {
     let mut order: Vec<usize> = (0..spec.components.len()).collect();
     order.sort_by_key(|&i| core::cmp::Reverse(spec.components[i].priority));
@@ -588,7 +569,7 @@ fn start(spec: &SystemSpec, plan: &Plan, objs: &[Objects]) -> R<()> {
             .write_registers(true, 0, regs.words().len() as Word, &regs)
             .ctx(|| "TCB_WriteRegisters (start)".into())
             .map_err(|f| f.in_component(&c.name))?;
-        println!("loader: {} up", c.name);
+        say!("loader: {} up", c.name);
     }
     Ok(())
 }

@@ -7,7 +7,8 @@
 //! is the supervisor) and a Reply object; put exactly the capabilities `system.cdl` grants
 //! at the slots of `keel_spec::cspace`; allocate each memory region once and map it into
 //! every component that names it; issue interrupts to their components; give the supervisor
-//! its children's TCBs and the restart window (`keel_spec::restart`); start every component
+//! its children's TCBs; map every writable program page's pristine copy read-only into its
+//! component (`keel_spec::layout::pristine_of`); start every component
 //! and print `loader: <name> up` for each, then `loader: system up (N components)`.
 //!
 //! Must never: grant a capability the spec does not name, leave a component half-built
@@ -16,7 +17,7 @@
 //! loader runs at priority 255, above every component, until it suspends itself).
 //!
 //! Invariants: all planning (spec checks, ELF pages, the restart window) happens in pure,
-//! host-tested code (the `loader` library: `plan`, `elf`) before the first kernel object is
+//! host-tested code (`crates/keel-plan`: `plan`, `elf`) before the first kernel object is
 //! made; every
 //! `unsafe` block is in `rt.rs` (heap, scratch window, cycle counter).
 //!

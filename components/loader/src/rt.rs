@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use sel4::{cap, init_thread, CapRights, VmAttributes};
 
 use crate::mem::{Ctx, Mem, R};
-use loader::plan::PAGE;
+use keel_plan::plan::PAGE;
 
 const HEAP_SIZE: usize = 256 * 1024;
 

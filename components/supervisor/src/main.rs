@@ -4,13 +4,14 @@
 //! (`supervisor: <name> faulted: <fault>`) and apply the child's restart policy from the
 //! generated `CHILDREN` table (`keel_component::supervision`):
 //!
-//! * restart: reset the child from its image — per the loader's restart table
-//!   (`keel_spec::restart`): suspend it, copy every data area back from its pristine copy,
-//!   zero its stack and IPC buffer, then `TCB_WriteRegisters` (resume) with pc = entry,
-//!   sp = stack top, x0 = the restart's number and x1 = the backoff in µs, which the
-//!   child's runtime waits out before `init` (the supervisor has no timer, and waiting here
-//!   would busy-wait at this priority). Logs `supervisor: <name> restarted (n of max,
-//!   backoff d ms)`;
+//! * restart: suspend the child, then `TCB_WriteRegisters` (resume) with pc =
+//!   `layout::PROGRAM_BASE` (its entry: the loader's plan refuses a restartable program whose
+//!   entry is elsewhere), sp = `layout::STACK_TOP`, x0 = the restart's number and x1 = the
+//!   backoff in µs. The child's own start-up resets it from its image (it copies its data
+//!   segment back from the read-only pristine copy the loader mapped into it, and zeroes its
+//!   IPC buffer), then waits out the backoff before `init` (the supervisor has no timer, and
+//!   waiting here would busy-wait at this priority). Logs `supervisor: <name> restarted (n
+//!   of max, backoff d ms)`;
 //! * hold, once `max_restarts` restarts were made (or with policy hold): leave it suspended
 //!   and log `supervisor: <name> held after N restarts`.
 //!
@@ -22,28 +23,27 @@
 //! answers `supervision::Status` protected calls with it, for management.
 //!
 //! Must never: reply to a fault message (a reply would re-run the faulting instruction:
-//! children are resumed only through `TCB_WriteRegisters`), log through the console (a
-//! protected call could wait for a console that has faulted and waits for us; its lines go
-//! to the kernel's debug console, prefixed `[supervisor]` as the console would), or touch a
-//! component's memory other than through the restart window the loader mapped.
+//! children are resumed only through `TCB_WriteRegisters`), wait for the console (a call
+//! could wait for a console that has faulted and waits for us: its lines go to the console
+//! with a non-blocking send, `log::to_console_nowait`, which the kernel drops when the
+//! console is not listening), or use a debug system call (the default system's kernel has
+//! none). It holds no mapping of any other component's memory: its only power over a child
+//! is the child's TCB.
 //!
 //! Invariants: every child's TCB is at `cspace::CHILD_TCB_BASE + index`; a child is
-//! suspended before its memory or registers are touched.
+//! suspended before its registers are touched.
 
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
 use keel_component::keel_spec::layout;
-use keel_component::keel_spec::restart::{Area, Table};
 use keel_component::sel4::UserContext;
 use keel_component::sel4_sys::consts::USER_CONTEXT_WORDS;
 use keel_component::supervision::{
     self, Decision, Describe, LastFault, Status, StatusRequest, StatusResponse,
 };
-use keel_component::{
-    component, log, time, Channel, Child, Fault, Handler, Message, Protocol, Region,
-};
+use keel_component::{component, log, time, Channel, Child, Fault, Handler, Message, Protocol};
 
 keel_component::include_system!();
 
@@ -53,14 +53,14 @@ type Supervision = supervision::Supervision<{ CHILDREN.len() }>;
 
 struct Supervisor {
     record: Supervision,
-    table: Option<Table<'static>>,
 }
 
 impl Supervisor {
     fn new() -> Self {
+        // Before anything can log: never wait for the console.
+        keel_component::log::set_sink(Some(keel_component::log::to_console_nowait));
         Supervisor {
             record: Supervision::new(CHILDREN),
-            table: None,
         }
     }
 
@@ -68,45 +68,21 @@ impl Supervisor {
         self.record.info(index).map_or("?", |c| c.name)
     }
 
-    /// The supervisor never logs through the console: a protected call to it would block
-    /// the fault handler of every component on one of them (if the console faulted while
-    /// printing our line, nobody would be left to restart it). Its lines go to the kernel's
-    /// debug console, prefixed as the console would; nothing else runs while it prints (every
-    /// other component but the console has a lower priority, and the console prints whole
-    /// lines).
-    fn use_direct_log(&self) {
-        keel_component::log::set_sink(Some(log_direct as fn(&[u8])));
-    }
-
-    /// Reset `child` from its image and start it again.
+    /// Start `child` again from its entry; its start-up resets it from its image.
     fn restart(
         &self,
         child: Child,
         attempt: u32,
         delay_us: u64,
-    ) -> keel_component::sel4::Result<bool> {
+    ) -> keel_component::sel4::Result<()> {
         let tcb = child.tcb();
         tcb.suspend()?;
-        let record = self
-            .table
-            .as_ref()
-            .and_then(|t| Some((t, t.component(child.index() as u32)?)));
-        let (entry, stack_top, from_image) = match record {
-            Some((table, c)) => {
-                table.areas(&c).for_each(|a| reset_area(&a));
-                (c.entry, c.stack_top, true)
-            }
-            // No restart record: at least start from the entry with a fresh stack pointer;
-            // the runtime resets .data and .bss itself.
-            None => (layout::PROGRAM_BASE, layout::STACK_TOP, false),
-        };
         let mut ctx = UserContext::default();
-        ctx.set_pc(entry);
-        ctx.set_sp(stack_top);
+        ctx.set_pc(layout::PROGRAM_BASE);
+        ctx.set_sp(layout::STACK_TOP);
         ctx.set_gpr(0, attempt as u64);
         ctx.set_gpr(1, delay_us);
-        tcb.write_registers(true, 0, USER_CONTEXT_WORDS as u64, &ctx)?;
-        Ok(from_image)
+        tcb.write_registers(true, 0, USER_CONTEXT_WORDS as u64, &ctx)
     }
 
     fn apply(&mut self, child: Child, decision: Decision, now: u64) {
@@ -121,9 +97,8 @@ impl Supervisor {
                     _ => attempt,
                 };
                 match self.restart(child, attempt, delay_ms * 1000) {
-                    Ok(from_image) => log!(
-                        "supervisor: {name} restarted ({attempt} of {max}, backoff {delay_ms} ms{})",
-                        if from_image { "" } else { ", no restart record: registers only" }
+                    Ok(()) => log!(
+                        "supervisor: {name} restarted ({attempt} of {max}, backoff {delay_ms} ms)"
                     ),
                     Err(e) => {
                         self.record.hold(index);
@@ -142,28 +117,12 @@ impl Supervisor {
     }
 }
 
-/// One restart area: back to its pristine contents, or zeros.
-fn reset_area(area: &Area) {
-    let view = Region::new(area.view, area.size);
-    let pristine = area.pristine.map(|p| Region::new(p, area.size));
-    for offset in (0..area.size as usize).step_by(8) {
-        view.write_u64(offset, pristine.map_or(0, |p| p.read_u64(offset)));
-    }
-}
-
 impl Handler for Supervisor {
     fn init(&mut self) {
-        self.table = supervision::restart_table();
-        self.use_direct_log();
         log!(
-            "{}: up, supervising {} components ({})",
+            "{}: up, supervising {} components (restart from image)",
             system::NAME,
-            CHILDREN.len(),
-            if self.table.is_some() {
-                "restart from image"
-            } else {
-                "no restart table: restarts reset registers only"
-            }
+            CHILDREN.len()
         );
     }
 
@@ -192,13 +151,3 @@ impl Handler for Supervisor {
 }
 
 component!(Supervisor::new);
-
-/// Writes one line to the kernel's debug console as `[supervisor] <line>`.
-fn log_direct(line: &[u8]) {
-    let mut prefixed = [0u8; 256];
-    let head = b"[supervisor] ";
-    let n = (head.len() + line.len()).min(prefixed.len());
-    prefixed[..head.len()].copy_from_slice(head);
-    prefixed[head.len()..n].copy_from_slice(&line[..n - head.len()]);
-    keel_component::log::to_debug(&prefixed[..n]);
-}

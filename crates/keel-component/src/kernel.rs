@@ -16,8 +16,8 @@ mod imp {
 
     pub use crate::sys::{
         counter_frequency, counter_ticks, debug_exit, debug_load, log_sink, read_u16, read_u32,
-        read_u64, read_u8, restart_table, set_log_sink, start_count, start_delay_us, write_u16,
-        write_u32, write_u64, write_u8,
+        read_u64, read_u8, set_log_sink, start_count, start_delay_us, write_u16, write_u32,
+        write_u64, write_u8,
     };
 
     /// The message info and MR0–MR3 for `msg`; MR4.. go to the IPC buffer now.
@@ -122,9 +122,6 @@ mod imp {
         no_kernel()
     }
     pub fn debug_load(_: u64) -> u64 {
-        no_kernel()
-    }
-    pub fn restart_table() -> Option<&'static [u8]> {
         no_kernel()
     }
     pub fn counter_frequency() -> u64 {

@@ -5,16 +5,19 @@
 //!
 //! * the `_start` entry (pc = the program's entry, which the link script pins at
 //!   `keel_spec::layout::PROGRAM_BASE`; sp = `layout::STACK_TOP`; IPC buffer at
-//!   `layout::IPC_BUFFER`), which resets `.data` and `.bss` so that a restart begins from the
-//!   image's initial state ([`start_count`] says how many restarts came before), and waits
-//!   out the restart's backoff ([`start_delay_us`]);
+//!   `layout::IPC_BUFFER`), which copies `.data` and `.bss` back from the read-only pristine
+//!   copy the loader maps at `layout::pristine_of` and zeroes the IPC buffer, so that every
+//!   start, a restart included, begins from the image's initial state ([`start_count`] says
+//!   how many restarts came before), and waits out the restart's backoff ([`start_delay_us`]);
 //! * the [`Handler`] trait and the [`component!`] macro that runs Microkit's event loop on
 //!   `keel_spec::cspace::INPUT` with the Reply object `cspace::REPLY` ([`event`]);
 //! * [`Channel`] (notify, protected call), [`Irq`] (acknowledge), [`Region`] (bounds-checked
 //!   volatile access to shared memory and devices), [`Message`] (message registers, bytes and
 //!   postcard-encoded typed values, with [`Protocol`] for request/response enums);
 //! * [`log!`]/[`println!`]: one line to the console as a protected call on
-//!   `keel_spec::CONSOLE_CHANNEL`, falling back to `seL4_DebugPutChar`;
+//!   `keel_spec::CONSOLE_CHANNEL` (the supervisor sends it without waiting:
+//!   [`log::to_console_nowait`]); nothing here uses a debug system call except the
+//!   [`debug`] module, which is for test components only;
 //! * [`include_system!`]: the constants `keel build` generated from `system.cdl` for this
 //!   component (channels, regions, interrupts, peers, children), as a module `system`;
 //! * [`supervision`]: restart policies, backoff and the fault record kept by the supervisor;
@@ -83,7 +86,9 @@ pub fn start_delay_us() -> u64 {
     kernel::start_delay_us()
 }
 
-/// Debugging aids that bypass the console: use them only where the console cannot be used.
+/// Debugging aids that bypass the console, for test components only: they use the debug
+/// kernel's system calls, which the default system's kernel does not have (a call there is a
+/// fault).
 pub mod debug {
     /// Write `s` to the kernel's debug console (`seL4_DebugPutChar`, one byte per call).
     pub fn put_str(s: &str) {

@@ -5,11 +5,12 @@
 //!
 //! * by default, a protected call with label [`label::LOG`](crate::label::LOG) on channel
 //!   `keel_spec::CONSOLE_CHANNEL`, carrying the bytes ([`to_console`]). The console prints
-//!   it with the caller's name in front, one line at a time. If the call comes back with any
-//!   label but OK (no console channel, for example), the line goes to `seL4_DebugPutChar`
-//!   instead;
+//!   it with the caller's name in front, one line at a time. If the call fails (no console
+//!   channel, for example) the line is dropped: there is no other way out, and nothing here
+//!   may use a debug system call (the default system's kernel has none);
 //! * or a function set with [`set_sink`]: the console itself logs straight to its UART, and
-//!   the supervisor switches to the debug console while the console is down.
+//!   the supervisor sends its lines without waiting ([`to_console_nowait`]), so that a
+//!   faulted console can never block the fault handler.
 
 use core::fmt::{self, Write};
 
@@ -58,25 +59,26 @@ impl Write for Line {
     }
 }
 
-/// Send one line to the console, with the debug console as fallback. Returns whether the
-/// console took it.
+/// Send one line to the console and wait until it is printed. Returns whether the console
+/// took it (a line it did not take is dropped).
 pub fn to_console(line: &[u8]) -> bool {
     let line = &line[..line.len().min(LINE_MAX)];
     let Ok(msg) = Message::from_bytes(label::LOG, line) else {
         return false;
     };
-    let reply = Channel::new(keel_spec::CONSOLE_CHANNEL).call(&msg);
-    if reply.label() == label::OK {
-        return true;
-    }
-    to_debug(line);
-    false
+    Channel::new(keel_spec::CONSOLE_CHANNEL).call(&msg).label() == label::OK
 }
 
-/// Write one line to the kernel's debug console (`seL4_DebugPutChar`).
-pub fn to_debug(line: &[u8]) {
-    line.iter().copied().for_each(kernel::debug_put_char);
-    kernel::debug_put_char(b'\n');
+/// Send one line to the console without waiting: `seL4_NBSend` of the same message on the
+/// console channel's endpoint capability. It never blocks: when the console is not waiting
+/// for a message (it faulted, or is being restarted) the kernel drops the line. The console
+/// prints it like any other (it has no caller to answer; its reply goes nowhere). For the
+/// supervisor, which must not wait for a component it supervises.
+pub fn to_console_nowait(line: &[u8]) {
+    let line = &line[..line.len().min(LINE_MAX)];
+    if let Ok(msg) = Message::from_bytes(label::LOG, line) {
+        kernel::nb_send(Channel::new(keel_spec::CONSOLE_CHANNEL).call_slot(), &msg);
+    }
 }
 
 /// Send every following line to `sink` instead of the console (`None`: back to the

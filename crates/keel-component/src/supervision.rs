@@ -211,12 +211,6 @@ impl<const N: usize> Supervision<N> {
     }
 }
 
-/// The restart table the loader maps into the supervisor (`keel_spec::restart`), parsed and
-/// checked; `None` if it is not valid. Supervisor only: anywhere else this faults.
-pub fn restart_table() -> Option<keel_spec::restart::Table<'static>> {
-    keel_spec::restart::Table::parse(crate::kernel::restart_table()?).ok()
-}
-
 /// A fault as one line of text: `VM fault at 0x0 (pc 0x400120, data read)`.
 pub struct Describe<'a>(pub &'a sel4::Fault);
 

@@ -1,7 +1,7 @@
 //! Every `unsafe` block of keel-component (aarch64 seL4 targets only): the `_start` entry,
-//! resetting `.data` and `.bss`, recording the IPC buffer, the global allocator, the panic
-//! handler's deliberate fault, volatile memory access, the generic counter, the
-//! semihosting exit and the log-sink slot.
+//! resetting `.data` and `.bss` from the pristine copy, recording the IPC buffer, the global
+//! allocator, the panic handler's deliberate fault, volatile memory access, the generic
+//! counter, the debug kernel's halt (test components only) and the log-sink slot.
 //!
 //! # Entry contract
 //!
@@ -13,13 +13,14 @@
 //!
 //! # Restarting from the image
 //!
-//! `link.ld` reserves, after `.bss`, a `.keel.restart` area: a flag word and room for a copy
-//! of `.data`. The loader zero-fills it with the rest of the segment. On the first start
-//! [`entry`] saves `.data` there and sets the flag; on every later start it copies the saved
-//! `.data` back. It then zeroes `.bss` each time. A restarted component thus begins with the
-//! image's initial statics, as long as its own bugs did not overwrite the saved copy (the
-//! supervisor restoring segments from a copy outside the component, as planned in
-//! `docs/composition.md`, closes that gap).
+//! Every start resets the program's writable memory from the image itself: the loader maps a
+//! read-only pristine copy of every writable page of the program at `layout::pristine_of`
+//! (file bytes, the rest zero; nothing can write those frames), and [`entry`] copies it over
+//! the data segment (`.data` and `.bss`, `[__keel_data_start, __keel_image_end)`, whole
+//! pages) before any Rust code that could use a static runs, then zeroes the IPC buffer. The
+//! stack needs no reset: `_start` sets sp to its top, and no code reads stack memory it did
+//! not write. So a restarted component begins with the image's statics however its last run
+//! ended, and the supervisor needs nothing but the component's TCB to restart it.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::{asm, global_asm};
@@ -57,20 +58,13 @@ global_asm!(
 
 unsafe extern "C" {
     static __keel_data_start: u8;
-    static __keel_data_end: u8;
-    static __keel_bss_start: u8;
-    static __keel_bss_end: u8;
-    static __keel_pristine_flag: u8;
-    static __keel_pristine: u8;
+    static __keel_image_end: u8;
 }
 
 unsafe extern "Rust" {
     /// Defined by `component!` in the component crate.
     fn __keel_component_main() -> !;
 }
-
-/// Written to the flag word once `.data` has been saved.
-const PRISTINE_MAGIC: u64 = u64::from_le_bytes(*b"keeldata");
 
 static START_COUNT: AtomicU64 = AtomicU64::new(0);
 static START_DELAY_US: AtomicU64 = AtomicU64::new(0);
@@ -89,29 +83,25 @@ extern "C" fn entry(restarts: u64, delay_us: u64) -> ! {
     unsafe { __keel_component_main() }
 }
 
-/// Save or restore `.data`, zero `.bss` (see the module documentation).
+/// Copy the pristine data segment over the live one and zero the IPC buffer (see the module
+/// documentation).
 fn reset_image() {
-    let data = &raw const __keel_data_start as *mut u8;
-    let data_len = &raw const __keel_data_end as usize - data as usize;
-    let bss = &raw const __keel_bss_start as *mut u8;
-    let bss_len = &raw const __keel_bss_end as usize - bss as usize;
-    let flag = &raw const __keel_pristine_flag as *mut u64;
-    let pristine = &raw const __keel_pristine as *mut u8;
-    // SAFETY: the six symbols are defined by link.ld inside this program's writable data
-    // segment, which the loader mapped read-write: `.data` is [data, data + data_len),
-    // `.bss` is [bss, bss + bss_len), and `.keel.restart` holds an 8-byte aligned flag word
-    // followed by `data_len` bytes at `pristine`; the three areas do not overlap. No Rust
-    // code has run yet that could hold a reference into them (this is the first function
-    // after `_start`), and the values written are the image's initial ones, i.e. what the
-    // compiler assumes the statics hold at program start.
+    let data = &raw const __keel_data_start as usize;
+    let end = &raw const __keel_image_end as usize;
+    let len = end.saturating_sub(data);
+    let pristine = layout::pristine_of(data as u64) as usize;
+    // SAFETY: link.ld starts `.data` on a page and ends the image on one, so `[data, end)` is
+    // whole pages of the program's writable segment (`.data` then `.bss`), which the loader
+    // mapped read-write, each with its pristine copy mapped readable at
+    // `layout::pristine_of(page)`: the same offset for every page, so `[pristine, pristine +
+    // len)` is mapped too, and it is a different frame (no overlap). No Rust code has run
+    // yet that could hold a reference into the data segment (this is the first function after
+    // `_start`, which uses no statics), and the bytes written are the image's initial ones,
+    // i.e. what the compiler assumes the statics hold at program start. The IPC buffer page
+    // is mapped read-write at IPC_BUFFER and nothing refers to it yet.
     unsafe {
-        if ptr::read_volatile(flag) == PRISTINE_MAGIC {
-            ptr::copy_nonoverlapping(pristine, data, data_len);
-        } else {
-            ptr::copy_nonoverlapping(data, pristine, data_len);
-            ptr::write_volatile(flag, PRISTINE_MAGIC);
-        }
-        ptr::write_bytes(bss, 0, bss_len);
+        ptr::copy_nonoverlapping(pristine as *const u8, data as *mut u8, len);
+        ptr::write_bytes(layout::IPC_BUFFER as *mut u8, 0, 4096);
     }
 }
 
@@ -260,23 +250,4 @@ pub fn debug_load(addr: u64) -> u64 {
         );
     }
     v
-}
-
-/// The restart table the loader maps read-only at `keel_spec::restart::TABLE` in the
-/// supervisor, or `None` if its header is not valid. Supervisor only: anywhere else the
-/// address is unmapped and this faults.
-pub fn restart_table() -> Option<&'static [u8]> {
-    use keel_spec::restart::{Table, HEADER_BYTES, TABLE};
-    let mut header = [0u8; HEADER_BYTES];
-    for (i, b) in header.iter_mut().enumerate() {
-        // SAFETY: a volatile byte load inside the table's first page, which the loader maps
-        // readable in the supervisor before starting it (keel_spec::restart).
-        *b = unsafe { ptr::read_volatile((TABLE as usize + i) as *const u8) };
-    }
-    let len = Table::declared_len(&header).ok()?;
-    // SAFETY: the loader maps the whole table (`len` bytes, at most TABLE_MAX_BYTES, checked
-    // by `declared_len`) read-only at TABLE before the supervisor starts, and nothing writes
-    // those frames afterwards: the loader has suspended itself and no other component maps
-    // them. So a shared reference for the life of the program is sound.
-    Some(unsafe { core::slice::from_raw_parts(TABLE as *const u8, len) })
 }

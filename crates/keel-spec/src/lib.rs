@@ -109,6 +109,10 @@ pub struct SystemBlob<'a> {
     pub spec: SystemSpec,
     #[serde(borrow)]
     pub images: Vec<&'a [u8]>,
+    /// The kernel packed with this system has the debug system calls (DebugPutChar,
+    /// DebugHalt): only then does the loader print its progress and errors (a system built
+    /// without them must not use them: a call would be a fault).
+    pub debug_console: bool,
 }
 
 impl<'a> SystemBlob<'a> {
@@ -170,9 +174,25 @@ pub mod layout {
     /// Where user-declared mappings may go: `[MAP_BASE, MAP_END)`.
     pub const MAP_BASE: u64 = 0x1000_0000;
     pub const MAP_END: u64 = 0xf0_0000_0000;
-}
+    /// Pristine copies: every writable page of a component's program, at `vaddr`, has a
+    /// read-only, non-executable copy of its initial contents (the ELF's file bytes, the rest
+    /// zero) at [`pristine_of`]`(vaddr)`, in `[PRISTINE_BASE, PRISTINE_END)`: the loader maps
+    /// them into the component itself, whose start-up copies them over its writable pages,
+    /// so that every start, a restart included, begins from the image's state.
+    pub const PRISTINE_BASE: u64 = MAP_END;
+    pub const PRISTINE_END: u64 = PRISTINE_BASE + (PROGRAM_END - PROGRAM_BASE);
 
-pub mod restart;
+    /// Where the pristine copy of the program page at `vaddr` (in `[PROGRAM_BASE,
+    /// PROGRAM_END)`) is mapped.
+    pub const fn pristine_of(vaddr: u64) -> u64 {
+        vaddr - PROGRAM_BASE + PRISTINE_BASE
+    }
+
+    // The pristine window lies between user mappings and the lowest possible stack (64 MiB,
+    // cdl's limit, plus a guard page).
+    const _: () = assert!(PRISTINE_BASE >= MAP_END);
+    const _: () = assert!(PRISTINE_END <= STACK_TOP - (64 << 20) - 0x1000);
+}
 
 #[cfg(test)]
 mod tests {
@@ -210,6 +230,7 @@ mod tests {
                 console: None,
             },
             images: vec![&image],
+            debug_console: true,
         };
         let bytes = blob.encode().unwrap();
         assert_eq!(SystemBlob::decode(&bytes).unwrap(), blob);

@@ -264,7 +264,8 @@ fn delete() -> TestResult {
         .delete(th.tcb.cptr(), DEPTH)
         .ctx("Delete of the last TCB cap")?;
     let v = f.get();
-    crate::sched::sleep_ms(3)?;
+    // Clock-free: the idle thread runs only once the counter has stopped.
+    crate::sched::settle()?;
     check_eq!(f.get(), v, "thread kept running after its TCB was deleted");
     Ok(())
 }
@@ -523,9 +524,11 @@ fn delete_cnode_contents() -> TestResult {
     // Deleting the CNode deletes its contents: the thread stops, the endpoint goes away and
     // the caller's Call restarts on its (now empty) slot: InvalidCapability.
     ROOT_CNODE.delete(c.cptr(), DEPTH).ctx("delete the CNode")?;
-    crate::sched::settle_or_sleep()?;
+    // Clock-free: the idle thread runs only once the counter has stopped and the caller
+    // (above us) has finished; a counter still running would hang here (a timeout).
+    crate::sched::settle()?;
     let v = f.get();
-    crate::sched::sleep_ms(3)?;
+    crate::sched::settle()?;
     check_eq!(
         f.get(),
         v,

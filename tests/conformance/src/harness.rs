@@ -205,6 +205,32 @@ fn start_runner(fault_ep: cap::Endpoint) -> Result<cap::Tcb, Fail> {
     Ok(tcb)
 }
 
+/// Failures for declared tests that did not run, tests that ran twice and tests that ran
+/// without being declared (the build script could not see them).
+fn check_declared(tests: &[Test], declared: &[&str]) -> usize {
+    let mut failed = 0;
+    for name in declared {
+        let runs = tests.iter().filter(|t| t.name == *name).count();
+        if runs != 1 {
+            println!(
+                "FAIL {}: declared in tests/conformance/src but run {} times (is its group in all_tests()?)",
+                name, runs
+            );
+            failed += 1;
+        }
+    }
+    for t in tests {
+        if !declared.contains(&t.name) {
+            println!(
+                "FAIL {}: ran but is not declared in a `TESTS: &[Test] = &[...]` array",
+                t.name
+            );
+            failed += 1;
+        }
+    }
+    failed
+}
+
 fn cleanup(mark: u64) {
     let _ = ROOT_CNODE.revoke(kit::st().scratch, DEPTH);
     let end = kit::st().next_slot;
@@ -214,8 +240,10 @@ fn cleanup(mark: u64) {
     kit::st().next_slot = mark;
 }
 
-/// Run every test; returns the number of failures.
-pub fn run_all(tests: &'static [Test]) -> usize {
+/// Run every test; returns the number of failures. `declared` is every test the sources
+/// declare: each must be in `tests` exactly once, and each that is not is one more failure
+/// (reported as `FAIL <name>: ...` before the closing line).
+pub fn run_all(tests: &'static [Test], declared: &[&str]) -> usize {
     // SAFETY: single write before any runner exists.
     unsafe { TESTS = tests };
     let h = match setup() {
@@ -291,8 +319,14 @@ pub fn run_all(tests: &'static [Test]) -> usize {
         }
         cleanup(mark);
     }
+    failed += check_declared(tests, declared);
     println!("# total {} ms", sys::ticks_to_us(sys::now() - t0) / 1000);
-    println!("{} passed, {} failed", passed, failed);
+    println!(
+        "{} passed, {} failed, {} declared",
+        passed,
+        failed,
+        declared.len()
+    );
     let _ = cap_type::Tcb;
     failed
 }

@@ -1,6 +1,9 @@
 //! Keel conformance suite: a root task that exercises the kernel through the seL4 API
 //! (seL4 16.0.0, MCS, aarch64) and prints `PASS <name>` / `FAIL <name>: <why>` per test and
-//! a closing line `N passed, M failed`; it exits 0 only if nothing failed.
+//! a closing line `N passed, M failed, D declared`; it exits 0 only if nothing failed. Every
+//! test declared in a `TESTS` array of `src/*.rs` (listed at build time, `declared.rs`) must
+//! run exactly once: one that did not is a failure, so a group dropped from `all_tests()`
+//! cannot shrink the run unnoticed.
 //!
 //! Layout: `harness` (runner thread per test, watchdog, cleanup), `kit` (slots, objects,
 //! mappings, threads), `sys` (raw syscalls and counters), `fail` (messages and checks), and
@@ -38,6 +41,12 @@ mod stress;
 mod tcb;
 #[cfg(target_os = "none")]
 mod vspace;
+
+/// `DECLARED`: every test name the sources declare (written by build.rs).
+#[cfg(target_os = "none")]
+mod declared {
+    include!(concat!(env!("OUT_DIR"), "/declared.rs"));
+}
 
 #[cfg(target_os = "none")]
 mod root {
@@ -81,11 +90,16 @@ mod root {
         let mut n = 0;
         for group in all_tests() {
             for t in group.iter() {
-                list[n] = *t;
+                let Some(slot) = list.get_mut(n) else {
+                    println!("FAIL harness: more than {} tests; raise LIST's size", n);
+                    println!("0 passed, 1 failed");
+                    return 1;
+                };
+                *slot = *t;
                 n += 1;
             }
         }
-        let failed = harness::run_all(&list[..n]);
+        let failed = harness::run_all(&list[..n], crate::declared::DECLARED);
         if failed == 0 {
             0
         } else {

@@ -100,11 +100,6 @@ pub fn settle() -> Result<(), Fail> {
     Ok(())
 }
 
-/// Like `settle`, but for when lower-priority busy threads may exist: sleep 2 ms.
-pub fn settle_or_sleep() -> Result<(), Fail> {
-    sleep_ms(2)
-}
-
 /// Sleep in 1 ms steps until `cond` holds or `max_ms` have passed; returns `cond()`.
 pub fn wait_until(max_ms: u64, cond: impl Fn() -> bool) -> Result<bool, Fail> {
     let end = sys::now() + sys::us_to_ticks(max_ms * 1000);
@@ -350,7 +345,8 @@ fn sc_bind_unbind() -> TestResult {
     )?;
     th.sc.unbind().ctx("SchedContext_Unbind")?;
     th.start(count_forever, arg(&f))?;
-    sleep_ms(3)?;
+    // Clock-free: the idle thread runs while the thread without an SC cannot.
+    settle()?;
     check_eq!(f.get(), 0, "thread without SC ran");
     sc2.bind(th.tcb).ctx("SchedContext_Bind")?;
     check!(

@@ -7,7 +7,7 @@ use sel4::{Error, UserContext};
 use crate::fail::{expect_err, Ctx, TestResult};
 use crate::harness::{self, t, Test, RUNNER_PRIO};
 use crate::kit::{self, arg, from_arg, Ctx2, Opts, Thread};
-use crate::sched::{count_forever, sleep_ms, Flag};
+use crate::sched::{count_forever, Flag};
 
 pub const TESTS: &[Test] = &[
     t("tcb_write_read_registers", write_read),
@@ -161,7 +161,9 @@ fn suspend_resume() -> TestResult {
     );
     th.tcb.suspend().ctx("Suspend")?;
     let v2 = f.get();
-    sleep_ms(3)?;
+    // Clock-free: the idle thread (priority 1) runs only if the counter (priority 190, full
+    // budget) is really stopped; a counter still running would hang here (a timeout).
+    crate::sched::settle()?;
     check_eq!(f.get(), v2, "suspended thread kept running");
     th.tcb.suspend().ctx("Suspend of a suspended thread")?;
     th.tcb.resume().ctx("Resume")?;

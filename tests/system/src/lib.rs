@@ -61,7 +61,8 @@ fn text(bytes: &[u8]) -> String {
 /// What one boot printed and how it ended.
 pub struct Run {
     pub system: String,
-    /// `keel run`'s exit code: QEMU's (the semihosting exit code), 124 at the timeout.
+    /// `keel run`'s exit code: QEMU's (the semihosting exit code), 124 at the timeout, 0 when
+    /// [`boot_until`]'s markers were all seen.
     pub code: i32,
     /// The serial console.
     pub stdout: String,
@@ -72,6 +73,24 @@ pub struct Run {
 /// Build `system` (a path relative to the workspace root) with `keel build --system` and
 /// boot it for at most `timeout_s` seconds. `None` when QEMU is missing (test skipped).
 pub fn boot(system: &str, timeout_s: u64) -> Option<Run> {
+    boot_with(system, timeout_s, &[])
+}
+
+/// Like [`boot`], for a system that never ends by itself: the run stops, with exit code 0,
+/// as soon as every one of `markers` has been printed (`keel run --expect M
+/// --exit-on-expect`). A run that reaches the timeout exits 124 (and one that ends without
+/// every marker exits non-zero), so a test expecting 0 cannot pass on the timeout.
+pub fn boot_until(system: &str, timeout_s: u64, markers: &[&str]) -> Option<Run> {
+    assert!(!markers.is_empty(), "boot_until needs at least one marker");
+    let mut args = vec!["--exit-on-expect".to_string()];
+    for m in markers {
+        args.push("--expect".into());
+        args.push(m.to_string());
+    }
+    boot_with(system, timeout_s, &args)
+}
+
+fn boot_with(system: &str, timeout_s: u64, extra: &[String]) -> Option<Run> {
     if !have_qemu() {
         return None;
     }
@@ -92,7 +111,10 @@ pub fn boot(system: &str, timeout_s: u64) -> Option<Run> {
         .unwrap_or_else(|| panic!("`keel build` printed no image path:\n{out}"))
         .trim()
         .to_string();
-    let ran = keel(&["run", &image, "--timeout", &timeout_s.to_string()]);
+    let timeout = timeout_s.to_string();
+    let mut args = vec!["run", image.as_str(), "--timeout", timeout.as_str()];
+    args.extend(extra.iter().map(String::as_str));
+    let ran = keel(&args);
     Some(Run {
         system: system.to_string(),
         code: ran.status.code().unwrap_or(-1),

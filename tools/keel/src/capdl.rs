@@ -1,22 +1,22 @@
 //! `keel build --emit capdl`: the system as capDL text (seL4's capability distribution
 //! language, revision 1.1 syntax), describing the objects and capabilities the loader creates.
 //!
-//! It uses the loader's own planning code (`loader::plan`), so program pages, stacks and the
-//! supervisor's restart window are exactly the loader's.
+//! It uses the loader's own planning code (`keel_plan::plan`), so program pages, their
+//! pristine copies and stacks are exactly the loader's.
 //!
 //! Covered:
 //! - objects: per component a `tcb` (addr = IPC buffer, ip = ELF entry, sp = stack top,
 //!   prio = max_prio = priority, affinity 0), an `sc` (budget and period in microseconds), a
 //!   `cnode` (`CNODE_BITS`), a VSpace root `pud` with its `pd`/`pt` tables (Keel's 40-bit
 //!   3-level stage-2 layout), a `notification`, an `ep` when it has one, an `rtreply`, and
-//!   `frame`s for program pages, stack, IPC buffer, the supervisor's pristine copies and
-//!   restart table; regions' frames (`4k` or `2M`, `paddr:` for device regions); an
+//!   `frame`s for program pages, their pristine copies (writable pages only), stack and IPC
+//!   buffer; regions' frames (`4k` or `2M`, `paddr:` for device regions); an
 //!   `arm_irq` per interrupt;
 //! - caps: every CNode slot the loader fills, with rights (`R W G P`), badges and the CNode
 //!   guard; TCB slots (`cspace`, `vspace`, `ipc_buffer_slot`, `sc_slot`, `fault_ep_slot`,
 //!   `bound_notification`); every mapping as a frame cap in its page table (rights, `X` for
-//!   executable, `uncached`), including the supervisor's views of its children's frames;
-//!   the IRQs' notification caps and the `irq maps` section.
+//!   executable, `uncached`), the pristine copies read-only at `layout::pristine_of` in the
+//!   component itself (no component maps another's frames); the IRQs' notification caps and the `irq maps` section.
 //!
 //! Not covered: frame contents (`fill`), untyped placement and physical addresses of RAM
 //! objects, ASID assignment, the derivation tree, initial registers beyond ip and sp.
@@ -25,9 +25,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use anyhow::{anyhow, Result};
-use keel_spec::restart::AreaKind;
-use keel_spec::{badge, cspace, layout, restart, SystemSpec};
-use loader::plan::{self, PAGE};
+use keel_plan::plan::{self, PAGE};
+use keel_spec::{badge, cspace, layout, SystemSpec};
 
 /// A frame capability in a page table: the frame's name and its cap parameters.
 #[derive(Clone, Debug)]
@@ -177,15 +176,10 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
                 12,
                 frame_cap(f.clone(), true, page.writable(), page.executable(), true),
             );
-            if let Some(s) = sup {
-                if let Some(v) = p.view_of(AreaKind::Data, page.vaddr) {
-                    vspaces[s].map(v, 12, frame_cap(f.clone(), true, true, false, true));
-                }
-                if let Some(pv) = p.pristine_of(page.vaddr) {
-                    let pf = format!("{n}_pristine_{k}");
-                    writeln!(o, "{pf} = frame (4k) -- pristine copy of {f}")?;
-                    vspaces[s].map(pv, 12, frame_cap(pf, true, false, false, true));
-                }
+            if let Some(pv) = p.pristine_of(page.vaddr) {
+                let pf = format!("{n}_pristine_{k}");
+                writeln!(o, "{pf} = frame (4k) -- pristine copy of {f}")?;
+                vspaces[i].map(pv, 12, frame_cap(pf, true, false, false, true));
             }
         }
         let mut va = p.stack_base;
@@ -193,19 +187,9 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
         while va < layout::STACK_TOP {
             let f = format!("{n}_stack_{k}");
             writeln!(o, "{f} = frame (4k)")?;
-            vspaces[i].map(va, 12, frame_cap(f.clone(), true, true, false, true));
-            if let (Some(s), Some(v)) = (sup, p.view_of(AreaKind::Stack, va)) {
-                vspaces[s].map(v, 12, frame_cap(f, true, true, false, true));
-            }
+            vspaces[i].map(va, 12, frame_cap(f, true, true, false, true));
             va += PAGE;
             k += 1;
-        }
-        if let (Some(s), Some(v)) = (sup, p.view_of(AreaKind::IpcBuffer, layout::IPC_BUFFER)) {
-            vspaces[s].map(
-                v,
-                12,
-                frame_cap(format!("{n}_ipc"), true, true, false, true),
-            );
         }
         for m in &c.maps {
             let r = &spec.regions[m.region as usize];
@@ -232,22 +216,6 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
             )?;
         }
     }
-    if let (Some(table), Some(s)) = (&plan.restart_table, sup) {
-        writeln!(
-            o,
-            "\n-- the supervisor's restart table (keel_spec::restart)"
-        )?;
-        for k in 0..table.len().div_ceil(PAGE as usize) {
-            let f = format!("restart_table_{k}");
-            writeln!(o, "{f} = frame (4k)")?;
-            vspaces[s].map(
-                restart::TABLE + k as u64 * PAGE,
-                12,
-                frame_cap(f, true, false, false, true),
-            );
-        }
-    }
-
     // Capabilities.
     let c = &mut caps;
     for (i, comp) in spec.components.iter().enumerate() {
@@ -388,11 +356,12 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::elf::{write_elf, OutSegment, EM_AARCH64, ET_EXEC, PF_R, PF_W, PF_X, PT_LOAD};
 
-    fn program() -> Vec<u8> {
+    /// A small program: text and a writable page.
+    pub(crate) fn program() -> Vec<u8> {
         let seg = |vaddr: u64, data: &[u8], memsz: u64, flags: u32| OutSegment {
             p_type: PT_LOAD,
             p_flags: flags,
@@ -445,9 +414,31 @@ mod tests {
         );
         // The RTC is uncached and read-only in the server.
         assert!(text.contains("region1_rtc_0 (R, uncached)"));
-        // The supervisor sees the restart table and a pristine copy.
-        assert!(text.contains("restart_table_0 (R)"));
-        assert!(text.contains("client_pristine_1 (R)"));
+        // The client's writable page has its pristine copy, read-only, in the client itself
+        // (layout::pristine_of(0x401000) = 0xf000001000: root entry 0x3c0, L2 0, L3 1).
+        assert!(
+            text.contains("client_pt_3c0_0 {\n  0x1: client_pristine_1 (R)\n}"),
+            "{text}"
+        );
+        // No component maps another's frames: every page table holds only its own
+        // component's frames (or shared regions).
+        for (i, name) in ["client", "server", "crasher", "supervisor"]
+            .iter()
+            .enumerate()
+        {
+            let mut inside = false;
+            for line in text.lines() {
+                if line.ends_with(" {") {
+                    inside = line.starts_with(&format!("{name}_pt_"));
+                } else if inside && line.starts_with("  0x") {
+                    let frame = line.split(": ").nth(1).unwrap_or("");
+                    assert!(
+                        frame.starts_with(&format!("{name}_")) || frame.starts_with("region"),
+                        "component {i} ({name}) maps {frame}"
+                    );
+                }
+            }
+        }
         // Balanced braces.
         assert_eq!(text.matches('{').count(), text.matches('}').count());
     }

@@ -1,90 +1,20 @@
-//! A small ELF64 little-endian reader and writer: just enough for boot images.
+//! ELF for boot images: reading through the project's one ELF reader
+//! ([`keel_plan::elf`], over the `elf` crate), and a small ELF64 little-endian writer.
 //!
 //! The reader checks every offset and size it hands out, so a truncated or hostile file gives an
 //! [`ElfError`], never a panic. The writer lays out an executable with program headers only (no
 //! section headers): that is all QEMU's `-kernel` loader reads.
 
-use std::fmt;
-
-/// `e_machine` of aarch64.
-pub const EM_AARCH64: u16 = 183;
-/// `e_machine` of x86-64 (used in tests and messages).
-pub const EM_X86_64: u16 = 62;
-/// `e_type` of an executable.
-pub const ET_EXEC: u16 = 2;
-/// `e_type` of a shared object or position-independent executable.
-pub const ET_DYN: u16 = 3;
-/// Loadable segment.
-pub const PT_LOAD: u32 = 1;
-/// Dynamic linking information.
-pub const PT_DYNAMIC: u32 = 2;
-/// Program interpreter.
-pub const PT_INTERP: u32 = 3;
-/// Segment permission bits.
-pub const PF_X: u32 = 1;
-pub const PF_W: u32 = 2;
-pub const PF_R: u32 = 4;
+pub use keel_plan::elf::{
+    ElfError, ProgramHeader, EM_AARCH64, EM_X86_64, ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_DYNAMIC,
+    PT_INTERP, PT_LOAD,
+};
 
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 const ELFCLASS64: u8 = 2;
 const ELFDATA2LSB: u8 = 1;
 const EV_CURRENT: u8 = 1;
-
-/// Why a file could not be read as an ELF64 little-endian file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ElfError {
-    /// Too short for an ELF header, or no `\x7fELF` magic.
-    NotElf,
-    /// `EI_CLASS` is not ELFCLASS64.
-    NotElf64 { class: u8 },
-    /// `EI_DATA` is not little-endian.
-    NotLittleEndian { data: u8 },
-    /// The header itself is inconsistent (sizes, offsets).
-    BadHeader(String),
-    /// Program header `index` points outside the file or has `p_filesz > p_memsz`.
-    BadSegment { index: usize, reason: String },
-}
-
-impl fmt::Display for ElfError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ElfError::NotElf => write!(f, "not an ELF file (no \\x7fELF magic)"),
-            ElfError::NotElf64 { class } => {
-                write!(f, "not a 64-bit ELF file (EI_CLASS = {class}, want 2)")
-            }
-            ElfError::NotLittleEndian { data } => {
-                write!(f, "not a little-endian ELF file (EI_DATA = {data}, want 1)")
-            }
-            ElfError::BadHeader(why) => write!(f, "malformed ELF header: {why}"),
-            ElfError::BadSegment { index, reason } => {
-                write!(f, "malformed program header {index}: {reason}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ElfError {}
-
-/// One program header, as stored in the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProgramHeader {
-    pub p_type: u32,
-    pub p_flags: u32,
-    pub p_offset: u64,
-    pub p_vaddr: u64,
-    pub p_paddr: u64,
-    pub p_filesz: u64,
-    pub p_memsz: u64,
-    pub p_align: u64,
-}
-
-impl ProgramHeader {
-    /// Whether this is a `PT_LOAD` segment.
-    pub fn is_load(&self) -> bool {
-        self.p_type == PT_LOAD
-    }
-}
 
 /// A parsed ELF64 little-endian file, borrowing its bytes.
 #[derive(Debug, Clone)]
@@ -96,116 +26,17 @@ pub struct Elf<'a> {
     pub phdrs: Vec<ProgramHeader>,
 }
 
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
-}
-
 impl<'a> Elf<'a> {
     /// Parses the ELF header and program headers, checking that every header and every
-    /// segment's file range lies inside `bytes`.
+    /// segment's file range lies inside `bytes` ([`keel_plan::elf::read`]).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ElfError> {
-        if bytes.len() < 16 || bytes[0..4] != [0x7f, b'E', b'L', b'F'] {
-            return Err(ElfError::NotElf);
-        }
-        if bytes[4] != ELFCLASS64 {
-            return Err(ElfError::NotElf64 { class: bytes[4] });
-        }
-        if bytes[5] != ELFDATA2LSB {
-            return Err(ElfError::NotLittleEndian { data: bytes[5] });
-        }
-        if bytes.len() < EHDR_SIZE {
-            return Err(ElfError::BadHeader(format!(
-                "file is {} bytes, shorter than the 64-byte ELF64 header",
-                bytes.len()
-            )));
-        }
-        let e_type = u16_at(bytes, 16);
-        let e_machine = u16_at(bytes, 18);
-        let e_entry = u64_at(bytes, 24);
-        let e_phoff = u64_at(bytes, 32);
-        let e_phentsize = u16_at(bytes, 54);
-        let e_phnum = u16_at(bytes, 56);
-        if e_phnum == 0xffff {
-            return Err(ElfError::BadHeader(
-                "extended program header numbering (PN_XNUM) is not supported".into(),
-            ));
-        }
-        let mut phdrs = Vec::with_capacity(e_phnum as usize);
-        if e_phnum > 0 {
-            if e_phentsize as usize != PHDR_SIZE {
-                return Err(ElfError::BadHeader(format!(
-                    "e_phentsize is {e_phentsize}, want {PHDR_SIZE}"
-                )));
-            }
-            let table_end = (e_phnum as u64)
-                .checked_mul(PHDR_SIZE as u64)
-                .and_then(|n| n.checked_add(e_phoff));
-            match table_end {
-                Some(end) if end <= bytes.len() as u64 => {}
-                _ => {
-                    return Err(ElfError::BadHeader(format!(
-                        "program header table ({e_phnum} entries at offset {e_phoff:#x}) \
-                         runs past the end of the {}-byte file",
-                        bytes.len()
-                    )))
-                }
-            }
-            for index in 0..e_phnum as usize {
-                let o = e_phoff as usize + index * PHDR_SIZE;
-                let ph = ProgramHeader {
-                    p_type: u32_at(bytes, o),
-                    p_flags: u32_at(bytes, o + 4),
-                    p_offset: u64_at(bytes, o + 8),
-                    p_vaddr: u64_at(bytes, o + 16),
-                    p_paddr: u64_at(bytes, o + 24),
-                    p_filesz: u64_at(bytes, o + 32),
-                    p_memsz: u64_at(bytes, o + 40),
-                    p_align: u64_at(bytes, o + 48),
-                };
-                if ph.is_load() {
-                    let bad = |reason: String| ElfError::BadSegment { index, reason };
-                    match ph.p_offset.checked_add(ph.p_filesz) {
-                        Some(end) if end <= bytes.len() as u64 => {}
-                        // Nothing to read: where an empty segment's offset points is moot.
-                        _ if ph.p_filesz == 0 => {}
-                        _ => {
-                            return Err(bad(format!(
-                                "file range {:#x}+{:#x} runs past the end of the {}-byte file",
-                                ph.p_offset,
-                                ph.p_filesz,
-                                bytes.len()
-                            )))
-                        }
-                    }
-                    if ph.p_filesz > ph.p_memsz {
-                        return Err(bad(format!(
-                            "p_filesz {:#x} is larger than p_memsz {:#x}",
-                            ph.p_filesz, ph.p_memsz
-                        )));
-                    }
-                    if ph.p_vaddr.checked_add(ph.p_memsz).is_none()
-                        || ph.p_paddr.checked_add(ph.p_memsz).is_none()
-                    {
-                        return Err(bad("address range wraps around 2^64".into()));
-                    }
-                }
-                phdrs.push(ph);
-            }
-        }
+        let h = keel_plan::elf::read(bytes)?;
         Ok(Elf {
             bytes,
-            e_type,
-            e_machine,
-            e_entry,
-            phdrs,
+            e_type: h.e_type,
+            e_machine: h.e_machine,
+            e_entry: h.e_entry,
+            phdrs: h.phdrs,
         })
     }
 
@@ -217,14 +48,7 @@ impl<'a> Elf<'a> {
     /// The file bytes of a segment (`p_filesz` bytes at `p_offset`). Only valid for
     /// segments checked by [`Elf::parse`], i.e. `PT_LOAD` ones; others may give an empty slice.
     pub fn segment_data(&self, ph: &ProgramHeader) -> &'a [u8] {
-        if ph.p_filesz == 0 {
-            return &[];
-        }
-        let start = ph.p_offset as usize;
-        match start.checked_add(ph.p_filesz as usize) {
-            Some(end) if end <= self.bytes.len() => &self.bytes[start..end],
-            _ => &[],
-        }
+        keel_plan::elf::segment_data(self.bytes, ph)
     }
 }
 

@@ -3,15 +3,17 @@
 
 use serde_json::{json, Value};
 
-/// Counts from a conformance closing line `N passed, M failed`.
+/// Counts from a conformance closing line `N passed, M failed[, D declared]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Closing {
     pub passed: u64,
     pub failed: u64,
+    /// How many tests the suite declares, when the line says (`, D declared`).
+    pub declared: Option<u64>,
 }
 
-/// Parses one line against `^(\d+) passed, (\d+) failed` (trailing text such as
-/// `, 2 skipped` is allowed; a trailing `\r` is ignored).
+/// Parses one line against `^(\d+) passed, (\d+) failed(, (\d+) declared)?` (other trailing
+/// text such as `, 2 skipped` is allowed; a trailing `\r` is ignored).
 pub fn parse_closing_line(line: &str) -> Option<Closing> {
     let line = line.trim_end_matches(['\r', '\n']);
     let (passed, rest) = split_number(line)?;
@@ -22,7 +24,16 @@ pub fn parse_closing_line(line: &str) -> Option<Closing> {
     if rest.chars().next().is_some_and(|c| c.is_alphanumeric()) {
         return None;
     }
-    Some(Closing { passed, failed })
+    let declared = rest
+        .strip_prefix(", ")
+        .and_then(split_number)
+        .filter(|(_, tail)| tail.starts_with(" declared"))
+        .map(|(d, _)| d);
+    Some(Closing {
+        passed,
+        failed,
+        declared,
+    })
 }
 
 fn split_number(s: &str) -> Option<(u64, &str)> {
@@ -39,6 +50,103 @@ fn split_number(s: &str) -> Option<(u64, &str)> {
 /// The last closing line in `output`, if any.
 pub fn find_closing_line(output: &str) -> Option<Closing> {
     output.lines().rev().find_map(parse_closing_line)
+}
+
+/// The tests the conformance suite's sources declare (shared with the suite's build script).
+#[path = "../../../tests/conformance/declared.rs"]
+pub mod declared;
+
+/// Every `PASS <name>` / `FAIL <name>: <why>` line: (name, passed).
+pub fn test_lines(output: &str) -> Vec<(String, bool)> {
+    output
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter_map(|l| {
+            if let Some(name) = l.strip_prefix("PASS ") {
+                Some((name.trim().to_string(), true))
+            } else {
+                let rest = l.strip_prefix("FAIL ")?;
+                let name = rest.split_once(':').map_or(rest, |(n, _)| n);
+                Some((name.trim().to_string(), false))
+            }
+        })
+        .collect()
+}
+
+/// What is wrong with a conformance run's output (empty: it passed). `declared` is the list of
+/// tests the suite's sources declare ([`declared::declared_in_dir`]): every one must have
+/// passed exactly once, nothing else may have run, and the closing line must agree. Without
+/// the list (a prebuilt root task, whose sources keel does not see) the closing line must say
+/// how many tests are declared, and that many distinct tests must have passed.
+pub fn check_conformance(output: &str, declared: Option<&[String]>) -> Vec<String> {
+    let mut why = Vec::new();
+    let lines = test_lines(output);
+    let closing = find_closing_line(output);
+    let want = match declared {
+        Some(names) => {
+            for name in names {
+                let seen: Vec<bool> = lines
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|&(_, p)| p)
+                    .collect();
+                match seen.as_slice() {
+                    [true] => {}
+                    [false] => why.push(format!("{name} failed")),
+                    [] => why.push(format!("{name} is declared but did not run")),
+                    _ => why.push(format!("{name} reported {} times", seen.len())),
+                }
+            }
+            for (name, passed) in &lines {
+                if !names.contains(name) {
+                    why.push(format!(
+                        "{} {name}, which the sources do not declare",
+                        if *passed { "passed" } else { "failed" }
+                    ));
+                }
+            }
+            Some(names.len() as u64)
+        }
+        None => {
+            let mut passed: Vec<&str> = lines
+                .iter()
+                .filter(|(_, p)| *p)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            passed.sort_unstable();
+            let n = passed.len();
+            passed.dedup();
+            if passed.len() != n {
+                why.push("a test passed more than once".into());
+            }
+            let declared = closing.and_then(|c| c.declared);
+            if closing.is_some() && declared.is_none() {
+                why.push("the closing line does not say how many tests are declared".into());
+            }
+            if let Some(d) = declared.filter(|&d| d != passed.len() as u64) {
+                why.push(format!(
+                    "{} distinct PASS line(s), but {d} tests are declared",
+                    passed.len()
+                ));
+            }
+            declared
+        }
+    };
+    match closing {
+        None => why.push("no closing line `N passed, M failed` in the output".into()),
+        Some(c) => {
+            if c.failed > 0 {
+                why.push(format!("{} test(s) failed", c.failed));
+            }
+            if c.passed == 0 {
+                why.push("no test passed".into());
+            }
+            if let Some(w) = want.filter(|&w| w != c.passed) {
+                why.push(format!("{} test(s) passed, but {w} are declared", c.passed));
+            }
+        }
+    }
+    why
 }
 
 /// One benchmark figure.

@@ -76,11 +76,13 @@ pub fn slim_elf(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(elf::write_elf(ET_EXEC, EM_AARCH64, e.e_entry, &segments))
 }
 
-/// The postcard encoding of the spec and the component programs (`images[i]` is image `i`).
-pub fn encode_blob(spec: &SystemSpec, images: &[Vec<u8>]) -> Result<Vec<u8>> {
+/// The postcard encoding of the spec and the component programs (`images[i]` is image `i`);
+/// `debug_console`: the kernel it is packed with has the debug system calls.
+pub fn encode_blob(spec: &SystemSpec, images: &[Vec<u8>], debug_console: bool) -> Result<Vec<u8>> {
     let blob = SystemBlob {
         spec: spec.clone(),
         images: images.iter().map(|i| i.as_slice()).collect(),
+        debug_console,
     };
     blob.encode().context("cannot encode the system blob")
 }
@@ -243,8 +245,9 @@ mod tests {
             supervisor: None,
             console: None,
         };
-        let bytes = encode_blob(&spec, &[vec![1, 2, 3]]).unwrap();
+        let bytes = encode_blob(&spec, &[vec![1, 2, 3]], false).unwrap();
         let back = SystemBlob::decode(&bytes).unwrap();
+        assert!(!back.debug_console);
         assert_eq!(back.spec, spec);
         assert_eq!(back.images, vec![&[1u8, 2, 3][..]]);
     }

@@ -50,27 +50,41 @@ fn conformance_verdicts() {
         return;
     }
     let f = files("flow-conformance");
-    let cases: [(&str, StubExit, &str, i32, &str); 5] = [
+    let cases: [(&str, StubExit, &str, i32, &str); 7] = [
         (
             "pass",
             StubExit::Semihosting(0),
-            "ok 1 a\nok 2 b\n2 passed, 0 failed\n",
+            "PASS a\nPASS b\n2 passed, 0 failed, 2 declared\n",
             0,
             "",
         ),
         (
             "failed",
             StubExit::Semihosting(0),
-            "2 passed, 1 failed\n",
+            "2 passed, 1 failed, 3 declared\n",
             1,
             "1 test(s) failed",
         ),
         (
             "none",
             StubExit::Semihosting(0),
-            "0 passed, 0 failed\n",
+            "0 passed, 0 failed, 0 declared\n",
             1,
             "no test passed",
+        ),
+        (
+            "dropped",
+            StubExit::Semihosting(0),
+            "PASS a\n1 passed, 0 failed, 2 declared\n",
+            1,
+            "1 test(s) passed, but 2 are declared",
+        ),
+        (
+            "uncounted",
+            StubExit::Semihosting(0),
+            "PASS a\nPASS b\n2 passed, 0 failed\n",
+            1,
+            "does not say how many tests are declared",
         ),
         (
             "nonzero",

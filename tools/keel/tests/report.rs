@@ -8,14 +8,16 @@ fn closing_line() {
         parse_closing_line("42 passed, 0 failed"),
         Some(Closing {
             passed: 42,
-            failed: 0
+            failed: 0,
+            declared: None
         })
     );
     assert_eq!(
         parse_closing_line("40 passed, 3 failed, 1 skipped\r"),
         Some(Closing {
             passed: 40,
-            failed: 3
+            failed: 3,
+            declared: None
         })
     );
     assert_eq!(parse_closing_line("test foo: 1 passed, 0 failed"), None);
@@ -30,10 +32,23 @@ fn closing_line() {
         find_closing_line(out),
         Some(Closing {
             passed: 41,
-            failed: 0
+            failed: 0,
+            declared: None
         })
     );
     assert_eq!(find_closing_line("no summary here\n"), None);
+    assert_eq!(
+        parse_closing_line("84 passed, 0 failed, 86 declared"),
+        Some(Closing {
+            passed: 84,
+            failed: 0,
+            declared: Some(86)
+        })
+    );
+    assert_eq!(
+        parse_closing_line("84 passed, 0 failed, 86 skipped").and_then(|c| c.declared),
+        None
+    );
 }
 
 #[test]
@@ -132,4 +147,93 @@ fn a_wrong_unit_misses_the_target() {
         unit: "us".into(),
     }]);
     assert_eq!(judged[0].ok, Some(false));
+}
+
+#[test]
+fn declared_tests_are_read_from_the_sources() {
+    let src = r#"
+pub const TESTS: &[Test] = &[
+    t("a_one", one),
+    t(
+        "a_two",
+        two,
+    ),
+    // t("a_disabled", three),
+    t_long("a_long", || long(3), 45_000),
+    not_t("x", y),
+];
+fn t(name: &str) {}
+static mut TESTS: &[Test] = &[];
+"#;
+    assert_eq!(
+        declared::declared_in(src),
+        ["a_one", "a_two", "a_long"].map(String::from)
+    );
+    let qualified = "pub const TESTS: &[harness::Test] = &[t(\"q\", f)];\n\
+                     const OTHER_TESTS: &[u8] = &[1];\nconst X: &[Test] = &[t(\"no\", f)];";
+    assert_eq!(declared::declared_in(qualified), ["q".to_string()]);
+}
+
+#[test]
+fn every_declared_test_must_pass_once() {
+    let declared: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let good = "PASS a\nPASS b\r\nPASS c\n3 passed, 0 failed, 3 declared\n";
+    assert!(check_conformance(good, Some(&declared)).is_empty());
+    // A dropped group: two tests never ran, and the suite did not notice.
+    let dropped = "PASS a\n1 passed, 0 failed\n";
+    let why = check_conformance(dropped, Some(&declared));
+    assert!(
+        why.iter().any(|w| w == "b is declared but did not run"),
+        "{why:?}"
+    );
+    assert!(why
+        .iter()
+        .any(|w| w.contains("1 test(s) passed, but 3 are declared")));
+    // A failure, a duplicate and an undeclared test.
+    let bad = "PASS a\nFAIL b: boom\nPASS c\nPASS c\nPASS d\n4 passed, 1 failed\n";
+    let why = check_conformance(bad, Some(&declared));
+    assert!(why.contains(&"b failed".to_string()), "{why:?}");
+    assert!(why.contains(&"c reported 2 times".to_string()), "{why:?}");
+    assert!(why.contains(&"passed d, which the sources do not declare".to_string()));
+    assert!(
+        check_conformance("PASS a\nPASS b\nPASS c\n", Some(&declared))
+            .iter()
+            .any(|w| w.contains("no closing line"))
+    );
+}
+
+#[test]
+fn a_prebuilt_suite_must_say_how_many_it_declares() {
+    assert!(check_conformance("PASS a\nPASS b\n2 passed, 0 failed, 2 declared\n", None).is_empty());
+    let why = check_conformance("PASS a\n1 passed, 0 failed, 2 declared\n", None);
+    assert!(
+        why.iter()
+            .any(|w| w.contains("1 test(s) passed, but 2 are declared")),
+        "{why:?}"
+    );
+    let why = check_conformance("PASS a\nPASS b\n2 passed, 0 failed\n", None);
+    assert!(
+        why.iter().any(|w| w.contains("does not say how many")),
+        "{why:?}"
+    );
+    let why = check_conformance("PASS a\nPASS a\n2 passed, 0 failed, 2 declared\n", None);
+    assert!(why.iter().any(|w| w.contains("more than once")), "{why:?}");
+}
+
+#[test]
+fn the_real_suite_declares_its_groups() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/src");
+    let names = declared::declared_in_dir(&dir).unwrap();
+    assert!(names.len() > 50, "only {} tests found", names.len());
+    for name in [
+        "ipc_call_reply_0_mrs",
+        "cnode_delete",
+        "stress_bad_input_100k_random_syscalls",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} not declared");
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len(), "a test name is declared twice");
 }

@@ -2,8 +2,8 @@
 //! plays four roles, chosen by the capabilities it finds (so the loader's grants decide):
 //!
 //! - **supervisor** (TCB caps at `CHILD_TCB_BASE..`): receives faults; restarts a faulted
-//!   component once from `keel_spec::restart`'s records, holds it the second time, then ends
-//!   the run (semihosting exit 0);
+//!   component once (its TCB only: pc = `PROGRAM_BASE`, sp = `STACK_TOP`), holds it the
+//!   second time, then ends the run (semihosting exit 0);
 //! - **client** (an endpoint at `PPC_BASE + 0`): writes `0xfeed` into the shared region at
 //!   [`SHARED`], calls, waits for the server's notification;
 //! - **server** (its input is an endpoint): acknowledges its IRQ at `IRQ_BASE + 5`, answers
@@ -12,7 +12,9 @@
 //! - **crasher** (nothing else): prints its start count (a `.data` variable, so a restart
 //!   that restores `.data` prints the same number) and touches an unmapped address.
 //!
-//! Every role first prints its capabilities (`DebugCapIdentify` over all 512 slots).
+//! Every role first restores its data segment from the read-only pristine copy the loader
+//! maps at `layout::pristine_of` (as the component runtime does), then prints its
+//! capabilities (`DebugCapIdentify` over all 512 slots).
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
@@ -22,7 +24,7 @@ mod prog {
     use core::fmt::Write;
     use core::sync::atomic::{AtomicU64, Ordering};
 
-    use keel_spec::{badge, cspace, layout, restart};
+    use keel_spec::{badge, cspace, layout};
     use sel4::{cap, Cap, UserContext};
     use sel4_sys::syscalls::ipc;
     use sel4_sys::syscalls::{get_mr, set_ipc_buffer, set_mr};
@@ -113,7 +115,29 @@ mod prog {
         }
     }
 
+    unsafe extern "C" {
+        static __sel4_rt_image_end: u8;
+    }
+
+    /// Copy the data segment back from its pristine copy. It starts on the page of STARTS
+    /// (this program's `.data` is one small page; `.bss` follows) and ends at the image's end.
+    fn restore_data() {
+        let start = &raw const STARTS as u64 & !0xfff;
+        let end = &raw const __sel4_rt_image_end as u64;
+        // SAFETY: `[start, end)` is this program's writable segment (whole pages, mapped
+        // read-write), whose pristine copy the loader maps readable at `pristine_of(start)`
+        // (same offset for every page); nothing holds a reference into it yet.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                layout::pristine_of(start) as *const u8,
+                start as *mut u8,
+                end.saturating_sub(start) as usize,
+            )
+        };
+    }
+
     extern "C" fn main() -> ! {
+        restore_data();
         // SAFETY: the loader maps this thread's IPC buffer at layout::IPC_BUFFER.
         unsafe { set_ipc_buffer(layout::IPC_BUFFER as *mut IpcBuffer) };
         let mut line = Line {
@@ -207,7 +231,7 @@ mod prog {
                 exit(0);
             }
             match restart_child(idx as u32) {
-                Ok(n) => say!("restarted {idx} ({n} areas)"),
+                Ok(()) => say!("restarted {idx}"),
                 Err(e) => {
                     say!("restart of {idx} failed: {e}");
                     exit(2);
@@ -216,40 +240,15 @@ mod prog {
         }
     }
 
-    fn restart_child(idx: u32) -> Result<usize, &'static str> {
-        // SAFETY: the loader maps the table read-only at TABLE before we start.
-        let header = unsafe {
-            core::slice::from_raw_parts(restart::TABLE as *const u8, restart::HEADER_BYTES)
-        };
-        let len = restart::Table::declared_len(header).map_err(|_| "bad table header")?;
-        // SAFETY: as above; the loader maps the whole table.
-        let bytes = unsafe { core::slice::from_raw_parts(restart::TABLE as *const u8, len) };
-        let table = restart::Table::parse(bytes).map_err(|_| "bad table")?;
-        let me = table.component(idx).ok_or("no record")?;
+    /// Restart a child with its TCB alone; its start-up restores its data.
+    fn restart_child(idx: u32) -> Result<(), &'static str> {
         let tcb: cap::Tcb = Cap::from_cptr(cspace::CHILD_TCB_BASE + idx as u64);
         tcb.suspend().map_err(|_| "TCB_Suspend")?;
-        let mut n = 0;
-        for a in table.areas(&me) {
-            // SAFETY: the loader maps each view read-write and each pristine copy read-only,
-            // `size` bytes each, at these addresses; nothing else references them.
-            unsafe {
-                match a.pristine {
-                    Some(p) => core::ptr::copy_nonoverlapping(
-                        p as *const u8,
-                        a.view as *mut u8,
-                        a.size as usize,
-                    ),
-                    None => core::ptr::write_bytes(a.view as *mut u8, 0, a.size as usize),
-                }
-            }
-            n += 1;
-        }
         let mut regs = UserContext::default();
-        regs.set_pc(me.entry);
-        regs.set_sp(me.stack_top);
+        regs.set_pc(layout::PROGRAM_BASE);
+        regs.set_sp(layout::STACK_TOP);
         tcb.write_registers(true, 0, regs.words().len() as u64, &regs)
-            .map_err(|_| "TCB_WriteRegisters")?;
-        Ok(n)
+            .map_err(|_| "TCB_WriteRegisters")
     }
 
     #[panic_handler]

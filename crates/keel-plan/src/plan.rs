@@ -1,7 +1,6 @@
 //! Everything the loader decides before it touches the kernel: the spec's consistency (the
 //! lowering checked it; the loader checks again, so a bad blob fails with a message instead
-//! of a half-built system), each program's pages, each stack, and the supervisor's restart
-//! window (addresses of views and pristine copies, and the restart table's bytes).
+//! of a half-built system), each program's pages and their pristine copies, and each stack.
 //!
 //! Pure code, unit-tested on the host.
 
@@ -10,8 +9,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use keel_spec::restart::{self, Area, AreaKind, ComponentInput};
-use keel_spec::{layout, SystemSpec, MAX_CHANNEL_ID, MAX_COMPONENTS, MAX_COMPONENT_PRIORITY};
+use keel_spec::{
+    layout, RestartPolicy, SystemSpec, MAX_CHANNEL_ID, MAX_COMPONENTS, MAX_COMPONENT_PRIORITY,
+};
 
 use crate::elf::{self, Elf, PF_W, PF_X};
 
@@ -92,18 +92,6 @@ pub fn fill_page(image: &[u8], elf: &Elf, vaddr: u64, dst: &mut [u8]) {
     }
 }
 
-/// Runs of consecutive writable pages: `(vaddr, size)`.
-pub fn writable_runs(pages: &[Page]) -> Vec<(u64, u64)> {
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    for p in pages.iter().filter(|p| p.writable()) {
-        match runs.last_mut() {
-            Some((start, size)) if *start + *size == p.vaddr => *size += PAGE,
-            _ => runs.push((p.vaddr, PAGE)),
-        }
-    }
-    runs
-}
-
 /// Stack size rounded up to whole pages (at least one).
 pub fn stack_bytes(stack_size: u64) -> u64 {
     stack_size.max(1).div_ceil(PAGE) * PAGE
@@ -116,26 +104,16 @@ pub struct ComponentPlan {
     pub pages: Vec<Page>,
     /// Lowest stack address; the stack is `[stack_base, layout::STACK_TOP)`.
     pub stack_base: u64,
-    /// Its restart areas with their addresses in the supervisor (empty when there is no
-    /// supervisor or this is the supervisor).
-    pub areas: Vec<Area>,
 }
 
 impl ComponentPlan {
-    /// Pristine-copy address of the program page at `vaddr`, if it has one.
+    /// Where the read-only pristine copy of the program page at `vaddr` is mapped in the
+    /// component (`layout::pristine_of`), if it has one: every writable page does.
     pub fn pristine_of(&self, vaddr: u64) -> Option<u64> {
-        self.area_of(AreaKind::Data, vaddr)
-            .and_then(|a| a.pristine.map(|p| p + (vaddr - a.vaddr)))
-    }
-    /// View address (in the supervisor) of the component page at `vaddr` in an area of `kind`.
-    pub fn view_of(&self, kind: AreaKind, vaddr: u64) -> Option<u64> {
-        self.area_of(kind, vaddr)
-            .map(|a| a.view + (vaddr - a.vaddr))
-    }
-    fn area_of(&self, kind: AreaKind, vaddr: u64) -> Option<&Area> {
-        self.areas
+        self.pages
             .iter()
-            .find(|a| a.kind == kind && vaddr >= a.vaddr && vaddr < a.vaddr + a.size)
+            .any(|p| p.vaddr == vaddr && p.writable())
+            .then(|| layout::pristine_of(vaddr))
     }
 }
 
@@ -143,102 +121,41 @@ impl ComponentPlan {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub components: Vec<ComponentPlan>,
-    /// The restart table for the supervisor (when there is one).
-    pub restart_table: Option<Vec<u8>>,
 }
 
-/// Checks the spec, parses every program and lays out the restart window.
+/// Checks the spec and parses every program.
 pub fn plan(spec: &SystemSpec, images: &[&[u8]]) -> Result<Plan, PlanError> {
     check(spec, images.len())?;
     let mut components = Vec::with_capacity(spec.components.len());
-    for c in &spec.components {
+    for (i, c) in spec.components.iter().enumerate() {
         let name = Some(c.name.as_str());
         let image = images[c.image as usize];
         let elf = match elf::parse(image) {
             Ok(e) => e,
             Err(e) => return err(name, format!("program image: {e}")),
         };
+        // The supervisor restarts a component at PROGRAM_BASE (it has no table of entries).
+        let restartable = spec.supervisor.is_some_and(|s| s as usize != i)
+            && matches!(c.restart, RestartPolicy::Restart { .. });
+        if restartable && elf.entry != layout::PROGRAM_BASE {
+            return err(
+                name,
+                format!(
+                    "program entry {:#x}: a restartable component's entry must be {:#x} \
+                     (layout::PROGRAM_BASE), where the supervisor restarts it",
+                    elf.entry,
+                    layout::PROGRAM_BASE
+                ),
+            );
+        }
         let pages = pages(&elf);
         components.push(ComponentPlan {
             stack_base: layout::STACK_TOP - stack_bytes(c.stack_size),
             elf,
             pages,
-            areas: Vec::new(),
         });
     }
-    let restart_table = match spec.supervisor {
-        None => None,
-        Some(sup) => {
-            let mut cursor = restart::AREAS_BASE;
-            let mut inputs = Vec::new();
-            for (i, (c, p)) in spec.components.iter().zip(&mut components).enumerate() {
-                if i == sup as usize {
-                    continue;
-                }
-                let mut areas = Vec::new();
-                let mut place = |kind, vaddr, size, pristine: bool| {
-                    let view = cursor;
-                    cursor += size + PAGE;
-                    let pristine = pristine.then(|| {
-                        let at = cursor;
-                        cursor += size + PAGE;
-                        at
-                    });
-                    areas.push(Area {
-                        kind,
-                        vaddr,
-                        size,
-                        view,
-                        pristine,
-                    });
-                };
-                for (vaddr, size) in writable_runs(&p.pages) {
-                    place(AreaKind::Data, vaddr, size, true);
-                }
-                place(
-                    AreaKind::Stack,
-                    p.stack_base,
-                    layout::STACK_TOP - p.stack_base,
-                    false,
-                );
-                place(AreaKind::IpcBuffer, layout::IPC_BUFFER, PAGE, false);
-                if cursor > restart::WINDOW_END {
-                    return err(
-                        Some(&c.name),
-                        format!(
-                            "the supervisor's restart window {:#x}..{:#x} is full",
-                            restart::WINDOW_BASE,
-                            restart::WINDOW_END
-                        ),
-                    );
-                }
-                p.areas = areas.clone();
-                inputs.push(ComponentInput {
-                    index: i as u32,
-                    name: &c.name,
-                    entry: p.elf.entry,
-                    stack_top: layout::STACK_TOP,
-                    areas,
-                });
-            }
-            let table = restart::encode(&inputs);
-            if table.len() > restart::TABLE_MAX_BYTES {
-                return err(
-                    None,
-                    format!(
-                        "the restart table needs {} bytes, more than {}",
-                        table.len(),
-                        restart::TABLE_MAX_BYTES
-                    ),
-                );
-            }
-            Some(table)
-        }
-    };
-    Ok(Plan {
-        components,
-        restart_table,
-    })
+    Ok(Plan { components })
 }
 
 /// Whether any component calls component `callee` (so it needs an endpoint).
@@ -357,7 +274,7 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
             );
         }
         let stack = stack_bytes(c.stack_size);
-        if stack > layout::STACK_TOP - restart::WINDOW_END - PAGE {
+        if stack > layout::STACK_TOP - layout::PRISTINE_END - PAGE {
             return err(name, format!("stack of {stack:#x} bytes is too large"));
         }
         for irq in &c.irqs {
@@ -417,9 +334,7 @@ mod tests {
     use crate::elf::PF_R;
     use alloc::string::ToString;
     use alloc::vec;
-    use keel_spec::{
-        ChannelEnd, ChannelSpec, ComponentSpec, IrqSpec, MapSpec, RegionSpec, RestartPolicy,
-    };
+    use keel_spec::{ChannelEnd, ChannelSpec, ComponentSpec, IrqSpec, MapSpec, RegionSpec};
 
     fn component(name: &str, image: u32, priority: u8) -> ComponentSpec {
         ComponentSpec {
@@ -488,7 +403,7 @@ mod tests {
             [0x40_0000, 0x40_1000, 0x40_2000, 0x40_3000]
         );
         assert!(p[0].executable() && !p[0].writable());
-        assert_eq!(writable_runs(&p), [(0x40_2000, 0x2000)]);
+        assert!(p[2].writable() && p[3].writable());
         let mut page = vec![0u8; PAGE as usize];
         fill_page(&image, &e, 0x40_2000, &mut page);
         assert_eq!(&page[..6], b"data!\0");
@@ -522,49 +437,43 @@ mod tests {
     }
 
     #[test]
-    fn restart_window() {
+    fn pristine_copies_of_writable_pages() {
         let image = program();
         let plan = plan(&spec(), &[&image]).unwrap();
-        let table = plan.restart_table.as_ref().unwrap();
-        let t = restart::Table::parse(table).unwrap();
-        assert_eq!(t.components().map(|c| c.index).collect::<Vec<_>>(), [0, 1]);
-        let c0 = t.component(0).unwrap();
-        let areas: Vec<_> = t.areas(&c0).collect();
-        assert_eq!(areas.len(), 3);
-        assert_eq!(areas[0].kind, AreaKind::Data);
-        assert_eq!(areas[0].view, restart::AREAS_BASE);
-        assert_eq!(areas[0].pristine, Some(restart::AREAS_BASE + 0x3000));
-        assert_eq!(areas[1].kind, AreaKind::Stack);
-        assert_eq!(areas[1].vaddr, layout::STACK_TOP - 0x2000);
-        assert_eq!(areas[1].view, restart::AREAS_BASE + 0x6000);
-        assert_eq!(areas[2].view, restart::AREAS_BASE + 0x9000);
         let p0 = &plan.components[0];
         assert_eq!(
-            p0.pristine_of(0x40_3000),
-            Some(restart::AREAS_BASE + 0x4000)
+            p0.pristine_of(0x40_2000),
+            Some(layout::PRISTINE_BASE + 0x2000)
         );
         assert_eq!(
-            p0.view_of(AreaKind::Data, 0x40_3000),
-            Some(restart::AREAS_BASE + 0x1000)
+            p0.pristine_of(0x40_3000),
+            Some(layout::PRISTINE_BASE + 0x3000)
         );
-        assert_eq!(p0.pristine_of(0x40_0000), None);
-        assert!(
-            plan.components[2].areas.is_empty(),
-            "the supervisor restarts the others"
-        );
-        // The second component's areas follow the first's.
-        let a1: Vec<_> = t.areas(&t.component(1).unwrap()).collect();
-        assert_eq!(a1[0].view, restart::AREAS_BASE + 0xb000);
+        assert_eq!(p0.pristine_of(0x40_0000), None, "code is read-only");
+        assert_eq!(p0.pristine_of(0x40_1000), None, "rodata is read-only");
+        assert_eq!(p0.stack_base, layout::STACK_TOP - 0x2000);
     }
 
     #[test]
-    fn no_supervisor_no_table() {
+    fn restartable_components_start_at_program_base() {
         let mut s = spec();
+        s.components[0].restart = RestartPolicy::Restart {
+            max_restarts: 1,
+            backoff_ms: 0,
+        };
+        let moved = build(0x40_0010, &[(0x40_0000, b"code", 0x20, PF_R | PF_X)]);
+        let e = plan(&s, &[&moved]).unwrap_err();
+        assert_eq!(e.component.as_deref(), Some("client"));
+        assert!(e.what.contains("entry must be 0x400000"), "{}", e.what);
+        // Held components and systems without a supervisor may start anywhere.
+        s.components[0].restart = RestartPolicy::Hold;
+        assert!(plan(&s, &[&moved]).is_ok());
+        s.components[0].restart = RestartPolicy::Restart {
+            max_restarts: 1,
+            backoff_ms: 0,
+        };
         s.supervisor = None;
-        let image = program();
-        let plan = plan(&s, &[&image]).unwrap();
-        assert!(plan.restart_table.is_none());
-        assert!(plan.components.iter().all(|c| c.areas.is_empty()));
+        assert!(plan(&s, &[&moved]).is_ok());
     }
 
     #[test]
