@@ -1185,3 +1185,438 @@ fn report(v: &Violation, n: u64) -> ! {
     }
     crate::arch::exit(EXIT_CODE)
 }
+
+// ---------------------------------------------------------------------------------------
+// Host tests: build a small valid kernel state, check that it passes, corrupt it in one
+// way and check that the matching invariant fires.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cap::{Mapping, Rights};
+    use crate::cspace;
+    use crate::kernel::k;
+    use crate::mem::obj;
+    use std::alloc::{alloc_zeroed, Layout};
+    use std::sync::Mutex;
+
+    /// The checker's scratch tables are global: one test at a time.
+    static LOCK: Mutex<()> = Mutex::new(());
+
+    fn arena(bytes: usize, align: usize) -> Pa {
+        let layout = Layout::from_size_align(bytes, align).unwrap();
+        // SAFETY: non-zero size; the memory is leaked and lives for the whole test.
+        let p = unsafe { alloc_zeroed(layout) } as Pa;
+        assert!(p != 0);
+        p
+    }
+
+    const UT_BITS: u8 = 20;
+
+    /// A root CNode holding an untyped over 1 MiB of host memory, and a bump allocator
+    /// that retypes from it as the kernel does (`plan_retype`, `insert_new`).
+    struct World {
+        root: Cap,
+        cnode: Pa,
+        ut_slot: Pa,
+        next: usize,
+    }
+
+    impl World {
+        fn new() -> World {
+            let cnode = arena(32 << 6, 32 << 6);
+            let root = Cap::new(CapKind::CNode {
+                pa: cnode,
+                radix: 6,
+                guard_size: 58,
+                guard: 0,
+            });
+            // The root CNode holds a capability to itself, as the root task's does.
+            cspace::insert_root(root, cnode);
+            let ut = arena(1 << UT_BITS, 1 << UT_BITS);
+            let ut_slot = cnode + 32;
+            cspace::insert_root(
+                Cap::new(CapKind::Untyped {
+                    pa: ut,
+                    size_bits: UT_BITS,
+                    is_device: false,
+                    free_index: 0,
+                }),
+                ut_slot,
+            );
+            World {
+                root,
+                cnode,
+                ut_slot,
+                next: 2,
+            }
+        }
+
+        fn slot(&mut self) -> Pa {
+            let s = self.cnode + (self.next << 5);
+            self.next += 1;
+            s
+        }
+
+        /// Retypes one object of `bits` from the untyped in `from`; `make` builds its cap.
+        fn retype_from(&mut self, from: Pa, bits: u32, make: impl Fn(Pa) -> Cap) -> (Pa, Pa) {
+            let ut = slot(from).cap;
+            let CapKind::Untyped {
+                pa,
+                size_bits,
+                free_index,
+                ..
+            } = ut.kind()
+            else {
+                panic!("not an untyped")
+            };
+            let reset = !cspace::has_children(from);
+            let (at, free) =
+                crate::invoke::plan_retype(pa as u64, size_bits, free_index, reset, bits as u64, 1)
+                    .unwrap();
+            let dest = self.slot();
+            cspace::insert_new(make(at as Pa), from, dest);
+            cspace::update_cap(from, ut.with_free_index(free));
+            (at as Pa, dest)
+        }
+
+        fn new_obj(&mut self, bits: u32, make: impl Fn(Pa) -> Cap) -> (Pa, Pa) {
+            self.retype_from(self.ut_slot, bits, make)
+        }
+
+        fn tcb(&mut self) -> Pa {
+            let (t, _) = self.new_obj(11, |pa| Cap::new(CapKind::Tcb { pa }));
+            tcb_mut(t).priority = 10;
+            t
+        }
+        fn endpoint(&mut self) -> Pa {
+            self.new_obj(4, |pa| {
+                Cap::new(CapKind::Endpoint {
+                    pa,
+                    badge: 0,
+                    rights: Rights::ALL,
+                })
+            })
+            .0
+        }
+        fn notification(&mut self) -> Pa {
+            self.new_obj(6, |pa| {
+                Cap::new(CapKind::Notification {
+                    pa,
+                    badge: 0,
+                    rights: Rights(3),
+                })
+            })
+            .0
+        }
+        fn reply(&mut self) -> Pa {
+            self.new_obj(5, |pa| Cap::new(CapKind::Reply { pa, can_grant: true }))
+                .0
+        }
+        fn sc(&mut self) -> Pa {
+            let (s, _) =
+                self.new_obj(8, |pa| Cap::new(CapKind::SchedContext { pa, size_bits: 8 }));
+            let x = obj::<SchedContext>(s);
+            x.budget = 1 << 30;
+            x.period = 1 << 30;
+            x.remaining = 1 << 30;
+            x.configured = true;
+            s
+        }
+        fn frame(&mut self, is_device: bool) -> (Pa, Pa) {
+            self.new_obj(12, move |pa| {
+                Cap::new(CapKind::Frame {
+                    pa,
+                    size: FrameSize::Small,
+                    rights: Rights(3),
+                    is_device,
+                    mapping: None,
+                })
+            })
+        }
+        fn check(&self) -> Result<(), Violation> {
+            check_cheap()?;
+            check_full(self.root)
+        }
+    }
+
+    fn tcb_mut(t: Pa) -> &'static mut Tcb {
+        crate::kernel::tcb(t)
+    }
+
+    fn fires(w: &World, what: &str) {
+        match w.check() {
+            Ok(()) => panic!("the checker missed: {what}"),
+            Err(v) => assert!(v.what.contains(what), "expected {what:?}, got {v:?}"),
+        }
+    }
+
+    /// A running thread with a scheduling context, queued as the kernel queues it.
+    fn running_thread(w: &mut World) -> Pa {
+        let t = w.tcb();
+        let s = w.sc();
+        tcb_mut(t).sc = s;
+        obj::<SchedContext>(s).tcb = t;
+        crate::kernel::set_state(t, ThreadState::Running);
+        t
+    }
+
+    /// A valid world with threads, IPC objects and a receiver blocked with a reply object.
+    fn busy_world() -> (World, Pa, Pa, Pa, Pa) {
+        let mut w = World::new();
+        let a = running_thread(&mut w);
+        let b = running_thread(&mut w);
+        let e = w.endpoint();
+        let r = w.reply();
+        crate::ipc::receive_ipc(a, e, r, true);
+        assert_eq!(tcb(a).state, ThreadState::BlockedOnReceive);
+        w.check().expect("a valid state passes");
+        (w, a, b, e, r)
+    }
+
+    #[test]
+    fn a_valid_state_passes() {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut w, _a, b, _e, _r) = busy_world();
+        let n = w.notification();
+        crate::ipc::wait(b, n, true);
+        let (f, _) = w.frame(false);
+        let _ = f;
+        w.check().expect("still valid");
+    }
+
+    #[test]
+    fn memory_handed_out_twice_fires() {
+        // Finding 1's end state: a notification lives in the free range of an untyped
+        // (the copy that was retyped did not mark the source full).
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = World::new();
+        let (_, u) = w.new_obj(12, |pa| {
+            Cap::new(CapKind::Untyped {
+                pa,
+                size_bits: 12,
+                is_device: false,
+                free_index: 0,
+            })
+        });
+        let u2 = w.slot();
+        cspace::insert_derived(slot(u).cap, u, u2);
+        w.retype_from(u2, 6, |pa| {
+            Cap::new(CapKind::Notification {
+                pa,
+                badge: 0,
+                rights: Rights(3),
+            })
+        });
+        fires(&w, "free range");
+        // Marked full, as seL4's setUntypedCapAsFull does, the same state is valid.
+        cspace::update_cap(u, slot(u).cap.with_free_index(1 << 12));
+        w.check().expect("source marked full");
+        // And a frame over the notification is an overlap.
+        let s = w.slot();
+        let CapKind::Untyped { pa, .. } = slot(u).cap.kind() else {
+            unreachable!()
+        };
+        cspace::insert_new(
+            Cap::new(CapKind::Frame {
+                pa,
+                size: FrameSize::Small,
+                rights: Rights(3),
+                is_device: false,
+                mapping: None,
+            }),
+            u,
+            s,
+        );
+        fires(&w, "overlap");
+    }
+
+    #[test]
+    fn watermark_beyond_the_end_fires() {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let w = World::new();
+        cspace::update_cap(w.ut_slot, slot(w.ut_slot).cap.with_free_index(2 << UT_BITS));
+        fires(&w, "beyond its end");
+    }
+
+    #[test]
+    fn a_shared_reply_object_fires() {
+        // Finding 2's first step: a second receiver with the same reply object.
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut w, _a, b, _e, r) = busy_world();
+        let e2 = w.endpoint();
+        let th = tcb_mut(b);
+        crate::kernel::set_state(b, ThreadState::BlockedOnReceive);
+        th.blocked_on = e2;
+        crate::ipc::ep_insert(e2, b);
+        tcb_mut(b).reply = r;
+        obj::<Reply>(r).receiver = b;
+        fires(&w, "reply shared");
+    }
+
+    #[test]
+    fn a_link_to_a_deleted_reply_fires() {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let (w, _a, _b, _e, r) = busy_world();
+        // Delete the reply's only capability without finalising it.
+        for i in 0..64 {
+            let s = w.cnode + (i << 5);
+            if slot(s).cap.region().map(|x| x.0) == Some(r) && !slot(s).cap.is_untyped() {
+                cspace::unlink(s);
+            }
+        }
+        fires(&w, "not a live reply");
+    }
+
+    #[test]
+    fn a_device_frame_as_ipc_buffer_fires() {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut w, a, _b, _e, _r) = busy_world();
+        let (_, fs) = w.frame(true);
+        let dst = tcb_slots(a) + (tcb_slot::BUFFER << 5);
+        cspace::insert_derived(slot(fs).cap, fs, dst);
+        fires(&w, "IPC buffer");
+    }
+
+    #[test]
+    fn broken_mirrors_fire() {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut w, a, b, e, _r) = busy_world();
+        let s = tcb(b).sc;
+        obj::<SchedContext>(s).tcb = 0;
+        fires(&w, "mirrored by sc.tcb");
+        obj::<SchedContext>(s).tcb = b;
+        // A bound notification that is an endpoint.
+        tcb_mut(b).bound_ntfn = e;
+        fires(&w, "not a live notification");
+        tcb_mut(b).bound_ntfn = 0;
+        // A notification's bound thread that does not know it.
+        let n = w.notification();
+        obj::<Notification>(n).bound_tcb = a;
+        fires(&w, "bound_tcb is not mirrored");
+        obj::<Notification>(n).bound_tcb = 0;
+        w.check().expect("repaired");
+    }
+
+    #[test]
+    fn broken_queues_fire() {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let (w, a, b, e, _r) = busy_world();
+        obj::<Endpoint>(e).tail = 0;
+        fires(&w, "tail is wrong");
+        obj::<Endpoint>(e).tail = a;
+        // A thread flagged ready that no queue holds.
+        k().ready_dequeue(b);
+        fires(&w, "in no scheduler queue");
+        tcb_mut(b).in_ready_queue = true;
+        fires(&w, "not in its priority's queue");
+        tcb_mut(b).in_ready_queue = false;
+        k().ready_enqueue(b);
+        // A blocked thread that its endpoint does not queue.
+        crate::ipc::ep_remove(e, a);
+        obj::<Endpoint>(e).head = 0;
+        fires(&w, "not in its endpoint's queue");
+    }
+
+    #[test]
+    fn a_broken_cdt_fires() {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut w, _a, _b, _e, _r) = busy_world();
+        let n = w.notification();
+        let _ = n;
+        // Find a linked slot and point its successor's prev elsewhere.
+        let s = w.ut_slot;
+        let next = slot(s).next();
+        assert!(next != 0);
+        let mut bad = Slot::default();
+        bad.cap = slot(next).cap;
+        // `bad` keeps next's cap but loses its links: its old neighbours now point at a
+        // slot that does not point back.
+        let keep = *slot(next);
+        *crate::cspace::slot(next) = bad;
+        fires(&w, "CDT");
+        *crate::cspace::slot(next) = keep;
+        w.check().expect("repaired");
+    }
+
+    #[test]
+    fn a_capability_in_a_dead_cnode_fires() {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = World::new();
+        let (e, es) = w.new_obj(4, |pa| {
+            Cap::new(CapKind::Endpoint {
+                pa,
+                badge: 0,
+                rights: Rights::ALL,
+            })
+        });
+        let (c, cs) = w.new_obj(4 + 5, |pa| {
+            Cap::new(CapKind::CNode {
+                pa,
+                radix: 4,
+                guard_size: 0,
+                guard: 0,
+            })
+        });
+        assert_eq!(slot(es).cap.region().unwrap().0, e);
+        cspace::insert_derived(slot(es).cap, es, c + 32);
+        w.check().expect("valid");
+        // Drop the CNode's only capability without emptying it.
+        cspace::unlink(cs);
+        fires(&w, "outside every live CNode");
+    }
+
+    #[test]
+    fn a_mapping_of_a_kernel_object_fires() {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = World::new();
+        let (pool_pa, _) = w.new_obj(12, |pa| Cap::new(CapKind::AsidPool { pa, asid_base: 0 }));
+        let (vs, _) = w.new_obj(13, |pa| {
+            Cap::new(CapKind::VSpace {
+                pa,
+                asid: Some(1),
+            })
+        });
+        let vaddr = 0x40_0000u64;
+        let pt = |w: &mut World, base: u64| {
+            w.new_obj(12, move |pa| {
+                Cap::new(CapKind::PageTable {
+                    pa,
+                    mapping: Some(Mapping {
+                        asid: 1,
+                        vaddr: base,
+                    }),
+                })
+            })
+            .0
+        };
+        let l2 = pt(&mut w, 0);
+        let l3 = pt(&mut w, 0);
+        let (f, fs) = w.frame(false);
+        let (c, _) = w.new_obj(12, |pa| {
+            Cap::new(CapKind::CNode {
+                pa,
+                radix: 7,
+                guard_size: 0,
+                guard: 0,
+            })
+        });
+        k().asid_table[0] = pool_pa;
+        obj::<AsidPool>(pool_pa).entries[1] = vs as u64;
+        crate::mem::write_word(vs + 8 * ((vaddr >> 30) as usize & 0x3ff), l2 as u64 | 3);
+        crate::mem::write_word(l2 + 8 * ((vaddr >> 21) as usize & 0x1ff), l3 as u64 | 3);
+        let pte = l3 + 8 * ((vaddr >> 12) as usize & 0x1ff);
+        crate::mem::write_word(pte, f as u64 | 0x7c3);
+        w.check().expect("a frame mapped through live tables");
+        crate::mem::write_word(pte, c as u64 | 0x7c3);
+        fires(&w, "user mapping");
+        // A frame whose last capability went while it stayed mapped.
+        crate::mem::write_word(pte, f as u64 | 0x7c3);
+        cspace::unlink(fs);
+        fires(&w, "user mapping");
+        // A table that is not a page table.
+        crate::mem::write_word(pte, 0);
+        crate::mem::write_word(l2 + 8 * ((vaddr >> 21) as usize & 0x1ff), c as u64 | 3);
+        fires(&w, "dead page table");
+    }
+}
