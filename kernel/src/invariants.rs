@@ -855,14 +855,11 @@ fn check_reply(r: Pa, m: Mode) -> Check {
         ensure(x.receiver == 0, "a reply has a caller and a receiver", r, x.receiver)?;
     } else {
         ensure(
-            x.callee == 0 && x.donated_sc == 0,
-            "a reply without caller keeps a callee or sc",
+            x.donated_sc == 0,
+            "a reply without caller keeps a donated sc",
             r,
-            x.callee | x.donated_sc,
+            x.donated_sc,
         )?;
-    }
-    if x.callee != 0 {
-        ensure(m.live(x.callee, Kind::Tcb), "reply.callee is not a TCB", r, x.callee)?;
     }
     if x.receiver != 0 {
         ensure(m.live(x.receiver, Kind::Tcb), "reply.receiver is not a TCB", r, x.receiver)?;
@@ -876,7 +873,8 @@ fn check_reply(r: Pa, m: Mode) -> Check {
     }
     if x.donated_sc != 0 {
         ensure(m.live(x.donated_sc, Kind::SchedContext), "reply.donated_sc is not an sc", r, 0)?;
-        ensure(sc(x.donated_sc).donated_via == r, "reply.donated_sc is not mirrored", r, x.donated_sc)?;
+        // The reply is on the context's call stack (whose top is `sc.donated_via`).
+        ensure(sc(x.donated_sc).donated_via != 0, "reply.donated_sc is not mirrored", r, x.donated_sc)?;
     }
     Ok(())
 }
@@ -1401,6 +1399,8 @@ mod tests {
         });
         let u2 = w.slot();
         cspace::insert_derived(slot(u).cap, u, u2);
+        // The bug: the source keeps its watermark (seL4 marks it full).
+        cspace::update_cap(u, slot(u).cap.with_free_index(0));
         w.retype_from(u2, 6, |pa| {
             Cap::new(CapKind::Notification {
                 pa,
