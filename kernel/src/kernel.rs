@@ -251,6 +251,8 @@ pub fn classify_other_exception(esr: u64) -> Fault {
 
 /// A synchronous exception from the current thread (system call or fault).
 pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
+    #[cfg(feature = "invariants")]
+    crate::invariants::on_entry(Some(esr));
     let kk = k();
     let t = kk.cur;
     let class = esr >> 26;
@@ -297,6 +299,8 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
 
 /// An interrupt taken while a thread ran.
 pub fn handle_interrupt_entry() -> Pa {
+    #[cfg(feature = "invariants")]
+    crate::invariants::on_entry(None);
     let kk = k();
     if kk.cur != 0 {
         let th = tcb(kk.cur);

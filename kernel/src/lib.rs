@@ -24,6 +24,8 @@ pub mod cspace;
 pub mod debug;
 pub mod delete;
 pub mod fastpath;
+#[cfg(any(feature = "invariants", test))]
+pub mod invariants;
 pub mod invoke;
 pub mod ipc;
 pub mod irq;
