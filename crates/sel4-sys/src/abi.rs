@@ -382,6 +382,17 @@ pub struct BootInfo {
     pub untyped_list: [UntypedDesc; consts::MAX_NUM_BOOTINFO_UNTYPED_CAPS],
 }
 
+/// `seL4_BootInfoHeader`: the start of each chunk of extra bootinfo (the pages after the
+/// bootinfo frame, `extra_len` bytes in all).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[repr(C)]
+pub struct BootInfoHeader {
+    /// What follows: one of [`bootinfo_header`].
+    pub id: u64,
+    /// The chunk's length in bytes, this header included.
+    pub len: u64,
+}
+
 /// Extra-bootinfo header ids.
 pub mod bootinfo_header {
     pub const PADDING: u64 = 0;

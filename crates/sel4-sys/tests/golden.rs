@@ -485,6 +485,10 @@ fn bootinfo_layout_mcs() {
         ("SEL4_BOOTINFO_HEADER_PADDING", bootinfo_header::PADDING, 0),
         ("SEL4_BOOTINFO_HEADER_FDT", bootinfo_header::FDT, 6),
     ]);
+    // seL4_BootInfoHeader { seL4_Word id; seL4_Word len; }
+    assert_eq!(size_of::<BootInfoHeader>(), 16);
+    assert_eq!(offset_of!(BootInfoHeader, id), 0);
+    assert_eq!(offset_of!(BootInfoHeader, len), 8);
 }
 
 #[test]

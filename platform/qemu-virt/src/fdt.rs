@@ -215,7 +215,7 @@ fn read_reg(value: &[u8], acells: usize, scells: usize, mem: &mut Memory) -> Res
         return Err(Error::NoMemory);
     }
     let entry = 4 * (acells + scells);
-    if value.len() % entry != 0 {
+    if !value.len().is_multiple_of(entry) {
         return Err(Error::BadStructure);
     }
     for at in (0..value.len()).step_by(entry) {

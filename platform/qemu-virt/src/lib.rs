@@ -188,7 +188,7 @@ mod tests {
         assert!(!USER_DEVICE_WINDOWS[1].contains(u64::MAX, 2));
         assert_eq!(DEFAULT_RAM_SIZE, 1 << 30);
         assert_eq!(qemu::MEMORY, "1G");
-        assert!(KERNEL_BASE >= DTB_BASE + DTB_MAX_SIZE);
+        const { assert!(KERNEL_BASE >= DTB_BASE + DTB_MAX_SIZE) };
     }
 
     #[test]

@@ -297,10 +297,11 @@ fn failed_lookup() -> TestResult {
         "copy from an empty slot",
     )?;
     // Destination depth mismatch: MR0 = 0, MR1 = 3 (DepthMismatch), bits left, bits found.
+    // (The destination is a slot below 256, so that the guard bits below bit 60 match.)
     check_raw(
         ROOT_CNODE.cptr(),
         &sel4::invocation::cnode_copy(
-            d,
+            ROOT_CNODE.cptr(),
             60,
             ROOT_CNODE.cptr(),
             n.cptr(),

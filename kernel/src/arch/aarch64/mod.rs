@@ -6,21 +6,10 @@ pub mod gic;
 
 use core::arch::asm;
 
-/// QEMU `virt` board facts the kernel itself needs.
-pub mod board {
-    pub const UART_BASE: usize = 0x0900_0000;
-    pub const GICD_BASE: usize = 0x0800_0000;
-    pub const GICR_BASE: usize = 0x080A_0000;
-    /// Physical range the kernel keeps for itself (GIC distributor and redistributors).
-    pub const KERNEL_DEVICE_RANGES: [(usize, usize); 1] = [(0x0800_0000, 0x0100_0000)];
-    /// Device windows handed to user level as device untypeds (everything below RAM
-    /// except the GIC).
-    pub const DEVICE_WINDOWS: [(usize, usize); 2] =
-        [(0x0000_0000, 0x0800_0000), (0x0900_0000, 0x3700_0000)];
-    pub const RAM_BASE: usize = 0x4000_0000;
-    /// EL2 physical timer interrupt (PPI 10).
-    pub const TIMER_IRQ: u32 = 26;
-}
+use qemu_virt as board;
+
+/// The end of the kernel's EL2 identity map (the first 4 GiB): RAM beyond it is not used.
+pub const KERNEL_MAP_END: usize = 1 << 32;
 
 macro_rules! read_sysreg {
     ($name:literal) => {{
@@ -55,7 +44,7 @@ pub fn dsb_sy() {
 
 pub fn putchar(c: u8) {
     const FR_TXFF: u32 = 1 << 5;
-    let base = board::UART_BASE;
+    let base = board::UART.base as usize;
     // SAFETY: the PL011 data and flag registers are mapped as device memory in the
     // kernel's identity map; volatile access is the only access.
     unsafe {
@@ -310,7 +299,7 @@ extern "C" fn keel_boot(dtb: usize) -> ! {
     enable_el2_mmu();
     init_lower_els();
     gic::init();
-    gic::enable(board::TIMER_IRQ);
+    gic::enable(TIMER_IRQ);
     timer_ack();
     write_sysreg!("cnthp_ctl_el2", 1);
     let frame = crate::boot::boot(dtb);
@@ -355,7 +344,8 @@ extern "C" fn keel_handle_kernel_fault(esr: u64, elr: u64, far: u64) -> ! {
 // ---------------------------------------------------------------------------------------
 // Interrupt controller and board glue used by the portable kernel.
 
-pub const TIMER_IRQ: u32 = board::TIMER_IRQ;
+/// The EL2 physical timer's interrupt drives the scheduler.
+pub const TIMER_IRQ: u32 = board::ppi::HYP_TIMER;
 
 pub fn can_idle() -> bool {
     true
@@ -388,16 +378,4 @@ pub fn kernel_image_range() -> (usize, usize) {
         core::ptr::addr_of!(__kernel_start) as usize,
         core::ptr::addr_of!(__kernel_end) as usize,
     )
-}
-
-/// End of the first memory region that the device tree describes.
-pub fn read_dtb(dtb: usize) -> Option<usize> {
-    if dtb == 0 {
-        return None;
-    }
-    // SAFETY: QEMU places a valid flattened device tree at `dtb`; the parser checks the
-    // header (magic, sizes) before it reads anything else.
-    let fdt = unsafe { fdt::Fdt::from_ptr(dtb as *const u8) }.ok()?;
-    let region = fdt.memory().regions().next()?;
-    Some(region.starting_address as usize + region.size?)
 }
