@@ -10,7 +10,9 @@ use crate::mem::{self, obj, Pa};
 use crate::object::{tcb_slot, SchedContext, ThreadState, SPSR_USER};
 use crate::{println, sched};
 use qemu_virt::{self as board, fdt};
-use sel4_sys::{bootinfo_header, consts, init_cap, BootInfo, BootInfoHeader, SlotRegion, UntypedDesc};
+use sel4_sys::{
+    bootinfo_header, consts, init_cap, BootInfo, BootInfoHeader, SlotRegion, UntypedDesc,
+};
 
 const ROOT_CNODE_BITS: u8 = 12;
 const ROOT_ASID: u16 = 1;
@@ -209,10 +211,7 @@ fn read_board(x0: usize, kstart: usize) -> Board {
     let Some((at, total, memory)) = found else {
         println!(
             "keel: no usable device tree (x0 = {:#x}: {:?}); assuming RAM {:#x}..{:#x}",
-            x0,
-            why,
-            default.ram[0].0,
-            default.ram[0].1
+            x0, why, default.ram[0].0, default.ram[0].1
         );
         return default;
     };
@@ -248,8 +247,7 @@ fn read_board(x0: usize, kstart: usize) -> Board {
     if !has_kernel {
         println!(
             "keel: the device tree's /memory does not hold the kernel; assuming RAM {:#x}..{:#x}",
-            default.ram[0].0,
-            default.ram[0].1
+            default.ram[0].0, default.ram[0].1
         );
         return Board {
             dtb: Some((at, total)),
@@ -385,7 +383,9 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     // As seL4's `it_v_reg`: the paging structures cover the whole extra-bootinfo block.
     let top = extra_va + if extra_bits > 0 { 1 << extra_bits } else { 0 };
     if top >= consts::USER_TOP {
-        return Err(BootError::BadElf("image and bootinfo reach the top of the user range"));
+        return Err(BootError::BadElf(
+            "image and bootinfo reach the top of the user range",
+        ));
     }
     let map = |va: u64, pa: Pa| {
         let mapping = Some(Mapping {
@@ -491,9 +491,9 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     let mut n_ut = 0usize;
     let page_up = |a: usize| (a + PAGE - 1) & !(PAGE - 1);
     let ram_base = board.ram[0].0;
-    let (dtb_start, dtb_end) = board
-        .dtb
-        .map_or((kstart, kstart), |(pa, size)| (pa & !(PAGE - 1), page_up(pa + size)));
+    let (dtb_start, dtb_end) = board.dtb.map_or((kstart, kstart), |(pa, size)| {
+        (pa & !(PAGE - 1), page_up(pa + size))
+    });
     let mut regions = [(0usize, 0usize, false); 4 + fdt::MAX_REGIONS];
     regions[0] = (ram_base, dtb_start.max(ram_base), false);
     regions[1] = (dtb_end.max(ram_base), kstart, false);

@@ -19,6 +19,8 @@ mod kit;
 mod sys;
 
 #[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
 mod cspace;
 #[cfg(target_os = "none")]
 mod errors;
@@ -54,6 +56,7 @@ mod root {
             crate::faults::TESTS,
             crate::errors::TESTS,
             crate::stress::TESTS,
+            crate::boot::TESTS,
         ]
     }
 
