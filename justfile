@@ -29,11 +29,14 @@ run *args: setup
 test: setup
     KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench
     {{keel}} conformance
+    {{keel}} conformance --memory 512M
+    {{keel}} conformance --memory 2G
     {{keel}} loader-test
 
-# Boot the conformance suite; fails unless it ends with `N passed, 0 failed`.
-conformance:
-    {{keel}} conformance
+# Boot the conformance suite; fails unless it ends with `N passed, 0 failed`. ARGS go to
+# `keel conformance` (e.g. `--memory 2G`).
+conformance *args:
+    {{keel}} conformance {{args}}
 
 # Benchmarks under -icount (kernel paths, system boot, image size); writes target/bench.json.
 bench:

@@ -129,6 +129,9 @@ enum Cmd {
         /// Append ARG to the QEMU command line; repeatable.
         #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
         qemu_arg: Vec<String>,
+        /// RAM for QEMU's `-m` (e.g. 512M, 2G) [default: 1G].
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
         /// Without IMAGE: prebuilt ELF files to pack instead of building.
         #[command(flatten)]
         prebuilt: Prebuilt,
@@ -138,6 +141,9 @@ enum Cmd {
         /// Kill QEMU after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 120)]
         timeout: u64,
+        /// RAM for QEMU's `-m` (e.g. 512M, 2G) [default: 1G].
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
         #[command(flatten)]
         prebuilt: Prebuilt,
     },
@@ -263,6 +269,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             icount,
             expect,
             qemu_arg,
+            memory,
             prebuilt,
         } => {
             // A system runs until stopped; a test run (markers, an image, a root task) gets a
@@ -291,6 +298,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let opts = QemuOptions {
                 icount,
                 extra_args: qemu_arg,
+                memory,
             };
             let stop = if exit_on_expect {
                 Stop::OnMarkers
@@ -307,7 +315,11 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             };
             run_with(&image, &opts, timeout, &expect, true, stop).map(|(code, _)| code)
         }
-        Cmd::Conformance { timeout, prebuilt } => conformance(timeout, &prebuilt),
+        Cmd::Conformance {
+            timeout,
+            memory,
+            prebuilt,
+        } => conformance(timeout, memory, &prebuilt),
         Cmd::Bench { timeout, prebuilt } => bench(timeout, &prebuilt),
         Cmd::Inspect { image } => {
             inspect(&image)?;
@@ -736,10 +748,14 @@ fn run_with(
     Ok((code, outcome))
 }
 
-fn conformance(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
+fn conformance(timeout: u64, memory: Option<String>, prebuilt: &Prebuilt) -> Result<i32> {
     let ws = build::workspace()?;
     let (img, _) = build_system(&ws, "conformance", Profile::Release, prebuilt)?;
-    let (_, outcome) = run(&img, &QemuOptions::default(), timeout, &[], false)?;
+    let opts = QemuOptions {
+        memory,
+        ..QemuOptions::default()
+    };
+    let (_, outcome) = run(&img, &opts, timeout, &[], false)?;
     let closing = report::find_closing_line(&outcome.stdout);
     let mut why = Vec::new();
     match outcome.exit {
@@ -775,7 +791,7 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     let (img, kernel) = build_system(&ws, "bench", Profile::Release, prebuilt)?;
     let opts = QemuOptions {
         icount: true,
-        extra_args: vec![],
+        ..QemuOptions::default()
     };
     let (code, outcome) = run(&img, &opts, timeout, &[], false)?;
     let (mut results, problems) = report::parse_bench_output(&outcome.stdout);
@@ -835,7 +851,7 @@ fn system_bench(ws: &Workspace, prebuilt: &Prebuilt) -> Result<Vec<report::Bench
     let composed = build_cdl(ws, &file, Profile::Release, prebuilt)?;
     let opts = QemuOptions {
         icount: true,
-        extra_args: vec![],
+        ..QemuOptions::default()
     };
     let markers = vec![
         system::SYSTEM_UP.to_string(),

@@ -23,6 +23,7 @@ fn boot(image: &std::path::Path, icount: bool, secs: u64) -> keel::qemu::Outcome
     let opts = QemuOptions {
         icount,
         extra_args: vec![],
+        memory: None,
     };
     run(
         qemu_command(image, &opts),
