@@ -11,6 +11,43 @@ use crate::setup::RUST_TARGET;
 /// The kernel's package (and binary) name.
 pub const KERNEL_PACKAGE: &str = "keel-kernel";
 
+/// The kernel feature that adds seL4's debug system calls (DebugPutChar, DebugHalt, ...).
+/// Test images (conformance, bench, the loader test, system-test fixtures) are built with it;
+/// the default system is not, so nothing in it can halt the machine.
+pub const DEBUG_SYSCALLS_FEATURE: &str = "debug-syscalls";
+
+/// Which kernel an image gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelKind {
+    /// Without debug system calls: the default system.
+    Plain,
+    /// With seL4's debug system calls: test images.
+    Debug,
+}
+
+impl KernelKind {
+    pub fn debug(yes: bool) -> Self {
+        if yes {
+            KernelKind::Debug
+        } else {
+            KernelKind::Plain
+        }
+    }
+    /// For the size table and messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KernelKind::Plain => "no debug system calls",
+            KernelKind::Debug => "with debug system calls",
+        }
+    }
+    fn file_name(self) -> &'static str {
+        match self {
+            KernelKind::Plain => "kernel.elf",
+            KernelKind::Debug => "kernel-debug.elf",
+        }
+    }
+}
+
 /// Where the workspace is and where cargo puts its output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
@@ -125,6 +162,22 @@ pub fn build_elf(ws: &Workspace, package: &str, profile: Profile) -> Result<Path
     build_elf_with_env(ws, package, profile, &[])
 }
 
+/// Builds the kernel of `kind` and returns a copy of its ELF that a later build of the other
+/// kind does not overwrite (`target/keel/kernel.elf` or `kernel-debug.elf`).
+pub fn build_kernel(ws: &Workspace, profile: Profile, kind: KernelKind) -> Result<PathBuf> {
+    let features: &[&str] = match kind {
+        KernelKind::Plain => &[],
+        KernelKind::Debug => &[DEBUG_SYSCALLS_FEATURE],
+    };
+    let elf = cargo_build(ws, KERNEL_PACKAGE, profile, &[], features)?;
+    let out = ws.keel_dir().join(kind.file_name());
+    std::fs::create_dir_all(ws.keel_dir())
+        .with_context(|| format!("cannot create {}", ws.keel_dir().display()))?;
+    std::fs::copy(&elf, &out)
+        .with_context(|| format!("cannot copy {} to {}", elf.display(), out.display()))?;
+    Ok(out)
+}
+
 /// Like [`build_elf`], with extra environment variables for cargo (and so for build scripts).
 pub fn build_elf_with_env(
     ws: &Workspace,
@@ -132,7 +185,21 @@ pub fn build_elf_with_env(
     profile: Profile,
     envs: &[(&str, String)],
 ) -> Result<PathBuf> {
-    let args = build_args(package, profile);
+    cargo_build(ws, package, profile, envs, &[])
+}
+
+fn cargo_build(
+    ws: &Workspace,
+    package: &str,
+    profile: Profile,
+    envs: &[(&str, String)],
+    features: &[&str],
+) -> Result<PathBuf> {
+    let mut args = build_args(package, profile);
+    if !features.is_empty() {
+        args.push("--features".into());
+        args.push(features.join(","));
+    }
     let shown: String = envs.iter().map(|(k, v)| format!("{k}={v} ")).collect();
     eprintln!("keel: {shown}cargo {}", args.join(" "));
     let out = cargo()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use keel::build::{self, Profile, Workspace, KERNEL_PACKAGE};
+use keel::build::{self, KernelKind, Profile, Workspace};
 use keel::qemu::{self, Exit, QemuOptions, RunConfig};
 use keel::system::{self, SizeRow};
 use keel::{board, image, loadertest, report, setup};
@@ -40,6 +40,10 @@ struct Prebuilt {
     /// Use this root-task ELF instead of building the root-task package.
     #[arg(long, value_name = "FILE")]
     root_task: Option<PathBuf>,
+    /// Give a system image the kernel with seL4's debug system calls (test images, `-p`
+    /// root tasks and `keel image` always have them; the default system does not).
+    #[arg(long)]
+    debug_kernel: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +56,9 @@ enum Cmd {
         /// Build the dev profile instead of release.
         #[arg(long)]
         debug: bool,
+        /// With seL4's debug system calls (DebugPutChar, DebugHalt, ...).
+        #[arg(long)]
+        debug_kernel: bool,
     },
     /// Build a root-task package for aarch64 and print the path of its ELF.
     BuildRootTask {
@@ -204,9 +211,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             setup::setup()?;
             Ok(0)
         }
-        Cmd::BuildKernel { debug } => {
+        Cmd::BuildKernel {
+            debug,
+            debug_kernel,
+        } => {
             let ws = build::workspace()?;
-            let elf = build::build_elf(&ws, KERNEL_PACKAGE, profile(debug))?;
+            let elf = build::build_kernel(&ws, profile(debug), KernelKind::debug(debug_kernel))?;
             println!("{}", elf.display());
             Ok(0)
         }
@@ -225,7 +235,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 Some(k) => k,
                 None => {
                     let ws = build::workspace()?;
-                    build::build_elf(&ws, KERNEL_PACKAGE, Profile::Release)?
+                    // Outside root tasks (sel4test, ...) print through DebugPutChar.
+                    build::build_kernel(&ws, Profile::Release, KernelKind::Debug)?
                 }
             };
             make_image(&kernel, &root_task, &output)?;
@@ -253,7 +264,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                     emit_capdl(&ws, &file, profile(debug), output.as_deref())?;
                 }
                 None => {
-                    let composed = build_cdl(&ws, &file, profile(debug), &prebuilt)?;
+                    let composed =
+                        build_cdl(&ws, &file, profile(debug), &prebuilt, KernelKind::Plain)?;
                     print!("{}", system::render_sizes(&composed.rows, composed.total));
                     println!("{}", composed.image.display());
                 }
@@ -288,7 +300,13 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                         Some(pkg) => build_system(&ws, &pkg, Profile::Release, &prebuilt)?.0,
                         None => {
                             let file = system_file(&ws, system);
-                            let composed = build_cdl(&ws, &file, Profile::Release, &prebuilt)?;
+                            let composed = build_cdl(
+                                &ws,
+                                &file,
+                                Profile::Release,
+                                &prebuilt,
+                                KernelKind::Plain,
+                            )?;
                             eprint!("{}", system::render_sizes(&composed.rows, composed.total));
                             composed.image
                         }
@@ -434,9 +452,10 @@ fn build_cdl(
     file: &Path,
     profile: Profile,
     prebuilt: &Prebuilt,
+    kernel: KernelKind,
 ) -> Result<Composed> {
     let (spec, images) = prepare_cdl(ws, file, profile)?;
-    compose(ws, "system", &spec, &images, profile, prebuilt)
+    compose(ws, "system", &spec, &images, profile, prebuilt, kernel)
 }
 
 /// `keel build --emit capdl`.
@@ -475,13 +494,19 @@ fn compose(
     images: &[(String, PathBuf)],
     profile: Profile,
     prebuilt: &Prebuilt,
+    kind: KernelKind,
 ) -> Result<Composed> {
     if prebuilt.root_task.is_some() {
         bail!("--root-task does not apply to a system image: the loader is its root task");
     }
+    let kind = if prebuilt.debug_kernel {
+        KernelKind::Debug
+    } else {
+        kind
+    };
     let kernel = match &prebuilt.kernel {
         Some(k) => k.clone(),
-        None => build::build_elf(ws, KERNEL_PACKAGE, profile)?,
+        None => build::build_kernel(ws, profile, kind)?,
     };
     let mut slim = Vec::with_capacity(images.len());
     let mut rows = Vec::new();
@@ -491,7 +516,10 @@ fn compose(
         part: "kernel".into(),
         image: kfile,
         memory: kmem,
-        what: "its PT_LOAD segments".into(),
+        what: match &prebuilt.kernel {
+            Some(_) => "its PT_LOAD segments (a prebuilt kernel)".into(),
+            None => format!("its PT_LOAD segments ({})", kind.describe()),
+        },
     });
     for (n, path) in images {
         let fat = build::read(path)?;
@@ -510,7 +538,7 @@ fn compose(
     let programs: u64 = slim.iter().map(|s| s.len() as u64).sum();
     let blob_path = ws.keel_dir().join(format!("{name}.blob"));
     system::write_if_changed(&blob_path, &blob)?;
-    let loader = system::build_loader(ws, &blob_path, profile)?;
+    let loader = system::build_loader(ws, &blob_path, profile, kind)?;
     let lbytes = build::read(&loader)?;
     let (lfile, lmem) = system::load_sizes(&lbytes)?;
     rows.insert(
@@ -551,6 +579,7 @@ fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
         &[("testprog".into(), prog)],
         Profile::Release,
         prebuilt,
+        KernelKind::Debug,
     )?;
     print!("{}", system::render_sizes(&composed.rows, composed.total));
     let (code, outcome) = run(
@@ -577,6 +606,7 @@ fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
         &images,
         Profile::Release,
         prebuilt,
+        KernelKind::Debug,
     )?;
     let (code, outcome) = run(
         &composed.image,
@@ -663,9 +693,10 @@ fn build_system(
     profile: Profile,
     prebuilt: &Prebuilt,
 ) -> Result<(PathBuf, PathBuf)> {
+    // A root task on its own is a test image: it prints through DebugPutChar.
     let kernel = match &prebuilt.kernel {
         Some(k) => k.clone(),
-        None => build::build_elf(ws, KERNEL_PACKAGE, profile)?,
+        None => build::build_kernel(ws, profile, KernelKind::Debug)?,
     };
     let root_task = match &prebuilt.root_task {
         Some(r) => r.clone(),
@@ -848,7 +879,8 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
 /// loader's `system up`) and `image_size_*` (bytes each part adds to the image file).
 fn system_bench(ws: &Workspace, prebuilt: &Prebuilt) -> Result<Vec<report::BenchResult>> {
     let file = system_file(ws, None);
-    let composed = build_cdl(ws, &file, Profile::Release, prebuilt)?;
+    // The markers below are the loader's, printed through DebugPutChar: a debug kernel.
+    let composed = build_cdl(ws, &file, Profile::Release, prebuilt, KernelKind::Debug)?;
     let opts = QemuOptions {
         icount: true,
         ..QemuOptions::default()
