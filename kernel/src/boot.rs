@@ -180,16 +180,26 @@ struct Board {
 /// puts it. Anything missing or malformed gives a log line and the default RAM size; nothing
 /// here can fault (the address is checked to lie in RAM below the kernel before any read).
 fn read_board(x0: usize, kstart: usize) -> Board {
+    board_from(
+        &[x0, board::DTB_BASE as usize],
+        kstart,
+        crate::arch::KERNEL_MAP_END,
+    )
+}
+
+/// [`read_board`] with the places to look (the first good tree wins), the kernel's start and
+/// the end of its map as parameters (host tests pass buffers of their own).
+fn board_from(candidates: &[usize], kstart: usize, map_end: usize) -> Board {
+    let x0 = candidates.first().copied().unwrap_or(0);
     let ram_base = board::RAM_BASE as usize;
     let default = Board {
         dtb: None,
         ram: [(ram_base, ram_base + board::DEFAULT_RAM_SIZE as usize); fdt::MAX_REGIONS],
         n_ram: 1,
     };
-    let candidates = [x0, board::DTB_BASE as usize];
     let mut why = fdt::Error::Truncated;
     let mut found = None;
-    for at in candidates.into_iter().filter(|&a| a != 0) {
+    for at in candidates.iter().copied().filter(|&a| a != 0) {
         if at < ram_base || !at.is_multiple_of(8) || at + fdt::HEADER_SIZE > kstart {
             continue;
         }
@@ -220,7 +230,6 @@ fn read_board(x0: usize, kstart: usize) -> Board {
         ram: [(0, 0); fdt::MAX_REGIONS],
         n_ram: 1,
     };
-    let map_end = crate::arch::KERNEL_MAP_END;
     let mut has_kernel = false;
     for r in memory.iter() {
         let (start, end) = (r.base as usize, (r.base + r.size) as usize);
@@ -644,4 +653,85 @@ fn next_level_is_l3(root: Pa, va: u64) -> bool {
     let l2_table = (l1 & 0x0000_ffff_ffff_f000) as Pa;
     let l2 = mem::read_word(l2_table + 8 * (((va >> 21) & 0x1ff) as usize));
     l2 & 3 == 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    /// QEMU's tree for `-m 512M` (shared with the platform crate's tests).
+    const VIRT_512M: &[u8] = include_bytes!("../../platform/qemu-virt/src/fdt/virt-512m.dtb");
+
+    /// The tree, 8-aligned in memory, with `/memory` rewritten to `base..base + size`.
+    /// Returns the buffer and the tree's address.
+    fn tree(base: u64, size: u64) -> (Vec<u64>, usize) {
+        let mut bytes = VIRT_512M.to_vec();
+        let reg: Vec<u8> = [0u32, 0x4000_0000, 0, 0x2000_0000]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect();
+        let at = bytes
+            .windows(16)
+            .position(|w| w == reg)
+            .expect("QEMU's /memory reg");
+        bytes[at..at + 8].copy_from_slice(&base.to_be_bytes());
+        bytes[at + 8..at + 16].copy_from_slice(&size.to_be_bytes());
+        let mut buf = std::vec![0u64; bytes.len().div_ceil(8) + 1];
+        let addr = buf.as_mut_ptr() as usize;
+        mem::copy(addr, bytes.as_ptr() as Pa, bytes.len());
+        (buf, addr)
+    }
+
+    const BASE: usize = board::RAM_BASE as usize;
+    const DEFAULT_END: usize = BASE + board::DEFAULT_RAM_SIZE as usize;
+
+    #[test]
+    fn ram_comes_from_the_tree() {
+        // The "kernel" sits above the tree; RAM reaches 1 MiB past it.
+        let kstart = usize::MAX / 2;
+        let end = kstart + (1 << 20);
+        let (_buf, at) = tree(BASE as u64, (end - BASE) as u64);
+        let b = board_from(&[at], kstart, usize::MAX);
+        assert_eq!(b.dtb, Some((at, VIRT_512M.len())));
+        assert_eq!((b.n_ram, b.ram[0]), (1, (BASE, end)));
+        // Clamped to the kernel's map.
+        let b = board_from(&[at], kstart, kstart + 4096);
+        assert_eq!(b.ram[0], (BASE, kstart + 4096));
+        // The second place is tried when the first has no tree.
+        let b = board_from(&[0, at], kstart, usize::MAX);
+        assert_eq!(b.ram[0], (BASE, end));
+    }
+
+    #[test]
+    fn bad_or_missing_trees_give_the_default() {
+        let default = (BASE, DEFAULT_END);
+        let b = board_from(&[0], usize::MAX, usize::MAX);
+        assert_eq!((b.dtb, b.ram[0]), (None, default));
+        let (mut buf, at) = tree(BASE as u64, 1 << 30);
+        let kstart = at + VIRT_512M.len() + 4096;
+        // Not 8-aligned, below RAM, or running into the kernel: not read at all.
+        for (cand, k) in [(at + 4, kstart), (0x1000, kstart), (at, at + 100)] {
+            let b = board_from(&[cand], k, usize::MAX);
+            assert_eq!((b.dtb, b.ram[0]), (None, default));
+        }
+        // A tree whose /memory does not hold the kernel: the default RAM.
+        let b = board_from(&[at], kstart, usize::MAX);
+        assert_eq!((b.dtb, b.ram[0]), (Some((at, VIRT_512M.len())), default));
+        // Bad magic.
+        buf[0] = 0;
+        let b = board_from(&[at], kstart, usize::MAX);
+        assert_eq!((b.dtb, b.ram[0]), (None, default));
+    }
+
+    #[test]
+    fn extra_bootinfo_size_follows_sel4() {
+        assert_eq!(extra_bi_size_bits(0), 0);
+        assert_eq!(extra_bi_size_bits(1), 12);
+        assert_eq!(extra_bi_size_bits(4096), 12);
+        assert_eq!(extra_bi_size_bits(4097), 13);
+        assert_eq!(extra_bi_size_bits(16 + (1 << 20)), 21);
+        assert_eq!(extra_bi_size_bits(3 * 4096), 14);
+    }
 }
