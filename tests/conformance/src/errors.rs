@@ -647,7 +647,7 @@ fn device_frame(pa: u64) -> Result<cap::SmallPage, Fail> {
 
 /// The PL011's transmit interrupt (INTID 33) delivered through IRQHandler to a notification.
 fn irq_delivery() -> TestResult {
-    const UART: u64 = 0x0900_0000;
+    const UART: u64 = qemu_virt::UART.base;
     const IMSC: u64 = 0x38;
     const RIS: u64 = 0x3c;
     const ICR: u64 = 0x44;
