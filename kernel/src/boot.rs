@@ -329,7 +329,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         mem::copy(extra_bi + header_size, dtb_pa, dtb_size);
     }
     let cnode = alloc.alloc(ROOT_CNODE_BITS as u32 + 5)?;
-    let vspace = alloc.alloc(13)?;
+    let vspace = alloc.alloc(consts::VSPACE_BITS as u32)?;
     let pool = alloc.alloc(12)?;
     let ipc_frame = alloc.alloc(12)?;
     let bi_frame = alloc.alloc(12)?;
@@ -416,12 +416,11 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     while va < top {
         loop {
             let pt = alloc.alloc(12)?;
-            if !crate::vspace::boot_map_table(vspace, va, pt) {
+            let Some(covered) = crate::vspace::boot_map_table(vspace, va, pt) else {
                 // Already complete down to level 3: give the page back.
                 alloc.next = pt;
                 break;
-            }
-            let covered = if next_level_is_l3(vspace, va) { 21 } else { 30 };
+            };
             let base = va & !((1u64 << covered) - 1);
             let cap = Cap::new(CapKind::PageTable {
                 pa: pt,
@@ -641,18 +640,6 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     kk.charged_until = now;
     kk.switch_to(t);
     Ok(k().schedule())
-}
-
-fn next_level_is_l3(root: Pa, va: u64) -> bool {
-    // After installing a table for `va`, the walk stops at level 3 only if the new table
-    // is a level-3 table, i.e. it covers 2 MiB.
-    let l1 = mem::read_word(root + 8 * (((va >> 30) & 0x3ff) as usize));
-    if l1 & 3 != 3 {
-        return false;
-    }
-    let l2_table = (l1 & 0x0000_ffff_ffff_f000) as Pa;
-    let l2 = mem::read_word(l2_table + 8 * (((va >> 21) & 0x1ff) as usize));
-    l2 & 3 == 3
 }
 
 #[cfg(test)]

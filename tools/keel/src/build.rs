@@ -16,6 +16,9 @@ pub const KERNEL_PACKAGE: &str = "keel-kernel";
 /// the default system is not, so nothing in it can halt the machine.
 pub const DEBUG_SYSCALLS_FEATURE: &str = "debug-syscalls";
 
+/// The kernel (and `sel4-sys`) feature for 44-bit physical addresses.
+pub const PA44_FEATURE: &str = "pa44";
+
 /// Which kernel an image gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelKind {
@@ -165,12 +168,31 @@ pub fn build_elf(ws: &Workspace, package: &str, profile: Profile) -> Result<Path
 /// Builds the kernel of `kind` and returns a copy of its ELF that a later build of the other
 /// kind does not overwrite (`target/keel/kernel.elf` or `kernel-debug.elf`).
 pub fn build_kernel(ws: &Workspace, profile: Profile, kind: KernelKind) -> Result<PathBuf> {
-    let features: &[&str] = match kind {
-        KernelKind::Plain => &[],
-        KernelKind::Debug => &[DEBUG_SYSCALLS_FEATURE],
+    build_kernel_for(ws, profile, kind, false)
+}
+
+/// [`build_kernel`], for 44-bit physical addresses (seL4's cortex-a72 configuration) when
+/// `pa44` is set (`target/keel/kernel[-debug]-pa44.elf`).
+pub fn build_kernel_for(
+    ws: &Workspace,
+    profile: Profile,
+    kind: KernelKind,
+    pa44: bool,
+) -> Result<PathBuf> {
+    let mut features = Vec::new();
+    if kind == KernelKind::Debug {
+        features.push(DEBUG_SYSCALLS_FEATURE);
+    }
+    if pa44 {
+        features.push(PA44_FEATURE);
+    }
+    let elf = cargo_build(ws, KERNEL_PACKAGE, profile, &[], &features)?;
+    let name = kind.file_name();
+    let name = match pa44 {
+        true => name.replace(".elf", "-pa44.elf"),
+        false => name.to_string(),
     };
-    let elf = cargo_build(ws, KERNEL_PACKAGE, profile, &[], features)?;
-    let out = ws.keel_dir().join(kind.file_name());
+    let out = ws.keel_dir().join(name);
     std::fs::create_dir_all(ws.keel_dir())
         .with_context(|| format!("cannot create {}", ws.keel_dir().display()))?;
     std::fs::copy(&elf, &out)
@@ -186,6 +208,16 @@ pub fn build_elf_with_env(
     envs: &[(&str, String)],
 ) -> Result<PathBuf> {
     cargo_build(ws, package, profile, envs, &[])
+}
+
+/// Like [`build_elf`], with cargo features (`dep/feature` works for a dependency's).
+pub fn build_elf_with_features(
+    ws: &Workspace,
+    package: &str,
+    profile: Profile,
+    features: &[&str],
+) -> Result<PathBuf> {
+    cargo_build(ws, package, profile, &[], features)
 }
 
 fn cargo_build(

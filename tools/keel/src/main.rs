@@ -151,6 +151,10 @@ enum Cmd {
         /// RAM for QEMU's `-m` (e.g. 512M, 2G) [default: 1G].
         #[arg(long, value_name = "SIZE")]
         memory: Option<String>,
+        /// Build the kernel and the suite for 44-bit physical addresses and boot them on the
+        /// CPU seL4 configures that way (cortex-a72).
+        #[arg(long, conflicts_with = "kernel")]
+        pa44: bool,
         #[command(flatten)]
         prebuilt: Prebuilt,
     },
@@ -317,6 +321,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 icount,
                 extra_args: qemu_arg,
                 memory,
+                cpu: None,
             };
             let stop = if exit_on_expect {
                 Stop::OnMarkers
@@ -336,8 +341,9 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         Cmd::Conformance {
             timeout,
             memory,
+            pa44,
             prebuilt,
-        } => conformance(timeout, memory, &prebuilt),
+        } => conformance(timeout, memory, pa44, &prebuilt),
         Cmd::Bench { timeout, prebuilt } => bench(timeout, &prebuilt),
         Cmd::Inspect { image } => {
             inspect(&image)?;
@@ -779,12 +785,34 @@ fn run_with(
     Ok((code, outcome))
 }
 
-fn conformance(timeout: u64, memory: Option<String>, prebuilt: &Prebuilt) -> Result<i32> {
+fn conformance(
+    timeout: u64,
+    memory: Option<String>,
+    pa44: bool,
+    prebuilt: &Prebuilt,
+) -> Result<i32> {
     let ws = build::workspace()?;
-    let (img, _) = build_system(&ws, "conformance", Profile::Release, prebuilt)?;
-    let opts = QemuOptions {
+    let mut opts = QemuOptions {
         memory,
         ..QemuOptions::default()
+    };
+    let img = if pa44 {
+        let kernel = build::build_kernel_for(&ws, Profile::Release, KernelKind::Debug, true)?;
+        let root_task = match &prebuilt.root_task {
+            Some(r) => r.clone(),
+            None => build::build_elf_with_features(
+                &ws,
+                "conformance",
+                Profile::Release,
+                &["sel4-sys/pa44"],
+            )?,
+        };
+        let out = ws.keel_dir().join("conformance-pa44.elf");
+        make_image(&kernel, &root_task, &out)?;
+        opts.cpu = Some(qemu_virt::PaWidth::Bits44.qemu_cpu().into());
+        out
+    } else {
+        build_system(&ws, "conformance", Profile::Release, prebuilt)?.0
     };
     let (_, outcome) = run(&img, &opts, timeout, &[], false)?;
     let closing = report::find_closing_line(&outcome.stdout);

@@ -28,6 +28,9 @@ pub struct QemuOptions {
     /// QEMU's `-m` (e.g. `512M`, `2G`) instead of the board's default (`1G`); the kernel
     /// learns the size from the device tree.
     pub memory: Option<String>,
+    /// QEMU's `-cpu` instead of the board's (`qemu_virt::qemu::CPU`), e.g. `cortex-a72` for a
+    /// 44-bit kernel.
+    pub cpu: Option<String>,
 }
 
 /// The QEMU program to run: `$KEEL_QEMU` or [`QEMU`].
@@ -48,11 +51,12 @@ pub fn qemu_program() -> OsString {
 /// (cortex-a53: 40 bits; with the `pa44` feature, cortex-a72: 44 bits).
 pub fn qemu_args(image: &Path, opts: &QemuOptions) -> Vec<OsString> {
     let memory = opts.memory.as_deref().unwrap_or(board::QEMU_MEMORY);
+    let cpu = opts.cpu.as_deref().unwrap_or(qemu_virt::qemu::CPU);
     let mut args: Vec<OsString> = [
         "-machine",
         qemu_virt::qemu::MACHINE,
         "-cpu",
-        qemu_virt::qemu::CPU,
+        cpu,
         "-m",
         memory,
         "-smp",

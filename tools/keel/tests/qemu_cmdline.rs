@@ -29,7 +29,7 @@ fn icount_and_extra_args() {
     let opts = QemuOptions {
         icount: true,
         extra_args: vec!["-d".into(), "guest_errors".into()],
-        memory: None,
+        ..QemuOptions::default()
     };
     let args = strings(qemu_args(Path::new("/tmp/a b.elf"), &opts));
     let mut want: Vec<String> = BASE.split_whitespace().map(String::from).collect();
@@ -47,6 +47,19 @@ fn memory_size() {
     let m = args.iter().position(|a| a == "-m").unwrap();
     assert_eq!(args[m + 1], "512M");
     assert_eq!(args.iter().filter(|a| *a == "-m").count(), 1);
+}
+
+#[test]
+fn cpu_follows_the_pa_width() {
+    let args = strings(qemu_args(Path::new("x.elf"), &QemuOptions::default()));
+    let c = args.iter().position(|a| a == "-cpu").unwrap();
+    assert_eq!(args[c + 1], qemu_virt::qemu::CPU);
+    let opts = QemuOptions {
+        cpu: Some("cortex-a72".into()),
+        ..QemuOptions::default()
+    };
+    let args = strings(qemu_args(Path::new("x.elf"), &opts));
+    assert_eq!(args[c + 1], "cortex-a72");
 }
 
 #[test]

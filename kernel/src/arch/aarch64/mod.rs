@@ -149,9 +149,13 @@ fn enable_el2_mmu() {
 const HCR_NATIVE: u64 =
     (1 << 31) | (1 << 27) | (1 << 19) | (1 << 12) | (1 << 5) | (1 << 4) | (1 << 3) | 1;
 
-/// VTCR_EL2: 40-bit IPA starting at level 1 (two concatenated root tables), 4 KiB granule,
-/// inner-shareable write-back walks, 40-bit PA.
+/// VTCR_EL2 as seL4 sets it (`vcpu.h`): 4 KiB granule, inner-shareable write-back walks, and
+/// 40-bit IPA and PA starting at level 1 (two concatenated root tables: T0SZ 24, PS 1 TiB,
+/// SL0 1), or with `pa44` 44-bit IPA and PA starting at level 0 (T0SZ 20, PS 16 TiB, SL0 2).
+#[cfg(not(feature = "pa44"))]
 const VTCR: u64 = (1 << 31) | (2 << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (1 << 6) | 24;
+#[cfg(feature = "pa44")]
+const VTCR: u64 = (1 << 31) | (4 << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (2 << 6) | 20;
 
 fn init_lower_els() {
     write_sysreg!("hcr_el2", HCR_NATIVE);
