@@ -34,6 +34,7 @@ test: setup
     {{keel}} conformance --memory 2G
     {{keel}} conformance --pa44
     {{keel}} loader-test
+    {{keel}} build
 
 # Boot the conformance suite; fails unless it ends with `N passed, 0 failed`. ARGS go to
 # `keel conformance` (e.g. `--memory 2G`).

@@ -16,6 +16,9 @@ pub const KERNEL_PACKAGE: &str = "keel-kernel";
 /// the default system is not, so nothing in it can halt the machine.
 pub const DEBUG_SYSCALLS_FEATURE: &str = "debug-syscalls";
 
+/// Text that only a kernel with debug system calls contains.
+pub const DEBUG_MARKER: &[u8] = b"DebugHalt from user level";
+
 /// The kernel (and `sel4-sys`) feature for 44-bit physical addresses.
 pub const PA44_FEATURE: &str = "pa44";
 
@@ -42,6 +45,11 @@ impl KernelKind {
             KernelKind::Plain => "no debug system calls",
             KernelKind::Debug => "with debug system calls",
         }
+    }
+    /// Which kind `elf` is, from a string only the debug kernel contains (its DebugHalt log
+    /// line in `kernel/src/syscall.rs`).
+    pub fn of_elf(elf: &[u8]) -> Self {
+        KernelKind::debug(elf.windows(DEBUG_MARKER.len()).any(|w| w == DEBUG_MARKER))
     }
     fn file_name(self) -> &'static str {
         match self {
@@ -197,6 +205,15 @@ pub fn build_kernel_for(
         .with_context(|| format!("cannot create {}", ws.keel_dir().display()))?;
     std::fs::copy(&elf, &out)
         .with_context(|| format!("cannot copy {} to {}", elf.display(), out.display()))?;
+    let built = KernelKind::of_elf(&read(&out)?);
+    if built != kind {
+        bail!(
+            "asked for a kernel {} but {} is one {}",
+            kind.describe(),
+            out.display(),
+            built.describe()
+        );
+    }
     Ok(out)
 }
 
@@ -280,6 +297,17 @@ not json at all
         );
         let err = executable_from_messages(MESSAGES, "bench").unwrap_err();
         assert!(err.to_string().contains("no executable"), "{err}");
+    }
+
+    #[test]
+    fn kernel_kind_from_its_bytes() {
+        let debug = [b"\x7fELF..".as_slice(), DEBUG_MARKER, b"..."].concat();
+        assert_eq!(KernelKind::of_elf(&debug), KernelKind::Debug);
+        assert_eq!(
+            KernelKind::of_elf(b"\x7fELF...DebugHalt"),
+            KernelKind::Plain
+        );
+        assert_eq!(KernelKind::Plain.describe(), "no debug system calls");
     }
 
     #[test]

@@ -522,10 +522,10 @@ fn compose(
         part: "kernel".into(),
         image: kfile,
         memory: kmem,
-        what: match &prebuilt.kernel {
-            Some(_) => "its PT_LOAD segments (a prebuilt kernel)".into(),
-            None => format!("its PT_LOAD segments ({})", kind.describe()),
-        },
+        what: format!(
+            "its PT_LOAD segments ({})",
+            KernelKind::of_elf(&kbytes).describe()
+        ),
     });
     for (n, path) in images {
         let fat = build::read(path)?;
