@@ -28,13 +28,19 @@ run *args: setup
 # All tests: host and system tests (tests/system), the conformance suite, the loader's test.
 test: setup
     KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench
+    cargo test -p sel4-sys -p qemu-virt -p keel-kernel --features pa44
     {{keel}} conformance
     {{just_executable()}} conformance-checked
+    {{keel}} conformance --memory 512M
+    {{keel}} conformance --memory 2G
+    {{keel}} conformance --pa44
     {{keel}} loader-test
+    {{keel}} build
 
-# Boot the conformance suite; fails unless it ends with `N passed, 0 failed`.
-conformance:
-    {{keel}} conformance
+# Boot the conformance suite; fails unless it ends with `N passed, 0 failed`. ARGS go to
+# `keel conformance` (e.g. `--memory 2G`).
+conformance *args:
+    {{keel}} conformance {{args}}
 
 # The conformance suite on a kernel built with arithmetic overflow checks (a wrap panics).
 conformance-checked:

@@ -9,7 +9,10 @@ use crate::kernel::{k, tcb};
 use crate::mem::{self, obj, Pa};
 use crate::object::{tcb_slot, SchedContext, ThreadState, SPSR_USER};
 use crate::{println, sched};
-use sel4_sys::{consts, init_cap, BootInfo, SlotRegion, UntypedDesc};
+use qemu_virt::{self as board, fdt};
+use sel4_sys::{
+    bootinfo_header, consts, init_cap, BootInfo, BootInfoHeader, SlotRegion, UntypedDesc,
+};
 
 const ROOT_CNODE_BITS: u8 = 12;
 const ROOT_ASID: u16 = 1;
@@ -163,12 +166,122 @@ fn find_root_task(block: Pa) -> Result<(Pa, usize, usize), BootError> {
     Err(BootError::NoRootTask)
 }
 
-fn ram_end(dtb: usize) -> usize {
-    let default = crate::arch::board::RAM_BASE + (1 << 30);
-    // SAFETY-free: the fdt crate validates the header before reading.
-    match crate::arch::read_dtb(dtb) {
-        Some(end) => end,
-        None => default,
+/// What the kernel learnt from the device tree QEMU passed: the tree itself (to hand to the
+/// root task, as seL4 does) and the RAM it describes.
+struct Board {
+    /// The tree's physical range, if one was found and checked.
+    dtb: Option<(Pa, usize)>,
+    /// RAM ranges, clamped to the kernel's map; `ram[0]` holds the kernel.
+    ram: [(usize, usize); fdt::MAX_REGIONS],
+    n_ram: usize,
+}
+
+/// Finds and reads the device tree: at `x0` if the boot protocol passed one, else where QEMU
+/// puts it. Anything missing or malformed gives a log line and the default RAM size; nothing
+/// here can fault (the address is checked to lie in RAM below the kernel before any read).
+fn read_board(x0: usize, kstart: usize) -> Board {
+    board_from(
+        &[x0, board::DTB_BASE as usize],
+        kstart,
+        crate::arch::KERNEL_MAP_END,
+    )
+}
+
+/// [`read_board`] with the places to look (the first good tree wins), the kernel's start and
+/// the end of its map as parameters (host tests pass buffers of their own).
+fn board_from(candidates: &[usize], kstart: usize, map_end: usize) -> Board {
+    let x0 = candidates.first().copied().unwrap_or(0);
+    let ram_base = board::RAM_BASE as usize;
+    let default = Board {
+        dtb: None,
+        ram: [(ram_base, ram_base + board::DEFAULT_RAM_SIZE as usize); fdt::MAX_REGIONS],
+        n_ram: 1,
+    };
+    let mut why = fdt::Error::Truncated;
+    let mut found = None;
+    for at in candidates.iter().copied().filter(|&a| a != 0) {
+        if at < ram_base || !at.is_multiple_of(8) || at + fdt::HEADER_SIZE > kstart {
+            continue;
+        }
+        let parsed = fdt::total_size(mem::bytes(at, fdt::HEADER_SIZE)).and_then(|total| {
+            if total < fdt::HEADER_SIZE || at + total > kstart {
+                return Err(fdt::Error::BadLayout);
+            }
+            let tree = fdt::Fdt::new(mem::bytes(at, total))?;
+            Ok((total, tree.memory()?))
+        });
+        match parsed {
+            Ok((total, memory)) => {
+                found = Some((at, total, memory));
+                break;
+            }
+            Err(e) => why = e,
+        }
+    }
+    let Some((at, total, memory)) = found else {
+        println!(
+            "keel: no usable device tree (x0 = {:#x}: {:?}); assuming RAM {:#x}..{:#x}",
+            x0, why, default.ram[0].0, default.ram[0].1
+        );
+        return default;
+    };
+    let mut b = Board {
+        dtb: Some((at, total)),
+        ram: [(0, 0); fdt::MAX_REGIONS],
+        n_ram: 1,
+    };
+    let mut has_kernel = false;
+    for r in memory.iter() {
+        let (start, end) = (r.base as usize, (r.base + r.size) as usize);
+        if end > map_end {
+            println!(
+                "keel: RAM {:#x}..{:#x} lies beyond the kernel's map (ends at {:#x}): not used",
+                start.max(map_end),
+                end,
+                map_end
+            );
+        }
+        let (start, end) = (start.max(ram_base), end.min(map_end));
+        if start >= end {
+            continue;
+        }
+        if (start..end).contains(&kstart) {
+            b.ram[0] = (start, end);
+            has_kernel = true;
+        } else if b.n_ram < b.ram.len() {
+            b.ram[b.n_ram] = (start, end);
+            b.n_ram += 1;
+        }
+    }
+    if !has_kernel {
+        println!(
+            "keel: the device tree's /memory does not hold the kernel; assuming RAM {:#x}..{:#x}",
+            default.ram[0].0, default.ram[0].1
+        );
+        return Board {
+            dtb: Some((at, total)),
+            ..default
+        };
+    }
+    println!(
+        "keel: device tree at {:#x} ({} bytes): RAM {:#x}..{:#x}",
+        at, total, b.ram[0].0, b.ram[0].1
+    );
+    b
+}
+
+/// seL4's `calculate_extra_bi_size_bits`: the power of two (at least a page) that holds
+/// `size` bytes of extra bootinfo; 0 for none.
+fn extra_bi_size_bits(size: usize) -> u32 {
+    if size == 0 {
+        return 0;
+    }
+    let rounded = (size + PAGE - 1) & !(PAGE - 1);
+    let msb = usize::BITS - 1 - rounded.leading_zeros();
+    if size > 1 << msb {
+        msb + 1
+    } else {
+        msb
     }
 }
 
@@ -189,15 +302,34 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     let block = (kend + PAGE - 1) & !(PAGE - 1);
     let (elf_pa, elf_size, block_end) = find_root_task(block)?;
     let elf = parse_elf(mem::bytes(elf_pa, elf_size))?;
-    let ram_end = ram_end(dtb);
+    let board = read_board(dtb, kstart);
+    let ram_end = board.ram[0].1;
     let mut alloc = BootAlloc {
         next: (block_end + PAGE - 1) & !(PAGE - 1),
         end: ram_end,
     };
 
+    // Extra bootinfo as seL4 builds it: a `seL4_BootInfoHeader` {FDT, len} and a copy of
+    // the device tree, in a power-of-two block (at least a page) after the bootinfo frame.
+    let header_size = core::mem::size_of::<BootInfoHeader>();
+    let extra_len = board.dtb.map_or(0, |(_, size)| header_size + size);
+    let extra_bits = extra_bi_size_bits(extra_len);
+
     // Root objects, largest first to waste little to alignment.
+    let extra_bi = if extra_bits > 0 {
+        alloc.alloc(extra_bits)?
+    } else {
+        0
+    };
+    if let Some((dtb_pa, dtb_size)) = board.dtb {
+        *obj::<BootInfoHeader>(extra_bi) = BootInfoHeader {
+            id: bootinfo_header::FDT,
+            len: extra_len as u64,
+        };
+        mem::copy(extra_bi + header_size, dtb_pa, dtb_size);
+    }
     let cnode = alloc.alloc(ROOT_CNODE_BITS as u32 + 5)?;
-    let vspace = alloc.alloc(13)?;
+    let vspace = alloc.alloc(consts::VSPACE_BITS as u32)?;
     let pool = alloc.alloc(12)?;
     let ipc_frame = alloc.alloc(12)?;
     let bi_frame = alloc.alloc(12)?;
@@ -207,7 +339,13 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     let kk = k();
     kk.asid_table[0] = pool;
     obj::<crate::object::AsidPool>(pool).entries[ROOT_ASID as usize] = vspace as u64;
-    for irq in [25usize, 26, 27] {
+    // The kernel keeps the GIC maintenance interrupt and the hypervisor and virtual timers.
+    for irq in [
+        board::ppi::GIC_MAINTENANCE,
+        board::ppi::HYP_TIMER,
+        board::ppi::VIRT_TIMER,
+    ] {
+        let irq = irq as usize;
         kk.kernel_irqs[irq] = true;
     }
 
@@ -250,7 +388,14 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     // User image, IPC buffer and bootinfo frame.
     let ipc_va = elf.hi;
     let bi_va = ipc_va + PAGE as u64;
-    let top = bi_va + PAGE as u64;
+    let extra_va = bi_va + PAGE as u64;
+    // As seL4's `it_v_reg`: the paging structures cover the whole extra-bootinfo block.
+    let top = extra_va + if extra_bits > 0 { 1 << extra_bits } else { 0 };
+    if top >= consts::USER_TOP {
+        return Err(BootError::BadElf(
+            "image and bootinfo reach the top of the user range",
+        ));
+    }
     let map = |va: u64, pa: Pa| {
         let mapping = Some(Mapping {
             asid: ROOT_ASID,
@@ -271,12 +416,11 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     while va < top {
         loop {
             let pt = alloc.alloc(12)?;
-            if !crate::vspace::boot_map_table(vspace, va, pt) {
+            let Some(covered) = crate::vspace::boot_map_table(vspace, va, pt) else {
                 // Already complete down to level 3: give the page back.
                 alloc.next = pt;
                 break;
-            }
-            let covered = if next_level_is_l3(vspace, va) { 21 } else { 30 };
+            };
             let base = va & !((1u64 << covered) - 1);
             let cap = Cap::new(CapKind::PageTable {
                 pa: pt,
@@ -291,6 +435,33 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         va += PAGE as u64;
     }
     let paging_end = next_slot;
+    // Then, in seL4's order: the bootinfo frame, the extra-bootinfo frames, SchedControl,
+    // the IPC buffer, the image frames, the untypeds.
+    crate::vspace::boot_map_frame(vspace, bi_va, bi_frame);
+    cspace::insert_root(map(bi_va, bi_frame), slot(init_cap::BOOT_INFO_FRAME));
+    let extra_start = next_slot;
+    let mut off = 0;
+    while off < extra_len {
+        let (va, pa) = (extra_va + off as u64, extra_bi + off);
+        if !crate::vspace::boot_map_frame(vspace, va, pa) {
+            return Err(BootError::BadElf("cannot map the extra bootinfo"));
+        }
+        cspace::insert_root(map(va, pa), slot(next_slot));
+        next_slot += 1;
+        off += PAGE;
+    }
+    let extra_end = next_slot;
+
+    let sched_control_start = next_slot;
+    cspace::insert_root(Cap::new(CapKind::SchedControl { core: 0 }), slot(next_slot));
+    next_slot += 1;
+
+    crate::vspace::boot_map_frame(vspace, ipc_va, ipc_frame);
+    cspace::insert_root(
+        map(ipc_va, ipc_frame),
+        slot(init_cap::INIT_THREAD_IPC_BUFFER),
+    );
+
     let frames_start = next_slot;
     let image = mem::bytes(elf_pa, elf_size);
     let mut va = elf.lo;
@@ -319,38 +490,30 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         va += PAGE as u64;
     }
     let frames_end = next_slot;
-    crate::vspace::boot_map_frame(vspace, ipc_va, ipc_frame);
-    crate::vspace::boot_map_frame(vspace, bi_va, bi_frame);
-    cspace::insert_root(
-        map(ipc_va, ipc_frame),
-        slot(init_cap::INIT_THREAD_IPC_BUFFER),
-    );
-    cspace::insert_root(map(bi_va, bi_frame), slot(init_cap::BOOT_INFO_FRAME));
 
-    let sched_control_start = next_slot;
-    cspace::insert_root(Cap::new(CapKind::SchedControl { core: 0 }), slot(next_slot));
-    next_slot += 1;
-
-    // Untyped memory: free RAM below the kernel and after the boot allocations, and the
-    // device windows the kernel does not keep.
+    // Untyped memory: free RAM below the kernel and after the boot allocations (never the
+    // device tree's own memory: seL4 keeps it reserved), other RAM the device tree lists,
+    // and the device windows the kernel does not keep.
     let untyped_start = next_slot;
     let bi = obj::<BootInfo>(bi_frame);
     let mut n_ut = 0usize;
-    let ram_below_kernel = (crate::arch::board::RAM_BASE + (1 << 20), kstart);
-    let after_boot = ((alloc.next + PAGE - 1) & !(PAGE - 1), ram_end);
-    let regions = [
-        (ram_below_kernel, false),
-        (after_boot, false),
-        (crate::arch::board::DEVICE_WINDOWS[0], true),
-        (crate::arch::board::DEVICE_WINDOWS[1], true),
-    ];
+    let page_up = |a: usize| (a + PAGE - 1) & !(PAGE - 1);
+    let ram_base = board.ram[0].0;
+    let (dtb_start, dtb_end) = board.dtb.map_or((kstart, kstart), |(pa, size)| {
+        (pa & !(PAGE - 1), page_up(pa + size))
+    });
+    let mut regions = [(0usize, 0usize, false); 4 + fdt::MAX_REGIONS];
+    regions[0] = (ram_base, dtb_start.max(ram_base), false);
+    regions[1] = (dtb_end.max(ram_base), kstart, false);
+    regions[2] = (page_up(alloc.next), ram_end, false);
+    for (i, w) in board::USER_DEVICE_WINDOWS.iter().enumerate() {
+        regions[3 + i] = (w.base as usize, w.end() as usize, true);
+    }
+    for (i, &(start, end)) in board.ram[1..board.n_ram].iter().enumerate() {
+        regions[5 + i] = (page_up(start), end & !(PAGE - 1), false);
+    }
     let mut ram_bytes = 0usize;
-    for ((start, end), is_device) in regions {
-        let (start, end) = if is_device {
-            (start, start + end)
-        } else {
-            (start, end)
-        };
+    for (start, end, is_device) in regions {
         let mut a = start;
         while a < end
             && n_ut < consts::MAX_NUM_BOOTINFO_UNTYPED_CAPS
@@ -390,7 +553,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     }
     let untyped_end = next_slot;
 
-    bi.extra_len = 0;
+    bi.extra_len = extra_len as u64;
     bi.node_id = 0;
     bi.num_nodes = 1;
     bi.num_io_pt_levels = 0;
@@ -409,7 +572,10 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         end: paging_end,
     };
     bi.io_space_caps = SlotRegion::default();
-    bi.extra_bi_pages = SlotRegion::default();
+    bi.extra_bi_pages = SlotRegion {
+        start: extra_start,
+        end: extra_end,
+    };
     bi.init_thread_cnode_size_bits = ROOT_CNODE_BITS as u64;
     bi.init_thread_domain = 0;
     bi.sched_control = SlotRegion {
@@ -475,14 +641,83 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     Ok(k().schedule())
 }
 
-fn next_level_is_l3(root: Pa, va: u64) -> bool {
-    // After installing a table for `va`, the walk stops at level 3 only if the new table
-    // is a level-3 table, i.e. it covers 2 MiB.
-    let l1 = mem::read_word(root + 8 * (((va >> 30) & 0x3ff) as usize));
-    if l1 & 3 != 3 {
-        return false;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    /// QEMU's tree for `-m 512M` (shared with the platform crate's tests).
+    const VIRT_512M: &[u8] = include_bytes!("../../platform/qemu-virt/src/fdt/virt-512m.dtb");
+
+    /// The tree, 8-aligned in memory, with `/memory` rewritten to `base..base + size`.
+    /// Returns the buffer and the tree's address.
+    fn tree(base: u64, size: u64) -> (Vec<u64>, usize) {
+        let mut bytes = VIRT_512M.to_vec();
+        let reg: Vec<u8> = [0u32, 0x4000_0000, 0, 0x2000_0000]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect();
+        let at = bytes
+            .windows(16)
+            .position(|w| w == reg)
+            .expect("QEMU's /memory reg");
+        bytes[at..at + 8].copy_from_slice(&base.to_be_bytes());
+        bytes[at + 8..at + 16].copy_from_slice(&size.to_be_bytes());
+        let mut buf = std::vec![0u64; bytes.len().div_ceil(8) + 1];
+        let addr = buf.as_mut_ptr() as usize;
+        mem::copy(addr, bytes.as_ptr() as Pa, bytes.len());
+        (buf, addr)
     }
-    let l2_table = (l1 & 0x0000_ffff_ffff_f000) as Pa;
-    let l2 = mem::read_word(l2_table + 8 * (((va >> 21) & 0x1ff) as usize));
-    l2 & 3 == 3
+
+    const BASE: usize = board::RAM_BASE as usize;
+    const DEFAULT_END: usize = BASE + board::DEFAULT_RAM_SIZE as usize;
+
+    #[test]
+    fn ram_comes_from_the_tree() {
+        // The "kernel" sits above the tree; RAM reaches 1 MiB past it.
+        let kstart = usize::MAX / 2;
+        let end = kstart + (1 << 20);
+        let (_buf, at) = tree(BASE as u64, (end - BASE) as u64);
+        let b = board_from(&[at], kstart, usize::MAX);
+        assert_eq!(b.dtb, Some((at, VIRT_512M.len())));
+        assert_eq!((b.n_ram, b.ram[0]), (1, (BASE, end)));
+        // Clamped to the kernel's map.
+        let b = board_from(&[at], kstart, kstart + 4096);
+        assert_eq!(b.ram[0], (BASE, kstart + 4096));
+        // The second place is tried when the first has no tree.
+        let b = board_from(&[0, at], kstart, usize::MAX);
+        assert_eq!(b.ram[0], (BASE, end));
+    }
+
+    #[test]
+    fn bad_or_missing_trees_give_the_default() {
+        let default = (BASE, DEFAULT_END);
+        let b = board_from(&[0], usize::MAX, usize::MAX);
+        assert_eq!((b.dtb, b.ram[0]), (None, default));
+        let (mut buf, at) = tree(BASE as u64, 1 << 30);
+        let kstart = at + VIRT_512M.len() + 4096;
+        // Not 8-aligned, below RAM, or running into the kernel: not read at all.
+        for (cand, k) in [(at + 4, kstart), (0x1000, kstart), (at, at + 100)] {
+            let b = board_from(&[cand], k, usize::MAX);
+            assert_eq!((b.dtb, b.ram[0]), (None, default));
+        }
+        // A tree whose /memory does not hold the kernel: the default RAM.
+        let b = board_from(&[at], kstart, usize::MAX);
+        assert_eq!((b.dtb, b.ram[0]), (Some((at, VIRT_512M.len())), default));
+        // Bad magic.
+        buf[0] = 0;
+        let b = board_from(&[at], kstart, usize::MAX);
+        assert_eq!((b.dtb, b.ram[0]), (None, default));
+    }
+
+    #[test]
+    fn extra_bootinfo_size_follows_sel4() {
+        assert_eq!(extra_bi_size_bits(0), 0);
+        assert_eq!(extra_bi_size_bits(1), 12);
+        assert_eq!(extra_bi_size_bits(4096), 12);
+        assert_eq!(extra_bi_size_bits(4097), 13);
+        assert_eq!(extra_bi_size_bits(16 + (1 << 20)), 21);
+        assert_eq!(extra_bi_size_bits(3 * 4096), 14);
+    }
 }

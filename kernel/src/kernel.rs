@@ -8,7 +8,7 @@ use crate::mem::{obj, read_word, write_word, Pa};
 use crate::object::{tcb_slot, Fault, Tcb, ThreadState};
 use sel4_sys::{ipc_buffer, MessageInfo};
 
-pub const NUM_IRQS: usize = 160;
+pub const NUM_IRQS: usize = qemu_virt::NUM_IRQS;
 
 pub struct Kernel {
     /// The running thread (0 while idle).

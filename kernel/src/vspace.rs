@@ -1,6 +1,8 @@
-//! Address spaces: stage-2 translation tables (a VSpace is a 40-bit IPA space with a
-//! 1024-entry level-1 root), ASID pools, hardware VMIDs, and the page, page-table and
-//! VSpace invocations.
+//! Address spaces: stage-2 translation tables, ASID pools, hardware VMIDs, and the page,
+//! page-table and VSpace invocations. A VSpace is the IPA space of the board's
+//! physical-address width, as seL4 configures it for the CPU: 40 bits with an 8 KiB
+//! (1024-entry, two concatenated tables) root at level 1, or, with the `pa44` feature, 44
+//! bits with a 4 KiB root at level 0.
 
 use crate::cap::{Cap, CapKind, FrameSize, Mapping, Rights};
 use crate::cspace::{self, slot};
@@ -24,17 +26,27 @@ const MEMATTR_DEVICE_NGNRE: u64 = 0x1 << 2;
 const XN: u64 = 1 << 54;
 const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
 
-/// Index of `vaddr` in a table at `level` (1 = root, 3 = last).
+/// The level of the root table (`seL4_VSpaceBits` 13 at level 1, 12 at level 0).
+#[cfg(not(feature = "pa44"))]
+pub const ROOT_LEVEL: u32 = 1;
+#[cfg(feature = "pa44")]
+pub const ROOT_LEVEL: u32 = 0;
+/// Entries in the root table.
+const ROOT_ENTRIES: usize = 1 << (consts::VSPACE_BITS - 3);
+
+/// Index of `vaddr` in a table at `level` (`ROOT_LEVEL` = root, 3 = last).
 fn index(level: u32, vaddr: u64) -> usize {
-    match level {
-        1 => ((vaddr >> 30) & 0x3ff) as usize,
-        2 => ((vaddr >> 21) & 0x1ff) as usize,
-        _ => ((vaddr >> 12) & 0x1ff) as usize,
-    }
+    let entries = if level == ROOT_LEVEL {
+        ROOT_ENTRIES as u64
+    } else {
+        512
+    };
+    ((vaddr >> level_shift(level)) & (entries - 1)) as usize
 }
 
 fn level_shift(level: u32) -> u64 {
     match level {
+        0 => 39,
         1 => 30,
         2 => 21,
         _ => 12,
@@ -53,7 +65,7 @@ fn is_table(e: u64, level: u32) -> bool {
 /// level, and the number of address bits that entry translates (seL4's `ptBitsLeft`).
 fn lookup_pt_slot(root: Pa, vaddr: u64) -> (Pa, u32, u64) {
     let mut table = root;
-    let mut level = 1;
+    let mut level = ROOT_LEVEL;
     loop {
         let e_pa = entry_pa(table, level, vaddr);
         let e = read_word(e_pa);
@@ -141,8 +153,8 @@ fn flush_asid(asid: u16) {
 }
 
 #[repr(C, align(8192))]
-struct EmptyRoot([u64; 1024]);
-static EMPTY_ROOT: EmptyRoot = EmptyRoot([0; 1024]);
+struct EmptyRoot([u64; ROOT_ENTRIES]);
+static EMPTY_ROOT: EmptyRoot = EmptyRoot([0; ROOT_ENTRIES]);
 
 /// The address space with nothing mapped (VMID 0), for threads without a valid VSpace.
 pub fn empty_vspace() -> (Pa, u64) {
@@ -323,7 +335,7 @@ pub fn unmap_page_table(m: Mapping, pa: Pa) {
         return;
     };
     let mut table = root;
-    for level in 1..=2 {
+    for level in ROOT_LEVEL..=2 {
         let e_pa = entry_pa(table, level, m.vaddr);
         let e = read_word(e_pa);
         if !is_table(e, level) {
@@ -395,15 +407,15 @@ pub fn boot_map_frame(root: Pa, vaddr: u64, pa: Pa) -> bool {
     true
 }
 
-/// Installs a page table at boot where the walk for `vaddr` stops; returns false if the
-/// walk already reaches level 3.
-pub fn boot_map_table(root: Pa, vaddr: u64, pt: Pa) -> bool {
-    let (e_pa, level, _) = lookup_pt_slot(root, vaddr);
+/// Installs a page table at boot where the walk for `vaddr` stops and returns how many
+/// address bits the new table covers; `None` if the walk already reaches level 3.
+pub fn boot_map_table(root: Pa, vaddr: u64, pt: Pa) -> Option<u64> {
+    let (e_pa, level, covered) = lookup_pt_slot(root, vaddr);
     if level == 3 || read_word(e_pa) & VALID != 0 {
-        return false;
+        return None;
     }
     write_entry(e_pa, pt as u64 | TABLE);
-    true
+    Some(covered)
 }
 
 pub fn frame_invocation(inv: &Inv, s: Pa, cap: Cap) -> SysResult {

@@ -28,9 +28,9 @@ pub mod limits {
     /// Highest channel or interrupt id a `system.cdl` may use; the one above is the console
     /// channel (`keel_spec::CONSOLE_CHANNEL`).
     pub const MAX_ID: u8 = keel_spec::CONSOLE_CHANNEL - 1;
-    /// The interrupts a component may be given: GIC SPIs.
-    pub const IRQ_MIN: u32 = 32;
-    pub const IRQ_MAX: u32 = 159;
+    /// The interrupts a component may be given: the board's GIC SPIs.
+    pub const IRQ_MIN: u32 = qemu_virt::FIRST_SPI;
+    pub const IRQ_MAX: u32 = qemu_virt::MAX_IRQ;
     /// Most channels in a system, the console's included.
     pub const MAX_CHANNELS: usize = 256;
     /// Largest stack (well below the gap between `layout::MAP_END`'s restart window and
@@ -58,12 +58,12 @@ pub mod console {
     pub const PRIORITY: u8 = keel_spec::MAX_COMPONENT_PRIORITY;
     /// The PL011's device region on QEMU's virt board.
     pub const UART_REGION: &str = "uart";
-    pub const UART_PHYS: u64 = 0x0900_0000;
-    pub const UART_SIZE: u64 = 0x1000;
+    pub const UART_PHYS: u64 = qemu_virt::UART.base;
+    pub const UART_SIZE: u64 = qemu_virt::UART.size;
     /// Where the console sees the UART: the bottom of the map window, uncached, read-write.
     pub const UART_VADDR: u64 = keel_spec::layout::MAP_BASE;
     /// The PL011's interrupt (SPI 1).
-    pub const UART_IRQ: u32 = 33;
+    pub const UART_IRQ: u32 = qemu_virt::UART_IRQ;
     /// The UART interrupt's id at the console. At the console, ids below it are its callers'
     /// component indices (all below `keel_spec::MAX_COMPONENTS - 1`), so this one is free.
     pub const UART_IRQ_ID: u8 = keel_spec::CONSOLE_CHANNEL;

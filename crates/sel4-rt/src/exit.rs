@@ -14,6 +14,10 @@ const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 /// 2. PSCI `SYSTEM_OFF` through the SMC capability (initial slot 15, `ARM_SMC_CALL`,
 ///    MR0..MR7 = x0..x7); QEMU then exits with status 0.
 /// 3. If that returns too: DebugHalt, then yield forever.
+///
+/// On a kernel without debug system calls (an image built with `SEL4_RT_PRINT=off`), the
+/// DebugHalt of a failure is an UnknownSyscall fault: the kernel logs that the root task
+/// stopped, which is the only trace such an image leaves of the failure.
 pub fn exit(code: i32) -> ! {
     // A failure status needs the debug kernel's DebugHalt (which hands it to QEMU); success
     // powers off through PSCI like any seL4 root task, with DebugHalt as the fallback.

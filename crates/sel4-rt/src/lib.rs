@@ -8,6 +8,8 @@
 //!   and [`exit`] with its result;
 //! * [`root_task!`] to name that main: `fn main(bootinfo: &'static sel4_sys::BootInfo) -> i32`;
 //! * [`print!`]/[`println!`] through the `DebugPutChar` system call;
+//! * [`extra_bootinfo`] and [`extra`]: the extra bootinfo chunks after the bootinfo frame (the
+//!   device tree);
 //! * [`exit`]: QEMU semihosting `SYS_EXIT`, falling back to PSCI `SYSTEM_OFF` through the SMC
 //!   capability, then yielding forever;
 //! * a panic handler that prints `PANIC: <message> at <file>:<line>:<column>` and exits with
@@ -29,6 +31,7 @@
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod exit;
+pub mod extra;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod print;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
@@ -40,7 +43,7 @@ pub use exit::exit;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub use print::{_print, DebugWriter};
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub use rt::STACK_SIZE;
+pub use rt::{extra_bootinfo, STACK_SIZE};
 
 /// Re-exported so that macros expand without the user naming `sel4_sys`.
 pub use sel4_sys;

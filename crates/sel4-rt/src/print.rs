@@ -1,11 +1,19 @@
-//! Console output through the `DebugPutChar` system call (one byte per call, byte in x0).
+//! Console output through the `DebugPutChar` system call (one byte per call, byte in x0), or
+//! nowhere when built with `SEL4_RT_PRINT=off` for a kernel without debug system calls.
 //!
 //! Output is line-oriented: text is collected in a 256-byte buffer on the caller's stack and
 //! written out at each newline, when the buffer is full, and at the end of each `print!`.
 
 use core::fmt::{self, Write};
 
-use sel4_sys::syscalls::debug_put_char;
+/// One byte to the kernel's debug console.
+#[cfg(not(sel4_rt_no_print))]
+fn debug_put_char(c: u8) {
+    sel4_sys::syscalls::debug_put_char(c)
+}
+/// No debug console: the byte is dropped.
+#[cfg(sel4_rt_no_print)]
+fn debug_put_char(_: u8) {}
 
 const LINE: usize = 256;
 

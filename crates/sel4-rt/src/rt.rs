@@ -66,3 +66,14 @@ extern "C" fn sel4_rt_entry(bootinfo: *const BootInfo) -> ! {
     let code = unsafe { __sel4_rt_main(bootinfo) };
     crate::exit(code)
 }
+
+/// The extra bootinfo: the `bootinfo.extra_len` bytes that start at the page after the
+/// bootinfo frame (read them with [`crate::extra`]).
+pub fn extra_bootinfo(bootinfo: &'static BootInfo) -> &'static [u8] {
+    const BOOTINFO_FRAME_SIZE: usize = 1 << sel4_sys::consts::PAGE_BITS;
+    let start = bootinfo as *const BootInfo as usize + BOOTINFO_FRAME_SIZE;
+    // SAFETY: seL4's root-task contract maps `extra_len` bytes of extra bootinfo, read-only
+    // in use, right after the bootinfo frame for the life of the root task (the
+    // `extra_bi_pages` frames); nothing writes to them.
+    unsafe { core::slice::from_raw_parts(start as *const u8, bootinfo.extra_len as usize) }
+}

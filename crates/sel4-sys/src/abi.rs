@@ -247,7 +247,11 @@ pub mod consts {
     pub const PAGE_TABLE_BITS: u64 = 12;
     /// Hyp mode with 40-bit physical addresses: a 3-level stage-2 table whose root holds
     /// 1024 entries.
+    #[cfg(not(feature = "pa44"))]
     pub const VSPACE_BITS: u64 = 13;
+    /// Hyp mode with 44-bit physical addresses: a 4-level stage-2 table, 512-entry root.
+    #[cfg(feature = "pa44")]
+    pub const VSPACE_BITS: u64 = 12;
     pub const ASID_POOL_BITS: u64 = 12;
     pub const MIN_SCHED_CONTEXT_BITS: u64 = 7;
     pub const IPC_BUFFER_SIZE_BITS: u64 = 10;
@@ -266,8 +270,12 @@ pub mod consts {
     pub const ASID_POOL_INDEX_BITS: u64 = 9;
     pub const ASID_HIGH_BITS: u64 = 7;
     pub const MAX_NUM_BOOTINFO_UNTYPED_CAPS: usize = 230;
-    /// Highest user virtual address + 1 (hyp, 40-bit PA).
+    /// Highest user virtual address + 1 (hyp, 40-bit PA: `seL4_UserTop` 0xff_ffff_ffff).
+    #[cfg(not(feature = "pa44"))]
     pub const USER_TOP: u64 = 0x100_0000_0000;
+    /// Highest user virtual address + 1 (hyp, 44-bit PA: `seL4_UserTop` 0xfff_ffff_ffff).
+    #[cfg(feature = "pa44")]
+    pub const USER_TOP: u64 = 0x1000_0000_0000;
     /// `seL4_UserContext` is this many words.
     pub const USER_CONTEXT_WORDS: usize = 36;
     /// Highest IRQ number on QEMU `virt` (GICv3 configuration).
@@ -392,6 +400,17 @@ pub struct BootInfo {
     pub sched_control: SlotRegion,
     pub untyped: SlotRegion,
     pub untyped_list: [UntypedDesc; consts::MAX_NUM_BOOTINFO_UNTYPED_CAPS],
+}
+
+/// `seL4_BootInfoHeader`: the start of each chunk of extra bootinfo (the pages after the
+/// bootinfo frame, `extra_len` bytes in all).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[repr(C)]
+pub struct BootInfoHeader {
+    /// What follows: one of [`bootinfo_header`].
+    pub id: u64,
+    /// The chunk's length in bytes, this header included.
+    pub len: u64,
 }
 
 /// Extra-bootinfo header ids.

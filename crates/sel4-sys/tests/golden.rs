@@ -301,6 +301,34 @@ fn rights_and_vm_attributes() {
     ]);
 }
 
+/// The physical-address width (`CONFIG_ARM_PA_SIZE_BITS_40/44`, chosen by the CPU): run with
+/// and without the `pa44` feature (`just test` does both).
+#[test]
+#[cfg(not(feature = "pa44"))]
+fn pa_width_40() {
+    check(&[
+        ("seL4_VSpaceBits (hyp, 40-bit PA)", consts::VSPACE_BITS, 13),
+        (
+            "seL4_UserTop (hyp, 40-bit PA) + 1",
+            consts::USER_TOP,
+            0xff_ffff_ffff + 1,
+        ),
+    ]);
+}
+
+#[test]
+#[cfg(feature = "pa44")]
+fn pa_width_44() {
+    check(&[
+        ("seL4_VSpaceBits (hyp, 44-bit PA)", consts::VSPACE_BITS, 12),
+        (
+            "seL4_UserTop (hyp, 44-bit PA) + 1",
+            consts::USER_TOP,
+            0xfff_ffff_ffff + 1,
+        ),
+    ]);
+}
+
 #[test]
 fn size_constants() {
     use consts::*;
@@ -313,7 +341,6 @@ fn size_constants() {
         ("seL4_TCBBits", TCB_BITS, 11),
         ("seL4_VCPUBits", VCPU_BITS, 12),
         ("seL4_PageTableBits", PAGE_TABLE_BITS, 12),
-        ("seL4_VSpaceBits (hyp, 40-bit PA)", VSPACE_BITS, 13),
         ("seL4_ASIDPoolBits", ASID_POOL_BITS, 12),
         ("seL4_MinSchedContextBits", MIN_SCHED_CONTEXT_BITS, 7),
         ("seL4_IPCBufferSizeBits", IPC_BUFFER_SIZE_BITS, 10),
@@ -328,11 +355,6 @@ fn size_constants() {
         ("KernelRetypeFanOutLimit", RETYPE_FAN_OUT_LIMIT, 256),
         ("seL4_ASIDPoolIndexBits", ASID_POOL_INDEX_BITS, 9),
         ("seL4_NumASIDPoolsBits", ASID_HIGH_BITS, 7),
-        (
-            "seL4_UserTop (hyp, 40-bit PA) + 1",
-            USER_TOP,
-            0x100_0000_0000,
-        ),
         ("MAX_IRQ (qemu-arm-virt)", MAX_IRQ, 159),
         ("MIN_REFILLS", MIN_SCHED_CONTEXT_REFILLS, 2),
         ("seL4_CoreSchedContextBytes", CORE_SCHED_CONTEXT_BYTES, 128),
@@ -492,6 +514,10 @@ fn bootinfo_layout_mcs() {
         ("SEL4_BOOTINFO_HEADER_PADDING", bootinfo_header::PADDING, 0),
         ("SEL4_BOOTINFO_HEADER_FDT", bootinfo_header::FDT, 6),
     ]);
+    // seL4_BootInfoHeader { seL4_Word id; seL4_Word len; }
+    assert_eq!(size_of::<BootInfoHeader>(), 16);
+    assert_eq!(offset_of!(BootInfoHeader, id), 0);
+    assert_eq!(offset_of!(BootInfoHeader, len), 8);
 }
 
 #[test]

@@ -3,12 +3,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-pub mod board {
-    pub const RAM_BASE: usize = 0x4000_0000;
-    pub const DEVICE_WINDOWS: [(usize, usize); 2] = [(0, 0), (0, 0)];
-}
-
-pub const TIMER_IRQ: u32 = 26;
+pub const TIMER_IRQ: u32 = qemu_virt::ppi::HYP_TIMER;
+pub const KERNEL_MAP_END: usize = 1 << 32;
 static CLOCK: AtomicU64 = AtomicU64::new(0);
 
 pub fn now() -> u64 {
@@ -56,7 +52,4 @@ pub fn irq_unmask(_irq: u32) {}
 pub fn irq_set_trigger(_irq: u32, _edge: bool) {}
 pub fn kernel_image_range() -> (usize, usize) {
     (0, 0)
-}
-pub fn read_dtb(_dtb: usize) -> Option<usize> {
-    None
 }

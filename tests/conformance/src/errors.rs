@@ -297,10 +297,11 @@ fn failed_lookup() -> TestResult {
         "copy from an empty slot",
     )?;
     // Destination depth mismatch: MR0 = 0, MR1 = 3 (DepthMismatch), bits left, bits found.
+    // (The destination is a slot below 256, so that the guard bits below bit 60 match.)
     check_raw(
         ROOT_CNODE.cptr(),
         &sel4::invocation::cnode_copy(
-            d,
+            ROOT_CNODE.cptr(),
             60,
             ROOT_CNODE.cptr(),
             n.cptr(),
@@ -646,7 +647,7 @@ fn device_frame(pa: u64) -> Result<cap::SmallPage, Fail> {
 
 /// The PL011's transmit interrupt (INTID 33) delivered through IRQHandler to a notification.
 fn irq_delivery() -> TestResult {
-    const UART: u64 = 0x0900_0000;
+    const UART: u64 = qemu_virt::UART.base;
     const IMSC: u64 = 0x38;
     const RIS: u64 = 0x3c;
     const ICR: u64 = 0x44;

@@ -22,6 +22,8 @@ mod kit;
 mod sys;
 
 #[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
 mod cspace;
 #[cfg(target_os = "none")]
 mod errors;
@@ -69,6 +71,7 @@ mod root {
             crate::soundness::TESTS,
             crate::stress::TESTS,
             crate::fidelity::TESTS,
+            crate::boot::TESTS,
         ]
     }
 

@@ -96,7 +96,13 @@ fn boot_with(system: &str, timeout_s: u64, extra: &[String]) -> Option<Run> {
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let file = root().join(system);
-    let built = keel(&["build", "--system", file.to_str().expect("UTF-8 path")]);
+    // A test image: the kernel with debug system calls (DebugHalt ends a run with a status).
+    let built = keel(&[
+        "build",
+        "--debug-kernel",
+        "--system",
+        file.to_str().expect("UTF-8 path"),
+    ]);
     assert!(
         built.status.success(),
         "`keel build --system {system}` failed:\n{}{}",

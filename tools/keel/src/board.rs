@@ -1,15 +1,12 @@
-//! Facts about the one board Keel boots on today: QEMU `virt` (see `platform/qemu-virt/README.md`).
+//! Facts about the one board Keel boots on today, QEMU `virt`, taken from its crate
+//! (`platform/qemu-virt`, the single source the kernel and the composition checker use too).
 
-/// Start of RAM.
-pub const RAM_BASE: u64 = 0x4000_0000;
-/// RAM size given to QEMU with `-m 1G`.
-pub const RAM_SIZE: u64 = 1 << 30;
-/// Where QEMU puts its generated device tree (1 MiB) when the ELF leaves room for it.
-pub const DTB_BASE: u64 = 0x4000_0000;
+pub use qemu_virt::{DTB_BASE, KERNEL_BASE, RAM_BASE};
+
+/// RAM size given to QEMU unless `--memory` says otherwise.
+pub const RAM_SIZE: u64 = qemu_virt::DEFAULT_RAM_SIZE;
 /// Size of QEMU's generated device tree blob.
-pub const DTB_SIZE: u64 = 1 << 20;
-/// Where the kernel is linked and loaded.
-pub const KERNEL_BASE: u64 = 0x4020_0000;
+pub const DTB_SIZE: u64 = qemu_virt::DTB_MAX_SIZE;
 
 /// The value given to QEMU's `-m`, matching [`RAM_SIZE`].
-pub const QEMU_MEMORY: &str = "1G";
+pub const QEMU_MEMORY: &str = qemu_virt::qemu::MEMORY;

@@ -11,6 +11,54 @@ use crate::setup::RUST_TARGET;
 /// The kernel's package (and binary) name.
 pub const KERNEL_PACKAGE: &str = "keel-kernel";
 
+/// The kernel feature that adds seL4's debug system calls (DebugPutChar, DebugHalt, ...).
+/// Test images (conformance, bench, the loader test, system-test fixtures) are built with it;
+/// the default system is not, so nothing in it can halt the machine.
+pub const DEBUG_SYSCALLS_FEATURE: &str = "debug-syscalls";
+
+/// Text that only a kernel with debug system calls contains.
+pub const DEBUG_MARKER: &[u8] = b"DebugHalt from user level";
+
+/// The kernel (and `sel4-sys`) feature for 44-bit physical addresses.
+pub const PA44_FEATURE: &str = "pa44";
+
+/// Which kernel an image gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelKind {
+    /// Without debug system calls: the default system.
+    Plain,
+    /// With seL4's debug system calls: test images.
+    Debug,
+}
+
+impl KernelKind {
+    pub fn debug(yes: bool) -> Self {
+        if yes {
+            KernelKind::Debug
+        } else {
+            KernelKind::Plain
+        }
+    }
+    /// For the size table and messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KernelKind::Plain => "no debug system calls",
+            KernelKind::Debug => "with debug system calls",
+        }
+    }
+    /// Which kind `elf` is, from a string only the debug kernel contains (its DebugHalt log
+    /// line in `kernel/src/syscall.rs`).
+    pub fn of_elf(elf: &[u8]) -> Self {
+        KernelKind::debug(elf.windows(DEBUG_MARKER.len()).any(|w| w == DEBUG_MARKER))
+    }
+    fn file_name(self) -> &'static str {
+        match self {
+            KernelKind::Plain => "kernel.elf",
+            KernelKind::Debug => "kernel-debug.elf",
+        }
+    }
+}
+
 /// Where the workspace is and where cargo puts its output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
@@ -125,6 +173,50 @@ pub fn build_elf(ws: &Workspace, package: &str, profile: Profile) -> Result<Path
     build_elf_with_env(ws, package, profile, &[])
 }
 
+/// Builds the kernel of `kind` and returns a copy of its ELF that a later build of the other
+/// kind does not overwrite (`target/keel/kernel.elf` or `kernel-debug.elf`).
+pub fn build_kernel(ws: &Workspace, profile: Profile, kind: KernelKind) -> Result<PathBuf> {
+    build_kernel_for(ws, profile, kind, false)
+}
+
+/// [`build_kernel`], for 44-bit physical addresses (seL4's cortex-a72 configuration) when
+/// `pa44` is set (`target/keel/kernel[-debug]-pa44.elf`).
+pub fn build_kernel_for(
+    ws: &Workspace,
+    profile: Profile,
+    kind: KernelKind,
+    pa44: bool,
+) -> Result<PathBuf> {
+    let mut features = Vec::new();
+    if kind == KernelKind::Debug {
+        features.push(DEBUG_SYSCALLS_FEATURE);
+    }
+    if pa44 {
+        features.push(PA44_FEATURE);
+    }
+    let elf = cargo_build(ws, KERNEL_PACKAGE, profile, &[], &features)?;
+    let name = kind.file_name();
+    let name = match pa44 {
+        true => name.replace(".elf", "-pa44.elf"),
+        false => name.to_string(),
+    };
+    let out = ws.keel_dir().join(name);
+    std::fs::create_dir_all(ws.keel_dir())
+        .with_context(|| format!("cannot create {}", ws.keel_dir().display()))?;
+    std::fs::copy(&elf, &out)
+        .with_context(|| format!("cannot copy {} to {}", elf.display(), out.display()))?;
+    let built = KernelKind::of_elf(&read(&out)?);
+    if built != kind {
+        bail!(
+            "asked for a kernel {} but {} is one {}",
+            kind.describe(),
+            out.display(),
+            built.describe()
+        );
+    }
+    Ok(out)
+}
+
 /// Like [`build_elf`], with extra environment variables for cargo (and so for build scripts).
 pub fn build_elf_with_env(
     ws: &Workspace,
@@ -132,7 +224,31 @@ pub fn build_elf_with_env(
     profile: Profile,
     envs: &[(&str, String)],
 ) -> Result<PathBuf> {
-    let args = build_args(package, profile);
+    cargo_build(ws, package, profile, envs, &[])
+}
+
+/// Like [`build_elf`], with cargo features (`dep/feature` works for a dependency's).
+pub fn build_elf_with_features(
+    ws: &Workspace,
+    package: &str,
+    profile: Profile,
+    features: &[&str],
+) -> Result<PathBuf> {
+    cargo_build(ws, package, profile, &[], features)
+}
+
+fn cargo_build(
+    ws: &Workspace,
+    package: &str,
+    profile: Profile,
+    envs: &[(&str, String)],
+    features: &[&str],
+) -> Result<PathBuf> {
+    let mut args = build_args(package, profile);
+    if !features.is_empty() {
+        args.push("--features".into());
+        args.push(features.join(","));
+    }
     let shown: String = envs.iter().map(|(k, v)| format!("{k}={v} ")).collect();
     eprintln!("keel: {shown}cargo {}", args.join(" "));
     let out = cargo()
@@ -181,6 +297,17 @@ not json at all
         );
         let err = executable_from_messages(MESSAGES, "bench").unwrap_err();
         assert!(err.to_string().contains("no executable"), "{err}");
+    }
+
+    #[test]
+    fn kernel_kind_from_its_bytes() {
+        let debug = [b"\x7fELF..".as_slice(), DEBUG_MARKER, b"..."].concat();
+        assert_eq!(KernelKind::of_elf(&debug), KernelKind::Debug);
+        assert_eq!(
+            KernelKind::of_elf(b"\x7fELF...DebugHalt"),
+            KernelKind::Plain
+        );
+        assert_eq!(KernelKind::Plain.describe(), "no debug system calls");
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub fn expected_lines() -> Vec<(&'static str, usize)> {
 /// with code 1.
 pub fn bad_spec() -> (SystemSpec, &'static str) {
     let mut s = spec();
-    s.regions[1].phys_addr = Some(0x4000_0000);
+    s.regions[1].phys_addr = Some(crate::board::RAM_BASE);
     (
         s,
         "loader: error: region `rtc` (device frame at 0x40000000): no free device untyped covers it",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use keel::build::{self, Profile, Workspace, KERNEL_PACKAGE};
+use keel::build::{self, KernelKind, Profile, Workspace};
 use keel::qemu::{self, Exit, QemuOptions, RunConfig};
 use keel::system::{self, SizeRow};
 use keel::{board, image, loadertest, report, setup};
@@ -46,6 +46,10 @@ struct Prebuilt {
     /// Use this root-task ELF instead of building the root-task package.
     #[arg(long, value_name = "FILE")]
     root_task: Option<PathBuf>,
+    /// Give a system image the kernel with seL4's debug system calls (test images, `-p`
+    /// root tasks and `keel image` always have them; the default system does not).
+    #[arg(long)]
+    debug_kernel: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +62,9 @@ enum Cmd {
         /// Build the dev profile instead of release.
         #[arg(long)]
         debug: bool,
+        /// With seL4's debug system calls (DebugPutChar, DebugHalt, ...).
+        #[arg(long)]
+        debug_kernel: bool,
     },
     /// Build a root-task package for aarch64 and print the path of its ELF.
     BuildRootTask {
@@ -135,6 +142,9 @@ enum Cmd {
         /// Append ARG to the QEMU command line; repeatable.
         #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
         qemu_arg: Vec<String>,
+        /// RAM for QEMU's `-m` (e.g. 512M, 2G) [default: 1G].
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
         /// Without IMAGE: prebuilt ELF files to pack instead of building.
         #[command(flatten)]
         prebuilt: Prebuilt,
@@ -145,6 +155,13 @@ enum Cmd {
         /// Kill QEMU after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 120)]
         timeout: u64,
+        /// RAM for QEMU's `-m` (e.g. 512M, 2G) [default: 1G].
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
+        /// Build the kernel and the suite for 44-bit physical addresses and boot them on the
+        /// CPU seL4 configures that way (cortex-a72).
+        #[arg(long, conflicts_with = "kernel")]
+        pa44: bool,
         #[command(flatten)]
         prebuilt: Prebuilt,
     },
@@ -205,9 +222,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             setup::setup()?;
             Ok(0)
         }
-        Cmd::BuildKernel { debug } => {
+        Cmd::BuildKernel {
+            debug,
+            debug_kernel,
+        } => {
             let ws = build::workspace()?;
-            let elf = build::build_elf(&ws, KERNEL_PACKAGE, profile(debug))?;
+            let elf = build::build_kernel(&ws, profile(debug), KernelKind::debug(debug_kernel))?;
             println!("{}", elf.display());
             Ok(0)
         }
@@ -226,7 +246,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 Some(k) => k,
                 None => {
                     let ws = build::workspace()?;
-                    build::build_elf(&ws, KERNEL_PACKAGE, Profile::Release)?
+                    // Outside root tasks (sel4test, ...) print through DebugPutChar.
+                    build::build_kernel(&ws, Profile::Release, KernelKind::Debug)?
                 }
             };
             make_image(&kernel, &root_task, &output)?;
@@ -254,7 +275,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                     emit_capdl(&ws, &file, profile(debug), output.as_deref())?;
                 }
                 None => {
-                    let composed = build_cdl(&ws, &file, profile(debug), &prebuilt)?;
+                    let composed =
+                        build_cdl(&ws, &file, profile(debug), &prebuilt, KernelKind::Plain)?;
                     print!("{}", system::render_sizes(&composed.rows, composed.total));
                     println!("{}", composed.image.display());
                 }
@@ -270,6 +292,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             icount,
             expect,
             qemu_arg,
+            memory,
             prebuilt,
         } => {
             // A system runs until stopped; a test run (markers, an image, a root task) gets a
@@ -288,7 +311,13 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                         Some(pkg) => build_system(&ws, &pkg, Profile::Release, &prebuilt)?.0,
                         None => {
                             let file = system_file(&ws, system);
-                            let composed = build_cdl(&ws, &file, Profile::Release, &prebuilt)?;
+                            let composed = build_cdl(
+                                &ws,
+                                &file,
+                                Profile::Release,
+                                &prebuilt,
+                                KernelKind::Plain,
+                            )?;
                             eprint!("{}", system::render_sizes(&composed.rows, composed.total));
                             composed.image
                         }
@@ -298,6 +327,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let opts = QemuOptions {
                 icount,
                 extra_args: qemu_arg,
+                memory,
+                cpu: None,
             };
             let stop = if exit_on_expect {
                 Stop::OnMarkers
@@ -314,7 +345,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             };
             run_with(&image, &opts, timeout, &expect, true, stop).map(|(code, _)| code)
         }
-        Cmd::Conformance { timeout, prebuilt } => conformance(timeout, &prebuilt),
+        Cmd::Conformance {
+            timeout,
+            memory,
+            pa44,
+            prebuilt,
+        } => conformance(timeout, memory, pa44, &prebuilt),
         Cmd::Bench { timeout, prebuilt } => bench(timeout, &prebuilt),
         Cmd::Inspect { image } => {
             inspect(&image)?;
@@ -429,9 +465,10 @@ fn build_cdl(
     file: &Path,
     profile: Profile,
     prebuilt: &Prebuilt,
+    kernel: KernelKind,
 ) -> Result<Composed> {
     let (spec, images) = prepare_cdl(ws, file, profile)?;
-    compose(ws, "system", &spec, &images, profile, prebuilt)
+    compose(ws, "system", &spec, &images, profile, prebuilt, kernel)
 }
 
 /// `keel build --emit capdl`.
@@ -470,13 +507,19 @@ fn compose(
     images: &[(String, PathBuf)],
     profile: Profile,
     prebuilt: &Prebuilt,
+    kind: KernelKind,
 ) -> Result<Composed> {
     if prebuilt.root_task.is_some() {
         bail!("--root-task does not apply to a system image: the loader is its root task");
     }
+    let kind = if prebuilt.debug_kernel {
+        KernelKind::Debug
+    } else {
+        kind
+    };
     let kernel = match &prebuilt.kernel {
         Some(k) => k.clone(),
-        None => build::build_elf(ws, KERNEL_PACKAGE, profile)?,
+        None => build::build_kernel(ws, profile, kind)?,
     };
     let mut slim = Vec::with_capacity(images.len());
     let mut rows = Vec::new();
@@ -486,7 +529,10 @@ fn compose(
         part: "kernel".into(),
         image: kfile,
         memory: kmem,
-        what: "its PT_LOAD segments".into(),
+        what: format!(
+            "its PT_LOAD segments ({})",
+            KernelKind::of_elf(&kbytes).describe()
+        ),
     });
     for (n, path) in images {
         let fat = build::read(path)?;
@@ -505,7 +551,7 @@ fn compose(
     let programs: u64 = slim.iter().map(|s| s.len() as u64).sum();
     let blob_path = ws.keel_dir().join(format!("{name}.blob"));
     system::write_if_changed(&blob_path, &blob)?;
-    let loader = system::build_loader(ws, &blob_path, profile)?;
+    let loader = system::build_loader(ws, &blob_path, profile, kind)?;
     let lbytes = build::read(&loader)?;
     let (lfile, lmem) = system::load_sizes(&lbytes)?;
     rows.insert(
@@ -546,6 +592,7 @@ fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
         &[("testprog".into(), prog.clone())],
         Profile::Release,
         prebuilt,
+        KernelKind::Debug,
     )?;
     print!("{}", system::render_sizes(&composed.rows, composed.total));
     let (code, outcome) = run(
@@ -578,6 +625,7 @@ fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
         &images,
         Profile::Release,
         prebuilt,
+        KernelKind::Debug,
     )?;
     let (code, outcome) = run(
         &composed.image,
@@ -664,9 +712,10 @@ fn build_system(
     profile: Profile,
     prebuilt: &Prebuilt,
 ) -> Result<(PathBuf, PathBuf)> {
+    // A root task on its own is a test image: it prints through DebugPutChar.
     let kernel = match &prebuilt.kernel {
         Some(k) => k.clone(),
-        None => build::build_elf(ws, KERNEL_PACKAGE, profile)?,
+        None => build::build_kernel(ws, profile, KernelKind::Debug)?,
     };
     let root_task = match &prebuilt.root_task {
         Some(r) => r.clone(),
@@ -749,9 +798,13 @@ fn run_with(
     Ok((code, outcome))
 }
 
-fn conformance(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
+fn conformance(
+    timeout: u64,
+    memory: Option<String>,
+    pa44: bool,
+    prebuilt: &Prebuilt,
+) -> Result<i32> {
     let ws = build::workspace()?;
-    let (img, _) = build_system(&ws, "conformance", Profile::Release, prebuilt)?;
     // The tests the sources declare; a prebuilt root task's closing line says instead.
     let declared = match prebuilt.root_task {
         Some(_) => None,
@@ -760,7 +813,29 @@ fn conformance(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
                 .context("reading the conformance suite's sources")?,
         ),
     };
-    let (_, outcome) = run(&img, &QemuOptions::default(), timeout, &[], false)?;
+    let mut opts = QemuOptions {
+        memory,
+        ..QemuOptions::default()
+    };
+    let img = if pa44 {
+        let kernel = build::build_kernel_for(&ws, Profile::Release, KernelKind::Debug, true)?;
+        let root_task = match &prebuilt.root_task {
+            Some(r) => r.clone(),
+            None => build::build_elf_with_features(
+                &ws,
+                "conformance",
+                Profile::Release,
+                &["sel4-sys/pa44"],
+            )?,
+        };
+        let out = ws.keel_dir().join("conformance-pa44.elf");
+        make_image(&kernel, &root_task, &out)?;
+        opts.cpu = Some(qemu_virt::PaWidth::Bits44.qemu_cpu().into());
+        out
+    } else {
+        build_system(&ws, "conformance", Profile::Release, prebuilt)?.0
+    };
+    let (_, outcome) = run(&img, &opts, timeout, &[], false)?;
     let closing = report::find_closing_line(&outcome.stdout);
     let mut why = Vec::new();
     match outcome.exit {
@@ -796,7 +871,7 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     let (img, kernel) = build_system(&ws, "bench", Profile::Release, prebuilt)?;
     let opts = QemuOptions {
         icount: true,
-        extra_args: vec![],
+        ..QemuOptions::default()
     };
     let (code, outcome) = run(&img, &opts, timeout, &[], false)?;
     let (mut results, problems) = report::parse_bench_output(&outcome.stdout);
@@ -853,10 +928,11 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
 /// loader's `system up`) and `image_size_*` (bytes each part adds to the image file).
 fn system_bench(ws: &Workspace, prebuilt: &Prebuilt) -> Result<Vec<report::BenchResult>> {
     let file = system_file(ws, None);
-    let composed = build_cdl(ws, &file, Profile::Release, prebuilt)?;
+    // The markers below are the loader's, printed through DebugPutChar: a debug kernel.
+    let composed = build_cdl(ws, &file, Profile::Release, prebuilt, KernelKind::Debug)?;
     let opts = QemuOptions {
         icount: true,
-        extra_args: vec![],
+        ..QemuOptions::default()
     };
     let markers = vec![
         system::SYSTEM_UP.to_string(),

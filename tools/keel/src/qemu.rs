@@ -25,6 +25,12 @@ pub struct QemuOptions {
     pub icount: bool,
     /// Extra arguments appended at the end, verbatim.
     pub extra_args: Vec<String>,
+    /// QEMU's `-m` (e.g. `512M`, `2G`) instead of the board's default (`1G`); the kernel
+    /// learns the size from the device tree.
+    pub memory: Option<String>,
+    /// QEMU's `-cpu` instead of the board's (`qemu_virt::qemu::CPU`), e.g. `cortex-a72` for a
+    /// 44-bit kernel.
+    pub cpu: Option<String>,
 }
 
 /// The QEMU program to run: `$KEEL_QEMU` or [`QEMU`].
@@ -34,21 +40,27 @@ pub fn qemu_program() -> OsString {
         .unwrap_or_else(|| QEMU.into())
 }
 
-/// The arguments (without the program name) that boot `image` on the `virt` board:
+/// The arguments (without the program name) that boot `image` on the `virt` board, as
+/// `platform/qemu-virt` describes it (`qemu_virt::qemu`):
 ///
-/// `-machine virt,virtualization=on,gic-version=3 -cpu cortex-a72 -m 1G -smp 1 -nographic
+/// `-machine virt,virtualization=on,gic-version=3 -cpu cortex-a53 -m 1G -smp 1 -nographic
 /// -monitor none -serial stdio -nic none -semihosting-config enable=on,target=native
 /// -kernel IMAGE [-icount shift=0] [EXTRA...]`
+///
+/// The CPU is the one whose seL4 configuration has the kernel's physical-address width
+/// (cortex-a53: 40 bits; with the `pa44` feature, cortex-a72: 44 bits).
 pub fn qemu_args(image: &Path, opts: &QemuOptions) -> Vec<OsString> {
+    let memory = opts.memory.as_deref().unwrap_or(board::QEMU_MEMORY);
+    let cpu = opts.cpu.as_deref().unwrap_or(qemu_virt::qemu::CPU);
     let mut args: Vec<OsString> = [
         "-machine",
-        "virt,virtualization=on,gic-version=3",
+        qemu_virt::qemu::MACHINE,
         "-cpu",
-        "cortex-a72",
+        cpu,
         "-m",
-        board::QEMU_MEMORY,
+        memory,
         "-smp",
-        "1",
+        qemu_virt::qemu::SMP,
         "-nographic",
         "-monitor",
         "none",

@@ -111,8 +111,21 @@ pub fn build_component(
 }
 
 /// Builds the loader with the blob at `blob` embedded.
-pub fn build_loader(ws: &Workspace, blob: &Path, profile: Profile) -> Result<PathBuf> {
-    let envs = [("KEEL_SYSTEM_BLOB", blob.display().to_string())];
+pub fn build_loader(
+    ws: &Workspace,
+    blob: &Path,
+    profile: Profile,
+    kernel: build::KernelKind,
+) -> Result<PathBuf> {
+    // Without the kernel's debug system calls the loader's prints must go nowhere (sel4-rt).
+    let print = match kernel {
+        build::KernelKind::Plain => "off",
+        build::KernelKind::Debug => "on",
+    };
+    let envs = [
+        ("KEEL_SYSTEM_BLOB", blob.display().to_string()),
+        ("SEL4_RT_PRINT", print.to_string()),
+    ];
     build::build_elf_with_env(ws, LOADER_PACKAGE, profile, &envs)
 }
 

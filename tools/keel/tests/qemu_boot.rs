@@ -22,7 +22,7 @@ fn make(dir: &std::path::Path, name: &str, exit: StubExit) -> PathBuf {
 fn boot(image: &std::path::Path, icount: bool, secs: u64) -> keel::qemu::Outcome {
     let opts = QemuOptions {
         icount,
-        extra_args: vec![],
+        ..QemuOptions::default()
     };
     run(
         qemu_command(image, &opts),

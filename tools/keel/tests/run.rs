@@ -91,7 +91,7 @@ fn cli_run_passes_exit_code_and_checks_markers() {
     assert!(stdout.contains("HELLO-MARKER"), "{stdout}");
     assert!(
         stdout.contains(&format!(
-            "ARGS -machine virt,virtualization=on,gic-version=3 -cpu cortex-a72 -m 1G -smp 1 \
+            "ARGS -machine virt,virtualization=on,gic-version=3 -cpu cortex-a53 -m 1G -smp 1 \
              -nographic -monitor none -serial stdio -nic none \
              -semihosting-config enable=on,target=native -kernel {}\n",
             image.display()

@@ -3,7 +3,10 @@
 //! rather than taken from a crate because the kernel must not allocate and touches only
 //! these few registers.
 
-use super::board::{GICD_BASE, GICR_BASE};
+use super::board;
+
+const GICD_BASE: usize = board::GICD.base as usize;
+const GICR_BASE: usize = board::GICR.base as usize;
 use super::{isb, read_sysreg, write_sysreg};
 
 const GICD_CTLR: usize = 0x0;
@@ -29,7 +32,7 @@ fn wr64(addr: usize, v: u64) {
     unsafe { core::ptr::write_volatile(addr as *mut u64, v) }
 }
 
-pub const MAX_IRQ: u32 = 159;
+pub const MAX_IRQ: u32 = board::MAX_IRQ;
 
 pub fn init() {
     // Distributor: affinity routing, group 1 non-secure enabled.

@@ -6,21 +6,10 @@ pub mod gic;
 
 use core::arch::asm;
 
-/// QEMU `virt` board facts the kernel itself needs.
-pub mod board {
-    pub const UART_BASE: usize = 0x0900_0000;
-    pub const GICD_BASE: usize = 0x0800_0000;
-    pub const GICR_BASE: usize = 0x080A_0000;
-    /// Physical range the kernel keeps for itself (GIC distributor and redistributors).
-    pub const KERNEL_DEVICE_RANGES: [(usize, usize); 1] = [(0x0800_0000, 0x0100_0000)];
-    /// Device windows handed to user level as device untypeds (everything below RAM
-    /// except the GIC).
-    pub const DEVICE_WINDOWS: [(usize, usize); 2] =
-        [(0x0000_0000, 0x0800_0000), (0x0900_0000, 0x3700_0000)];
-    pub const RAM_BASE: usize = 0x4000_0000;
-    /// EL2 physical timer interrupt (PPI 10).
-    pub const TIMER_IRQ: u32 = 26;
-}
+use qemu_virt as board;
+
+/// The end of the kernel's EL2 identity map (the first 4 GiB): RAM beyond it is not used.
+pub const KERNEL_MAP_END: usize = 1 << 32;
 
 macro_rules! read_sysreg {
     ($name:literal) => {{
@@ -55,7 +44,7 @@ pub fn dsb_sy() {
 
 pub fn putchar(c: u8) {
     const FR_TXFF: u32 = 1 << 5;
-    let base = board::UART_BASE;
+    let base = board::UART.base as usize;
     // SAFETY: the PL011 data and flag registers are mapped as device memory in the
     // kernel's identity map; volatile access is the only access.
     unsafe {
@@ -160,9 +149,13 @@ fn enable_el2_mmu() {
 const HCR_NATIVE: u64 =
     (1 << 31) | (1 << 27) | (1 << 19) | (1 << 12) | (1 << 5) | (1 << 4) | (1 << 3) | 1;
 
-/// VTCR_EL2: 40-bit IPA starting at level 1 (two concatenated root tables), 4 KiB granule,
-/// inner-shareable write-back walks, 40-bit PA.
+/// VTCR_EL2 as seL4 sets it (`vcpu.h`): 4 KiB granule, inner-shareable write-back walks, and
+/// 40-bit IPA and PA starting at level 1 (two concatenated root tables: T0SZ 24, PS 1 TiB,
+/// SL0 1), or with `pa44` 44-bit IPA and PA starting at level 0 (T0SZ 20, PS 16 TiB, SL0 2).
+#[cfg(not(feature = "pa44"))]
 const VTCR: u64 = (1 << 31) | (2 << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (1 << 6) | 24;
+#[cfg(feature = "pa44")]
+const VTCR: u64 = (1 << 31) | (4 << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (2 << 6) | 20;
 
 fn init_lower_els() {
     write_sysreg!("hcr_el2", HCR_NATIVE);
@@ -310,7 +303,7 @@ extern "C" fn keel_boot(dtb: usize) -> ! {
     enable_el2_mmu();
     init_lower_els();
     gic::init();
-    gic::enable(board::TIMER_IRQ);
+    gic::enable(TIMER_IRQ);
     timer_ack();
     write_sysreg!("cnthp_ctl_el2", 1);
     let frame = crate::boot::boot(dtb);
@@ -355,7 +348,8 @@ extern "C" fn keel_handle_kernel_fault(esr: u64, elr: u64, far: u64) -> ! {
 // ---------------------------------------------------------------------------------------
 // Interrupt controller and board glue used by the portable kernel.
 
-pub const TIMER_IRQ: u32 = board::TIMER_IRQ;
+/// The EL2 physical timer's interrupt drives the scheduler.
+pub const TIMER_IRQ: u32 = board::ppi::HYP_TIMER;
 
 pub fn can_idle() -> bool {
     true
@@ -388,16 +382,4 @@ pub fn kernel_image_range() -> (usize, usize) {
         core::ptr::addr_of!(__kernel_start) as usize,
         core::ptr::addr_of!(__kernel_end) as usize,
     )
-}
-
-/// End of the first memory region that the device tree describes.
-pub fn read_dtb(dtb: usize) -> Option<usize> {
-    if dtb == 0 {
-        return None;
-    }
-    // SAFETY: QEMU places a valid flattened device tree at `dtb`; the parser checks the
-    // header (magic, sizes) before it reads anything else.
-    let fdt = unsafe { fdt::Fdt::from_ptr(dtb as *const u8) }.ok()?;
-    let region = fdt.memory().regions().next()?;
-    Some(region.starting_address as usize + region.size?)
 }

@@ -1,0 +1,233 @@
+//! Boot: what the kernel hands the root task about the machine. The device tree as seL4's
+//! extra bootinfo (an FDT chunk after the bootinfo frame, its pages in `extra_bi_pages`), and
+//! untypeds for exactly the RAM that the tree's `/memory` describes: the last page of RAM can
+//! be retyped and used, nothing beyond it is handed out.
+//!
+//! `boot_dtb_memory_reserved` is Keel-only: QEMU loads the tree at the bottom of RAM for
+//! Keel, while seL4's elfloader moves it, so on seL4 the check says nothing.
+
+use qemu_virt::fdt;
+use sel4::{cap, Cap, CapRights, Error, ObjectType, VmAttributes};
+use sel4_sys::bootinfo_header;
+
+use crate::fail::{expect_err, Ctx, Fail, TestResult};
+use crate::harness::{t, t_long, Test};
+use crate::kit::{self, DEPTH, ROOT_CNODE, ROOT_VSPACE};
+use crate::sys;
+
+/// The end-of-RAM test runs last: it uses up the top untyped, which may be the kit's.
+pub const TESTS: &[Test] = &[
+    t("boot_extra_bootinfo_fdt", extra_bootinfo_fdt),
+    t("boot_untypeds_match_memory", untypeds_match_memory),
+    t("boot_dtb_memory_reserved", dtb_memory_reserved),
+    t("boot_highest_user_page", highest_user_page),
+    // Revoking a split of up to 1 GiB: more than the default 5 s under a loaded host.
+    t_long("boot_retype_up_to_ram_end", retype_up_to_ram_end, 30_000),
+];
+
+const PAGE: u64 = 4096;
+
+/// The device tree from the extra bootinfo.
+fn device_tree() -> Result<&'static [u8], Fail> {
+    let extra = sel4_rt::extra_bootinfo(kit::bi());
+    sel4_rt::extra::find(extra, bootinfo_header::FDT).ok_or_else(|| {
+        Fail::new(format_args!(
+            "no FDT chunk in {} bytes of extra bootinfo",
+            extra.len()
+        ))
+    })
+}
+
+fn memory() -> Result<fdt::Memory, Fail> {
+    let tree = fdt::Fdt::new(device_tree()?)
+        .map_err(|e| Fail::new(format_args!("device tree: {:?}", e)))?;
+    tree.memory()
+        .map_err(|e| Fail::new(format_args!("device tree /memory: {:?}", e)))
+}
+
+/// RAM untypeds: (cap, start, end).
+fn ram_untypeds() -> impl Iterator<Item = (cap::Untyped, u64, u64)> {
+    sel4::bootinfo::untypeds(kit::bi())
+        .filter(|(_, d)| d.is_device == 0)
+        .map(|(c, d)| (c, d.paddr, d.paddr + (1u64 << d.size_bits)))
+}
+
+fn extra_bootinfo_fdt() -> TestResult {
+    let bi = kit::bi();
+    let dtb = device_tree()?;
+    check_eq!(
+        u32::from_be_bytes([dtb[0], dtb[1], dtb[2], dtb[3]]),
+        fdt::MAGIC,
+        "the FDT chunk starts with the device-tree magic"
+    );
+    let total = fdt::total_size(dtb).map_err(|e| Fail::new(format_args!("{:?}", e)))?;
+    check_eq!(
+        total,
+        dtb.len(),
+        "the chunk holds exactly the tree (its totalsize)"
+    );
+    // seL4: extraLen = one header + the tree; one frame per page of it, mapped in order.
+    check_eq!(bi.extra_len, 16 + total as u64, "extraLen");
+    let pages = bi.extra_bi_pages.end - bi.extra_bi_pages.start;
+    check_eq!(pages, bi.extra_len.div_ceil(PAGE), "extra bootinfo frames");
+    let first: cap::SmallPage = Cap::from_cptr(bi.extra_bi_pages.start);
+    let last: cap::SmallPage = Cap::from_cptr(bi.extra_bi_pages.end - 1);
+    let a = first
+        .get_address()
+        .ctx("Page_GetAddress (first extra page)")?;
+    let b = last
+        .get_address()
+        .ctx("Page_GetAddress (last extra page)")?;
+    check_eq!(
+        b - a,
+        (pages - 1) * PAGE,
+        "the extra bootinfo is contiguous"
+    );
+    let m = memory()?;
+    check!(m.count >= 1, "no /memory range");
+    Ok(())
+}
+
+fn untypeds_match_memory() -> TestResult {
+    let m = memory()?;
+    let mut total = 0u64;
+    let mut top = 0u64;
+    for (_, start, end) in ram_untypeds() {
+        check!(
+            m.iter().any(|r| start >= r.base && end <= r.base + r.size),
+            "RAM untyped {:#x}..{:#x} is outside the device tree's /memory",
+            start,
+            end
+        );
+        total += end - start;
+        top = top.max(end);
+    }
+    let ram: u64 = m.iter().map(|r| r.size).sum();
+    let ram_end = m.iter().map(|r| r.base + r.size).max().unwrap_or(0);
+    check_eq!(top, ram_end, "the highest RAM untyped ends where RAM ends");
+    // Everything but the kernel, the root task's objects and the tree itself (a few MiB).
+    check!(
+        total <= ram && total + (16 << 20) >= ram,
+        "RAM untypeds total {:#x} for {:#x} bytes of RAM",
+        total,
+        ram
+    );
+    Ok(())
+}
+
+fn dtb_memory_reserved() -> TestResult {
+    let size = device_tree()?.len() as u64;
+    let (lo, hi) = (qemu_virt::DTB_BASE, qemu_virt::DTB_BASE + size);
+    for (_, d) in sel4::bootinfo::untypeds(kit::bi()) {
+        let (start, end) = (d.paddr, d.paddr + (1u64 << d.size_bits));
+        check!(
+            end <= lo || start >= hi,
+            "untyped {:#x}..{:#x} overlaps the device tree at {:#x}..{:#x}",
+            start,
+            end,
+            lo,
+            hi
+        );
+    }
+    Ok(())
+}
+
+/// The last page below `seL4_UserTop` maps and works: the whole IPA space of the
+/// physical-address width is there (40 bits: a level-1 root; 44 bits: a level-0 root and
+/// four levels of tables).
+fn highest_user_page() -> TestResult {
+    let top = sel4_sys::consts::USER_TOP - PAGE;
+    let f: cap::SmallPage = kit::alloc()?;
+    kit::map_frame(
+        f,
+        ROOT_VSPACE,
+        top,
+        CapRights::read_write(),
+        VmAttributes::DEFAULT,
+    )?;
+    sys::poke(top + PAGE - 8, 0x7e57);
+    check_eq!(
+        sys::peek(top + PAGE - 8),
+        0x7e57,
+        "the top word of the user range"
+    );
+    f.unmap().ctx("Page_Unmap")?;
+    expect_err(
+        f.map(
+            ROOT_VSPACE,
+            top + PAGE,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        ),
+        Error::InvalidArgument { which: 0 },
+        "Page_Map at seL4_UserTop + 1",
+    )?;
+    Ok(())
+}
+
+/// Splits the top RAM untyped in halves down to its last page, retypes that into a frame,
+/// maps it and uses it; one more page from there is NotEnoughMemory.
+fn retype_up_to_ram_end() -> TestResult {
+    let (ut, start, end) = ram_untypeds()
+        .max_by_key(|&(_, _, end)| end)
+        .ok_or_else(|| Fail::new(format_args!("no RAM untyped")))?;
+    let bits = (end - start).trailing_zeros() as u64;
+    check!(bits > 12, "the top untyped has only {} bits", bits);
+    // The page table for the mapping below comes first (the kit may allocate it from the
+    // top untyped, which the split then fills).
+    let v = kit::vaddr(1)?;
+    let tmp: cap::SmallPage = kit::alloc()?;
+    kit::map_frame(
+        tmp,
+        ROOT_VSPACE,
+        v,
+        CapRights::read_write(),
+        VmAttributes::DEFAULT,
+    )?;
+    tmp.unmap().ctx("Page_Unmap")?;
+    // Its upper half first (below, the kit may have used some of it).
+    let first = kit::slot()?;
+    ut.retype(ObjectType::Untyped, bits - 1, ROOT_CNODE, 0, 0, first, 1)
+        .ctx("Retype the upper half of the top untyped")?;
+    let mut cur: cap::Untyped = Cap::from_cptr(first);
+    for b in (12..bits - 1).rev() {
+        let halves = kit::slots(2)?;
+        cur.retype(ObjectType::Untyped, b, ROOT_CNODE, 0, 0, halves, 2)
+            .ctx("Retype into halves")?;
+        cur = Cap::from_cptr(halves + 1);
+    }
+    let f = kit::slot()?;
+    cur.retype(ObjectType::SmallPage, 0, ROOT_CNODE, 0, 0, f, 1)
+        .ctx("Retype the last page of RAM")?;
+    let frame: cap::SmallPage = Cap::from_cptr(f);
+    check_eq!(
+        frame.get_address().ctx("Page_GetAddress")?,
+        end - PAGE,
+        "the frame is the last page of RAM"
+    );
+    kit::map_frame(
+        frame,
+        ROOT_VSPACE,
+        v,
+        CapRights::read_write(),
+        VmAttributes::DEFAULT,
+    )?;
+    sys::poke(v + PAGE - 8, 0x5eed_cafe);
+    check_eq!(sys::peek(v + PAGE - 8), 0x5eed_cafe, "the last word of RAM");
+    let more = kit::slot()?;
+    expect_err(
+        cur.retype(ObjectType::SmallPage, 0, ROOT_CNODE, 0, 0, more, 1),
+        Error::NotEnoughMemory { available: 0 },
+        "a page beyond the end of RAM",
+    )?;
+    // Give the memory back (to the split; the top untyped's watermark stays, as on seL4);
+    // the kernel keeps running. (Retyping the split again would make the kernel clear the
+    // half it had handed out, up to 1 GiB: too slow for this suite.)
+    ROOT_CNODE.revoke(first, DEPTH).ctx("Revoke the split")?;
+    ROOT_CNODE.delete(first, DEPTH).ctx("Delete the split")?;
+    let extra: cap::SmallPage = Cap::from_cptr(kit::bi().extra_bi_pages.start);
+    extra
+        .get_address()
+        .ctx("Page_GetAddress after the revoke")?;
+    Ok(())
+}
