@@ -937,7 +937,7 @@ fn check_scheduler(m: Mode) -> Check {
         ensure(th.in_release_queue, "a thread in the release queue is not flagged", t, 0)?;
         ensure(th.sched_prev == prev, "the release queue's prev link is wrong", t, prev)?;
         ensure(th.sc != 0, "a thread in the release queue has no sc", t, 0)?;
-        let when = crate::sched::release_time(sc(th.sc));
+        let when = crate::sched::release_time(th.sc);
         ensure(when >= last, "the release queue is out of order", t, prev)?;
         last = when;
         prev = t;
@@ -1314,11 +1314,8 @@ mod tests {
         fn sc(&mut self) -> Pa {
             let (s, _) =
                 self.new_obj(8, |pa| Cap::new(CapKind::SchedContext { pa, size_bits: 8 }));
-            let x = obj::<SchedContext>(s);
-            x.budget = 1 << 30;
-            x.period = 1 << 30;
-            x.remaining = 1 << 30;
-            x.configured = true;
+            obj::<SchedContext>(s).configured = true;
+            crate::sched::refill_new(s, 2, 1 << 30, 0, 0);
             s
         }
         fn frame(&mut self, is_device: bool) -> (Pa, Pa) {
