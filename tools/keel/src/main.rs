@@ -14,12 +14,6 @@ use keel::system::{self, SizeRow};
 use keel::{board, image, loadertest, report, setup};
 use keel_spec::SystemSpec;
 
-/// Whether the kernels keel packs have the debug system calls: `build_elf` builds the kernel
-/// with its default features, which include `debug-syscalls`. The loader prints only when they
-/// are there (`SystemBlob::debug_console`); an image whose kernel is built without them must
-/// say so here.
-const KERNEL_HAS_DEBUG_SYSCALLS: bool = true;
-
 /// The system file `keel build` and `keel run` use when none is named.
 const DEFAULT_SYSTEM: &str = "system.cdl";
 
@@ -525,6 +519,8 @@ fn compose(
     let mut rows = Vec::new();
     let kbytes = build::read(&kernel)?;
     let (kfile, kmem) = system::load_sizes(&kbytes)?;
+    // The loader prints only through the kernel's debug console, so only when it has one.
+    let debug_console = KernelKind::of_elf(&kbytes) == KernelKind::Debug;
     rows.push(SizeRow {
         part: "kernel".into(),
         image: kfile,
@@ -547,7 +543,7 @@ fn compose(
         });
         slim.push(s);
     }
-    let blob = system::encode_blob(spec, &slim, KERNEL_HAS_DEBUG_SYSCALLS)?;
+    let blob = system::encode_blob(spec, &slim, debug_console)?;
     let programs: u64 = slim.iter().map(|s| s.len() as u64).sum();
     let blob_path = ws.keel_dir().join(format!("{name}.blob"));
     system::write_if_changed(&blob_path, &blob)?;
