@@ -502,7 +502,8 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     let (dtb_start, dtb_end) = board.dtb.map_or((kstart, kstart), |(pa, size)| {
         (pa & !(PAGE - 1), page_up(pa + size))
     });
-    let mut regions = [(0usize, 0usize, false); 4 + fdt::MAX_REGIONS];
+    // Three RAM ranges around the kernel and the tree, two device windows, other RAM.
+    let mut regions = [(0usize, 0usize, false); 5 + fdt::MAX_REGIONS];
     regions[0] = (ram_base, dtb_start.max(ram_base), false);
     regions[1] = (dtb_end.max(ram_base), kstart, false);
     regions[2] = (page_up(alloc.next), ram_end, false);

@@ -56,9 +56,11 @@ pub fn read_u8(pa: Pa) -> u8 {
     unsafe { core::ptr::read_volatile(pa as *const u8) }
 }
 
-/// The bytes at `pa..pa+len` (the boot-module block that QEMU loaded with the kernel).
+/// The bytes at `pa..pa+len` (the boot-module block that QEMU loaded with the kernel, or the
+/// device tree below it).
 pub fn bytes(pa: Pa, len: usize) -> &'static [u8] {
-    // SAFETY: the caller passes a range inside the boot-module block, which nothing
-    // writes to while the kernel reads it at boot.
+    // SAFETY: the caller passes a range inside the boot-module block or inside RAM below the
+    // kernel (the device tree, checked by `boot`), which the kernel maps and nothing writes
+    // to while the kernel reads it at boot.
     unsafe { core::slice::from_raw_parts(pa as *const u8, len) }
 }
