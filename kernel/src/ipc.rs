@@ -332,8 +332,8 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
         let faulted = tcb(sender).fault != Fault::None;
         if si.is_call || faulted {
             if reply != 0 && (si.can_grant || si.can_grant_reply) {
-                let can_donate = tcb(sender).sc != 0
-                    && !matches!(tcb(sender).fault, Fault::Timeout { .. });
+                let can_donate =
+                    tcb(sender).sc != 0 && !matches!(tcb(sender).fault, Fault::Timeout { .. });
                 reply_push_donate(sender, receiver, reply, can_donate);
             } else {
                 set_state(sender, ThreadState::Inactive);
@@ -575,12 +575,14 @@ enum FaultReg {
 use FaultReg::{FaultIp, Pc, Sp, Spsr, X};
 
 /// UnknownSyscall reply: x0..x7, FaultIP, SP, LR, SPSR.
+#[rustfmt::skip]
 const SYSCALL_REPLY: [FaultReg; 12] = [
     X(0), X(1), X(2), X(3), X(4), X(5), X(6), X(7), FaultIp, Sp, Pc, Spsr,
 ];
 /// UserException reply: FaultIP, SP, SPSR.
 const EXCEPTION_REPLY: [FaultReg; 3] = [FaultIp, Sp, Spsr];
 /// Timeout reply (seL4_TimeoutReply_*, 34 words): the frame registers, then the rest.
+#[rustfmt::skip]
 const TIMEOUT_REPLY: [FaultReg; 34] = [
     FaultIp, Sp, Spsr, X(0), X(1), X(2), X(3), X(4), X(5), X(6), X(7), X(8), X(16), X(17),
     X(18), X(29), X(30), X(9), X(10), X(11), X(12), X(13), X(14), X(15), X(19), X(20), X(21),

@@ -581,7 +581,14 @@ pub fn refill_new(sc: Pa, max_refills: u64, budget: u64, period: u64, now: u64) 
     s.refill_head = 0;
     s.refill_tail = 0;
     s.refill_max = max_refills as u32;
-    set_refill(sc, 0, Refill { time: now, amount: budget });
+    set_refill(
+        sc,
+        0,
+        Refill {
+            time: now,
+            amount: budget,
+        },
+    );
     maybe_add_empty_tail(sc);
     update_remaining(sc, now);
 }
@@ -821,9 +828,7 @@ pub fn sc_released(sc: Pa) -> bool {
 /// `refill_sufficient(sc, 0)`).
 pub fn sc_ready_now(sc: Pa) -> bool {
     let s = obj::<SchedContext>(sc);
-    s.configured
-        && refill_ready(sc, crate::kernel::k().charged_until)
-        && refill_sufficient(sc, 0)
+    s.configured && refill_ready(sc, crate::kernel::k().charged_until) && refill_sufficient(sc, 0)
 }
 
 /// Whether the context's budget is available now (seL4's `refill_ready` and
@@ -857,9 +862,15 @@ mod tests {
                 max,
                 period,
             };
-            m.r.push_back(Refill { time: now, amount: budget });
+            m.r.push_back(Refill {
+                time: now,
+                amount: budget,
+            });
             if period == 0 {
-                m.r.push_back(Refill { time: now, amount: 0 });
+                m.r.push_back(Refill {
+                    time: now,
+                    amount: 0,
+                });
             }
             m
         }
@@ -875,7 +886,10 @@ mod tests {
                 head.amount = budget;
                 self.r.push_back(head);
                 if period == 0 {
-                    self.r.push_back(Refill { time: head.time, amount: 0 });
+                    self.r.push_back(Refill {
+                        time: head.time,
+                        amount: 0,
+                    });
                 }
             } else {
                 self.r.push_back(head);
@@ -968,9 +982,15 @@ mod tests {
     fn check_invariants(sc: Pa, budget: u64, what: &str) {
         let r = list(sc);
         let s = obj::<SchedContext>(sc);
-        assert!(r.len() as u32 <= s.refill_max, "{what}: too many refills {r:?}");
+        assert!(
+            r.len() as u32 <= s.refill_max,
+            "{what}: too many refills {r:?}"
+        );
         let sum: u64 = r.iter().map(|x| x.amount).sum();
-        assert_eq!(sum, budget, "{what}: refills {r:?} do not sum to the budget");
+        assert_eq!(
+            sum, budget,
+            "{what}: refills {r:?} do not sum to the budget"
+        );
         if s.period != 0 {
             for w in r.windows(2) {
                 assert!(
@@ -978,7 +998,10 @@ mod tests {
                     "{what}: refills out of order or overlapping {r:?}"
                 );
             }
-            assert!(r[0].amount >= min_budget(), "{what}: head below MIN_BUDGET {r:?}");
+            assert!(
+                r[0].amount >= min_budget(),
+                "{what}: head below MIN_BUDGET {r:?}"
+            );
         }
     }
 
@@ -996,7 +1019,16 @@ mod tests {
         refill_new(sc, MIN_REFILLS, 10_000, 0, 100);
         assert_eq!(
             list(sc),
-            [Refill { time: 100, amount: 10_000 }, Refill { time: 100, amount: 0 }]
+            [
+                Refill {
+                    time: 100,
+                    amount: 10_000
+                },
+                Refill {
+                    time: 100,
+                    amount: 0
+                }
+            ]
         );
         round_robin_refill(sc, 200);
         assert_eq!(refill_at(sc, head_index(sc)).amount, 10_000);
@@ -1014,8 +1046,14 @@ mod tests {
         assert_eq!(
             list(sc),
             [
-                Refill { time: 3 * mb, amount: 7 * mb },
-                Refill { time: period, amount: 3 * mb }
+                Refill {
+                    time: 3 * mb,
+                    amount: 7 * mb
+                },
+                Refill {
+                    time: period,
+                    amount: 3 * mb
+                }
             ]
         );
         // Use the rest and more (an overrun): the whole head moves on and the remainder
@@ -1038,7 +1076,13 @@ mod tests {
         assert_eq!(list(sc).len(), 2);
         // Unblocking at 19mb: the head starts then and runs into the used refill.
         refill_unblock_check(sc, 19 * mb);
-        assert_eq!(list(sc), [Refill { time: 19 * mb, amount: 10 * mb }]);
+        assert_eq!(
+            list(sc),
+            [Refill {
+                time: 19 * mb,
+                amount: 10 * mb
+            }]
+        );
         check_invariants(sc, 10 * mb, "after unblock");
     }
 

@@ -1345,7 +1345,10 @@ fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {
     crate::ipc::send_ipc(a, eb, call_args());
     assert_eq!((tcb(b).sc, tcb(a).sc, sc_obj(sc).tcb), (sc, 0, b));
     assert_eq!(sc_obj(sc).donated_via, rb);
-    assert_eq!((reply_obj(rb).donated_sc, reply_obj(ra).donated_sc), (sc, 0));
+    assert_eq!(
+        (reply_obj(rb).donated_sc, reply_obj(ra).donated_sc),
+        (sc, 0)
+    );
     assert_eq!((tcb(a).call_prev, tcb(client).call_next), (ra, rb));
     // B answers: the context goes to A, and A's reply is the head again.
     kk.cur = b;
@@ -1505,8 +1508,8 @@ fn timeout_fault_reply_restores_34_registers_in_sel4_order() {
     assert_eq!(c.sp, 1001);
     assert_eq!(c.spsr, crate::ipc::sanitise_spsr(1002));
     let order = [
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 16, 17, 18, 29, 30, 9, 10, 11, 12, 13, 14, 15, 19, 20, 21,
-        22, 23, 24, 25, 26, 27, 28,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 16, 17, 18, 29, 30, 9, 10, 11, 12, 13, 14, 15, 19, 20, 21, 22,
+        23, 24, 25, 26, 27, 28,
     ];
     for (i, x) in order.iter().enumerate() {
         assert_eq!(c.x[*x], 1003 + i as u64, "x{x}");

@@ -22,11 +22,20 @@ pub const TESTS: &[Test] = &[
     t("fidelity_nbsendrecv_donates_to_passive", nbsendrecv_donates),
     t("fidelity_reply_returns_sc_moved_on", reply_returns_moved_sc),
     t("fidelity_nested_passive_servers_and_fault", nested_donation),
-    t("fidelity_cancelled_caller_leaves_sc_with_callee", cancelled_caller),
-    t("fidelity_timeout_reply_restores_registers", timeout_reply_registers),
+    t(
+        "fidelity_cancelled_caller_leaves_sc_with_callee",
+        cancelled_caller,
+    ),
+    t(
+        "fidelity_timeout_reply_restores_registers",
+        timeout_reply_registers,
+    ),
     t("fidelity_el0_exceptions_vcpu_fault", exception_classes),
     t("fidelity_extra_refills_limits", extra_refills_limits),
-    t("fidelity_cancelled_fault_send_stops_thread", cancelled_fault_send),
+    t(
+        "fidelity_cancelled_fault_send_stops_thread",
+        cancelled_fault_send,
+    ),
     crate::harness::t_long("fidelity_sporadic_server_share", sporadic_share, 10_000),
 ];
 
@@ -54,23 +63,55 @@ fn retype_counts() -> TestResult {
     let ut = kit::untyped(16)?;
     let cn = kit::cnode(2)?;
     expect_err(
-        ut.retype(ObjectType::Endpoint, 0, ROOT_CNODE, cn.cptr(), DEPTH as u64, 2, 0),
+        ut.retype(
+            ObjectType::Endpoint,
+            0,
+            ROOT_CNODE,
+            cn.cptr(),
+            DEPTH as u64,
+            2,
+            0,
+        ),
         Error::RangeError { min: 1, max: 256 },
         "0 objects at offset 2 of a 4-slot CNode",
     )?;
     expect_err(
-        ut.retype(ObjectType::Endpoint, 0, ROOT_CNODE, cn.cptr(), DEPTH as u64, 0, 257),
+        ut.retype(
+            ObjectType::Endpoint,
+            0,
+            ROOT_CNODE,
+            cn.cptr(),
+            DEPTH as u64,
+            0,
+            257,
+        ),
         Error::RangeError { min: 1, max: 256 },
         "257 objects into a 4-slot CNode",
     )?;
     expect_err(
-        ut.retype(ObjectType::Endpoint, 0, ROOT_CNODE, cn.cptr(), DEPTH as u64, 2, 3),
+        ut.retype(
+            ObjectType::Endpoint,
+            0,
+            ROOT_CNODE,
+            cn.cptr(),
+            DEPTH as u64,
+            2,
+            3,
+        ),
         Error::RangeError { min: 1, max: 2 },
         "3 objects at offset 2 of a 4-slot CNode",
     )?;
     // Nothing was created; the window still takes two endpoints, which work.
-    ut.retype(ObjectType::Endpoint, 0, ROOT_CNODE, cn.cptr(), DEPTH as u64, 2, 2)
-        .ctx("2 objects at offset 2")?;
+    ut.retype(
+        ObjectType::Endpoint,
+        0,
+        ROOT_CNODE,
+        cn.cptr(),
+        DEPTH as u64,
+        2,
+        2,
+    )
+    .ctx("2 objects at offset 2")?;
     let ep = kit::slot()?;
     ROOT_CNODE
         .copy(ep, DEPTH, cn, 3, 2, CapRights::all())
@@ -136,7 +177,9 @@ fn passive_loop(c: &Ctx2) {
 fn passive(prio: u64, f: kit::ChildFn, a: u64) -> Result<Thread, crate::fail::Fail> {
     let th = Thread::new(Opts::prio(prio))?;
     th.start(f, a)?;
-    th.sc.unbind().ctx("SchedContext_Unbind (make it passive)")?;
+    th.sc
+        .unbind()
+        .ctx("SchedContext_Unbind (make it passive)")?;
     Ok(th)
 }
 
@@ -144,7 +187,14 @@ fn nb_send_recv_child(c: &Ctx2) {
     let o: &Obs = from_arg(c.arg);
     let info = MessageInfo::new(0, 0, 0, 1);
     // Send 77 to the passive server, then wait on an endpoint nobody sends to.
-    sys::syscall(sc::NB_SEND_RECV, o.get(4), info.0, [77, 0, 0, 0], o.get(5), o.get(3));
+    sys::syscall(
+        sc::NB_SEND_RECV,
+        o.get(4),
+        info.0,
+        [77, 0, 0, 0],
+        o.get(5),
+        o.get(3),
+    );
     o.v[6].store(1, SeqCst);
 }
 
@@ -162,7 +212,11 @@ fn nbsendrecv_donates() -> TestResult {
     let srv = passive(RUNNER_PRIO + 10, passive_loop, arg(&o))?;
     let client = Thread::new(Opts::prio(RUNNER_PRIO + 5))?;
     client.start(nb_send_recv_child, arg(&o))?;
-    check_eq!(o.count.load(SeqCst), 1, "passive server ran on the donated SC");
+    check_eq!(
+        o.count.load(SeqCst),
+        1,
+        "passive server ran on the donated SC"
+    );
     check_eq!(o.get(2), 77, "message the server got");
     check_eq!(o.get(6), 0, "client still waiting in its receive phase");
     // The server holds the client's context now: binding its own one is refused.
@@ -185,7 +239,14 @@ fn relay(c: &Ctx2) {
     let o: &Obs = from_arg(c.arg);
     let r = sys::syscall(sc::RECV, o.get(0), 0, [0; 4], o.get(1), 0);
     let info = MessageInfo::new(0, 0, 0, 1);
-    sys::syscall(sc::NB_SEND_RECV, o.get(4), info.0, [r.mr[0], 0, 0, 0], o.get(5), o.get(3));
+    sys::syscall(
+        sc::NB_SEND_RECV,
+        o.get(4),
+        info.0,
+        [r.mr[0], 0, 0, 0],
+        o.get(5),
+        o.get(3),
+    );
     o.v[7].store(1, SeqCst);
 }
 
@@ -220,7 +281,11 @@ fn reply_returns_moved_sc() -> TestResult {
     check_eq!(info.length(), 1, "reply length");
     check_eq!(get_mr(0), 42, "answer through the relayed reply object");
     check_eq!(o.count.load(SeqCst), 1, "second server ran");
-    check_eq!(o.get(6), 0, "second server ran on after giving the context back");
+    check_eq!(
+        o.get(6),
+        0,
+        "second server ran on after giving the context back"
+    );
     check_eq!(o.get(7), 0, "relay ran on without a context");
     sleep_ms(2)?;
     Ok(())
@@ -250,7 +315,14 @@ fn leaf(c: &Ctx2) {
         unsafe { core::arch::asm!("udf #0") };
         o.v[6].fetch_add(1, SeqCst);
         let info = MessageInfo::new(0, 0, 0, 1);
-        r = sys::syscall(sc::REPLY_RECV, ep, info.0, [r.mr[0] * 10, 0, 0, 0], reply, 0);
+        r = sys::syscall(
+            sc::REPLY_RECV,
+            ep,
+            info.0,
+            [r.mr[0] * 10, 0, 0, 0],
+            reply,
+            0,
+        );
     }
 }
 
@@ -298,8 +370,18 @@ fn nested_donation() -> TestResult {
             "round {}: answer through A and B",
             round
         );
-        check_eq!(oh.count.load(SeqCst), round, "round {}: faults handled", round);
-        check_eq!(ob.get(6), round, "round {}: B resumed after its fault", round);
+        check_eq!(
+            oh.count.load(SeqCst),
+            round,
+            "round {}: faults handled",
+            round
+        );
+        check_eq!(
+            ob.get(6),
+            round,
+            "round {}: B resumed after its fault",
+            round
+        );
         check_eq!(oa.get(2), round, "round {}: A got B's answer", round);
     }
     // The context is back with the runner: a lower-priority thread gets the CPU only when
@@ -320,7 +402,14 @@ fn spin_server(c: &Ctx2) {
 /// Calls `v[0]` once.
 fn one_call(c: &Ctx2) {
     let o: &Obs = from_arg(c.arg);
-    sys::syscall(sc::CALL, o.get(0), MessageInfo::new(0, 0, 0, 1).0, [1, 0, 0, 0], 0, 0);
+    sys::syscall(
+        sc::CALL,
+        o.get(0),
+        MessageInfo::new(0, 0, 0, 1).0,
+        [1, 0, 0, 0],
+        0,
+        0,
+    );
 }
 
 /// seL4's `reply_remove_tcb`: when a caller in the middle of a call stack stops waiting
@@ -430,7 +519,15 @@ fn timeout_reply_registers() -> TestResult {
         "thread did not resume at the FaultIP of the reply"
     );
     th.tcb.suspend().ctx("suspend")?;
-    let want = [0x1111, 0x2222, 0x8888, 0x1919, 0x2828, 0x3030, th.stack_top - 64];
+    let want = [
+        0x1111,
+        0x2222,
+        0x8888,
+        0x1919,
+        0x2828,
+        0x3030,
+        th.stack_top - 64,
+    ];
     for (i, v) in want.iter().enumerate() {
         check_eq!(seen.get(i), *v, "register {} after the timeout reply", i);
     }
@@ -502,8 +599,7 @@ fn extra_refills_limits() -> TestResult {
     let scc = kit::sched_control();
     let s7: cap::SchedContext = sel4::Cap::from_cptr(kit::retype(ObjectType::SchedContext, 7)?);
     let s8: cap::SchedContext = sel4::Cap::from_cptr(kit::retype(ObjectType::SchedContext, 8)?);
-    let s10: cap::SchedContext =
-        sel4::Cap::from_cptr(kit::retype(ObjectType::SchedContext, 10)?);
+    let s10: cap::SchedContext = sel4::Cap::from_cptr(kit::retype(ObjectType::SchedContext, 10)?);
     expect_err(
         scc.configure_flags(s7, 1000, 10_000, 1, 0, 0),
         Error::RangeError { min: 0, max: 0 },
@@ -590,7 +686,10 @@ fn sporadic_share() -> TestResult {
     }
     ta.tcb.suspend().ctx("suspend A")?;
     tb.tcb.suspend().ctx("suspend B")?;
-    sel4_rt::println!("# sporadic share (per mille, per 150 ms window): {:?}", seen);
+    sel4_rt::println!(
+        "# sporadic share (per mille, per 150 ms window): {:?}",
+        seen
+    );
     check!(
         ok,
         "sporadic thread's CPU share per window {:?} per mille, expected about 20",
@@ -633,7 +732,11 @@ fn cancelled_fault_send() -> TestResult {
         .ctx("CNode_CancelBadgedSends")?;
     settle()?;
     let (info, _) = fe.nb_recv(reply);
-    check_eq!(info.label(), 0, "a fault message after the send was cancelled");
+    check_eq!(
+        info.label(),
+        0,
+        "a fault message after the send was cancelled"
+    );
     // The thread is stopped, not gone: resuming it faults again, and that arrives.
     th.tcb.resume().ctx("TCB_Resume")?;
     let (info, badge) = fe.recv(reply);
@@ -674,7 +777,11 @@ fn yield_to_semantics() -> TestResult {
     let low = Thread::new(Opts::prio(runner_prio - 1))?;
     low.start(spin_1ms_then_flag, arg(&g))?;
     let us = low.sc.yield_to().ctx("YieldTo a lower-priority thread")?;
-    check_eq!(g.get(), 0, "lower-priority target ran before the caller went on");
+    check_eq!(
+        g.get(),
+        0,
+        "lower-priority target ran before the caller went on"
+    );
     check!(us < 500, "consumed {} us for a target that has not run", us);
     settle()?;
     check_eq!(g.get(), 1, "lower-priority target ran once we blocked");
