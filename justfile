@@ -48,7 +48,7 @@ conformance *args:
 
 # The conformance suite on a kernel built with arithmetic overflow checks (a wrap panics).
 conformance-checked:
-    cargo build -q -p keel-kernel --target aarch64-unknown-none --profile release-checked
+    cargo build -q -p keel-kernel --target aarch64-unknown-none --profile release-checked --features debug-syscalls
     {{keel}} conformance --kernel "${CARGO_TARGET_DIR:-target}/aarch64-unknown-none/release-checked/keel-kernel"
 
 # Benchmarks under -icount (kernel paths, system boot, image size); writes target/bench.json.
