@@ -150,8 +150,8 @@ enum Cmd {
         #[command(flatten)]
         prebuilt: Prebuilt,
     },
-    /// The loader's system test: boot a hand-built four-component system (components/loader/
-    /// testprog) and check every line it must print; then one the loader must refuse.
+    /// The loader's system test: boot a hand-built four-component system (tests/components/
+    /// loader-testprog) and check every line it must print; then one the loader must refuse.
     LoaderTest {
         /// Kill QEMU after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
