@@ -57,9 +57,7 @@ pub enum Event {
 impl Event {
     pub fn decode(badge_word: u64) -> Self {
         if badge_word & badge::PPC != 0 {
-            Event::Protected(Channel::new(
-                (badge_word & 0x3f).min(keel_spec::MAX_CHANNEL_ID as u64) as u8,
-            ))
+            Event::Protected(Channel::from_badge((badge_word & 0x3f) as u8))
         } else if badge_word & badge::FAULT != 0 {
             Event::Fault(Child::new((badge_word & 0xff) as u8))
         } else {
@@ -117,7 +115,7 @@ mod tests {
     fn badges_decode_like_microkit() {
         assert_eq!(
             Event::decode(badge::PPC | 5),
-            Event::Protected(Channel::new(5))
+            Event::Protected(Channel::__generated(5))
         );
         assert_eq!(
             Event::decode(badge::FAULT | 0x17),
@@ -134,7 +132,7 @@ mod tests {
         // Bit 63 wins over bit 62, and a PPC id is at most 6 bits.
         assert_eq!(
             Event::decode(badge::PPC | badge::FAULT | 0xff),
-            Event::Protected(Channel::new(keel_spec::MAX_CHANNEL_ID))
+            Event::Protected(Channel::__generated(keel_spec::MAX_CHANNEL_ID))
         );
     }
 

@@ -65,7 +65,7 @@ pub fn to_console(line: &[u8]) -> bool {
     let Ok(msg) = Message::from_bytes(label::LOG, line) else {
         return false;
     };
-    let reply = Channel::new(keel_spec::CONSOLE_CHANNEL).call(&msg);
+    let reply = Channel::from_badge(keel_spec::CONSOLE_CHANNEL).call_raw(&msg);
     if reply.label() == label::OK {
         return true;
     }

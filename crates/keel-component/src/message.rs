@@ -67,17 +67,32 @@ impl fmt::Display for MessageError {
 pub enum CallError {
     /// The request did not fit in a message.
     Encode(MessageError),
+    /// The server died while the call waited ([`label::RESTARTED`]): it was restarted and the
+    /// call was not completed; calling again reaches the new run.
+    ServerDied,
     /// The reply carried this label instead of [`label::OK`]: a kernel error (1..=10), or one
-    /// of the runtime's labels.
+    /// of the runtime's other labels ([`label::BAD_REQUEST`], [`label::UNSUPPORTED`]).
     Label(u64),
     /// The reply was not a valid response.
     Decode(MessageError),
+}
+
+impl CallError {
+    /// The response a reply carries, or why it carries none.
+    pub fn check<T: DeserializeOwned>(reply: Message) -> Result<T, CallError> {
+        match reply.label() {
+            label::OK => reply.decode().map_err(CallError::Decode),
+            label::RESTARTED => Err(CallError::ServerDied),
+            other => Err(CallError::Label(other)),
+        }
+    }
 }
 
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Encode(e) => write!(f, "request: {e}"),
+            CallError::ServerDied => f.write_str("the server died (restarted) during the call"),
             CallError::Label(l) => write!(f, "reply label {l:#x}"),
             CallError::Decode(e) => write!(f, "response: {e}"),
         }
@@ -235,9 +250,10 @@ impl fmt::Debug for Message {
 /// #[derive(Serialize, Deserialize)] enum Resp { Sum(u32) }
 /// struct Calc;
 /// impl Protocol for Calc { type Request = Req; type Response = Resp; }
-/// // client:  SERVER.request::<Calc>(&Req::Add(1, 2))
-/// // server:  fn protected(&mut self, _: Channel, m: &Message) -> Message {
-/// //              Calc::serve(m, |Req::Add(a, b)| Resp::Sum(a + b)) }
+/// // system.cdl: channel protocol="calc::Calc" { end client id=0 calls=#true; end server id=0 }
+/// // client:  system::channels::SERVER.call(&Req::Add(1, 2))   // SERVER: Client<Calc>
+/// // server:  impl Serve<Calc> for Server {
+/// //              fn serve(&mut self, _: Channel, Req::Add(a, b): Req) -> Resp { Resp::Sum(a + b) } }
 /// ```
 pub trait Protocol {
     type Request: Serialize + DeserializeOwned;
@@ -365,6 +381,26 @@ mod tests {
             Message::encode(0, &[7u8; MAX_BYTES][..]).unwrap_err(),
             MessageError::TooLong
         );
+    }
+
+    #[test]
+    fn call_errors_name_a_dead_server() {
+        assert_eq!(
+            CallError::check::<Resp>(Message::new(label::RESTARTED)),
+            Err(CallError::ServerDied)
+        );
+        assert_eq!(
+            CallError::check::<Resp>(Message::new(label::BAD_REQUEST)),
+            Err(CallError::Label(label::BAD_REQUEST))
+        );
+        assert_eq!(
+            CallError::check::<Resp>(Message::encode(label::OK, &Resp::Sum(3)).unwrap()),
+            Ok(Resp::Sum(3))
+        );
+        assert!(matches!(
+            CallError::check::<Resp>(Message::from_bytes(label::OK, &[0xff]).unwrap()),
+            Err(CallError::Decode(_))
+        ));
     }
 
     #[test]

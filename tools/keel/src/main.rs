@@ -338,7 +338,8 @@ fn load_system(path: &Path) -> Result<cdl::System> {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("keel: internal error in the cdl checker: {info}")
     }));
-    let loaded = std::panic::catch_unwind(|| cdl::load(path));
+    let interfaces = system::interfaces();
+    let loaded = std::panic::catch_unwind(|| cdl::load_with(path, &interfaces));
     std::panic::set_hook(hook);
     match loaded {
         Ok(Ok(system)) => Ok(system),
@@ -390,7 +391,6 @@ fn prepare_cdl(
         }
     };
     let spec = sys.lower();
-    let gen = system::gen_dir(ws);
     let mut images = Vec::with_capacity(spec.components.len());
     for (i, c) in spec.components.iter().enumerate() {
         if c.image as usize != i {
@@ -401,7 +401,7 @@ fn prepare_cdl(
             );
         }
         system::write_if_changed(
-            &gen.join(format!("{}.rs", c.name)),
+            &system::gen_file(ws, &c.name, sys.program(i)),
             sys.generate(i).as_bytes(),
         )?;
     }

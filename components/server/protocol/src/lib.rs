@@ -8,6 +8,19 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
+// Reachable from other components (and, later, guests): no unwrap, expect, explicit panic or
+// unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 use keel_component::Protocol;
 use serde::{Deserialize, Serialize};

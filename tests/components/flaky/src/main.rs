@@ -10,8 +10,8 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-use keel_component::{component, debug, log, start_count, Channel, Handler, Message, Protocol};
-use server_protocol::{answer, Calc};
+use keel_component::{component, debug, log, start_count, Channel, Handler, Message, Serve};
+use server_protocol::{answer, Calc, Request, Response};
 
 keel_component::include_system!();
 
@@ -27,14 +27,20 @@ impl Handler for Flaky {
         log!("{}: up (flaky, start {})", system::NAME, start_count());
     }
 
-    fn protected(&mut self, _channel: Channel, msg: &Message) -> Message {
+    fn protected(&mut self, channel: Channel, msg: &Message) -> Message {
         if start_count() == 0 {
             log!("{}: faulting in the middle of a call", system::NAME);
             debug::load(UNMAPPED);
         }
+        system::protected(self, channel, msg)
+    }
+}
+
+impl Serve<Calc> for Flaky {
+    fn serve(&mut self, _from: Channel, request: Request) -> Response {
         let answered = self.answered;
         self.answered += 1;
-        Calc::serve(msg, |request| answer(request, answered))
+        answer(request, answered)
     }
 }
 

@@ -12,7 +12,7 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-use keel_component::supervision::{Status, StatusRequest, StatusResponse};
+use keel_component::supervision::{StatusRequest, StatusResponse};
 use keel_component::{component, debug, keel_spec, log, time, Handler};
 
 keel_component::include_system!();
@@ -31,7 +31,7 @@ impl Handler for Heartbeat {
             log!("{}: beat {beat}", system::NAME);
         }
         for index in 0..keel_spec::MAX_COMPONENTS as u32 {
-            match system::channels::SUPERVISOR.request::<Status>(&StatusRequest::Child(index)) {
+            match system::channels::SUPERVISOR.call(&StatusRequest::Child(index)) {
                 Ok(StatusResponse::Child(record)) => {
                     log!("{}: record of component {index}: {record:?}", system::NAME)
                 }

@@ -13,7 +13,8 @@
 //!
 //! Must never: be part of a real system (it ends the QEMU run through semihosting).
 //! Invariants: the system it runs in gives it no channel with id `UNGRANTED` and no
-//! interrupts; it only uses `keel_spec::cspace` slots and one CPtr beyond its CNode.
+//! interrupts; it only uses `keel_spec::cspace` slots and one CPtr beyond its CNode (raw
+//! system calls: the runtime makes channel handles only from `system.cdl`).
 
 #![no_std]
 #![no_main]
@@ -21,7 +22,7 @@
 
 use keel_component::keel_spec::cspace;
 use keel_component::sel4::{self, Error};
-use keel_component::{component, debug, label, log, start_count, Channel, Handler, Irq, Message};
+use keel_component::{component, debug, label, log, start_count, Handler, Message};
 
 keel_component::include_system!();
 
@@ -60,25 +61,27 @@ impl Handler for Prober {
             "the test system must not give the prober channel {UNGRANTED}"
         );
 
-        let channel = Channel::new(UNGRANTED);
-        let reply = channel.call(&Message::new(label::OK));
+        // Channel handles cannot be made from an id, so the slots of a channel and an
+        // interrupt it was not given are invoked directly (the slots the runtime would use).
+        let call = cspace::call(UNGRANTED);
+        let reply = debug::call_slot(call, &Message::new(label::OK));
         report(
             "protected call",
-            channel.call_slot(),
+            call,
             Error::from_reply(reply.label(), reply.words()).map_or(Ok(()), Err),
         );
 
-        let tcb = sel4::cap::Tcb::from_cptr(cspace::CHILD_TCB_BASE);
+        let tcb = sel4::cap::Tcb::from_cptr(cspace::child_tcb(0));
         report("TCB_Suspend", tcb.cptr(), tcb.suspend());
 
-        let irq = Irq::new(UNGRANTED);
-        report("IRQHandler_Ack", irq.slot(), irq.ack());
+        let irq = sel4::cap::IrqHandler::from_cptr(cspace::irq(UNGRANTED));
+        report("IRQHandler_Ack", irq.cptr(), irq.ack());
 
-        channel.notify();
+        let notify = cspace::notify(UNGRANTED);
+        debug::signal_slot(notify);
         log!(
-            "{}: notify on ungranted slot {} returned",
-            system::NAME,
-            channel.notify_slot()
+            "{}: notify on ungranted slot {notify} returned",
+            system::NAME
         );
 
         // The CNode resolves CPtrs below 2^CNODE_BITS; this one fails the guard check.
