@@ -819,7 +819,7 @@ fn protocols(e: &Elab, interfaces: &Interfaces, diags: &mut Diags) {
             } else {
                 (&interface.serves, "serve")
             };
-            if list.iter().any(|p| *p == protocol.v) {
+            if list.contains(&protocol.v) {
                 continue;
             }
             let known = if list.is_empty() {

@@ -103,9 +103,12 @@ impl fmt::Display for CallError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {
     label: u64,
-    len: usize,
-    words: [u64; MAX_WORDS],
+    words: heapless::Vec<u64, MAX_WORDS>,
 }
+
+/// The payload of a byte message: MR1.. as little-endian words, whatever the host's byte
+/// order, so that the bytes are the same on the host (tests) and in components.
+type Payload = [zerocopy::little_endian::U64; MAX_WORDS - 1];
 
 impl Default for Message {
     fn default() -> Self {
@@ -118,19 +121,14 @@ impl Message {
     pub const fn new(label: u64) -> Self {
         Message {
             label: label & ((1 << 52) - 1),
-            len: 0,
-            words: [0; MAX_WORDS],
+            words: heapless::Vec::new(),
         }
     }
 
     /// A message with `label` and `words` as its registers.
     pub fn with_words(label: u64, words: &[u64]) -> Result<Self, MessageError> {
-        if words.len() > MAX_WORDS {
-            return Err(MessageError::TooLong);
-        }
         let mut m = Message::new(label);
-        m.words[..words.len()].copy_from_slice(words);
-        m.len = words.len();
+        m.words = heapless::Vec::from_slice(words).map_err(|_| MessageError::TooLong)?;
         Ok(m)
     }
 
@@ -143,17 +141,17 @@ impl Message {
     }
 
     /// Number of message registers.
-    pub const fn len(&self) -> usize {
-        self.len
+    pub fn len(&self) -> usize {
+        self.words.len()
     }
 
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
     }
 
     /// The message registers.
     pub fn words(&self) -> &[u64] {
-        &self.words[..self.len]
+        &self.words
     }
 
     /// Register `i`, or 0 beyond the message's length.
@@ -163,46 +161,44 @@ impl Message {
 
     /// Append one register.
     pub fn push(&mut self, word: u64) -> Result<(), MessageError> {
-        if self.len == MAX_WORDS {
-            return Err(MessageError::TooLong);
-        }
-        self.words[self.len] = word;
-        self.len += 1;
-        Ok(())
+        self.words.push(word).map_err(|_| MessageError::TooLong)
     }
 
     /// A message carrying `bytes` (MR0 = length, then the bytes little-endian).
     pub fn from_bytes(label: u64, bytes: &[u8]) -> Result<Self, MessageError> {
-        if bytes.len() > MAX_BYTES {
-            return Err(MessageError::TooLong);
-        }
+        use zerocopy::{FromZeros, IntoBytes};
+        let mut payload = Payload::new_zeroed();
+        payload
+            .as_mut_bytes()
+            .get_mut(..bytes.len())
+            .ok_or(MessageError::TooLong)?
+            .copy_from_slice(bytes);
         let mut m = Message::new(label);
-        m.words[0] = bytes.len() as u64;
-        for (i, chunk) in bytes.chunks(8).enumerate() {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            m.words[1 + i] = u64::from_le_bytes(w);
+        m.push(bytes.len() as u64)?;
+        for w in payload.iter().take(bytes.len().div_ceil(8)) {
+            m.push(w.get())?;
         }
-        m.len = 1 + bytes.len().div_ceil(8);
         Ok(m)
     }
 
     /// The byte count of a byte message, if its length word fits the message.
     pub fn byte_len(&self) -> Option<usize> {
         let n = usize::try_from(self.word(0)).ok()?;
-        (n <= MAX_BYTES && n.div_ceil(8) < self.len).then_some(n)
+        (n <= MAX_BYTES && n.div_ceil(8) < self.len()).then_some(n)
     }
 
     /// Copy the bytes of a byte message into `out`; returns the filled part.
     pub fn read_bytes<'a>(&self, out: &'a mut [u8]) -> Result<&'a [u8], MessageError> {
+        use zerocopy::{FromZeros, IntoBytes};
         let n = self.byte_len().ok_or(MessageError::Malformed)?;
-        if out.len() < n {
-            return Err(MessageError::Malformed);
+        let mut payload = Payload::new_zeroed();
+        for (p, &w) in payload.iter_mut().zip(self.words.iter().skip(1)) {
+            *p = w.into();
         }
-        for (i, b) in out[..n].iter_mut().enumerate() {
-            *b = self.words[1 + i / 8].to_le_bytes()[i % 8];
-        }
-        Ok(&out[..n])
+        let bytes = payload.as_bytes().get(..n).ok_or(MessageError::Malformed)?;
+        let out = out.get_mut(..n).ok_or(MessageError::Malformed)?;
+        out.copy_from_slice(bytes);
+        Ok(out)
     }
 
     /// A message carrying the postcard encoding of `value`.

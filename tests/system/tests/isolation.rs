@@ -155,7 +155,7 @@ fn a_caller_of_a_faulting_server_gets_an_answer() {
         "[server] server: up (flaky, start 1)",
     ]);
     run.in_order(&[
-        "[client] client: Add { a: 40, b: 2 } failed: reply label 0x100",
+        "[client] client: Add { a: 40, b: 2 } failed: the server died (restarted) during the call",
         "[client] client: Ping { seq: 1 } -> Pong { seq: 1 }",
         "[client] client: Stats -> Stats { answered: 1 }",
     ]);

@@ -38,11 +38,8 @@ pub fn generate(root: &Path) -> Result<BTreeMap<String, String>> {
     for path in sources(root)? {
         let sys = cdl::load(&path).map_err(|r| anyhow!("{}", r.plain()))?;
         for i in 0..sys.components().len() {
-            let package = sys.program(i).to_string();
-            if !out.contains_key(&package) {
-                let source = sys.generate(i);
-                out.insert(package, source);
-            }
+            out.entry(sys.program(i).to_string())
+                .or_insert_with(|| sys.generate(i));
         }
     }
     Ok(out)
