@@ -25,8 +25,9 @@ build *args:
 run *args: setup
     {{keel}} run {{args}}
 
-# All tests: host and system tests (tests/system), the conformance suite, the loader's test.
-test: setup
+# All tests: the lint and format gates, host and system tests (tests/system), the conformance
+# suite, the loader's test.
+test: setup lint
     KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench
     {{keel}} conformance
     {{keel}} loader-test
@@ -38,3 +39,9 @@ conformance:
 # Benchmarks under -icount (kernel paths, system boot, image size); writes target/bench.json.
 bench:
     {{keel}} bench
+
+# The gates `just test` starts with: clippy with warnings denied over every crate of the
+# workspace (components included, with the defaults in generated/), and rustfmt.
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo fmt --all --check

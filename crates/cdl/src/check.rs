@@ -211,7 +211,11 @@ fn page_size(r: &ARegion) -> Option<u64> {
 
 /// Checks everything (the channels' protocols against `interfaces` too, when given); returns
 /// the system when no error was found.
-pub(crate) fn check(ast: Ast, interfaces: Option<&Interfaces>, diags: &mut Diags) -> Option<System> {
+pub(crate) fn check(
+    ast: Ast,
+    interfaces: Option<&Interfaces>,
+    diags: &mut Diags,
+) -> Option<System> {
     let e = elaborate(ast);
     names(&e, diags);
     limits_check(&e, diags);
@@ -791,7 +795,8 @@ fn protocols(e: &Elab, interfaces: &Interfaces, diags: &mut Diags) {
             continue;
         };
         let resolved = e.ends.get(chi);
-        let names_console = resolved.is_some_and(|r| r.iter().any(|i| i.is_some() && *i == e.console));
+        let names_console =
+            resolved.is_some_and(|r| r.iter().any(|i| i.is_some() && *i == e.console));
         // A channel to the console is already refused (E0107).
         if ch.broken || ch.ends.len() != 2 || names_console {
             continue;
@@ -825,7 +830,10 @@ fn protocols(e: &Elab, interfaces: &Interfaces, diags: &mut Diags) {
             let known = if list.is_empty() {
                 "nothing".to_string()
             } else {
-                list.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                list.iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             diags
                 .error(

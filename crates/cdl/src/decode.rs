@@ -894,7 +894,9 @@ impl Decoder<'_, '_> {
                     self.wrong_type(e, "a protocol (a string: a Rust path)");
                     Val::Bad
                 }
-                Some(p) if is_protocol_path(p) => Val::Ok(Sp::new(p.to_string(), self.value_span(e))),
+                Some(p) if is_protocol_path(p) => {
+                    Val::Ok(Sp::new(p.to_string(), self.value_span(e)))
+                }
                 Some(p) => {
                     let span = self.value_span(e);
                     self.diags

@@ -40,7 +40,11 @@ impl Channel {
 
     /// The channel `id` of a badge or a notification word (already masked to a valid id).
     pub(crate) const fn from_badge(id: u8) -> Self {
-        Channel(if id > MAX_CHANNEL_ID { MAX_CHANNEL_ID } else { id })
+        Channel(if id > MAX_CHANNEL_ID {
+            MAX_CHANNEL_ID
+        } else {
+            id
+        })
     }
 
     /// The channel's id at this component.
@@ -318,12 +322,20 @@ mod tests {
     fn dispatch_decodes_serves_and_encodes() {
         let mut h = Adder { from: Vec::new() };
         let from = Server::<Add>::__generated(4).channel();
-        let reply = dispatch::<Add, _>(&mut h, from, &Message::encode(label::OK, &(2u32, 40u32)).unwrap());
+        let reply = dispatch::<Add, _>(
+            &mut h,
+            from,
+            &Message::encode(label::OK, &(2u32, 40u32)).unwrap(),
+        );
         assert_eq!(reply.label(), label::OK);
         assert_eq!(reply.decode::<u32>().unwrap(), 42);
         assert_eq!(h.from, [4]);
         // Garbage never reaches the handler.
-        let bad = dispatch::<Add, _>(&mut h, from, &Message::from_bytes(label::OK, &[0xff]).unwrap());
+        let bad = dispatch::<Add, _>(
+            &mut h,
+            from,
+            &Message::from_bytes(label::OK, &[0xff]).unwrap(),
+        );
         assert_eq!(bad.label(), label::BAD_REQUEST);
         assert_eq!(h.from, [4]);
     }

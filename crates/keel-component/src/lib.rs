@@ -156,7 +156,12 @@ macro_rules! include_system {
     () => {
         #[allow(dead_code, clippy::all)]
         pub mod system {
-            include!(concat!(env!("KEEL_GEN_DIR"), "/", env!("CARGO_PKG_NAME"), ".rs"));
+            include!(concat!(
+                env!("KEEL_GEN_DIR"),
+                "/",
+                env!("CARGO_PKG_NAME"),
+                ".rs"
+            ));
         }
     };
 }

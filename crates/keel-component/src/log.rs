@@ -35,7 +35,10 @@ impl Line {
     /// The text, without trailing line breaks.
     pub fn as_bytes(&self) -> &[u8] {
         let mut text: &[u8] = &self.buf;
-        while let Some(rest) = text.strip_suffix(b"\n").or_else(|| text.strip_suffix(b"\r")) {
+        while let Some(rest) = text
+            .strip_suffix(b"\n")
+            .or_else(|| text.strip_suffix(b"\r"))
+        {
             text = rest;
         }
         text

@@ -26,12 +26,10 @@ pub fn interfaces() -> cdl::Interfaces {
         .output();
     match out {
         Ok(o) if o.status.success() => {
-            cdl::interfaces_from_metadata(&String::from_utf8_lossy(&o.stdout)).unwrap_or_else(
-                |e| {
-                    eprintln!("keel: {e}; channels are not checked against the programs");
-                    cdl::Interfaces::new()
-                },
-            )
+            cdl::interfaces_from_metadata(&String::from_utf8_lossy(&o.stdout)).unwrap_or_else(|e| {
+                eprintln!("keel: {e}; channels are not checked against the programs");
+                cdl::Interfaces::new()
+            })
         }
         _ => cdl::Interfaces::new(),
     }
