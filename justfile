@@ -25,8 +25,7 @@ build *args:
 run *args: setup
     {{keel}} run {{args}}
 
-# All tests: the lint and format gates, host and system tests (tests/system), the conformance
-# suite, the loader's test.
+# All tests: lint and format gates, host and system tests, conformance suite, loader test.
 test: setup lint
     KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench
     {{keel}} conformance
@@ -40,8 +39,7 @@ conformance:
 bench:
     {{keel}} bench
 
-# The gates `just test` starts with: clippy with warnings denied over every crate of the
-# workspace (components included, with the defaults in generated/), and rustfmt.
+# Gates: clippy with warnings denied over the whole workspace (components too), then rustfmt.
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo fmt --all --check
