@@ -184,7 +184,7 @@ pub struct ChannelSet(u64);
 
 impl ChannelSet {
     /// Only the bits of valid channel ids are kept.
-    pub const fn from_bits(bits: u64) -> Self {
+    pub(crate) const fn from_bits(bits: u64) -> Self {
         ChannelSet(bits & ((1 << (MAX_CHANNEL_ID as u64 + 1)) - 1))
     }
 

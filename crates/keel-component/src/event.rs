@@ -55,7 +55,8 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn decode(badge_word: u64) -> Self {
+    /// Crate-private: a channel comes from a badge only here, never from a component's integer.
+    pub(crate) fn decode(badge_word: u64) -> Self {
         if badge_word & badge::PPC != 0 {
             Event::Protected(Channel::from_badge((badge_word & 0x3f) as u8))
         } else if badge_word & badge::FAULT != 0 {
@@ -67,7 +68,7 @@ impl Event {
 }
 
 /// Deliver one received message to `handler`; returns the reply to send, if any.
-pub fn dispatch<H: Handler + ?Sized>(
+pub(crate) fn dispatch<H: Handler + ?Sized>(
     handler: &mut H,
     badge_word: u64,
     msg: &Message,
