@@ -487,3 +487,63 @@ fn report_is_a_miette_diagnostic() {
     let wrapped = miette::Report::new(report);
     assert_eq!(wrapped.to_string(), "x.cdl: 1 error");
 }
+
+/// Both ends are checked against the programs' interfaces; programs without one are not.
+#[test]
+fn protocols_are_checked_against_the_programs() {
+    use crate::{parse_with, Interface, Interfaces};
+    let text = "component a priority=10\ncomponent b priority=20\n\
+                channel protocol=\"p::Calc\" { end a id=0 calls=#true; end b id=0; }\n";
+    let iface = |serves: &[&str], calls: &[&str]| Interface {
+        serves: serves.iter().map(|s| s.to_string()).collect(),
+        calls: calls.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut agree = Interfaces::new();
+    agree.insert("a".into(), iface(&[], &["p::Calc"]));
+    agree.insert("b".into(), iface(&["p::Calc"], &[]));
+    let sys = parse_with("s.cdl", text, &agree).unwrap();
+    assert_eq!(sys.channels()[0].protocol.as_deref(), Some("p::Calc"));
+
+    // The server serves another protocol; the caller calls it the wrong way round.
+    let mut disagree = Interfaces::new();
+    disagree.insert("a".into(), iface(&["p::Calc"], &[]));
+    disagree.insert("b".into(), iface(&["p::Other"], &[]));
+    let report = parse_with("s.cdl", text, &disagree).unwrap_err();
+    assert_eq!(
+        report.codes(),
+        [Code::ProtocolMismatch, Code::ProtocolMismatch]
+    );
+    let plain = report.plain();
+    assert!(
+        plain.contains("`a` (program `a`) does not call `p::Calc`"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("`b` (program `b`) does not serve `p::Calc`"),
+        "{plain}"
+    );
+    // Every error points at the channel's protocol (line 3).
+    assert!(plain.lines().all(|l| l.starts_with("s.cdl:3:")), "{plain}");
+
+    // Unknown programs are not checked; parse() checks no programs at all.
+    assert!(parse_with("s.cdl", text, &Interfaces::new()).is_ok());
+    assert!(parse("s.cdl", text).is_ok());
+}
+
+#[test]
+fn interfaces_come_from_cargo_metadata() {
+    let json = r#"{"packages": [
+        {"name": "server", "metadata": {"keel": {"serves": ["a::B"]}}},
+        {"name": "client", "metadata": {"keel": {"calls": ["a::B", "c::D"]}}},
+        {"name": "plain", "metadata": null}
+    ]}"#;
+    let i = crate::interfaces_from_metadata(json).unwrap();
+    assert_eq!(i["server"].serves, ["a::B"]);
+    assert!(i["server"].calls.is_empty());
+    assert_eq!(i["client"].calls, ["a::B", "c::D"]);
+    assert_eq!(i["plain"], crate::Interface::default());
+    let bad = r#"{"packages": [{"name": "x", "metadata": {"keel": {"serves": "a::B"}}}]}"#;
+    let e = crate::interfaces_from_metadata(bad).unwrap_err();
+    assert!(e.contains("package `x`") && e.contains("serves"), "{e}");
+    assert!(crate::interfaces_from_metadata("not json").is_err());
+}

@@ -43,7 +43,8 @@ pub enum Response {
     Stats { answered: u64 },
 }
 
-/// The protocol marker: `SERVER.request::<Calc>(&Request::Ping { seq: 1 })`.
+/// The protocol marker, named by `system.cdl`'s `channel protocol="server_protocol::Calc"`: the
+/// client calls `SERVER.call(&Request::Ping { seq: 1 })` on its `Client<Calc>`.
 pub struct Calc;
 
 impl Protocol for Calc {
