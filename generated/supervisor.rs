@@ -18,6 +18,9 @@ where
         _ => keel_component::Message::new(keel_component::label::UNSUPPORTED),
     }
 }
+/// The handler serves every protocol this component is the server of (checked by `component!`).
+#[doc(hidden)]
+pub fn __check_serves<H: ?Sized>(_: &H) {}
 pub mod regions {
     #[allow(unused_imports)]
     use keel_component::Region;

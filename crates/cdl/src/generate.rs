@@ -97,7 +97,9 @@ fn write_component(
         peers.push(format!("({id}, \"{peer_name}\")"));
     }
     writeln!(out, "}}")?;
-    write_dispatcher(out, &served)?;
+    // The supervisor still answers `supervision::Status` by hand (`Protocol::serve` in its
+    // `Handler::protected`), so its handler is not required to implement `Serve` yet.
+    write_dispatcher(out, &served, c.role != Role::Supervisor)?;
 
     writeln!(out, "pub mod regions {{")?;
     writeln!(out, "    #[allow(unused_imports)]")?;
@@ -177,10 +179,14 @@ fn write_component(
 /// `system::protected`: routes a protected call to the component's `Serve<P>` for the
 /// protocol of the channel it came on (bounds: every protocol the component serves, so a
 /// component that does not implement one does not compile); any other channel is refused.
-fn write_dispatcher(out: &mut String, served: &[(u8, &str)]) -> std::fmt::Result {
+fn write_dispatcher(out: &mut String, served: &[(u8, &str)], enforce: bool) -> std::fmt::Result {
     let mut protocols: Vec<&str> = served.iter().map(|&(_, p)| p).collect();
     protocols.sort_unstable();
     protocols.dedup();
+    let bounds: String = protocols
+        .iter()
+        .map(|p| format!(" + keel_component::Serve<{p}>"))
+        .collect();
     writeln!(
         out,
         "/// Answer a protected call through the handler's `Serve<P>` for the channel's protocol."
@@ -191,11 +197,7 @@ fn write_dispatcher(out: &mut String, served: &[(u8, &str)]) -> std::fmt::Result
     writeln!(out, "    msg: &keel_component::Message,")?;
     writeln!(out, ") -> keel_component::Message")?;
     writeln!(out, "where")?;
-    write!(out, "    H: ?Sized")?;
-    for p in &protocols {
-        write!(out, " + keel_component::Serve<{p}>")?;
-    }
-    writeln!(out, ",")?;
+    writeln!(out, "    H: ?Sized{bounds},")?;
     writeln!(out, "{{")?;
     writeln!(out, "    let _ = (&handler, &msg);")?;
     writeln!(out, "    match channel.id() {{")?;
@@ -210,5 +212,14 @@ fn write_dispatcher(out: &mut String, served: &[(u8, &str)]) -> std::fmt::Result
         "        _ => keel_component::Message::new(keel_component::label::UNSUPPORTED),"
     )?;
     writeln!(out, "    }}")?;
-    writeln!(out, "}}")
+    writeln!(out, "}}")?;
+    // `component!` calls this with the component's handler: a component that system.cdl makes
+    // the server of a protocol does not compile unless it implements `Serve` for it.
+    let check = if enforce { bounds.as_str() } else { "" };
+    writeln!(
+        out,
+        "/// The handler serves every protocol this component is the server of (checked by `component!`)."
+    )?;
+    writeln!(out, "#[doc(hidden)]")?;
+    writeln!(out, "pub fn __check_serves<H: ?Sized{check}>(_: &H) {{}}")
 }

@@ -207,6 +207,9 @@ where
         _ => keel_component::Message::new(keel_component::label::UNSUPPORTED),
     }
 }
+/// The handler serves every protocol this component is the server of (checked by `component!`).
+#[doc(hidden)]
+pub fn __check_serves<H: ?Sized>(_: &H) {}
 pub mod regions {
     #[allow(unused_imports)]
     use keel_component::Region;
@@ -244,6 +247,9 @@ where
         _ => keel_component::Message::new(keel_component::label::UNSUPPORTED),
     }
 }
+/// The handler serves every protocol this component is the server of (checked by `component!`).
+#[doc(hidden)]
+pub fn __check_serves<H: ?Sized + keel_component::Serve<server_protocol::Calc>>(_: &H) {}
 pub mod regions {
     #[allow(unused_imports)]
     use keel_component::Region;
@@ -282,6 +288,9 @@ where
         _ => keel_component::Message::new(keel_component::label::UNSUPPORTED),
     }
 }
+/// The handler serves every protocol this component is the server of (checked by `component!`).
+#[doc(hidden)]
+pub fn __check_serves<H: ?Sized>(_: &H) {}
 pub mod regions {
     #[allow(unused_imports)]
     use keel_component::Region;
@@ -324,6 +333,9 @@ where
         _ => keel_component::Message::new(keel_component::label::UNSUPPORTED),
     }
 }
+/// The handler serves every protocol this component is the server of (checked by `component!`).
+#[doc(hidden)]
+pub fn __check_serves<H: ?Sized>(_: &H) {}
 pub mod regions {
     #[allow(unused_imports)]
     use keel_component::Region;

@@ -167,8 +167,9 @@ macro_rules! include_system {
 }
 
 /// Name the component's constructor: `component!(Hello::new)` where `fn new() -> Hello` and
-/// `Hello: Handler`. The runtime calls the constructor once, then `init`, then runs the
-/// event loop forever ([`event::run`]).
+/// `Hello: Handler` (and `Serve<P>` for every protocol `system.cdl` makes it the server of;
+/// the generated `system` module, from [`include_system!`], checks it). The runtime calls
+/// the constructor once, then `init`, then runs the event loop forever ([`event::run`]).
 ///
 /// ```ignore
 /// #![no_std]
@@ -186,6 +187,9 @@ macro_rules! component {
         #[unsafe(export_name = "__keel_component_main")]
         fn __keel_component_main() -> ! {
             let mut handler = ($constructor)();
+            // Does not compile unless the handler implements `Serve<P>` for every protocol
+            // system.cdl makes this component the server of.
+            system::__check_serves(&handler);
             $crate::event::run(&mut handler)
         }
     };
