@@ -9,6 +9,14 @@
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
+// Test code, but a component like any other: no unwrap, expect, explicit panic or unchecked
+// indexing.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use keel_component::{component, debug, log, start_count, Handler};
 

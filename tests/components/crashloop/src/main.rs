@@ -10,6 +10,14 @@
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
+// Test code, but a component like any other: no unwrap, expect, explicit panic or unchecked
+// indexing.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use keel_component::{component, debug, log, start_count, Handler};
 
@@ -25,7 +33,11 @@ impl Handler for Crashloop {
         let n = start_count();
         log!("{}: up (start {n})", system::NAME);
         if n % 2 == 1 {
-            panic!("deliberate panic on start {n}");
+            // The panic is the fault under test.
+            #[allow(clippy::panic)]
+            {
+                panic!("deliberate panic on start {n}");
+            }
         }
         let v = debug::load(UNMAPPED);
         log!(

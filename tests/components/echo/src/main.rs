@@ -7,6 +7,14 @@
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
+// Test code, but a component like any other: no unwrap, expect, explicit panic or unchecked
+// indexing.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use echo::{answer, Echo, Request, Response};
 use keel_component::{component, log, Channel, Client, Handler, Message, Serve, Server};
