@@ -25,8 +25,8 @@ build *args:
 run *args: setup
     {{keel}} run {{args}}
 
-# All tests: host and system tests (tests/system), the conformance suite, the loader's test.
-test: setup
+# All tests: lint and format gates, host and system tests, conformance suite, loader test.
+test: setup lint
     KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench
     cargo test -p sel4-sys -p qemu-virt -p keel-kernel --features pa44
     {{keel}} conformance
@@ -54,3 +54,8 @@ conformance-checked:
 # Benchmarks under -icount (kernel paths, system boot, image size); writes target/bench.json.
 bench:
     {{keel}} bench
+
+# Gates: clippy with warnings denied over the whole workspace (components too), then rustfmt.
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo fmt --all --check

@@ -44,7 +44,8 @@ pub fn have_qemu() -> bool {
     ok
 }
 
-fn keel(args: &[&str]) -> Output {
+/// Run `keel ARGS` (through `cargo run -p keel`) from the workspace root.
+pub fn keel(args: &[&str]) -> Output {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     Command::new(cargo)
         .args(["run", "-q", "-p", "keel", "--"])

@@ -33,6 +33,7 @@
 pub mod board;
 pub mod build;
 pub mod capdl;
+pub mod defaults;
 pub mod elf;
 pub mod image;
 pub mod loadertest;
