@@ -363,7 +363,7 @@ fn revoke_deletes_every_derived_capability() {
 }
 
 #[test]
-fn slot_layout_is_seL4s() {
+fn slot_layout_is_sel4s() {
     assert_eq!(core::mem::size_of::<Slot>(), 32);
     assert_eq!(core::mem::align_of::<Slot>(), 32);
 }
