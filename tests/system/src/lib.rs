@@ -77,6 +77,12 @@ pub fn boot(system: &str, timeout_s: u64) -> Option<Run> {
     boot_with(system, timeout_s, &[])
 }
 
+/// Like [`boot`], under `-icount shift=0`: virtual time follows executed instructions, so
+/// a test that measures shares of the CPU by the clock gets the same answer on a busy host.
+pub fn boot_icount(system: &str, timeout_s: u64) -> Option<Run> {
+    boot_with(system, timeout_s, &["--icount".to_string()])
+}
+
 /// Like [`boot`], for a system that never ends by itself: the run stops, with exit code 0,
 /// as soon as every one of `markers` has been printed (`keel run --expect M
 /// --exit-on-expect`). A run that reaches the timeout exits 124 (and one that ends without
