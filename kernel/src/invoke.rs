@@ -79,7 +79,7 @@ pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult
         CapKind::VSpace { .. } => crate::vspace::vspace_invocation(&inv, cap),
         CapKind::PageTable { .. } => crate::vspace::page_table_invocation(&inv, s, cap),
         CapKind::Frame { .. } => crate::vspace::frame_invocation(&inv, s, cap),
-        CapKind::Smc { .. } => smc_invocation(&inv),
+        CapKind::Smc { badge } => smc_invocation(&inv, badge),
         CapKind::Domain => domain_invocation(&inv),
         _ => Err(SysError::IllegalOperation),
     }
@@ -236,6 +236,13 @@ pub fn update_cap_data(preserve: bool, data: u64, cap: Cap) -> Cap {
 
 /// seL4's `lookupSlotForCNodeOp`: `depth` must be 1..=64 and consume exactly.
 pub fn cnode_op_slot(root: Cap, index: u64, depth: u64, source: bool) -> Result<Pa, SysError> {
+    // seL4 checks the root before the depth.
+    if !matches!(root.kind(), CapKind::CNode { .. }) {
+        return Err(SysError::FailedLookup {
+            source,
+            lookup: crate::object::LookupFault::InvalidRoot,
+        });
+    }
     if !(1..=64).contains(&depth) {
         return Err(SysError::RangeError(1, 64));
     }
@@ -972,6 +979,10 @@ fn tcb_invocation(inv: &Inv, t: Pa, s: Pa) -> SysResult {
                     if tcb(t).sc != pa && (sc.tcb != 0 || tcb(t).sc != 0) {
                         return Err(SysError::IllegalOperation);
                     }
+                    // As Bind: a blocked thread only takes a released context.
+                    if is_blocked(tcb(t).state) && !sched::sc_released(pa) {
+                        return Err(SysError::IllegalOperation);
+                    }
                     Some(pa)
                 }
                 // The calling thread cannot take away the context it runs on.
@@ -1080,6 +1091,14 @@ fn tcb_invocation(inv: &Inv, t: Pa, s: Pa) -> SysResult {
     }
 }
 
+/// seL4's `isBlocked`: waiting on an endpoint, a notification or a reply.
+fn is_blocked(state: ThreadState) -> bool {
+    !matches!(
+        state,
+        ThreadState::Inactive | ThreadState::Running | ThreadState::Restart
+    )
+}
+
 fn bind_sc(t: Pa, sc_pa: Pa) {
     let sc = obj::<SchedContext>(sc_pa);
     sc.tcb = t;
@@ -1165,11 +1184,7 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
                         return Err(SysError::IllegalOperation);
                     }
                     // A blocked thread only takes a context that is released (seL4).
-                    let blocked = !matches!(
-                        tcb(pa).state,
-                        ThreadState::Inactive | ThreadState::Running | ThreadState::Restart
-                    );
-                    if blocked && !sched::sc_released(sc_pa) {
+                    if is_blocked(tcb(pa).state) && !sched::sc_released(sc_pa) {
                         return Err(SysError::IllegalOperation);
                     }
                     bind_sc(pa, sc_pa);
@@ -1271,8 +1286,13 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
 // ---------------------------------------------------------------------------------------
 // SMC and domains.
 
-fn smc_invocation(inv: &Inv) -> SysResult {
+fn smc_invocation(inv: &Inv, badge: u64) -> SysResult {
     if inv.label != lb::ARM_SMC_CALL {
+        return Err(SysError::IllegalOperation);
+    }
+    inv.need(8, 0)?;
+    // A badged SMC capability allows only the function ID of its badge.
+    if badge != 0 && badge != inv.mr(0) {
         return Err(SysError::IllegalOperation);
     }
     let mut args = [0u64; 8];
@@ -1290,10 +1310,12 @@ fn domain_invocation(inv: &Inv) -> SysResult {
     if inv.label != lb::DOMAIN_SET_SET {
         return Err(SysError::IllegalOperation);
     }
-    inv.need(1, 1)?;
+    // seL4's order: the domain, then the thread capability.
+    inv.need(1, 0)?;
     if inv.mr(0) != 0 {
         return Err(SysError::InvalidArgument(0));
     }
+    inv.need(1, 1)?;
     if !matches!(inv.cap(0).kind(), CapKind::Tcb { .. }) {
         return Err(SysError::InvalidArgument(1));
     }
