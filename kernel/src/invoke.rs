@@ -49,17 +49,17 @@ pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult
         extra: [(0, Cap::NULL); 3],
         n_extra: 0,
     };
-    let n_extra = info.extra_caps() as usize;
+    // seL4's lookupExtraCaps: none without an IPC buffer; a failed lookup is a fault.
+    let n_extra = if crate::kernel::ipc_buffer_pa(t) == 0 {
+        0
+    } else {
+        info.extra_caps() as usize
+    };
     for i in 0..n_extra {
         let cptr = buffer_word(t, ipc_buffer::CAPS_OR_BADGES + i);
         match lookup_cap(t, cptr) {
             Ok(v) => inv.extra[i] = v,
-            Err(lookup) => {
-                return Err(SysError::FailedLookup {
-                    source: false,
-                    lookup,
-                })
-            }
+            Err(lookup) => return Err(SysError::ExtraCapFault { cptr, lookup }),
         }
     }
     inv.n_extra = n_extra;

@@ -26,6 +26,10 @@ pub enum SysError {
     NotEnoughMemory(u64),
     /// A long operation stopped at a preemption point; the call restarts later.
     Preempted,
+    /// An extra capability of the invocation could not be looked up: not an error reply
+    /// but a capability fault on that address (seL4's `lookupExtraCaps`), raised only
+    /// if the call blocks.
+    ExtraCapFault { cptr: u64, lookup: LookupFault },
 }
 
 impl SysError {
@@ -61,7 +65,7 @@ impl SysError {
                 w[0] = b;
                 (error::NOT_ENOUGH_MEMORY, 1)
             }
-            SysError::Preempted => (0, 0),
+            SysError::Preempted | SysError::ExtraCapFault { .. } => (0, 0),
         };
         (label, w, n)
     }
@@ -241,6 +245,18 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
                 Err(SysError::Preempted) => {
                     // Re-executes the system call when the thread next runs.
                     tcb(t).ctx.pc = tcb(t).fault_ip;
+                }
+                Err(SysError::ExtraCapFault { cptr, lookup }) => {
+                    if blocking {
+                        ipc::handle_fault(
+                            t,
+                            Fault::Cap {
+                                addr: cptr,
+                                in_recv: false,
+                                lookup,
+                            },
+                        );
+                    }
                 }
                 Err(e) => {
                     if is_call {

@@ -978,3 +978,67 @@ fn the_error_table_names_real_tests() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Extra capabilities (seL4's lookupExtraCaps, before any decoding).
+
+#[test]
+fn decode_extra_cap_lookup_faults() {
+    let mut b = Bench::new();
+    b.put(1, self_cnode(&b));
+    let ut = untyped(12, false);
+    b.put(2, ut);
+    let retype = [ot::ENDPOINT, 0, 0, 0, 8, 1];
+    // A cptr whose guard does not match: a capability fault on that address, not an
+    // error reply; checked before the label.
+    let bad = 1 << 63 | 1;
+    let fault = SysError::ExtraCapFault {
+        cptr: bad,
+        lookup: GUARD_MISMATCH,
+    };
+    b.err("extra cap 0", 2, lb::UNTYPED_RETYPE, &retype, &[bad], fault);
+    b.err("extra cap 1", 2, lb::UNTYPED_RETYPE, &retype, &[1, bad], fault);
+    b.err("before the label", 2, 1000, &retype, &[bad], fault);
+    // An empty slot is found (its null capability is what the decoder sees).
+    b.err("empty slot as the CNode", 2, lb::UNTYPED_RETYPE, &retype, &[9], target_lookup(MissingCapability { bits_left: 0 }));
+    // Through the system call: Call faults the caller, NBSend drops the call.
+    let t = b.c.t;
+    k().cur = t;
+    let handler = ep_cap(ALL, 0);
+    let CapKind::Endpoint { pa: handler_ep, .. } = handler.kind() else {
+        unreachable!()
+    };
+    cspace::insert_root(
+        handler,
+        &tcb(t).slots[crate::object::tcb_slot::FAULT_HANDLER] as *const _ as Pa,
+    );
+    for (i, &w) in retype.iter().enumerate() {
+        crate::kernel::set_mr(t, i, w);
+    }
+    crate::kernel::set_buffer_word(t, sel4_sys::ipc_buffer::CAPS_OR_BADGES, bad);
+    let info = MessageInfo::new(lb::UNTYPED_RETYPE, 0, 1, 6).0;
+    tcb(t).ctx.x[0] = 2;
+    tcb(t).ctx.x[1] = info;
+    let (mem, kern) = (b.memory(), kernel_snap());
+    crate::syscall::handle_syscall(t, sel4_sys::syscall::NB_SEND);
+    assert_eq!(tcb(t).state, ThreadState::Running);
+    assert!(b.memory() == mem && kernel_snap() == kern, "NBSend changed something");
+    crate::syscall::handle_syscall(t, sel4_sys::syscall::CALL);
+    assert_eq!(
+        tcb(t).fault,
+        crate::object::Fault::Cap {
+            addr: bad,
+            in_recv: false,
+            lookup: GUARD_MISMATCH
+        }
+    );
+    // The fault goes to the handler endpoint, where the caller now waits.
+    assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
+    assert_eq!(obj::<crate::object::Endpoint>(handler_ep).head, t);
+    assert!(slot(b.c.slot(8)).cap.is_null());
+    // With a good capability the same call works.
+    crate::delete::suspend(t);
+    tcb(t).state = ThreadState::Running;
+    b.ok("retype", 2, lb::UNTYPED_RETYPE, &retype, &[1]);
+    k().cur = 0;
+}
