@@ -955,9 +955,12 @@ fn the_error_table_names_real_tests() {
     let mut rows = 0;
     for line in section.lines().filter(|l| l.starts_with('|')) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        // | invocation | error | test |
-        let Some(test) = cells.get(3) else { continue };
-        if test.is_empty() || *test == "test" || test.starts_with("---") {
+        // | invocation | error | cases | test |
+        if cells.len() != 6 {
+            continue;
+        }
+        let test = cells[4];
+        if test.is_empty() || test == "test" || test.starts_with("---") {
             continue;
         }
         rows += 1;

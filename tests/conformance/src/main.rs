@@ -21,6 +21,8 @@ mod sys;
 #[cfg(target_os = "none")]
 mod cspace;
 #[cfg(target_os = "none")]
+mod decode;
+#[cfg(target_os = "none")]
 mod errors;
 #[cfg(target_os = "none")]
 mod faults;
@@ -60,6 +62,7 @@ mod root {
             crate::soundness::TESTS,
             crate::stress::TESTS,
             crate::fidelity::TESTS,
+            crate::decode::TESTS,
         ]
     }
 
