@@ -29,7 +29,10 @@ pub enum SysError {
     /// An extra capability of the invocation could not be looked up: not an error reply
     /// but a capability fault on that address (seL4's `lookupExtraCaps`), raised only
     /// if the call blocks.
-    ExtraCapFault { cptr: u64, lookup: LookupFault },
+    ExtraCapFault {
+        cptr: u64,
+        lookup: LookupFault,
+    },
 }
 
 impl SysError {

@@ -575,7 +575,10 @@ pub fn vspace_invocation(inv: &Inv, cap: Cap) -> SysResult {
             }
             let page = 1u64 << bits;
             if (start & !(page - 1)) != ((end - 1) & !(page - 1)) {
-                return Err(SysError::RangeError(start, (start & !(page - 1)) + page - 1));
+                return Err(SysError::RangeError(
+                    start,
+                    (start & !(page - 1)) + page - 1,
+                ));
             }
             let base = (e & ADDR_MASK & !(page - 1)) as Pa;
             let off = (start & (page - 1)) as usize;

@@ -89,7 +89,11 @@ impl Bench {
             crate::kernel::set_mr(self.c.t, i, w);
         }
         for (i, &cptr) in caps.iter().enumerate() {
-            crate::kernel::set_buffer_word(self.c.t, sel4_sys::ipc_buffer::CAPS_OR_BADGES + i, cptr);
+            crate::kernel::set_buffer_word(
+                self.c.t,
+                sel4_sys::ipc_buffer::CAPS_OR_BADGES + i,
+                cptr,
+            );
         }
         let info = MessageInfo::new(label, 0, caps.len() as u64, mrs.len() as u64);
         let s = self.c.slot(target);
@@ -97,7 +101,15 @@ impl Bench {
     }
     /// One error case: the exact error, and nothing changed.
     #[track_caller]
-    fn err(&self, what: &str, target: usize, label: u64, mrs: &[u64], caps: &[u64], want: SysError) {
+    fn err(
+        &self,
+        what: &str,
+        target: usize,
+        label: u64,
+        mrs: &[u64],
+        caps: &[u64],
+        want: SysError,
+    ) {
         // The message words go in first: they are the caller's to write.
         for (i, &w) in mrs.iter().enumerate() {
             crate::kernel::set_mr(self.c.t, i, w);
@@ -106,7 +118,11 @@ impl Bench {
         let got = self.call(target, label, mrs, caps).err();
         assert_eq!(got, Some(want), "{what}");
         assert!(self.memory() == mem, "{what}: a failed call changed memory");
-        assert_eq!(kernel_snap(), kern, "{what}: a failed call changed the kernel");
+        assert_eq!(
+            kernel_snap(),
+            kern,
+            "{what}: a failed call changed the kernel"
+        );
     }
     #[track_caller]
     fn ok(&self, what: &str, target: usize, label: u64, mrs: &[u64], caps: &[u64]) {
@@ -180,6 +196,7 @@ fn source_lookup(lookup: LookupFault) -> SysError {
 // Any capability.
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_empty_slot_and_wrong_labels() {
     let mut b = Bench::new();
     let ut = untyped(12, false);
@@ -242,6 +259,7 @@ fn decode_empty_slot_and_wrong_labels() {
 // Untyped.
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_untyped_retype_errors() {
     let mut b = Bench::new();
     b.put(1, self_cnode(&b));
@@ -298,6 +316,7 @@ fn decode_untyped_retype_errors() {
 // CNode.
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_cnode_errors() {
     let mut b = Bench::new();
     b.put(1, self_cnode(&b));
@@ -388,6 +407,7 @@ fn decode_cnode_errors() {
 // TCB.
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_tcb_errors() {
     let mut b = Bench::new();
     let target = new_thread(50);
@@ -520,6 +540,7 @@ fn decode_tcb_errors() {
 // Scheduling control and scheduling contexts.
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_sched_control_errors() {
     let mut b = Bench::new();
     b.put(1, Cap::new(CapKind::SchedControl { core: 0 }));
@@ -547,6 +568,7 @@ fn decode_sched_control_errors() {
 }
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_sched_context_errors() {
     let mut b = Bench::new();
     // A: bound to T; B: free; C: the caller's own.
@@ -641,6 +663,7 @@ fn pt_cap(pa: Pa) -> Cap {
 }
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_page_table_errors() {
     let mut b = Bench::new();
     let sp = space(&mut b);
@@ -681,6 +704,7 @@ fn decode_page_table_errors() {
 }
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_frame_errors() {
     let mut b = Bench::new();
     let sp = space(&mut b);
@@ -728,7 +752,7 @@ fn decode_frame_errors() {
     b.err("misaligned", 4, map, &[0x1008, rw, 0], &[1], AlignmentError);
     b.err("misaligned beyond the top", 4, map, &[consts::USER_TOP + 8, rw, 0], &[1], AlignmentError);
     b.err("at the top", 4, map, &[consts::USER_TOP, rw, 0], &[1], InvalidArgument(0));
-    b.err("last page of the word", 4, map, &[u64::MAX & !0xfff, rw, 0], &[1], InvalidArgument(0));
+    b.err("last page of the word", 4, map, &[!0xfff, rw, 0], &[1], InvalidArgument(0));
     b.err("no level-3 table", 4, map, &[0x4000_0000, rw, 0], &[1], target_lookup(MissingCapability { bits_left: 30 }));
     b.err("no level-3 table under level 2", 4, map, &[0x20_0000, rw, 0], &[1], target_lookup(MissingCapability { bits_left: 21 }));
     b.ok("map at 0x1000", 4, map, &[0x1000, rw, 0], &[1]);
@@ -760,6 +784,7 @@ fn decode_frame_errors() {
 }
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_vspace_errors() {
     let mut b = Bench::new();
     let sp = space(&mut b);
@@ -797,6 +822,7 @@ fn decode_vspace_errors() {
 }
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_asid_errors() {
     let mut b = Bench::new();
     b.put(1, self_cnode(&b));
@@ -861,6 +887,7 @@ fn decode_asid_errors() {
 // Interrupts, SMC, domains.
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_irq_errors() {
     let mut b = Bench::new();
     b.put(1, self_cnode(&b));
@@ -906,6 +933,7 @@ fn decode_irq_errors() {
 }
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_smc_and_domain_errors() {
     let mut b = Bench::new();
     b.put(1, Cap::new(CapKind::Smc { badge: 0 }));
@@ -977,7 +1005,10 @@ fn the_error_table_names_real_tests() {
     for l in me.lines() {
         if let Some(name) = l.strip_prefix("fn decode_") {
             let name = std::format!("decode_{}", name.split('(').next().unwrap());
-            assert!(section.contains(&name), "{name} is not in docs/kernel.md's table");
+            assert!(
+                section.contains(&name),
+                "{name} is not in docs/kernel.md's table"
+            );
         }
     }
 }
@@ -986,6 +1017,7 @@ fn the_error_table_names_real_tests() {
 // Extra capabilities (seL4's lookupExtraCaps, before any decoding).
 
 #[test]
+#[rustfmt::skip] // one case per line, as in the table
 fn decode_extra_cap_lookup_faults() {
     let mut b = Bench::new();
     b.put(1, self_cnode(&b));
