@@ -40,29 +40,32 @@ impl Inv {
     }
 }
 
+/// seL4's `lookupExtraCaps`: the slots and capabilities named in the caller's IPC buffer
+/// (none without an IPC buffer); a failed lookup is a capability fault on that address.
+pub fn lookup_extra_caps(t: Pa, info: MessageInfo) -> Result<([(Pa, Cap); 3], usize), SysError> {
+    let mut extra = [(0, Cap::NULL); 3];
+    let n = if crate::kernel::ipc_buffer_pa(t) == 0 {
+        0
+    } else {
+        (info.extra_caps() as usize).min(3)
+    };
+    for (i, e) in extra.iter_mut().enumerate().take(n) {
+        let cptr = buffer_word(t, ipc_buffer::CAPS_OR_BADGES + i);
+        *e = lookup_cap(t, cptr).map_err(|lookup| SysError::ExtraCapFault { cptr, lookup })?;
+    }
+    Ok((extra, n))
+}
+
 pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult {
     let len = (info.length() as usize).min(crate::kernel::msg_capacity(t));
-    let mut inv = Inv {
+    let (extra, n_extra) = lookup_extra_caps(t, info)?;
+    let inv = Inv {
         t,
         label: info.label(),
         len,
-        extra: [(0, Cap::NULL); 3],
-        n_extra: 0,
+        extra,
+        n_extra,
     };
-    // seL4's lookupExtraCaps: none without an IPC buffer; a failed lookup is a fault.
-    let n_extra = if crate::kernel::ipc_buffer_pa(t) == 0 {
-        0
-    } else {
-        info.extra_caps() as usize
-    };
-    for i in 0..n_extra {
-        let cptr = buffer_word(t, ipc_buffer::CAPS_OR_BADGES + i);
-        match lookup_cap(t, cptr) {
-            Ok(v) => inv.extra[i] = v,
-            Err(lookup) => return Err(SysError::ExtraCapFault { cptr, lookup }),
-        }
-    }
-    inv.n_extra = n_extra;
     match cap.kind() {
         CapKind::Null | CapKind::Zombie { .. } => Err(SysError::InvalidCapability(0)),
         CapKind::Untyped { .. } => untyped_retype(&inv, s, cap),

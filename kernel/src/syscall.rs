@@ -202,6 +202,28 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
             return;
         }
     };
+    // seL4's handleInvocation looks up the extra capabilities before anything else, for
+    // IPC as for invocations (which look them up again in `decode_invocation`).
+    if matches!(
+        cap.kind(),
+        CapKind::Endpoint { .. } | CapKind::Notification { .. } | CapKind::Reply { .. }
+    ) {
+        if let Err(SysError::ExtraCapFault { cptr, lookup }) =
+            crate::invoke::lookup_extra_caps(t, MessageInfo(tcb(t).ctx.x[1]))
+        {
+            if blocking {
+                ipc::handle_fault(
+                    t,
+                    Fault::Cap {
+                        addr: cptr,
+                        in_recv: false,
+                        lookup,
+                    },
+                );
+            }
+            return;
+        }
+    }
     match cap.kind() {
         CapKind::Endpoint { pa, badge, rights } => {
             if !rights.write() {

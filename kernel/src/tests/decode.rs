@@ -1071,9 +1071,24 @@ fn decode_extra_cap_lookup_faults() {
     assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
     assert_eq!(obj::<crate::object::Endpoint>(handler_ep).head, t);
     assert!(slot(b.c.slot(8)).cap.is_null());
-    // With a good capability the same call works.
     crate::delete::suspend(t);
     tcb(t).state = ThreadState::Running;
+    // IPC too: a send on an endpoint looks its extra capabilities up first.
+    let ep = arena(16, 16);
+    b.put(3, Cap::new(CapKind::Endpoint { pa: ep, badge: 0, rights: Rights::ALL }));
+    tcb(t).ctx.x[0] = 3;
+    tcb(t).ctx.x[1] = MessageInfo::new(0, 0, 1, 0).0;
+    let (mem, kern) = (b.memory(), kernel_snap());
+    crate::syscall::handle_syscall(t, sel4_sys::syscall::NB_SEND);
+    assert!(b.memory() == mem && kernel_snap() == kern, "NBSend on an endpoint changed something");
+    crate::syscall::handle_syscall(t, sel4_sys::syscall::CALL);
+    assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
+    assert_eq!(obj::<crate::object::Endpoint>(handler_ep).head, t);
+    assert_eq!(obj::<crate::object::Endpoint>(ep).head, 0);
+    assert!(matches!(tcb(t).fault, crate::object::Fault::Cap { addr, .. } if addr == bad));
+    crate::delete::suspend(t);
+    tcb(t).state = ThreadState::Running;
+    // With a good capability the same call works.
     b.ok("retype", 2, lb::UNTYPED_RETYPE, &retype, &[1]);
     k().cur = 0;
 }

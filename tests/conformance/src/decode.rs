@@ -14,20 +14,27 @@ use crate::harness::{t, Test, RUNNER_PRIO};
 use crate::kit::{self, arg, from_arg, Ctx2, Opts, Thread, ROOT_CNODE};
 use crate::sys;
 
-pub const TESTS: &[Test] = &[t("decode_extra_cap_lookup_is_a_fault", extra_cap_fault)];
+pub const TESTS: &[Test] = &[
+    t("decode_extra_cap_lookup_is_a_fault", || {
+        extra_cap_fault(false)
+    }),
+    t("decode_extra_cap_lookup_on_ipc_is_a_fault", || {
+        extra_cap_fault(true)
+    }),
+];
 
 struct Obs {
     ut: AtomicU64,
     bad: AtomicU64,
-    dest: AtomicU64,
+    info: AtomicU64,
     step: AtomicU64,
 }
 
-/// Invokes the untyped with extra cap `bad`: first by NBSend (dropped), then by Call
-/// (a capability fault).
+/// Invokes `ut` (an untyped or an endpoint) with extra cap `bad`: first by NBSend
+/// (dropped), then by Call (a capability fault).
 fn retyper(c: &Ctx2) {
     let o: &Obs = from_arg(c.arg);
-    let info = MessageInfo::new(lb::UNTYPED_RETYPE, 0, 1, 4).0;
+    let info = o.info.load(SeqCst);
     let mrs = [ot::ENDPOINT, 0, 0, 0];
     c.buf.set_cap(0, o.bad.load(SeqCst));
     sys::syscall(sc::NB_SEND, o.ut.load(SeqCst), info, mrs, 0, 0);
@@ -37,13 +44,20 @@ fn retyper(c: &Ctx2) {
     o.step.store(2, SeqCst);
 }
 
-fn extra_cap_fault() -> TestResult {
+fn extra_cap_fault(ipc: bool) -> TestResult {
     let ut = kit::untyped(12)?;
+    let ep = kit::endpoint()?;
+    let (target, info) = if ipc {
+        (ep.cptr(), MessageInfo::new(0, 0, 1, 0))
+    } else {
+        (ut.cptr(), MessageInfo::new(lb::UNTYPED_RETYPE, 0, 1, 4))
+    };
+    let dest = kit::slot()?;
     let o = Obs {
-        ut: AtomicU64::new(ut.cptr()),
+        ut: AtomicU64::new(target),
         // Guard bits set: the root CNode's 52-bit guard does not match.
         bad: AtomicU64::new((0xAB << 52) | 5),
-        dest: AtomicU64::new(kit::slot()?),
+        info: AtomicU64::new(info.0),
         step: AtomicU64::new(0),
     };
     let fe = kit::endpoint()?;
@@ -70,15 +84,7 @@ fn extra_cap_fault() -> TestResult {
     check_eq!(get_mr(fault::CAP_FAULT_BITS_LEFT), 64, "bits left");
     th.tcb.suspend().ctx("suspend")?;
     // The kernel keeps working: a retype from the same untyped succeeds.
-    ut.retype(
-        ObjectType::Endpoint,
-        0,
-        ROOT_CNODE,
-        0,
-        0,
-        o.dest.load(SeqCst),
-        1,
-    )
-    .ctx("retype after the fault")?;
+    ut.retype(ObjectType::Endpoint, 0, ROOT_CNODE, 0, 0, dest, 1)
+        .ctx("retype after the fault")?;
     Ok(())
 }
