@@ -5,13 +5,13 @@
 
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
-use sel4::{CapRights, MessageInfo, ObjectType};
+use sel4::{cap, CapRights, MessageInfo, ObjectType, VmAttributes};
 use sel4_sys::syscalls::get_mr;
 use sel4_sys::{fault, label as lb, object_type as ot, syscall as sc};
 
 use crate::fail::{Ctx, TestResult};
 use crate::harness::{t, Test, RUNNER_PRIO};
-use crate::kit::{self, arg, from_arg, Ctx2, Opts, Thread, ROOT_CNODE};
+use crate::kit::{self, arg, from_arg, Ctx2, Opts, Thread, ROOT_CNODE, ROOT_VSPACE};
 use crate::sys;
 
 pub const TESTS: &[Test] = &[
@@ -21,6 +21,7 @@ pub const TESTS: &[Test] = &[
     t("decode_extra_cap_lookup_on_ipc_is_a_fault", || {
         extra_cap_fault(true)
     }),
+    t("decode_page_map_over_a_mapped_page", map_over_mapped),
 ];
 
 struct Obs {
@@ -86,5 +87,42 @@ fn extra_cap_fault(ipc: bool) -> TestResult {
     // The kernel keeps working: a retype from the same untyped succeeds.
     ut.retype(ObjectType::Endpoint, 0, ROOT_CNODE, 0, 0, dest, 1)
         .ctx("retype after the fault")?;
+    Ok(())
+}
+
+/// seL4's Page_Map replaces whatever page is mapped at the address (no DeleteFirst). The
+/// first frame's capability still records the old mapping: unmapping or deleting it must
+/// leave the new page in place.
+fn map_over_mapped() -> TestResult {
+    let (f, v) = kit::page()?;
+    sys::poke(v, 0x1111);
+    let g: cap::SmallPage = kit::alloc()?;
+    g.map(
+        ROOT_VSPACE,
+        v,
+        CapRights::read_write(),
+        VmAttributes::DEFAULT,
+    )
+    .ctx("Page_Map over a mapped page")?;
+    check_eq!(sys::peek(v), 0, "the address shows the new (zeroed) frame");
+    sys::poke(v, 0x2222);
+    f.unmap().ctx("Page_Unmap of the replaced frame")?;
+    check_eq!(
+        sys::peek(v),
+        0x2222,
+        "the new page stays after the old one's unmap"
+    );
+    // The old frame can be mapped again elsewhere; the new one unmaps normally.
+    let w = kit::vaddr(1)?;
+    kit::map_frame(
+        f,
+        ROOT_VSPACE,
+        w,
+        CapRights::read_write(),
+        VmAttributes::DEFAULT,
+    )?;
+    check_eq!(sys::peek(w), 0x1111, "the old frame kept its contents");
+    g.unmap().ctx("Page_Unmap of the new frame")?;
+    f.unmap().ctx("Page_Unmap of the old frame")?;
     Ok(())
 }
