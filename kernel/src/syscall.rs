@@ -125,8 +125,14 @@ pub fn handle_syscall(t: Pa, number: i64) {
         sc::WAIT => handle_recv(t, true, false),
         sc::NB_WAIT => handle_recv(t, false, false),
         sc::REPLY_RECV => {
+            // seL4 (MCS): the reply phase is a non-blocking invocation of whatever x6
+            // names (a reply object replies; a failed lookup, of the capability or of an
+            // extra one, does nothing), then the receive.
             let reply_cptr = tcb(t).ctx.x[6];
-            if handle_reply(t, reply_cptr) {
+            let pc = tcb(t).ctx.pc;
+            handle_send(t, reply_cptr, false, false, true);
+            // Not after a preempted invocation (its PC is set back to restart it).
+            if tcb(t).state == ThreadState::Running && tcb(t).ctx.pc == pc {
                 handle_recv(t, true, true);
             }
         }
@@ -307,19 +313,6 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
 fn send_error(t: Pa, e: SysError) {
     let (label, w, n) = e.encode();
     reply_from_kernel(t, label, &w[..n]);
-}
-
-/// Replies through the reply cap in x6 (ReplyRecv). Returns false if the thread faulted.
-fn handle_reply(t: Pa, reply_cptr: u64) -> bool {
-    match lookup_cap(t, reply_cptr) {
-        Ok((_, cap)) => {
-            if let CapKind::Reply { pa, can_grant } = cap.kind() {
-                ipc::do_reply(t, pa, can_grant);
-            }
-            true
-        }
-        Err(_) => true,
-    }
 }
 
 fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {

@@ -1092,3 +1092,60 @@ fn decode_extra_cap_lookup_faults() {
     b.ok("retype", 2, lb::UNTYPED_RETYPE, &retype, &[1]);
     k().cur = 0;
 }
+
+/// MCS ReplyRecv: the reply phase is a non-blocking invocation of whatever x6 names, then
+/// the receive uses x6 as its reply object. With a notification there, seL4 signals it,
+/// then the receive raises a capability fault (not a reply object).
+#[test]
+fn decode_reply_recv_invokes_what_x6_names() {
+    let mut b = Bench::new();
+    let t = b.c.t;
+    k().cur = t;
+    let handler = arena(16, 16);
+    cspace::insert_root(
+        Cap::new(CapKind::Endpoint {
+            pa: handler,
+            badge: 0,
+            rights: Rights::ALL,
+        }),
+        &tcb(t).slots[crate::object::tcb_slot::FAULT_HANDLER] as *const _ as Pa,
+    );
+    let ep = arena(16, 16);
+    let n = arena(64, 64);
+    b.put(
+        4,
+        Cap::new(CapKind::Endpoint {
+            pa: ep,
+            badge: 0,
+            rights: Rights::ALL,
+        }),
+    );
+    b.put(
+        5,
+        Cap::new(CapKind::Notification {
+            pa: n,
+            badge: 0x40,
+            rights: Rights::ALL,
+        }),
+    );
+    tcb(t).ctx.x[0] = 4;
+    tcb(t).ctx.x[1] = MessageInfo::new(0, 0, 0, 0).0;
+    tcb(t).ctx.x[6] = 5;
+    crate::syscall::handle_syscall(t, sel4_sys::syscall::REPLY_RECV);
+    assert_eq!(
+        obj::<Notification>(n).word,
+        0x40,
+        "the notification was signalled"
+    );
+    assert_eq!(
+        tcb(t).fault,
+        crate::object::Fault::Cap {
+            addr: 5,
+            in_recv: true,
+            lookup: MissingCapability { bits_left: 0 }
+        }
+    );
+    assert_eq!(obj::<crate::object::Endpoint>(handler).head, t);
+    crate::delete::suspend(t);
+    k().cur = 0;
+}
