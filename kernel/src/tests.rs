@@ -11,6 +11,9 @@ use crate::object::LookupFault;
 use std::alloc::{alloc_zeroed, Layout};
 use std::vec::Vec;
 
+/// Every error path of every invocation, through the decoder.
+mod decode;
+
 /// Zeroed, aligned host memory that stands in for physical memory.
 fn arena(bytes: usize, align: usize) -> Pa {
     let layout = Layout::from_size_align(bytes, align).unwrap();
