@@ -1329,7 +1329,6 @@ fn a_thread_cannot_unbind_the_context_it_runs_on() {
     k().cur = 0;
 }
 
-
 #[test]
 fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {
     let kk = k();

@@ -2,7 +2,9 @@
 
 use core::cell::UnsafeCell;
 
-use sel4::{cap, init_thread, CNodeCapData, Cap, CapRights, Error, ObjectType, UserContext, VmAttributes};
+use sel4::{
+    cap, init_thread, CNodeCapData, Cap, CapRights, Error, ObjectType, UserContext, VmAttributes,
+};
 use sel4_rt::println;
 use sel4_sys::syscalls::raw_syscall;
 use sel4_sys::{syscall as sc, BootInfo, CPtr, MessageInfo, Word};
@@ -178,7 +180,12 @@ extern "C" fn worker_main(w: u64, ipc: u64, mbox: u64) -> ! {
             continue;
         }
         poke(rec + 40, seq);
-        let (o, a, b, len) = (peek(rec + 8), peek(rec + 16), peek(rec + 24), peek(rec + 32));
+        let (o, a, b, len) = (
+            peek(rec + 8),
+            peek(rec + 16),
+            peek(rec + 24),
+            peek(rec + 32),
+        );
         for i in 4..len.min(16) {
             poke(ipc + 8 + 8 * i, seq ^ i);
         }
@@ -368,7 +375,15 @@ impl Fuzz {
     fn mint<T: sel4::CapType>(&mut self, c: Cap<T>, badge: u64) -> Cap<T> {
         let s = self.slot();
         ROOT_CNODE
-            .mint(s, DEPTH, ROOT_CNODE, c.cptr(), DEPTH, CapRights::all(), badge)
+            .mint(
+                s,
+                DEPTH,
+                ROOT_CNODE,
+                c.cptr(),
+                DEPTH,
+                CapRights::all(),
+                badge,
+            )
             .or_die("mint");
         Cap::from_cptr(s)
     }
@@ -380,7 +395,8 @@ impl Fuzz {
                 Ok(()) => return,
                 Err(Error::FailedLookup { .. }) => {
                     let pt: cap::PageTable = self.infra(ObjectType::PageTable, 0);
-                    pt.map(vs, vaddr, VmAttributes::DEFAULT).or_die("map a page table");
+                    pt.map(vs, vaddr, VmAttributes::DEFAULT)
+                        .or_die("map a page table");
                 }
                 Err(e) => fail("map a frame", e),
             }
@@ -412,7 +428,10 @@ impl Fuzz {
             fail("no RAM untyped", Error::IllegalOperation)
         };
         if bits < 24 {
-            fail("the largest RAM untyped is below 16 MiB", Error::IllegalOperation);
+            fail(
+                "the largest RAM untyped is below 16 MiB",
+                Error::IllegalOperation,
+            );
         }
         let big: cap::Untyped = Cap::from_cptr(big);
         let mut f = Fuzz {
@@ -486,8 +505,22 @@ impl Fuzz {
         let idle_b = self.mint(self.idle, 1);
         let dog_b = self.mint(self.idle, 2);
         for (prio, budget, period, entry, stack, arg) in [
-            (1u64, 1000u64, 1000u64, idle_main as *const () as usize, top(&IDLE_STACK), idle_b.cptr()),
-            (254, 200, 2000, dog_main as *const () as usize, top(&DOG_STACK), dog_b.cptr()),
+            (
+                1u64,
+                1000u64,
+                1000u64,
+                idle_main as *const () as usize,
+                top(&IDLE_STACK),
+                idle_b.cptr(),
+            ),
+            (
+                254,
+                200,
+                2000,
+                dog_main as *const () as usize,
+                top(&DOG_STACK),
+                dog_b.cptr(),
+            ),
         ] {
             let t: cap::Tcb = self.infra(ObjectType::Tcb, 0);
             let s: cap::SchedContext = self.infra(ObjectType::SchedContext, 8);
@@ -541,8 +574,15 @@ impl Fuzz {
         pt.map(vs, WIN_VA, VmAttributes::DEFAULT)
             .or_die("worker window page table");
         let cmd: cap::Notification = self.infra(ObjectType::Notification, 0);
-        cn.copy(W_CMD, DEPTH, ROOT_CNODE, cmd.cptr(), DEPTH, CapRights::all())
-            .or_die("worker command notification");
+        cn.copy(
+            W_CMD,
+            DEPTH,
+            ROOT_CNODE,
+            cmd.cptr(),
+            DEPTH,
+            CapRights::all(),
+        )
+        .or_die("worker command notification");
         let passive = w == NW - 1;
         let sc: cap::SchedContext = self.infra(ObjectType::SchedContext, 8);
         sched_control()
@@ -550,7 +590,8 @@ impl Fuzz {
             .or_die("worker SC");
         if passive {
             // A passive worker runs on its command notification's context.
-            sc.bind(cmd).or_die("bind the passive worker's notification");
+            sc.bind(cmd)
+                .or_die("bind the passive worker's notification");
         }
         let tcb: cap::Tcb = self.infra(ObjectType::Tcb, 0);
         self.workers[w] = Some(Worker {
@@ -575,7 +616,9 @@ impl Fuzz {
             .or_die("worker Configure");
         let _ = wk.tcb.unbind_notification();
         // Take back whatever context the fuzzing left where (bound elsewhere, donated).
-        let _ = wk.tcb.set_sched_params(ROOT_TCB, 200, WORKER_PRIO, Cap::null(), fault);
+        let _ = wk
+            .tcb
+            .set_sched_params(ROOT_TCB, 200, WORKER_PRIO, Cap::null(), fault);
         if let Some(s) = wk.sc {
             let _ = s.unbind();
         }
@@ -594,7 +637,9 @@ impl Fuzz {
         regs.set_gpr(0, w as u64);
         regs.set_gpr(1, W_IPC_VA);
         regs.set_gpr(2, MBOX_VA);
-        wk.tcb.write_registers(true, 0, 17, &regs).or_die("worker start");
+        wk.tcb
+            .write_registers(true, 0, 17, &regs)
+            .or_die("worker start");
         let _ = wk.passive;
         self.counts[C_RESTARTS] += 1;
     }
@@ -716,7 +761,11 @@ impl Fuzz {
             3 => (ObjectType::Endpoint, 0, Ty::Endpoint),
             4 => (ObjectType::Notification, 0, Ty::Notification),
             5 => (ObjectType::Reply, 0, Ty::Reply),
-            6 => (ObjectType::SchedContext, 7 + self.rng.below(2), Ty::SchedContext),
+            6 => (
+                ObjectType::SchedContext,
+                7 + self.rng.below(2),
+                Ty::SchedContext,
+            ),
             7 => (ObjectType::CNode, 1 + self.rng.below(4), Ty::CNode),
             8 | 9 => (ObjectType::SmallPage, 0, Ty::Frame),
             10 => (ObjectType::PageTable, 0, Ty::PageTable),
@@ -759,13 +808,38 @@ impl Fuzz {
         };
         let rights = CapRights::from_word(self.rng.below(16));
         let r = match self.rng.below(8) {
-            0..=3 => dst.cnode.copy(dst.index, DEPTH, src.cnode, src.index, DEPTH, if self.rng.chance(2) { CapRights::all() } else { rights }),
+            0..=3 => dst.cnode.copy(
+                dst.index,
+                DEPTH,
+                src.cnode,
+                src.index,
+                DEPTH,
+                if self.rng.chance(2) {
+                    CapRights::all()
+                } else {
+                    rights
+                },
+            ),
             4 | 5 => {
-                let badge = if self.rng.chance(2) { self.rng.below(4) } else { self.rng.next() >> 4 };
-                dst.cnode.mint(dst.index, DEPTH, src.cnode, src.index, DEPTH, rights, badge)
+                let badge = if self.rng.chance(2) {
+                    self.rng.below(4)
+                } else {
+                    self.rng.next() >> 4
+                };
+                dst.cnode
+                    .mint(dst.index, DEPTH, src.cnode, src.index, DEPTH, rights, badge)
             }
-            6 => dst.cnode.move_(dst.index, DEPTH, src.cnode, src.index, DEPTH),
-            _ => dst.cnode.mutate(dst.index, DEPTH, src.cnode, src.index, DEPTH, self.rng.below(4)),
+            6 => dst
+                .cnode
+                .move_(dst.index, DEPTH, src.cnode, src.index, DEPTH),
+            _ => dst.cnode.mutate(
+                dst.index,
+                DEPTH,
+                src.cnode,
+                src.index,
+                DEPTH,
+                self.rng.below(4),
+            ),
         };
         if self.note(r) {
             let t = src.pool.map(|i| self.ty[i]).unwrap_or(Ty::Unknown);
@@ -987,7 +1061,11 @@ impl Fuzz {
         let a = WPOOL_START + self.rng.below(span);
         let b = WPOOL_START + self.rng.below(span);
         let o = self.rng.below(op::COUNT);
-        let len = if self.rng.chance(3) { self.rng.below(16) } else { self.rng.below(4) };
+        let len = if self.rng.chance(3) {
+            self.rng.below(16)
+        } else {
+            self.rng.below(4)
+        };
         self.command(w, o, a, b, len);
     }
 
@@ -997,7 +1075,8 @@ impl Fuzz {
         self.idle.poll();
         self.idle.wait();
         for _ in 0..8 {
-            let (_, badge, _) = sel4_sys::syscalls::nb_recv(self.fault_ep.cptr(), self.fault_reply.cptr());
+            let (_, badge, _) =
+                sel4_sys::syscalls::nb_recv(self.fault_ep.cptr(), self.fault_reply.cptr());
             if badge == 0 {
                 break;
             }
@@ -1037,7 +1116,14 @@ impl Fuzz {
         }
         let m: cap::SmallPage = Cap::from_cptr(s);
         let va = VERIFY_VA + k * PAGE;
-        if m.map(ROOT_VSPACE, va, CapRights::read_write(), VmAttributes::DEFAULT).is_err() {
+        if m.map(
+            ROOT_VSPACE,
+            va,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        )
+        .is_err()
+        {
             let _ = ROOT_CNODE.delete(s, DEPTH);
             return;
         }
@@ -1046,7 +1132,11 @@ impl Fuzz {
             poke(va + i * 512, cookie ^ i);
         }
         let pa = m.get_address().unwrap_or(0);
-        self.verify[k as usize] = Verify { used: true, cookie, pa };
+        self.verify[k as usize] = Verify {
+            used: true,
+            cookie,
+            pa,
+        };
         self.counts[C_VERIFY] += 1;
     }
 
@@ -1198,7 +1288,13 @@ impl Fuzz {
         }
     }
 
-    fn retype_into(&mut self, from: cap::Untyped, ot: ObjectType, bits: u64, i: u64) -> Result<(), Error> {
+    fn retype_into(
+        &mut self,
+        from: cap::Untyped,
+        ot: ObjectType,
+        bits: u64,
+        i: u64,
+    ) -> Result<(), Error> {
         from.retype(ot, bits, ROOT_CNODE, 0, 0, self.pool_cptr(i), 1)
     }
 
@@ -1211,13 +1307,23 @@ impl Fuzz {
         }
         let uc: cap::Untyped = Cap::from_cptr(self.pool_cptr(u));
         if ROOT_CNODE
-            .copy(self.pool_cptr(u2), DEPTH, ROOT_CNODE, uc.cptr(), DEPTH, CapRights::all())
+            .copy(
+                self.pool_cptr(u2),
+                DEPTH,
+                ROOT_CNODE,
+                uc.cptr(),
+                DEPTH,
+                CapRights::all(),
+            )
             .is_err()
         {
             return;
         }
         let u2c: cap::Untyped = Cap::from_cptr(self.pool_cptr(u2));
-        if self.retype_into(u2c, ObjectType::Notification, 0, n).is_err() {
+        if self
+            .retype_into(u2c, ObjectType::Notification, 0, n)
+            .is_err()
+        {
             return;
         }
         self.pad();
@@ -1244,14 +1350,28 @@ impl Fuzz {
         self.verify[k as usize].used = false;
         let s = self.verify0 + k;
         if ROOT_CNODE
-            .copy(s, DEPTH, ROOT_CNODE, self.pool_cptr(i), DEPTH, CapRights::all())
+            .copy(
+                s,
+                DEPTH,
+                ROOT_CNODE,
+                self.pool_cptr(i),
+                DEPTH,
+                CapRights::all(),
+            )
             .is_err()
         {
             return;
         }
         let m: cap::SmallPage = Cap::from_cptr(s);
         let va = VERIFY_VA + k * PAGE;
-        if m.map(ROOT_VSPACE, va, CapRights::read_write(), VmAttributes::DEFAULT).is_err() {
+        if m.map(
+            ROOT_VSPACE,
+            va,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        )
+        .is_err()
+        {
             return;
         }
         let cookie = 0x5A5A_0000_0000_0001;
@@ -1259,7 +1379,11 @@ impl Fuzz {
             poke(va + j * 512, cookie ^ j);
         }
         let pa = m.get_address().unwrap_or(0);
-        self.verify[k as usize] = Verify { used: true, cookie, pa };
+        self.verify[k as usize] = Verify {
+            used: true,
+            cookie,
+            pa,
+        };
     }
 
     /// Finding 2: two receivers with one reply object; delete it, reuse its memory as a
@@ -1267,7 +1391,10 @@ impl Fuzz {
     fn attack_shared_reply(&mut self) {
         let (ut, e1, e2, r, g) = (0u64, 1u64, 2u64, 3u64, 4u64);
         let arena = self.arena;
-        if self.retype_into(arena, ObjectType::Untyped, 12, ut).is_err() {
+        if self
+            .retype_into(arena, ObjectType::Untyped, 12, ut)
+            .is_err()
+        {
             return;
         }
         let utc: cap::Untyped = Cap::from_cptr(self.pool_cptr(ut));
@@ -1276,7 +1403,11 @@ impl Fuzz {
         if self.retype_into(utc, ObjectType::Reply, 0, r).is_err() {
             return;
         }
-        let (w0, w1, w2) = (self.worker(0).cnode, self.worker(1).cnode, self.worker(2).cnode);
+        let (w0, w1, w2) = (
+            self.worker(0).cnode,
+            self.worker(1).cnode,
+            self.worker(2).cnode,
+        );
         let all = CapRights::all();
         let pool0 = self.pool0;
         let p = |i: u64| pool0 + i;
@@ -1329,7 +1460,14 @@ impl Fuzz {
             let _ = ROOT_CNODE.delete(self.pool_cptr(d), DEPTH);
             return;
         }
-        let _ = cn.copy(62, DEPTH, ROOT_CNODE, self.pool_cptr(e), DEPTH, CapRights::all());
+        let _ = cn.copy(
+            62,
+            DEPTH,
+            ROOT_CNODE,
+            self.pool_cptr(e),
+            DEPTH,
+            CapRights::all(),
+        );
         let s: cap::SchedContext = {
             let _ = self.retype_into(arena, ObjectType::SchedContext, 8, 5);
             Cap::from_cptr(self.pool_cptr(5))
@@ -1346,19 +1484,31 @@ impl Fuzz {
             sel4_sys::syscalls::set_mr(i, i as u64);
         }
         let ep: cap::Endpoint = Cap::from_cptr(self.pool_cptr(e));
-        let _ = syscall(sc::NB_SEND, ep.cptr(), MessageInfo::new(0, 0, 0, 8).0, [0; 4], 0);
+        let _ = syscall(
+            sc::NB_SEND,
+            ep.cptr(),
+            MessageInfo::new(0, 0, 0, 8).0,
+            [0; 4],
+            0,
+        );
         self.pad();
         let _ = ROOT_CNODE.delete(self.pool_cptr(d), DEPTH);
     }
 }
 
 fn main(bi: &'static BootInfo) -> i32 {
-    BI.store(bi as *const _ as usize, core::sync::atomic::Ordering::Relaxed);
+    BI.store(
+        bi as *const _ as usize,
+        core::sync::atomic::Ordering::Relaxed,
+    );
     println!(
         "fuzz: Keel sequence fuzzer: {} operations, seed {:#x}, attacks {:#05b}, kernel full check every {} entries",
         OPS, SEED, ATTACKS, CHECK_EVERY
     );
     let mut f = Fuzz::setup(bi);
-    println!("fuzz: {} workers and 2 helpers up; pool of {} slots", NW, NPOOL);
+    println!(
+        "fuzz: {} workers and 2 helpers up; pool of {} slots",
+        NW, NPOOL
+    );
     f.run()
 }
