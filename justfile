@@ -25,15 +25,21 @@ build *args:
 run *args: setup
     {{keel}} run {{args}}
 
-# All tests: host and system tests (tests/system), the conformance suite, the loader's test.
+# All tests: host and system tests (tests/system), the conformance suite, the loader's test,
+# 10^6 fuzzer operations against the invariant checker.
 test: setup
-    KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench
+    KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench --exclude fuzz
     {{keel}} conformance
     {{keel}} loader-test
+    {{keel}} fuzz --ops 1000000
 
 # Boot the conformance suite; fails unless it ends with `N passed, 0 failed`.
 conformance:
     {{keel}} conformance
+
+# The sequence fuzzer (OPS operations, seed SEED) on a kernel with the invariant checker.
+fuzz OPS="1000000" SEED="0x5EEDCAFEF00D0001" *args:
+    {{keel}} fuzz --ops {{OPS}} --seed {{SEED}} {{args}}
 
 # Benchmarks under -icount (kernel paths, system boot, image size); writes target/bench.json.
 bench:

@@ -34,6 +34,7 @@ pub mod board;
 pub mod build;
 pub mod capdl;
 pub mod elf;
+pub mod fuzz;
 pub mod image;
 pub mod loadertest;
 pub mod qemu;
