@@ -348,6 +348,7 @@ struct Worker {
 struct Verify {
     used: bool,
     cookie: u64,
+    /// The frame's physical address, for the report.
     pa: u64,
 }
 
@@ -1170,7 +1171,7 @@ impl Fuzz {
                             if got != v.cookie ^ i {
                                 self.violation(format_args!(
                                     "frame {:#x} (mapped at {:#x}) changed at +{:#x}: {:#x}, wrote {:#x}: the kernel wrote into user memory",
-                                    pa,
+                                    v.pa.max(pa),
                                     va,
                                     i * 512,
                                     got,
@@ -1242,6 +1243,16 @@ impl Fuzz {
         let mut next_epoch = EPOCH;
         let mut next_progress = PROGRESS;
         let mut epoch_no = 0u64;
+        if OPS == 0 {
+            // Only the attack sequences, one after the other.
+            for n in 1..=3u8 {
+                if ATTACKS & (1 << (n - 1)) != 0 {
+                    println!("fuzz: attack {}", n);
+                    self.attack(n);
+                    self.epoch();
+                }
+            }
+        }
         while self.ops < OPS {
             let pick = self.rng.below(100);
             if self.ops >= TRACE_FROM {
