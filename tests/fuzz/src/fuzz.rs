@@ -2,7 +2,9 @@
 
 use core::cell::UnsafeCell;
 
-use sel4::{cap, init_thread, CNodeCapData, Cap, CapRights, Error, ObjectType, UserContext, VmAttributes};
+use sel4::{
+    cap, init_thread, CNodeCapData, Cap, CapRights, Error, ObjectType, UserContext, VmAttributes,
+};
 use sel4_rt::println;
 use sel4_sys::syscalls::raw_syscall;
 use sel4_sys::{syscall as sc, BootInfo, CPtr, MessageInfo, Word};
@@ -67,8 +69,6 @@ const SETTLE: u64 = 16;
 /// thread waits in the release queue, Keel corrupts its scheduler queues; see
 /// docs/kernel.md, "Invariants and fuzzing").
 const YIELD_TO: bool = parse(option_env!("KEEL_FUZZ_YIELD_TO"), 0) != 0;
-/// Print every operation from this one on (debugging).
-const TRACE_FROM: u64 = parse(option_env!("KEEL_FUZZ_TRACE_FROM"), u64::MAX);
 /// Operations between two progress lines.
 const PROGRESS: u64 = parse(option_env!("KEEL_FUZZ_PROGRESS"), 1 << 16);
 
@@ -186,7 +186,12 @@ extern "C" fn worker_main(w: u64, ipc: u64, mbox: u64) -> ! {
             continue;
         }
         poke(rec + 40, seq);
-        let (o, a, b, len) = (peek(rec + 8), peek(rec + 16), peek(rec + 24), peek(rec + 32));
+        let (o, a, b, len) = (
+            peek(rec + 8),
+            peek(rec + 16),
+            peek(rec + 24),
+            peek(rec + 32),
+        );
         for i in 4..len.min(16) {
             poke(ipc + 8 + 8 * i, seq ^ i);
         }
@@ -282,7 +287,10 @@ extern "C" fn dog_main(ntfn: u64) -> ! {
 
 /// Reports a stalled driver: where it is, and the kernel's scheduler state.
 fn stalled(beat: u64) -> ! {
-    println!("fuzz: VIOLATION: no progress for {} s after {} operations", STALL_SECONDS, beat);
+    println!(
+        "fuzz: VIOLATION: no progress for {} s after {} operations",
+        STALL_SECONDS, beat
+    );
     if let Ok(regs) = ROOT_TCB.read_registers(false, 0, 17) {
         println!(
             "fuzz: the driver is at pc {:#x}, x7 (syscall) {}, x0 {:#x}, x1 {:#x}",
@@ -421,7 +429,15 @@ impl Fuzz {
     fn mint<T: sel4::CapType>(&mut self, c: Cap<T>, badge: u64) -> Cap<T> {
         let s = self.slot();
         ROOT_CNODE
-            .mint(s, DEPTH, ROOT_CNODE, c.cptr(), DEPTH, CapRights::all(), badge)
+            .mint(
+                s,
+                DEPTH,
+                ROOT_CNODE,
+                c.cptr(),
+                DEPTH,
+                CapRights::all(),
+                badge,
+            )
             .or_die("mint");
         Cap::from_cptr(s)
     }
@@ -433,7 +449,8 @@ impl Fuzz {
                 Ok(()) => return,
                 Err(Error::FailedLookup { .. }) => {
                     let pt: cap::PageTable = self.infra(ObjectType::PageTable, 0);
-                    pt.map(vs, vaddr, VmAttributes::DEFAULT).or_die("map a page table");
+                    pt.map(vs, vaddr, VmAttributes::DEFAULT)
+                        .or_die("map a page table");
                 }
                 Err(e) => fail("map a frame", e),
             }
@@ -465,7 +482,10 @@ impl Fuzz {
             fail("no RAM untyped", Error::IllegalOperation)
         };
         if bits < 24 {
-            fail("the largest RAM untyped is below 16 MiB", Error::IllegalOperation);
+            fail(
+                "the largest RAM untyped is below 16 MiB",
+                Error::IllegalOperation,
+            );
         }
         let big: cap::Untyped = Cap::from_cptr(big);
         let mut f = Fuzz {
@@ -539,8 +559,22 @@ impl Fuzz {
         let idle_b = self.mint(self.idle, 1);
         let dog_b = self.mint(self.idle, 2);
         for (prio, budget, period, entry, stack, arg) in [
-            (1u64, 1000u64, 1000u64, idle_main as *const () as usize, top(&IDLE_STACK), idle_b.cptr()),
-            (254, 200, 2000, dog_main as *const () as usize, top(&DOG_STACK), dog_b.cptr()),
+            (
+                1u64,
+                1000u64,
+                1000u64,
+                idle_main as *const () as usize,
+                top(&IDLE_STACK),
+                idle_b.cptr(),
+            ),
+            (
+                254,
+                200,
+                2000,
+                dog_main as *const () as usize,
+                top(&DOG_STACK),
+                dog_b.cptr(),
+            ),
         ] {
             let t: cap::Tcb = self.infra(ObjectType::Tcb, 0);
             let s: cap::SchedContext = self.infra(ObjectType::SchedContext, 8);
@@ -594,8 +628,15 @@ impl Fuzz {
         pt.map(vs, WIN_VA, VmAttributes::DEFAULT)
             .or_die("worker window page table");
         let cmd: cap::Notification = self.infra(ObjectType::Notification, 0);
-        cn.copy(W_CMD, DEPTH, ROOT_CNODE, cmd.cptr(), DEPTH, CapRights::all())
-            .or_die("worker command notification");
+        cn.copy(
+            W_CMD,
+            DEPTH,
+            ROOT_CNODE,
+            cmd.cptr(),
+            DEPTH,
+            CapRights::all(),
+        )
+        .or_die("worker command notification");
         let passive = w == NW - 1;
         let sc: cap::SchedContext = self.infra(ObjectType::SchedContext, 8);
         sched_control()
@@ -603,7 +644,8 @@ impl Fuzz {
             .or_die("worker SC");
         if passive {
             // A passive worker runs on its command notification's context.
-            sc.bind(cmd).or_die("bind the passive worker's notification");
+            sc.bind(cmd)
+                .or_die("bind the passive worker's notification");
         }
         let tcb: cap::Tcb = self.infra(ObjectType::Tcb, 0);
         self.workers[w] = Some(Worker {
@@ -628,7 +670,9 @@ impl Fuzz {
             .or_die("worker Configure");
         let _ = wk.tcb.unbind_notification();
         // Take back whatever context the fuzzing left where (bound elsewhere, donated).
-        let _ = wk.tcb.set_sched_params(ROOT_TCB, 200, WORKER_PRIO, Cap::null(), fault);
+        let _ = wk
+            .tcb
+            .set_sched_params(ROOT_TCB, 200, WORKER_PRIO, Cap::null(), fault);
         if let Some(s) = wk.sc {
             let _ = s.unbind();
         }
@@ -647,7 +691,9 @@ impl Fuzz {
         regs.set_gpr(0, w as u64);
         regs.set_gpr(1, W_IPC_VA);
         regs.set_gpr(2, MBOX_VA);
-        wk.tcb.write_registers(true, 0, 17, &regs).or_die("worker start");
+        wk.tcb
+            .write_registers(true, 0, 17, &regs)
+            .or_die("worker start");
         let _ = wk.passive;
         self.counts[C_RESTARTS] += 1;
     }
@@ -804,7 +850,11 @@ impl Fuzz {
             3 => (ObjectType::Endpoint, 0, Ty::Endpoint),
             4 => (ObjectType::Notification, 0, Ty::Notification),
             5 => (ObjectType::Reply, 0, Ty::Reply),
-            6 => (ObjectType::SchedContext, 7 + self.rng.below(2), Ty::SchedContext),
+            6 => (
+                ObjectType::SchedContext,
+                7 + self.rng.below(2),
+                Ty::SchedContext,
+            ),
             7 => (ObjectType::CNode, 1 + self.rng.below(4), Ty::CNode),
             8 | 9 => (ObjectType::SmallPage, 0, Ty::Frame),
             10 => (ObjectType::PageTable, 0, Ty::PageTable),
@@ -847,13 +897,38 @@ impl Fuzz {
         };
         let rights = CapRights::from_word(self.rng.below(16));
         let r = match self.rng.below(8) {
-            0..=3 => dst.cnode.copy(dst.index, DEPTH, src.cnode, src.index, DEPTH, if self.rng.chance(2) { CapRights::all() } else { rights }),
+            0..=3 => dst.cnode.copy(
+                dst.index,
+                DEPTH,
+                src.cnode,
+                src.index,
+                DEPTH,
+                if self.rng.chance(2) {
+                    CapRights::all()
+                } else {
+                    rights
+                },
+            ),
             4 | 5 => {
-                let badge = if self.rng.chance(2) { self.rng.below(4) } else { self.rng.next() >> 4 };
-                dst.cnode.mint(dst.index, DEPTH, src.cnode, src.index, DEPTH, rights, badge)
+                let badge = if self.rng.chance(2) {
+                    self.rng.below(4)
+                } else {
+                    self.rng.next() >> 4
+                };
+                dst.cnode
+                    .mint(dst.index, DEPTH, src.cnode, src.index, DEPTH, rights, badge)
             }
-            6 => dst.cnode.move_(dst.index, DEPTH, src.cnode, src.index, DEPTH),
-            _ => dst.cnode.mutate(dst.index, DEPTH, src.cnode, src.index, DEPTH, self.rng.below(4)),
+            6 => dst
+                .cnode
+                .move_(dst.index, DEPTH, src.cnode, src.index, DEPTH),
+            _ => dst.cnode.mutate(
+                dst.index,
+                DEPTH,
+                src.cnode,
+                src.index,
+                DEPTH,
+                self.rng.below(4),
+            ),
         };
         if self.note(r) {
             let t = src.pool.map(|i| self.ty[i]).unwrap_or(Ty::Unknown);
@@ -902,7 +977,14 @@ impl Fuzz {
                     let s: cap::SchedContext = self.invoked(Ty::SchedContext)?;
                     let b = 100 + self.rng.below(1900);
                     let p = b + self.rng.below(3000) * self.rng.below(2);
-                    sched_control().configure_flags(s, b, p, self.rng.below(3), self.rng.below(16), 0)
+                    sched_control().configure_flags(
+                        s,
+                        b,
+                        p,
+                        self.rng.below(3),
+                        self.rng.below(16),
+                        0,
+                    )
                 }
                 3 => {
                     let s: cap::SchedContext = self.invoked(Ty::SchedContext)?;
@@ -914,7 +996,9 @@ impl Fuzz {
                         s.bind(n)
                     }
                 }
-                4 => self.invoked::<sel4::cap_type::SchedContext>(Ty::SchedContext)?.unbind(),
+                4 => self
+                    .invoked::<sel4::cap_type::SchedContext>(Ty::SchedContext)?
+                    .unbind(),
                 5 => {
                     let s: cap::SchedContext = self.invoked(Ty::SchedContext)?;
                     let t: cap::Tcb = if self.rng.chance(4) {
@@ -1029,13 +1113,17 @@ impl Fuzz {
                     let rights = CapRights::from_word(self.rng.below(16));
                     f.map(vs, va, rights, VmAttributes(self.rng.below(8)))
                 }
-                3 => self.invoked::<sel4::cap_type::SmallPage>(Ty::Frame)?.unmap(),
+                3 => self
+                    .invoked::<sel4::cap_type::SmallPage>(Ty::Frame)?
+                    .unmap(),
                 4 => {
                     let pt: cap::PageTable = self.invoked(Ty::PageTable)?;
                     let vs = self.some_vspace();
                     pt.map(vs, WIN_VA + (2 << 20), VmAttributes::DEFAULT)
                 }
-                _ => self.invoked::<sel4::cap_type::PageTable>(Ty::PageTable)?.unmap(),
+                _ => self
+                    .invoked::<sel4::cap_type::PageTable>(Ty::PageTable)?
+                    .unmap(),
             }
         })();
         self.note(r);
@@ -1081,7 +1169,11 @@ impl Fuzz {
         let a = WPOOL_START + self.rng.below(span);
         let b = WPOOL_START + self.rng.below(span);
         let o = self.rng.below(op::COUNT);
-        let len = if self.rng.chance(3) { self.rng.below(16) } else { self.rng.below(4) };
+        let len = if self.rng.chance(3) {
+            self.rng.below(16)
+        } else {
+            self.rng.below(4)
+        };
         self.command(w, o, a, b, len);
     }
 
@@ -1091,7 +1183,8 @@ impl Fuzz {
         self.idle.poll();
         self.idle.wait();
         for _ in 0..8 {
-            let (_, badge, _) = sel4_sys::syscalls::nb_recv(self.fault_ep.cptr(), self.fault_reply.cptr());
+            let (_, badge, _) =
+                sel4_sys::syscalls::nb_recv(self.fault_ep.cptr(), self.fault_reply.cptr());
             if badge == 0 {
                 break;
             }
@@ -1134,7 +1227,14 @@ impl Fuzz {
         }
         let m: cap::SmallPage = Cap::from_cptr(s);
         let va = VERIFY_VA + k * PAGE;
-        if m.map(ROOT_VSPACE, va, CapRights::read_write(), VmAttributes::DEFAULT).is_err() {
+        if m.map(
+            ROOT_VSPACE,
+            va,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        )
+        .is_err()
+        {
             let _ = ROOT_CNODE.delete(s, DEPTH);
             return;
         }
@@ -1143,7 +1243,11 @@ impl Fuzz {
             poke(va + i * 512, cookie ^ i);
         }
         let pa = m.get_address().unwrap_or(0);
-        self.verify[k as usize] = Verify { used: true, cookie, pa };
+        self.verify[k as usize] = Verify {
+            used: true,
+            cookie,
+            pa,
+        };
         self.counts[C_VERIFY] += 1;
     }
 
@@ -1254,11 +1358,7 @@ impl Fuzz {
             }
         }
         while self.ops < OPS {
-            let pick = self.rng.below(100);
-            if self.ops >= TRACE_FROM {
-                println!("fuzz: op {} kind {}", self.ops, pick);
-            }
-            match pick {
+            match self.rng.below(100) {
                 0..=13 => self.op_retype(),
                 14..=27 => self.op_copy(),
                 28..=39 => self.op_delete(),
@@ -1310,7 +1410,13 @@ impl Fuzz {
         }
     }
 
-    fn retype_into(&mut self, from: cap::Untyped, ot: ObjectType, bits: u64, i: u64) -> Result<(), Error> {
+    fn retype_into(
+        &mut self,
+        from: cap::Untyped,
+        ot: ObjectType,
+        bits: u64,
+        i: u64,
+    ) -> Result<(), Error> {
         from.retype(ot, bits, ROOT_CNODE, 0, 0, self.pool_cptr(i), 1)
     }
 
@@ -1323,13 +1429,23 @@ impl Fuzz {
         }
         let uc: cap::Untyped = Cap::from_cptr(self.pool_cptr(u));
         if ROOT_CNODE
-            .copy(self.pool_cptr(u2), DEPTH, ROOT_CNODE, uc.cptr(), DEPTH, CapRights::all())
+            .copy(
+                self.pool_cptr(u2),
+                DEPTH,
+                ROOT_CNODE,
+                uc.cptr(),
+                DEPTH,
+                CapRights::all(),
+            )
             .is_err()
         {
             return;
         }
         let u2c: cap::Untyped = Cap::from_cptr(self.pool_cptr(u2));
-        if self.retype_into(u2c, ObjectType::Notification, 0, n).is_err() {
+        if self
+            .retype_into(u2c, ObjectType::Notification, 0, n)
+            .is_err()
+        {
             return;
         }
         self.pad();
@@ -1356,14 +1472,28 @@ impl Fuzz {
         self.verify[k as usize].used = false;
         let s = self.verify0 + k;
         if ROOT_CNODE
-            .copy(s, DEPTH, ROOT_CNODE, self.pool_cptr(i), DEPTH, CapRights::all())
+            .copy(
+                s,
+                DEPTH,
+                ROOT_CNODE,
+                self.pool_cptr(i),
+                DEPTH,
+                CapRights::all(),
+            )
             .is_err()
         {
             return;
         }
         let m: cap::SmallPage = Cap::from_cptr(s);
         let va = VERIFY_VA + k * PAGE;
-        if m.map(ROOT_VSPACE, va, CapRights::read_write(), VmAttributes::DEFAULT).is_err() {
+        if m.map(
+            ROOT_VSPACE,
+            va,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        )
+        .is_err()
+        {
             return;
         }
         let cookie = 0x5A5A_0000_0000_0001;
@@ -1371,7 +1501,11 @@ impl Fuzz {
             poke(va + j * 512, cookie ^ j);
         }
         let pa = m.get_address().unwrap_or(0);
-        self.verify[k as usize] = Verify { used: true, cookie, pa };
+        self.verify[k as usize] = Verify {
+            used: true,
+            cookie,
+            pa,
+        };
     }
 
     /// Finding 2: two receivers with one reply object; delete it, reuse its memory as a
@@ -1379,7 +1513,10 @@ impl Fuzz {
     fn attack_shared_reply(&mut self) {
         let (ut, e1, e2, r, g) = (0u64, 1u64, 2u64, 3u64, 4u64);
         let arena = self.arena;
-        if self.retype_into(arena, ObjectType::Untyped, 12, ut).is_err() {
+        if self
+            .retype_into(arena, ObjectType::Untyped, 12, ut)
+            .is_err()
+        {
             return;
         }
         let utc: cap::Untyped = Cap::from_cptr(self.pool_cptr(ut));
@@ -1388,7 +1525,11 @@ impl Fuzz {
         if self.retype_into(utc, ObjectType::Reply, 0, r).is_err() {
             return;
         }
-        let (w0, w1, w2) = (self.worker(0).cnode, self.worker(1).cnode, self.worker(2).cnode);
+        let (w0, w1, w2) = (
+            self.worker(0).cnode,
+            self.worker(1).cnode,
+            self.worker(2).cnode,
+        );
         let all = CapRights::all();
         let pool0 = self.pool0;
         let p = |i: u64| pool0 + i;
@@ -1441,7 +1582,14 @@ impl Fuzz {
             let _ = ROOT_CNODE.delete(self.pool_cptr(d), DEPTH);
             return;
         }
-        let _ = cn.copy(62, DEPTH, ROOT_CNODE, self.pool_cptr(e), DEPTH, CapRights::all());
+        let _ = cn.copy(
+            62,
+            DEPTH,
+            ROOT_CNODE,
+            self.pool_cptr(e),
+            DEPTH,
+            CapRights::all(),
+        );
         let s: cap::SchedContext = {
             let _ = self.retype_into(arena, ObjectType::SchedContext, 8, 5);
             Cap::from_cptr(self.pool_cptr(5))
@@ -1458,19 +1606,31 @@ impl Fuzz {
             sel4_sys::syscalls::set_mr(i, i as u64);
         }
         let ep: cap::Endpoint = Cap::from_cptr(self.pool_cptr(e));
-        let _ = syscall(sc::NB_SEND, ep.cptr(), MessageInfo::new(0, 0, 0, 8).0, [0; 4], 0);
+        let _ = syscall(
+            sc::NB_SEND,
+            ep.cptr(),
+            MessageInfo::new(0, 0, 0, 8).0,
+            [0; 4],
+            0,
+        );
         self.pad();
         let _ = ROOT_CNODE.delete(self.pool_cptr(d), DEPTH);
     }
 }
 
 fn main(bi: &'static BootInfo) -> i32 {
-    BI.store(bi as *const _ as usize, core::sync::atomic::Ordering::Relaxed);
+    BI.store(
+        bi as *const _ as usize,
+        core::sync::atomic::Ordering::Relaxed,
+    );
     println!(
         "fuzz: Keel sequence fuzzer: {} operations, seed {:#x}, attacks {:#05b}, kernel full check every {} entries",
         OPS, SEED, ATTACKS, CHECK_EVERY
     );
     let mut f = Fuzz::setup(bi);
-    println!("fuzz: {} workers and 2 helpers up; pool of {} slots", NW, NPOOL);
+    println!(
+        "fuzz: {} workers and 2 helpers up; pool of {} slots",
+        NW, NPOOL
+    );
     f.run()
 }

@@ -56,7 +56,10 @@ fn build_checked_kernel(ws: &build::Workspace, check_every: u64) -> Result<std::
         "--target-dir".into(),
         dir.to_string_lossy().into_owned(),
     ]);
-    eprintln!("keel: KEEL_INVARIANTS_EVERY={check_every} cargo {}", args.join(" "));
+    eprintln!(
+        "keel: KEEL_INVARIANTS_EVERY={check_every} cargo {}",
+        args.join(" ")
+    );
     let out = build::cargo()
         .args(&args)
         .env("KEEL_INVARIANTS_EVERY", check_every.to_string())
