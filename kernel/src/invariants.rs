@@ -1569,7 +1569,8 @@ mod tests {
             .0
         }
         fn sc(&mut self) -> Pa {
-            let (s, _) = self.new_obj(8, |pa| Cap::new(CapKind::SchedContext { pa, size_bits: 8 }));
+            let (s, _) =
+                self.new_obj(8, |pa| Cap::new(CapKind::SchedContext { pa, size_bits: 8 }));
             let x = obj::<SchedContext>(s);
             x.budget = 1 << 30;
             x.period = 1 << 30;
