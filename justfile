@@ -25,8 +25,7 @@ build *args:
 run *args: setup
     {{keel}} run {{args}}
 
-# All tests: host and system tests (tests/system), the conformance suite, the loader's test,
-# 10^6 fuzzer operations against the invariant checker.
+# All tests: host and system tests, conformance suite, loader test, 10^6 fuzzer operations.
 test: setup
     KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench --exclude fuzz
     {{keel}} conformance
