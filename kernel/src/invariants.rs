@@ -1400,6 +1400,12 @@ pub fn on_entry(esr: Option<u64>) {
 fn report(v: &Violation, n: u64) -> ! {
     crate::println!("keel: INVARIANT VIOLATED: {}", v.what);
     crate::println!("keel:   objects {:#x} {:#x}", v.a, v.b);
+    if FULL_EVERY > 1 {
+        crate::println!(
+            "keel:   (the full check runs every {} entries: the cause may be up to that many entries back)",
+            FULL_EVERY
+        );
+    }
     let l = |i: usize| LAST[i].load(Relaxed);
     let esr = l(1);
     if esr == u64::MAX {

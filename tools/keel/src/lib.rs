@@ -35,6 +35,7 @@ pub mod build;
 pub mod capdl;
 pub mod defaults;
 pub mod elf;
+pub mod fuzz;
 pub mod image;
 pub mod loadertest;
 pub mod qemu;

@@ -168,6 +168,9 @@ enum Cmd {
         #[command(flatten)]
         prebuilt: Prebuilt,
     },
+    /// The sequence fuzzer on a kernel with the invariant checker; exit 0 only if it ends
+    /// with `fuzz: N operations, seed S, 0 violations` (see tools/keel/src/fuzz.rs).
+    Fuzz(keel::fuzz::FuzzArgs),
     /// The loader's system test: boot a hand-built four-component system (tests/components/
     /// loader-testprog) and check every line it must print; then one the loader must refuse.
     LoaderTest {
@@ -351,6 +354,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             Ok(0)
         }
         Cmd::LoaderTest { timeout, prebuilt } => loader_test(timeout, &prebuilt),
+        Cmd::Fuzz(a) => keel::fuzz::run(&a),
     }
 }
 
