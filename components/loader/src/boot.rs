@@ -233,7 +233,10 @@ fn memory(
         .into_iter();
     for (page, &f) in p.pages.iter().zip(&frames) {
         let what = |s: &str| format!("{s} for the program page at {:#x}", page.vaddr);
-        let fill = |b: &mut [u8]| plan::fill_page(image, &p.elf, page.vaddr, b);
+        let fill = |b: &mut [u8]| {
+            plan::fill_page(image, &p.elf, page.vaddr, b)
+                .map_err(|e| Fail::new(what("program bytes"), format!("{e}")))
+        };
         rt::fill(mem, f, page.executable(), fill)?;
         if let Some(pv) = p.pristine_of(page.vaddr) {
             // Read-only for everyone: its only cap is retired, so nothing can change it, and
