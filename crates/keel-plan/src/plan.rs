@@ -77,8 +77,8 @@ pub fn pages(elf: &Elf) -> Vec<Page> {
 }
 
 /// Writes the file bytes that belong on the page at `vaddr` into `dst` (one page, assumed to
-/// be zero already: the rest of the page stays zero). Fails, rather than writing part of the
-/// page, if a segment's bytes are not all inside `image` or `dst` is too small.
+/// be zero already: the rest of the page stays zero). Fails if a segment's bytes are not all
+/// inside `image` or `dst` is too small (the page is then unusable; the loader stops).
 pub fn fill_page(image: &[u8], elf: &Elf, vaddr: u64, dst: &mut [u8]) -> Result<(), PlanError> {
     let outside = || {
         err(
