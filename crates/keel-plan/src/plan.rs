@@ -265,11 +265,11 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
             }
         }
         if a.component == b.component {
-            let name = spec.components.get(a.component as usize).map(|c| c.name.as_str());
-            return err(
-                name,
-                "a channel connects the component to itself".into(),
-            );
+            let name = spec
+                .components
+                .get(a.component as usize)
+                .map(|c| c.name.as_str());
+            return err(name, "a channel connects the component to itself".into());
         }
         if ch.caller.is_some_and(|c| c > 1) {
             return err(None, "a channel's caller end is not 0 or 1".into());
