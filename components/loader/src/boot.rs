@@ -115,9 +115,9 @@ fn build(bi: &BootInfo, blob: &SystemBlob<'_>, plan: &Plan) -> R<Vec<Objects>> {
     let masters = regions(&mut mem, spec)?;
 
     for (i, c) in spec.components.iter().enumerate() {
-        let o = &objs[i];
-        let p = &plan.components[i];
-        let image = blob.images[c.image as usize];
+        let o = at(&objs, i, "component")?;
+        let p = at(&plan.components, i, "component plan")?;
+        let image = *at(&blob.images, c.image as usize, "program image")?;
         memory(&mut mem, c, p, o, image, spec, &masters).map_err(|f| f.in_component(&c.name))?;
     }
     for m in masters.iter().flatten() {
@@ -170,6 +170,14 @@ impl Fail {
         self.object = format!("{what} ({})", self.object);
         self
     }
+}
+
+/// Element `i` of a spec or plan table. The plan check has already matched every index in the
+/// spec against its table, so a miss here is an inconsistent spec: a clear error, not a panic.
+fn at<'a, T>(table: &'a [T], i: usize, what: &str) -> R<&'a T> {
+    table
+        .get(i)
+        .ok_or_else(|| Fail::new(format!("{what} {i}"), "is not in the spec".into()))
 }
 
 /// Every region's frames, allocated once: RAM zeroed, device frames at their address.
@@ -233,7 +241,10 @@ fn memory(
         .into_iter();
     for (page, &f) in p.pages.iter().zip(&frames) {
         let what = |s: &str| format!("{s} for the program page at {:#x}", page.vaddr);
-        let fill = |b: &mut [u8]| plan::fill_page(image, &p.elf, page.vaddr, b);
+        let fill = |b: &mut [u8]| {
+            plan::fill_page(image, &p.elf, page.vaddr, b)
+                .map_err(|e| Fail::new(what("program bytes"), format!("{e}")))
+        };
         rt::fill(mem, f, page.executable(), fill)?;
         if let Some(pv) = p.pristine_of(page.vaddr) {
             // Read-only for everyone: its only cap is retired, so nothing can change it, and
@@ -296,10 +307,10 @@ fn memory(
     .map_err(|e| e.object_is("IPC buffer"))?;
 
     for m in &c.maps {
-        let r = &spec.regions[m.region as usize];
+        let r = at(&spec.regions, m.region as usize, "region")?;
         let rights = CapRights::new(false, false, m.read, m.write);
         let attrs = page_attrs(m.execute, m.cached);
-        for (k, &master) in masters[m.region as usize].iter().enumerate() {
+        for (k, &master) in at(masters, m.region as usize, "region")?.iter().enumerate() {
             let vaddr = m.vaddr + ((k as u64) << r.page_bits);
             let what = || format!("mapping of region `{}` at {vaddr:#x}", r.name);
             let f = mem.copy(Cap::<sel4::cap_type::SmallPage>::from_cptr(master))?;
@@ -345,8 +356,8 @@ fn grant<T: sel4::CapType>(
 
 /// Exactly the capabilities the spec grants component `i`.
 fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
-    let o = &objs[i];
-    let c = &spec.components[i];
+    let o = at(objs, i, "component")?;
+    let c = at(&spec.components, i, "component")?;
     let all = CapRights::all();
     match o.ep {
         Some(ep) => grant(o.cnode, cspace::INPUT, ep, all, 0, "its endpoint")?,
@@ -371,12 +382,13 @@ fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
 
     for ch in &spec.channels {
         for side in 0..2 {
-            let (me, peer) = (ch.ends[side], ch.ends[1 - side]);
+            let [a, b] = ch.ends;
+            let (me, peer) = if side == 0 { (a, b) } else { (b, a) };
             if me.component as usize != i {
                 continue;
             }
-            let p = &objs[peer.component as usize];
-            let pname = &spec.components[peer.component as usize].name;
+            let p = at(objs, peer.component as usize, "component")?;
+            let pname = &at(&spec.components, peer.component as usize, "component")?.name;
             grant(
                 o.cnode,
                 cspace::notify(me.id),
@@ -442,7 +454,7 @@ fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
 
     if spec.supervisor == Some(i as u32) {
         for (j, child) in objs.iter().enumerate().filter(|&(j, _)| j != i) {
-            let name = &spec.components[j].name;
+            let name = &at(&spec.components, j, "component")?.name;
             grant(
                 o.cnode,
                 cspace::child_tcb(j as u32),
@@ -465,8 +477,8 @@ fn thread(
     i: usize,
     sched_control: cap::SchedControl,
 ) -> R<()> {
-    let o = &objs[i];
-    let c = &spec.components[i];
+    let o = at(objs, i, "component")?;
+    let c = at(&spec.components, i, "component")?;
     let guard = CNodeCapData::skip(64 - cspace::CNODE_BITS as Word).into_word();
     o.tcb
         .configure(o.cnode, guard, o.vspace, 0, layout::IPC_BUFFER, o.ipc)
@@ -481,7 +493,7 @@ fn thread(
         })?;
     let fault = match spec.supervisor {
         Some(s) if s as usize != i => {
-            let ep = objs[s as usize]
+            let ep = at(objs, s as usize, "supervisor component")?
                 .ep
                 .ok_or_else(|| Fail::new("supervisor".into(), "has no endpoint".into()))?;
             Some(mem.mint(
@@ -524,15 +536,17 @@ fn thread(
 /// priority, and one that is merely out of budget when the loader runs loses its context all
 /// the same; either finishes its start-up on the next context lent to it.
 fn make_passive(spec: &SystemSpec, objs: &[Objects]) -> R<()> {
-    let passive: Vec<usize> = (0..spec.components.len())
-        .filter(|&i| spec.components[i].passive)
+    let passive: Vec<(&Objects, &ComponentSpec)> = objs
+        .iter()
+        .zip(&spec.components)
+        .filter(|(_, c)| c.passive)
         .collect();
     if passive.is_empty() {
         return Ok(());
     }
     let below = passive
         .iter()
-        .map(|&i| spec.components[i].priority)
+        .map(|(_, c)| c.priority)
         .min()
         .unwrap_or(0)
         .saturating_sub(1) as Word;
@@ -540,8 +554,7 @@ fn make_passive(spec: &SystemSpec, objs: &[Objects]) -> R<()> {
         .set_priority(init_thread::TCB, below)
         .ctx(|| format!("TCB_SetPriority of the loader to {below}"))?;
     sel4::ipc::yield_now();
-    for i in passive {
-        let (o, c) = (&objs[i], &spec.components[i]);
+    for (o, c) in passive {
         let inc = |f: Fail| f.in_component(&c.name);
         o.sc.unbind()
             .ctx(|| "SchedContext_Unbind (making it passive)".into())
@@ -558,13 +571,13 @@ fn make_passive(spec: &SystemSpec, objs: &[Objects]) -> R<()> {
 /// registers zero (the supervisor restarts a component the same way).
 fn start(spec: &SystemSpec, plan: &Plan, objs: &[Objects]) -> R<()> {
     let mut order: Vec<usize> = (0..spec.components.len()).collect();
-    order.sort_by_key(|&i| core::cmp::Reverse(spec.components[i].priority));
+    order.sort_by_key(|&i| core::cmp::Reverse(spec.components.get(i).map(|c| c.priority)));
     for i in order {
-        let c = &spec.components[i];
+        let c = at(&spec.components, i, "component")?;
         let mut regs = UserContext::default();
-        regs.set_pc(plan.components[i].elf.entry);
+        regs.set_pc(at(&plan.components, i, "component plan")?.elf.entry);
         regs.set_sp(layout::STACK_TOP);
-        objs[i]
+        at(objs, i, "component")?
             .tcb
             .write_registers(true, 0, regs.words().len() as Word, &regs)
             .ctx(|| "TCB_WriteRegisters (start)".into())

@@ -187,8 +187,8 @@ impl Mem {
     }
 
     fn make_in<T: CapType>(&mut self, slot: Word, ty: ObjectType, size_bits: Word) -> R<Cap<T>> {
-        while self.cur < self.ram.len() {
-            match self.ram[self.cur].retype(ty, size_bits, init_thread::CNODE, 0, 0, slot, 1) {
+        while let Some(ut) = self.ram.get(self.cur) {
+            match ut.retype(ty, size_bits, init_thread::CNODE, 0, 0, slot, 1) {
                 Ok(()) => return Ok(Cap::from_cptr(slot)),
                 Err(Error::NotEnoughMemory { .. }) => self.cur += 1,
                 Err(e) => {
@@ -239,8 +239,8 @@ impl Mem {
     /// Retypes `k` objects into slots `first..first + k` from the first RAM untyped with room
     /// for all of them; `false` when none has (the caller then makes them one by one).
     fn retype_many(&mut self, first: Word, ty: ObjectType, k: Word) -> R<bool> {
-        for i in self.cur..self.ram.len() {
-            match self.ram[i].retype(ty, 0, init_thread::CNODE, 0, 0, first, k) {
+        for ut in self.ram.iter().skip(self.cur) {
+            match ut.retype(ty, 0, init_thread::CNODE, 0, 0, first, k) {
                 Ok(()) => return Ok(true),
                 Err(Error::NotEnoughMemory { .. }) => continue,
                 Err(e) => {
@@ -260,24 +260,22 @@ impl Mem {
         loop {
             let found = self
                 .dev
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| {
+                .iter_mut()
+                .filter(|p| {
                     !p.used
                         && p.bits >= bits
                         && paddr >= p.paddr
                         && paddr - p.paddr < (1u64 << p.bits)
                 })
-                .min_by_key(|(_, p)| p.bits)
-                .map(|(i, _)| i);
-            let Some(i) = found else {
+                .min_by_key(|p| p.bits);
+            let Some(d) = found else {
                 return Err(Fail::new(
                     what(),
                     "no free device untyped covers it (another region has it, or it is RAM)".into(),
                 ));
             };
-            let (ut, base, pbits) = (self.dev[i].cap, self.dev[i].paddr, self.dev[i].bits);
-            self.dev[i].used = true;
+            d.used = true;
+            let (ut, base, pbits) = (d.cap, d.paddr, d.bits);
             if pbits == bits {
                 let ty = if bits == 12 {
                     ObjectType::SmallPage

@@ -86,12 +86,13 @@ unsafe impl GlobalAlloc for Bump {
 const SCRATCH: u64 = 0x80_0000_0000;
 
 /// Maps `frame` read-write at the scratch address, lets `f` write the page, cleans it to the
-/// point of unification for instruction fetch when `executable`, and unmaps it.
+/// point of unification for instruction fetch when `executable`, and unmaps it. An error from
+/// `f` is returned after the frame is unmapped again.
 pub fn fill(
     mem: &mut Mem,
     frame: cap::SmallPage,
     executable: bool,
-    f: impl FnOnce(&mut [u8]),
+    f: impl FnOnce(&mut [u8]) -> R<()>,
 ) -> R<()> {
     mem.map(
         frame,
@@ -100,12 +101,18 @@ pub fn fill(
         CapRights::read_write(),
         VmAttributes::DEFAULT | VmAttributes::EXECUTE_NEVER,
     )?;
-    {
+    let filled = {
         // SAFETY: the map above succeeded, so one 4 KiB frame is mapped read-write at
         // SCRATCH (page aligned). Only this function maps anything there, and the slice
         // lives only inside this block, before the frame is unmapped below.
         let page = unsafe { core::slice::from_raw_parts_mut(SCRATCH as *mut u8, PAGE as usize) };
-        f(page);
+        f(page)
+    };
+    if let Err(e) = filled {
+        frame
+            .unmap()
+            .ctx(|| "Page_Unmap from the loader's window".into())?;
+        return Err(e);
     }
     if executable {
         frame

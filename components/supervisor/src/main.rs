@@ -20,7 +20,9 @@
 //! CPtr that does not even resolve, i.e. a broken component).
 //!
 //! It keeps a record per child (faults, restarts, state, last fault) and
-//! answers `supervision::Status` protected calls with it, for management.
+//! answers `supervision::Status` protected calls with it, for management, through
+//! `Serve<Status>` on the channels `system.cdl` gives that protocol (any other call is
+//! answered `UNSUPPORTED` by the generated dispatcher).
 //!
 //! Must never: reply to a fault message (a reply would re-run the faulting instruction:
 //! children are resumed only through `TCB_WriteRegisters`), wait for the console (a call
@@ -36,6 +38,19 @@
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
+// Handles every other component's faults: no unwrap, expect, explicit panic or unchecked
+// indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 use keel_component::keel_spec::layout;
 use keel_component::sel4::UserContext;
@@ -43,7 +58,7 @@ use keel_component::sel4_sys::consts::USER_CONTEXT_WORDS;
 use keel_component::supervision::{
     self, Decision, Describe, LastFault, Status, StatusRequest, StatusResponse,
 };
-use keel_component::{component, log, time, Channel, Child, Fault, Handler, Message, Protocol};
+use keel_component::{component, log, time, Channel, Child, Fault, Handler, Message, Serve};
 
 keel_component::include_system!();
 
@@ -80,6 +95,7 @@ impl Supervisor {
         let mut ctx = UserContext::default();
         ctx.set_pc(layout::PROGRAM_BASE);
         ctx.set_sp(layout::STACK_TOP);
+        // x0 and x1 are general-purpose registers: set_gpr cannot refuse them.
         ctx.set_gpr(0, attempt as u64);
         ctx.set_gpr(1, delay_us);
         tcb.write_registers(true, 0, USER_CONTEXT_WORDS as u64, &ctx)
@@ -140,13 +156,19 @@ impl Handler for Supervisor {
         None
     }
 
-    fn protected(&mut self, _channel: Channel, msg: &Message) -> Message {
+    fn protected(&mut self, channel: Channel, msg: &Message) -> Message {
+        // Answers only on channels system.cdl gives the `Status` protocol.
+        system::protected(self, channel, msg)
+    }
+}
+
+impl Serve<Status> for Supervisor {
+    fn serve(&mut self, _from: Channel, request: StatusRequest) -> StatusResponse {
         self.record.refresh(time::now_us());
-        Status::serve(msg, |StatusRequest::Child(index)| {
-            self.record
-                .record(index)
-                .map_or(StatusResponse::NoSuchChild, |r| StatusResponse::Child(*r))
-        })
+        let StatusRequest::Child(index) = request;
+        self.record
+            .record(index)
+            .map_or(StatusResponse::NoSuchChild, |r| StatusResponse::Child(*r))
     }
 }
 

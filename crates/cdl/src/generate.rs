@@ -97,9 +97,7 @@ fn write_component(
         peers.push(format!("({id}, \"{peer_name}\")"));
     }
     writeln!(out, "}}")?;
-    // The supervisor still answers `supervision::Status` by hand (`Protocol::serve` in its
-    // `Handler::protected`), so its handler is not required to implement `Serve` yet.
-    write_dispatcher(out, &served, c.role != Role::Supervisor)?;
+    write_dispatcher(out, &served)?;
 
     writeln!(out, "pub mod regions {{")?;
     writeln!(out, "    #[allow(unused_imports)]")?;
@@ -179,7 +177,7 @@ fn write_component(
 /// `system::protected`: routes a protected call to the component's `Serve<P>` for the
 /// protocol of the channel it came on (bounds: every protocol the component serves, so a
 /// component that does not implement one does not compile); any other channel is refused.
-fn write_dispatcher(out: &mut String, served: &[(u8, &str)], enforce: bool) -> std::fmt::Result {
+fn write_dispatcher(out: &mut String, served: &[(u8, &str)]) -> std::fmt::Result {
     let mut protocols: Vec<&str> = served.iter().map(|&(_, p)| p).collect();
     protocols.sort_unstable();
     protocols.dedup();
@@ -215,11 +213,10 @@ fn write_dispatcher(out: &mut String, served: &[(u8, &str)], enforce: bool) -> s
     writeln!(out, "}}")?;
     // `component!` calls this with the component's handler: a component that system.cdl makes
     // the server of a protocol does not compile unless it implements `Serve` for it.
-    let check = if enforce { bounds.as_str() } else { "" };
     writeln!(
         out,
         "/// The handler serves every protocol this component is the server of (checked by `component!`)."
     )?;
     writeln!(out, "#[doc(hidden)]")?;
-    writeln!(out, "pub fn __check_serves<H: ?Sized{check}>(_: &H) {{}}")
+    writeln!(out, "pub fn __check_serves<H: ?Sized{bounds}>(_: &H) {{}}")
 }

@@ -286,8 +286,10 @@ pub fn parse(b: &[u8]) -> Result<Elf, ProgramError> {
     }
     segments.sort_by_key(|s| s.vaddr);
     for w in segments.windows(2) {
-        if w[0].end() > w[1].vaddr {
-            return Err(ProgramError::Overlap { vaddr: w[1].vaddr });
+        if let [a, b] = w {
+            if a.end() > b.vaddr {
+                return Err(ProgramError::Overlap { vaddr: b.vaddr });
+            }
         }
     }
     let entry = h.e_entry;

@@ -7,6 +7,19 @@
 //! crate so that the capDL it writes describes exactly the pages the loader will create.
 #![no_std]
 #![forbid(unsafe_code)]
+// Runs in the loader on the spec and images it was given: no unwrap, expect, explicit panic
+// or unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 extern crate alloc;
 

@@ -77,19 +77,38 @@ pub fn pages(elf: &Elf) -> Vec<Page> {
 }
 
 /// Writes the file bytes that belong on the page at `vaddr` into `dst` (one page, assumed to
-/// be zero already: the rest of the page stays zero).
-pub fn fill_page(image: &[u8], elf: &Elf, vaddr: u64, dst: &mut [u8]) {
+/// be zero already: the rest of the page stays zero). Fails if a segment's bytes are not all
+/// inside `image` or `dst` is too small (the page is then unusable; the loader stops).
+pub fn fill_page(image: &[u8], elf: &Elf, vaddr: u64, dst: &mut [u8]) -> Result<(), PlanError> {
+    let outside = || {
+        err(
+            None,
+            format!("program bytes for the page at {vaddr:#x} lie outside the image"),
+        )
+    };
     for s in &elf.segments {
         let lo = s.vaddr.max(vaddr);
-        let hi = (s.vaddr + s.filesz).min(vaddr + PAGE);
+        let (Some(seg_end), Some(page_end)) =
+            (s.vaddr.checked_add(s.filesz), vaddr.checked_add(PAGE))
+        else {
+            return outside();
+        };
+        let hi = seg_end.min(page_end);
         if lo >= hi {
             continue;
         }
-        let src = (s.offset + (lo - s.vaddr)) as usize;
+        // lo >= both s.vaddr and vaddr, and hi > lo, so these differences cannot wrap.
         let len = (hi - lo) as usize;
+        let src = s.offset.checked_add(lo - s.vaddr).map(|o| o as usize);
         let at = (lo - vaddr) as usize;
-        dst[at..at + len].copy_from_slice(&image[src..src + len]);
+        let from = src.and_then(|o| image.get(o..o.checked_add(len)?));
+        let to = at.checked_add(len).and_then(|end| dst.get_mut(at..end));
+        match (from, to) {
+            (Some(from), Some(to)) => to.copy_from_slice(from),
+            _ => return outside(),
+        }
     }
+    Ok(())
 }
 
 /// Stack size rounded up to whole pages (at least one).
@@ -129,7 +148,10 @@ pub fn plan(spec: &SystemSpec, images: &[&[u8]]) -> Result<Plan, PlanError> {
     let mut components = Vec::with_capacity(spec.components.len());
     for (i, c) in spec.components.iter().enumerate() {
         let name = Some(c.name.as_str());
-        let image = images[c.image as usize];
+        // check() has made sure every image index is in range.
+        let Some(&image) = images.get(c.image as usize) else {
+            return err(name, format!("image {} does not exist", c.image));
+        };
         let elf = match elf::parse(image) {
             Ok(e) => e,
             Err(e) => return err(name, format!("program image: {e}")),
@@ -161,8 +183,10 @@ pub fn plan(spec: &SystemSpec, images: &[&[u8]]) -> Result<Plan, PlanError> {
 /// Whether any component calls component `callee` (so it needs an endpoint).
 pub fn serves_calls(spec: &SystemSpec, callee: usize) -> bool {
     spec.channels.iter().any(|ch| {
+        // The callee is the end that is not the caller.
         ch.caller
-            .is_some_and(|c| ch.ends[1 - c as usize].component as usize == callee)
+            .and_then(|c| ch.ends.get(1usize.checked_sub(c as usize)?))
+            .is_some_and(|e| e.component as usize == callee)
     })
 }
 
@@ -211,17 +235,20 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
     // Notification ids per component: channel ids and IRQ ids share the notification word.
     let mut ids: Vec<u64> = alloc::vec![0; n];
     let mut claim = |c: usize, id: u8, what: &str| -> Result<(), PlanError> {
-        let name = &spec.components[c].name;
+        let (Some(comp), Some(used)) = (spec.components.get(c), ids.get_mut(c)) else {
+            return err(None, format!("{what}: component {c} does not exist"));
+        };
+        let name = &comp.name;
         if id > MAX_CHANNEL_ID {
             return err(
                 Some(name),
                 format!("{what} id {id} is above {MAX_CHANNEL_ID}"),
             );
         }
-        if ids[c] & (1 << id) != 0 {
+        if *used & (1 << id) != 0 {
             return err(Some(name), format!("{what} id {id} is used twice"));
         }
-        ids[c] |= 1 << id;
+        *used |= 1 << id;
         Ok(())
     };
     for ch in &spec.channels {
@@ -238,11 +265,11 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
             }
         }
         if a.component == b.component {
-            let name = &spec.components[a.component as usize].name;
-            return err(
-                Some(name),
-                "a channel connects the component to itself".into(),
-            );
+            let name = spec
+                .components
+                .get(a.component as usize)
+                .map(|c| c.name.as_str());
+            return err(name, "a channel connects the component to itself".into());
         }
         if ch.caller.is_some_and(|c| c > 1) {
             return err(None, "a channel's caller end is not 0 or 1".into());
@@ -405,11 +432,34 @@ mod tests {
         assert!(p[0].executable() && !p[0].writable());
         assert!(p[2].writable() && p[3].writable());
         let mut page = vec![0u8; PAGE as usize];
-        fill_page(&image, &e, 0x40_2000, &mut page);
+        fill_page(&image, &e, 0x40_2000, &mut page).unwrap();
         assert_eq!(&page[..6], b"data!\0");
         let mut page = vec![0u8; PAGE as usize];
-        fill_page(&image, &e, 0x40_3000, &mut page);
+        fill_page(&image, &e, 0x40_3000, &mut page).unwrap();
         assert!(page.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn fill_page_rejects_bytes_outside_the_image() {
+        let image = program();
+        let mut e = elf::parse(&image).unwrap();
+        // A segment whose file bytes run past the end of the (shorter) image it is paired with.
+        let short = &image[..image.len() / 2];
+        e.segments[2].offset = (image.len() / 2 - 2) as u64;
+        let mut page = vec![0u8; PAGE as usize];
+        let r = fill_page(short, &e, 0x40_2000, &mut page);
+        assert!(r.unwrap_err().to_string().contains("outside the image"));
+        assert!(page.iter().all(|&b| b == 0), "nothing written on failure");
+        // A destination smaller than the bytes that belong there.
+        let mut small = vec![0u8; 3];
+        assert!(fill_page(&image, &elf::parse(&image).unwrap(), 0x40_2000, &mut small).is_err());
+        // Offsets that would wrap.
+        e.segments[2].offset = u64::MAX - 1;
+        assert!(fill_page(&image, &e, 0x40_2000, &mut page).is_err());
+        // The good page still fills.
+        let e = elf::parse(&image).unwrap();
+        fill_page(&image, &e, 0x40_2000, &mut page).unwrap();
+        assert_eq!(&page[..6], b"data!\0");
     }
 
     #[test]
@@ -431,7 +481,7 @@ mod tests {
             }]
         );
         let mut page = vec![0u8; PAGE as usize];
-        fill_page(&image, &e, 0x40_0000, &mut page);
+        fill_page(&image, &e, 0x40_0000, &mut page).unwrap();
         assert_eq!(&page[..4], b"code");
         assert_eq!(page[0x800], b'd');
     }

@@ -43,16 +43,17 @@ impl<'a> Iterator for Chunks<'a> {
     fn next(&mut self) -> Option<Chunk<'a>> {
         let id = word(self.rest, 0)?;
         let len = usize::try_from(word(self.rest, 8)?).ok()?;
-        if len < HEADER || len > self.rest.len() {
+        // A length shorter than the header or past the end ends the walk.
+        let Some((data, rest)) = self
+            .rest
+            .split_at_checked(len)
+            .and_then(|(chunk, rest)| Some((chunk.get(HEADER..)?, rest)))
+        else {
             self.rest = &[];
             return None;
-        }
-        let (chunk, rest) = self.rest.split_at(len);
+        };
         self.rest = rest;
-        Some(Chunk {
-            id,
-            data: &chunk[HEADER..],
-        })
+        Some(Chunk { id, data })
     }
 }
 

@@ -28,6 +28,19 @@
 
 #![no_std]
 #![deny(unsafe_code)]
+// Every component's runtime: no unwrap, expect, explicit panic or unchecked indexing outside
+// tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod exit;

@@ -35,8 +35,9 @@ struct LineBuffer {
 
 impl LineBuffer {
     fn flush(&mut self) {
-        self.buf[..self.len]
+        self.buf
             .iter()
+            .take(self.len)
             .copied()
             .for_each(debug_put_char);
         self.len = 0;
@@ -46,11 +47,13 @@ impl LineBuffer {
 impl Write for LineBuffer {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for b in s.bytes() {
-            if self.len == LINE {
+            if self.len >= LINE {
                 self.flush();
             }
-            self.buf[self.len] = b;
-            self.len += 1;
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
             if b == b'\n' {
                 self.flush();
             }

@@ -15,8 +15,9 @@ pub const fn slots(region: SlotRegion) -> Range<Word> {
 pub fn untypeds(bi: &BootInfo) -> impl Iterator<Item = (cap::Untyped, &UntypedDesc)> {
     let n = (bi.untyped.end.saturating_sub(bi.untyped.start) as usize)
         .min(consts::MAX_NUM_BOOTINFO_UNTYPED_CAPS);
-    bi.untyped_list[..n]
+    bi.untyped_list
         .iter()
+        .take(n)
         .enumerate()
         .map(move |(i, d)| (Cap::from_cptr(bi.untyped.start + i as Word), d))
 }

@@ -51,9 +51,13 @@ impl Invocation {
 
     /// Append a message word.
     pub const fn word(mut self, w: Word) -> Self {
+        // Every stub appends a fixed number of words (no count comes from a caller's data), so
+        // this assert only catches a stub bug; the store below is checked regardless.
         assert!(self.len < MAX_INVOCATION_WORDS, "invocation too long");
-        self.words[self.len] = w;
-        self.len += 1;
+        if let Some((_, [slot, ..])) = self.words.split_at_mut_checked(self.len) {
+            *slot = w;
+            self.len += 1;
+        }
         self
     }
 
@@ -63,8 +67,10 @@ impl Invocation {
             self.num_caps < consts::MSG_MAX_EXTRA_CAPS,
             "too many extra caps"
         );
-        self.caps[self.num_caps] = cptr;
-        self.num_caps += 1;
+        if let Some((_, [slot, ..])) = self.caps.split_at_mut_checked(self.num_caps) {
+            *slot = cptr;
+            self.num_caps += 1;
+        }
         self
     }
 
@@ -75,12 +81,14 @@ impl Invocation {
 
     /// The message words MR0.., `length` of them.
     pub fn words(&self) -> &[Word] {
-        &self.words[..self.len]
+        // len <= MAX_INVOCATION_WORDS: `word` never counts past the array.
+        self.words.get(..self.len).unwrap_or_default()
     }
 
     /// The extra caps, in order.
     pub fn caps(&self) -> &[CPtr] {
-        &self.caps[..self.num_caps]
+        // num_caps <= MSG_MAX_EXTRA_CAPS: `cap` never counts past the array.
+        self.caps.get(..self.num_caps).unwrap_or_default()
     }
 
     /// The message-info word: (label, capsUnwrapped 0, extraCaps, length).
@@ -106,7 +114,9 @@ impl Reply {
             words: [0; MAX_REPLY_WORDS],
             len,
         };
-        r.words[..len].copy_from_slice(&words[..len]);
+        for (d, s) in r.words.iter_mut().zip(words) {
+            *d = *s;
+        }
         r
     }
 
@@ -125,7 +135,8 @@ impl Reply {
 
     /// The reply words, `length` of them.
     pub fn words(&self) -> &[Word] {
-        &self.words[..self.len]
+        // len <= MAX_REPLY_WORDS: `new` clamps it.
+        self.words.get(..self.len).unwrap_or_default()
     }
 
     /// Word `i`, or 0 if the reply is shorter.
@@ -190,11 +201,10 @@ pub const fn tcb_write_registers(
     let mut inv = Invocation::new(label::TCB_WRITE_REGISTERS)
         .word(b(resume_target) | ((arch_flags as Word) << 8))
         .word(count);
-    let words = regs.words();
-    let mut i = 0;
-    while i < words.len() {
-        inv = inv.word(words[i]);
-        i += 1;
+    let mut words: &[Word] = regs.words();
+    while let [w, rest @ ..] = words {
+        inv = inv.word(*w);
+        words = rest;
     }
     inv
 }
@@ -565,10 +575,10 @@ pub const fn vspace_unify_instruction(start: Word, end: Word) -> Invocation {
 /// `seL4_ARM_SMC_Call(smc_args)`: x0..x7 in MR0..MR7; the reply's MR0..MR7 are the result.
 pub const fn smc_call(args: &[Word; 8]) -> Invocation {
     let mut inv = Invocation::new(label::ARM_SMC_CALL);
-    let mut i = 0;
-    while i < 8 {
-        inv = inv.word(args[i]);
-        i += 1;
+    let mut words: &[Word] = args;
+    while let [w, rest @ ..] = words {
+        inv = inv.word(*w);
+        words = rest;
     }
     inv
 }

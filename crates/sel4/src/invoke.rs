@@ -23,22 +23,28 @@ pub(crate) fn call(service: CPtr, inv: &Invocation) -> Reply {
     let words = inv.words();
     let mut mrs = [0; 4];
     for (i, &w) in words.iter().enumerate() {
-        if i < 4 {
-            mrs[i] = w;
-        } else {
-            syscalls::set_mr(i, w);
+        // MR0..MR3 go in registers, the rest in the IPC buffer.
+        match mrs.get_mut(i) {
+            Some(r) => *r = w,
+            None => syscalls::set_mr(i, w),
         }
     }
     let (info, _badge, out) = syscalls::call(service, inv.message_info(), mrs);
     let len = (info.length() as usize).min(MAX_REPLY_WORDS);
     let mut reply = [0; MAX_REPLY_WORDS];
     for (i, w) in reply.iter_mut().enumerate().take(len) {
-        *w = if i < 4 { out[i] } else { syscalls::get_mr(i) };
+        // MR0..MR3 come back in registers, the rest from the IPC buffer.
+        *w = match out.get(i) {
+            Some(r) => *r,
+            None => syscalls::get_mr(i),
+        };
     }
-    Reply::new(info.label(), &reply[..len])
+    Reply::new(info.label(), reply.get(..len).unwrap_or_default())
 }
 
 #[cfg(all(not(all(target_arch = "aarch64", target_os = "none")), not(test)))]
+// Off the seL4 target there is no kernel to call; failing loudly beats pretending.
+#[allow(clippy::panic)]
 pub(crate) fn call(service: CPtr, inv: &Invocation) -> Reply {
     panic!(
         "sel4: invocation label {} on cap {:#x} needs an seL4 kernel (aarch64-unknown-none)",

@@ -29,6 +29,19 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
+// Linked into every component and the loader: no unwrap, expect, explicit panic or unchecked
+// indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 pub mod bootinfo;
 mod capability;

@@ -168,16 +168,16 @@ fn tcb_read_registers_result() {
     assert_eq!(ctx.pc(), 100);
     assert_eq!(ctx.sp(), 101);
     assert_eq!(ctx.spsr(), 102);
-    assert_eq!(ctx.gpr(0), 103);
-    assert_eq!(ctx.gpr(8), 111);
-    assert_eq!(ctx.gpr(16), 112);
-    assert_eq!(ctx.gpr(18), 114);
-    assert_eq!(ctx.gpr(29), 115);
-    assert_eq!(ctx.gpr(30), 116);
-    assert_eq!(ctx.gpr(9), 117);
-    assert_eq!(ctx.gpr(15), 123);
-    assert_eq!(ctx.gpr(19), 124);
-    assert_eq!(ctx.gpr(28), 133);
+    assert_eq!(ctx.gpr(0), Some(103));
+    assert_eq!(ctx.gpr(8), Some(111));
+    assert_eq!(ctx.gpr(16), Some(112));
+    assert_eq!(ctx.gpr(18), Some(114));
+    assert_eq!(ctx.gpr(29), Some(115));
+    assert_eq!(ctx.gpr(30), Some(116));
+    assert_eq!(ctx.gpr(9), Some(117));
+    assert_eq!(ctx.gpr(15), Some(123));
+    assert_eq!(ctx.gpr(19), Some(124));
+    assert_eq!(ctx.gpr(28), Some(133));
     assert_eq!(ctx.tpidr_el0(), 134);
     assert_eq!(ctx.tpidrro_el0(), 135);
     // A short reply (count 1) fills only pc.
@@ -940,7 +940,8 @@ fn message_info_builder_rejects_long() {
 
 #[test]
 fn user_context_indices() {
-    let idx: Vec<usize> = (0..=30).map(UserContext::gpr_index).collect();
+    let idx: Vec<usize> = (0..=30).filter_map(UserContext::gpr_index).collect();
+    assert_eq!(UserContext::gpr_index(31), None);
     let mut sorted = idx.clone();
     sorted.sort();
     sorted.dedup();
@@ -949,8 +950,12 @@ fn user_context_indices() {
     let mut c = UserContext::default();
     c.set_pc(1);
     c.set_sp(2);
-    c.set_gpr(30, 3);
+    assert!(c.set_gpr(30, 3));
     c.set_tpidr_el0(4);
+    let before = *c.words();
+    assert!(!c.set_gpr(31, 9), "x31 is not a general-purpose register");
+    assert_eq!(*c.words(), before, "a rejected set writes nothing");
+    assert_eq!(c.gpr(31), None);
     assert_eq!(c.words()[0..3], [1, 2, 0]);
     assert_eq!(c.words()[16], 3);
     assert_eq!(c.words()[34], 4);

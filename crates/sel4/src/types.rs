@@ -308,16 +308,16 @@ impl UserContext {
     pub const fn words(&self) -> &[Word; consts::USER_CONTEXT_WORDS] {
         &self.words
     }
-    /// Index of general-purpose register `xn` (0..=30) in seL4 order.
-    pub const fn gpr_index(n: usize) -> usize {
+    /// Index of general-purpose register `xn` in seL4 order; `None` unless n is in 0..=30.
+    pub const fn gpr_index(n: usize) -> Option<usize> {
         match n {
-            0..=8 => user_context::X0 + n,
-            9..=15 => user_context::X9 + (n - 9),
-            16..=18 => user_context::X16 + (n - 16),
-            19..=28 => user_context::X19 + (n - 19),
-            29 => user_context::X29,
-            30 => user_context::X30,
-            _ => panic!("aarch64 has general-purpose registers x0..x30"),
+            0..=8 => Some(user_context::X0 + n),
+            9..=15 => Some(user_context::X9 + (n - 9)),
+            16..=18 => Some(user_context::X16 + (n - 16)),
+            19..=28 => Some(user_context::X19 + (n - 19)),
+            29 => Some(user_context::X29),
+            30 => Some(user_context::X30),
+            _ => None,
         }
     }
     pub const fn pc(&self) -> Word {
@@ -338,13 +338,19 @@ impl UserContext {
     pub fn set_spsr(&mut self, v: Word) {
         self.words[user_context::SPSR] = v;
     }
-    /// Register `xn`, n in 0..=30.
-    pub const fn gpr(&self, n: usize) -> Word {
-        self.words[Self::gpr_index(n)]
+    /// Register `xn`; `None` unless n is in 0..=30.
+    pub fn gpr(&self, n: usize) -> Option<Word> {
+        Self::gpr_index(n).and_then(|i| self.words.get(i).copied())
     }
-    /// Set register `xn`, n in 0..=30.
-    pub fn set_gpr(&mut self, n: usize, v: Word) {
-        self.words[Self::gpr_index(n)] = v;
+    /// Set register `xn`. Returns false, and writes nothing, unless n is in 0..=30.
+    pub fn set_gpr(&mut self, n: usize, v: Word) -> bool {
+        match Self::gpr_index(n).and_then(|i| self.words.get_mut(i)) {
+            Some(w) => {
+                *w = v;
+                true
+            }
+            None => false,
+        }
     }
     pub const fn tpidr_el0(&self) -> Word {
         self.words[user_context::TPIDR_EL0]
