@@ -389,13 +389,13 @@ fn yield_rr() -> TestResult {
     };
     // Long timeslices: only Yield may end a turn (a stalled host must not end one inside
     // the loop and reorder the log).
-    let opts = Opts {
+    let opts = || Opts {
         budget_us: 1_000_000,
         period_us: 1_000_000,
         ..Opts::prio(RUNNER_PRIO - 1)
     };
-    let t1 = Thread::new(opts)?;
-    let t2 = Thread::new(opts)?;
+    let t1 = Thread::new(opts())?;
+    let t2 = Thread::new(opts())?;
     sys::Buf::at(t1.ipc).set_mr(119, 1);
     sys::Buf::at(t2.ipc).set_mr(119, 2);
     t1.start(yielder, arg(&p))?;
