@@ -741,6 +741,13 @@ pub fn cancel_all_ipc(ep: Pa) {
         }
         restart_if_no_fault(head);
     }
+    reschedule_required();
+}
+
+/// seL4's `rescheduleRequired` after waking a whole queue: the woken threads stay at the
+/// head of their queues, none gets `possibleSwitchTo`'s special treatment.
+fn reschedule_required() {
+    crate::kernel::k().sched_action = crate::sched::SchedAction::ChooseNew;
 }
 
 fn restart_if_no_fault(t: Pa) {
@@ -762,6 +769,7 @@ pub fn cancel_all_signals(ntfn: Pa) {
         cancel_ipc(head);
         set_state(head, ThreadState::Restart);
     }
+    reschedule_required();
 }
 
 /// Aborts queued sends whose badge is `badge` (CNode_CancelBadgedSends).
@@ -774,6 +782,7 @@ pub fn cancel_badged_sends(ep: Pa, badge: u64) {
         }
         t = next;
     }
+    reschedule_required();
 }
 
 /// A reply object is being destroyed: its waiting caller will never be answered.
