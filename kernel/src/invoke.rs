@@ -49,7 +49,12 @@ pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult
         extra: [(0, Cap::NULL); 3],
         n_extra: 0,
     };
-    let n_extra = info.extra_caps() as usize;
+    // No IPC buffer: no extra capabilities (seL4's `lookupExtraCaps`).
+    let n_extra = if crate::kernel::ipc_buffer_pa(t) == 0 {
+        0
+    } else {
+        info.extra_caps() as usize
+    };
     for i in 0..n_extra {
         let cptr = buffer_word(t, ipc_buffer::CAPS_OR_BADGES + i);
         match lookup_cap(t, cptr) {

@@ -123,6 +123,15 @@ fn transfer_caps(sender: Pa, ep: Pa, receiver: Pa, count: usize) -> (u64, u64) {
     let mut dest = receive_slot(receiver);
     let mut unwrapped = 0;
     let mut i = 0;
+    // seL4's `doNormalTransfer`: if any extra capability no longer resolves (the send
+    // waited while the sender's CSpace changed), none is transferred.
+    let all_resolve = (0..count).all(|i| {
+        let cptr = buffer_word(sender, ipc_buffer::CAPS_OR_BADGES + i);
+        cspace::resolve(root, cptr, 64).is_ok()
+    });
+    if !all_resolve {
+        return (0, 0);
+    }
     while i < count {
         let cptr = buffer_word(sender, ipc_buffer::CAPS_OR_BADGES + i);
         let Ok((src, _)) = cspace::resolve(root, cptr, 64) else {

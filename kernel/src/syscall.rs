@@ -108,6 +108,22 @@ pub fn lookup_cap(t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
     Ok((s, slot(s).cap))
 }
 
+/// seL4's `lookupExtraCaps`: resolves the message's extra capability pointers (slots,
+/// which may be empty); a thread without an IPC buffer sends none. The error names the
+/// first pointer that does not resolve.
+pub fn lookup_extra_caps(t: Pa) -> Result<usize, (u64, LookupFault)> {
+    if crate::kernel::ipc_buffer_pa(t) == 0 {
+        return Ok(0);
+    }
+    let n = MessageInfo(tcb(t).ctx.x[1]).extra_caps() as usize;
+    let root = tcb(t).slots[tcb_slot::CTABLE].cap;
+    for i in 0..n {
+        let cptr = crate::kernel::buffer_word(t, sel4_sys::ipc_buffer::CAPS_OR_BADGES + i);
+        cspace::resolve(root, cptr, 64).map_err(|lookup| (cptr, lookup))?;
+    }
+    Ok(n)
+}
+
 pub fn handle_syscall(t: Pa, number: i64) {
     match number {
         sc::CALL => handle_send(t, tcb(t).ctx.x[0], true, true, true),
@@ -195,6 +211,22 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
             return;
         }
     };
+    // seL4's `handleInvocation` looks up every extra capability before it decodes or
+    // sends anything, whatever the invoked capability: one that does not resolve is a cap
+    // fault (not in the receive phase) for a blocking send, and nothing happens.
+    if let Err((addr, lookup)) = lookup_extra_caps(t) {
+        if blocking {
+            ipc::handle_fault(
+                t,
+                Fault::Cap {
+                    addr,
+                    in_recv: false,
+                    lookup,
+                },
+            );
+        }
+        return;
+    }
     match cap.kind() {
         CapKind::Endpoint { pa, badge, rights } => {
             if !rights.write() {
