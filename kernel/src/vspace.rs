@@ -557,14 +557,13 @@ pub fn vspace_invocation(inv: &Inv, cap: Cap) -> SysResult {
             let (e_pa, level, bits) = lookup_pt_slot(root, start);
             let e = read_word(e_pa);
             if e & VALID == 0 || is_table(e, level) {
-                return Err(SysError::FailedLookup {
-                    source: false,
-                    lookup: LookupFault::MissingCapability { bits_left: bits },
-                });
+                // seL4: nothing mapped at `start` means nothing cached for it: success.
+                return Ok(Reply::EMPTY);
             }
             let page = 1u64 << bits;
             if (start & !(page - 1)) != ((end - 1) & !(page - 1)) {
-                return Err(SysError::InvalidArgument(1));
+                // seL4: the range that would be valid, [start, end of start's page].
+                return Err(SysError::RangeError(start, (start & !(page - 1)) + page - 1));
             }
             let base = (e & ADDR_MASK & !(page - 1)) as Pa;
             let off = (start & (page - 1)) as usize;
