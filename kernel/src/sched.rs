@@ -361,6 +361,8 @@ impl Kernel {
         }
         loop {
             if let Some(p) = self.highest_ready_priority() {
+                // Threads released while idle are at the head of their queues already.
+                self.sched_action = SchedAction::ResumeCurrent;
                 let t = self.ready_head[p];
                 self.ready_dequeue(t);
                 self.switch_to(t);
