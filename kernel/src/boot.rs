@@ -351,7 +351,9 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     // Extra bootinfo as seL4 builds it: a `seL4_BootInfoHeader` {FDT, len} and a copy of
     // the device tree, in a power-of-two block (at least a page) after the bootinfo frame.
     let header_size = core::mem::size_of::<BootInfoHeader>();
-    let dtb_copy = board.dtb.map(|(pa, total)| (pa, packed_dtb_size(pa, total)));
+    let dtb_copy = board
+        .dtb
+        .map(|(pa, total)| (pa, packed_dtb_size(pa, total)));
     let extra_len = dtb_copy.map_or(0, |(_, size)| header_size + size);
     let extra_bits = extra_bi_size_bits(extra_len);
 

@@ -563,7 +563,10 @@ pub fn vspace_invocation(inv: &Inv, cap: Cap) -> SysResult {
             let page = 1u64 << bits;
             if (start & !(page - 1)) != ((end - 1) & !(page - 1)) {
                 // seL4: the range that would be valid, [start, end of start's page].
-                return Err(SysError::RangeError(start, (start & !(page - 1)) + page - 1));
+                return Err(SysError::RangeError(
+                    start,
+                    (start & !(page - 1)) + page - 1,
+                ));
             }
             let base = (e & ADDR_MASK & !(page - 1)) as Pa;
             let off = (start & (page - 1)) as usize;

@@ -473,7 +473,11 @@ fn resume_by_write_registers() -> TestResult {
 /// v[0]: a badged notification, v[5]: the root CNode, v[6]: a CPtr that does not resolve.
 fn extra_caps_child(c: &Ctx2) {
     let o: &Obs = from_arg(c.arg);
-    let (ntfn, cnode, bad) = (o.v[0].load(SeqCst), o.v[5].load(SeqCst), o.v[6].load(SeqCst));
+    let (ntfn, cnode, bad) = (
+        o.v[0].load(SeqCst),
+        o.v[5].load(SeqCst),
+        o.v[6].load(SeqCst),
+    );
     let one_cap = MessageInfo::new(0, 0, 1, 0).0;
     c.buf.set_cap(0, bad);
     // NBSend: nothing at all happens (no signal, no fault).
@@ -508,9 +512,17 @@ fn extra_cap_lookup() -> TestResult {
     // second the CNode invocation (after the retried Call signalled).
     for step in [1, 2] {
         let (info, _) = fe.recv(reply);
-        check_eq!(o.step.load(SeqCst), step, "the child's progress at the fault");
+        check_eq!(
+            o.step.load(SeqCst),
+            step,
+            "the child's progress at the fault"
+        );
         check_eq!(info.label(), fault::CAP_FAULT, "CapFault label");
-        check_eq!(get_mr(fault::CAP_FAULT_ADDR), bad, "CapFault Addr (the extra CPtr)");
+        check_eq!(
+            get_mr(fault::CAP_FAULT_ADDR),
+            bad,
+            "CapFault Addr (the extra CPtr)"
+        );
         check_eq!(get_mr(fault::CAP_FAULT_IN_RECV_PHASE), 0, "InRecvPhase");
         check_eq!(
             get_mr(fault::CAP_FAULT_LOOKUP_FAILURE_TYPE),

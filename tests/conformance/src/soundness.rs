@@ -1430,9 +1430,17 @@ fn extreme_arguments() -> TestResult {
         let inv = Invocation::new(lb::ARM_VSPACE_CLEAN_DATA)
             .word(x - 1)
             .word(x);
-        check_eq!(ROOT_VSPACE.invoke(&inv).is_err(), beyond, "VSpace_Clean_Data [x-1, x)");
+        check_eq!(
+            ROOT_VSPACE.invoke(&inv).is_err(),
+            beyond,
+            "VSpace_Clean_Data [x-1, x)"
+        );
         let inv = Invocation::new(lb::ARM_VSPACE_CLEAN_DATA).word(0).word(x);
-        check_eq!(ROOT_VSPACE.invoke(&inv).is_err(), beyond, "VSpace_Clean_Data [0, x)");
+        check_eq!(
+            ROOT_VSPACE.invoke(&inv).is_err(),
+            beyond,
+            "VSpace_Clean_Data [0, x)"
+        );
         // TCB: priorities, register counts, TLS.
         check!(th.tcb.set_priority(ROOT_TCB, x).is_err());
         check!(th.tcb.read_registers(false, 0, x).is_err());
