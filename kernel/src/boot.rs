@@ -270,6 +270,45 @@ fn board_from(candidates: &[usize], kstart: usize, map_end: usize) -> Board {
     b
 }
 
+/// The device tree as the root task gets it: cut to the end of its last block (libfdt's
+/// `fdt_pack` for blocks in order). QEMU's tree has a `totalsize` of 1 MiB, almost all free
+/// space; seL4 hands over the tree its build packed (a few KiB), and root tasks such as
+/// sel4test allocate a buffer of the chunk's size. `total` was checked against the memory
+/// the tree lies in; anything inconsistent keeps the whole blob.
+fn packed_dtb_size(at: Pa, total: usize) -> usize {
+    let blob = mem::bytes(at, total);
+    let h = |i: usize| {
+        blob.get(4 * i..4 * i + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let (Some(structs), Some(strings), Some(rsv), Some(strings_len), Some(structs_len)) =
+        (h(2), h(3), h(4), h(8), h(9))
+    else {
+        return total;
+    };
+    // The memory reservation map: 16-byte entries up to an all-zero one.
+    let mut rsv_end = rsv;
+    loop {
+        match blob.get(rsv_end..rsv_end + 16) {
+            Some(e) if e.iter().all(|&b| b == 0) => {
+                rsv_end += 16;
+                break;
+            }
+            Some(_) => rsv_end += 16,
+            None => return total,
+        }
+    }
+    let end = rsv_end
+        .max(structs.saturating_add(structs_len))
+        .max(strings.saturating_add(strings_len))
+        .max(fdt::HEADER_SIZE);
+    if end > total {
+        total
+    } else {
+        end
+    }
+}
+
 /// seL4's `calculate_extra_bi_size_bits`: the power of two (at least a page) that holds
 /// `size` bytes of extra bootinfo; 0 for none.
 fn extra_bi_size_bits(size: usize) -> u32 {
@@ -312,7 +351,10 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     // Extra bootinfo as seL4 builds it: a `seL4_BootInfoHeader` {FDT, len} and a copy of
     // the device tree, in a power-of-two block (at least a page) after the bootinfo frame.
     let header_size = core::mem::size_of::<BootInfoHeader>();
-    let extra_len = board.dtb.map_or(0, |(_, size)| header_size + size);
+    let dtb_copy = board
+        .dtb
+        .map(|(pa, total)| (pa, packed_dtb_size(pa, total)));
+    let extra_len = dtb_copy.map_or(0, |(_, size)| header_size + size);
     let extra_bits = extra_bi_size_bits(extra_len);
 
     // Root objects, largest first to waste little to alignment.
@@ -321,12 +363,17 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     } else {
         0
     };
-    if let Some((dtb_pa, dtb_size)) = board.dtb {
+    if let Some((dtb_pa, dtb_size)) = dtb_copy {
         *obj::<BootInfoHeader>(extra_bi) = BootInfoHeader {
             id: bootinfo_header::FDT,
             len: extra_len as u64,
         };
-        mem::copy(extra_bi + header_size, dtb_pa, dtb_size);
+        let copy = extra_bi + header_size;
+        mem::copy(copy, dtb_pa, dtb_size);
+        // The copy's `totalsize` (bytes 4..8, big-endian) says what it holds.
+        let mut head = mem::read_word(copy).to_le_bytes();
+        head[4..8].copy_from_slice(&(dtb_size as u32).to_be_bytes());
+        mem::write_word(copy, u64::from_le_bytes(head));
     }
     let cnode = alloc.alloc(ROOT_CNODE_BITS as u32 + 5)?;
     let vspace = alloc.alloc(consts::VSPACE_BITS as u32)?;

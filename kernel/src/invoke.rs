@@ -809,7 +809,8 @@ fn set_priority(t: Pa, prio: u8) {
         _ => {}
     }
     if was_ready {
-        kk.ready_enqueue(t);
+        // seL4's `setPriority`: `tcbSchedEnqueue` (head) and `rescheduleRequired`.
+        kk.enqueue_and_reschedule(t);
     }
     if kk.cur == t {
         kk.force_switch = false;
@@ -1110,6 +1111,10 @@ fn bind_sc(t: Pa, sc_pa: Pa) {
     k().unblock_sc(t);
     if sched::is_runnable(tcb(t).state) {
         k().make_schedulable(t);
+        // seL4's `schedContext_bindTCB`: `tcbSchedEnqueue` and `rescheduleRequired`.
+        if tcb(t).in_ready_queue {
+            k().sched_action = sched::SchedAction::ChooseNew;
+        }
     }
 }
 

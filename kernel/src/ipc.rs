@@ -123,6 +123,15 @@ fn transfer_caps(sender: Pa, ep: Pa, receiver: Pa, count: usize) -> (u64, u64) {
     let mut dest = receive_slot(receiver);
     let mut unwrapped = 0;
     let mut i = 0;
+    // seL4's `doNormalTransfer`: if any extra capability no longer resolves (the send
+    // waited while the sender's CSpace changed), none is transferred.
+    let all_resolve = (0..count).all(|i| {
+        let cptr = buffer_word(sender, ipc_buffer::CAPS_OR_BADGES + i);
+        cspace::resolve(root, cptr, 64).is_ok()
+    });
+    if !all_resolve {
+        return (0, 0);
+    }
     while i < count {
         let cptr = buffer_word(sender, ipc_buffer::CAPS_OR_BADGES + i);
         let Ok((src, _)) = cspace::resolve(root, cptr, 64) else {
@@ -741,6 +750,13 @@ pub fn cancel_all_ipc(ep: Pa) {
         }
         restart_if_no_fault(head);
     }
+    reschedule_required();
+}
+
+/// seL4's `rescheduleRequired` after waking a whole queue: the woken threads stay at the
+/// head of their queues, none gets `possibleSwitchTo`'s special treatment.
+fn reschedule_required() {
+    crate::kernel::k().sched_action = crate::sched::SchedAction::ChooseNew;
 }
 
 fn restart_if_no_fault(t: Pa) {
@@ -762,6 +778,7 @@ pub fn cancel_all_signals(ntfn: Pa) {
         cancel_ipc(head);
         set_state(head, ThreadState::Restart);
     }
+    reschedule_required();
 }
 
 /// Aborts queued sends whose badge is `badge` (CNode_CancelBadgedSends).
@@ -774,6 +791,7 @@ pub fn cancel_badged_sends(ep: Pa, badge: u64) {
         }
         t = next;
     }
+    reschedule_required();
 }
 
 /// A reply object is being destroyed: its waiting caller will never be answered.

@@ -24,6 +24,8 @@ pub struct Kernel {
     pub timer_deadline: u64,
     /// Set when the current thread must go to the back of its queue (Yield).
     pub force_switch: bool,
+    /// seL4's `ksSchedulerAction` for threads made ready since the last `schedule()`.
+    pub sched_action: crate::sched::SchedAction,
     /// ASID pools by the high bits of the ASID.
     pub asid_table: [Pa; 128],
     /// Owner ASID of each hardware VMID (0 = free; VMID 0 is the empty address space).
@@ -57,6 +59,7 @@ impl Kernel {
             cur_sc: 0,
             timer_deadline: 0,
             force_switch: false,
+            sched_action: crate::sched::SchedAction::ResumeCurrent,
             asid_table: [0; 128],
             vmid_owner: [0; 256],
             next_vmid: 1,

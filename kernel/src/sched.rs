@@ -13,6 +13,20 @@ use crate::kernel::Kernel;
 use crate::mem::{obj, Pa};
 use crate::object::{SchedContext, Tcb, ThreadState};
 
+/// seL4's scheduler action: what `schedule()` does about threads made ready during a
+/// kernel entry. A woken thread goes to the HEAD of its ready queue (seL4's
+/// `possibleSwitchTo`, then `tcbSchedEnqueue` in `schedule` or `rescheduleRequired`); only
+/// when it is the single candidate, of the running thread's priority, and the running
+/// thread stays runnable, does it go to the back (`tcbSchedAppend`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SchedAction {
+    ResumeCurrent,
+    /// One thread was made ready (it is at the head of its queue).
+    SwitchTo(Pa),
+    /// `rescheduleRequired`: no candidate gets special treatment.
+    ChooseNew,
+}
+
 impl Kernel {
     pub fn ready_enqueue(&mut self, t: Pa) {
         let tcb = obj::<Tcb>(t);
@@ -167,10 +181,31 @@ impl Kernel {
         }
         update_remaining(sc_pa, now);
         if refill_ready(sc_pa, now) && refill_sufficient(sc_pa, 0) {
-            self.ready_enqueue(t);
+            self.possible_switch_to(t);
         } else {
             self.release_enqueue(t);
         }
+    }
+
+    /// seL4's `possibleSwitchTo` for a ready thread `t` that is not running: it goes to
+    /// the head of its queue; `schedule()` decides with `sched_action` whether it moves to
+    /// the back (see `SchedAction`).
+    fn possible_switch_to(&mut self, t: Pa) {
+        if obj::<Tcb>(t).in_ready_queue {
+            return;
+        }
+        self.ready_enqueue_front(t);
+        self.sched_action = match self.sched_action {
+            SchedAction::ResumeCurrent => SchedAction::SwitchTo(t),
+            _ => SchedAction::ChooseNew,
+        };
+    }
+
+    /// seL4's `tcbSchedEnqueue` then `rescheduleRequired` (binding a context, a new
+    /// priority): `t` goes to the head of its queue and gets no special treatment.
+    pub fn enqueue_and_reschedule(&mut self, t: Pa) {
+        self.ready_enqueue_front(t);
+        self.sched_action = SchedAction::ChooseNew;
     }
 
     /// A thread leaves a blocked state: a sporadic context other than the running one
@@ -195,7 +230,8 @@ impl Kernel {
             update_remaining(sc_pa, now);
             let tcb = obj::<Tcb>(t);
             if is_runnable(tcb.state) && t != self.cur {
-                self.ready_enqueue(t);
+                // seL4's `awaken` uses `possibleSwitchTo`.
+                self.possible_switch_to(t);
             }
         }
     }
@@ -290,8 +326,19 @@ impl Kernel {
             }
         }
         self.force_switch = false;
+        let action = core::mem::replace(&mut self.sched_action, SchedAction::ResumeCurrent);
         if keep_current {
             let prio = obj::<Tcb>(self.cur).priority as usize;
+            if let SchedAction::SwitchTo(c) = action {
+                // seL4's `schedule`: a single candidate of the running thread's priority
+                // goes to the back of the queue (`tcbSchedAppend`); otherwise it stays at
+                // the head where `possibleSwitchTo` put it.
+                let ct = obj::<Tcb>(c);
+                if ct.in_ready_queue && ct.priority as usize == prio {
+                    self.ready_dequeue(c);
+                    self.ready_enqueue(c);
+                }
+            }
             match self.highest_ready_priority() {
                 Some(p) if p > prio => {
                     let cur = self.cur;
@@ -314,6 +361,8 @@ impl Kernel {
         }
         loop {
             if let Some(p) = self.highest_ready_priority() {
+                // Threads released while idle are at the head of their queues already.
+                self.sched_action = SchedAction::ResumeCurrent;
                 let t = self.ready_head[p];
                 self.ready_dequeue(t);
                 self.switch_to(t);

@@ -479,6 +479,51 @@ fn ready_queues_pick_highest_priority_fifo_within_one() {
     assert_eq!(kk.highest_ready_priority(), None);
 }
 
+/// seL4's `possibleSwitchTo` + `schedule`: a thread woken while a higher-priority thread
+/// runs goes to the HEAD of its queue (so two resumed in turn run last-in first-out); a
+/// single one woken at the running thread's priority goes to the back; when the running
+/// thread blocks, the woken thread of its priority runs before those already queued.
+#[test]
+fn woken_threads_go_to_the_head_of_their_queue_as_in_sel4() {
+    let kk = k();
+    let runner = new_thread(200);
+    let (t1, t2) = (new_thread(199), new_thread(199));
+    let (x, e) = (new_thread(200), new_thread(200));
+    for t in [runner, t1, t2, x, e] {
+        give_budget(t);
+    }
+    tcb(runner).state = ThreadState::Running;
+    kk.cur = runner;
+    crate::kernel::set_state(t1, ThreadState::Running);
+    assert_eq!(kk.schedule(), runner);
+    crate::kernel::set_state(t2, ThreadState::Running);
+    assert_eq!(kk.schedule(), runner);
+    assert_eq!(kk.ready_head[199], t2, "the later resumed thread is first");
+    assert_eq!(tcb(t2).sched_next, t1);
+    // Equal priority, the runner stays runnable: the woken thread goes behind `x`.
+    tcb(x).state = ThreadState::Running;
+    kk.ready_enqueue(x);
+    crate::kernel::set_state(e, ThreadState::Running);
+    assert_eq!(kk.schedule(), runner);
+    assert_eq!((kk.ready_head[200], kk.ready_tail[200]), (x, e));
+    // The runner blocks, then `e` is woken again: it runs before `x`.
+    crate::kernel::set_state(e, ThreadState::Inactive);
+    crate::kernel::set_state(runner, ThreadState::BlockedOnReceive);
+    crate::kernel::set_state(e, ThreadState::Running);
+    assert_eq!(kk.schedule(), e);
+    assert_eq!(kk.ready_head[200], x);
+    // Two woken in one kernel entry at the running thread's priority: both at the head
+    // (`rescheduleRequired`), the running thread keeps the processor.
+    crate::kernel::set_state(x, ThreadState::Inactive);
+    let y = new_thread(200);
+    give_budget(y);
+    tcb(runner).state = ThreadState::Inactive;
+    crate::kernel::set_state(x, ThreadState::Running);
+    crate::kernel::set_state(y, ThreadState::Running);
+    assert_eq!(kk.schedule(), e);
+    assert_eq!((kk.ready_head[200], kk.ready_tail[200]), (y, x));
+}
+
 #[test]
 fn release_queue_is_ordered_by_release_time() {
     let kk = k();

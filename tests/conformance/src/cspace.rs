@@ -410,7 +410,7 @@ fn lookups() -> TestResult {
             failure: LookupFailure::GuardMismatch {
                 bits_left: 64,
                 guard_found: 0,
-                bits_found: 52,
+                bits_found: kit::root_guard_bits(),
             },
         },
         "source CPtr with guard bits set",
@@ -429,7 +429,7 @@ fn lookups() -> TestResult {
             failure: LookupFailure::GuardMismatch {
                 bits_left: 64,
                 guard_found: 0,
-                bits_found: 52,
+                bits_found: kit::root_guard_bits(),
             },
         },
         "destination CPtr with guard bits set",

@@ -313,7 +313,8 @@ fn failed_lookup() -> TestResult {
         &[0, 3, 60, 64],
         "copy to a destination at depth 60",
     )?;
-    // Depth 40 is shorter than the 52-bit guard: GuardMismatch (40 bits left, guard 0, 52 bits).
+    // Depth 40 is shorter than the root's guard (52 bits with a 2^12 root CNode):
+    // GuardMismatch (40 bits left, guard 0, the guard's size).
     check_raw(
         ROOT_CNODE.cptr(),
         &sel4::invocation::cnode_copy(
@@ -326,7 +327,7 @@ fn failed_lookup() -> TestResult {
         ),
         code::FAILED_LOOKUP,
         5,
-        &[0, 4, 40, 0, 52],
+        &[0, 4, 40, 0, kit::root_guard_bits()],
         "copy to a destination at depth 40",
     )?;
     // Guard mismatch: MR1 = 4, bits left, guard found, bits found.
@@ -342,7 +343,7 @@ fn failed_lookup() -> TestResult {
         ),
         code::FAILED_LOOKUP,
         5,
-        &[1, 4, 64, 0, 52],
+        &[1, 4, 64, 0, kit::root_guard_bits()],
         "copy from a CPtr with guard bits set",
     )?;
     // Retype into a "CNode" that is a notification: FailedLookup, not source.
@@ -485,16 +486,20 @@ fn retype_limits() -> TestResult {
         Error::RangeError { min: 0, max: 47 },
         "an untyped of 2^48 bytes",
     )?;
-    // Offset beyond the 4096-slot root CNode, and a window that overruns it.
+    // Offset beyond the root CNode (4096 slots on Keel), and a window that overruns it.
+    let slots = 1 << kit::root_radix();
     expect_err(
-        ut.retype(ObjectType::Endpoint, 0, ROOT_CNODE, 0, 0, 4096, 1),
-        Error::RangeError { min: 0, max: 4095 },
-        "offset 4096",
+        ut.retype(ObjectType::Endpoint, 0, ROOT_CNODE, 0, 0, slots, 1),
+        Error::RangeError {
+            min: 0,
+            max: slots - 1,
+        },
+        "offset = the root CNode's size",
     )?;
     expect_err(
-        ut.retype(ObjectType::Endpoint, 0, ROOT_CNODE, 0, 0, 4090, 10),
+        ut.retype(ObjectType::Endpoint, 0, ROOT_CNODE, 0, 0, slots - 6, 10),
         Error::RangeError { min: 1, max: 6 },
-        "10 objects at offset 4090",
+        "10 objects 6 slots before the end",
     )?;
     // A bad object type.
     expect_err(

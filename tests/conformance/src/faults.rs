@@ -22,6 +22,7 @@ pub const TESTS: &[Test] = &[
     t("fault_vm_instruction_fetch", vm_prefetch),
     t("fault_without_handler_stops_thread", no_handler),
     t("fault_handler_must_be_valid", handler_validity),
+    t("fault_extra_cap_lookup_before_invocation", extra_cap_lookup),
 ];
 
 pub struct Obs {
@@ -283,7 +284,11 @@ fn cap_fault_send() -> TestResult {
         0,
         "guard found (the CNode's guard)"
     );
-    check_eq!(get_mr(fault::CAP_FAULT_GUARD_BITS_FOUND), 52, "guard bits");
+    check_eq!(
+        get_mr(fault::CAP_FAULT_GUARD_BITS_FOUND),
+        kit::root_guard_bits(),
+        "guard bits (the root CNode's guard)"
+    );
     th.tcb.suspend().ctx("suspend")?;
     Ok(())
 }
@@ -462,5 +467,80 @@ fn resume_by_write_registers() -> TestResult {
             what
         );
     }
+    Ok(())
+}
+
+/// v[0]: a badged notification, v[5]: the root CNode, v[6]: a CPtr that does not resolve.
+fn extra_caps_child(c: &Ctx2) {
+    let o: &Obs = from_arg(c.arg);
+    let (ntfn, cnode, bad) = (
+        o.v[0].load(SeqCst),
+        o.v[5].load(SeqCst),
+        o.v[6].load(SeqCst),
+    );
+    let one_cap = MessageInfo::new(0, 0, 1, 0).0;
+    c.buf.set_cap(0, bad);
+    // NBSend: nothing at all happens (no signal, no fault).
+    sys::syscall(sc::NB_SEND, ntfn, one_cap, [0; 4], 0, 0);
+    o.step.store(1, SeqCst);
+    // Call: a cap fault; once the handler names a slot that resolves, the retried Call
+    // signals.
+    sys::syscall(sc::CALL, ntfn, one_cap, [0; 4], 0, 0);
+    o.step.store(2, SeqCst);
+    // An object invocation: a cap fault too (not a FailedLookup error); retried, label 0
+    // is IllegalOperation.
+    c.buf.set_cap(0, bad);
+    let r = sys::syscall(sc::CALL, cnode, one_cap, [0; 4], 0, 0);
+    o.v[1].store(MessageInfo(r.x1).label(), SeqCst);
+    o.step.store(3, SeqCst);
+}
+
+/// seL4's `handleInvocation` looks up every extra capability before decoding, whatever
+/// the invoked capability: one that does not resolve is a CapFault (address = that CPtr,
+/// not in the receive phase) for Call and Send, nothing for NBSend, and the invocation is
+/// not performed. (Found by comparing the stress test's faults on real seL4.)
+fn extra_cap_lookup() -> TestResult {
+    let n = kit::notification()?;
+    let nb = kit::mint(n, CapRights::all(), 1)?;
+    let bad = (0xAB << 52) | 5;
+    let o = Obs::new();
+    o.v[0].store(nb.cptr(), SeqCst);
+    o.v[5].store(kit::ROOT_CNODE.cptr(), SeqCst);
+    o.v[6].store(bad, SeqCst);
+    let (th, fe, reply) = faulter(extra_caps_child, arg(&o))?;
+    // The first fault is the Call on the notification (after the NBSend did nothing), the
+    // second the CNode invocation (after the retried Call signalled).
+    for step in [1, 2] {
+        let (info, _) = fe.recv(reply);
+        check_eq!(
+            o.step.load(SeqCst),
+            step,
+            "the child's progress at the fault"
+        );
+        check_eq!(info.label(), fault::CAP_FAULT, "CapFault label");
+        check_eq!(
+            get_mr(fault::CAP_FAULT_ADDR),
+            bad,
+            "CapFault Addr (the extra CPtr)"
+        );
+        check_eq!(get_mr(fault::CAP_FAULT_IN_RECV_PHASE), 0, "InRecvPhase");
+        check_eq!(
+            get_mr(fault::CAP_FAULT_LOOKUP_FAILURE_TYPE),
+            4,
+            "lookup failure type (GuardMismatch)"
+        );
+        // (Poll after reading the fault: it overwrites the message registers.)
+        check_eq!(n.poll(), step - 1, "signals so far");
+        // Slot 0 resolves (an empty slot is not a lookup failure); the Call is retried.
+        sys::Buf::at(th.ipc).set_cap(0, 0);
+        reply.send(MessageInfo::new(0, 0, 0, 0));
+    }
+    check_eq!(o.step.load(SeqCst), 3, "the child ran to its end");
+    check_eq!(
+        o.v[1].load(SeqCst),
+        sel4_sys::error::ILLEGAL_OPERATION,
+        "the retried CNode invocation was decoded"
+    );
+    th.tcb.suspend().ctx("suspend")?;
     Ok(())
 }

@@ -63,6 +63,17 @@ pub fn bi() -> &'static BootInfo {
     st().bi.expect("kit not initialised")
 }
 
+/// The root CNode's radix (`initThreadCNodeSizeBits`): 12 on Keel and in seL4's default
+/// configuration, 13 in sel4test's build of seL4.
+pub fn root_radix() -> u64 {
+    bi().init_thread_cnode_size_bits
+}
+
+/// The guard of the root CNode capability: with the radix it resolves all 64 bits.
+pub fn root_guard_bits() -> u64 {
+    64 - root_radix()
+}
+
 /// Pick the scratch untyped (largest non-device) and a persistent one (second largest).
 pub fn init(bi: &'static BootInfo) -> Result<(), Fail> {
     let s = st();

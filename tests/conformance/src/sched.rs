@@ -387,8 +387,15 @@ fn yield_rr() -> TestResult {
         b: AtomicU64::new(0),
         log: AtomicU64::new(0),
     };
-    let t1 = Thread::new(Opts::prio(RUNNER_PRIO - 1))?;
-    let t2 = Thread::new(Opts::prio(RUNNER_PRIO - 1))?;
+    // Long timeslices: only Yield may end a turn (a stalled host must not end one inside
+    // the loop and reorder the log).
+    let opts = || Opts {
+        budget_us: 1_000_000,
+        period_us: 1_000_000,
+        ..Opts::prio(RUNNER_PRIO - 1)
+    };
+    let t1 = Thread::new(opts())?;
+    let t2 = Thread::new(opts())?;
     sys::Buf::at(t1.ipc).set_mr(119, 1);
     sys::Buf::at(t2.ipc).set_mr(119, 2);
     t1.start(yielder, arg(&p))?;
@@ -399,11 +406,14 @@ fn yield_rr() -> TestResult {
         (5, 5),
         "iterations of both yielders"
     );
-    // Equal priorities alternate on Yield: 1,2,1,2,... (10 entries of 2 bits).
+    // Equal priorities alternate on Yield. t2 runs first: a thread resumed from a higher
+    // priority goes to the head of its ready queue (seL4's `possibleSwitchTo`, then
+    // `tcbSchedEnqueue` in `schedule`), so t2 is ahead of t1: 2,1,2,1,... (10 entries of
+    // 2 bits).
     let log = p.log.load(SeqCst);
     check_eq!(
         log,
-        0b01_10_01_10_01_10_01_10_01_10,
+        0b10_01_10_01_10_01_10_01_10_01,
         "order of yielding threads"
     );
     let _ = (sc::YIELD, set_mr);

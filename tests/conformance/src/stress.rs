@@ -75,7 +75,13 @@ fn pick_sysno(r: &mut Rng) -> i64 {
     let n = -(r.below(21) as i64);
     match n {
         // Debug syscalls that print, halt or dump: not "bad input", replaced by 0.
-        sc::DEBUG_PUT_CHAR | sc::DEBUG_DUMP_SCHEDULER | sc::DEBUG_HALT | sc::DEBUG_SNAPSHOT => 0,
+        // (seL4's debug kernel halts the machine on DebugNameThread with a cap that is not
+        // a TCB.)
+        sc::DEBUG_PUT_CHAR
+        | sc::DEBUG_DUMP_SCHEDULER
+        | sc::DEBUG_HALT
+        | sc::DEBUG_SNAPSHOT
+        | sc::DEBUG_NAME_THREAD => 0,
         _ => n,
     }
 }

@@ -239,6 +239,23 @@ fn cache_ops() -> TestResult {
     ROOT_VSPACE
         .clean_data(v, v + 4096)
         .ctx("VSpace_Clean_Data")?;
+    // seL4: a range crossing a page boundary is a RangeError naming the valid range; an
+    // address with nothing mapped succeeds ("there can't be any stale cached data").
+    expect_err(
+        ROOT_VSPACE.clean_data(v + 8, v + 4097),
+        Error::RangeError {
+            min: v + 8,
+            max: v + 4095,
+        },
+        "VSpace_Clean_Data across a page boundary",
+    )?;
+    let unmapped = v + (1 << 30);
+    ROOT_VSPACE
+        .invalidate_data(unmapped, unmapped + 64)
+        .ctx("VSpace_Invalidate_Data where nothing is mapped")?;
+    ROOT_VSPACE
+        .clean_data(v, v + 64)
+        .ctx("VSpace_Clean_Data afterwards")?;
     Ok(())
 }
 
