@@ -60,3 +60,9 @@ pub fn kernel_image_range() -> (usize, usize) {
 pub fn read_dtb(_dtb: usize) -> Option<usize> {
     None
 }
+
+/// Lazy FP/SIMD switching has no host counterpart.
+pub fn fpu_owner() -> usize {
+    0
+}
+pub fn fpu_release(_t: usize) {}

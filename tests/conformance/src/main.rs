@@ -25,6 +25,8 @@ mod errors;
 #[cfg(target_os = "none")]
 mod faults;
 #[cfg(target_os = "none")]
+mod fpu;
+#[cfg(target_os = "none")]
 mod ipc;
 #[cfg(target_os = "none")]
 mod sched;
@@ -54,6 +56,7 @@ mod root {
             crate::faults::TESTS,
             crate::errors::TESTS,
             crate::stress::TESTS,
+            crate::fpu::TESTS,
         ]
     }
 

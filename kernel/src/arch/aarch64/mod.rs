@@ -302,6 +302,36 @@ pub fn wait_for_interrupt() {
 }
 
 // ---------------------------------------------------------------------------------------
+// FP/SIMD: lazy switching. The registers belong to one thread at a time (the owner, 0 for
+// none); a thread that is not the owner traps (CPTR_EL2.TFP) on its first use and gets
+// them then. The kernel's own use traps too and saves the owner's state first
+// (`entry.rs`), so no thread ever sees another's values. The trap from user level is
+// handled in `entry.rs` too (`keel_lower_fp_trap`).
+
+/// The TCB (= frame) whose FP/SIMD state is in the registers, or 0. Read by `entry.rs`.
+#[no_mangle]
+static mut KEEL_FPU_OWNER: usize = 0;
+
+unsafe extern "C" {
+    fn keel_fpu_claim();
+}
+
+/// Which thread's FP/SIMD state is in the registers (0: none).
+pub fn fpu_owner() -> usize {
+    // SAFETY: a plain read of a word that only the single-threaded kernel writes.
+    unsafe { core::ptr::addr_of!(KEEL_FPU_OWNER).read_volatile() }
+}
+
+/// Thread `t` gives up the FP/SIMD registers (it is being deleted, or its FPU is
+/// disabled): if it owns them, its state is saved to its TCB and nobody owns them.
+pub fn fpu_release(t: usize) {
+    if t != 0 && fpu_owner() == t {
+        // SAFETY: the owner is a live TCB; claim saves into it and clears the owner.
+        unsafe { keel_fpu_claim() };
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Entry from assembly.
 
 /// Entered once from `_start`, on the kernel stack, with the MMU off.
@@ -332,8 +362,8 @@ pub unsafe fn return_to_user(frame: usize) -> ! {
 }
 
 #[no_mangle]
-extern "C" fn keel_handle_lower_sync(_frame: usize, esr: u64) -> usize {
-    let far = read_sysreg!("far_el2");
+extern "C" fn keel_handle_lower_sync(_frame: usize, esr: u64, far: u64) -> usize {
+    // FAR is read in the vector: a trap of the kernel's own FP/SIMD use may change it.
     crate::kernel::handle_user_exception(esr, far)
 }
 
