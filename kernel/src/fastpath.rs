@@ -1,8 +1,13 @@
 //! The IPC fast path: Call and ReplyRecv in the common case (a short message with no
 //! capabilities, a partner already waiting, and a direct switch to it that the scheduler
-//! would choose anyway). Anything else returns `None` and takes the general path, which
-//! has the same effect; the fast path only skips work the general path would find to be
-//! unnecessary.
+//! would choose anyway). Anything else returns 0 and takes the general path, which has
+//! the same effect; the fast path only skips work the general path would find to be
+//! unnecessary. Every check comes before the first change of state.
+//!
+//! The exception vector calls [`fastpath`] for system calls −1 and −2 before anything
+//! else. The code here must not use FP/SIMD registers (a use would trap and save the
+//! owner's registers: correct, but slow), so it avoids struct copies the compiler
+//! vectorises.
 
 use crate::cap::{Cap, CapKind};
 use crate::ipc;
@@ -44,17 +49,58 @@ fn has_budget(sc: Pa) -> bool {
     }
 }
 
-/// Tries the fast path for system call `number` from the current thread `t`. Returns the
-/// thread to run next when it handled the call.
+/// System call `number` (−1 or −2) from thread `t`: the thread to run next when the fast
+/// path handled it, or 0.
 #[inline(always)]
-pub fn try_fastpath(t: Pa, number: i64) -> Option<Pa> {
-    match number {
-        syscall::CALL => fast_call(t),
-        syscall::REPLY_RECV => fast_reply_recv(t),
-        _ => None,
+pub fn fastpath(t: Pa, number: i64) -> Pa {
+    let th = tcb(t);
+    th.fault_ip = th.ctx.pc.wrapping_sub(4);
+    let next = if number == syscall::CALL {
+        fast_call(t)
+    } else {
+        fast_reply_recv(t)
+    };
+    next.unwrap_or(0)
+}
+
+/// The address space `t` runs in, if its VSpace already has a hardware VMID (else the
+/// general path allocates one).
+#[inline(always)]
+fn loaded_vspace_of(t: Pa) -> Option<(Pa, u64)> {
+    let (pa, asid) = tcb(t).slots[tcb_slot::VTABLE].cap.vspace_with_asid()?;
+    crate::vspace::vmid_if_allocated(asid, pa).map(|v| (pa, v))
+}
+
+/// One 64-bit store that the compiler cannot merge with its neighbours into an FP/SIMD
+/// store (see the module comment).
+#[inline(always)]
+fn put(field: &mut u64, v: u64) {
+    crate::mem::write_word(field as *mut u64 as Pa, v);
+}
+
+/// [`put`] for a link field.
+#[inline(always)]
+fn put_pa(field: &mut Pa, v: Pa) {
+    crate::mem::write_word(field as *mut Pa as Pa, v as u64);
+}
+
+/// Removes `dest`, the head of endpoint `ep`'s queue (as `ipc::ep_remove`).
+#[inline(always)]
+fn ep_dequeue_head(ep: Pa, dest: Pa) {
+    let d = tcb(dest);
+    let next = d.ep_next;
+    put_pa(&mut d.ep_prev, 0);
+    put_pa(&mut d.ep_next, 0);
+    let e = obj::<Endpoint>(ep);
+    put_pa(&mut e.head, next);
+    if next == 0 {
+        put_pa(&mut e.tail, 0);
+    } else {
+        put_pa(&mut tcb(next).ep_prev, 0);
     }
 }
 
+#[inline(always)]
 fn short_message(t: Pa) -> Option<MessageInfo> {
     let info = MessageInfo(tcb(t).ctx.x[1]);
     if info.extra_caps() != 0 || info.length() > 4 {
@@ -63,6 +109,7 @@ fn short_message(t: Pa) -> Option<MessageInfo> {
     Some(info)
 }
 
+#[inline(always)]
 fn fast_call(t: Pa) -> Option<Pa> {
     let info = short_message(t)?;
     let CapKind::Endpoint {
@@ -89,6 +136,7 @@ fn fast_call(t: Pa) -> Option<Pa> {
     if dest_sc != 0 && (!has_budget(dest_sc) || tcb(dest).in_release_queue) {
         return None;
     }
+    let vspace = loaded_vspace_of(dest)?;
     let kk = k();
     let now = crate::arch::now();
     kk.charge_current(now);
@@ -96,17 +144,18 @@ fn fast_call(t: Pa) -> Option<Pa> {
         return None;
     }
 
-    ipc::ep_remove(ep, dest);
+    ep_dequeue_head(ep, dest);
     copy_message(t, dest, badge, info);
     let d = tcb(dest);
-    d.reply = 0;
-    d.blocked_on = 0;
+    put_pa(&mut d.reply, 0);
+    put_pa(&mut d.blocked_on, 0);
     d.state = ThreadState::Running;
     obj::<Reply>(reply).receiver = 0;
     ipc::reply_push(t, dest, reply);
-    switch(dest, now)
+    Some(switch(dest, vspace, now))
 }
 
+#[inline(always)]
 fn fast_reply_recv(t: Pa) -> Option<Pa> {
     let info = short_message(t)?;
     let th = tcb(t);
@@ -152,6 +201,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     if !has_budget(caller_sc) || (donated == 0 && tcb(caller).in_release_queue) {
         return None;
     }
+    let vspace = loaded_vspace_of(caller)?;
     let now = crate::arch::now();
     kk.charge_current(now);
     if !has_budget(caller_sc) {
@@ -168,7 +218,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     me.state = ThreadState::BlockedOnReceive;
     obj::<Reply>(reply).receiver = t;
     ipc::ep_insert(ep, t);
-    switch(caller, now)
+    Some(switch(caller, vspace, now))
 }
 
 /// Moves a message of at most four words from `from`'s registers to `to`'s.
@@ -177,18 +227,28 @@ fn copy_message(from: Pa, to: Pa, badge: u64, info: MessageInfo) {
     let f = &tcb(from).ctx.x;
     let (a, b, c, d) = (f[2], f[3], f[4], f[5]);
     let x = &mut tcb(to).ctx.x;
-    x[0] = badge;
-    x[1] = MessageInfo::new(info.label(), 0, 0, info.length()).0;
-    x[2] = a;
-    x[3] = b;
-    x[4] = c;
-    x[5] = d;
+    put(&mut x[0], badge);
+    put(&mut x[1], MessageInfo::new(info.label(), 0, 0, info.length()).0);
+    put(&mut x[2], a);
+    put(&mut x[3], b);
+    put(&mut x[4], c);
+    put(&mut x[5], d);
 }
 
+/// Makes `to` current in address space `vspace` and arms the timer for its budget. The
+/// timer is only moved earlier: a deadline already set earlier fires early, and the
+/// interrupt then finds budget left and sets the exact one (the general path always does).
 #[inline(always)]
-fn switch(to: Pa, now: u64) -> Option<Pa> {
+fn switch(to: Pa, vspace: (Pa, u64), now: u64) -> Pa {
     let kk = k();
-    kk.switch_to(to);
-    kk.program_timer(now);
-    Some(to)
+    kk.cur = to;
+    if kk.loaded_vspace != vspace {
+        kk.loaded_vspace = vspace;
+        crate::arch::set_vspace(vspace.0 as u64, vspace.1);
+    }
+    let sc = tcb(to).sc;
+    if now.saturating_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
+        kk.program_timer(now);
+    }
+    to
 }

@@ -232,9 +232,6 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             let th = tcb(t);
             th.fault_ip = th.ctx.pc.wrapping_sub(4);
             let number = th.ctx.x[7] as i64;
-            if let Some(next) = crate::fastpath::try_fastpath(t, number) {
-                return next;
-            }
             crate::syscall::handle_syscall(t, number);
         }
         ec::DABT_LOWER | ec::IABT_LOWER => {

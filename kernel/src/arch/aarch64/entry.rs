@@ -201,9 +201,26 @@ keel_vector_lower_sync:
     SAVE_FRAME
     mrs     x1, esr_el2
     lsr     x2, x1, #26
+    cmp     x2, #0x15
+    b.ne    .Lnot_svc
+    // Call (-1) and ReplyRecv (-2) try the IPC fast path first; x7 still holds the
+    // number. x19 and x20 are free: the thread's values are in the frame.
+    add     x3, x7, #2
+    cmp     x3, #1
+    b.hi    .Lgeneral
+    mov     x19, x0
+    mov     x20, x1
+    mov     x1, x7
+    bl      keel_fastpath
+    cbnz    x0, keel_restore_frame
+    mov     x0, x19
+    mov     x1, x20
+    b       .Lgeneral
+.Lnot_svc:
     cmp     x2, #0x07
     b.eq    keel_lower_fp_trap
-1:  mrs     x2, far_el2
+.Lgeneral:
+    mrs     x2, far_el2
     bl      keel_handle_lower_sync
     b       keel_restore_frame
 
@@ -213,7 +230,7 @@ keel_vector_lower_sync:
 // disabled (TCB_SetFlags) takes the general path, which reports the fault.
 keel_lower_fp_trap:
     ldrb    w2, [x0, #{fpu_disabled}]
-    cbnz    w2, 1b
+    cbnz    w2, .Lgeneral
     mov     x2, x0
     FPU_CLAIM
     mov     x0, x2

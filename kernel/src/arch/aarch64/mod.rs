@@ -361,6 +361,13 @@ pub unsafe fn return_to_user(frame: usize) -> ! {
     unsafe { keel_restore_frame(frame) }
 }
 
+/// Call or ReplyRecv from the thread whose frame is `frame`: the frame to return to, or 0
+/// to take the general path (`keel_handle_lower_sync`).
+#[no_mangle]
+extern "C" fn keel_fastpath(frame: usize, number: i64) -> usize {
+    crate::fastpath::fastpath(frame, number)
+}
+
 #[no_mangle]
 extern "C" fn keel_handle_lower_sync(_frame: usize, esr: u64, far: u64) -> usize {
     // FAR is read in the vector: a trap of the kernel's own FP/SIMD use may change it.
