@@ -49,16 +49,15 @@ fn has_budget(sc: Pa) -> bool {
     }
 }
 
-/// System call `number` (−1 or −2) from thread `t`: the thread to run next when the fast
-/// path handled it, or 0.
+/// A system call from thread `t`: if it is Call or ReplyRecv and the fast path handles
+/// it, the thread to run next; else 0.
 #[inline(always)]
-pub fn fastpath(t: Pa, number: i64) -> Pa {
+pub fn fastpath(t: Pa) -> Pa {
     let th = tcb(t);
-    th.fault_ip = th.ctx.pc.wrapping_sub(4);
-    let next = if number == syscall::CALL {
-        fast_call(t)
-    } else {
-        fast_reply_recv(t)
+    let next = match th.ctx.x[7] as i64 {
+        syscall::CALL => fast_call(t),
+        syscall::REPLY_RECV => fast_reply_recv(t),
+        _ => None,
     };
     next.unwrap_or(0)
 }
@@ -69,6 +68,16 @@ pub fn fastpath(t: Pa, number: i64) -> Pa {
 fn loaded_vspace_of(t: Pa) -> Option<(Pa, u64)> {
     let (pa, asid) = tcb(t).slots[tcb_slot::VTABLE].cap.vspace_with_asid()?;
     crate::vspace::vmid_if_allocated(asid, pa).map(|v| (pa, v))
+}
+
+/// Whether a ready thread has a priority above `p` (the ready-queue bitmap, as
+/// `Kernel::highest_ready_priority` reads it).
+#[inline(always)]
+fn ready_above(kk: &crate::kernel::Kernel, p: usize) -> bool {
+    let w = p / 64;
+    // Bits above `p` in its word (none when `p` is the word's top bit).
+    let above = !((2u64 << (p % 64)).wrapping_sub(1));
+    kk.ready_bitmap[w] & above != 0 || kk.ready_bitmap[w + 1..].iter().any(|&b| b != 0)
 }
 
 /// One 64-bit store that the compiler cannot merge with its neighbours into an FP/SIMD
@@ -129,7 +138,7 @@ fn fast_call(t: Pa) -> Option<Pa> {
     }
     let reply = tcb(dest).reply;
     let (my_prio, my_sc) = (tcb(t).priority, tcb(t).sc);
-    if reply == 0 || tcb(dest).priority < my_prio || !has_budget(my_sc) {
+    if reply == 0 || tcb(dest).priority < my_prio {
         return None;
     }
     let dest_sc = tcb(dest).sc;
@@ -144,6 +153,8 @@ fn fast_call(t: Pa) -> Option<Pa> {
         return None;
     }
 
+    let me = tcb(t);
+    me.fault_ip = me.ctx.pc.wrapping_sub(4);
     ep_dequeue_head(ep, dest);
     copy_message(t, dest, badge, info);
     let d = tcb(dest);
@@ -188,7 +199,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     }
     let kk = k();
     let caller_prio = tcb(caller).priority as usize;
-    if kk.highest_ready_priority().is_some_and(|p| p > caller_prio) {
+    if ready_above(kk, caller_prio) {
         return None;
     }
     // After the reply the caller runs on its own context or gets a donated one back.
@@ -198,7 +209,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     } else {
         tcb(caller).sc
     };
-    if !has_budget(caller_sc) || (donated == 0 && tcb(caller).in_release_queue) {
+    if caller_sc == 0 || (donated == 0 && tcb(caller).in_release_queue) {
         return None;
     }
     let vspace = loaded_vspace_of(caller)?;
@@ -208,11 +219,12 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
         return None;
     }
 
+    let me = tcb(t);
+    me.fault_ip = me.ctx.pc.wrapping_sub(4);
     ipc::reply_unlink(reply);
     copy_message(t, caller, 0, info);
     tcb(caller).state = ThreadState::Running;
 
-    let me = tcb(t);
     me.blocked_on = ep;
     me.reply = reply;
     me.state = ThreadState::BlockedOnReceive;

@@ -15,6 +15,7 @@ use sel4_sys::{fault as fl, ipc_buffer, MessageInfo};
 // Wait queues (shared by endpoints and notifications): priority order, FIFO within one
 // priority, as in seL4 MCS.
 
+#[inline(always)]
 fn queue_insert(head: &mut Pa, tail: &mut Pa, t: Pa) {
     let prio = tcb(t).priority;
     let mut after = *tail;
@@ -58,6 +59,7 @@ fn queue_remove(head: &mut Pa, tail: &mut Pa, t: Pa) {
     }
 }
 
+#[inline(always)]
 pub(crate) fn ep_insert(ep: Pa, t: Pa) {
     let e = obj::<Endpoint>(ep);
     queue_insert(&mut e.head, &mut e.tail, t);
@@ -341,6 +343,7 @@ pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
 
 /// Links `caller` to `reply` (it now waits for the answer) and donates the caller's
 /// scheduling context to a passive `callee`.
+#[inline(always)]
 pub(crate) fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
     let r = obj::<Reply>(reply);
     r.caller = caller;
@@ -361,6 +364,7 @@ pub(crate) fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
 }
 
 /// Breaks the caller/reply link, returning a donated scheduling context to the caller.
+#[inline(always)]
 pub(crate) fn reply_unlink(reply: Pa) {
     let r = obj::<Reply>(reply);
     let (caller, callee, sc) = (r.caller, r.callee, r.donated_sc);

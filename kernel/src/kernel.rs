@@ -172,6 +172,7 @@ pub fn reply_from_kernel(t: Pa, label: u64, mrs: &[u64]) {
     th.ctx.x[1] = MessageInfo::new(label, 0, 0, n as u64).0;
 }
 
+#[inline(always)]
 pub fn set_state(t: Pa, s: ThreadState) {
     let kk = k();
     let th = tcb(t);

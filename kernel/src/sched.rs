@@ -47,6 +47,7 @@ impl Kernel {
         self.ready_bitmap[p / 64] |= 1 << (p % 64);
     }
 
+    #[inline(always)]
     pub fn ready_dequeue(&mut self, t: Pa) {
         let tcb = obj::<Tcb>(t);
         if !tcb.in_ready_queue {
@@ -73,6 +74,7 @@ impl Kernel {
     }
 
     /// The highest priority with a ready thread.
+    #[inline(always)]
     pub fn highest_ready_priority(&self) -> Option<usize> {
         for w in (0..4).rev() {
             let bits = self.ready_bitmap[w];
@@ -114,6 +116,7 @@ impl Kernel {
         }
     }
 
+    #[inline(always)]
     pub fn release_dequeue(&mut self, t: Pa) {
         let tcb = obj::<Tcb>(t);
         if !tcb.in_release_queue {
@@ -134,6 +137,7 @@ impl Kernel {
     }
 
     /// Removes `t` from whichever scheduler queue holds it.
+    #[inline(always)]
     pub fn sched_dequeue(&mut self, t: Pa) {
         self.ready_dequeue(t);
         self.release_dequeue(t);
@@ -188,6 +192,7 @@ impl Kernel {
     }
 
     /// Charges the running thread for the time since it was last charged.
+    #[inline(always)]
     pub fn charge_current(&mut self, now: u64) {
         let used = now.saturating_sub(self.charged_until);
         self.charged_until = now;

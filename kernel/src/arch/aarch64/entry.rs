@@ -203,18 +203,11 @@ keel_vector_lower_sync:
     lsr     x2, x1, #26
     cmp     x2, #0x15
     b.ne    .Lnot_svc
-    // Call (-1) and ReplyRecv (-2) try the IPC fast path first; x7 still holds the
-    // number. x19 and x20 are free: the thread's values are in the frame.
-    add     x3, x7, #2
-    cmp     x3, #1
-    b.hi    .Lgeneral
-    mov     x19, x0
-    mov     x20, x1
-    mov     x1, x7
+    // System calls try the IPC fast path (Call and ReplyRecv) first.
     bl      keel_fastpath
     cbnz    x0, keel_restore_frame
-    mov     x0, x19
-    mov     x1, x20
+    mrs     x0, tpidr_el2
+    mrs     x1, esr_el2
     b       .Lgeneral
 .Lnot_svc:
     cmp     x2, #0x07

@@ -361,11 +361,11 @@ pub unsafe fn return_to_user(frame: usize) -> ! {
     unsafe { keel_restore_frame(frame) }
 }
 
-/// Call or ReplyRecv from the thread whose frame is `frame`: the frame to return to, or 0
-/// to take the general path (`keel_handle_lower_sync`).
+/// A system call from the thread whose frame is `frame`: the frame to return to if the
+/// IPC fast path handled it, or 0 to take the general path (`keel_handle_lower_sync`).
 #[no_mangle]
-extern "C" fn keel_fastpath(frame: usize, number: i64) -> usize {
-    crate::fastpath::fastpath(frame, number)
+extern "C" fn keel_fastpath(frame: usize) -> usize {
+    crate::fastpath::fastpath(frame)
 }
 
 #[no_mangle]
