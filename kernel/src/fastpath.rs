@@ -40,13 +40,12 @@ fn lookup(t: Pa, cptr: u64) -> Option<Cap> {
     crate::syscall::lookup_cap(t, cptr).ok().map(|(_, c)| c)
 }
 
-/// Whether `t` can run now on its own or a donated scheduling context.
+/// Whether a thread can run now on scheduling context `sc`. A context that was never
+/// configured has no budget (`remaining` is 0 in a fresh one), and one that is no longer
+/// configured is being deleted and bound to no thread, so `configured` need not be read.
 #[inline(always)]
 fn has_budget(sc: Pa) -> bool {
-    sc != 0 && {
-        let s = obj::<SchedContext>(sc);
-        s.configured && s.remaining >= MIN_REMAINING
-    }
+    sc != 0 && obj::<SchedContext>(sc).remaining >= MIN_REMAINING
 }
 
 /// A system call from thread `t`: if it is Call or ReplyRecv and the fast path handles
@@ -74,10 +73,17 @@ fn loaded_vspace_of(t: Pa) -> Option<(Pa, u64)> {
 /// `Kernel::highest_ready_priority` reads it).
 #[inline(always)]
 fn ready_above(kk: &crate::kernel::Kernel, p: usize) -> bool {
-    let w = p / 64;
-    // Bits above `p` in its word (none when `p` is the word's top bit).
+    let b = &kk.ready_bitmap;
+    // Bits above `p` in its word (none when `p` is the word's top bit), then the words
+    // above it.
     let above = !((2u64 << (p % 64)).wrapping_sub(1));
-    kk.ready_bitmap[w] & above != 0 || kk.ready_bitmap[w + 1..].iter().any(|&b| b != 0)
+    let higher = match p / 64 {
+        0 => b[1] | b[2] | b[3],
+        1 => b[2] | b[3],
+        2 => b[3],
+        _ => 0,
+    };
+    (b[(p / 64) & 3] & above) | higher != 0
 }
 
 /// One 64-bit store that the compiler cannot merge with its neighbours into an FP/SIMD

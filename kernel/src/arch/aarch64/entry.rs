@@ -2,8 +2,8 @@
 //!
 //! Register frame layout (`Context` in `object::tcb`), byte offsets:
 //! x0..x30 at 0..248, sp_el0 248, elr 256, spsr 264, tpidr_el0 272, tpidrro_el0 280,
-//! fpsr 288, fpcr 296, q0..q31 at 304..816. TPIDR_EL2 always holds the frame of the
-//! thread that will run next (or was running when the exception came).
+//! fpsr 288, fpcr 296, q0..q31 at 304..816. While a thread runs at EL0, SP_EL2 points at
+//! its frame; the kernel runs on its own stack.
 //!
 //! FP/SIMD registers are switched lazily (see `fpu` in `mod.rs`): an exception saves only
 //! the general registers, and the FP/SIMD registers stay with `KEEL_FPU_OWNER`. While
@@ -56,38 +56,37 @@ _start:
 9:  wfe
     b       9b
 
-// Save the interrupted thread's general registers into the frame at TPIDR_EL2, make
-// FP/SIMD use trap, and switch to the kernel stack. TPIDRRO_EL0 is not saved: EL0 cannot
-// write it, so the frame's copy is always current.
+// Save the interrupted thread's general registers into its frame, make FP/SIMD use trap,
+// and switch to the kernel stack; x0 = the frame. While a thread runs, SP_EL2 points at
+// its frame (keel_restore_frame sets it), so the registers are stored without a scratch
+// register. TPIDRRO_EL0 is not saved: EL0 cannot write it, so the frame's copy is current.
 .macro SAVE_FRAME
-    str     x0, [sp, #-16]
-    mrs     x0, tpidr_el2
-    stp     x1, x2, [x0, #8]
-    stp     x3, x4, [x0, #24]
-    stp     x5, x6, [x0, #40]
-    stp     x7, x8, [x0, #56]
-    stp     x9, x10, [x0, #72]
-    stp     x11, x12, [x0, #88]
-    stp     x13, x14, [x0, #104]
-    stp     x15, x16, [x0, #120]
-    stp     x17, x18, [x0, #136]
-    stp     x19, x20, [x0, #152]
-    stp     x21, x22, [x0, #168]
-    stp     x23, x24, [x0, #184]
-    stp     x25, x26, [x0, #200]
-    stp     x27, x28, [x0, #216]
-    stp     x29, x30, [x0, #232]
-    ldr     x1, [sp, #-16]
-    str     x1, [x0, #0]
-    mrs     x1, sp_el0
-    mrs     x2, elr_el2
-    stp     x1, x2, [x0, #248]
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x0, sp_el0
+    stp     x30, x0, [sp, #240]
+    mrs     x0, elr_el2
     mrs     x1, spsr_el2
-    mrs     x2, tpidr_el0
-    stp     x1, x2, [x0, #264]
+    stp     x0, x1, [sp, #256]
+    mrs     x1, tpidr_el0
+    str     x1, [sp, #272]
     mov     x1, #CPTR_FP_TRAP
     msr     cptr_el2, x1
     isb
+    mov     x0, sp
     adrp    x1, __kernel_stack_top
     add     x1, x1, :lo12:__kernel_stack_top
     mov     sp, x1
@@ -203,10 +202,12 @@ keel_vector_lower_sync:
     lsr     x2, x1, #26
     cmp     x2, #0x15
     b.ne    .Lnot_svc
-    // System calls try the IPC fast path (Call and ReplyRecv) first.
+    // System calls try the IPC fast path (Call and ReplyRecv) first. x19 is free (the
+    // thread's value is in the frame) and survives the call.
+    mov     x19, x0
     bl      keel_fastpath
     cbnz    x0, keel_restore_frame
-    mrs     x0, tpidr_el2
+    mov     x0, x19
     mrs     x1, esr_el2
     b       .Lgeneral
 .Lnot_svc:
@@ -272,7 +273,7 @@ keel_vector_kernel_fault:
 // enabled only if the thread owns the registers.
 .global keel_restore_frame
 keel_restore_frame:
-    msr     tpidr_el2, x0
+    mov     sp, x0
     adrp    x1, KEEL_FPU_OWNER
     ldr     x1, [x1, :lo12:KEEL_FPU_OWNER]
     mov     x2, #CPTR_FP_TRAP
