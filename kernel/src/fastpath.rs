@@ -118,7 +118,8 @@ fn ep_dequeue_head(ep: Pa, dest: Pa) {
 #[inline(always)]
 fn short_message(t: Pa) -> Option<MessageInfo> {
     let info = MessageInfo(tcb(t).ctx.x[1]);
-    if info.extra_caps() != 0 || info.length() > 4 {
+    // No extra capabilities (bits 7–8) and a length (bits 0–6) of at most 4, in one test.
+    if info.0 & 0x1ff > 4 {
         return None;
     }
     Some(info)
@@ -155,9 +156,15 @@ fn fast_call(t: Pa) -> Option<Pa> {
     let kk = k();
     let now = crate::arch::now();
     kk.charge_current(now);
-    if !has_budget(my_sc) {
+    // A passive receiver runs on the caller's context, which must still have budget after
+    // the charge. Otherwise the caller's budget does not matter here: it blocks.
+    let run_sc = if dest_sc != 0 {
+        dest_sc
+    } else if has_budget(my_sc) {
+        my_sc
+    } else {
         return None;
-    }
+    };
 
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
@@ -169,7 +176,7 @@ fn fast_call(t: Pa) -> Option<Pa> {
     d.state = ThreadState::Running;
     obj::<Reply>(reply).receiver = 0;
     ipc::reply_push(t, dest, reply);
-    Some(switch(dest, vspace, now))
+    Some(switch(dest, run_sc, vspace, now))
 }
 
 #[inline(always)]
@@ -215,13 +222,16 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     } else {
         tcb(caller).sc
     };
-    if caller_sc == 0 || (donated == 0 && tcb(caller).in_release_queue) {
+    if caller_sc == 0
+        || (donated == 0 && (tcb(caller).in_release_queue || !has_budget(caller_sc)))
+    {
         return None;
     }
     let vspace = loaded_vspace_of(caller)?;
     let now = crate::arch::now();
     kk.charge_current(now);
-    if !has_budget(caller_sc) {
+    // A donated context is the one just charged: it must still have budget.
+    if donated != 0 && !has_budget(caller_sc) {
         return None;
     }
 
@@ -236,37 +246,46 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     me.state = ThreadState::BlockedOnReceive;
     obj::<Reply>(reply).receiver = t;
     ipc::ep_insert(ep, t);
-    Some(switch(caller, vspace, now))
+    Some(switch(caller, caller_sc, vspace, now))
 }
 
-/// Moves a message of at most four words from `from`'s registers to `to`'s.
+/// Moves a message of at most four words from `from`'s registers to `to`'s (only the
+/// message's words, as seL4: the receiver's other message registers keep their values).
 #[inline(always)]
 fn copy_message(from: Pa, to: Pa, badge: u64, info: MessageInfo) {
+    let n = (info.length() as usize).min(4);
     let f = &tcb(from).ctx.x;
-    let (a, b, c, d) = (f[2], f[3], f[4], f[5]);
     let x = &mut tcb(to).ctx.x;
     put(&mut x[0], badge);
     put(&mut x[1], MessageInfo::new(info.label(), 0, 0, info.length()).0);
-    put(&mut x[2], a);
-    put(&mut x[3], b);
-    put(&mut x[4], c);
-    put(&mut x[5], d);
+    for i in 2..2 + n {
+        put(&mut x[i], f[i]);
+    }
 }
 
-/// Makes `to` current in address space `vspace` and arms the timer for its budget. The
-/// timer is only moved earlier: a deadline already set earlier fires early, and the
-/// interrupt then finds budget left and sets the exact one (the general path always does).
+/// Makes `to` current in address space `vspace`, where it runs on scheduling context
+/// `sc`, and arms the timer for that budget. The timer is only moved earlier: a deadline
+/// already set earlier fires early, and the interrupt then finds budget left and sets the
+/// exact one (the general path always does).
 #[inline(always)]
-fn switch(to: Pa, vspace: (Pa, u64), now: u64) -> Pa {
+fn switch(to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
     let kk = k();
     kk.cur = to;
-    if kk.loaded_vspace != vspace {
-        kk.loaded_vspace = vspace;
-        crate::arch::set_vspace(vspace.0 as u64, vspace.1);
-    }
-    let sc = tcb(to).sc;
+    // The partners of a fast-path IPC are almost always in different address spaces:
+    // loading VTTBR unconditionally is cheaper than comparing first.
+    kk.loaded_vspace = vspace;
+    crate::arch::set_vspace_for_return(vspace.0 as u64, vspace.1);
     if now.saturating_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
-        kk.program_timer(now);
+        return reprogram_timer(now, to);
     }
+    to
+}
+
+/// Arms the timer for the new thread's budget (kept out of line: the fast path itself
+/// then needs no stack frame).
+#[cold]
+#[inline(never)]
+fn reprogram_timer(now: u64, to: Pa) -> Pa {
+    k().program_timer(now);
     to
 }

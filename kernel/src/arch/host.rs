@@ -20,6 +20,7 @@ pub fn timer_freq() -> u64 {
 pub fn set_deadline(_deadline: u64) {}
 pub fn timer_ack() {}
 pub fn set_vspace(_root: u64, _vmid: u64) {}
+pub fn set_vspace_for_return(_root: u64, _vmid: u64) {}
 pub fn tlb_flush_vmid(_vmid: u64) {}
 pub fn table_write_barrier() {}
 #[derive(Clone, Copy)]

@@ -83,10 +83,13 @@ _start:
     stp     x0, x1, [sp, #256]
     mrs     x1, tpidr_el0
     str     x1, [sp, #272]
+    // Trap FP/SIMD unless it already traps (the thread did not own the registers).
+    mrs     x1, cptr_el2
+    tbnz    x1, #10, 1f
     mov     x1, #CPTR_FP_TRAP
     msr     cptr_el2, x1
     isb
-    mov     x0, sp
+1:  mov     x0, sp
     adrp    x1, __kernel_stack_top
     add     x1, x1, :lo12:__kernel_stack_top
     mov     sp, x1

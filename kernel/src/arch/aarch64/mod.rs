@@ -215,6 +215,13 @@ pub fn set_vspace(root_pa: u64, vmid: u64) {
     isb();
 }
 
+/// Loads a VSpace for the return to user level that follows: no barrier, as the `eret`
+/// synchronises (the kernel itself does not translate through VTTBR).
+#[inline(always)]
+pub fn set_vspace_for_return(root_pa: u64, vmid: u64) {
+    write_sysreg!("vttbr_el2", (vmid << 48) | root_pa);
+}
+
 /// Invalidates every stage-1 and stage-2 TLB entry tagged with `vmid`.
 pub fn tlb_flush_vmid(vmid: u64) {
     let old = read_sysreg!("vttbr_el2");
