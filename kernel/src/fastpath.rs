@@ -11,7 +11,7 @@
 
 use crate::cap::{Cap, CapKind};
 use crate::ipc;
-use crate::kernel::{k, tcb};
+use crate::kernel::{k, tcb, Kernel};
 use crate::mem::{obj, Pa};
 use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
 use crate::sched::MIN_REMAINING;
@@ -49,7 +49,7 @@ fn has_budget(sc: Pa) -> bool {
 }
 
 /// A system call from thread `t`: if it is Call or ReplyRecv and the fast path handles
-/// it, the thread to run next; else 0.
+/// it, the thread to run next (with [`ARM_TIMER`] set if the timer must be armed); else 0.
 #[inline(always)]
 pub fn fastpath(t: Pa) -> Pa {
     let th = tcb(t);
@@ -69,21 +69,46 @@ fn loaded_vspace_of(t: Pa) -> Option<(Pa, u64)> {
     crate::vspace::vmid_if_allocated(asid, pa).map(|v| (pa, v))
 }
 
+/// Charges the running thread, whose scheduling context is `sc` (not 0), for the time
+/// since it was last charged: what `Kernel::charge_current` does in this case, without
+/// looking the context up again (a host test checks that the two agree).
+#[inline(always)]
+pub(crate) fn charge(kk: &mut Kernel, sc: Pa, now: u64) {
+    let used = now.saturating_sub(kk.charged_until);
+    kk.charged_until = now;
+    let s = obj::<SchedContext>(sc);
+    if used > s.remaining {
+        // Round-robin contexts are refilled whole; only periodic ones carry debt.
+        if s.budget < s.period {
+            s.debt = s.debt.saturating_add(used - s.remaining);
+        }
+        s.remaining = 0;
+    } else {
+        s.remaining -= used;
+    }
+    s.consumed = s.consumed.wrapping_add(used);
+}
+
 /// Whether a ready thread has a priority above `p` (the ready-queue bitmap, as
 /// `Kernel::highest_ready_priority` reads it).
 #[inline(always)]
-fn ready_above(kk: &crate::kernel::Kernel, p: usize) -> bool {
+fn ready_above(kk: &Kernel, p: usize) -> bool {
     let b = &kk.ready_bitmap;
+    let w = (p / 64) & 3;
     // Bits above `p` in its word (none when `p` is the word's top bit), then the words
     // above it.
-    let above = !((2u64 << (p % 64)).wrapping_sub(1));
-    let higher = match p / 64 {
-        0 => b[1] | b[2] | b[3],
-        1 => b[2] | b[3],
-        2 => b[3],
-        _ => 0,
-    };
-    (b[(p / 64) & 3] & above) | higher != 0
+    let mut x = b[w] & !((2u64 << (p % 64)).wrapping_sub(1));
+    // Unrolled: a loop here is vectorised into FP/SIMD code.
+    if w < 1 {
+        x |= b[1];
+    }
+    if w < 2 {
+        x |= b[2];
+    }
+    if w < 3 {
+        x |= b[3];
+    }
+    x != 0
 }
 
 /// One 64-bit store that the compiler cannot merge with its neighbours into an FP/SIMD
@@ -153,9 +178,12 @@ fn fast_call(t: Pa) -> Option<Pa> {
         return None;
     }
     let vspace = loaded_vspace_of(dest)?;
+    if my_sc == 0 {
+        return None;
+    }
     let kk = k();
     let now = crate::arch::now();
-    kk.charge_current(now);
+    charge(kk, my_sc, now);
     // A passive receiver runs on the caller's context, which must still have budget after
     // the charge. Otherwise the caller's budget does not matter here: it blocks.
     let run_sc = if dest_sc != 0 {
@@ -228,8 +256,12 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
         return None;
     }
     let vspace = loaded_vspace_of(caller)?;
+    let my_sc = tcb(t).sc;
+    if my_sc == 0 {
+        return None;
+    }
     let now = crate::arch::now();
-    kk.charge_current(now);
+    charge(kk, my_sc, now);
     // A donated context is the one just charged: it must still have budget.
     if donated != 0 && !has_budget(caller_sc) {
         return None;
@@ -276,16 +308,21 @@ fn switch(to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
     kk.loaded_vspace = vspace;
     crate::arch::set_vspace_for_return(vspace.0 as u64, vspace.1);
     if now.saturating_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
-        return reprogram_timer(now, to);
+        return to | ARM_TIMER;
     }
     to
 }
 
-/// Arms the timer for the new thread's budget (kept out of line: the fast path itself
-/// then needs no stack frame).
+/// Set in [`fastpath`]'s result when the timer must be armed (by [`arm_timer`]) before the
+/// return: kept out of the fast path so that it needs no stack frame. Frames are
+/// TCB-aligned, so bit 0 is free.
+pub const ARM_TIMER: Pa = 1;
+
+/// Arms the timer for the budget of the thread the fast path switched to; the charge
+/// just made recorded the time in `charged_until`.
 #[cold]
-#[inline(never)]
-fn reprogram_timer(now: u64, to: Pa) -> Pa {
-    k().program_timer(now);
-    to
+pub fn arm_timer() {
+    let kk = k();
+    let now = kk.charged_until;
+    kk.program_timer(now);
 }

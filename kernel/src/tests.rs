@@ -684,3 +684,49 @@ fn deleting_a_deep_chain_of_cnodes_needs_no_recursion() {
     }
     assert!(!cspace::has_children(ut));
 }
+
+/// The IPC fast path charges the running thread with its own copy of `charge_current`:
+/// both must leave the same state, for periodic and round-robin contexts, overruns and
+/// debt.
+#[test]
+fn fastpath_charge_matches_charge_current() {
+    let cases: [(u64, u64, u64, u64, u64, u64); 8] = [
+        // (budget, period, remaining, debt, charged_until, now)
+        (1000, 1000, 1000, 0, 10, 500),
+        (1000, 1000, 100, 0, 10, 500),
+        (1000, 5000, 1000, 0, 10, 500),
+        (1000, 5000, 100, 7, 10, 500),
+        (1000, 5000, 100, u64::MAX - 3, 0, 500),
+        (1000, 5000, 0, 0, 500, 500),
+        (1000, 5000, 300, 0, 600, 500),
+        (1000, 5000, 490, 0, 10, 500),
+    ];
+    for (i, &(budget, period, remaining, debt, charged_until, now)) in cases.iter().enumerate() {
+        let mut results = [(0u64, 0u64, 0u64, 0u64); 2];
+        for (j, r) in results.iter_mut().enumerate() {
+            let t = arena(2048, 2048);
+            let sc = arena(256, 256);
+            let s = crate::mem::obj::<SchedContext>(sc);
+            s.budget = budget;
+            s.period = period;
+            s.remaining = remaining;
+            s.debt = debt;
+            s.consumed = 5;
+            s.configured = true;
+            s.tcb = t;
+            tcb(t).sc = sc;
+            let kk = k();
+            kk.cur = t;
+            kk.charged_until = charged_until;
+            if j == 0 {
+                kk.charge_current(now);
+            } else {
+                crate::fastpath::charge(kk, sc, now);
+            }
+            let s = crate::mem::obj::<SchedContext>(sc);
+            *r = (s.remaining, s.debt, s.consumed, k().charged_until);
+            k().cur = 0;
+        }
+        assert_eq!(results[0], results[1], "case {i}");
+    }
+}

@@ -209,10 +209,17 @@ keel_vector_lower_sync:
     // thread's value is in the frame) and survives the call.
     mov     x19, x0
     bl      keel_fastpath
-    cbnz    x0, keel_restore_frame
+    cbnz    x0, .Lfast_done
     mov     x0, x19
     mrs     x1, esr_el2
     b       .Lgeneral
+.Lfast_done:
+    // Bit 0: the timer must be armed for the new thread's budget first.
+    tbz     x0, #0, keel_restore_frame
+    bic     x19, x0, #1
+    bl      keel_fastpath_arm_timer
+    mov     x0, x19
+    b       keel_restore_frame
 .Lnot_svc:
     cmp     x2, #0x07
     b.eq    keel_lower_fp_trap

@@ -369,10 +369,17 @@ pub unsafe fn return_to_user(frame: usize) -> ! {
 }
 
 /// A system call from the thread whose frame is `frame`: the frame to return to if the
-/// IPC fast path handled it, or 0 to take the general path (`keel_handle_lower_sync`).
+/// IPC fast path handled it (bit 0 set: call `keel_fastpath_arm_timer` first), or 0 to
+/// take the general path (`keel_handle_lower_sync`).
 #[no_mangle]
 extern "C" fn keel_fastpath(frame: usize) -> usize {
+    const _: () = assert!(crate::fastpath::ARM_TIMER == 1);
     crate::fastpath::fastpath(frame)
+}
+
+#[no_mangle]
+extern "C" fn keel_fastpath_arm_timer() {
+    crate::fastpath::arm_timer()
 }
 
 #[no_mangle]
