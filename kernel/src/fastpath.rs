@@ -49,7 +49,8 @@ fn has_budget(sc: Pa) -> bool {
 }
 
 /// A system call from thread `t`: if it is Call or ReplyRecv and the fast path handles
-/// it, the thread to run next (with [`ARM_TIMER`] set if the timer must be armed); else 0.
+/// it, the thread to run next (with [`ARM_TIMER`] set if the timer must be armed); else
+/// `t` with [`GENERAL_PATH`] set.
 #[inline(always)]
 pub fn fastpath(t: Pa) -> Pa {
     let th = tcb(t);
@@ -58,7 +59,7 @@ pub fn fastpath(t: Pa) -> Pa {
         syscall::REPLY_RECV => fast_reply_recv(t),
         _ => None,
     };
-    next.unwrap_or(0)
+    next.unwrap_or(t | GENERAL_PATH)
 }
 
 /// The address space `t` runs in, if its VSpace already has a hardware VMID (else the
@@ -94,6 +95,10 @@ pub(crate) fn charge(kk: &mut Kernel, sc: Pa, now: u64) {
 #[inline(always)]
 fn ready_above(kk: &Kernel, p: usize) -> bool {
     let b = &kk.ready_bitmap;
+    // Often nothing at all is ready.
+    if b[0] | b[1] | b[2] | b[3] == 0 {
+        return false;
+    }
     let w = (p / 64) & 3;
     // Bits above `p` in its word (none when `p` is the word's top bit), then the words
     // above it.
@@ -182,7 +187,7 @@ fn fast_call(t: Pa) -> Option<Pa> {
         return None;
     }
     let kk = k();
-    let now = crate::arch::now();
+    let now = crate::arch::now_relaxed();
     charge(kk, my_sc, now);
     // A passive receiver runs on the caller's context, which must still have budget after
     // the charge. Otherwise the caller's budget does not matter here: it blocks.
@@ -260,7 +265,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     if my_sc == 0 {
         return None;
     }
-    let now = crate::arch::now();
+    let now = crate::arch::now_relaxed();
     charge(kk, my_sc, now);
     // A donated context is the one just charged: it must still have budget.
     if donated != 0 && !has_budget(caller_sc) {
@@ -315,8 +320,11 @@ fn switch(to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
 
 /// Set in [`fastpath`]'s result when the timer must be armed (by [`arm_timer`]) before the
 /// return: kept out of the fast path so that it needs no stack frame. Frames are
-/// TCB-aligned, so bit 0 is free.
+/// TCB-aligned, so the low bits are free.
 pub const ARM_TIMER: Pa = 1;
+/// Set in [`fastpath`]'s result (the caller's frame) when the general path must handle the
+/// system call.
+pub const GENERAL_PATH: Pa = 2;
 
 /// Arms the timer for the budget of the thread the fast path switched to; the charge
 /// just made recorded the time in `charged_until`.

@@ -14,6 +14,9 @@ static CLOCK: AtomicU64 = AtomicU64::new(0);
 pub fn now() -> u64 {
     CLOCK.fetch_add(1, Ordering::Relaxed)
 }
+pub fn now_relaxed() -> u64 {
+    now()
+}
 pub fn timer_freq() -> u64 {
     62_500_000
 }

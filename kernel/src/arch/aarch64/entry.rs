@@ -205,21 +205,20 @@ keel_vector_lower_sync:
     lsr     x2, x1, #26
     cmp     x2, #0x15
     b.ne    .Lnot_svc
-    // System calls try the IPC fast path (Call and ReplyRecv) first. x19 is free (the
-    // thread's value is in the frame) and survives the call.
-    mov     x19, x0
+    // System calls try the IPC fast path (Call and ReplyRecv) first. It returns the
+    // frame to return to, bit 0 set if the timer must be armed first, or this frame with
+    // bit 1 set for the general path.
     bl      keel_fastpath
-    cbnz    x0, .Lfast_done
-    mov     x0, x19
-    mrs     x1, esr_el2
-    b       .Lgeneral
-.Lfast_done:
-    // Bit 0: the timer must be armed for the new thread's budget first.
+    tbnz    x0, #1, .Lfast_failed
     tbz     x0, #0, keel_restore_frame
     bic     x19, x0, #1
     bl      keel_fastpath_arm_timer
     mov     x0, x19
     b       keel_restore_frame
+.Lfast_failed:
+    bic     x0, x0, #2
+    mrs     x1, esr_el2
+    b       .Lgeneral
 .Lnot_svc:
     cmp     x2, #0x07
     b.eq    keel_lower_fp_trap
@@ -286,11 +285,11 @@ keel_restore_frame:
     mov     sp, x0
     adrp    x1, KEEL_FPU_OWNER
     ldr     x1, [x1, :lo12:KEEL_FPU_OWNER]
-    mov     x2, #CPTR_FP_TRAP
-    mov     x3, #CPTR_FP_ON
     cmp     x1, x0
-    csel    x1, x3, x2, eq
-    msr     cptr_el2, x1
+    mov     x1, #CPTR_FP_TRAP
+    b.ne    1f
+    mov     x1, #CPTR_FP_ON
+1:  msr     cptr_el2, x1
     ldp     x1, x2, [x0, #248]
     msr     sp_el0, x1
     msr     elr_el2, x2

@@ -193,6 +193,12 @@ pub fn now() -> u64 {
     isb();
     read_sysreg!("cntpct_el0")
 }
+/// The counter without a barrier: may be read a few instructions early (the IPC fast
+/// path's budget accounting, where that does not matter).
+#[inline(always)]
+pub fn now_relaxed() -> u64 {
+    read_sysreg!("cntpct_el0")
+}
 pub fn timer_freq() -> u64 {
     read_sysreg!("cntfrq_el0")
 }
@@ -369,11 +375,11 @@ pub unsafe fn return_to_user(frame: usize) -> ! {
 }
 
 /// A system call from the thread whose frame is `frame`: the frame to return to if the
-/// IPC fast path handled it (bit 0 set: call `keel_fastpath_arm_timer` first), or 0 to
-/// take the general path (`keel_handle_lower_sync`).
+/// IPC fast path handled it (bit 0 set: call `keel_fastpath_arm_timer` first), or `frame`
+/// with bit 1 set to take the general path (`keel_handle_lower_sync`).
 #[no_mangle]
 extern "C" fn keel_fastpath(frame: usize) -> usize {
-    const _: () = assert!(crate::fastpath::ARM_TIMER == 1);
+    const _: () = assert!(crate::fastpath::ARM_TIMER == 1 && crate::fastpath::GENERAL_PATH == 2);
     crate::fastpath::fastpath(frame)
 }
 
