@@ -90,6 +90,31 @@ pub(crate) fn charge(kk: &mut Kernel, sc: Pa, now: u64) {
     s.consumed = s.consumed.wrapping_add(used);
 }
 
+/// `ipc::reply_push(t, dest, reply)` for the running thread `t` (which is in no scheduler
+/// queue: the running thread never is) and `dest`, whose scheduling context is `dest_sc`
+/// (a host test checks that the two agree).
+#[inline(always)]
+pub(crate) fn push_reply(t: Pa, dest: Pa, dest_sc: Pa, reply: Pa) {
+    let r = obj::<Reply>(reply);
+    put_pa(&mut r.caller, t);
+    put_pa(&mut r.callee, dest);
+    put_pa(&mut r.donated_sc, 0);
+    let c = tcb(t);
+    put_pa(&mut c.reply, reply);
+    put_pa(&mut c.blocked_on, reply);
+    c.state = ThreadState::BlockedOnReply;
+    let sc = c.sc;
+    if sc != 0 && dest_sc == 0 {
+        // A passive receiver runs on the caller's scheduling context until it replies.
+        c.sc = 0;
+        tcb(dest).sc = sc;
+        let s = obj::<SchedContext>(sc);
+        s.tcb = dest;
+        s.donated_via = reply;
+        r.donated_sc = sc;
+    }
+}
+
 /// Whether a ready thread has a priority above `p` (the ready-queue bitmap, as
 /// `Kernel::highest_ready_priority` reads it).
 #[inline(always)]
@@ -208,7 +233,7 @@ fn fast_call(t: Pa) -> Option<Pa> {
     put_pa(&mut d.blocked_on, 0);
     d.state = ThreadState::Running;
     obj::<Reply>(reply).receiver = 0;
-    ipc::reply_push(t, dest, reply);
+    push_reply(t, dest, dest_sc, reply);
     Some(switch(dest, run_sc, vspace, now))
 }
 

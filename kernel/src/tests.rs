@@ -730,3 +730,48 @@ fn fastpath_charge_matches_charge_current() {
         assert_eq!(results[0], results[1], "case {i}");
     }
 }
+
+/// The IPC fast path links caller, receiver and reply object with its own copy of
+/// `ipc::reply_push` (for a running caller): both must leave every byte of the objects
+/// the same, with and without donation.
+#[test]
+fn fastpath_reply_push_matches_ipc() {
+    use crate::object::{Reply, Tcb};
+    const TCB_BYTES: usize = core::mem::size_of::<Tcb>();
+    for passive in [false, true] {
+        let caller = arena(2048, 2048);
+        let dest = arena(2048, 2048);
+        let reply = arena(32, 32);
+        let sc = arena(256, 256);
+        let dest_sc = if passive { 0 } else { arena(256, 256) };
+        tcb(caller).sc = sc;
+        tcb(caller).state = ThreadState::Running;
+        crate::mem::obj::<SchedContext>(sc).tcb = caller;
+        tcb(dest).sc = dest_sc;
+        tcb(dest).state = ThreadState::Running;
+        let objects = [
+            (caller, TCB_BYTES),
+            (dest, TCB_BYTES),
+            (reply, core::mem::size_of::<Reply>()),
+            (sc, core::mem::size_of::<SchedContext>()),
+        ];
+        let snapshot = || -> Vec<Vec<u8>> {
+            objects
+                .iter()
+                .map(|&(pa, n)| crate::mem::bytes(pa, n).to_vec())
+                .collect()
+        };
+        let before = snapshot();
+        k().cur = caller;
+        crate::ipc::reply_push(caller, dest, reply);
+        let general = snapshot();
+        for (&(pa, n), b) in objects.iter().zip(&before) {
+            crate::mem::copy(pa, b.as_ptr() as Pa, n);
+        }
+        crate::fastpath::push_reply(caller, dest, dest_sc, reply);
+        let fast = snapshot();
+        k().cur = 0;
+        assert!(general != before, "reply_push changed nothing (passive: {passive})");
+        assert!(general == fast, "fast path differs (passive: {passive})");
+    }
+}
