@@ -1,13 +1,13 @@
 //! The IPC fast path: Call and ReplyRecv in the common case (a short message with no
 //! capabilities, a partner already waiting, and a direct switch to it that the scheduler
-//! would choose anyway). Anything else returns 0 and takes the general path, which has
-//! the same effect; the fast path only skips work the general path would find to be
-//! unnecessary. Every check comes before the first change of state.
+//! would choose anyway). Anything else goes to the general path, which has the same
+//! effect; the fast path only skips work the general path would find to be unnecessary.
+//! Every check comes before the first change of state.
 //!
-//! The exception vector calls [`fastpath`] for system calls −1 and −2 before anything
-//! else. The code here must not use FP/SIMD registers (a use would trap and save the
-//! owner's registers: correct, but slow), so it avoids struct copies the compiler
-//! vectorises.
+//! The exception vector calls [`call`] or [`reply_recv`] for system calls −1 and −2
+//! before anything else. The code here must not use FP/SIMD registers (a use would trap
+//! and save the owner's registers: correct, but slow), so it avoids struct copies the
+//! compiler vectorises.
 
 use crate::cap::{Cap, CapKind};
 use crate::ipc;
@@ -15,7 +15,7 @@ use crate::kernel::{k, tcb, Kernel};
 use crate::mem::{obj, Pa};
 use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
 use crate::sched::MIN_REMAINING;
-use sel4_sys::{syscall, MessageInfo};
+use sel4_sys::MessageInfo;
 
 /// Resolves a CPtr in the common single-level CSpace (guard + radix = 64 bits); other
 /// shapes go through the general lookup.
@@ -48,18 +48,17 @@ fn has_budget(sc: Pa) -> bool {
     sc != 0 && obj::<SchedContext>(sc).remaining >= MIN_REMAINING
 }
 
-/// A system call from thread `t`: if it is Call or ReplyRecv and the fast path handles
-/// it, the thread to run next (with [`ARM_TIMER`] set if the timer must be armed); else
-/// `t` with [`GENERAL_PATH`] set.
+/// Call from thread `t`: the thread to run next if the fast path handled it (with
+/// [`ARM_TIMER`] set if the timer must be armed), else `t` with [`GENERAL_PATH`] set.
 #[inline(always)]
-pub fn fastpath(t: Pa) -> Pa {
-    let th = tcb(t);
-    let next = match th.ctx.x[7] as i64 {
-        syscall::CALL => fast_call(t),
-        syscall::REPLY_RECV => fast_reply_recv(t),
-        _ => None,
-    };
-    next.unwrap_or(t | GENERAL_PATH)
+pub fn call(t: Pa) -> Pa {
+    fast_call(t).unwrap_or(t | GENERAL_PATH)
+}
+
+/// ReplyRecv from thread `t`: as [`call`].
+#[inline(always)]
+pub fn reply_recv(t: Pa) -> Pa {
+    fast_reply_recv(t).unwrap_or(t | GENERAL_PATH)
 }
 
 /// The address space `t` runs in, if its VSpace already has a hardware VMID (else the
@@ -343,11 +342,11 @@ fn switch(to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
     to
 }
 
-/// Set in [`fastpath`]'s result when the timer must be armed (by [`arm_timer`]) before the
+/// Set in the fast path's result when the timer must be armed (by [`arm_timer`]) before the
 /// return: kept out of the fast path so that it needs no stack frame. Frames are
 /// TCB-aligned, so the low bits are free.
 pub const ARM_TIMER: Pa = 1;
-/// Set in [`fastpath`]'s result (the caller's frame) when the general path must handle the
+/// Set in the fast path's result (the caller's frame) when the general path must handle the
 /// system call.
 pub const GENERAL_PATH: Pa = 2;
 

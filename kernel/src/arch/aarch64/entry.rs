@@ -205,10 +205,18 @@ keel_vector_lower_sync:
     lsr     x2, x1, #26
     cmp     x2, #0x15
     b.ne    .Lnot_svc
-    // System calls try the IPC fast path (Call and ReplyRecv) first. It returns the
-    // frame to return to, bit 0 set if the timer must be armed first, or this frame with
-    // bit 1 set for the general path.
-    bl      keel_fastpath
+    // Call (-1) and ReplyRecv (-2) try the IPC fast path first (x7 still holds the
+    // number). It returns the frame to return to, bit 0 set if the timer must be armed
+    // first, or this frame with bit 1 set for the general path.
+    cmn     x7, #1
+    b.eq    .Lfast_call
+    cmn     x7, #2
+    b.ne    .Lgeneral
+    bl      keel_fast_reply_recv
+    b       .Lfast_done
+.Lfast_call:
+    bl      keel_fast_call
+.Lfast_done:
     tbnz    x0, #1, .Lfast_failed
     tbz     x0, #0, keel_restore_frame
     bic     x19, x0, #1

@@ -374,13 +374,19 @@ pub unsafe fn return_to_user(frame: usize) -> ! {
     unsafe { keel_restore_frame(frame) }
 }
 
-/// A system call from the thread whose frame is `frame`: the frame to return to if the
-/// IPC fast path handled it (bit 0 set: call `keel_fastpath_arm_timer` first), or `frame`
-/// with bit 1 set to take the general path (`keel_handle_lower_sync`).
+/// Call from the thread whose frame is `frame`: the frame to return to if the IPC fast
+/// path handled it (bit 0 set: call `keel_fastpath_arm_timer` first), or `frame` with
+/// bit 1 set to take the general path (`keel_handle_lower_sync`).
 #[no_mangle]
-extern "C" fn keel_fastpath(frame: usize) -> usize {
+extern "C" fn keel_fast_call(frame: usize) -> usize {
     const _: () = assert!(crate::fastpath::ARM_TIMER == 1 && crate::fastpath::GENERAL_PATH == 2);
-    crate::fastpath::fastpath(frame)
+    crate::fastpath::call(frame)
+}
+
+/// ReplyRecv from the thread whose frame is `frame`: as `keel_fast_call`.
+#[no_mangle]
+extern "C" fn keel_fast_reply_recv(frame: usize) -> usize {
+    crate::fastpath::reply_recv(frame)
 }
 
 #[no_mangle]
