@@ -61,6 +61,13 @@ pub fn reply_recv(t: Pa) -> Pa {
     fast_reply_recv(t).unwrap_or(t | GENERAL_PATH)
 }
 
+/// Send from thread `t`: as [`call`] (the fast path takes a signal that wakes a thread
+/// which preempts the signaller).
+#[inline(always)]
+pub fn signal(t: Pa) -> Pa {
+    fast_signal(t).unwrap_or(t | GENERAL_PATH)
+}
+
 /// The address space `t` runs in, if its VSpace already has a hardware VMID (else the
 /// general path allocates one).
 #[inline(always)]
@@ -308,6 +315,79 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     obj::<Reply>(reply).receiver = t;
     ipc::ep_insert(ep, t);
     Some(switch(caller, caller_sc, vspace, now))
+}
+
+/// Send on a notification that a thread of higher priority than the signaller waits on,
+/// with its own scheduling context (none lent by the notification): the waiter gets the
+/// badge and runs at once; the signaller, preempted, goes to the front of its priority's
+/// ready queue. That is what `ipc::signal` and then `schedule` do in this case.
+#[inline(always)]
+fn fast_signal(t: Pa) -> Option<Pa> {
+    let me = tcb(t);
+    let CapKind::Notification {
+        pa: ntfn,
+        badge,
+        rights,
+    } = lookup(t, me.ctx.x[0])?.kind()
+    else {
+        return None;
+    };
+    if !rights.write() {
+        return None;
+    }
+    let n = obj::<Notification>(ntfn);
+    let waiter = n.head;
+    if waiter == 0 || n.sc != 0 {
+        return None;
+    }
+    let w = tcb(waiter);
+    let waiter_sc = w.sc;
+    if w.state != ThreadState::BlockedOnNotification
+        || w.priority <= me.priority
+        || !has_budget(waiter_sc)
+        || w.in_release_queue
+    {
+        return None;
+    }
+    let kk = k();
+    let my_sc = me.sc;
+    if my_sc == 0 || me.in_ready_queue || me.in_release_queue || ready_above(kk, w.priority as usize)
+    {
+        return None;
+    }
+    let vspace = loaded_vspace_of(waiter)?;
+    let now = crate::arch::now_relaxed();
+    charge(kk, my_sc, now);
+    // The signaller stays runnable: with its budget spent the general path decides.
+    if !has_budget(my_sc) {
+        return None;
+    }
+
+    let me = tcb(t);
+    me.fault_ip = me.ctx.pc.wrapping_sub(4);
+    ntfn_dequeue_head(ntfn, waiter);
+    let w = tcb(waiter);
+    put_pa(&mut w.blocked_on, 0);
+    put(&mut w.ctx.x[0], badge);
+    w.state = ThreadState::Running;
+    kk.ready_enqueue_front(t);
+    Some(switch(waiter, waiter_sc, vspace, now))
+}
+
+/// Removes `t`, the head of notification `ntfn`'s queue (as `ipc::ntfn_remove`).
+#[inline(always)]
+fn ntfn_dequeue_head(ntfn: Pa, t: Pa) {
+    let w = tcb(t);
+    let next = w.ep_next;
+    put_pa(&mut w.ep_prev, 0);
+    put_pa(&mut w.ep_next, 0);
+    let n = obj::<Notification>(ntfn);
+    put_pa(&mut n.head, next);
+    if next == 0 {
+        put_pa(&mut n.tail, 0);
+    } else {
+        put_pa(&mut tcb(next).ep_prev, 0);
+    }
 }
 
 /// Moves a message of at most four words from `from`'s registers to `to`'s (only the

@@ -25,6 +25,8 @@ mod errors;
 #[cfg(target_os = "none")]
 mod faults;
 #[cfg(target_os = "none")]
+mod fastpath;
+#[cfg(target_os = "none")]
 mod fpu;
 #[cfg(target_os = "none")]
 mod ipc;
@@ -57,6 +59,7 @@ mod root {
             crate::errors::TESTS,
             crate::stress::TESTS,
             crate::fpu::TESTS,
+            crate::fastpath::TESTS,
         ]
     }
 

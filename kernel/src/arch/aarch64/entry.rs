@@ -205,13 +205,18 @@ keel_vector_lower_sync:
     lsr     x2, x1, #26
     cmp     x2, #0x15
     b.ne    .Lnot_svc
-    // Call (-1) and ReplyRecv (-2) try the IPC fast path first (x7 still holds the
-    // number). It returns the frame to return to, bit 0 set if the timer must be armed
-    // first, or this frame with bit 1 set for the general path.
+    // Call (-1), ReplyRecv (-2) and Send (-5) try the fast path first (x7 still holds
+    // the number). It returns the frame to return to, bit 0 set if the timer must be
+    // armed first, or this frame with bit 1 set for the general path.
     cmn     x7, #1
     b.eq    .Lfast_call
     cmn     x7, #2
+    b.eq    .Lfast_reply_recv
+    cmn     x7, #5
     b.ne    .Lgeneral
+    bl      keel_fast_signal
+    b       .Lfast_done
+.Lfast_reply_recv:
     bl      keel_fast_reply_recv
     b       .Lfast_done
 .Lfast_call:

@@ -389,6 +389,12 @@ extern "C" fn keel_fast_reply_recv(frame: usize) -> usize {
     crate::fastpath::reply_recv(frame)
 }
 
+/// Send from the thread whose frame is `frame`: as `keel_fast_call`.
+#[no_mangle]
+extern "C" fn keel_fast_signal(frame: usize) -> usize {
+    crate::fastpath::signal(frame)
+}
+
 #[no_mangle]
 extern "C" fn keel_fastpath_arm_timer() {
     crate::fastpath::arm_timer()
