@@ -50,6 +50,7 @@ impl Kernel {
         self.ready_bitmap[p / 64] |= 1 << (p % 64);
     }
 
+    #[inline(always)]
     pub fn ready_dequeue(&mut self, t: Pa) {
         let tcb = obj::<Tcb>(t);
         if !tcb.in_ready_queue {
@@ -76,6 +77,7 @@ impl Kernel {
     }
 
     /// The highest priority with a ready thread.
+    #[inline(always)]
     pub fn highest_ready_priority(&self) -> Option<usize> {
         for w in (0..4).rev() {
             let bits = self.ready_bitmap[w];
@@ -120,6 +122,7 @@ impl Kernel {
         }
     }
 
+    #[inline(always)]
     pub fn release_dequeue(&mut self, t: Pa) {
         let tcb = obj::<Tcb>(t);
         if !tcb.in_release_queue {
@@ -140,6 +143,7 @@ impl Kernel {
     }
 
     /// Removes `t` from whichever scheduler queue holds it.
+    #[inline(always)]
     pub fn sched_dequeue(&mut self, t: Pa) {
         self.ready_dequeue(t);
         self.release_dequeue(t);

@@ -32,6 +32,10 @@ mod faults;
 #[cfg(target_os = "none")]
 mod fidelity;
 #[cfg(target_os = "none")]
+mod fastpath;
+#[cfg(target_os = "none")]
+mod fpu;
+#[cfg(target_os = "none")]
 mod ipc;
 #[cfg(target_os = "none")]
 mod sched;
@@ -72,6 +76,8 @@ mod root {
             crate::stress::TESTS,
             crate::fidelity::TESTS,
             crate::boot::TESTS,
+            crate::fpu::TESTS,
+            crate::fastpath::TESTS,
         ]
     }
 
