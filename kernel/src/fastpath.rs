@@ -2,12 +2,14 @@
 //! capabilities, a partner already waiting, and a direct switch to it that the scheduler
 //! would choose anyway). Anything else goes to the general path, which has the same
 //! effect; the fast path only skips work the general path would find to be unnecessary.
-//! Every check comes before the first change of state.
+//! Every check comes before the first change of state, except the charge of the running
+//! context (`charge_current`, as the general path charges at entry): the general path
+//! taken after it charges the rest, and charging in parts leaves the same refills.
 //!
-//! The exception vector calls [`call`] or [`reply_recv`] for system calls −1 and −2
-//! before anything else. The code here must not use FP/SIMD registers (a use would trap
-//! and save the owner's registers: correct, but slow), so it avoids struct copies the
-//! compiler vectorises.
+//! The exception vector calls [`call`], [`reply_recv`] or [`signal`] for system calls −1,
+//! −2 and −5 before anything else. The code here must not use FP/SIMD registers (a use
+//! would trap and save the owner's registers: correct, but slow), so it avoids struct
+//! copies and neighbouring stores the compiler vectorises.
 
 use crate::cap::{Cap, CapKind};
 use crate::ipc;
@@ -73,10 +75,11 @@ fn loaded_vspace_of(t: Pa) -> Option<(Pa, u64)> {
 /// scheduler queue) whose scheduling context is `dest_sc`: the caller blocks on `reply`
 /// and a passive receiver gets the caller's context, `reply` becoming the head of the
 /// context's call stack. Separate from the general function only because the compiler
-/// turns that one's neighbouring stores into FP/SIMD stores (see the module comment); a
-/// host test checks that the two leave every byte the same, nested calls included.
+/// turns that one's neighbouring stores into FP/SIMD stores (see the module comment); the
+/// host tests in `tests::fastpath_equivalence` check that the two paths leave every byte
+/// the same, nested calls included.
 #[inline(always)]
-pub(crate) fn push_reply(t: Pa, dest: Pa, dest_sc: Pa, reply: Pa) {
+fn push_reply(t: Pa, dest: Pa, dest_sc: Pa, reply: Pa) {
     let r = obj::<Reply>(reply);
     put_pa(&mut r.caller, t);
     put_pa(&mut r.donated_sc, 0);
@@ -107,14 +110,14 @@ pub(crate) fn push_reply(t: Pa, dest: Pa, dest_sc: Pa, reply: Pa) {
     put_pa(&mut tcb(dest).sc, sc);
 }
 
-/// `ipc::reply_unlink(reply)` (seL4's `reply_remove`) for the ReplyRecv of the running
-/// thread `t`, where `caller` waits on `reply` and, if `reply` carries a donated context
-/// that goes back to the caller, that context is `t`'s; when `reply` carries none, the
-/// caller is in no call stack (the fast path checks both). The caller is left Inactive,
-/// as the general function leaves it. A host test checks that the two leave every byte
-/// the same.
+/// `ipc::reply_remove(reply, caller)` for the ReplyRecv of the running thread `t`, where
+/// `caller` waits on `reply` and, if `reply` carries a donated context that goes back to
+/// the caller, that context is `t`'s; when `reply` carries none, the caller is in no call
+/// stack (the fast path checks both). The caller is left Inactive, as the general
+/// function leaves it. The host tests in `tests::fastpath_equivalence` check that the two
+/// paths leave every byte the same.
 #[inline(always)]
-pub(crate) fn pop_reply(t: Pa, caller: Pa, reply: Pa) {
+fn pop_reply(t: Pa, caller: Pa, reply: Pa) {
     let r = obj::<Reply>(reply);
     let sc = r.donated_sc;
     let c = tcb(caller);

@@ -504,17 +504,6 @@ fn unlink_call_stack(caller: Pa) {
     tcb(caller).call_next = 0;
 }
 
-/// Takes the waiting caller off `reply` as answering does (seL4's `reply_remove`),
-/// giving a donated scheduling context back; the caller is left Inactive. (The reference
-/// the fast path's `pop_reply` is tested against.)
-#[cfg(test)]
-pub(crate) fn reply_unlink(reply: Pa) {
-    let caller = obj::<Reply>(reply).caller;
-    if caller != 0 {
-        reply_remove(reply, caller);
-    }
-}
-
 /// seL4's SchedContext_Unbind also forgets the call stack the context was lent along.
 pub(crate) fn sc_unbind_reply(sc: Pa) {
     let head = obj::<SchedContext>(sc).donated_via;
