@@ -14,7 +14,7 @@
 use crate::cap::{Cap, CapKind};
 use crate::ipc;
 use crate::kernel::{k, tcb, Kernel};
-use crate::mem::{obj, Pa};
+use crate::mem::{obj, read_word, write_word, Pa};
 use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
 use crate::sched::sc_can_run;
 use sel4_sys::MessageInfo;
@@ -259,8 +259,41 @@ fn charge_running(kk: &mut Kernel, t: Pa) -> Option<(u64, Pa)> {
         return None;
     }
     let now = crate::arch::now_relaxed();
-    kk.charge_current(now);
+    charge(kk, my_sc, now);
     sc_can_run(obj::<SchedContext>(my_sc)).then_some((now, my_sc))
+}
+
+/// `kk.charge_current(now)` for the running thread, whose context is `sc`: round-robin
+/// contexts inline, word by word (the general function's refill copies cost more than
+/// the IPC itself and may use FP/SIMD registers), others through the general function.
+/// The host test `fastpath_charge_matches_charge_current` checks that both agree.
+#[inline(always)]
+pub(crate) fn charge(kk: &mut Kernel, sc: Pa, now: u64) {
+    let s = obj::<SchedContext>(sc);
+    if s.period != 0 {
+        kk.charge_current(now);
+        return;
+    }
+    let used = now.saturating_sub(kk.charged_until);
+    kk.charged_until = now;
+    let (h, tl) = (
+        crate::sched::refill_pa(sc, s.refill_head),
+        crate::sched::refill_pa(sc, s.refill_tail),
+    );
+    if used == 0 || !s.configured || read_word(h) > now {
+        return;
+    }
+    s.consumed = s.consumed.wrapping_add(used);
+    // The head is what is left of the slice, the tail what has been used (read both
+    // first: with a single refill they are the same, as in the general function).
+    let (head, tail) = (read_word(h + 8), read_word(tl + 8));
+    let moved = used.min(head);
+    write_word(h + 8, head - moved);
+    write_word(tl + 8, tail + moved);
+    // `update_remaining`: the head is ready (checked above) and the context configured.
+    let left = read_word(h + 8);
+    let left = if left >= crate::sched::min_budget() { left } else { 0 };
+    put(&mut s.remaining, left);
 }
 
 #[inline(always)]

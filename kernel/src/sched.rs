@@ -472,8 +472,13 @@ pub struct Refill {
 }
 
 /// seL4's MIN_BUDGET in ticks: no refill is smaller.
+#[inline]
 pub fn min_budget() -> u64 {
-    us_to_ticks(sel4_sys::consts::MIN_BUDGET_US)
+    // `us_to_ticks` in 64 bits (no 128-bit division on the IPC fast path): the counter
+    // frequency is a 32-bit register, so the product cannot overflow.
+    const _: () = assert!(sel4_sys::consts::MIN_BUDGET_US < 1 << 31);
+    let f = crate::arch::timer_freq() & 0xffff_ffff;
+    sel4_sys::consts::MIN_BUDGET_US * f / 1_000_000
 }
 
 /// seL4's MAX_RELEASE_TIME: refills never start later than this.
@@ -481,7 +486,7 @@ pub fn max_release_time() -> u64 {
     u64::MAX - 5 * us_to_ticks(sel4_sys::consts::MAX_PERIOD_US)
 }
 
-fn refill_pa(sc: Pa, i: u32) -> Pa {
+pub(crate) fn refill_pa(sc: Pa, i: u32) -> Pa {
     sc + SC_HEADER_BYTES + REFILL_BYTES * i as usize
 }
 
