@@ -258,22 +258,22 @@ fn charge_running(kk: &mut Kernel, t: Pa) -> Option<(u64, Pa)> {
     if my_sc == 0 || my_sc != kk.cur_sc {
         return None;
     }
+    // Other contexts are charged by the general path (sporadic-server refill lists).
+    if obj::<SchedContext>(my_sc).period != 0 {
+        return None;
+    }
     let now = crate::arch::now_relaxed();
     charge(kk, my_sc, now);
     sc_can_run(obj::<SchedContext>(my_sc)).then_some((now, my_sc))
 }
 
-/// `kk.charge_current(now)` for the running thread, whose context is `sc`: round-robin
-/// contexts inline, word by word (the general function's refill copies cost more than
-/// the IPC itself and may use FP/SIMD registers), others through the general function.
-/// The host test `fastpath_charge_matches_charge_current` checks that both agree.
+/// `kk.charge_current(now)` for the running thread, whose context `sc` is a round-robin
+/// one, word by word (the general function's refill copies cost more than the IPC itself
+/// and may use FP/SIMD registers). The host test `fastpath_charge_matches_charge_current`
+/// checks that both agree.
 #[inline(always)]
 pub(crate) fn charge(kk: &mut Kernel, sc: Pa, now: u64) {
     let s = obj::<SchedContext>(sc);
-    if s.period != 0 {
-        kk.charge_current(now);
-        return;
-    }
     let used = now.saturating_sub(kk.charged_until);
     kk.charged_until = now;
     let (h, tl) = (
