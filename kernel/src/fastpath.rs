@@ -310,8 +310,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     } else {
         tcb(caller).sc
     };
-    if caller_sc == 0
-        || (donated == 0 && (tcb(caller).in_release_queue || !has_budget(caller_sc)))
+    if caller_sc == 0 || (donated == 0 && (tcb(caller).in_release_queue || !has_budget(caller_sc)))
     {
         return None;
     }
@@ -341,10 +340,11 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     Some(switch(caller, caller_sc, vspace, now))
 }
 
-/// Send on a notification that a thread of higher priority than the signaller waits on,
-/// with its own scheduling context (none lent by the notification): the waiter gets the
-/// badge and runs at once; the signaller, preempted, goes to the front of its priority's
-/// ready queue. That is what `ipc::signal` and then `schedule` do in this case.
+/// Send on a notification that a thread of higher priority than the signaller (and than
+/// every ready thread) waits on, with its own scheduling context (none lent by the
+/// notification): the waiter gets the badge and runs at once; the signaller, preempted,
+/// goes to the front of its priority's ready queue. That is what `ipc::signal` and then
+/// `schedule` do in this case.
 #[inline(always)]
 fn fast_signal(t: Pa) -> Option<Pa> {
     let me = tcb(t);
@@ -375,7 +375,13 @@ fn fast_signal(t: Pa) -> Option<Pa> {
     }
     let kk = k();
     let my_sc = me.sc;
-    if my_sc == 0 || me.in_ready_queue || me.in_release_queue || ready_above(kk, w.priority as usize)
+    // The general path queues the waiter behind any ready thread of its priority: only
+    // take the case where none is ready at or above it (its priority is above ours, so
+    // at least 1).
+    if my_sc == 0
+        || me.in_ready_queue
+        || me.in_release_queue
+        || ready_above(kk, w.priority as usize - 1)
     {
         return None;
     }
@@ -422,7 +428,10 @@ fn copy_message(from: Pa, to: Pa, badge: u64, info: MessageInfo) {
     let f = &tcb(from).ctx.x;
     let x = &mut tcb(to).ctx.x;
     put(&mut x[0], badge);
-    put(&mut x[1], MessageInfo::new(info.label(), 0, 0, info.length()).0);
+    put(
+        &mut x[1],
+        MessageInfo::new(info.label(), 0, 0, info.length()).0,
+    );
     for i in 2..2 + n {
         put(&mut x[i], f[i]);
     }

@@ -771,7 +771,10 @@ fn fastpath_reply_push_matches_ipc() {
         crate::fastpath::push_reply(caller, dest, dest_sc, reply);
         let fast = snapshot();
         k().cur = 0;
-        assert!(general != before, "reply_push changed nothing (passive: {passive})");
+        assert!(
+            general != before,
+            "reply_push changed nothing (passive: {passive})"
+        );
         assert!(general == fast, "fast path differs (passive: {passive})");
     }
 }

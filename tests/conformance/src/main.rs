@@ -23,9 +23,9 @@ mod cspace;
 #[cfg(target_os = "none")]
 mod errors;
 #[cfg(target_os = "none")]
-mod faults;
-#[cfg(target_os = "none")]
 mod fastpath;
+#[cfg(target_os = "none")]
+mod faults;
 #[cfg(target_os = "none")]
 mod fpu;
 #[cfg(target_os = "none")]
