@@ -62,6 +62,29 @@ pub fn signal(t: Pa) -> Pa {
     fast_signal(t).unwrap_or(t | GENERAL_PATH)
 }
 
+/// [`lookup`] of two CPtrs, decoding the CSpace root once.
+#[inline(always)]
+fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
+    let root = tcb(t).slots[tcb_slot::CTABLE].cap;
+    if let CapKind::CNode {
+        pa,
+        radix,
+        guard_size,
+        guard,
+    } = root.kind()
+    {
+        if radix as u32 + guard_size as u32 == 64 && radix > 0 && radix < 64 {
+            if a >> radix != guard || b >> radix != guard {
+                return None;
+            }
+            let mask = (1u64 << radix) - 1;
+            let cap = |c: u64| crate::cspace::slot(pa + (((c & mask) as usize) << 5)).cap;
+            return Some((cap(a), cap(b)));
+        }
+    }
+    Some((lookup(t, a)?, lookup(t, b)?))
+}
+
 /// The address space `t` runs in, if its VSpace already has a hardware VMID (else the
 /// general path allocates one).
 #[inline(always)]
@@ -351,10 +374,11 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     let info = short_message(t)?;
     let th = tcb(t);
     let (ep_cptr, reply_cptr) = (th.ctx.x[0], th.ctx.x[6]);
-    let CapKind::Reply { pa: reply, .. } = lookup(t, reply_cptr)?.kind() else {
+    let (reply_cap, ep_cap) = lookup2(t, reply_cptr, ep_cptr)?;
+    let CapKind::Reply { pa: reply, .. } = reply_cap.kind() else {
         return None;
     };
-    let CapKind::Endpoint { pa: ep, rights, .. } = lookup(t, ep_cptr)?.kind() else {
+    let CapKind::Endpoint { pa: ep, rights, .. } = ep_cap.kind() else {
         return None;
     };
     if !rights.read() {

@@ -69,11 +69,25 @@ fn signal_keeps_turn() -> TestResult {
         tp.start(peer, arg(&p))?;
         b.signal();
         let ran_before_us = p.ran.load(SeqCst);
-        check_eq!(w.wakeups.load(SeqCst), round, "waiter woken by signal {}", round);
-        check_eq!(w.got.load(SeqCst), 0x5a, "badge delivered by signal {}", round);
+        check_eq!(
+            w.wakeups.load(SeqCst),
+            round,
+            "waiter woken by signal {}",
+            round
+        );
+        check_eq!(
+            w.got.load(SeqCst),
+            0x5a,
+            "badge delivered by signal {}",
+            round
+        );
         // Let the peer run now (it blocks at once) before the next round.
         sel4_sys::syscalls::yield_();
-        check_eq!(p.ran.load(SeqCst), 1, "the peer ran after the runner yielded");
+        check_eq!(
+            p.ran.load(SeqCst),
+            1,
+            "the peer ran after the runner yielded"
+        );
         tp.tcb.suspend().ctx("suspend peer")?;
         if ran_before_us == 0 {
             kept = true;

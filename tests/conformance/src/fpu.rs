@@ -319,8 +319,16 @@ fn across_preemption() -> TestResult {
     while a.result.load(SeqCst) == 0 || b.result.load(SeqCst) == 0 {
         n.wait();
     }
-    check_eq!(a.result.load(SeqCst), 1, "spinner A (1 = registers kept, 2 + index)");
-    check_eq!(b.result.load(SeqCst), 1, "spinner B (1 = registers kept, 2 + index)");
+    check_eq!(
+        a.result.load(SeqCst),
+        1,
+        "spinner A (1 = registers kept, 2 + index)"
+    );
+    check_eq!(
+        b.result.load(SeqCst),
+        1,
+        "spinner B (1 = registers kept, 2 + index)"
+    );
     Ok(())
 }
 
@@ -433,7 +441,12 @@ fn owner_deleted() -> TestResult {
     sel4_sys::syscalls::set_cap(0, ROOT_CNODE.cptr());
     let mut calls = [
         Sys::new(sc::CALL, slot, info(label::TCB_RESUME, 0, 0), 0),
-        Sys::new(sc::CALL, ROOT_CNODE.cptr(), info(label::CNODE_DELETE, 0, 2), 0),
+        Sys::new(
+            sc::CALL,
+            ROOT_CNODE.cptr(),
+            info(label::CNODE_DELETE, 0, 2),
+            0,
+        ),
         Sys::new(sc::CALL, ut.cptr(), info(label::UNTYPED_RETYPE, 1, 6), 0),
     ];
     calls[1].x2 = slot;
@@ -441,9 +454,18 @@ fn owner_deleted() -> TestResult {
     calls[2].x2 = ObjectType::Tcb.into_word();
     raw_calls(&mut calls);
     for (i, c) in calls.iter().enumerate() {
-        check_eq!(c.ret >> 12, 0, "error code of call {} (resume, delete, retype)", i);
+        check_eq!(
+            c.ret >> 12,
+            0,
+            "error code of call {} (resume, delete, retype)",
+            i
+        );
     }
-    check_eq!(o.loaded.load(SeqCst), 1, "the thread ran before the runner continued");
+    check_eq!(
+        o.loaded.load(SeqCst),
+        1,
+        "the thread ran before the runner continued"
+    );
     let fresh = Fresh {
         got: core::cell::UnsafeCell::new(FpState::pattern(99, 0, 0)),
         done: AtomicU64::new(0),
@@ -451,7 +473,11 @@ fn owner_deleted() -> TestResult {
     thread_from(tcb, RUNNER_PRIO + 10)?.start(fp_fresh, arg(&fresh))?;
     check_eq!(fresh.done.load(SeqCst), 1, "the new thread ran");
     // SAFETY: the thread stored `got` before `done`.
-    check_state(unsafe { &*fresh.got.get() }, &FpState::ZERO, "new TCB over the old")?;
+    check_state(
+        unsafe { &*fresh.got.get() },
+        &FpState::ZERO,
+        "new TCB over the old",
+    )?;
     let want = FpState::pattern(22, FPCR_RP, FPSR_UFC);
     let mut got = FpState::ZERO;
     fp_run(&want, &mut got, &mut [], 0);

@@ -245,8 +245,7 @@ pub enum Sel4Figure {
 }
 
 /// Where the seL4 figures come from (printed under the table).
-pub const SEL4_SOURCE: &str =
-    "real seL4 16.0.0 (MCS, aarch64, hyp) in the same QEMU, from issue 6";
+pub const SEL4_SOURCE: &str = "real seL4 16.0.0 (MCS, aarch64, hyp) in the same QEMU, from issue 6";
 
 /// seL4's figure for `name`, if Keel's is compared with one. Only figures with a source
 /// are given; the others are `Unknown` rather than estimated.
@@ -257,8 +256,9 @@ pub fn sel4_figure(name: &str) -> Option<Sel4Figure> {
             unit: "insns",
             source: SEL4_SOURCE,
         }),
-        "null_syscall" | "signal_wake_higher_prio" | "ipc_call_oneway"
-        | "ipc_replyrecv_oneway" => Some(Sel4Figure::Unknown),
+        "null_syscall" | "signal_wake_higher_prio" | "ipc_call_oneway" | "ipc_replyrecv_oneway" => {
+            Some(Sel4Figure::Unknown)
+        }
         _ => None,
     }
 }
@@ -306,8 +306,8 @@ pub fn judge(results: &[BenchResult]) -> Vec<Judged> {
 /// The size of the kernel's code: the bytes of its executable loadable segments (`.text`,
 /// with the boot code and the exception vectors).
 pub fn kernel_text_size(kernel_elf: &[u8]) -> anyhow::Result<u64> {
-    let elf = crate::elf::Elf::parse(kernel_elf)
-        .map_err(|e| anyhow::anyhow!("the kernel ELF: {e:?}"))?;
+    let elf =
+        crate::elf::Elf::parse(kernel_elf).map_err(|e| anyhow::anyhow!("the kernel ELF: {e:?}"))?;
     Ok(elf
         .loads()
         .filter(|ph| ph.p_flags & crate::elf::PF_X != 0)
