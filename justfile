@@ -25,9 +25,10 @@ build *args:
 run *args: setup
     {{keel}} run {{args}}
 
-# All tests: host and system tests (tests/system), the conformance suite, the loader's test.
-test: setup
-    KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench
+# All tests: lint and format gates, host and system tests, conformance suite (several
+# machines and an overflow-checked kernel), loader test, 10^6 fuzzer operations.
+test: setup lint
+    KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench --exclude fuzz
     cargo test -p sel4-sys -p qemu-virt -p keel-kernel --features pa44
     {{keel}} conformance
     {{just_executable()}} conformance-checked
@@ -40,6 +41,7 @@ test: setup
     # is an UnknownSyscall fault there.
     {{keel}} run -p conformance --kernel "$({{keel}} build-kernel)" --timeout 60 --exit-on-expect \
         --expect "stopped: UnknownSyscall { number: 18446744073709551604 }"
+    {{keel}} fuzz --ops 1000000
 
 # Boot the conformance suite; fails unless it ends with `N passed, 0 failed`. ARGS go to
 # `keel conformance` (e.g. `--memory 2G`).
@@ -51,6 +53,15 @@ conformance-checked:
     cargo build -q -p keel-kernel --target aarch64-unknown-none --profile release-checked --features debug-syscalls
     {{keel}} conformance --kernel "${CARGO_TARGET_DIR:-target}/aarch64-unknown-none/release-checked/keel-kernel"
 
+# The sequence fuzzer (OPS operations, seed SEED) on a kernel with the invariant checker.
+fuzz OPS="1000000" SEED="0x5EEDCAFEF00D0001" *args:
+    {{keel}} fuzz --ops {{OPS}} --seed {{SEED}} {{args}}
+
 # Benchmarks under -icount (kernel paths, system boot, image size); writes target/bench.json.
 bench:
     {{keel}} bench
+
+# Gates: clippy with warnings denied over the whole workspace (components too), then rustfmt.
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo fmt --all --check

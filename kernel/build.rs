@@ -10,7 +10,10 @@ fn main() {
         .unwrap_or(false)
     {
         let script = std::fs::read_to_string(format!("{dir}/link.ld")).expect("kernel/link.ld");
-        assert!(script.contains("KEEL_KERNEL_BASE"), "link.ld lost KEEL_KERNEL_BASE");
+        assert!(
+            script.contains("KEEL_KERNEL_BASE"),
+            "link.ld lost KEEL_KERNEL_BASE"
+        );
         let script = script.replace(
             "KEEL_KERNEL_BASE",
             &format!("{:#x}", qemu_virt::KERNEL_BASE),

@@ -319,9 +319,10 @@ fn visit_cap(s: Pa) -> Check {
             is_tcb: false,
             ..
         } => add_container(pa, 1 << radix)?,
-        CapKind::Tcb { pa } | CapKind::Zombie { pa, is_tcb: true, .. } => {
-            add_container(tcb_slots(pa), tcb_slot::COUNT)?
-        }
+        CapKind::Tcb { pa }
+        | CapKind::Zombie {
+            pa, is_tcb: true, ..
+        } => add_container(tcb_slots(pa), tcb_slot::COUNT)?,
         _ => {}
     }
     if let Some((kind, pa, bits)) = object_of(cap) {
@@ -520,7 +521,11 @@ fn check_objects() -> Check {
             return fail("an object overlaps the kernel image", get(&S.obj_pa[i]), ks);
         }
         if i > 0 && obj_end(i - 1) > ks {
-            return fail("an object overlaps the kernel image", get(&S.obj_pa[i - 1]), ks);
+            return fail(
+                "an object overlaps the kernel image",
+                get(&S.obj_pa[i - 1]),
+                ks,
+            );
         }
     }
     for u in 0..get(&S.n_ut) {
@@ -532,11 +537,19 @@ fn check_objects() -> Check {
         // Objects that start inside end inside; the one before does not reach in.
         let mut i = lower_bound(pa);
         if i > 0 && obj_end(i - 1) > pa {
-            return fail("an object straddles an untyped's start", get(&S.obj_pa[i - 1]), pa);
+            return fail(
+                "an object straddles an untyped's start",
+                get(&S.obj_pa[i - 1]),
+                pa,
+            );
         }
         while i < n && get(&S.obj_pa[i]) < end {
             if obj_end(i) > end {
-                return fail("an object straddles an untyped's end", get(&S.obj_pa[i]), pa);
+                return fail(
+                    "an object straddles an untyped's end",
+                    get(&S.obj_pa[i]),
+                    pa,
+                );
             }
             i += 1;
         }
@@ -651,7 +664,12 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
     let b = th.blocked_on;
     match th.state {
         ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => {
-            ensure(m.live(b, Kind::Endpoint), "a thread blocked on a non-endpoint", t, b)?;
+            ensure(
+                m.live(b, Kind::Endpoint),
+                "a thread blocked on a non-endpoint",
+                t,
+                b,
+            )?;
             ensure(
                 blocked_in_queue(t, ep(b).head),
                 "a blocked thread is not in its endpoint's queue",
@@ -674,12 +692,32 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
             )?;
         }
         ThreadState::BlockedOnReply => {
-            ensure(m.live(b, Kind::Reply), "a thread waits on a non-reply", t, b)?;
-            ensure(th.reply == b, "a caller's reply and blocked_on differ", t, b)?;
-            ensure(reply(b).caller == t, "a caller's reply does not name it", t, b)?;
+            ensure(
+                m.live(b, Kind::Reply),
+                "a thread waits on a non-reply",
+                t,
+                b,
+            )?;
+            ensure(
+                th.reply == b,
+                "a caller's reply and blocked_on differ",
+                t,
+                b,
+            )?;
+            ensure(
+                reply(b).caller == t,
+                "a caller's reply does not name it",
+                t,
+                b,
+            )?;
         }
         _ => {
-            ensure(b == 0, "a thread that is not blocked has blocked_on set", t, b)?;
+            ensure(
+                b == 0,
+                "a thread that is not blocked has blocked_on set",
+                t,
+                b,
+            )?;
             ensure(
                 th.ep_next == 0 && th.ep_prev == 0,
                 "a thread that is not blocked is linked in a wait queue",
@@ -690,7 +728,12 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
     }
     let r = th.reply;
     if r != 0 {
-        ensure(m.live(r, Kind::Reply), "a thread's reply is not a live reply", t, r)?;
+        ensure(
+            m.live(r, Kind::Reply),
+            "a thread's reply is not a live reply",
+            t,
+            r,
+        )?;
         match th.state {
             ThreadState::BlockedOnReceive => ensure(
                 reply(r).receiver == t,
@@ -703,8 +746,18 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
         }
     }
     if th.sc != 0 {
-        ensure(m.live(th.sc, Kind::SchedContext), "a thread's sc is not a live sc", t, th.sc)?;
-        ensure(sc(th.sc).tcb == t, "tcb.sc is not mirrored by sc.tcb", t, th.sc)?;
+        ensure(
+            m.live(th.sc, Kind::SchedContext),
+            "a thread's sc is not a live sc",
+            t,
+            th.sc,
+        )?;
+        ensure(
+            sc(th.sc).tcb == t,
+            "tcb.sc is not mirrored by sc.tcb",
+            t,
+            th.sc,
+        )?;
     }
     if th.bound_ntfn != 0 {
         let n = th.bound_ntfn;
@@ -714,11 +767,26 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
             t,
             n,
         )?;
-        ensure(ntfn(n).bound_tcb == t, "tcb.bound_ntfn is not mirrored", t, n)?;
+        ensure(
+            ntfn(n).bound_tcb == t,
+            "tcb.bound_ntfn is not mirrored",
+            t,
+            n,
+        )?;
     }
     if th.yield_to != 0 {
-        ensure(m.live(th.yield_to, Kind::SchedContext), "yield_to is not a live sc", t, 0)?;
-        ensure(sc(th.yield_to).yield_from == t, "tcb.yield_to is not mirrored", t, th.yield_to)?;
+        ensure(
+            m.live(th.yield_to, Kind::SchedContext),
+            "yield_to is not a live sc",
+            t,
+            0,
+        )?;
+        ensure(
+            sc(th.yield_to).yield_from == t,
+            "tcb.yield_to is not mirrored",
+            t,
+            th.yield_to,
+        )?;
     }
     ensure(
         !(th.in_ready_queue && th.in_release_queue),
@@ -727,7 +795,12 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
         0,
     )?;
     if th.in_ready_queue {
-        ensure(crate::sched::is_runnable(th.state), "a blocked thread is ready", t, 0)?;
+        ensure(
+            crate::sched::is_runnable(th.state),
+            "a blocked thread is ready",
+            t,
+            0,
+        )?;
         let mut x = t;
         let mut steps = 0;
         while tcb(x).sched_prev != 0 && steps <= MAX_SLOTS {
@@ -742,7 +815,12 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
         )?;
     }
     if th.in_release_queue {
-        ensure(th.sc != 0, "a thread without sc is in the release queue", t, 0)?;
+        ensure(
+            th.sc != 0,
+            "a thread without sc is in the release queue",
+            t,
+            0,
+        )?;
     }
     // Slot types: seL4 only ever installs these.
     let cap = |i: usize| th.slots[i].cap.kind();
@@ -756,7 +834,10 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
         0,
     )?;
     ensure(
-        matches!(cap(tcb_slot::VTABLE), CapKind::Null | CapKind::VSpace { .. }),
+        matches!(
+            cap(tcb_slot::VTABLE),
+            CapKind::Null | CapKind::VSpace { .. }
+        ),
         "a TCB's VSpace slot holds a non-VSpace",
         t,
         0,
@@ -794,12 +875,32 @@ fn check_queue(obj: Pa, head: Pa, tail: Pa, states: &[ThreadState], m: Mode) -> 
     while t != 0 {
         ensure(m.live(t, Kind::Tcb), "a wait queue holds a non-TCB", obj, t)?;
         let th = tcb(t);
-        ensure(th.ep_prev == prev, "a wait queue's prev link is wrong", obj, t)?;
-        ensure(states.contains(&th.state), "a queued thread is in the wrong state", obj, t)?;
-        ensure(th.blocked_on == obj, "a queued thread is blocked elsewhere", obj, t)?;
+        ensure(
+            th.ep_prev == prev,
+            "a wait queue's prev link is wrong",
+            obj,
+            t,
+        )?;
+        ensure(
+            states.contains(&th.state),
+            "a queued thread is in the wrong state",
+            obj,
+            t,
+        )?;
+        ensure(
+            th.blocked_on == obj,
+            "a queued thread is blocked elsewhere",
+            obj,
+            t,
+        )?;
         // An endpoint queues senders or receivers, never both (seL4's endpoint state).
         let fs = *first_state.get_or_insert(th.state);
-        ensure(fs == th.state, "an endpoint queues senders and receivers", obj, t)?;
+        ensure(
+            fs == th.state,
+            "an endpoint queues senders and receivers",
+            obj,
+            t,
+        )?;
         prev = t;
         t = th.ep_next;
         steps += 1;
@@ -831,11 +932,26 @@ fn check_notification(n: Pa, m: Mode) -> Check {
         x.head,
     )?;
     if x.bound_tcb != 0 {
-        ensure(m.live(x.bound_tcb, Kind::Tcb), "ntfn.bound_tcb is not a TCB", n, x.bound_tcb)?;
-        ensure(tcb(x.bound_tcb).bound_ntfn == n, "ntfn.bound_tcb is not mirrored", n, x.bound_tcb)?;
+        ensure(
+            m.live(x.bound_tcb, Kind::Tcb),
+            "ntfn.bound_tcb is not a TCB",
+            n,
+            x.bound_tcb,
+        )?;
+        ensure(
+            tcb(x.bound_tcb).bound_ntfn == n,
+            "ntfn.bound_tcb is not mirrored",
+            n,
+            x.bound_tcb,
+        )?;
     }
     if x.sc != 0 {
-        ensure(m.live(x.sc, Kind::SchedContext), "ntfn.sc is not a live sc", n, x.sc)?;
+        ensure(
+            m.live(x.sc, Kind::SchedContext),
+            "ntfn.sc is not a live sc",
+            n,
+            x.sc,
+        )?;
         ensure(sc(x.sc).ntfn == n, "ntfn.sc is not mirrored", n, x.sc)?;
     }
     Ok(())
@@ -844,7 +960,12 @@ fn check_notification(n: Pa, m: Mode) -> Check {
 fn check_reply(r: Pa, m: Mode) -> Check {
     let x = reply(r);
     if x.caller != 0 {
-        ensure(m.live(x.caller, Kind::Tcb), "reply.caller is not a TCB", r, x.caller)?;
+        ensure(
+            m.live(x.caller, Kind::Tcb),
+            "reply.caller is not a TCB",
+            r,
+            x.caller,
+        )?;
         let c = tcb(x.caller);
         ensure(
             c.state == ThreadState::BlockedOnReply && c.reply == r,
@@ -852,7 +973,12 @@ fn check_reply(r: Pa, m: Mode) -> Check {
             r,
             x.caller,
         )?;
-        ensure(x.receiver == 0, "a reply has a caller and a receiver", r, x.receiver)?;
+        ensure(
+            x.receiver == 0,
+            "a reply has a caller and a receiver",
+            r,
+            x.receiver,
+        )?;
     } else {
         ensure(
             x.donated_sc == 0,
@@ -862,7 +988,12 @@ fn check_reply(r: Pa, m: Mode) -> Check {
         )?;
     }
     if x.receiver != 0 {
-        ensure(m.live(x.receiver, Kind::Tcb), "reply.receiver is not a TCB", r, x.receiver)?;
+        ensure(
+            m.live(x.receiver, Kind::Tcb),
+            "reply.receiver is not a TCB",
+            r,
+            x.receiver,
+        )?;
         let t = tcb(x.receiver);
         ensure(
             t.state == ThreadState::BlockedOnReceive && t.reply == r,
@@ -872,9 +1003,19 @@ fn check_reply(r: Pa, m: Mode) -> Check {
         )?;
     }
     if x.donated_sc != 0 {
-        ensure(m.live(x.donated_sc, Kind::SchedContext), "reply.donated_sc is not an sc", r, 0)?;
+        ensure(
+            m.live(x.donated_sc, Kind::SchedContext),
+            "reply.donated_sc is not an sc",
+            r,
+            0,
+        )?;
         // The reply is on the context's call stack (whose top is `sc.donated_via`).
-        ensure(sc(x.donated_sc).donated_via != 0, "reply.donated_sc is not mirrored", r, x.donated_sc)?;
+        ensure(
+            sc(x.donated_sc).donated_via != 0,
+            "reply.donated_sc is not mirrored",
+            r,
+            x.donated_sc,
+        )?;
     }
     Ok(())
 }
@@ -883,19 +1024,49 @@ fn check_sc(s: Pa, m: Mode) -> Check {
     let x = sc(s);
     if x.tcb != 0 {
         ensure(m.live(x.tcb, Kind::Tcb), "sc.tcb is not a TCB", s, x.tcb)?;
-        ensure(tcb(x.tcb).sc == s, "sc.tcb is not mirrored by tcb.sc", s, x.tcb)?;
+        ensure(
+            tcb(x.tcb).sc == s,
+            "sc.tcb is not mirrored by tcb.sc",
+            s,
+            x.tcb,
+        )?;
     }
     if x.ntfn != 0 {
-        ensure(m.live(x.ntfn, Kind::Notification), "sc.ntfn is not a notification", s, x.ntfn)?;
+        ensure(
+            m.live(x.ntfn, Kind::Notification),
+            "sc.ntfn is not a notification",
+            s,
+            x.ntfn,
+        )?;
         ensure(ntfn(x.ntfn).sc == s, "sc.ntfn is not mirrored", s, x.ntfn)?;
     }
     if x.donated_via != 0 {
-        ensure(m.live(x.donated_via, Kind::Reply), "sc.donated_via is not a reply", s, 0)?;
-        ensure(reply(x.donated_via).donated_sc == s, "sc.donated_via is not mirrored", s, 0)?;
+        ensure(
+            m.live(x.donated_via, Kind::Reply),
+            "sc.donated_via is not a reply",
+            s,
+            0,
+        )?;
+        ensure(
+            reply(x.donated_via).donated_sc == s,
+            "sc.donated_via is not mirrored",
+            s,
+            0,
+        )?;
     }
     if x.yield_from != 0 {
-        ensure(m.live(x.yield_from, Kind::Tcb), "sc.yield_from is not a TCB", s, 0)?;
-        ensure(tcb(x.yield_from).yield_to == s, "sc.yield_from is not mirrored", s, 0)?;
+        ensure(
+            m.live(x.yield_from, Kind::Tcb),
+            "sc.yield_from is not a TCB",
+            s,
+            0,
+        )?;
+        ensure(
+            tcb(x.yield_from).yield_to == s,
+            "sc.yield_from is not mirrored",
+            s,
+            0,
+        )?;
     }
     Ok(())
 }
@@ -906,17 +1077,42 @@ fn check_scheduler(m: Mode) -> Check {
     for p in 0..256 {
         let (head, tail) = (kk.ready_head[p], kk.ready_tail[p]);
         let bit = kk.ready_bitmap[p / 64] & (1 << (p % 64)) != 0;
-        ensure(bit == (head != 0), "the ready bitmap disagrees with a queue", p, head)?;
+        ensure(
+            bit == (head != 0),
+            "the ready bitmap disagrees with a queue",
+            p,
+            head,
+        )?;
         let mut prev = 0;
         let mut t = head;
         let mut steps = 0;
         while t != 0 {
             ensure(m.live(t, Kind::Tcb), "a ready queue holds a non-TCB", p, t)?;
             let th = tcb(t);
-            ensure(th.in_ready_queue, "a queued thread is not flagged ready", t, p)?;
-            ensure(th.priority as usize == p, "a thread is queued at another priority", t, p)?;
-            ensure(th.sched_prev == prev, "a ready queue's prev link is wrong", t, prev)?;
-            ensure(crate::sched::is_runnable(th.state), "a ready thread is not runnable", t, 0)?;
+            ensure(
+                th.in_ready_queue,
+                "a queued thread is not flagged ready",
+                t,
+                p,
+            )?;
+            ensure(
+                th.priority as usize == p,
+                "a thread is queued at another priority",
+                t,
+                p,
+            )?;
+            ensure(
+                th.sched_prev == prev,
+                "a ready queue's prev link is wrong",
+                t,
+                prev,
+            )?;
+            ensure(
+                crate::sched::is_runnable(th.state),
+                "a ready thread is not runnable",
+                t,
+                0,
+            )?;
             ensure(t != kk.cur, "the running thread is in a ready queue", t, 0)?;
             prev = t;
             t = th.sched_next;
@@ -932,10 +1128,25 @@ fn check_scheduler(m: Mode) -> Check {
     let mut last = 0u64;
     let mut steps = 0;
     while t != 0 {
-        ensure(m.live(t, Kind::Tcb), "the release queue holds a non-TCB", t, 0)?;
+        ensure(
+            m.live(t, Kind::Tcb),
+            "the release queue holds a non-TCB",
+            t,
+            0,
+        )?;
         let th = tcb(t);
-        ensure(th.in_release_queue, "a thread in the release queue is not flagged", t, 0)?;
-        ensure(th.sched_prev == prev, "the release queue's prev link is wrong", t, prev)?;
+        ensure(
+            th.in_release_queue,
+            "a thread in the release queue is not flagged",
+            t,
+            0,
+        )?;
+        ensure(
+            th.sched_prev == prev,
+            "the release queue's prev link is wrong",
+            t,
+            prev,
+        )?;
         ensure(th.sc != 0, "a thread in the release queue has no sc", t, 0)?;
         let when = crate::sched::release_time(th.sc);
         ensure(when >= last, "the release queue is out of order", t, prev)?;
@@ -948,8 +1159,18 @@ fn check_scheduler(m: Mode) -> Check {
         }
     }
     if kk.cur != 0 {
-        ensure(m.live(kk.cur, Kind::Tcb), "the running thread is not a live TCB", kk.cur, 0)?;
-        ensure(!tcb(kk.cur).in_ready_queue, "the running thread is queued", kk.cur, 0)?;
+        ensure(
+            m.live(kk.cur, Kind::Tcb),
+            "the running thread is not a live TCB",
+            kk.cur,
+            0,
+        )?;
+        ensure(
+            !tcb(kk.cur).in_ready_queue,
+            "the running thread is queued",
+            kk.cur,
+            0,
+        )?;
     }
     Ok(())
 }
@@ -964,7 +1185,10 @@ fn check_links() -> Check {
         if k == Kind::Tcb as u8 {
             check_tcb(pa, m)?;
             let th = tcb(pa);
-            if crate::sched::is_runnable(th.state) && pa != kk.cur && th.sc != 0 && sc(th.sc).configured
+            if crate::sched::is_runnable(th.state)
+                && pa != kk.cur
+                && th.sc != 0
+                && sc(th.sc).configured
             {
                 ensure(
                     th.in_ready_queue || th.in_release_queue,
@@ -1006,14 +1230,24 @@ fn check_vspaces() -> Check {
         if p == 0 {
             continue;
         }
-        ensure(live_at(p, Kind::AsidPool), "the ASID table names a dead pool", hi, p)?;
+        ensure(
+            live_at(p, Kind::AsidPool),
+            "the ASID table names a dead pool",
+            hi,
+            p,
+        )?;
         for (lo, &e) in pool(p).entries.iter().enumerate() {
             if e == 0 {
                 continue;
             }
             let asid = hi << 9 | lo;
             let root = (e & !0x1fff) as Pa;
-            ensure(live_at(root, Kind::VSpace), "an ASID names a dead VSpace", asid, root)?;
+            ensure(
+                live_at(root, Kind::VSpace),
+                "an ASID names a dead VSpace",
+                asid,
+                root,
+            )?;
             let vmid = (e & 0xff) as usize;
             if vmid != 0 {
                 ensure(
@@ -1038,7 +1272,12 @@ fn walk_table(table: Pa, level: u32, asid: usize) -> Check {
         }
         let out = (e & PTE_ADDR) as Pa;
         if level < 3 && e & 0b11 == 0b11 {
-            ensure(live_at(out, Kind::PageTable), "a VSpace links a dead page table", asid, out)?;
+            ensure(
+                live_at(out, Kind::PageTable),
+                "a VSpace links a dead page table",
+                asid,
+                out,
+            )?;
             walk_table(out, level + 1, asid)?;
             continue;
         }
@@ -1105,7 +1344,10 @@ const fn parse_u64(s: &str) -> u64 {
     let mut v = 0u64;
     let mut i = 0;
     while i < b.len() {
-        assert!(b[i].is_ascii_digit(), "KEEL_INVARIANTS_EVERY must be a number");
+        assert!(
+            b[i].is_ascii_digit(),
+            "KEEL_INVARIANTS_EVERY must be a number"
+        );
         v = v * 10 + (b[i] - b'0') as u64;
         i += 1;
     }
@@ -1158,10 +1400,20 @@ pub fn on_entry(esr: Option<u64>) {
 fn report(v: &Violation, n: u64) -> ! {
     crate::println!("keel: INVARIANT VIOLATED: {}", v.what);
     crate::println!("keel:   objects {:#x} {:#x}", v.a, v.b);
+    if FULL_EVERY > 1 {
+        crate::println!(
+            "keel:   (the full check runs every {} entries: the cause may be up to that many entries back)",
+            FULL_EVERY
+        );
+    }
     let l = |i: usize| LAST[i].load(Relaxed);
     let esr = l(1);
     if esr == u64::MAX {
-        crate::println!("keel:   after kernel entry {}: interrupt (thread {:#x})", n - 1, l(0));
+        crate::println!(
+            "keel:   after kernel entry {}: interrupt (thread {:#x})",
+            n - 1,
+            l(0)
+        );
     } else if matches!(esr >> 26, 0x15 | 0x16) {
         let info = sel4_sys::MessageInfo(l(4));
         crate::println!(
@@ -1308,12 +1560,16 @@ mod tests {
             .0
         }
         fn reply(&mut self) -> Pa {
-            self.new_obj(5, |pa| Cap::new(CapKind::Reply { pa, can_grant: true }))
-                .0
+            self.new_obj(5, |pa| {
+                Cap::new(CapKind::Reply {
+                    pa,
+                    can_grant: true,
+                })
+            })
+            .0
         }
         fn sc(&mut self) -> Pa {
-            let (s, _) =
-                self.new_obj(8, |pa| Cap::new(CapKind::SchedContext { pa, size_bits: 8 }));
+            let (s, _) = self.new_obj(8, |pa| Cap::new(CapKind::SchedContext { pa, size_bits: 8 }));
             obj::<SchedContext>(s).configured = true;
             crate::sched::refill_new(s, 2, 1 << 30, 0, 0);
             s
@@ -1568,12 +1824,7 @@ mod tests {
         let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let mut w = World::new();
         let (pool_pa, _) = w.new_obj(12, |pa| Cap::new(CapKind::AsidPool { pa, asid_base: 0 }));
-        let (vs, _) = w.new_obj(13, |pa| {
-            Cap::new(CapKind::VSpace {
-                pa,
-                asid: Some(1),
-            })
-        });
+        let (vs, _) = w.new_obj(13, |pa| Cap::new(CapKind::VSpace { pa, asid: Some(1) }));
         let vaddr = 0x40_0000u64;
         let pt = |w: &mut World, base: u64| {
             w.new_obj(12, move |pa| {

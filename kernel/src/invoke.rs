@@ -40,29 +40,32 @@ impl Inv {
     }
 }
 
+/// seL4's `lookupExtraCaps`: the slots and capabilities named in the caller's IPC buffer
+/// (none without an IPC buffer); a failed lookup is a capability fault on that address.
+pub fn lookup_extra_caps(t: Pa, info: MessageInfo) -> Result<([(Pa, Cap); 3], usize), SysError> {
+    let mut extra = [(0, Cap::NULL); 3];
+    let n = if crate::kernel::ipc_buffer_pa(t) == 0 {
+        0
+    } else {
+        (info.extra_caps() as usize).min(3)
+    };
+    for (i, e) in extra.iter_mut().enumerate().take(n) {
+        let cptr = buffer_word(t, ipc_buffer::CAPS_OR_BADGES + i);
+        *e = lookup_cap(t, cptr).map_err(|lookup| SysError::ExtraCapFault { cptr, lookup })?;
+    }
+    Ok((extra, n))
+}
+
 pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult {
     let len = (info.length() as usize).min(crate::kernel::msg_capacity(t));
-    let mut inv = Inv {
+    let (extra, n_extra) = lookup_extra_caps(t, info)?;
+    let inv = Inv {
         t,
         label: info.label(),
         len,
-        extra: [(0, Cap::NULL); 3],
-        n_extra: 0,
+        extra,
+        n_extra,
     };
-    let n_extra = info.extra_caps() as usize;
-    for i in 0..n_extra {
-        let cptr = buffer_word(t, ipc_buffer::CAPS_OR_BADGES + i);
-        match lookup_cap(t, cptr) {
-            Ok(v) => inv.extra[i] = v,
-            Err(lookup) => {
-                return Err(SysError::FailedLookup {
-                    source: false,
-                    lookup,
-                })
-            }
-        }
-    }
-    inv.n_extra = n_extra;
     match cap.kind() {
         CapKind::Null | CapKind::Zombie { .. } => Err(SysError::InvalidCapability(0)),
         CapKind::Untyped { .. } => untyped_retype(&inv, s, cap),
@@ -79,7 +82,7 @@ pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult
         CapKind::VSpace { .. } => crate::vspace::vspace_invocation(&inv, cap),
         CapKind::PageTable { .. } => crate::vspace::page_table_invocation(&inv, s, cap),
         CapKind::Frame { .. } => crate::vspace::frame_invocation(&inv, s, cap),
-        CapKind::Smc { .. } => smc_invocation(&inv),
+        CapKind::Smc { badge } => smc_invocation(&inv, badge),
         CapKind::Domain => domain_invocation(&inv),
         _ => Err(SysError::IllegalOperation),
     }
@@ -236,6 +239,13 @@ pub fn update_cap_data(preserve: bool, data: u64, cap: Cap) -> Cap {
 
 /// seL4's `lookupSlotForCNodeOp`: `depth` must be 1..=64 and consume exactly.
 pub fn cnode_op_slot(root: Cap, index: u64, depth: u64, source: bool) -> Result<Pa, SysError> {
+    // seL4 checks the root before the depth.
+    if !matches!(root.kind(), CapKind::CNode { .. }) {
+        return Err(SysError::FailedLookup {
+            source,
+            lookup: crate::object::LookupFault::InvalidRoot,
+        });
+    }
     if !(1..=64).contains(&depth) {
         return Err(SysError::RangeError(1, 64));
     }
@@ -972,6 +982,10 @@ fn tcb_invocation(inv: &Inv, t: Pa, s: Pa) -> SysResult {
                     if tcb(t).sc != pa && (sc.tcb != 0 || tcb(t).sc != 0) {
                         return Err(SysError::IllegalOperation);
                     }
+                    // As Bind: a blocked thread only takes a released context.
+                    if is_blocked(tcb(t).state) && !sched::sc_released(pa) {
+                        return Err(SysError::IllegalOperation);
+                    }
                     Some(pa)
                 }
                 // The calling thread cannot take away the context it runs on.
@@ -1084,6 +1098,14 @@ fn tcb_invocation(inv: &Inv, t: Pa, s: Pa) -> SysResult {
     }
 }
 
+/// seL4's `isBlocked`: waiting on an endpoint, a notification or a reply.
+fn is_blocked(state: ThreadState) -> bool {
+    !matches!(
+        state,
+        ThreadState::Inactive | ThreadState::Running | ThreadState::Restart
+    )
+}
+
 fn bind_sc(t: Pa, sc_pa: Pa) {
     let sc = obj::<SchedContext>(sc_pa);
     sc.tcb = t;
@@ -1169,11 +1191,7 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
                         return Err(SysError::IllegalOperation);
                     }
                     // A blocked thread only takes a context that is released (seL4).
-                    let blocked = !matches!(
-                        tcb(pa).state,
-                        ThreadState::Inactive | ThreadState::Running | ThreadState::Restart
-                    );
-                    if blocked && !sched::sc_released(sc_pa) {
+                    if is_blocked(tcb(pa).state) && !sched::sc_released(sc_pa) {
                         return Err(SysError::IllegalOperation);
                     }
                     bind_sc(pa, sc_pa);
@@ -1275,8 +1293,13 @@ fn sched_context_invocation(inv: &Inv, sc_pa: Pa) -> SysResult {
 // ---------------------------------------------------------------------------------------
 // SMC and domains.
 
-fn smc_invocation(inv: &Inv) -> SysResult {
+fn smc_invocation(inv: &Inv, badge: u64) -> SysResult {
     if inv.label != lb::ARM_SMC_CALL {
+        return Err(SysError::IllegalOperation);
+    }
+    inv.need(8, 0)?;
+    // A badged SMC capability allows only the function ID of its badge.
+    if badge != 0 && badge != inv.mr(0) {
         return Err(SysError::IllegalOperation);
     }
     let mut args = [0u64; 8];
@@ -1294,10 +1317,12 @@ fn domain_invocation(inv: &Inv) -> SysResult {
     if inv.label != lb::DOMAIN_SET_SET {
         return Err(SysError::IllegalOperation);
     }
-    inv.need(1, 1)?;
+    // seL4's order: the domain, then the thread capability.
+    inv.need(1, 0)?;
     if inv.mr(0) != 0 {
         return Err(SysError::InvalidArgument(0));
     }
+    inv.need(1, 1)?;
     if !matches!(inv.cap(0).kind(), CapKind::Tcb { .. }) {
         return Err(SysError::InvalidArgument(1));
     }

@@ -118,9 +118,12 @@ pub fn irq_handler_invocation(inv: &Inv, irq: usize) -> SysResult {
                 CapKind::Notification { rights, .. } if rights.write() => {}
                 _ => return Err(SysError::InvalidCapability(0)),
             }
-            let s = irq_slot(irq);
-            delete::delete_slot(s)?;
+            // Decoded completely (deriving a notification capability cannot fail)
+            // before the old one goes; the slot holds only a notification capability,
+            // whose deletion is never long.
             let d = crate::invoke::derive_cap(src, cap)?;
+            let s = irq_slot(irq);
+            let _ = delete::delete_slot(s);
             cspace::insert_derived(d, src, s);
             crate::arch::irq_unmask(irq as u32);
             Ok(Reply::EMPTY)

@@ -13,6 +13,7 @@
 //! into a reference is `mem::obj`.
 
 #![no_std]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 #[cfg(test)]
 extern crate std;

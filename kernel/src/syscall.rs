@@ -26,6 +26,13 @@ pub enum SysError {
     NotEnoughMemory(u64),
     /// A long operation stopped at a preemption point; the call restarts later.
     Preempted,
+    /// An extra capability of the invocation could not be looked up: not an error reply
+    /// but a capability fault on that address (seL4's `lookupExtraCaps`), raised only
+    /// if the call blocks.
+    ExtraCapFault {
+        cptr: u64,
+        lookup: LookupFault,
+    },
 }
 
 impl SysError {
@@ -61,7 +68,7 @@ impl SysError {
                 w[0] = b;
                 (error::NOT_ENOUGH_MEMORY, 1)
             }
-            SysError::Preempted => (0, 0),
+            SysError::Preempted | SysError::ExtraCapFault { .. } => (0, 0),
         };
         (label, w, n)
     }
@@ -118,8 +125,14 @@ pub fn handle_syscall(t: Pa, number: i64) {
         sc::WAIT => handle_recv(t, true, false),
         sc::NB_WAIT => handle_recv(t, false, false),
         sc::REPLY_RECV => {
+            // seL4 (MCS): the reply phase is a non-blocking invocation of whatever x6
+            // names (a reply object replies; a failed lookup, of the capability or of an
+            // extra one, does nothing), then the receive.
             let reply_cptr = tcb(t).ctx.x[6];
-            if handle_reply(t, reply_cptr) {
+            let pc = tcb(t).ctx.pc;
+            handle_send(t, reply_cptr, false, false, true);
+            // Not after a preempted invocation (its PC is set back to restart it).
+            if tcb(t).state == ThreadState::Running && tcb(t).ctx.pc == pc {
                 handle_recv(t, true, true);
             }
         }
@@ -195,6 +208,28 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
             return;
         }
     };
+    // seL4's handleInvocation looks up the extra capabilities before anything else, for
+    // IPC as for invocations (which look them up again in `decode_invocation`).
+    if matches!(
+        cap.kind(),
+        CapKind::Endpoint { .. } | CapKind::Notification { .. } | CapKind::Reply { .. }
+    ) {
+        if let Err(SysError::ExtraCapFault { cptr, lookup }) =
+            crate::invoke::lookup_extra_caps(t, MessageInfo(tcb(t).ctx.x[1]))
+        {
+            if blocking {
+                ipc::handle_fault(
+                    t,
+                    Fault::Cap {
+                        addr: cptr,
+                        in_recv: false,
+                        lookup,
+                    },
+                );
+            }
+            return;
+        }
+    }
     match cap.kind() {
         CapKind::Endpoint { pa, badge, rights } => {
             if !rights.write() {
@@ -242,6 +277,18 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
                     // Re-executes the system call when the thread next runs.
                     tcb(t).ctx.pc = tcb(t).fault_ip;
                 }
+                Err(SysError::ExtraCapFault { cptr, lookup }) => {
+                    if blocking {
+                        ipc::handle_fault(
+                            t,
+                            Fault::Cap {
+                                addr: cptr,
+                                in_recv: false,
+                                lookup,
+                            },
+                        );
+                    }
+                }
                 Err(e) => {
                     if is_call {
                         send_error(t, e);
@@ -266,19 +313,6 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
 fn send_error(t: Pa, e: SysError) {
     let (label, w, n) = e.encode();
     reply_from_kernel(t, label, &w[..n]);
-}
-
-/// Replies through the reply cap in x6 (ReplyRecv). Returns false if the thread faulted.
-fn handle_reply(t: Pa, reply_cptr: u64) -> bool {
-    match lookup_cap(t, reply_cptr) {
-        Ok((_, cap)) => {
-            if let CapKind::Reply { pa, can_grant } = cap.kind() {
-                ipc::do_reply(t, pa, can_grant);
-            }
-            true
-        }
-        Err(_) => true,
-    }
 }
 
 fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {

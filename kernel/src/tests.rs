@@ -11,6 +11,9 @@ use crate::object::LookupFault;
 use std::alloc::{alloc_zeroed, Layout};
 use std::vec::Vec;
 
+/// Every error path of every invocation, through the decoder.
+mod decode;
+
 /// Zeroed, aligned host memory that stands in for physical memory.
 fn arena(bytes: usize, align: usize) -> Pa {
     let layout = Layout::from_size_align(bytes, align).unwrap();
@@ -363,7 +366,7 @@ fn revoke_deletes_every_derived_capability() {
 }
 
 #[test]
-fn slot_layout_is_seL4s() {
+fn slot_layout_is_sel4s() {
     assert_eq!(core::mem::size_of::<Slot>(), 32);
     assert_eq!(core::mem::align_of::<Slot>(), 32);
 }
@@ -1325,7 +1328,6 @@ fn a_thread_cannot_unbind_the_context_it_runs_on() {
     }
     k().cur = 0;
 }
-
 
 #[test]
 fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {

@@ -200,6 +200,10 @@ pub fn asid_control_invocation(inv: &Inv) -> SysResult {
     }
     let (ut_slot, ut) = inv.extra[0];
     let root = inv.extra[1].1;
+    // seL4's order: a free pool number, the untyped, its children, the slot.
+    let Some(hi) = k().asid_table.iter().position(|&p| p == 0) else {
+        return Err(SysError::DeleteFirst);
+    };
     let CapKind::Untyped {
         pa,
         size_bits,
@@ -215,9 +219,6 @@ pub fn asid_control_invocation(inv: &Inv) -> SysResult {
     if cspace::has_children(ut_slot) {
         return Err(SysError::RevokeFirst);
     }
-    let Some(hi) = k().asid_table.iter().position(|&p| p == 0) else {
-        return Err(SysError::DeleteFirst);
-    };
     let dest = crate::invoke::target_slot(root, inv.mr(0), inv.mr(1))?;
     if !slot(dest).cap.is_null() {
         return Err(SysError::DeleteFirst);
@@ -245,11 +246,14 @@ pub fn asid_pool_invocation(inv: &Inv, pool: Pa, asid_base: u16) -> SysResult {
         return Err(SysError::InvalidCapability(1));
     };
     let hi = (asid_base >> 9) as usize;
-    if k().asid_table[hi] != pool {
+    if k().asid_table[hi] == 0 {
         return Err(SysError::FailedLookup {
             source: false,
             lookup: LookupFault::InvalidRoot,
         });
+    }
+    if k().asid_table[hi] != pool {
+        return Err(SysError::InvalidCapability(0));
     }
     let entries = &mut obj::<AsidPool>(pool).entries;
     // ASID 0 is never handed out.
@@ -272,23 +276,35 @@ pub fn asid_pool_invocation(inv: &Inv, pool: Pa, asid_base: u16) -> SysResult {
 // ---------------------------------------------------------------------------------------
 // Invocations.
 
-/// The VSpace root named by a capability argument, checked against its ASID.
-fn vspace_arg(cap: Cap, argno: u64) -> Result<(Pa, u16), SysError> {
+/// seL4's `isValidNativeRoot`: a VSpace capability with an ASID (root and ASID).
+fn native_root(cap: Cap, argno: u64) -> Result<(Pa, u16), SysError> {
     match cap.kind() {
         CapKind::VSpace {
             pa,
             asid: Some(asid),
-        } => {
-            if find_vspace(asid) != Some(pa) {
-                return Err(SysError::FailedLookup {
-                    source: false,
-                    lookup: LookupFault::InvalidRoot,
-                });
-            }
-            Ok((pa, asid))
-        }
+        } => Ok((pa, asid)),
         _ => Err(SysError::InvalidCapability(argno)),
     }
+}
+
+/// seL4's `findVSpaceForASID` for a root named by capability `argno`: no VSpace under
+/// the ASID is a failed lookup, another VSpace there an invalid capability.
+fn check_asid(root: Pa, asid: u16, argno: u64) -> Result<(), SysError> {
+    match find_vspace(asid) {
+        None => Err(SysError::FailedLookup {
+            source: false,
+            lookup: LookupFault::InvalidRoot,
+        }),
+        Some(pa) if pa != root => Err(SysError::InvalidCapability(argno)),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The VSpace root named by a capability argument, checked against its ASID.
+fn vspace_arg(cap: Cap, argno: u64) -> Result<(Pa, u16), SysError> {
+    let (root, asid) = native_root(cap, argno)?;
+    check_asid(root, asid, argno)?;
+    Ok((root, asid))
 }
 
 pub fn page_table_invocation(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
@@ -304,10 +320,12 @@ pub fn page_table_invocation(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
                 return Err(SysError::InvalidCapability(0));
             }
             let vaddr = inv.mr(0);
-            let (root, asid) = vspace_arg(inv.cap(0), 1)?;
+            // seL4's order: the root capability, the address, then the ASID.
+            let (root, asid) = native_root(inv.cap(0), 1)?;
             if vaddr >= consts::USER_TOP {
                 return Err(SysError::InvalidArgument(0));
             }
+            check_asid(root, asid, 1)?;
             let (e_pa, level, _) = lookup_pt_slot(root, vaddr);
             if level == 3 || read_word(e_pa) & VALID != 0 {
                 return Err(SysError::DeleteFirst);
@@ -475,12 +493,12 @@ pub fn frame_invocation(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
                     lookup: LookupFault::MissingCapability { bits_left },
                 });
             }
-            let old = read_word(e_pa);
-            if old & VALID != 0 && mapping.is_none() {
-                return Err(SysError::DeleteFirst);
-            }
+            // As seL4's performPageInvocationMap: whatever page was mapped at that
+            // entry is replaced (its capability's mapping goes stale, which unmap
+            // and delete check), and the TLB is flushed.
+            let was_valid = read_word(e_pa) & VALID != 0;
             write_entry(e_pa, frame_entry(pa, size, eff, attr, is_device));
-            if mapping.is_some() {
+            if was_valid {
                 flush_asid(asid);
             }
             cspace::update_cap(
@@ -519,10 +537,16 @@ pub fn frame_invocation(inv: &Inv, s: Pa, cap: Cap) -> SysResult {
             if inv.len < 2 {
                 return Err(SysError::TruncatedMessage);
             }
-            let (start, end) = (inv.mr(0), inv.mr(1));
-            if mapping.is_none() {
+            let Some(m) = mapping else {
                 return Err(SysError::IllegalOperation);
+            };
+            if find_vspace(m.asid).is_none() {
+                return Err(SysError::FailedLookup {
+                    source: false,
+                    lookup: LookupFault::InvalidRoot,
+                });
             }
+            let (start, end) = (inv.mr(0), inv.mr(1));
             if end <= start {
                 return Err(SysError::InvalidArgument(1));
             }
@@ -559,7 +583,8 @@ pub fn vspace_invocation(inv: &Inv, cap: Cap) -> SysResult {
             if end <= start {
                 return Err(SysError::InvalidArgument(1));
             }
-            if end > consts::USER_TOP {
+            // seL4 compares with the last user address (`USER_TOP` here is one past).
+            if end >= consts::USER_TOP {
                 return Err(SysError::IllegalOperation);
             }
             let (root, _) = vspace_arg(cap, 0)?;
@@ -567,14 +592,15 @@ pub fn vspace_invocation(inv: &Inv, cap: Cap) -> SysResult {
             let (e_pa, level, bits) = lookup_pt_slot(root, start);
             let e = read_word(e_pa);
             if e & VALID == 0 || is_table(e, level) {
-                return Err(SysError::FailedLookup {
-                    source: false,
-                    lookup: LookupFault::MissingCapability { bits_left: bits },
-                });
+                // seL4: nothing mapped means nothing cached, so nothing to do.
+                return Ok(Reply::EMPTY);
             }
             let page = 1u64 << bits;
             if (start & !(page - 1)) != ((end - 1) & !(page - 1)) {
-                return Err(SysError::InvalidArgument(1));
+                return Err(SysError::RangeError(
+                    start,
+                    (start & !(page - 1)) + page - 1,
+                ));
             }
             let base = (e & ADDR_MASK & !(page - 1)) as Pa;
             let off = (start & (page - 1)) as usize;

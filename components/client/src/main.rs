@@ -8,9 +8,22 @@
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
+// Reachable from other components (and, later, guests): no unwrap, expect, explicit panic or
+// unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 use keel_component::{component, log, Handler};
-use server_protocol::{Calc, Request};
+use server_protocol::Request;
 
 keel_component::include_system!();
 
@@ -26,7 +39,7 @@ impl Handler for Client {
             Request::Ping { seq: 1 },
             Request::Stats,
         ] {
-            match SERVER.request::<Calc>(&request) {
+            match SERVER.call(&request) {
                 Ok(response) => log!("{}: {:?} -> {:?}", system::NAME, request, response),
                 Err(e) => log!("{}: {:?} failed: {}", system::NAME, request, e),
             }

@@ -379,7 +379,7 @@ fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
             let pname = &spec.components[peer.component as usize].name;
             grant(
                 o.cnode,
-                cspace::NOTIFY_BASE + me.id as u64,
+                cspace::notify(me.id),
                 p.ntfn,
                 CapRights::write_only(),
                 1 << peer.id,
@@ -394,7 +394,7 @@ fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
                 })?;
                 grant(
                     o.cnode,
-                    cspace::PPC_BASE + me.id as u64,
+                    cspace::call(me.id),
                     ep,
                     CapRights::new(true, false, false, true),
                     badge::PPC | peer.id as u64,
@@ -427,7 +427,7 @@ fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
             .set_notification(badged)
             .ctx(|| format!("IRQHandler_SetNotification for {what}"))?;
         mem.retire(badged);
-        let dest = cspace::IRQ_BASE + irq.id as u64;
+        let dest = cspace::irq(irq.id);
         o.cnode
             .move_(
                 dest,
@@ -445,7 +445,7 @@ fn caps(mem: &mut Mem, spec: &SystemSpec, objs: &[Objects], i: usize) -> R<()> {
             let name = &spec.components[j].name;
             grant(
                 o.cnode,
-                cspace::CHILD_TCB_BASE + j as u64,
+                cspace::child_tcb(j as u32),
                 child.tcb,
                 all,
                 0,

@@ -9,9 +9,22 @@
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
+// Reachable from other components (and, later, guests): no unwrap, expect, explicit panic or
+// unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
-use keel_component::{component, log, Channel, Handler, Message, Protocol};
-use server_protocol::{answer, Calc};
+use keel_component::{component, log, Channel, Handler, Message, Serve};
+use server_protocol::{answer, Calc, Request, Response};
 
 keel_component::include_system!();
 
@@ -24,11 +37,16 @@ impl Handler for Server {
         log!("{}: up", system::NAME);
     }
 
-    fn protected(&mut self, _channel: Channel, msg: &Message) -> Message {
-        let answered = self.answered;
-        let reply = Calc::serve(msg, |request| answer(request, answered));
+    fn protected(&mut self, channel: Channel, msg: &Message) -> Message {
+        system::protected(self, channel, msg)
+    }
+}
+
+impl Serve<Calc> for Server {
+    fn serve(&mut self, _from: Channel, request: Request) -> Response {
+        let response = answer(request, self.answered);
         self.answered += 1;
-        reply
+        response
     }
 }
 

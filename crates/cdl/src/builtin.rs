@@ -33,6 +33,8 @@ pub mod limits {
     pub const IRQ_MAX: u32 = qemu_virt::MAX_IRQ;
     /// Most channels in a system, the console's included.
     pub const MAX_CHANNELS: usize = 256;
+    /// Longest protocol path (`channel protocol=`).
+    pub const MAX_PROTOCOL_LEN: usize = 256;
     /// Largest stack (well below the gap between `layout::MAP_END`'s restart window and
     /// `layout::STACK_TOP`).
     pub const MAX_STACK_SIZE: u64 = 64 * 1024 * 1024;

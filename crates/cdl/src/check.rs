@@ -8,7 +8,9 @@ use keel_spec::layout;
 use crate::builtin::{console, defaults, limits, supervisor};
 use crate::decode::{AChannel, AComponent, AEnd, AIrq, AMap, ARegion, ASingleton, Ast, Sp, Val};
 use crate::diag::{Code, Diags, Span};
-use crate::model::{Channel, Component, End, Irq, Map, Perms, Region, RestartPolicy, Role};
+use crate::model::{
+    Channel, Component, End, Interfaces, Irq, Map, Perms, Region, RestartPolicy, Role,
+};
 use crate::System;
 
 /// The elaborated syntax tree: user components in file order, then the supervisor, then
@@ -115,6 +117,7 @@ fn elaborate(ast: Ast) -> Elab {
                 builtin: true,
                 broken: false,
                 head: s.head,
+                protocol: Val::Absent,
                 ends: vec![
                     AEnd {
                         component: Sp::new(caller_name, s.head),
@@ -206,14 +209,22 @@ fn page_size(r: &ARegion) -> Option<u64> {
         .map(|p| p.v)
 }
 
-/// Checks everything; returns the system when no error was found.
-pub(crate) fn check(ast: Ast, diags: &mut Diags) -> Option<System> {
+/// Checks everything (the channels' protocols against `interfaces` too, when given); returns
+/// the system when no error was found.
+pub(crate) fn check(
+    ast: Ast,
+    interfaces: Option<&Interfaces>,
+    diags: &mut Diags,
+) -> Option<System> {
     let e = elaborate(ast);
     names(&e, diags);
     limits_check(&e, diags);
     regions(&e, diags);
     components(&e, diags);
     channels(&e, diags);
+    if let Some(interfaces) = interfaces {
+        protocols(&e, interfaces, diags);
+    }
     id_spaces(&e, diags);
     irqs_twice(&e, diags);
     devices_shared(&e, diags);
@@ -708,6 +719,33 @@ fn channels(e: &Elab, diags: &mut Diags) {
                 .help("calls=#true marks the one end that makes protected calls to the other");
             continue;
         }
+        match (callers.first(), &ch.protocol) {
+            (Some(&(_, calls_span)), Val::Absent) if !ch.builtin => {
+                diags
+                    .error(
+                        Code::CallProtocol,
+                        calls_span,
+                        "this end makes protected calls, but the channel names no protocol",
+                        "calls without a protocol",
+                    )
+                    .label(ch.head, "the channel")
+                    .help(
+                        "name the protocol the calls carry on the channel: \
+                         channel protocol=\"server_protocol::Calc\" { ... }",
+                    );
+            }
+            (None, Val::Ok(p)) => {
+                diags
+                    .error(
+                        Code::NotifyProtocol,
+                        p.span,
+                        format!("the channel carries `{}`, but no end makes calls", p.v),
+                        "protocol of a notify-only channel",
+                    )
+                    .help("mark the calling end with calls=#true, or drop protocol=");
+            }
+            _ => {}
+        }
         let Some(&(caller_end, calls_span)) = callers.first() else {
             continue;
         };
@@ -735,6 +773,86 @@ fn channels(e: &Elab, diags: &mut Diags) {
                     .label(pe.span, format!("`{}`'s priority", ce.name.v))
                     .help("raise the callee's priority above the caller's (this also rules out call cycles)");
             }
+        }
+    }
+}
+
+/// The program that builds component `c` (its `program`, or its name).
+fn program_of(c: &AComponent) -> Option<&str> {
+    match &c.program {
+        Val::Absent => Some(c.name.v.as_str()),
+        Val::Bad => None,
+        Val::Ok(p) => Some(p.v.as_str()),
+    }
+}
+
+/// Both ends of every channel that names a protocol agree on it: the calling end's program
+/// calls it and the other end's program serves it, as their interfaces say. Programs without
+/// an interface in the table are not checked.
+fn protocols(e: &Elab, interfaces: &Interfaces, diags: &mut Diags) {
+    for (chi, ch) in e.channels.iter().enumerate() {
+        let Val::Ok(protocol) = &ch.protocol else {
+            continue;
+        };
+        let resolved = e.ends.get(chi);
+        let names_console =
+            resolved.is_some_and(|r| r.iter().any(|i| i.is_some() && *i == e.console));
+        // A channel to the console is already refused (E0107).
+        if ch.broken || ch.ends.len() != 2 || names_console {
+            continue;
+        }
+        for (ei, end) in ch.ends.iter().enumerate() {
+            let Some(c) = e
+                .ends
+                .get(chi)
+                .and_then(|r| r.get(ei))
+                .copied()
+                .flatten()
+                .and_then(|i| e.components.get(i))
+            else {
+                continue;
+            };
+            let Some(program) = program_of(c) else {
+                continue;
+            };
+            let Some(interface) = interfaces.get(program) else {
+                continue;
+            };
+            let calls = matches!(&end.calls, Val::Ok(x) if x.v);
+            let (list, verb) = if calls {
+                (&interface.calls, "call")
+            } else {
+                (&interface.serves, "serve")
+            };
+            if list.contains(&protocol.v) {
+                continue;
+            }
+            let known = if list.is_empty() {
+                "nothing".to_string()
+            } else {
+                list.iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            diags
+                .error(
+                    Code::ProtocolMismatch,
+                    protocol.span,
+                    format!(
+                        "the ends of this channel disagree on its protocol: `{}` (program `{program}`) \
+                         does not {verb} `{}`",
+                        c.name.v, protocol.v
+                    ),
+                    "the channel's protocol",
+                )
+                .label(end.head, format!("`{}`'s end: its program {verb}s {known}", c.name.v))
+                .help(format!(
+                    "give this channel the protocol both programs speak, or declare it in \
+                     program `{program}`'s Cargo.toml: [package.metadata.keel] {verb}s = [\"{}\"] \
+                     (and implement it)",
+                    protocol.v
+                ));
         }
     }
 }
@@ -1028,6 +1146,7 @@ fn build(e: &Elab) -> Option<System> {
             name: ch.name.as_ref().map(|n| n.v.clone()),
             ends: [end(0)?, end(1)?],
             caller,
+            protocol: ch.protocol.ok().map(|p| p.v.clone()),
         });
     }
     Some(System {

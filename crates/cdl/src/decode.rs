@@ -126,6 +126,8 @@ pub(crate) struct AChannel {
     /// A child failed to decode (already reported): the channel is not checked further.
     pub broken: bool,
     pub head: Span,
+    /// The protocol the channel carries: a Rust path (`crate::Type`).
+    pub protocol: Val<String>,
     pub ends: Vec<AEnd>,
 }
 
@@ -239,6 +241,18 @@ fn kind_of(v: &KdlValue) -> &'static str {
 }
 
 /// Is `s` a name: a letter, then letters, digits, `-` or `_`?
+/// A protocol: a Rust path of at least two segments (`server_protocol::Calc`), each a
+/// Rust identifier; at most `limits::MAX_PROTOCOL_LEN` bytes.
+pub(crate) fn is_protocol_path(s: &str) -> bool {
+    let ident = |seg: &str| {
+        let mut chars = seg.chars();
+        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && seg != "_"
+    };
+    s.len() <= limits::MAX_PROTOCOL_LEN && s.split("::").count() >= 2 && s.split("::").all(ident)
+}
+
 pub(crate) fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
@@ -868,10 +882,38 @@ impl Decoder<'_, '_> {
     }
 
     fn channel(&mut self, node: &KdlNode) -> Option<AChannel> {
-        let en = self.entries(node, 1, &[], true);
+        let en = self.entries(node, 1, &["protocol"], true);
         let name = match en.arg(0) {
             Some(e) => Some(self.name(e, "channel name")?),
             None => None,
+        };
+        let protocol = match en.prop("protocol") {
+            None => Val::Absent,
+            Some(e) => match e.value().as_string() {
+                None => {
+                    self.wrong_type(e, "a protocol (a string: a Rust path)");
+                    Val::Bad
+                }
+                Some(p) if is_protocol_path(p) => {
+                    Val::Ok(Sp::new(p.to_string(), self.value_span(e)))
+                }
+                Some(p) => {
+                    let span = self.value_span(e);
+                    self.diags
+                        .error(
+                            Code::InvalidValue,
+                            span,
+                            format!("`{p}` is not a protocol path"),
+                            "not a Rust path",
+                        )
+                        .help(
+                            "a protocol is the Rust path of a type implementing \
+                             keel_component::Protocol, crate first: \
+                             protocol=\"server_protocol::Calc\"",
+                        );
+                    Val::Bad
+                }
+            },
         };
         let mut ends = Vec::new();
         let mut broken = false;
@@ -894,6 +936,7 @@ impl Decoder<'_, '_> {
             builtin: false,
             broken,
             head: en.head,
+            protocol,
             ends,
         })
     }

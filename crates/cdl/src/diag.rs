@@ -94,6 +94,9 @@ codes! {
     IrqTwice = "0203", "irq-twice", "An interrupt given twice (to one or two components).";
     IrqRange = "0204", "irq-range", "An interrupt number outside the SPIs 32..=159.";
     TwoCallers = "0205", "two-callers", "Both ends of a channel have calls=#true.";
+    ProtocolMismatch = "0206", "protocol-mismatch", "A channel's two ends disagree on its protocol: the calling end's program does not call it, or the other end's program does not serve it (the programs' `[package.metadata.keel]`).";
+    CallProtocol = "0207", "call-protocol", "A channel with calls=#true that names no protocol (a caller gets a client for the channel's protocol).";
+    NotifyProtocol = "0208", "notify-protocol", "A channel that names a protocol but has no end with calls=#true (a notify-only channel carries no protocol).";
     SizeMultiple = "0300", "size-multiple", "A region size that is zero or not a multiple of its page size.";
     PageSize = "0301", "page-size", "A page size other than 4096 (4KiB) or 2097152 (2MiB).";
     PhysAlign = "0302", "phys-align", "A device region's phys-addr not aligned to its page size.";

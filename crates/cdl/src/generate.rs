@@ -62,11 +62,11 @@ fn write_component(
     writeln!(out, "pub const INDEX: u32 = {index};")?;
 
     let mut peers = Vec::new();
+    // (id, protocol) of every channel this component serves.
+    let mut served: Vec<(u8, &str)> = Vec::new();
     writeln!(out, "pub mod channels {{")?;
-    writeln!(out, "    #[allow(unused_imports)]")?;
-    writeln!(out, "    use keel_component::Channel;")?;
     for ch in s.channels() {
-        let Some((me, peer, _)) = ch.end_at(index) else {
+        let Some((me, peer, calls)) = ch.end_at(index) else {
             continue;
         };
         let peer_name = s
@@ -74,16 +74,32 @@ fn write_component(
             .get(peer.component)
             .map(|p| p.name.as_str())
             .unwrap_or("");
-        let name = ch.name.as_deref().unwrap_or(peer_name);
-        writeln!(
-            out,
-            "    pub const {}: Channel = Channel::new({});",
-            constant_name(name),
-            me.id
-        )?;
-        peers.push(format!("({}, \"{peer_name}\")", me.id));
+        let name = constant_name(ch.name.as_deref().unwrap_or(peer_name));
+        let id = me.id;
+        // A handle's type says what the channel carries at this end.
+        match ch.protocol.as_deref() {
+            Some(p) if calls => writeln!(
+                out,
+                "    pub const {name}: keel_component::Client<{p}> = keel_component::Client::__generated({id});"
+            )?,
+            Some(p) => {
+                served.push((id, p));
+                writeln!(
+                    out,
+                    "    pub const {name}: keel_component::Server<{p}> = keel_component::Server::__generated({id});"
+                )?
+            }
+            None => writeln!(
+                out,
+                "    pub const {name}: keel_component::Channel = keel_component::Channel::__generated({id});"
+            )?,
+        }
+        peers.push(format!("({id}, \"{peer_name}\")"));
     }
     writeln!(out, "}}")?;
+    // The supervisor still answers `supervision::Status` by hand (`Protocol::serve` in its
+    // `Handler::protected`), so its handler is not required to implement `Serve` yet.
+    write_dispatcher(out, &served, c.role != Role::Supervisor)?;
 
     writeln!(out, "pub mod regions {{")?;
     writeln!(out, "    #[allow(unused_imports)]")?;
@@ -108,7 +124,7 @@ fn write_component(
     for q in &c.irqs {
         writeln!(
             out,
-            "    pub const {}: Irq = Irq::new({});",
+            "    pub const {}: Irq = Irq::__generated({});",
             constant_name(&q.name),
             q.id
         )?;
@@ -158,4 +174,52 @@ fn write_component(
         writeln!(out, "];")?;
     }
     Ok(())
+}
+
+/// `system::protected`: routes a protected call to the component's `Serve<P>` for the
+/// protocol of the channel it came on (bounds: every protocol the component serves, so a
+/// component that does not implement one does not compile); any other channel is refused.
+fn write_dispatcher(out: &mut String, served: &[(u8, &str)], enforce: bool) -> std::fmt::Result {
+    let mut protocols: Vec<&str> = served.iter().map(|&(_, p)| p).collect();
+    protocols.sort_unstable();
+    protocols.dedup();
+    let bounds: String = protocols
+        .iter()
+        .map(|p| format!(" + keel_component::Serve<{p}>"))
+        .collect();
+    writeln!(
+        out,
+        "/// Answer a protected call through the handler's `Serve<P>` for the channel's protocol."
+    )?;
+    writeln!(out, "pub fn protected<H>(")?;
+    writeln!(out, "    handler: &mut H,")?;
+    writeln!(out, "    channel: keel_component::Channel,")?;
+    writeln!(out, "    msg: &keel_component::Message,")?;
+    writeln!(out, ") -> keel_component::Message")?;
+    writeln!(out, "where")?;
+    writeln!(out, "    H: ?Sized{bounds},")?;
+    writeln!(out, "{{")?;
+    writeln!(out, "    let _ = (&handler, &msg);")?;
+    writeln!(out, "    match channel.id() {{")?;
+    for (id, p) in served {
+        writeln!(
+            out,
+            "        {id} => keel_component::dispatch::<{p}, H>(handler, channel, msg),"
+        )?;
+    }
+    writeln!(
+        out,
+        "        _ => keel_component::Message::new(keel_component::label::UNSUPPORTED),"
+    )?;
+    writeln!(out, "    }}")?;
+    writeln!(out, "}}")?;
+    // `component!` calls this with the component's handler: a component that system.cdl makes
+    // the server of a protocol does not compile unless it implements `Serve` for it.
+    let check = if enforce { bounds.as_str() } else { "" };
+    writeln!(
+        out,
+        "/// The handler serves every protocol this component is the server of (checked by `component!`)."
+    )?;
+    writeln!(out, "#[doc(hidden)]")?;
+    writeln!(out, "pub fn __check_serves<H: ?Sized{check}>(_: &H) {{}}")
 }

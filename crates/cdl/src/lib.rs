@@ -50,7 +50,10 @@ use std::path::Path;
 
 pub use builtin::limits;
 pub use diag::{Code, Error, Label, Report, Span};
-pub use model::{Channel, Component, End, Irq, Map, Perms, Region, RestartPolicy, Role};
+pub use model::{
+    interfaces_from_metadata, Channel, Component, End, Interface, Interfaces, Irq, Map, Perms,
+    Region, RestartPolicy, Role,
+};
 
 /// A `system.cdl` that passed every rule, with keel build's additions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,8 +66,23 @@ pub struct System {
     source_name: String,
 }
 
-/// Parses and checks `text`; `name` is the file name shown in diagnostics.
+/// Parses and checks `text`; `name` is the file name shown in diagnostics. The channels'
+/// protocols are not checked against the programs (see [`parse_with`]).
 pub fn parse(name: &str, text: &str) -> Result<System, Report> {
+    parse_checked(name, text, None)
+}
+
+/// [`parse`], and check that both ends of every channel agree on its protocol with what the
+/// programs declare (`interfaces`, read by `keel build` from the packages' Cargo.toml).
+pub fn parse_with(name: &str, text: &str, interfaces: &Interfaces) -> Result<System, Report> {
+    parse_checked(name, text, Some(interfaces))
+}
+
+fn parse_checked(
+    name: &str,
+    text: &str,
+    interfaces: Option<&Interfaces>,
+) -> Result<System, Report> {
     let mut diags = diag::Diags::new();
     let doc = match kdl::KdlDocument::parse_v2(text) {
         Ok(doc) => doc,
@@ -92,7 +110,7 @@ pub fn parse(name: &str, text: &str) -> Result<System, Report> {
         }
     };
     let ast = decode::decode(&doc, text, &mut diags);
-    match check::check(ast, &mut diags) {
+    match check::check(ast, interfaces, &mut diags) {
         Some(mut system) if diags.is_empty() => {
             system.source_name = Path::new(name)
                 .file_name()
@@ -107,10 +125,18 @@ pub fn parse(name: &str, text: &str) -> Result<System, Report> {
 
 /// Reads `path` and [`parse`]s it.
 pub fn load(path: impl AsRef<Path>) -> Result<System, Report> {
-    let path = path.as_ref();
+    load_checked(path.as_ref(), None)
+}
+
+/// Reads `path` and [`parse_with`]s it.
+pub fn load_with(path: impl AsRef<Path>, interfaces: &Interfaces) -> Result<System, Report> {
+    load_checked(path.as_ref(), Some(interfaces))
+}
+
+fn load_checked(path: &Path, interfaces: Option<&Interfaces>) -> Result<System, Report> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(&name, &text),
+        Ok(text) => parse_checked(&name, &text, interfaces),
         Err(e) => {
             let mut diags = diag::Diags::new();
             diags.push_unlocated(Code::Io, format!("cannot read {name}: {e}"));

@@ -1,7 +1,61 @@
 //! The validated system: what a `system.cdl` that passed every rule describes, with the
 //! supervisor, the console and their channels, region and interrupt already added.
 
+use std::collections::BTreeMap;
+
 pub use keel_spec::RestartPolicy;
+
+/// What a program (a cargo package) says it speaks: its `[package.metadata.keel]` table,
+/// `serves = [..]` and `calls = [..]`, each a list of protocol paths. `keel build` reads it
+/// for every package of the workspace and checks each channel's ends against it
+/// ([`crate::parse_with`], `cdl::E0206`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interface {
+    pub serves: Vec<String>,
+    pub calls: Vec<String>,
+}
+
+/// Every known program's [`Interface`], by package name. A program not in the table is not
+/// checked (cargo reports it missing when it is built).
+pub type Interfaces = BTreeMap<String, Interface>;
+
+/// The interfaces of every package in `cargo metadata --format-version 1` output: each
+/// package's `[package.metadata.keel]` `serves` and `calls` (packages without the table speak
+/// no protocol). An entry that is not a list of strings is an error naming the package.
+pub fn interfaces_from_metadata(json: &str) -> Result<Interfaces, String> {
+    let meta: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("cargo metadata: {e}"))?;
+    let packages = meta
+        .get("packages")
+        .and_then(|p| p.as_array())
+        .ok_or("cargo metadata: no packages")?;
+    let mut out = Interfaces::new();
+    for p in packages {
+        let Some(name) = p.get("name").and_then(|n| n.as_str()) else {
+            continue;
+        };
+        let keel = p.get("metadata").and_then(|m| m.get("keel"));
+        let list = |key: &str| -> Result<Vec<String>, String> {
+            match keel.and_then(|k| k.get(key)) {
+                None => Ok(Vec::new()),
+                Some(v) => v
+                    .as_array()
+                    .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect())
+                    .ok_or_else(|| {
+                        format!("package `{name}`: [package.metadata.keel] {key} is not a list of protocol paths")
+                    }),
+            }
+        };
+        out.insert(
+            name.to_string(),
+            Interface {
+                serves: list("serves")?,
+                calls: list("calls")?,
+            },
+        );
+    }
+    Ok(out)
+}
 
 /// What a component is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +134,9 @@ pub struct Channel {
     pub ends: [End; 2],
     /// 0 or 1: the end that makes protected calls to the other.
     pub caller: Option<u8>,
+    /// The protocol the channel carries (a Rust path); set exactly when `caller` is, except
+    /// on the console channels keel build adds (raw log lines).
+    pub protocol: Option<String>,
 }
 
 impl Channel {

@@ -1,6 +1,8 @@
 //! Every fixture under `tests/cdl/`: each `fail/<code>-<slug>.cdl` reports exactly the codes
 //! its first line names (`// expect: E0100 E0100`), each `pass/*.cdl` (and the top-level
-//! `system.cdl`) reports nothing, and every rule has a failing fixture.
+//! `system.cdl`) reports nothing, and every rule has a failing fixture. Fixtures are checked
+//! as `keel build` checks a file: against the interfaces (`[package.metadata.keel]`) of the
+//! workspace's real programs.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,6 +12,24 @@ use cdl::Code;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The workspace's programs' interfaces, as `keel build` reads them.
+fn interfaces() -> cdl::Interfaces {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success(), "cargo metadata failed");
+    cdl::interfaces_from_metadata(std::str::from_utf8(&out.stdout).unwrap()).unwrap()
 }
 
 fn cdl_files(dir: &Path) -> Vec<PathBuf> {
@@ -45,6 +65,7 @@ fn expected_codes(path: &Path, text: &str) -> Result<Vec<Code>, String> {
 fn fail_fixtures_report_exactly_their_codes() {
     let mut problems = Vec::new();
     let mut covered: BTreeMap<Code, usize> = BTreeMap::new();
+    let interfaces = interfaces();
     for path in cdl_files(&root().join("tests/cdl/fail")) {
         let text = fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
@@ -61,7 +82,7 @@ fn fail_fixtures_report_exactly_their_codes() {
                 "{name}: the name does not start with one of its expected codes"
             )),
         }
-        match cdl::parse(&name, &text) {
+        match cdl::parse_with(&name, &text, &interfaces) {
             Ok(_) => problems.push(format!("{name}: passed, expected {expected:?}")),
             Err(report) => {
                 if report.codes() != expected {
@@ -106,8 +127,9 @@ fn pass_fixtures_and_the_default_system_pass() {
     let mut files = cdl_files(&root().join("tests/cdl/pass"));
     files.push(root().join("system.cdl"));
     let mut problems = Vec::new();
+    let interfaces = interfaces();
     for path in files {
-        if let Err(report) = cdl::load(&path) {
+        if let Err(report) = cdl::load_with(&path, &interfaces) {
             problems.push(report.plain());
         }
     }

@@ -1,26 +1,50 @@
 //! Channels, channel sets, interrupts and children: small ids with the operations the
-//! component may perform on them. The capability behind each id sits at a fixed slot of the
-//! component's CNode (`keel_spec::cspace`); the loader puts it there only if `system.cdl`
-//! grants it, so using an id that was not granted reaches an empty slot and fails in the
-//! kernel, never somewhere else.
+//! component may perform on them. The capability behind each id sits at the slot
+//! `keel_spec::cspace` assigns it (the one module that owns the id -> slot layout, which the
+//! loader fills from the same functions); the loader puts it there only if `system.cdl` grants
+//! it, so using an id that was not granted reaches an empty slot and fails in the kernel, never
+//! somewhere else.
+//!
+//! Channel handles are typed by what `system.cdl` says the channel carries, and only the
+//! generated constants (`include_system!`) make them: a component cannot forge one from an
+//! integer.
+//!
+//! * [`Channel`]: a notify-only channel (either end), or the served end's id in [`Serve`];
+//!   it can `notify` and nothing else;
+//! * [`Client<P>`]: the calling end of a channel carrying protocol `P`: `call` sends a
+//!   `P::Request` and gets a `P::Response` or a [`CallError`] (the server died, refused, ...);
+//! * [`Server<P>`]: the served end of such a channel; protected calls on it reach the
+//!   component's `Serve<P>` implementation through the generated `system::protected`.
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use keel_spec::{cspace, MAX_CHANNEL_ID};
 
 use crate::kernel;
-use crate::message::{CallError, Message, Protocol};
+use crate::message::{label, CallError, Message, Protocol};
 
-/// One end of a channel, as seen by this component: the id `system.cdl` gave it here.
+/// One end of a channel, as seen by this component: the id `system.cdl` gave it here. Typed
+/// handles ([`Client`], [`Server`]) wrap it; on its own it only notifies.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Channel(u8);
 
 impl Channel {
-    /// The channel with id `id` (0..=`keel_spec::MAX_CHANNEL_ID`). In a constant, an id out of
-    /// range is a compile-time error.
-    pub const fn new(id: u8) -> Self {
+    /// For generated code only (`include_system!`); a component never names an id itself.
+    /// An id above `keel_spec::MAX_CHANNEL_ID` is a compile-time error in a constant.
+    #[doc(hidden)]
+    pub const fn __generated(id: u8) -> Self {
         assert!(id <= MAX_CHANNEL_ID, "channel id out of range");
         Channel(id)
+    }
+
+    /// The channel `id` of a badge or a notification word (already masked to a valid id).
+    pub(crate) const fn from_badge(id: u8) -> Self {
+        Channel(if id > MAX_CHANNEL_ID {
+            MAX_CHANNEL_ID
+        } else {
+            id
+        })
     }
 
     /// The channel's id at this component.
@@ -28,37 +52,16 @@ impl Channel {
         self.0
     }
 
-    /// The CPtr of the notification capability to the peer.
-    pub const fn notify_slot(self) -> u64 {
-        cspace::NOTIFY_BASE + self.0 as u64
-    }
-
-    /// The CPtr of the endpoint capability for protected calls to the peer.
-    pub const fn call_slot(self) -> u64 {
-        cspace::PPC_BASE + self.0 as u64
-    }
-
     /// Signal the peer (`seL4_Signal`). Never blocks; several notifications before the peer
     /// runs arrive as one.
     pub fn notify(self) {
-        kernel::signal(self.notify_slot())
+        kernel::signal(cspace::notify(self.0))
     }
 
-    /// Protected call to the peer (`seL4_Call`): blocks until it replies. A channel this
-    /// component may not call (no capability in the slot) comes back with the kernel's error
-    /// label (see the supervisor's handling of capability faults).
-    pub fn call(self, msg: &Message) -> Message {
-        kernel::call(self.call_slot(), msg)
-    }
-
-    /// Typed protected call: send `request` of protocol `P`, decode the response.
-    pub fn request<P: Protocol>(self, request: &P::Request) -> Result<P::Response, CallError> {
-        let msg = Message::encode(crate::label::OK, request).map_err(CallError::Encode)?;
-        let reply = self.call(&msg);
-        if reply.label() != crate::label::OK {
-            return Err(CallError::Label(reply.label()));
-        }
-        reply.decode().map_err(CallError::Decode)
+    /// Protected call on the raw channel: the log line to the console (a built-in channel
+    /// without a protocol) and typed clients go through here.
+    pub(crate) fn call_raw(self, msg: &Message) -> Message {
+        kernel::call(cspace::call(self.0), msg)
     }
 }
 
@@ -68,13 +71,120 @@ impl fmt::Debug for Channel {
     }
 }
 
+/// The calling end of a channel that carries protocol `P` (`calls=#true` in `system.cdl`).
+pub struct Client<P> {
+    channel: Channel,
+    protocol: PhantomData<fn() -> P>,
+}
+
+// Not derived: a derive would require `P: Clone`.
+impl<P> Clone for Client<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P> Copy for Client<P> {}
+
+impl<P> fmt::Debug for Client<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Client({})", self.channel.0)
+    }
+}
+
+impl<P: Protocol> Client<P> {
+    /// For generated code only (`include_system!`).
+    #[doc(hidden)]
+    pub const fn __generated(id: u8) -> Self {
+        Client {
+            channel: Channel::__generated(id),
+            protocol: PhantomData,
+        }
+    }
+
+    /// The underlying channel (to notify the server, or compare with a notified one).
+    pub const fn channel(self) -> Channel {
+        self.channel
+    }
+
+    /// Signal the server.
+    pub fn notify(self) {
+        self.channel.notify()
+    }
+
+    /// Typed protected call (`seL4_Call`): send `request`, block until the server replies,
+    /// decode its response.
+    pub fn call(self, request: &P::Request) -> Result<P::Response, CallError> {
+        let msg = Message::encode(label::OK, request).map_err(CallError::Encode)?;
+        CallError::check(self.channel.call_raw(&msg))
+    }
+}
+
+/// The served end of a channel that carries protocol `P`: its calls reach the component's
+/// [`Serve<P>`] through the generated `system::protected`.
+pub struct Server<P> {
+    channel: Channel,
+    protocol: PhantomData<fn() -> P>,
+}
+
+impl<P> Clone for Server<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P> Copy for Server<P> {}
+
+impl<P> fmt::Debug for Server<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Server({})", self.channel.0)
+    }
+}
+
+impl<P: Protocol> Server<P> {
+    /// For generated code only (`include_system!`).
+    #[doc(hidden)]
+    pub const fn __generated(id: u8) -> Self {
+        Server {
+            channel: Channel::__generated(id),
+            protocol: PhantomData,
+        }
+    }
+
+    /// The underlying channel (what `Serve::serve` is told a call came from).
+    pub const fn channel(self) -> Channel {
+        self.channel
+    }
+
+    /// Signal the client.
+    pub fn notify(self) {
+        self.channel.notify()
+    }
+}
+
+/// A component that answers protocol `P`. The generated `system::protected` decodes each call
+/// on a channel carrying `P`, hands the request to `serve` and encodes the response; a message
+/// that is not a valid request is answered `label::BAD_REQUEST` without calling it.
+pub trait Serve<P: Protocol> {
+    /// Answer `request`, which came on channel `from`.
+    fn serve(&mut self, from: Channel, request: P::Request) -> P::Response;
+}
+
+/// Decode `msg` as a request of `P`, answer it with `handler`'s [`Serve<P>`]. Used by the
+/// generated `system::protected`.
+pub fn dispatch<P: Protocol, H: Serve<P> + ?Sized>(
+    handler: &mut H,
+    from: Channel,
+    msg: &Message,
+) -> Message {
+    P::serve(msg, |request| handler.serve(from, request))
+}
+
 /// A set of channels: the notification word a component wakes up with.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ChannelSet(u64);
 
 impl ChannelSet {
     /// Only the bits of valid channel ids are kept.
-    pub const fn from_bits(bits: u64) -> Self {
+    pub(crate) const fn from_bits(bits: u64) -> Self {
         ChannelSet(bits & ((1 << (MAX_CHANNEL_ID as u64 + 1)) - 1))
     }
 
@@ -116,7 +226,9 @@ impl fmt::Debug for ChannelSet {
 pub struct Irq(u8);
 
 impl Irq {
-    pub const fn new(id: u8) -> Self {
+    /// For generated code only (`include_system!`).
+    #[doc(hidden)]
+    pub const fn __generated(id: u8) -> Self {
         assert!(id <= MAX_CHANNEL_ID, "interrupt id out of range");
         Irq(id)
     }
@@ -130,14 +242,9 @@ impl Irq {
         Channel(self.0)
     }
 
-    /// The CPtr of the IRQHandler capability.
-    pub const fn slot(self) -> u64 {
-        cspace::IRQ_BASE + self.0 as u64
-    }
-
     /// Unmask the line again (`seL4_IRQHandler_Ack`).
     pub fn ack(self) -> sel4::Result<()> {
-        sel4::cap::IrqHandler::from_cptr(self.slot()).ack()
+        sel4::cap::IrqHandler::from_cptr(cspace::irq(self.0)).ack()
     }
 }
 
@@ -155,9 +262,9 @@ impl Child {
         self.0
     }
 
-    /// The child's TCB (supervisor only: `cspace::CHILD_TCB_BASE + index`).
+    /// The child's TCB (supervisor only: `cspace::child_tcb(index)`).
     pub const fn tcb(self) -> sel4::cap::Tcb {
-        sel4::Cap::from_cptr(cspace::CHILD_TCB_BASE + self.0 as u64)
+        sel4::Cap::from_cptr(cspace::child_tcb(self.0 as u32))
     }
 }
 
@@ -168,17 +275,20 @@ mod tests {
 
     #[test]
     fn slots_follow_the_contract() {
-        let c = Channel::new(3);
-        assert_eq!(c.notify_slot(), cspace::NOTIFY_BASE + 3);
-        assert_eq!(c.call_slot(), cspace::PPC_BASE + 3);
-        assert_eq!(Irq::new(61).slot(), cspace::IRQ_BASE + 61);
-        assert_eq!(Child::new(7).tcb().cptr(), cspace::CHILD_TCB_BASE + 7);
+        assert_eq!(Irq::__generated(61).channel(), Channel::__generated(61));
+        assert_eq!(Child::new(7).tcb().cptr(), cspace::child_tcb(7));
     }
 
     #[test]
     #[should_panic(expected = "channel id out of range")]
     fn channel_ids_are_bounded() {
-        let _ = Channel::new(MAX_CHANNEL_ID + 1);
+        let _ = Channel::__generated(MAX_CHANNEL_ID + 1);
+    }
+
+    #[test]
+    fn badge_ids_are_clamped() {
+        assert_eq!(Channel::from_badge(200).id(), MAX_CHANNEL_ID);
+        assert_eq!(Channel::from_badge(3).id(), 3);
     }
 
     #[test]
@@ -186,8 +296,47 @@ mod tests {
         let s = ChannelSet::from_bits((1 << 63) | (1 << 62) | (1 << 61) | (1 << 5) | 1);
         let ids: Vec<u8> = s.iter().map(Channel::id).collect();
         assert_eq!(ids, [0, 5, 61]);
-        assert!(s.contains(Channel::new(5)));
-        assert!(!s.contains(Channel::new(4)));
+        assert!(s.contains(Channel::__generated(5)));
+        assert!(!s.contains(Channel::__generated(4)));
         assert!(ChannelSet::from_bits(1 << 63).is_empty());
+    }
+
+    struct Adder {
+        from: Vec<u8>,
+    }
+
+    struct Add;
+    impl Protocol for Add {
+        type Request = (u32, u32);
+        type Response = u32;
+    }
+
+    impl Serve<Add> for Adder {
+        fn serve(&mut self, from: Channel, (a, b): (u32, u32)) -> u32 {
+            self.from.push(from.id());
+            a.wrapping_add(b)
+        }
+    }
+
+    #[test]
+    fn dispatch_decodes_serves_and_encodes() {
+        let mut h = Adder { from: Vec::new() };
+        let from = Server::<Add>::__generated(4).channel();
+        let reply = dispatch::<Add, _>(
+            &mut h,
+            from,
+            &Message::encode(label::OK, &(2u32, 40u32)).unwrap(),
+        );
+        assert_eq!(reply.label(), label::OK);
+        assert_eq!(reply.decode::<u32>().unwrap(), 42);
+        assert_eq!(h.from, [4]);
+        // Garbage never reaches the handler.
+        let bad = dispatch::<Add, _>(
+            &mut h,
+            from,
+            &Message::from_bytes(label::OK, &[0xff]).unwrap(),
+        );
+        assert_eq!(bad.label(), label::BAD_REQUEST);
+        assert_eq!(h.from, [4]);
     }
 }

@@ -55,11 +55,10 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn decode(badge_word: u64) -> Self {
+    /// Crate-private: a channel comes from a badge only here, never from a component's integer.
+    pub(crate) fn decode(badge_word: u64) -> Self {
         if badge_word & badge::PPC != 0 {
-            Event::Protected(Channel::new(
-                (badge_word & 0x3f).min(keel_spec::MAX_CHANNEL_ID as u64) as u8,
-            ))
+            Event::Protected(Channel::from_badge((badge_word & 0x3f) as u8))
         } else if badge_word & badge::FAULT != 0 {
             Event::Fault(Child::new((badge_word & 0xff) as u8))
         } else {
@@ -69,7 +68,7 @@ impl Event {
 }
 
 /// Deliver one received message to `handler`; returns the reply to send, if any.
-pub fn dispatch<H: Handler + ?Sized>(
+pub(crate) fn dispatch<H: Handler + ?Sized>(
     handler: &mut H,
     badge_word: u64,
     msg: &Message,
@@ -117,7 +116,7 @@ mod tests {
     fn badges_decode_like_microkit() {
         assert_eq!(
             Event::decode(badge::PPC | 5),
-            Event::Protected(Channel::new(5))
+            Event::Protected(Channel::__generated(5))
         );
         assert_eq!(
             Event::decode(badge::FAULT | 0x17),
@@ -134,7 +133,7 @@ mod tests {
         // Bit 63 wins over bit 62, and a PPC id is at most 6 bits.
         assert_eq!(
             Event::decode(badge::PPC | badge::FAULT | 0xff),
-            Event::Protected(Channel::new(keel_spec::MAX_CHANNEL_ID))
+            Event::Protected(Channel::__generated(keel_spec::MAX_CHANNEL_ID))
         );
     }
 

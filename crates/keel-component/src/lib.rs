@@ -11,9 +11,11 @@
 //!   how many restarts came before), and waits out the restart's backoff ([`start_delay_us`]);
 //! * the [`Handler`] trait and the [`component!`] macro that runs Microkit's event loop on
 //!   `keel_spec::cspace::INPUT` with the Reply object `cspace::REPLY` ([`event`]);
-//! * [`Channel`] (notify, protected call), [`Irq`] (acknowledge), [`Region`] (bounds-checked
-//!   volatile access to shared memory and devices), [`Message`] (message registers, bytes and
-//!   postcard-encoded typed values, with [`Protocol`] for request/response enums);
+//! * typed channel handles made only by the generated constants: [`Channel`] (notify),
+//!   [`Client<P>`] (typed protected calls of protocol `P`), [`Server<P>`] with [`Serve<P>`]
+//!   (answering them); [`Irq`] (acknowledge), [`Region`] (bounds-checked volatile access to
+//!   shared memory and devices), [`Message`] (message registers, bytes and postcard-encoded
+//!   typed values, with [`Protocol`] for request/response enums);
 //! * [`log!`]/[`println!`]: one line to the console as a protected call on
 //!   `keel_spec::CONSOLE_CHANNEL` (the supervisor sends it without waiting:
 //!   [`log::to_console_nowait`]); nothing here uses a debug system call except the
@@ -23,7 +25,8 @@
 //! * [`supervision`]: restart policies, backoff and the fault record kept by the supervisor;
 //! * a panic handler that logs the panic and then faults on purpose (a read of address 0), so
 //!   the supervisor sees a panicking component as a faulted one;
-//! * `link.ld` and [`build`] (feature `build`): what a component's build script needs.
+//! * `link.ld`, which this crate's build script hands to the linker of every program that
+//!   depends on it (components need no build script of their own).
 //!
 //! Must never: hard-code a channel id, region address or size (they come from the generated
 //! constants; only the fixed slots and layout of `keel_spec` are used), hold a Rust reference
@@ -41,12 +44,28 @@
 
 #![no_std]
 #![deny(unsafe_code)]
+// This crate defines the handle constructors that clippy.toml keeps to generated code.
+#![allow(clippy::disallowed_methods)]
+// Reachable from other components (and, later, guests): no unwrap, expect, explicit panic or
+// unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
-#[cfg(any(test, feature = "build"))]
+// Off the seL4 target (host unit tests, `cargo check`/clippy of components) the runtime links
+// std, which brings the panic handler and allocator a component's `no_std` binary needs; on
+// the target `sys` provides them.
+#[cfg(any(test, not(target_os = "none")))]
 extern crate std;
 
-#[cfg(feature = "build")]
-pub mod build;
 mod channel;
 pub mod event;
 mod kernel;
@@ -60,7 +79,7 @@ pub mod time;
 #[allow(unsafe_code)]
 mod sys;
 
-pub use channel::{Channel, ChannelSet, Child, Irq};
+pub use channel::{dispatch, Channel, ChannelSet, Child, Client, Irq, Serve, Server};
 pub use event::{Event, Handler};
 pub use message::{label, CallError, Message, MessageError, Protocol, MAX_BYTES, MAX_WORDS};
 pub use region::{Region, RegionError};
@@ -114,10 +133,24 @@ pub mod debug {
     pub fn load(addr: u64) -> u64 {
         crate::kernel::debug_load(addr)
     }
+
+    /// `seL4_Call` on CNode slot `cptr`, whatever it holds: for isolation tests that probe
+    /// slots `system.cdl` did not grant (channel handles cannot be made from an id).
+    pub fn call_slot(cptr: u64, msg: &crate::Message) -> crate::Message {
+        crate::kernel::call(cptr, msg)
+    }
+
+    /// `seL4_Signal` on CNode slot `cptr`, whatever it holds (isolation tests only).
+    pub fn signal_slot(cptr: u64) {
+        crate::kernel::signal(cptr)
+    }
 }
 
-/// Include the constants `keel build` generated from `system.cdl` for this component as a
-/// module named `system` (its build script copies them to `$OUT_DIR/system.rs`).
+/// Include the constants generated from `system.cdl` for this component as a module named
+/// `system`: the file `$KEEL_GEN_DIR/<package>.rs`. `keel build` sets `KEEL_GEN_DIR` to the
+/// component's own directory under `target/keel/gen/`; a plain cargo build gets the default
+/// from `.cargo/config.toml`, the checked-in `generated/` (see `generated/README.md`). Cargo
+/// rebuilds the component when the variable or the file changes.
 ///
 /// ```ignore
 /// keel_component::include_system!();
@@ -128,14 +161,20 @@ macro_rules! include_system {
     () => {
         #[allow(dead_code, clippy::all)]
         pub mod system {
-            include!(concat!(env!("OUT_DIR"), "/system.rs"));
+            include!(concat!(
+                env!("KEEL_GEN_DIR"),
+                "/",
+                env!("CARGO_PKG_NAME"),
+                ".rs"
+            ));
         }
     };
 }
 
 /// Name the component's constructor: `component!(Hello::new)` where `fn new() -> Hello` and
-/// `Hello: Handler`. The runtime calls the constructor once, then `init`, then runs the
-/// event loop forever ([`event::run`]).
+/// `Hello: Handler` (and `Serve<P>` for every protocol `system.cdl` makes it the server of;
+/// the generated `system` module, from [`include_system!`], checks it). The runtime calls
+/// the constructor once, then `init`, then runs the event loop forever ([`event::run`]).
 ///
 /// ```ignore
 /// #![no_std]
@@ -153,6 +192,9 @@ macro_rules! component {
         #[unsafe(export_name = "__keel_component_main")]
         fn __keel_component_main() -> ! {
             let mut handler = ($constructor)();
+            // Does not compile unless the handler implements `Serve<P>` for every protocol
+            // system.cdl makes this component the server of.
+            system::__check_serves(&handler);
             $crate::event::run(&mut handler)
         }
     };

@@ -21,40 +21,37 @@ use crate::{kernel, Channel};
 pub const LINE_MAX: usize = MAX_BYTES;
 
 /// A line being formatted; extra text is dropped.
+#[derive(Default)]
 pub struct Line {
-    buf: [u8; LINE_MAX],
-    len: usize,
-}
-
-impl Default for Line {
-    fn default() -> Self {
-        Line::new()
-    }
+    buf: heapless::Vec<u8, LINE_MAX>,
 }
 
 impl Line {
     pub const fn new() -> Self {
         Line {
-            buf: [0; LINE_MAX],
-            len: 0,
+            buf: heapless::Vec::new(),
         }
     }
 
     /// The text, without trailing line breaks.
     pub fn as_bytes(&self) -> &[u8] {
-        let mut end = self.len;
-        while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
-            end -= 1;
+        let mut text: &[u8] = &self.buf;
+        while let Some(rest) = text
+            .strip_suffix(b"\n")
+            .or_else(|| text.strip_suffix(b"\r"))
+        {
+            text = rest;
         }
-        &self.buf[..end]
+        text
     }
 }
 
 impl Write for Line {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let take = s.len().min(LINE_MAX - self.len);
-        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
-        self.len += take;
+        let room = LINE_MAX - self.buf.len();
+        let take = s.as_bytes().get(..s.len().min(room)).unwrap_or_default();
+        // Cannot fail: `take` fits the room left.
+        let _ = self.buf.extend_from_slice(take);
         Ok(())
     }
 }
@@ -62,11 +59,14 @@ impl Write for Line {
 /// Send one line to the console and wait until it is printed. Returns whether the console
 /// took it (a line it did not take is dropped).
 pub fn to_console(line: &[u8]) -> bool {
-    let line = &line[..line.len().min(LINE_MAX)];
+    let line = line.get(..LINE_MAX).unwrap_or(line);
     let Ok(msg) = Message::from_bytes(label::LOG, line) else {
         return false;
     };
-    Channel::new(keel_spec::CONSOLE_CHANNEL).call(&msg).label() == label::OK
+    Channel::from_badge(keel_spec::CONSOLE_CHANNEL)
+        .call_raw(&msg)
+        .label()
+        == label::OK
 }
 
 /// Send one line to the console without waiting: `seL4_NBSend` of the same message on the
@@ -75,9 +75,9 @@ pub fn to_console(line: &[u8]) -> bool {
 /// prints it like any other (it has no caller to answer; its reply goes nowhere). For the
 /// supervisor, which must not wait for a component it supervises.
 pub fn to_console_nowait(line: &[u8]) {
-    let line = &line[..line.len().min(LINE_MAX)];
+    let line = line.get(..LINE_MAX).unwrap_or(line);
     if let Ok(msg) = Message::from_bytes(label::LOG, line) {
-        kernel::nb_send(Channel::new(keel_spec::CONSOLE_CHANNEL).call_slot(), &msg);
+        kernel::nb_send(keel_spec::cspace::call(keel_spec::CONSOLE_CHANNEL), &msg);
     }
 }
 

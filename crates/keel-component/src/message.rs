@@ -67,17 +67,32 @@ impl fmt::Display for MessageError {
 pub enum CallError {
     /// The request did not fit in a message.
     Encode(MessageError),
+    /// The server died while the call waited ([`label::RESTARTED`]): it was restarted and the
+    /// call was not completed; calling again reaches the new run.
+    ServerDied,
     /// The reply carried this label instead of [`label::OK`]: a kernel error (1..=10), or one
-    /// of the runtime's labels.
+    /// of the runtime's other labels ([`label::BAD_REQUEST`], [`label::UNSUPPORTED`]).
     Label(u64),
     /// The reply was not a valid response.
     Decode(MessageError),
+}
+
+impl CallError {
+    /// The response a reply carries, or why it carries none.
+    pub fn check<T: DeserializeOwned>(reply: Message) -> Result<T, CallError> {
+        match reply.label() {
+            label::OK => reply.decode().map_err(CallError::Decode),
+            label::RESTARTED => Err(CallError::ServerDied),
+            other => Err(CallError::Label(other)),
+        }
+    }
 }
 
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Encode(e) => write!(f, "request: {e}"),
+            CallError::ServerDied => f.write_str("the server died (restarted) during the call"),
             CallError::Label(l) => write!(f, "reply label {l:#x}"),
             CallError::Decode(e) => write!(f, "response: {e}"),
         }
@@ -88,9 +103,12 @@ impl fmt::Display for CallError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {
     label: u64,
-    len: usize,
-    words: [u64; MAX_WORDS],
+    words: heapless::Vec<u64, MAX_WORDS>,
 }
+
+/// The payload of a byte message: MR1.. as little-endian words, whatever the host's byte
+/// order, so that the bytes are the same on the host (tests) and in components.
+type Payload = [zerocopy::little_endian::U64; MAX_WORDS - 1];
 
 impl Default for Message {
     fn default() -> Self {
@@ -103,19 +121,14 @@ impl Message {
     pub const fn new(label: u64) -> Self {
         Message {
             label: label & ((1 << 52) - 1),
-            len: 0,
-            words: [0; MAX_WORDS],
+            words: heapless::Vec::new(),
         }
     }
 
     /// A message with `label` and `words` as its registers.
     pub fn with_words(label: u64, words: &[u64]) -> Result<Self, MessageError> {
-        if words.len() > MAX_WORDS {
-            return Err(MessageError::TooLong);
-        }
         let mut m = Message::new(label);
-        m.words[..words.len()].copy_from_slice(words);
-        m.len = words.len();
+        m.words = heapless::Vec::from_slice(words).map_err(|_| MessageError::TooLong)?;
         Ok(m)
     }
 
@@ -128,17 +141,17 @@ impl Message {
     }
 
     /// Number of message registers.
-    pub const fn len(&self) -> usize {
-        self.len
+    pub fn len(&self) -> usize {
+        self.words.len()
     }
 
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
     }
 
     /// The message registers.
     pub fn words(&self) -> &[u64] {
-        &self.words[..self.len]
+        &self.words
     }
 
     /// Register `i`, or 0 beyond the message's length.
@@ -148,46 +161,44 @@ impl Message {
 
     /// Append one register.
     pub fn push(&mut self, word: u64) -> Result<(), MessageError> {
-        if self.len == MAX_WORDS {
-            return Err(MessageError::TooLong);
-        }
-        self.words[self.len] = word;
-        self.len += 1;
-        Ok(())
+        self.words.push(word).map_err(|_| MessageError::TooLong)
     }
 
     /// A message carrying `bytes` (MR0 = length, then the bytes little-endian).
     pub fn from_bytes(label: u64, bytes: &[u8]) -> Result<Self, MessageError> {
-        if bytes.len() > MAX_BYTES {
-            return Err(MessageError::TooLong);
-        }
+        use zerocopy::{FromZeros, IntoBytes};
+        let mut payload = Payload::new_zeroed();
+        payload
+            .as_mut_bytes()
+            .get_mut(..bytes.len())
+            .ok_or(MessageError::TooLong)?
+            .copy_from_slice(bytes);
         let mut m = Message::new(label);
-        m.words[0] = bytes.len() as u64;
-        for (i, chunk) in bytes.chunks(8).enumerate() {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            m.words[1 + i] = u64::from_le_bytes(w);
+        m.push(bytes.len() as u64)?;
+        for w in payload.iter().take(bytes.len().div_ceil(8)) {
+            m.push(w.get())?;
         }
-        m.len = 1 + bytes.len().div_ceil(8);
         Ok(m)
     }
 
     /// The byte count of a byte message, if its length word fits the message.
     pub fn byte_len(&self) -> Option<usize> {
         let n = usize::try_from(self.word(0)).ok()?;
-        (n <= MAX_BYTES && n.div_ceil(8) < self.len).then_some(n)
+        (n <= MAX_BYTES && n.div_ceil(8) < self.len()).then_some(n)
     }
 
     /// Copy the bytes of a byte message into `out`; returns the filled part.
     pub fn read_bytes<'a>(&self, out: &'a mut [u8]) -> Result<&'a [u8], MessageError> {
+        use zerocopy::{FromZeros, IntoBytes};
         let n = self.byte_len().ok_or(MessageError::Malformed)?;
-        if out.len() < n {
-            return Err(MessageError::Malformed);
+        let mut payload = Payload::new_zeroed();
+        for (p, &w) in payload.iter_mut().zip(self.words.iter().skip(1)) {
+            *p = w.into();
         }
-        for (i, b) in out[..n].iter_mut().enumerate() {
-            *b = self.words[1 + i / 8].to_le_bytes()[i % 8];
-        }
-        Ok(&out[..n])
+        let bytes = payload.as_bytes().get(..n).ok_or(MessageError::Malformed)?;
+        let out = out.get_mut(..n).ok_or(MessageError::Malformed)?;
+        out.copy_from_slice(bytes);
+        Ok(out)
     }
 
     /// A message carrying the postcard encoding of `value`.
@@ -235,9 +246,10 @@ impl fmt::Debug for Message {
 /// #[derive(Serialize, Deserialize)] enum Resp { Sum(u32) }
 /// struct Calc;
 /// impl Protocol for Calc { type Request = Req; type Response = Resp; }
-/// // client:  SERVER.request::<Calc>(&Req::Add(1, 2))
-/// // server:  fn protected(&mut self, _: Channel, m: &Message) -> Message {
-/// //              Calc::serve(m, |Req::Add(a, b)| Resp::Sum(a + b)) }
+/// // system.cdl: channel protocol="calc::Calc" { end client id=0 calls=#true; end server id=0 }
+/// // client:  system::channels::SERVER.call(&Req::Add(1, 2))   // SERVER: Client<Calc>
+/// // server:  impl Serve<Calc> for Server {
+/// //              fn serve(&mut self, _: Channel, Req::Add(a, b): Req) -> Resp { Resp::Sum(a + b) } }
 /// ```
 pub trait Protocol {
     type Request: Serialize + DeserializeOwned;
@@ -365,6 +377,26 @@ mod tests {
             Message::encode(0, &[7u8; MAX_BYTES][..]).unwrap_err(),
             MessageError::TooLong
         );
+    }
+
+    #[test]
+    fn call_errors_name_a_dead_server() {
+        assert_eq!(
+            CallError::check::<Resp>(Message::new(label::RESTARTED)),
+            Err(CallError::ServerDied)
+        );
+        assert_eq!(
+            CallError::check::<Resp>(Message::new(label::BAD_REQUEST)),
+            Err(CallError::Label(label::BAD_REQUEST))
+        );
+        assert_eq!(
+            CallError::check::<Resp>(Message::encode(label::OK, &Resp::Sum(3)).unwrap()),
+            Ok(Resp::Sum(3))
+        );
+        assert!(matches!(
+            CallError::check::<Resp>(Message::from_bytes(label::OK, &[0xff]).unwrap()),
+            Err(CallError::Decode(_))
+        ));
     }
 
     #[test]

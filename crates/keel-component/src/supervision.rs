@@ -136,24 +136,36 @@ pub struct Supervision<const N: usize> {
 }
 
 impl<const N: usize> Supervision<N> {
-    /// Records for the first `N` entries of `children` (`N` must not exceed its length).
+    /// Records for the first `N` entries of `children` (the supervisor's `N` is
+    /// `CHILDREN.len()`). Should `N` exceed it, the extra records belong to no component
+    /// (index `u32::MAX`, held) rather than panic.
     pub fn new(children: &[ChildInfo]) -> Self {
-        assert!(N <= children.len(), "more records than children");
+        const NOBODY: ChildInfo = ChildInfo {
+            name: "",
+            index: u32::MAX,
+            restart: RestartPolicy::Hold,
+        };
         Supervision {
-            children: core::array::from_fn(|i| (children[i], ChildRecord::NEW)),
+            children: core::array::from_fn(|i| {
+                (children.get(i).copied().unwrap_or(NOBODY), ChildRecord::NEW)
+            }),
         }
     }
 
     pub fn info(&self, index: u32) -> Option<&ChildInfo> {
-        self.position(index).map(|i| &self.children[i].0)
+        self.entry(index).map(|(c, _)| c)
     }
 
     pub fn record(&self, index: u32) -> Option<&ChildRecord> {
-        self.position(index).map(|i| &self.children[i].1)
+        self.entry(index).map(|(_, r)| r)
     }
 
-    fn position(&self, index: u32) -> Option<usize> {
-        self.children.iter().position(|(c, _)| c.index == index)
+    fn entry(&self, index: u32) -> Option<&(ChildInfo, ChildRecord)> {
+        self.children.iter().find(|(c, _)| c.index == index)
+    }
+
+    fn entry_mut(&mut self, index: u32) -> Option<&mut (ChildInfo, ChildRecord)> {
+        self.children.iter_mut().find(|(c, _)| c.index == index)
     }
 
     /// Every child with its record, in table order.
@@ -164,10 +176,9 @@ impl<const N: usize> Supervision<N> {
     /// Child `index` faulted (at `fault.at_us`): count it and decide per its policy. A
     /// restart is counted here.
     pub fn on_fault(&mut self, index: u32, fault: LastFault) -> Decision {
-        let Some(i) = self.position(index) else {
+        let Some((info, rec)) = self.entry_mut(index) else {
             return Decision::Unknown;
         };
-        let (info, rec) = &mut self.children[i];
         rec.faults = rec.faults.saturating_add(1);
         rec.last_fault = Some(fault);
         match info.restart {
@@ -205,8 +216,8 @@ impl<const N: usize> Supervision<N> {
 
     /// Mark child `index` held (for example because restarting it failed).
     pub fn hold(&mut self, index: u32) {
-        if let Some(i) = self.position(index) {
-            self.children[i].1.state = ChildState::Held;
+        if let Some((_, rec)) = self.entry_mut(index) {
+            rec.state = ChildState::Held;
         }
     }
 }

@@ -14,6 +14,19 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
+// Reachable from other components (and, later, guests): no unwrap, expect, explicit panic or
+// unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 extern crate alloc;
 
@@ -134,6 +147,10 @@ pub const MAX_COMPONENT_PRIORITY: u8 = 254;
 
 /// A component's CSpace: a single CNode with `CNODE_BITS` slots and a guard of
 /// `64 - CNODE_BITS` zero bits, so a CPtr is simply a slot number.
+///
+/// This module is the one owner of the id -> slot layout: the loader mints each capability at
+/// the slot these functions give, `keel build --emit capdl` prints the same slots, and the
+/// component runtime invokes them. Use the functions, not the `*_BASE` constants.
 pub mod cspace {
     pub const CNODE_BITS: u8 = 9;
     /// The component's receive capability: its endpoint if it serves protected calls or
@@ -151,6 +168,27 @@ pub mod cspace {
     pub const IRQ_BASE: u64 = 138;
     /// Supervisor only, + component index: the component's TCB.
     pub const CHILD_TCB_BASE: u64 = 202;
+
+    /// The notification capability to the peer of channel `id` (badged `1 << peer's id`).
+    pub const fn notify(id: u8) -> u64 {
+        NOTIFY_BASE + id as u64
+    }
+
+    /// The endpoint capability for protected calls on channel `id` (badged
+    /// `badge::PPC | peer's id`); only the calling end of a channel has one.
+    pub const fn call(id: u8) -> u64 {
+        PPC_BASE + id as u64
+    }
+
+    /// The IRQHandler capability of the interrupt that arrives on id `id`.
+    pub const fn irq(id: u8) -> u64 {
+        IRQ_BASE + id as u64
+    }
+
+    /// Supervisor only: the TCB of the component with index `index`.
+    pub const fn child_tcb(index: u32) -> u64 {
+        CHILD_TCB_BASE + index as u64
+    }
 }
 
 /// Badge bits seen by a receiving component.
@@ -199,6 +237,17 @@ mod tests {
     extern crate std;
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn slot_ranges_do_not_overlap_and_fit_the_cnode() {
+        let max = MAX_CHANNEL_ID;
+        assert!(cspace::NOTIFICATION < cspace::notify(0));
+        assert!(cspace::notify(max) < cspace::call(0));
+        assert!(cspace::call(max) < cspace::irq(0));
+        assert!(cspace::irq(max) < cspace::child_tcb(0));
+        let last = cspace::child_tcb(MAX_COMPONENTS as u32 - 1);
+        assert!(last < 1 << cspace::CNODE_BITS, "{last}");
+    }
 
     #[test]
     fn blob_round_trips() {

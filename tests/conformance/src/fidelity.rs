@@ -763,7 +763,12 @@ fn spin_1ms_then_flag(c: &Ctx2) {
 fn yield_to_semantics() -> TestResult {
     let runner_prio = RUNNER_PRIO;
     let f = crate::sched::Flag::new();
-    let same = Thread::new(Opts::prio(runner_prio))?;
+    // A long timeslice: a stalled host must not end the target's turn inside its 1 ms spin.
+    let same = Thread::new(Opts {
+        budget_us: 50_000,
+        period_us: 50_000,
+        ..Opts::prio(runner_prio)
+    })?;
     same.start(spin_1ms_then_flag, arg(&f))?;
     check_eq!(f.get(), 0, "equal-priority thread ran before YieldTo");
     let us = same.sc.yield_to().ctx("YieldTo an equal-priority thread")?;

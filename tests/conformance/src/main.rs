@@ -26,6 +26,8 @@ mod boot;
 #[cfg(target_os = "none")]
 mod cspace;
 #[cfg(target_os = "none")]
+mod decode;
+#[cfg(target_os = "none")]
 mod errors;
 #[cfg(target_os = "none")]
 mod faults;
@@ -75,6 +77,7 @@ mod root {
             crate::soundness::TESTS,
             crate::stress::TESTS,
             crate::fidelity::TESTS,
+            crate::decode::TESTS,
             crate::boot::TESTS,
             crate::fpu::TESTS,
             crate::fastpath::TESTS,

@@ -2,7 +2,9 @@
 
 use core::cell::UnsafeCell;
 
-use sel4::{cap, init_thread, CNodeCapData, Cap, CapRights, Error, ObjectType, UserContext, VmAttributes};
+use sel4::{
+    cap, init_thread, CNodeCapData, Cap, CapRights, Error, ObjectType, UserContext, VmAttributes,
+};
 use sel4_rt::println;
 use sel4_sys::syscalls::raw_syscall;
 use sel4_sys::{syscall as sc, BootInfo, CPtr, MessageInfo, Word};
@@ -63,6 +65,12 @@ const ATTACKS: u8 = attacks();
 const EPOCH: u64 = 4096;
 /// Operations between two settles (the driver blocks and the other threads run).
 const SETTLE: u64 = 16;
+/// SchedContext_YieldTo in the random operations (on by default; `0` leaves it out: on a
+/// context whose thread waits in the release queue, the kernel before the scheduling
+/// rework corrupted its scheduler queues, see docs/kernel.md, "Invariants and fuzzing").
+const YIELD_TO: bool = parse(option_env!("KEEL_FUZZ_YIELD_TO"), 1) != 0;
+/// Operations between two progress lines.
+const PROGRESS: u64 = parse(option_env!("KEEL_FUZZ_PROGRESS"), 1 << 16);
 
 // ---------------------------------------------------------------------------------------
 // Layout.
@@ -178,7 +186,12 @@ extern "C" fn worker_main(w: u64, ipc: u64, mbox: u64) -> ! {
             continue;
         }
         poke(rec + 40, seq);
-        let (o, a, b, len) = (peek(rec + 8), peek(rec + 16), peek(rec + 24), peek(rec + 32));
+        let (o, a, b, len) = (
+            peek(rec + 8),
+            peek(rec + 16),
+            peek(rec + 24),
+            peek(rec + 32),
+        );
         for i in 4..len.min(16) {
             poke(ipc + 8 + 8 * i, seq ^ i);
         }
@@ -243,16 +256,63 @@ extern "C" fn idle_main(ntfn: u64) -> ! {
     }
 }
 
+/// Operations done so far (the driver's heartbeat, read by the watchdog).
+static BEAT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Seconds without a heartbeat after which the run fails.
+const STALL_SECONDS: u64 = 20;
+
 /// Watchdog (priority 254, a short budget each 2 ms): wakes the driver even when some
-/// thread never blocks.
+/// thread never blocks, and fails the run when the driver stops making progress (the
+/// kernel no longer schedules it, or it is blocked for good).
 extern "C" fn dog_main(ntfn: u64) -> ! {
+    let mut last = u64::MAX;
+    let mut since = now();
+    let freq = counter_freq();
     loop {
         syscall(sc::SEND, ntfn, 0, [0; 4], 0);
+        let beat = BEAT.load(core::sync::atomic::Ordering::Relaxed);
+        if beat != last {
+            last = beat;
+            since = now();
+        } else if now().wrapping_sub(since) > STALL_SECONDS * freq {
+            stalled(beat);
+        }
         // Spin until the budget runs out and the period restarts.
         let start = now();
         while now().wrapping_sub(start) < 10_000 {
             core::hint::spin_loop();
         }
+    }
+}
+
+/// Reports a stalled driver: where it is, and the kernel's scheduler state.
+fn stalled(beat: u64) -> ! {
+    println!(
+        "fuzz: VIOLATION: no progress for {} s after {} operations",
+        STALL_SECONDS, beat
+    );
+    if let Ok(regs) = ROOT_TCB.read_registers(false, 0, 17) {
+        println!(
+            "fuzz: the driver is at pc {:#x}, x7 (syscall) {}, x0 {:#x}, x1 {:#x}",
+            regs.pc(),
+            regs.gpr(7) as i64,
+            regs.gpr(0),
+            regs.gpr(1)
+        );
+    }
+    syscall(sc::DEBUG_DUMP_SCHEDULER, 0, 0, [0; 4], 0);
+    println!("fuzz: {} operations, seed {:#x}, 1 violations", beat, SEED);
+    sel4_rt::exit(1)
+}
+
+fn counter_freq() -> u64 {
+    let v: u64;
+    // SAFETY: reading CNTFRQ_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack)) };
+    if v == 0 {
+        62_500_000
+    } else {
+        v
     }
 }
 
@@ -296,6 +356,7 @@ struct Worker {
 struct Verify {
     used: bool,
     cookie: u64,
+    /// The frame's physical address, for the report.
     pa: u64,
 }
 
@@ -368,7 +429,15 @@ impl Fuzz {
     fn mint<T: sel4::CapType>(&mut self, c: Cap<T>, badge: u64) -> Cap<T> {
         let s = self.slot();
         ROOT_CNODE
-            .mint(s, DEPTH, ROOT_CNODE, c.cptr(), DEPTH, CapRights::all(), badge)
+            .mint(
+                s,
+                DEPTH,
+                ROOT_CNODE,
+                c.cptr(),
+                DEPTH,
+                CapRights::all(),
+                badge,
+            )
             .or_die("mint");
         Cap::from_cptr(s)
     }
@@ -380,7 +449,8 @@ impl Fuzz {
                 Ok(()) => return,
                 Err(Error::FailedLookup { .. }) => {
                     let pt: cap::PageTable = self.infra(ObjectType::PageTable, 0);
-                    pt.map(vs, vaddr, VmAttributes::DEFAULT).or_die("map a page table");
+                    pt.map(vs, vaddr, VmAttributes::DEFAULT)
+                        .or_die("map a page table");
                 }
                 Err(e) => fail("map a frame", e),
             }
@@ -412,7 +482,10 @@ impl Fuzz {
             fail("no RAM untyped", Error::IllegalOperation)
         };
         if bits < 24 {
-            fail("the largest RAM untyped is below 16 MiB", Error::IllegalOperation);
+            fail(
+                "the largest RAM untyped is below 16 MiB",
+                Error::IllegalOperation,
+            );
         }
         let big: cap::Untyped = Cap::from_cptr(big);
         let mut f = Fuzz {
@@ -486,8 +559,22 @@ impl Fuzz {
         let idle_b = self.mint(self.idle, 1);
         let dog_b = self.mint(self.idle, 2);
         for (prio, budget, period, entry, stack, arg) in [
-            (1u64, 1000u64, 1000u64, idle_main as *const () as usize, top(&IDLE_STACK), idle_b.cptr()),
-            (254, 200, 2000, dog_main as *const () as usize, top(&DOG_STACK), dog_b.cptr()),
+            (
+                1u64,
+                1000u64,
+                1000u64,
+                idle_main as *const () as usize,
+                top(&IDLE_STACK),
+                idle_b.cptr(),
+            ),
+            (
+                254,
+                200,
+                2000,
+                dog_main as *const () as usize,
+                top(&DOG_STACK),
+                dog_b.cptr(),
+            ),
         ] {
             let t: cap::Tcb = self.infra(ObjectType::Tcb, 0);
             let s: cap::SchedContext = self.infra(ObjectType::SchedContext, 8);
@@ -541,8 +628,15 @@ impl Fuzz {
         pt.map(vs, WIN_VA, VmAttributes::DEFAULT)
             .or_die("worker window page table");
         let cmd: cap::Notification = self.infra(ObjectType::Notification, 0);
-        cn.copy(W_CMD, DEPTH, ROOT_CNODE, cmd.cptr(), DEPTH, CapRights::all())
-            .or_die("worker command notification");
+        cn.copy(
+            W_CMD,
+            DEPTH,
+            ROOT_CNODE,
+            cmd.cptr(),
+            DEPTH,
+            CapRights::all(),
+        )
+        .or_die("worker command notification");
         let passive = w == NW - 1;
         let sc: cap::SchedContext = self.infra(ObjectType::SchedContext, 8);
         sched_control()
@@ -550,7 +644,8 @@ impl Fuzz {
             .or_die("worker SC");
         if passive {
             // A passive worker runs on its command notification's context.
-            sc.bind(cmd).or_die("bind the passive worker's notification");
+            sc.bind(cmd)
+                .or_die("bind the passive worker's notification");
         }
         let tcb: cap::Tcb = self.infra(ObjectType::Tcb, 0);
         self.workers[w] = Some(Worker {
@@ -575,7 +670,9 @@ impl Fuzz {
             .or_die("worker Configure");
         let _ = wk.tcb.unbind_notification();
         // Take back whatever context the fuzzing left where (bound elsewhere, donated).
-        let _ = wk.tcb.set_sched_params(ROOT_TCB, 200, WORKER_PRIO, Cap::null(), fault);
+        let _ = wk
+            .tcb
+            .set_sched_params(ROOT_TCB, 200, WORKER_PRIO, Cap::null(), fault);
         if let Some(s) = wk.sc {
             let _ = s.unbind();
         }
@@ -594,7 +691,9 @@ impl Fuzz {
         regs.set_gpr(0, w as u64);
         regs.set_gpr(1, W_IPC_VA);
         regs.set_gpr(2, MBOX_VA);
-        wk.tcb.write_registers(true, 0, 17, &regs).or_die("worker start");
+        wk.tcb
+            .write_registers(true, 0, 17, &regs)
+            .or_die("worker start");
         let _ = wk.passive;
         self.counts[C_RESTARTS] += 1;
     }
@@ -688,6 +787,38 @@ impl Fuzz {
         Cap::from_cptr(self.pool_cptr(i))
     }
 
+    /// What a slot of the driver's CSpace holds (DebugCapIdentify).
+    fn identify(&self, cptr: CPtr) -> Ty {
+        match syscall(sc::DEBUG_CAP_IDENTIFY, cptr, 0, [0; 4], 0).0 {
+            0 => Ty::Empty,
+            1 => Ty::Frame,
+            2 => Ty::Untyped,
+            3 => Ty::PageTable,
+            4 => Ty::Endpoint,
+            6 => Ty::Notification,
+            8 => Ty::Reply,
+            9 => Ty::VSpace,
+            10 => Ty::CNode,
+            12 => Ty::Tcb,
+            22 => Ty::SchedContext,
+            _ => Ty::Unknown,
+        }
+    }
+
+    /// A pool capability to invoke, checked to be a `ty`: invoking a capability is a Call,
+    /// which on an endpoint would block the driver for good.
+    fn invoked<T: sel4::CapType>(&mut self, ty: Ty) -> Result<Cap<T>, Error> {
+        let i = self.pick(ty);
+        let c = self.pool_cptr(i);
+        let actual = self.identify(c);
+        self.ty[i as usize] = actual;
+        if actual == ty {
+            Ok(Cap::from_cptr(c))
+        } else {
+            Err(Error::InvalidCapability { which: 0 })
+        }
+    }
+
     fn note(&mut self, r: Result<(), Error>) -> bool {
         match r {
             Ok(()) => true,
@@ -708,7 +839,10 @@ impl Fuzz {
         let from: cap::Untyped = if self.rng.chance(4) {
             self.arena
         } else {
-            self.pick_cap(Ty::Untyped)
+            match self.invoked(Ty::Untyped) {
+                Ok(u) => u,
+                Err(_) => return,
+            }
         };
         let (ot, bits, ty) = match self.rng.below(12) {
             0 | 1 => (ObjectType::Untyped, 12 + self.rng.below(4), Ty::Untyped),
@@ -716,7 +850,11 @@ impl Fuzz {
             3 => (ObjectType::Endpoint, 0, Ty::Endpoint),
             4 => (ObjectType::Notification, 0, Ty::Notification),
             5 => (ObjectType::Reply, 0, Ty::Reply),
-            6 => (ObjectType::SchedContext, 7 + self.rng.below(2), Ty::SchedContext),
+            6 => (
+                ObjectType::SchedContext,
+                7 + self.rng.below(2),
+                Ty::SchedContext,
+            ),
             7 => (ObjectType::CNode, 1 + self.rng.below(4), Ty::CNode),
             8 | 9 => (ObjectType::SmallPage, 0, Ty::Frame),
             10 => (ObjectType::PageTable, 0, Ty::PageTable),
@@ -759,13 +897,38 @@ impl Fuzz {
         };
         let rights = CapRights::from_word(self.rng.below(16));
         let r = match self.rng.below(8) {
-            0..=3 => dst.cnode.copy(dst.index, DEPTH, src.cnode, src.index, DEPTH, if self.rng.chance(2) { CapRights::all() } else { rights }),
+            0..=3 => dst.cnode.copy(
+                dst.index,
+                DEPTH,
+                src.cnode,
+                src.index,
+                DEPTH,
+                if self.rng.chance(2) {
+                    CapRights::all()
+                } else {
+                    rights
+                },
+            ),
             4 | 5 => {
-                let badge = if self.rng.chance(2) { self.rng.below(4) } else { self.rng.next() >> 4 };
-                dst.cnode.mint(dst.index, DEPTH, src.cnode, src.index, DEPTH, rights, badge)
+                let badge = if self.rng.chance(2) {
+                    self.rng.below(4)
+                } else {
+                    self.rng.next() >> 4
+                };
+                dst.cnode
+                    .mint(dst.index, DEPTH, src.cnode, src.index, DEPTH, rights, badge)
             }
-            6 => dst.cnode.move_(dst.index, DEPTH, src.cnode, src.index, DEPTH),
-            _ => dst.cnode.mutate(dst.index, DEPTH, src.cnode, src.index, DEPTH, self.rng.below(4)),
+            6 => dst
+                .cnode
+                .move_(dst.index, DEPTH, src.cnode, src.index, DEPTH),
+            _ => dst.cnode.mutate(
+                dst.index,
+                DEPTH,
+                src.cnode,
+                src.index,
+                DEPTH,
+                self.rng.below(4),
+            ),
         };
         if self.note(r) {
             let t = src.pool.map(|i| self.ty[i]).unwrap_or(Ty::Unknown);
@@ -790,62 +953,81 @@ impl Fuzz {
         self.note(r);
     }
 
-    fn some_tcb(&mut self) -> cap::Tcb {
+    /// A TCB to invoke: a worker's, or one of the pool (checked to be a TCB).
+    fn some_tcb(&mut self) -> Result<cap::Tcb, Error> {
         if self.rng.chance(4) {
             let w = self.rng.below(NW as u64) as usize;
-            self.worker(w).tcb
+            Ok(self.worker(w).tcb)
         } else {
-            self.pick_cap(Ty::Tcb)
+            self.invoked(Ty::Tcb)
         }
     }
 
     fn op_bind(&mut self) {
-        let r = match self.rng.below(8) {
-            0 => {
-                let t = self.some_tcb();
-                let n = self.pick_cap(Ty::Notification);
-                t.bind_notification(n)
-            }
-            1 => self.some_tcb().unbind_notification(),
-            2 => {
-                let s: cap::SchedContext = self.pick_cap(Ty::SchedContext);
-                let b = 100 + self.rng.below(1900);
-                let p = b + self.rng.below(3000) * self.rng.below(2);
-                sched_control().configure_flags(s, b, p, self.rng.below(3), self.rng.below(16), 0)
-            }
-            3 => {
-                let s: cap::SchedContext = self.pick_cap(Ty::SchedContext);
-                if self.rng.chance(2) {
-                    let t = self.some_tcb();
-                    s.bind(t)
-                } else {
-                    let n: cap::Notification = self.pick_cap(Ty::Notification);
-                    s.bind(n)
+        let v = self.rng.below(8);
+        let r = (|| -> Result<(), Error> {
+            match v {
+                0 => {
+                    let t = self.some_tcb()?;
+                    let n = self.pick_cap(Ty::Notification);
+                    t.bind_notification(n)
                 }
+                1 => self.some_tcb()?.unbind_notification(),
+                2 => {
+                    let s: cap::SchedContext = self.invoked(Ty::SchedContext)?;
+                    let b = 100 + self.rng.below(1900);
+                    let p = b + self.rng.below(3000) * self.rng.below(2);
+                    sched_control().configure_flags(
+                        s,
+                        b,
+                        p,
+                        self.rng.below(3),
+                        self.rng.below(16),
+                        0,
+                    )
+                }
+                3 => {
+                    let s: cap::SchedContext = self.invoked(Ty::SchedContext)?;
+                    if self.rng.chance(2) {
+                        let t = self.some_tcb()?;
+                        s.bind(t)
+                    } else {
+                        let n: cap::Notification = self.pick_cap(Ty::Notification);
+                        s.bind(n)
+                    }
+                }
+                4 => self
+                    .invoked::<sel4::cap_type::SchedContext>(Ty::SchedContext)?
+                    .unbind(),
+                5 => {
+                    let s: cap::SchedContext = self.invoked(Ty::SchedContext)?;
+                    let t: cap::Tcb = if self.rng.chance(4) {
+                        let w = self.rng.below(NW as u64) as usize;
+                        self.worker(w).tcb
+                    } else {
+                        self.pick_cap(Ty::Tcb)
+                    };
+                    s.unbind_object(t)
+                }
+                6 => self
+                    .invoked::<sel4::cap_type::SchedContext>(Ty::SchedContext)?
+                    .consumed()
+                    .map(|_| ()),
+                _ if YIELD_TO => self
+                    .invoked::<sel4::cap_type::SchedContext>(Ty::SchedContext)?
+                    .yield_to()
+                    .map(|_| ()),
+                _ => Ok(()),
             }
-            4 => {
-                let s: cap::SchedContext = self.pick_cap(Ty::SchedContext);
-                s.unbind()
-            }
-            5 => {
-                let s: cap::SchedContext = self.pick_cap(Ty::SchedContext);
-                let t = self.some_tcb();
-                s.unbind_object(t)
-            }
-            6 => {
-                let s: cap::SchedContext = self.pick_cap(Ty::SchedContext);
-                s.consumed().map(|_| ())
-            }
-            _ => {
-                let s: cap::SchedContext = self.pick_cap(Ty::SchedContext);
-                s.yield_to().map(|_| ())
-            }
-        };
+        })();
         self.note(r);
         self.counts[C_BIND] += 1;
     }
 
     fn taint(&mut self, frame: cap::SmallPage) {
+        if self.identify(frame.cptr()) != Ty::Frame {
+            return;
+        }
         if let Ok(pa) = frame.get_address() {
             if self.n_tainted < self.tainted.len() {
                 self.tainted[self.n_tainted] = pa;
@@ -855,57 +1037,56 @@ impl Fuzz {
     }
 
     fn op_tcb(&mut self) {
-        let r = match self.rng.below(8) {
-            0 | 1 => {
-                // Start a victim in a worker's spaces.
-                let t: cap::Tcb = self.pick_cap(Ty::Tcb);
-                let w = self.rng.below(NW as u64) as usize;
-                let (cn, vs) = (self.worker(w).cnode, self.worker(w).vspace);
-                let s: cap::SchedContext = if self.rng.chance(3) {
-                    Cap::null()
-                } else {
-                    self.pick_cap(Ty::SchedContext)
-                };
-                let k = self.rng.below(4);
-                let mut regs = UserContext::default();
-                regs.set_pc(victim_main as *const () as u64);
-                regs.set_sp(V_STACK_VA + (k + 1) * 1024);
-                regs.set_gpr(0, self.rng.next());
-                let fault = self.fault_v;
-                t.configure(cn, 0, vs, 0, 0, Cap::null())
-                    .and_then(|_| {
-                        t.set_sched_params(ROOT_TCB, 150, 2 + self.rng.below(150), s, fault)
-                    })
-                    .and_then(|_| t.write_registers(true, 0, 17, &regs))
+        let v = self.rng.below(8);
+        let r = (|| -> Result<(), Error> {
+            match v {
+                0 | 1 => {
+                    // Start a victim in a worker's spaces.
+                    let t: cap::Tcb = self.invoked(Ty::Tcb)?;
+                    let w = self.rng.below(NW as u64) as usize;
+                    let (cn, vs) = (self.worker(w).cnode, self.worker(w).vspace);
+                    let s: cap::SchedContext = if self.rng.chance(3) {
+                        Cap::null()
+                    } else {
+                        self.pick_cap(Ty::SchedContext)
+                    };
+                    let k = self.rng.below(4);
+                    let mut regs = UserContext::default();
+                    regs.set_pc(victim_main as *const () as u64);
+                    regs.set_sp(V_STACK_VA + (k + 1) * 1024);
+                    regs.set_gpr(0, self.rng.next());
+                    let fault = self.fault_v;
+                    let prio = 2 + self.rng.below(150);
+                    t.configure(cn, 0, vs, 0, 0, Cap::null())?;
+                    t.set_sched_params(ROOT_TCB, 150, prio, s, fault)?;
+                    t.write_registers(true, 0, 17, &regs)
+                }
+                2 => {
+                    let t = self.some_tcb()?;
+                    let f: cap::SmallPage = self.pick_cap(Ty::Frame);
+                    self.taint(f);
+                    t.set_ipc_buffer(V_IPC_VA, f)
+                }
+                3 => {
+                    let t = self.some_tcb()?;
+                    t.set_priority(ROOT_TCB, 2 + self.rng.below(150))
+                }
+                4 => self.invoked::<sel4::cap_type::Tcb>(Ty::Tcb)?.suspend(),
+                5 => self.some_tcb()?.resume(),
+                6 => {
+                    let t: cap::Tcb = self.invoked(Ty::Tcb)?;
+                    let cn: cap::CNode = self.pick_cap(Ty::CNode);
+                    let vs: cap::VSpace = self.pick_cap(Ty::VSpace);
+                    let fault = self.fault_v;
+                    t.set_space(fault, cn, CNodeCapData::skip(60).into_word(), vs, 0)
+                }
+                _ => {
+                    let t: cap::Tcb = self.invoked(Ty::Tcb)?;
+                    let e: cap::Endpoint = self.pick_cap(Ty::Endpoint);
+                    t.set_timeout_endpoint(e)
+                }
             }
-            2 => {
-                let t = self.some_tcb();
-                let f: cap::SmallPage = self.pick_cap(Ty::Frame);
-                self.taint(f);
-                t.set_ipc_buffer(V_IPC_VA, f)
-            }
-            3 => {
-                let t = self.some_tcb();
-                t.set_priority(ROOT_TCB, 2 + self.rng.below(150))
-            }
-            4 => {
-                let t: cap::Tcb = self.pick_cap(Ty::Tcb);
-                t.suspend()
-            }
-            5 => self.some_tcb().resume(),
-            6 => {
-                let t: cap::Tcb = self.pick_cap(Ty::Tcb);
-                let cn: cap::CNode = self.pick_cap(Ty::CNode);
-                let vs: cap::VSpace = self.pick_cap(Ty::VSpace);
-                let fault = self.fault_v;
-                t.set_space(fault, cn, CNodeCapData::skip(60).into_word(), vs, 0)
-            }
-            _ => {
-                let t: cap::Tcb = self.pick_cap(Ty::Tcb);
-                let e: cap::Endpoint = self.pick_cap(Ty::Endpoint);
-                t.set_timeout_endpoint(e)
-            }
-        };
+        })();
         self.note(r);
         self.counts[C_TCB] += 1;
     }
@@ -922,28 +1103,29 @@ impl Fuzz {
     }
 
     fn op_map(&mut self) {
-        let r = match self.rng.below(6) {
-            0..=2 => {
-                let f: cap::SmallPage = self.pick_cap(Ty::Frame);
-                let vs = self.some_vspace();
-                let va = WIN_VA + self.rng.below(1024) * PAGE;
-                let rights = CapRights::from_word(self.rng.below(16));
-                f.map(vs, va, rights, VmAttributes(self.rng.below(8)))
+        let v = self.rng.below(6);
+        let r = (|| -> Result<(), Error> {
+            match v {
+                0..=2 => {
+                    let f: cap::SmallPage = self.invoked(Ty::Frame)?;
+                    let vs = self.some_vspace();
+                    let va = WIN_VA + self.rng.below(1024) * PAGE;
+                    let rights = CapRights::from_word(self.rng.below(16));
+                    f.map(vs, va, rights, VmAttributes(self.rng.below(8)))
+                }
+                3 => self
+                    .invoked::<sel4::cap_type::SmallPage>(Ty::Frame)?
+                    .unmap(),
+                4 => {
+                    let pt: cap::PageTable = self.invoked(Ty::PageTable)?;
+                    let vs = self.some_vspace();
+                    pt.map(vs, WIN_VA + (2 << 20), VmAttributes::DEFAULT)
+                }
+                _ => self
+                    .invoked::<sel4::cap_type::PageTable>(Ty::PageTable)?
+                    .unmap(),
             }
-            3 => {
-                let f: cap::SmallPage = self.pick_cap(Ty::Frame);
-                f.unmap()
-            }
-            4 => {
-                let pt: cap::PageTable = self.pick_cap(Ty::PageTable);
-                let vs = self.some_vspace();
-                pt.map(vs, WIN_VA + (2 << 20), VmAttributes::DEFAULT)
-            }
-            _ => {
-                let pt: cap::PageTable = self.pick_cap(Ty::PageTable);
-                pt.unmap()
-            }
-        };
+        })();
         self.note(r);
         self.counts[C_MAP] += 1;
     }
@@ -987,7 +1169,11 @@ impl Fuzz {
         let a = WPOOL_START + self.rng.below(span);
         let b = WPOOL_START + self.rng.below(span);
         let o = self.rng.below(op::COUNT);
-        let len = if self.rng.chance(3) { self.rng.below(16) } else { self.rng.below(4) };
+        let len = if self.rng.chance(3) {
+            self.rng.below(16)
+        } else {
+            self.rng.below(4)
+        };
         self.command(w, o, a, b, len);
     }
 
@@ -997,7 +1183,8 @@ impl Fuzz {
         self.idle.poll();
         self.idle.wait();
         for _ in 0..8 {
-            let (_, badge, _) = sel4_sys::syscalls::nb_recv(self.fault_ep.cptr(), self.fault_reply.cptr());
+            let (_, badge, _) =
+                sel4_sys::syscalls::nb_recv(self.fault_ep.cptr(), self.fault_reply.cptr());
             if badge == 0 {
                 break;
             }
@@ -1026,7 +1213,10 @@ impl Fuzz {
         let from: cap::Untyped = if self.rng.chance(3) {
             self.arena
         } else {
-            self.pick_cap(Ty::Untyped)
+            match self.invoked(Ty::Untyped) {
+                Ok(u) => u,
+                Err(_) => return,
+            }
         };
         let s = self.verify0 + k;
         if from
@@ -1037,7 +1227,14 @@ impl Fuzz {
         }
         let m: cap::SmallPage = Cap::from_cptr(s);
         let va = VERIFY_VA + k * PAGE;
-        if m.map(ROOT_VSPACE, va, CapRights::read_write(), VmAttributes::DEFAULT).is_err() {
+        if m.map(
+            ROOT_VSPACE,
+            va,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        )
+        .is_err()
+        {
             let _ = ROOT_CNODE.delete(s, DEPTH);
             return;
         }
@@ -1046,7 +1243,11 @@ impl Fuzz {
             poke(va + i * 512, cookie ^ i);
         }
         let pa = m.get_address().unwrap_or(0);
-        self.verify[k as usize] = Verify { used: true, cookie, pa };
+        self.verify[k as usize] = Verify {
+            used: true,
+            cookie,
+            pa,
+        };
         self.counts[C_VERIFY] += 1;
     }
 
@@ -1074,7 +1275,7 @@ impl Fuzz {
                             if got != v.cookie ^ i {
                                 self.violation(format_args!(
                                     "frame {:#x} (mapped at {:#x}) changed at +{:#x}: {:#x}, wrote {:#x}: the kernel wrote into user memory",
-                                    pa,
+                                    v.pa.max(pa),
                                     va,
                                     i * 512,
                                     got,
@@ -1144,8 +1345,18 @@ impl Fuzz {
 
     fn run(&mut self) -> ! {
         let mut next_epoch = EPOCH;
-        let mut next_progress = 1 << 16;
+        let mut next_progress = PROGRESS;
         let mut epoch_no = 0u64;
+        if OPS == 0 {
+            // Only the attack sequences, one after the other.
+            for n in 1..=3u8 {
+                if ATTACKS & (1 << (n - 1)) != 0 {
+                    println!("fuzz: attack {}", n);
+                    self.attack(n);
+                    self.epoch();
+                }
+            }
+        }
         while self.ops < OPS {
             match self.rng.below(100) {
                 0..=13 => self.op_retype(),
@@ -1160,6 +1371,7 @@ impl Fuzz {
                 _ => self.verify_all(),
             }
             self.ops += 1;
+            BEAT.store(self.ops, core::sync::atomic::Ordering::Relaxed);
             if self.ops.is_multiple_of(SETTLE) {
                 self.settle();
             }
@@ -1174,7 +1386,7 @@ impl Fuzz {
                 }
             }
             if self.ops >= next_progress {
-                next_progress += 1 << 16;
+                next_progress += PROGRESS;
                 self.progress();
             }
         }
@@ -1198,7 +1410,13 @@ impl Fuzz {
         }
     }
 
-    fn retype_into(&mut self, from: cap::Untyped, ot: ObjectType, bits: u64, i: u64) -> Result<(), Error> {
+    fn retype_into(
+        &mut self,
+        from: cap::Untyped,
+        ot: ObjectType,
+        bits: u64,
+        i: u64,
+    ) -> Result<(), Error> {
         from.retype(ot, bits, ROOT_CNODE, 0, 0, self.pool_cptr(i), 1)
     }
 
@@ -1211,13 +1429,23 @@ impl Fuzz {
         }
         let uc: cap::Untyped = Cap::from_cptr(self.pool_cptr(u));
         if ROOT_CNODE
-            .copy(self.pool_cptr(u2), DEPTH, ROOT_CNODE, uc.cptr(), DEPTH, CapRights::all())
+            .copy(
+                self.pool_cptr(u2),
+                DEPTH,
+                ROOT_CNODE,
+                uc.cptr(),
+                DEPTH,
+                CapRights::all(),
+            )
             .is_err()
         {
             return;
         }
         let u2c: cap::Untyped = Cap::from_cptr(self.pool_cptr(u2));
-        if self.retype_into(u2c, ObjectType::Notification, 0, n).is_err() {
+        if self
+            .retype_into(u2c, ObjectType::Notification, 0, n)
+            .is_err()
+        {
             return;
         }
         self.pad();
@@ -1244,14 +1472,28 @@ impl Fuzz {
         self.verify[k as usize].used = false;
         let s = self.verify0 + k;
         if ROOT_CNODE
-            .copy(s, DEPTH, ROOT_CNODE, self.pool_cptr(i), DEPTH, CapRights::all())
+            .copy(
+                s,
+                DEPTH,
+                ROOT_CNODE,
+                self.pool_cptr(i),
+                DEPTH,
+                CapRights::all(),
+            )
             .is_err()
         {
             return;
         }
         let m: cap::SmallPage = Cap::from_cptr(s);
         let va = VERIFY_VA + k * PAGE;
-        if m.map(ROOT_VSPACE, va, CapRights::read_write(), VmAttributes::DEFAULT).is_err() {
+        if m.map(
+            ROOT_VSPACE,
+            va,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        )
+        .is_err()
+        {
             return;
         }
         let cookie = 0x5A5A_0000_0000_0001;
@@ -1259,7 +1501,11 @@ impl Fuzz {
             poke(va + j * 512, cookie ^ j);
         }
         let pa = m.get_address().unwrap_or(0);
-        self.verify[k as usize] = Verify { used: true, cookie, pa };
+        self.verify[k as usize] = Verify {
+            used: true,
+            cookie,
+            pa,
+        };
     }
 
     /// Finding 2: two receivers with one reply object; delete it, reuse its memory as a
@@ -1267,7 +1513,10 @@ impl Fuzz {
     fn attack_shared_reply(&mut self) {
         let (ut, e1, e2, r, g) = (0u64, 1u64, 2u64, 3u64, 4u64);
         let arena = self.arena;
-        if self.retype_into(arena, ObjectType::Untyped, 12, ut).is_err() {
+        if self
+            .retype_into(arena, ObjectType::Untyped, 12, ut)
+            .is_err()
+        {
             return;
         }
         let utc: cap::Untyped = Cap::from_cptr(self.pool_cptr(ut));
@@ -1276,7 +1525,11 @@ impl Fuzz {
         if self.retype_into(utc, ObjectType::Reply, 0, r).is_err() {
             return;
         }
-        let (w0, w1, w2) = (self.worker(0).cnode, self.worker(1).cnode, self.worker(2).cnode);
+        let (w0, w1, w2) = (
+            self.worker(0).cnode,
+            self.worker(1).cnode,
+            self.worker(2).cnode,
+        );
         let all = CapRights::all();
         let pool0 = self.pool0;
         let p = |i: u64| pool0 + i;
@@ -1329,7 +1582,14 @@ impl Fuzz {
             let _ = ROOT_CNODE.delete(self.pool_cptr(d), DEPTH);
             return;
         }
-        let _ = cn.copy(62, DEPTH, ROOT_CNODE, self.pool_cptr(e), DEPTH, CapRights::all());
+        let _ = cn.copy(
+            62,
+            DEPTH,
+            ROOT_CNODE,
+            self.pool_cptr(e),
+            DEPTH,
+            CapRights::all(),
+        );
         let s: cap::SchedContext = {
             let _ = self.retype_into(arena, ObjectType::SchedContext, 8, 5);
             Cap::from_cptr(self.pool_cptr(5))
@@ -1346,19 +1606,31 @@ impl Fuzz {
             sel4_sys::syscalls::set_mr(i, i as u64);
         }
         let ep: cap::Endpoint = Cap::from_cptr(self.pool_cptr(e));
-        let _ = syscall(sc::NB_SEND, ep.cptr(), MessageInfo::new(0, 0, 0, 8).0, [0; 4], 0);
+        let _ = syscall(
+            sc::NB_SEND,
+            ep.cptr(),
+            MessageInfo::new(0, 0, 0, 8).0,
+            [0; 4],
+            0,
+        );
         self.pad();
         let _ = ROOT_CNODE.delete(self.pool_cptr(d), DEPTH);
     }
 }
 
 fn main(bi: &'static BootInfo) -> i32 {
-    BI.store(bi as *const _ as usize, core::sync::atomic::Ordering::Relaxed);
+    BI.store(
+        bi as *const _ as usize,
+        core::sync::atomic::Ordering::Relaxed,
+    );
     println!(
         "fuzz: Keel sequence fuzzer: {} operations, seed {:#x}, attacks {:#05b}, kernel full check every {} entries",
         OPS, SEED, ATTACKS, CHECK_EVERY
     );
     let mut f = Fuzz::setup(bi);
-    println!("fuzz: {} workers and 2 helpers up; pool of {} slots", NW, NPOOL);
+    println!(
+        "fuzz: {} workers and 2 helpers up; pool of {} slots",
+        NW, NPOOL
+    );
     f.run()
 }

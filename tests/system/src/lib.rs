@@ -44,7 +44,8 @@ pub fn have_qemu() -> bool {
     ok
 }
 
-fn keel(args: &[&str]) -> Output {
+/// Run `keel ARGS` (through `cargo run -p keel`) from the workspace root.
+pub fn keel(args: &[&str]) -> Output {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     Command::new(cargo)
         .args(["run", "-q", "-p", "keel", "--"])
@@ -74,6 +75,12 @@ pub struct Run {
 /// boot it for at most `timeout_s` seconds. `None` when QEMU is missing (test skipped).
 pub fn boot(system: &str, timeout_s: u64) -> Option<Run> {
     boot_with(system, timeout_s, &[])
+}
+
+/// Like [`boot`], under `-icount shift=0`: virtual time follows executed instructions, so
+/// a test that measures shares of the CPU by the clock gets the same answer on a busy host.
+pub fn boot_icount(system: &str, timeout_s: u64) -> Option<Run> {
+    boot_with(system, timeout_s, &["--icount".to_string()])
 }
 
 /// Like [`boot`], for a system that never ends by itself: the run stops, with exit code 0,

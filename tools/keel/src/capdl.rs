@@ -243,7 +243,7 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
                 }
                 let pn = &names[peer.component as usize];
                 slots.insert(
-                    cspace::NOTIFY_BASE + me.id as u64,
+                    cspace::notify(me.id),
                     format!(
                         "{pn}_ntfn (W, badge: {:#x}) -- channel {}",
                         1u64 << peer.id,
@@ -252,7 +252,7 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
                 );
                 if ch.caller == Some(side as u8) {
                     slots.insert(
-                        cspace::PPC_BASE + me.id as u64,
+                        cspace::call(me.id),
                         format!(
                             "{pn}_ep (WP, badge: {:#x}) -- channel {} (protected call)",
                             badge::PPC | peer.id as u64,
@@ -264,13 +264,13 @@ pub fn emit(spec: &SystemSpec, images: &[&[u8]]) -> Result<String> {
         }
         for irq in &comp.irqs {
             slots.insert(
-                cspace::IRQ_BASE + irq.id as u64,
+                cspace::irq(irq.id),
                 format!("irq_{} -- channel {}", irq.irq, irq.id),
             );
         }
         if sup == Some(i) {
             for (j, cn) in names.iter().enumerate().filter(|&(j, _)| j != i) {
-                slots.insert(cspace::CHILD_TCB_BASE + j as u64, format!("{cn}_tcb"));
+                slots.insert(cspace::child_tcb(j as u32), format!("{cn}_tcb"));
             }
         }
         for (slot, cap) in slots {

@@ -33,7 +33,9 @@
 pub mod board;
 pub mod build;
 pub mod capdl;
+pub mod defaults;
 pub mod elf;
+pub mod fuzz;
 pub mod image;
 pub mod loadertest;
 pub mod qemu;

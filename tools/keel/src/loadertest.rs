@@ -1,5 +1,5 @@
 //! `keel loader-test`: the loader's system test under QEMU, with a hand-built spec (no
-//! `system.cdl`) and one test program (`components/loader/testprog`) in four roles.
+//! `system.cdl`) and one test program (`tests/components/loader-testprog`) in four roles.
 //!
 //! The spec exercises what the loader does: a passive server, a protected-call channel with
 //! notifications both

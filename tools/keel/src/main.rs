@@ -168,8 +168,11 @@ enum Cmd {
         #[command(flatten)]
         prebuilt: Prebuilt,
     },
-    /// The loader's system test: boot a hand-built four-component system (components/loader/
-    /// testprog) and check every line it must print; then one the loader must refuse.
+    /// The sequence fuzzer on a kernel with the invariant checker; exit 0 only if it ends
+    /// with `fuzz: N operations, seed S, 0 violations` (see tools/keel/src/fuzz.rs).
+    Fuzz(keel::fuzz::FuzzArgs),
+    /// The loader's system test: boot a hand-built four-component system (tests/components/
+    /// loader-testprog) and check every line it must print; then one the loader must refuse.
     LoaderTest {
         /// Kill QEMU after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
@@ -351,6 +354,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             Ok(0)
         }
         Cmd::LoaderTest { timeout, prebuilt } => loader_test(timeout, &prebuilt),
+        Cmd::Fuzz(a) => keel::fuzz::run(&a),
     }
 }
 
@@ -375,7 +379,8 @@ fn load_system(path: &Path) -> Result<cdl::System> {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("keel: internal error in the cdl checker: {info}")
     }));
-    let loaded = std::panic::catch_unwind(|| cdl::load(path));
+    let interfaces = system::interfaces();
+    let loaded = std::panic::catch_unwind(|| cdl::load_with(path, &interfaces));
     std::panic::set_hook(hook);
     match loaded {
         Ok(Ok(system)) => Ok(system),
@@ -427,7 +432,6 @@ fn prepare_cdl(
         }
     };
     let spec = sys.lower();
-    let gen = system::gen_dir(ws);
     let mut images = Vec::with_capacity(spec.components.len());
     for (i, c) in spec.components.iter().enumerate() {
         if c.image as usize != i {
@@ -438,7 +442,7 @@ fn prepare_cdl(
             );
         }
         system::write_if_changed(
-            &gen.join(format!("{}.rs", c.name)),
+            &system::gen_file(ws, &c.name, sys.program(i)),
             sys.generate(i).as_bytes(),
         )?;
     }

@@ -16,15 +16,40 @@ use keel_spec::{SystemBlob, SystemSpec};
 use crate::build::{self, Profile, Workspace};
 use crate::elf::{self, Elf, OutSegment, EM_AARCH64, ET_EXEC, PT_LOAD};
 
+/// The protocols every program of the workspace speaks (their `[package.metadata.keel]`), for
+/// checking a system's channels (`cdl::load_with`). Outside a workspace (no `cargo metadata`)
+/// the table is empty and nothing is checked against programs.
+pub fn interfaces() -> cdl::Interfaces {
+    let out = build::cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            cdl::interfaces_from_metadata(&String::from_utf8_lossy(&o.stdout)).unwrap_or_else(|e| {
+                eprintln!("keel: {e}; channels are not checked against the programs");
+                cdl::Interfaces::new()
+            })
+        }
+        _ => cdl::Interfaces::new(),
+    }
+}
+
 /// File alignment of segments in a slim ELF.
 pub const SLIM_ALIGN: u64 = 16;
 
 /// The loader's package (and binary) name.
 pub const LOADER_PACKAGE: &str = "loader";
 
-/// `<target>/keel/gen`: generated constants, one `<component>.rs` per component.
-pub fn gen_dir(ws: &Workspace) -> PathBuf {
-    ws.keel_dir().join("gen")
+/// `<target>/keel/gen/<component>`: the `KEEL_GEN_DIR` component `name` is built with.
+pub fn gen_dir(ws: &Workspace, name: &str) -> PathBuf {
+    ws.keel_dir().join("gen").join(name)
+}
+
+/// `<target>/keel/gen/<component>/<package>.rs`: component `name`'s generated constants, where
+/// `keel_component::include_system!()` in its program `package` finds them.
+pub fn gen_file(ws: &Workspace, name: &str, package: &str) -> PathBuf {
+    gen_dir(ws, name).join(format!("{package}.rs"))
 }
 
 /// `<target>/keel/system.blob`.
@@ -88,7 +113,7 @@ pub fn encode_blob(spec: &SystemSpec, images: &[Vec<u8>], debug_console: bool) -
 }
 
 /// Builds component `name`'s program `package` for aarch64 with its generated constants
-/// (`KEEL_GEN_DIR`, `KEEL_COMPONENT`), and copies the ELF to
+/// (`KEEL_GEN_DIR` = [`gen_dir`]), and copies the ELF to
 /// `target/keel/components/<name>.elf` (several components may share one package, and
 /// cargo overwrites its output on each build). Returns the copy's path.
 pub fn build_component(
@@ -97,11 +122,7 @@ pub fn build_component(
     package: &str,
     profile: Profile,
 ) -> Result<PathBuf> {
-    let gen = gen_dir(ws);
-    let envs = [
-        ("KEEL_GEN_DIR", gen.display().to_string()),
-        ("KEEL_COMPONENT", name.to_string()),
-    ];
+    let envs = [("KEEL_GEN_DIR", gen_dir(ws, name).display().to_string())];
     let elf = build::build_elf_with_env(ws, package, profile, &envs)
         .with_context(|| format!("component `{name}`: building its program `{package}`"))?;
     let dest = ws.keel_dir().join("components").join(format!("{name}.elf"));

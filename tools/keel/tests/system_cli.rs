@@ -84,7 +84,7 @@ fn several_mistakes_are_all_reported_with_positions() {
     let out = check(&f);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    for code in ["E0401", "E0004", "E0100", "E0101"] {
+    for code in ["E0401", "E0004", "E0100", "E0101", "E0207"] {
         assert!(
             stderr.contains(&format!("cdl::{code}")),
             "{code} missing: {stderr}"
@@ -94,7 +94,7 @@ fn several_mistakes_are_all_reported_with_positions() {
     assert!(stderr.contains("bad.cdl:1:26"), "{stderr}");
     assert!(stderr.contains("bad.cdl:5:9"), "{stderr}");
     assert!(stderr.contains('^') || stderr.contains('─'), "{stderr}");
-    assert!(stderr.contains("4 errors"), "{stderr}");
+    assert!(stderr.contains("5 errors"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -8,6 +8,19 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
+// Reachable from other components (and, later, guests): no unwrap, expect, explicit panic or
+// unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 use keel_component::Protocol;
 use serde::{Deserialize, Serialize};
@@ -30,7 +43,8 @@ pub enum Response {
     Stats { answered: u64 },
 }
 
-/// The protocol marker: `SERVER.request::<Calc>(&Request::Ping { seq: 1 })`.
+/// The protocol marker, named by `system.cdl`'s `channel protocol="server_protocol::Calc"`: the
+/// client calls `SERVER.call(&Request::Ping { seq: 1 })` on its `Client<Calc>`.
 pub struct Calc;
 
 impl Protocol for Calc {
