@@ -277,8 +277,11 @@ fn runs_without_refill_work(kk: &Kernel, next: Pa, sc: Pa) -> bool {
 /// restarts the system call). Returns the time of the charge and the context.
 #[inline(always)]
 fn charge_running(kk: &mut Kernel, t: Pa) -> Option<(u64, Pa)> {
-    let my_sc = tcb(t).sc;
-    if my_sc == 0 || my_sc != kk.cur_sc {
+    let me = tcb(t);
+    let my_sc = me.sc;
+    // A running thread still in a scheduler queue (its timeslice ended in this entry's
+    // predecessor) would have to be dequeued as it blocks: general path.
+    if my_sc == 0 || my_sc != kk.cur_sc || me.in_release_queue || me.in_ready_queue {
         return None;
     }
     // Other contexts are charged by the general path (sporadic-server refill lists).
