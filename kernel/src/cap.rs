@@ -428,6 +428,16 @@ impl Cap {
         }
     }
 
+    /// The root and ASID of a VSpace capability that has an ASID (the IPC fast path's
+    /// check; the same decoding as [`Cap::kind`]).
+    #[inline(always)]
+    pub fn vspace_with_asid(&self) -> Option<(Pa, u16)> {
+        if self.w0 >> TYPE_SHIFT != tag::VSPACE || (self.w0 >> SMALL_SHIFT) & SMALL_MASK & 1 == 0 {
+            return None;
+        }
+        Some(((self.w0 & PA_MASK) as Pa, self.w1 as u16))
+    }
+
     /// Address and size in bytes of a frame capability (fast path for the IPC buffer).
     #[inline]
     pub fn frame_base(&self) -> Option<(Pa, usize)> {

@@ -247,6 +247,8 @@ pub fn suspend(t: Pa) {
 /// refers to it (its slots are emptied afterwards). Idempotent.
 fn finalise_tcb(t: Pa) {
     suspend(t);
+    // Its memory may become a frame: the FPU owner must not point at it.
+    crate::arch::fpu_release(t);
     let th = tcb(t);
     let bound = th.bound_ntfn;
     if bound != 0 {

@@ -1089,6 +1089,10 @@ fn tcb_invocation(inv: &Inv, t: Pa, s: Pa) -> SysResult {
             flags = (flags & !clear) | set;
             flags &= 1;
             tcb(t).fpu_disabled = flags & 1 != 0;
+            if flags & 1 != 0 {
+                // Its next FP/SIMD use must trap (and fault): save and drop its registers.
+                crate::arch::fpu_release(t);
+            }
             Ok(Reply::one(flags))
         }
         _ => Err(SysError::IllegalOperation),

@@ -15,6 +15,7 @@ use sel4_sys::{fault as fl, ipc_buffer, MessageInfo};
 // Wait queues (shared by endpoints and notifications): priority order, FIFO within one
 // priority, as in seL4 MCS.
 
+#[inline(always)]
 fn queue_insert(head: &mut Pa, tail: &mut Pa, t: Pa) {
     let prio = tcb(t).priority;
     let mut after = *tail;
@@ -58,6 +59,7 @@ fn queue_remove(head: &mut Pa, tail: &mut Pa, t: Pa) {
     }
 }
 
+#[inline(always)]
 pub(crate) fn ep_insert(ep: Pa, t: Pa) {
     let e = obj::<Endpoint>(ep);
     queue_insert(&mut e.head, &mut e.tail, t);
@@ -103,14 +105,13 @@ fn transfer(sender: Pa, ep: Pa, badge: u64, can_grant: bool, receiver: Pa) {
     r.ctx.x[1] = MessageInfo::new(info.label(), unwrapped, extra, n as u64).0;
 }
 
+/// Copies the message's first `n` words (seL4's `copyMRs`: only the message's own
+/// registers; the receiver's other message registers keep their values).
 fn copy_mrs(from: Pa, to: Pa, n: usize) {
-    let f = &tcb(from).ctx.x;
-    let (a, b, c, d) = (f[2], f[3], f[4], f[5]);
-    let t = &mut tcb(to).ctx.x;
-    t[2] = a;
-    t[3] = b;
-    t[4] = c;
-    t[5] = d;
+    for i in 0..n.min(4) {
+        let v = tcb(from).ctx.x[2 + i];
+        tcb(to).ctx.x[2 + i] = v;
+    }
     for i in 4..n {
         set_mr(to, i, get_mr(from, i));
     }
@@ -391,12 +392,6 @@ fn release_reply(reply: Pa, receiver: Pa) {
     }
 }
 
-/// Links `caller` to `reply` (it now waits for the answer) and lends the caller's
-/// scheduling context to a passive `callee` (a Call: seL4's `reply_push` with canDonate).
-pub(crate) fn reply_push(caller: Pa, callee: Pa, reply: Pa) {
-    reply_push_donate(caller, callee, reply, true);
-}
-
 /// seL4's `reply_push`: the caller blocks on `reply`; if it may donate, has a scheduling
 /// context and the callee has none, the context moves to the callee and `reply` becomes
 /// the head of the context's call stack (the previous head, if any, lies below it).
@@ -516,15 +511,6 @@ fn unlink_call_stack(caller: Pa) {
     }
     tcb(caller).call_prev = 0;
     tcb(caller).call_next = 0;
-}
-
-/// Takes the waiting caller off `reply` as answering does (seL4's `reply_remove`),
-/// giving a donated scheduling context back; the caller is left Inactive.
-pub(crate) fn reply_unlink(reply: Pa) {
-    let caller = obj::<Reply>(reply).caller;
-    if caller != 0 {
-        reply_remove(reply, caller);
-    }
 }
 
 /// seL4's SchedContext_Unbind also forgets the call stack the context was lent along.

@@ -178,6 +178,7 @@ pub fn reply_from_kernel(t: Pa, label: u64, mrs: &[u64]) {
     th.ctx.x[1] = MessageInfo::new(label, 0, 0, n as u64).0;
 }
 
+#[inline(always)]
 pub fn set_state(t: Pa, s: ThreadState) {
     let kk = k();
     let th = tcb(t);
@@ -264,9 +265,6 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             let th = tcb(t);
             th.fault_ip = th.ctx.pc.wrapping_sub(4);
             let number = th.ctx.x[7] as i64;
-            if let Some(next) = crate::fastpath::try_fastpath(t, number) {
-                return next;
-            }
             if kk.budget_check_restart(t) {
                 crate::syscall::handle_syscall(t, number);
             }

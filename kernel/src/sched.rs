@@ -64,6 +64,7 @@ impl Kernel {
         self.ready_bitmap[p / 64] |= 1 << (p % 64);
     }
 
+    #[inline(always)]
     pub fn ready_dequeue(&mut self, t: Pa) {
         let tcb = obj::<Tcb>(t);
         if !tcb.in_ready_queue {
@@ -90,6 +91,7 @@ impl Kernel {
     }
 
     /// The highest priority with a ready thread.
+    #[inline(always)]
     pub fn highest_ready_priority(&self) -> Option<usize> {
         for w in (0..4).rev() {
             let bits = self.ready_bitmap[w];
@@ -134,6 +136,7 @@ impl Kernel {
         }
     }
 
+    #[inline(always)]
     pub fn release_dequeue(&mut self, t: Pa) {
         let tcb = obj::<Tcb>(t);
         if !tcb.in_release_queue {
@@ -154,6 +157,7 @@ impl Kernel {
     }
 
     /// Removes `t` from whichever scheduler queue holds it.
+    #[inline(always)]
     pub fn sched_dequeue(&mut self, t: Pa) {
         self.ready_dequeue(t);
         self.release_dequeue(t);
@@ -517,8 +521,13 @@ pub struct Refill {
 }
 
 /// seL4's MIN_BUDGET in ticks: no refill is smaller.
+#[inline]
 pub fn min_budget() -> u64 {
-    us_to_ticks(sel4_sys::consts::MIN_BUDGET_US)
+    // `us_to_ticks` in 64 bits (no 128-bit division on the IPC fast path): the counter
+    // frequency is a 32-bit register, so the product cannot overflow.
+    const _: () = assert!(sel4_sys::consts::MIN_BUDGET_US < 1 << 31);
+    let f = crate::arch::timer_freq() & 0xffff_ffff;
+    sel4_sys::consts::MIN_BUDGET_US * f / 1_000_000
 }
 
 /// seL4's MAX_RELEASE_TIME: refills never start later than this.
@@ -526,7 +535,7 @@ pub fn max_release_time() -> u64 {
     u64::MAX - 5 * us_to_ticks(sel4_sys::consts::MAX_PERIOD_US)
 }
 
-fn refill_pa(sc: Pa, i: u32) -> Pa {
+pub(crate) fn refill_pa(sc: Pa, i: u32) -> Pa {
     sc + SC_HEADER_BYTES + REFILL_BYTES * i as usize
 }
 

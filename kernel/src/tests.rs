@@ -1930,3 +1930,405 @@ fn object_lifetimes_under_ipc_keep_every_link_sound() {
         "only {callers} checks saw a waiting caller"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The IPC and signal fast paths against the general path: the same system call from the
+// same state through both leaves the same kernel state, byte for byte (the timer deadline
+// aside: the fast path only ever moves it earlier).
+
+mod fastpath_equivalence {
+    use super::{arena, cnode, new_thread, tcb};
+    use crate::cap::{Cap, CapKind, Rights};
+    use crate::cspace;
+    use crate::fastpath::{ARM_TIMER, GENERAL_PATH};
+    use crate::kernel::{k, Kernel};
+    use crate::mem::{obj, Pa};
+    use crate::object::{tcb_slot, AsidPool, SchedContext, ThreadState};
+    use sel4_sys::{syscall as nr, MessageInfo};
+    use std::vec::Vec;
+
+    const SVC: u64 = 0x15 << 26;
+    const ARENA: usize = 32 << 10;
+    // CSpace slots shared by all threads.
+    const EP1: u64 = 1;
+    const EP2: u64 = 2;
+    const R1: u64 = 3;
+    const R2: u64 = 4;
+    const NTFN: u64 = 5;
+    const ROUND_ROBIN: u64 = 0;
+
+    /// Every object of a scenario lives in one arena, so that a snapshot of the arena and
+    /// the kernel state is the whole state.
+    struct World {
+        base: Pa,
+        next: Pa,
+        cn: Pa,
+        pool: Pa,
+        now: u64,
+    }
+
+    impl World {
+        fn new() -> World {
+            *k() = Kernel::new();
+            let base = arena(ARENA, 8192);
+            let mut w = World {
+                base,
+                next: base,
+                cn: 0,
+                pool: 0,
+                now: 1_000,
+            };
+            w.pool = w.alloc(4096);
+            k().asid_table[0] = w.pool;
+            let (cn, _) = cnode(4);
+            // The CNode lives outside the arena (it never changes); single level.
+            w.cn = cn;
+            k().charged_until = w.now;
+            w
+        }
+
+        fn alloc(&mut self, bytes: usize) -> Pa {
+            let pa = self.next.next_multiple_of(bytes);
+            self.next = pa + bytes;
+            assert!(self.next <= self.base + ARENA);
+            pa
+        }
+
+        fn obj_of(&mut self, kind: impl Fn(Pa) -> CapKind, bytes: usize, index: u64) -> Pa {
+            let pa = self.alloc(bytes);
+            cspace::insert_root(Cap::new(kind(pa)), self.cn + (index as usize) * 32);
+            pa
+        }
+
+        /// A thread in its own address space (ASID = its number, VMID already allocated).
+        fn thread(&mut self, prio: u8, asid: u16) -> Pa {
+            let t = self.alloc(2048);
+            let tmp = new_thread(prio);
+            crate::mem::copy(t, tmp, 2048);
+            let root = arena(8192, 8192);
+            obj::<AsidPool>(self.pool).entries[asid as usize] = root as u64 | asid as u64;
+            k().vmid_owner[asid as usize] = asid as u32 + 1;
+            let cs = Cap::new(CapKind::CNode {
+                pa: self.cn,
+                radix: 4,
+                guard_size: 60,
+                guard: 0,
+            });
+            let vs = Cap::new(CapKind::VSpace {
+                pa: root,
+                asid: Some(asid),
+            });
+            cspace::insert_root(cs, &tcb(t).slots[tcb_slot::CTABLE] as *const _ as Pa);
+            cspace::insert_root(vs, &tcb(t).slots[tcb_slot::VTABLE] as *const _ as Pa);
+            t
+        }
+
+        /// A configured scheduling context bound to `t` (round robin if `period` is 0).
+        fn sc(&mut self, t: Pa, budget: u64, period: u64) -> Pa {
+            let sc = self.alloc(256);
+            let s = obj::<SchedContext>(sc);
+            s.configured = true;
+            s.tcb = t;
+            crate::sched::refill_new(sc, 4, budget, period, self.now);
+            tcb(t).sc = sc;
+            sc
+        }
+
+        fn run(&mut self, t: Pa) {
+            let kk = k();
+            kk.cur = t;
+            kk.cur_sc = tcb(t).sc;
+            tcb(t).state = ThreadState::Running;
+            let vs = tcb(t).slots[tcb_slot::VTABLE].cap;
+            if let CapKind::VSpace { pa, asid: Some(a) } = vs.kind() {
+                kk.loaded_vspace = (pa, a as u64);
+            }
+        }
+
+        fn snapshot(&self) -> (Vec<u8>, Vec<u8>) {
+            let kk = k();
+            let saved = kk.timer_deadline;
+            kk.timer_deadline = 0;
+            let mut kb =
+                crate::mem::bytes(kk as *const Kernel as Pa, size_of::<Kernel>()).to_vec();
+            kk.timer_deadline = saved;
+            // Between system calls the scheduler action is always "resume the current
+            // thread"; the enum's unused payload bytes may still hold an old candidate.
+            assert!(matches!(kk.sched_action, crate::sched::SchedAction::ResumeCurrent));
+            let at = core::mem::offset_of!(Kernel, sched_action);
+            kb[at..at + size_of::<crate::sched::SchedAction>()].fill(0);
+            (crate::mem::bytes(self.base, ARENA).to_vec(), kb)
+        }
+
+        fn restore(&self, s: &(Vec<u8>, Vec<u8>)) {
+            crate::mem::copy(self.base, s.0.as_ptr() as Pa, ARENA);
+            crate::mem::copy(k() as *mut Kernel as Pa, s.1.as_ptr() as Pa, size_of::<Kernel>());
+        }
+
+        /// Sets up the system call in the running thread's registers.
+        fn syscall(&self, number: i64, x0: u64, x6: u64, len: u64) {
+            let th = tcb(k().cur);
+            th.ctx.x[0] = x0;
+            th.ctx.x[1] = MessageInfo::new(0x42, 0, 0, len).0;
+            for i in 0..4 {
+                th.ctx.x[2 + i] = 0x100 * (number.unsigned_abs() + 1) + i as u64;
+            }
+            th.ctx.x[6] = x6;
+            th.ctx.x[7] = number as u64;
+            th.ctx.pc = 0x4000_0004;
+        }
+
+        fn fast(number: i64, t: Pa) -> Pa {
+            match number {
+                nr::CALL => crate::fastpath::call(t),
+                nr::REPLY_RECV => crate::fastpath::reply_recv(t),
+                nr::SEND => crate::fastpath::signal(t),
+                _ => unreachable!(),
+            }
+        }
+
+        /// The running thread makes system call `number` with the time `dt` later;
+        /// both paths must take it to the same state. Returns the next thread.
+        fn step(&mut self, what: &str, number: i64, x0: u64, x6: u64, len: u64, dt: u64) -> Pa {
+            self.now += dt;
+            self.syscall(number, x0, x6, len);
+            let t = k().cur;
+            let before = self.snapshot();
+            crate::arch::freeze_clock(Some(self.now));
+            let general_next = crate::kernel::handle_user_exception(SVC, 0);
+            let general = self.snapshot();
+            self.restore(&before);
+            let r = Self::fast(number, t);
+            crate::arch::freeze_clock(None);
+            assert_eq!(r & GENERAL_PATH, 0, "{what}: the fast path did not take it");
+            let fast = self.snapshot();
+            assert_ne!(general, before, "{what}: nothing happened");
+            assert_eq!(r & !ARM_TIMER, general_next, "{what}: another thread runs");
+            self.same(what, &general, &fast);
+            general_next
+        }
+
+        /// A system call the fast path must leave to the general path: trying the fast
+        /// path first changes nothing the general path then does.
+        fn bail(&mut self, what: &str, number: i64, x0: u64, x6: u64, len: u64, dt: u64) {
+            self.now += dt;
+            self.syscall(number, x0, x6, len);
+            let t = k().cur;
+            let before = self.snapshot();
+            crate::arch::freeze_clock(Some(self.now));
+            crate::kernel::handle_user_exception(SVC, 0);
+            let general = self.snapshot();
+            self.restore(&before);
+            let r = Self::fast(number, t);
+            assert_eq!(r, t | GENERAL_PATH, "{what}: the fast path took it");
+            crate::kernel::handle_user_exception(SVC, 0);
+            crate::arch::freeze_clock(None);
+            let both = self.snapshot();
+            self.same(what, &general, &both);
+        }
+
+        fn same(&self, what: &str, a: &(Vec<u8>, Vec<u8>), b: &(Vec<u8>, Vec<u8>)) {
+            if let Some(i) = (0..ARENA).find(|&i| a.0[i] != b.0[i]) {
+                panic!("{what}: objects differ at {:#x} (arena offset {i:#x})", self.base + i);
+            }
+            if let Some(i) = (0..a.1.len()).find(|&i| a.1[i] != b.1[i]) {
+                panic!("{what}: kernel state differs at byte {i}");
+            }
+        }
+    }
+
+    fn ep(w: &mut World, i: u64) -> Pa {
+        w.obj_of(|pa| CapKind::Endpoint { pa, badge: 0, rights: Rights::ALL }, 16, i)
+    }
+
+    fn reply(w: &mut World, i: u64) -> Pa {
+        w.obj_of(|pa| CapKind::Reply { pa, can_grant: true }, 32, i)
+    }
+
+    #[test]
+    fn call_and_reply_recv_to_an_active_server() {
+        let mut w = World::new();
+        let (c, s) = (w.thread(10, 1), w.thread(20, 2));
+        w.sc(c, 1 << 30, ROUND_ROBIN);
+        let s_sc = w.sc(s, 1 << 30, ROUND_ROBIN);
+        let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
+        crate::ipc::receive_ipc(s, e1, r1, true);
+        w.run(c);
+        assert_eq!(w.step("call", nr::CALL, EP1, 0, 3, 500), s);
+        assert_eq!(k().cur_sc, s_sc);
+        assert_eq!(w.step("reply-recv", nr::REPLY_RECV, EP1, R1, 2, 700), c);
+        assert_eq!(w.step("call again", nr::CALL, EP1, 0, 0, 300), s);
+        assert_eq!(w.step("reply-recv again", nr::REPLY_RECV, EP1, R1, 4, 300), c);
+    }
+
+    #[test]
+    fn nested_donation_through_two_passive_servers_and_back() {
+        let mut w = World::new();
+        let (c, s1, s2) = (w.thread(10, 1), w.thread(20, 2), w.thread(30, 3));
+        let sc = w.sc(c, 1 << 30, ROUND_ROBIN);
+        let (e1, e2) = (ep(&mut w, EP1), ep(&mut w, EP2));
+        let (r1, r2) = (reply(&mut w, R1), reply(&mut w, R2));
+        crate::ipc::receive_ipc(s1, e1, r1, true);
+        crate::ipc::receive_ipc(s2, e2, r2, true);
+        w.run(c);
+        for round in 0..2 {
+            assert_eq!(w.step("call s1", nr::CALL, EP1, 0, 1, 100), s1);
+            assert_eq!((tcb(s1).sc, k().cur_sc), (sc, sc), "round {round}");
+            assert_eq!(w.step("s1 calls s2", nr::CALL, EP2, 0, 2, 100), s2);
+            assert_eq!(tcb(s1).call_prev, r1);
+            assert_eq!(obj::<SchedContext>(sc).donated_via, r2);
+            assert_eq!(w.step("s2 answers", nr::REPLY_RECV, EP2, R2, 3, 100), s1);
+            assert_eq!(obj::<SchedContext>(sc).donated_via, r1);
+            assert_eq!((tcb(s1).sc, tcb(s2).sc), (sc, 0));
+            assert_eq!(w.step("s1 answers", nr::REPLY_RECV, EP1, R1, 4, 100), c);
+            assert_eq!((tcb(c).sc, tcb(s1).sc), (sc, 0));
+            assert_eq!(obj::<SchedContext>(sc).donated_via, 0);
+        }
+    }
+
+    #[test]
+    fn a_caller_that_got_a_context_while_waiting_keeps_it() {
+        let mut w = World::new();
+        let (c, s) = (w.thread(10, 1), w.thread(20, 2));
+        let sc1 = w.sc(c, 1 << 30, ROUND_ROBIN);
+        let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
+        crate::ipc::receive_ipc(s, e1, r1, true);
+        w.run(c);
+        assert_eq!(w.step("call", nr::CALL, EP1, 0, 1, 100), s);
+        // Another context is bound to the waiting caller.
+        let sc2 = w.sc(c, 1 << 29, ROUND_ROBIN);
+        assert_eq!(w.step("reply-recv", nr::REPLY_RECV, EP1, R1, 1, 100), c);
+        assert_eq!((tcb(c).sc, tcb(s).sc, k().cur_sc), (sc2, sc1, sc2));
+        assert_eq!(obj::<SchedContext>(sc1).donated_via, 0);
+    }
+
+    #[test]
+    fn a_signal_to_a_higher_priority_waiter() {
+        let mut w = World::new();
+        let (c, hi) = (w.thread(10, 1), w.thread(40, 2));
+        w.sc(c, 1 << 30, ROUND_ROBIN);
+        w.sc(hi, 1 << 30, ROUND_ROBIN);
+        let n = w.obj_of(
+            |pa| CapKind::Notification { pa, badge: 0x9, rights: Rights::ALL },
+            32,
+            NTFN,
+        );
+        crate::ipc::wait(hi, n, true);
+        w.run(c);
+        assert_eq!(w.step("signal", nr::SEND, NTFN, 0, 0, 100), hi);
+        assert!(tcb(c).in_ready_queue);
+    }
+
+    #[test]
+    fn what_the_fast_path_leaves_to_the_general_path() {
+        // A thread of the server's priority is ready: the scheduler runs it first.
+        let mut w = World::new();
+        let (c, s, x) = (w.thread(10, 1), w.thread(20, 2), w.thread(20, 3));
+        w.sc(c, 1 << 30, ROUND_ROBIN);
+        w.sc(x, 1 << 30, ROUND_ROBIN);
+        let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
+        crate::ipc::receive_ipc(s, e1, r1, true);
+        tcb(x).state = ThreadState::Running;
+        k().ready_enqueue(x);
+        w.run(c);
+        w.bail("ready at the server's priority", nr::CALL, EP1, 0, 1, 100);
+
+        // An active server on a periodic (sporadic-server) context: refills to check.
+        let mut w = World::new();
+        let (c, s) = (w.thread(10, 1), w.thread(20, 2));
+        w.sc(c, 1 << 30, ROUND_ROBIN);
+        w.sc(s, 1 << 20, 1 << 22);
+        let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
+        crate::ipc::receive_ipc(s, e1, r1, true);
+        w.run(c);
+        w.bail("periodic server", nr::CALL, EP1, 0, 1, 100);
+
+        // The caller's budget runs out with this call: the general path restarts it.
+        let mut w = World::new();
+        let (c, s) = (w.thread(10, 1), w.thread(20, 2));
+        w.sc(c, 10_000, ROUND_ROBIN);
+        w.sc(s, 1 << 30, ROUND_ROBIN);
+        let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
+        crate::ipc::receive_ipc(s, e1, r1, true);
+        w.run(c);
+        w.bail("caller out of budget", nr::CALL, EP1, 0, 1, 20_000);
+
+        // Answering a reply in the middle of a call stack cuts the stack.
+        let mut w = World::new();
+        let (c, s1, s2) = (w.thread(10, 1), w.thread(20, 2), w.thread(30, 3));
+        w.sc(c, 1 << 30, ROUND_ROBIN);
+        let (e1, e2) = (ep(&mut w, EP1), ep(&mut w, EP2));
+        let (r1, r2) = (reply(&mut w, R1), reply(&mut w, R2));
+        crate::ipc::receive_ipc(s1, e1, r1, true);
+        crate::ipc::receive_ipc(s2, e2, r2, true);
+        w.run(c);
+        w.step("call s1", nr::CALL, EP1, 0, 1, 100);
+        w.step("s1 calls s2", nr::CALL, EP2, 0, 1, 100);
+        // A low-priority thread is ready to run once S2 blocks (C has no context).
+        let low = w.thread(5, 4);
+        w.sc(low, 1 << 30, ROUND_ROBIN);
+        tcb(low).state = ThreadState::Running;
+        k().ready_enqueue(low);
+        // S2 answers C through R1 (a reply cap it got hold of): R1 is not the head of
+        // the call stack, so the stack is cut there and the context stays with S2.
+        w.bail("reply in the middle", nr::REPLY_RECV, EP2, R1, 1, 100);
+        assert_eq!(tcb(c).state, ThreadState::Running);
+        assert_eq!((tcb(c).sc, tcb(s1).call_prev), (0, 0));
+        assert_eq!(k().cur, low);
+    }
+}
+
+/// The fast path charges a round-robin context word by word: the same result as
+/// `charge_current` for every shape of refill list (one or two refills, a head not yet
+/// due, an unconfigured context, nothing used, a slice used up) and every time.
+#[test]
+fn fastpath_charge_matches_charge_current() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let kk = k();
+    for case in 0..2000 {
+        let t = new_thread(10);
+        let sc = arena(256, 256);
+        let s = crate::mem::obj::<SchedContext>(sc);
+        s.configured = rnd(8) != 0;
+        s.tcb = t;
+        tcb(t).sc = sc;
+        let max = 1 + rnd(3);
+        let budget = [3, 100, 1000, 1 << 30][rnd(4) as usize];
+        // Periodic contexts are left to the general path (both runs use it).
+        let period = if rnd(4) == 0 { budget * 4 } else { 0 };
+        crate::sched::refill_new(sc, max, budget, period, rnd(50));
+        if period == 0 && max > 1 && rnd(2) == 0 {
+            // Part of the slice already used: it sits in the tail.
+            let used = rnd(budget + 1);
+            let (h, tl) = (s.refill_head, s.refill_tail);
+            let head = crate::sched::refill_pa(sc, h);
+            let tail = crate::sched::refill_pa(sc, tl);
+            crate::mem::write_word(head + 8, budget - used);
+            crate::mem::write_word(tail + 8, crate::mem::read_word(tail + 8) + used);
+            crate::sched::update_remaining(sc, 50);
+        }
+        let charged = rnd(100);
+        let now = charged + [0, 1, 2, 50, 999, 5000][rnd(6) as usize];
+        let before = crate::mem::bytes(sc, 256).to_vec();
+        let mut results = Vec::new();
+        for fast in [false, true] {
+            crate::mem::copy(sc, before.as_ptr() as Pa, 256);
+            kk.cur = t;
+            kk.charged_until = charged;
+            if fast && period == 0 {
+                crate::fastpath::charge(kk, sc, now);
+            } else {
+                kk.charge_current(now);
+            }
+            results.push((crate::mem::bytes(sc, 256).to_vec(), kk.charged_until));
+        }
+        assert!(results[0] == results[1], "case {case}: the charges differ");
+    }
+    kk.cur = 0;
+}

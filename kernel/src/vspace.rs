@@ -86,6 +86,7 @@ fn write_entry(e_pa: Pa, v: u64) {
 // ---------------------------------------------------------------------------------------
 // ASIDs and VMIDs.
 
+#[inline(always)]
 fn pool_entry(asid: u16) -> Option<&'static mut u64> {
     let pool = k().asid_table[(asid >> 9) as usize & 0x7f];
     if pool == 0 {
@@ -103,6 +104,15 @@ pub fn find_vspace(asid: u16) -> Option<Pa> {
     } else {
         Some(pa)
     }
+}
+
+/// The hardware VMID that `asid` already has if it names the VSpace at `root` (no
+/// allocation: the IPC fast path's check).
+#[inline(always)]
+pub fn vmid_if_allocated(asid: u16, root: Pa) -> Option<u64> {
+    let e = *pool_entry(asid)?;
+    let vmid = e & 0xff;
+    ((e & !0x1fff) as Pa == root && vmid != 0).then_some(vmid)
 }
 
 /// The hardware VMID for `asid` (allocating one, recycling the oldest if needed).

@@ -11,7 +11,7 @@ root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 cd "$root"
 out=${TRACE_DIR:-/tmp/keel-bench-trace}
 mkdir -p "$out"
-cargo build -q -p keel-kernel --target aarch64-unknown-none --release
+cargo build -q -p keel-kernel --target aarch64-unknown-none --release --features debug-syscalls
 cargo build -q -p bench --features trace-rtt --target aarch64-unknown-none --release
 cp target/aarch64-unknown-none/release/bench "$out/bench-trace.elf"
 kernel=target/aarch64-unknown-none/release/keel-kernel

@@ -34,6 +34,10 @@ mod faults;
 #[cfg(target_os = "none")]
 mod fidelity;
 #[cfg(target_os = "none")]
+mod fastpath;
+#[cfg(target_os = "none")]
+mod fpu;
+#[cfg(target_os = "none")]
 mod ipc;
 #[cfg(target_os = "none")]
 mod sched;
@@ -75,6 +79,8 @@ mod root {
             crate::fidelity::TESTS,
             crate::decode::TESTS,
             crate::boot::TESTS,
+            crate::fpu::TESTS,
+            crate::fastpath::TESTS,
         ]
     }
 

@@ -879,9 +879,15 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
         eprintln!("bench: WARN: {p}");
     }
     let saw_bench = !results.is_empty();
+    let kernel_elf = build::read(&kernel)?;
     results.push(report::BenchResult {
         name: "kernel_loaded_size".into(),
-        value: image::loaded_size(&build::read(&kernel)?)? as f64,
+        value: image::loaded_size(&kernel_elf)? as f64,
+        unit: "bytes".into(),
+    });
+    results.push(report::BenchResult {
+        name: "kernel_text_size".into(),
+        value: report::kernel_text_size(&kernel_elf)? as f64,
         unit: "bytes".into(),
     });
     // The default system: boot time and image size by part (not with a prebuilt root task,

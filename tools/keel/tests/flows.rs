@@ -137,7 +137,7 @@ fn bench_table_json_and_warnings() {
         "bench",
         "good",
         StubExit::Semihosting(0),
-        "BENCH ipc_call_reply_rtt 812 insns\nBENCH null_syscall 90 insns\nBENCH broken\n",
+        "BENCH ipc_call_reply_rtt 401 insns\nBENCH null_syscall 90 insns\nBENCH broken\n",
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
@@ -147,12 +147,15 @@ fn bench_table_json_and_warnings() {
     assert_eq!(
         json,
         serde_json::json!({"results": [
-            {"name": "ipc_call_reply_rtt", "value": 812, "unit": "insns",
-             "target": "<= 1000 insns", "ok": true},
-            {"name": "null_syscall", "value": 90, "unit": "insns", "target": null, "ok": null},
-            // The stub kernel is one 4 KiB PT_LOAD.
+            {"name": "ipc_call_reply_rtt", "value": 401, "unit": "insns",
+             "target": "<= 450 insns", "ok": true, "sel4": 502, "ratio": 0.799},
+            {"name": "null_syscall", "value": 90, "unit": "insns", "target": null, "ok": null,
+             "sel4": "unknown", "ratio": null},
+            // The stub kernel is one 4 KiB PT_LOAD (executable).
             {"name": "kernel_loaded_size", "value": 4096, "unit": "bytes",
-             "target": "<= 262144 bytes", "ok": true},
+             "target": "<= 262144 bytes", "ok": true, "sel4": null, "ratio": null},
+            {"name": "kernel_text_size", "value": 4096, "unit": "bytes",
+             "target": "<= 131072 bytes", "ok": true, "sel4": null, "ratio": null},
         ]})
     );
     assert!(stdout.contains("name "), "{stdout}");
@@ -171,7 +174,7 @@ fn bench_table_json_and_warnings() {
         "a missed target is reported, not fatal"
     );
     assert!(
-        stdout.contains("WARN: ipc_call_reply_rtt = 1500 insns misses its target <= 1000 insns"),
+        stdout.contains("WARN: ipc_call_reply_rtt = 1500 insns misses its target <= 450 insns"),
         "{stdout}"
     );
     assert_eq!(bench_json(&f.dir)["results"][0]["ok"], false);

@@ -92,7 +92,7 @@ fn targets_table_and_json() {
     let results = vec![
         BenchResult {
             name: "ipc_call_reply_rtt".into(),
-            value: 1200.0,
+            value: 1004.0,
             unit: "insns".into(),
         },
         BenchResult {
@@ -110,33 +110,78 @@ fn targets_table_and_json() {
     assert_eq!(judged[0].ok, Some(false));
     assert_eq!(judged[1].ok, None);
     assert_eq!(judged[2].ok, Some(true));
+    // seL4's round trip is known (502: ratio 2.0), its null syscall is not, and sizes are
+    // not compared.
+    assert_eq!(judged[0].ratio, Some(2.0));
+    assert_eq!(judged[1].sel4, Some(Sel4Figure::Unknown));
+    assert_eq!(judged[1].ratio, None);
+    assert_eq!(judged[2].sel4, None);
 
     let warn = missed_target_warning(&judged[0]).unwrap();
     assert_eq!(
         warn,
-        "WARN: ipc_call_reply_rtt = 1200 insns misses its target <= 1000 insns"
+        "WARN: ipc_call_reply_rtt = 1004 insns misses its target <= 450 insns"
     );
     assert!(missed_target_warning(&judged[1]).is_none());
     assert!(missed_target_warning(&judged[2]).is_none());
 
     let table = render_table(&judged);
     let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 4);
-    assert!(lines[0].starts_with("name"));
-    assert!(lines[1].contains("ipc_call_reply_rtt") && lines[1].ends_with("NO"));
+    assert_eq!(lines.len(), 5);
+    assert!(lines[0].starts_with("name") && lines[0].contains("seL4"));
+    assert!(lines[1].contains("ipc_call_reply_rtt") && lines[1].contains(" 502 "));
+    assert!(lines[1].contains(" 2.00 ") && lines[1].ends_with("NO"));
+    assert!(lines[2].contains("unknown"));
     assert!(lines[3].contains("<= 262144 bytes") && lines[3].ends_with("yes"));
+    assert!(lines[4].starts_with("seL4: real seL4 16.0.0"));
 
     let json = to_json(&judged);
     assert_eq!(
         json,
         serde_json::json!({"results": [
-            {"name": "ipc_call_reply_rtt", "value": 1200, "unit": "insns",
-             "target": "<= 1000 insns", "ok": false},
-            {"name": "null_syscall", "value": 90, "unit": "insns", "target": null, "ok": null},
+            {"name": "ipc_call_reply_rtt", "value": 1004, "unit": "insns",
+             "target": "<= 450 insns", "ok": false, "sel4": 502, "ratio": 2.0},
+            {"name": "null_syscall", "value": 90, "unit": "insns", "target": null, "ok": null,
+             "sel4": "unknown", "ratio": null},
             {"name": "kernel_loaded_size", "value": 81920, "unit": "bytes",
-             "target": "<= 262144 bytes", "ok": true},
+             "target": "<= 262144 bytes", "ok": true, "sel4": null, "ratio": null},
         ]})
     );
+}
+
+#[test]
+fn kernel_text_is_the_executable_segments() {
+    use keel::elf::{write_elf, OutSegment, EM_AARCH64, ET_EXEC, PF_R, PF_W, PF_X, PT_LOAD};
+    let seg = |vaddr: u64, flags: u32, size: usize, memsz: u64| OutSegment {
+        p_type: PT_LOAD,
+        p_flags: flags,
+        p_vaddr: vaddr,
+        p_paddr: vaddr,
+        p_memsz: memsz,
+        p_align: 0x1000,
+        data: vec![0; size],
+    };
+    let elf = write_elf(
+        ET_EXEC,
+        EM_AARCH64,
+        0x4020_0000,
+        &[
+            seg(0x4020_0000, PF_R | PF_X, 0x3000, 0x3000),
+            seg(0x4020_3000, PF_R, 0x1000, 0x1000),
+            seg(0x4020_4000, PF_R | PF_W, 0x100, 0x2000),
+        ],
+    );
+    assert_eq!(kernel_text_size(&elf).unwrap(), 0x3000);
+    assert!(kernel_text_size(b"not an ELF").is_err());
+    // A kernel with 128 KiB of code meets the target; one byte more misses it.
+    for (size, ok) in [(131_072.0, true), (131_073.0, false)] {
+        let j = judge(&[BenchResult {
+            name: "kernel_text_size".into(),
+            value: size,
+            unit: "bytes".into(),
+        }]);
+        assert_eq!(j[0].ok, Some(ok));
+    }
 }
 
 #[test]

@@ -186,6 +186,12 @@ pub fn now() -> u64 {
     isb();
     read_sysreg!("cntpct_el0")
 }
+/// The counter without a barrier: may be read a few instructions early (the IPC fast
+/// path's budget accounting, where that does not matter).
+#[inline(always)]
+pub fn now_relaxed() -> u64 {
+    read_sysreg!("cntpct_el0")
+}
 pub fn timer_freq() -> u64 {
     read_sysreg!("cntfrq_el0")
 }
@@ -206,6 +212,13 @@ pub fn timer_ack() {
 pub fn set_vspace(root_pa: u64, vmid: u64) {
     write_sysreg!("vttbr_el2", (vmid << 48) | root_pa);
     isb();
+}
+
+/// Loads a VSpace for the return to user level that follows: no barrier, as the `eret`
+/// synchronises (the kernel itself does not translate through VTTBR).
+#[inline(always)]
+pub fn set_vspace_for_return(root_pa: u64, vmid: u64) {
+    write_sysreg!("vttbr_el2", (vmid << 48) | root_pa);
 }
 
 /// Invalidates every stage-1 and stage-2 TLB entry tagged with `vmid`.
@@ -295,6 +308,36 @@ pub fn wait_for_interrupt() {
 }
 
 // ---------------------------------------------------------------------------------------
+// FP/SIMD: lazy switching. The registers belong to one thread at a time (the owner, 0 for
+// none); a thread that is not the owner traps (CPTR_EL2.TFP) on its first use and gets
+// them then. The kernel's own use traps too and saves the owner's state first
+// (`entry.rs`), so no thread ever sees another's values. The trap from user level is
+// handled in `entry.rs` too (`keel_lower_fp_trap`).
+
+/// The TCB (= frame) whose FP/SIMD state is in the registers, or 0. Read by `entry.rs`.
+#[no_mangle]
+static mut KEEL_FPU_OWNER: usize = 0;
+
+unsafe extern "C" {
+    fn keel_fpu_claim();
+}
+
+/// Which thread's FP/SIMD state is in the registers (0: none).
+pub fn fpu_owner() -> usize {
+    // SAFETY: a plain read of a word that only the single-threaded kernel writes.
+    unsafe { core::ptr::addr_of!(KEEL_FPU_OWNER).read_volatile() }
+}
+
+/// Thread `t` gives up the FP/SIMD registers (it is being deleted, or its FPU is
+/// disabled): if it owns them, its state is saved to its TCB and nobody owns them.
+pub fn fpu_release(t: usize) {
+    if t != 0 && fpu_owner() == t {
+        // SAFETY: the owner is a live TCB; claim saves into it and clears the owner.
+        unsafe { keel_fpu_claim() };
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Entry from assembly.
 
 /// Entered once from `_start`, on the kernel stack, with the MMU off.
@@ -324,9 +367,46 @@ pub unsafe fn return_to_user(frame: usize) -> ! {
     unsafe { keel_restore_frame(frame) }
 }
 
+/// Call from the thread whose frame is `frame`: the frame to return to if the IPC fast
+/// path handled it (bit 0 set: call `keel_fastpath_arm_timer` first), or `frame` with
+/// bit 1 set to take the general path (`keel_handle_lower_sync`).
 #[no_mangle]
-extern "C" fn keel_handle_lower_sync(_frame: usize, esr: u64) -> usize {
-    let far = read_sysreg!("far_el2");
+extern "C" fn keel_fast_call(frame: usize) -> usize {
+    const _: () = assert!(crate::fastpath::ARM_TIMER == 1 && crate::fastpath::GENERAL_PATH == 2);
+    fast_path_entry();
+    crate::fastpath::call(frame)
+}
+
+/// ReplyRecv from the thread whose frame is `frame`: as `keel_fast_call`.
+#[no_mangle]
+extern "C" fn keel_fast_reply_recv(frame: usize) -> usize {
+    fast_path_entry();
+    crate::fastpath::reply_recv(frame)
+}
+
+/// Send from the thread whose frame is `frame`: as `keel_fast_call`.
+#[no_mangle]
+extern "C" fn keel_fast_signal(frame: usize) -> usize {
+    fast_path_entry();
+    crate::fastpath::signal(frame)
+}
+
+/// A checking kernel checks the state the previous entry left at every entry, the fast
+/// path's included (the general path checks again if the fast path does not take it).
+#[inline(always)]
+fn fast_path_entry() {
+    #[cfg(feature = "invariants")]
+    crate::invariants::on_entry(Some(0x15 << 26));
+}
+
+#[no_mangle]
+extern "C" fn keel_fastpath_arm_timer() {
+    crate::fastpath::arm_timer()
+}
+
+#[no_mangle]
+extern "C" fn keel_handle_lower_sync(_frame: usize, esr: u64, far: u64) -> usize {
+    // FAR is read in the vector: a trap of the kernel's own FP/SIMD use may change it.
     crate::kernel::handle_user_exception(esr, far)
 }
 
