@@ -434,13 +434,17 @@ fn cancelled_caller() -> TestResult {
     let client = Thread::new(Opts::prio(RUNNER_PRIO - 20))?;
     client.start(one_call, arg(&oa))?;
     // The runner sleeps; the client's context goes to A, then to B, which spins on it.
-    sleep_ms(3)?;
-    let n1 = ob.count.load(SeqCst);
-    check!(n1 > 0, "B did not run on the lent context");
+    // Positive checks wait for the event (bounded), so a stalled host cannot fail them.
+    check!(
+        wait_until(2000, || ob.count.load(SeqCst) > 0)?,
+        "B did not run on the lent context"
+    );
     a.tcb.suspend().ctx("suspend A (waiting on B's reply)")?;
-    sleep_ms(3)?;
-    let n2 = ob.count.load(SeqCst);
-    check!(n2 > n1, "B stopped when its caller A was suspended");
+    let n1 = ob.count.load(SeqCst);
+    check!(
+        wait_until(2000, || ob.count.load(SeqCst) > n1)?,
+        "B stopped when its caller A was suspended"
+    );
     // The client, whose call stack was cut, stays blocked; B can be stopped as usual.
     check_eq!(oa.get(2), 0, "A got an answer");
     b.tcb.suspend().ctx("suspend B")?;
