@@ -249,7 +249,15 @@ impl Kernel {
         if self.cur == 0 || used == 0 {
             return;
         }
-        let sc_pa = obj::<Tcb>(self.cur).sc;
+        let th = obj::<Tcb>(self.cur);
+        if th.in_release_queue || th.in_ready_queue {
+            // Its timeslice already ended in this entry (Yield: seL4's chargeBudget
+            // zeroes ksConsumed), so the rest is not its to pay. Charging it here would
+            // also move the head refill of a thread sitting in the release queue,
+            // putting that queue out of order.
+            return;
+        }
+        let sc_pa = th.sc;
         if sc_pa == 0 || !obj::<SchedContext>(sc_pa).configured || !refill_ready(sc_pa, now) {
             return;
         }

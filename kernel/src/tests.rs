@@ -551,6 +551,83 @@ fn release_queue_is_ordered_by_release_time() {
     assert!(!tcb(threads[1]).in_release_queue && tcb(threads[1]).in_ready_queue);
 }
 
+/// Asserts the release queue is ordered by release time, returning its threads.
+fn release_queue_in_order() -> Vec<Pa> {
+    let kk = k();
+    let mut out = Vec::new();
+    let (mut t, mut last) = (kk.release_head, 0u64);
+    while t != 0 {
+        let when = crate::sched::release_time(tcb(t).sc);
+        assert!(when >= last, "the release queue is out of order");
+        last = when;
+        out.push(t);
+        t = tcb(t).sched_next;
+    }
+    out
+}
+
+/// The fuzzer's "release queue is out of order": a sporadic thread Yields and goes to the
+/// release queue; `schedule` then charged it again for the kernel time since the Yield
+/// (its new head refill being due by then), moving its head refill a period on while it
+/// sat in the release queue, behind a thread released earlier. seL4 charges a yielder
+/// nothing more in that entry (chargeBudget zeroes ksConsumed).
+#[test]
+fn yield_then_schedule_keeps_the_release_queue_in_order() {
+    let kk = k();
+    let mb = crate::sched::min_budget();
+    let me = new_thread(50);
+    give_budget(me);
+    tcb(me).state = ThreadState::Running;
+    let sc = tcb(me).sc;
+    crate::sched::refill_new(sc, 4, 4 * mb, 100 * mb, 0);
+    obj_sc(sc).sporadic = true;
+    kk.cur = me;
+    kk.cur_sc = sc;
+    kk.charged_until = 0;
+    // It runs for 2mb: head (2mb, 2mb), the used part back at 100mb.
+    kk.charge_current(2 * mb);
+    // Another thread waits in the release queue for 150mb.
+    let other = new_thread(40);
+    give_budget(other);
+    tcb(other).state = ThreadState::Running;
+    crate::sched::refill_new(tcb(other).sc, 2, mb, 200 * mb, 150 * mb);
+    kk.release_enqueue(other);
+    // Yield at 3mb: the head is spent; the next refill (all 4mb) is due at 100mb.
+    kk.yield_current(3 * mb);
+    assert!(tcb(me).in_release_queue);
+    assert_eq!(release_queue_in_order(), [me, other]);
+    assert_eq!(crate::sched::release_time(sc), 100 * mb);
+    // `schedule` runs at 120mb: charging first must not touch the yielder's refills.
+    kk.charge_current(120 * mb);
+    assert_eq!(crate::sched::release_time(sc), 100 * mb);
+    assert_eq!(release_queue_in_order(), [me, other]);
+    kk.wake_released(120 * mb);
+    // The yielder is back with its whole budget (still current: `schedule` keeps it); the
+    // other one still waits, in order.
+    assert!(!tcb(me).in_ready_queue && !tcb(me).in_release_queue);
+    assert_eq!(obj_sc(sc).remaining, 4 * mb);
+    assert_eq!(release_queue_in_order(), [other]);
+    // Scheduling goes on: it runs again and Yields again, now waiting for 200mb, behind
+    // `other` (150mb), which wakes first; charging at that later entry again leaves the
+    // yielder alone.
+    kk.charged_until = 121 * mb;
+    kk.charge_current(122 * mb);
+    kk.yield_current(123 * mb);
+    assert_eq!(release_queue_in_order(), [other, me]);
+    assert_eq!(crate::sched::release_time(sc), 200 * mb);
+    kk.charge_current(160 * mb);
+    kk.wake_released(160 * mb);
+    assert!(tcb(other).in_ready_queue);
+    assert_eq!(release_queue_in_order(), [me]);
+    kk.sched_dequeue(other);
+    kk.sched_dequeue(me);
+    kk.cur = 0;
+}
+
+fn obj_sc(sc: Pa) -> &'static mut SchedContext {
+    crate::mem::obj::<SchedContext>(sc)
+}
+
 #[test]
 fn call_transfers_every_message_register_and_reply_returns() {
     let kk = k();
