@@ -318,7 +318,11 @@ pub(crate) fn charge(kk: &mut Kernel, sc: Pa, now: u64) {
     write_word(tl + 8, tail + moved);
     // `update_remaining`: the head is ready (checked above) and the context configured.
     let left = read_word(h + 8);
-    let left = if left >= crate::sched::min_budget() { left } else { 0 };
+    let left = if left >= crate::sched::min_budget() {
+        left
+    } else {
+        0
+    };
     put(&mut s.remaining, left);
 }
 
@@ -528,7 +532,10 @@ fn copy_message(from: Pa, to: Pa, badge: u64, info: MessageInfo) {
     let f = &tcb(from).ctx.x;
     let x = &mut tcb(to).ctx.x;
     put(&mut x[0], badge);
-    put(&mut x[1], MessageInfo::new(info.label(), 0, 0, info.length()).0);
+    put(
+        &mut x[1],
+        MessageInfo::new(info.label(), 0, 0, info.length()).0,
+    );
     for i in 2..2 + n {
         put(&mut x[i], f[i]);
     }

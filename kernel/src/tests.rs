@@ -2126,12 +2126,14 @@ mod fastpath_equivalence {
             let kk = k();
             let saved = kk.timer_deadline;
             kk.timer_deadline = 0;
-            let mut kb =
-                crate::mem::bytes(kk as *const Kernel as Pa, size_of::<Kernel>()).to_vec();
+            let mut kb = crate::mem::bytes(kk as *const Kernel as Pa, size_of::<Kernel>()).to_vec();
             kk.timer_deadline = saved;
             // Between system calls the scheduler action is always "resume the current
             // thread"; the enum's unused payload bytes may still hold an old candidate.
-            assert!(matches!(kk.sched_action, crate::sched::SchedAction::ResumeCurrent));
+            assert!(matches!(
+                kk.sched_action,
+                crate::sched::SchedAction::ResumeCurrent
+            ));
             let at = core::mem::offset_of!(Kernel, sched_action);
             kb[at..at + size_of::<crate::sched::SchedAction>()].fill(0);
             (crate::mem::bytes(self.base, ARENA).to_vec(), kb)
@@ -2139,7 +2141,11 @@ mod fastpath_equivalence {
 
         fn restore(&self, s: &(Vec<u8>, Vec<u8>)) {
             crate::mem::copy(self.base, s.0.as_ptr() as Pa, ARENA);
-            crate::mem::copy(k() as *mut Kernel as Pa, s.1.as_ptr() as Pa, size_of::<Kernel>());
+            crate::mem::copy(
+                k() as *mut Kernel as Pa,
+                s.1.as_ptr() as Pa,
+                size_of::<Kernel>(),
+            );
         }
 
         /// Sets up the system call in the running thread's registers.
@@ -2206,7 +2212,10 @@ mod fastpath_equivalence {
 
         fn same(&self, what: &str, a: &(Vec<u8>, Vec<u8>), b: &(Vec<u8>, Vec<u8>)) {
             if let Some(i) = (0..ARENA).find(|&i| a.0[i] != b.0[i]) {
-                panic!("{what}: objects differ at {:#x} (arena offset {i:#x})", self.base + i);
+                panic!(
+                    "{what}: objects differ at {:#x} (arena offset {i:#x})",
+                    self.base + i
+                );
             }
             if let Some(i) = (0..a.1.len()).find(|&i| a.1[i] != b.1[i]) {
                 panic!("{what}: kernel state differs at byte {i}");
@@ -2215,11 +2224,26 @@ mod fastpath_equivalence {
     }
 
     fn ep(w: &mut World, i: u64) -> Pa {
-        w.obj_of(|pa| CapKind::Endpoint { pa, badge: 0, rights: Rights::ALL }, 16, i)
+        w.obj_of(
+            |pa| CapKind::Endpoint {
+                pa,
+                badge: 0,
+                rights: Rights::ALL,
+            },
+            16,
+            i,
+        )
     }
 
     fn reply(w: &mut World, i: u64) -> Pa {
-        w.obj_of(|pa| CapKind::Reply { pa, can_grant: true }, 32, i)
+        w.obj_of(
+            |pa| CapKind::Reply {
+                pa,
+                can_grant: true,
+            },
+            32,
+            i,
+        )
     }
 
     #[test]
@@ -2235,7 +2259,10 @@ mod fastpath_equivalence {
         assert_eq!(k().cur_sc, s_sc);
         assert_eq!(w.step("reply-recv", nr::REPLY_RECV, EP1, R1, 2, 700), c);
         assert_eq!(w.step("call again", nr::CALL, EP1, 0, 0, 300), s);
-        assert_eq!(w.step("reply-recv again", nr::REPLY_RECV, EP1, R1, 4, 300), c);
+        assert_eq!(
+            w.step("reply-recv again", nr::REPLY_RECV, EP1, R1, 4, 300),
+            c
+        );
     }
 
     #[test]
@@ -2286,7 +2313,11 @@ mod fastpath_equivalence {
         w.sc(c, 1 << 30, ROUND_ROBIN);
         w.sc(hi, 1 << 30, ROUND_ROBIN);
         let n = w.obj_of(
-            |pa| CapKind::Notification { pa, badge: 0x9, rights: Rights::ALL },
+            |pa| CapKind::Notification {
+                pa,
+                badge: 0x9,
+                rights: Rights::ALL,
+            },
             32,
             NTFN,
         );

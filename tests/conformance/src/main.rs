@@ -30,11 +30,11 @@ mod decode;
 #[cfg(target_os = "none")]
 mod errors;
 #[cfg(target_os = "none")]
+mod fastpath;
+#[cfg(target_os = "none")]
 mod faults;
 #[cfg(target_os = "none")]
 mod fidelity;
-#[cfg(target_os = "none")]
-mod fastpath;
 #[cfg(target_os = "none")]
 mod fpu;
 #[cfg(target_os = "none")]

@@ -1148,7 +1148,7 @@ fn unbind_own_context() -> TestResult {
 fn page_map_order() -> TestResult {
     let f: cap::SmallPage = kit::alloc()?;
     let beyond = sel4_sys::consts::USER_TOP; // first address above the user range
-                                     // Unmapped: alignment first, then the user range.
+                                             // Unmapped: alignment first, then the user range.
     expect_err(
         f.map(
             ROOT_VSPACE,
