@@ -295,9 +295,9 @@ fn stalled(beat: u64) -> ! {
         println!(
             "fuzz: the driver is at pc {:#x}, x7 (syscall) {}, x0 {:#x}, x1 {:#x}",
             regs.pc(),
-            regs.gpr(7) as i64,
-            regs.gpr(0),
-            regs.gpr(1)
+            regs.gpr(7).unwrap_or(0) as i64,
+            regs.gpr(0).unwrap_or(0),
+            regs.gpr(1).unwrap_or(0)
         );
     }
     syscall(sc::DEBUG_DUMP_SCHEDULER, 0, 0, [0; 4], 0);
