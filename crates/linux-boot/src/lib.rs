@@ -246,6 +246,21 @@ impl ImageHeader {
         }
     }
 
+    /// Whether a CPU whose ID_AA64MMFR0_EL1 reads `mmfr0` can run this kernel's page size
+    /// (TGran4 at bits 28..31: 0 or 1 = supported, 0xF = not; TGran64 at 24..27: 0 =
+    /// supported; TGran16 at 20..23: 0 = not supported). An unspecified page size (legacy
+    /// kernels) is taken as 4 KiB. The VMM checks this before starting a guest, so a kernel
+    /// the vCPU cannot run is refused with a reason instead of hanging at its first
+    /// instruction that enables the MMU.
+    pub fn page_size_supported(&self, mmfr0: u64) -> bool {
+        let field = |shift: u32| (mmfr0 >> shift) & 0xf;
+        match self.page_size() {
+            PageSize::K4 | PageSize::Unspecified => matches!(field(28), 0 | 1),
+            PageSize::K16 => matches!(field(20), 1 | 2),
+            PageSize::K64 => field(24) == 0,
+        }
+    }
+
     /// Flags bit 3: the 2 MiB aligned base may be anywhere in physical memory. When clear,
     /// memory below the base is not usable by the kernel, so the base should be as close to
     /// the start of RAM as possible (the plan always puts it there).

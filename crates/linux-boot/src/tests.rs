@@ -51,6 +51,26 @@ fn parses_a_modern_header() {
 }
 
 #[test]
+fn page_size_against_the_cpu() {
+    // QEMU cortex-a72: 4 KiB and 64 KiB granules, no 16 KiB (TGran4 0, TGran64 0, TGran16 0).
+    let a72 = 0x0000_0000_0000_1124u64;
+    // A CPU with all three (TGran16 = 1), and one with 16 KiB only (TGran4 = TGran64 = 0xF).
+    let all = a72 | 1 << 20;
+    let only16 = 0xff10_1122u64;
+    let k = |flags| ImageHeader::parse(&image(0, 0x10_0000, flags, 64)).unwrap();
+    assert!(k(0b010).page_size_supported(a72));
+    assert!(k(0b110).page_size_supported(a72));
+    assert!(!k(0b100).page_size_supported(a72));
+    assert!(k(0b100).page_size_supported(all));
+    assert!(k(0b100).page_size_supported(only16));
+    assert!(!k(0b010).page_size_supported(only16));
+    assert!(!k(0b110).page_size_supported(only16));
+    // Unspecified (and legacy) kernels are 4 KiB ones.
+    assert!(k(0b000).page_size_supported(a72));
+    assert!(!k(0b000).page_size_supported(only16));
+}
+
+#[test]
 fn legacy_header_assumes_text_offset_0x80000() {
     // Pre-3.17: image_size 0, text_offset in the kernel's byte order (here garbage).
     let img = image(0x0000_0800_0000_0000, 0, 0xffff, 0x2000);
