@@ -456,6 +456,13 @@ fn matches_qemu_virt_where_linux_looks() {
             String::from_utf8_lossy(&out.stderr)
         ),
         Err(e) => {
+            // `just test` sets KEEL_REQUIRE_QEMU: there a missing QEMU is a failure.
+            let required =
+                std::env::var_os("KEEL_REQUIRE_QEMU").is_some_and(|v| !v.is_empty() && v != "0");
+            assert!(
+                !required,
+                "QEMU is required (KEEL_REQUIRE_QEMU) but does not run: {e}"
+            );
             println!("SKIP: qemu-system-aarch64 not available ({e}); `just setup` installs it");
             return;
         }
