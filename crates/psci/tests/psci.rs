@@ -322,6 +322,9 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
+    fn one_in(&mut self, n: u64) -> bool {
+        self.next().is_multiple_of(n)
+    }
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[(self.next() % items.len() as u64) as usize]
     }
@@ -356,12 +359,12 @@ fn random_calls_match_the_model() {
         model[0] = PowerState::On;
         for _ in 0..20_000 {
             let caller = (rng.next() % (vcpus as u64 + 1)) as usize;
-            let fid = if rng.next() % 8 == 0 {
+            let fid = if rng.one_in(8) {
                 rng.next()
             } else {
                 rng.pick(&fids) as u64
             };
-            let garbage = rng.next() % 4 == 0;
+            let garbage = rng.one_in(4);
             let mut x = [fid, rng.next() % 10, 0, rng.next()];
             x[2] = if garbage {
                 rng.next()
@@ -371,7 +374,7 @@ fn random_calls_match_the_model() {
             if garbage {
                 x[1] = rng.next();
             }
-            let imm = if rng.next() % 50 == 0 { 1 } else { 0 };
+            let imm = if rng.one_in(50) { 1 } else { 0 };
             let a = p.handle_smc(caller, imm, x);
             match a {
                 Action::Return(r) => {
@@ -385,7 +388,7 @@ fn random_calls_match_the_model() {
                     assert_eq!(entry & 3, 0);
                     model[target] = PowerState::OnPending;
                     // The manager starts it at once, most of the time.
-                    if rng.next() % 4 != 0 {
+                    if !rng.one_in(4) {
                         assert!(p.started(target));
                         model[target] = PowerState::On;
                     }
