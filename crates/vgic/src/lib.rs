@@ -680,7 +680,16 @@ impl Vgic {
             }
             ICFGR..=0x0cfc if word => {
                 let n = ((offset - ICFGR) / 4) as u32;
-                Some(self.icfgr(0, n, write) as u64)
+                // ICFGR0/1 (SGIs and PPIs): RAZ/WI in the distributor with affinity routing.
+                if n < 2 {
+                    return Some(0);
+                }
+                let r = self.icfgr(0, n, write);
+                if write.is_some() {
+                    // Level or edge changes what is pending.
+                    self.dirty |= self.all_vcpus();
+                }
+                Some(r as u64)
             }
             IROUTER..=IROUTER_END if size == 8 || word => {
                 let n = ((offset - IROUTER) / 8) as u32;

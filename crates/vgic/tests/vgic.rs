@@ -372,6 +372,13 @@ fn reset_values_and_access_sizes() {
     assert_eq!(g.dist_read(gicd::ISENABLER, 4), 0);
     g.dist_write(gicd::IPRIORITYR, 4, 0xffff_ffff);
     assert_eq!(g.dist_read(gicd::IPRIORITYR, 4), 0);
+    g.dist_write(gicd::ICFGR + 4, 4, 0xffff_ffff);
+    assert_eq!(g.dist_read(gicd::ICFGR + 4, 4), 0);
+    assert_eq!(
+        g.redist_read(gicr::SGI_ICFGR1, 4),
+        0,
+        "the distributor cannot reach PPIs"
+    );
     // SGI configuration is read-only; PPI configuration is writable.
     g.redist_write(gicr::SGI_ICFGR0, 4, 0);
     assert_eq!(g.redist_read(gicr::SGI_ICFGR0, 4), 0xaaaa_aaaa);
