@@ -8,7 +8,8 @@
 //! advance the PC ([`Esr::instruction_len`]), applies an MMIO read result to the destination
 //! register ([`MmioAccess::read_result`]) and builds the register state for injecting a
 //! synchronous exception (an external abort or an undefined instruction) into the guest
-//! ([`inject`]), as KVM does for accesses outside guest RAM.
+//! ([`inject`]), as KVM does for accesses outside guest RAM. [`route`] says who handles a
+//! faulting guest-physical access: the vGIC, a VMM device window, or nobody (inject an abort).
 //!
 //! Must never: panic or allocate on any input (every `u64` is a valid ESR to decode: unknown
 //! classes come back as [`Exit::Other`]); perform I/O (the caller reads and writes registers
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod inject;
+pub mod route;
 
 /// Exception classes (ESR_ELx.EC, bits [31:26]) a vCPU exit can carry.
 pub mod ec {
