@@ -11,7 +11,7 @@
 //! never sees it.
 //!
 //! How it is used: the vCPU manager forwards MMIO exits in the GIC windows to
-//! [`Vgic::dist_read`]/[`Vgic::dist_write`]/[`Vgic::redist_read`]/[`Vgic::redist_write`],
+//! [`Vgic::mmio`] (or [`Vgic::dist_read`] and its siblings),
 //! SGI register traps to [`Vgic::sgi_write`], VGICMaintenance messages to
 //! [`Vgic::maintenance`], VPPIEvent messages to [`Vgic::vppi_event`], device lines from the
 //! VMM to [`Vgic::set_spi_level`]/[`Vgic::raise_spi`]; after each, it drains
@@ -68,6 +68,15 @@ pub enum SgiRegister {
     Sgi0r,
     /// ICC_ASGI1R_EL1: with one security state, Group 0 SGIs only.
     Asgi1r,
+}
+
+/// The two MMIO windows of the GIC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// GICD_*: [`regs::GICD_SIZE`] bytes.
+    Distributor,
+    /// GICR_*: one [`regs::GICR_STRIDE`] frame pair per vCPU, in vCPU order.
+    Redistributors,
 }
 
 /// What the vCPU manager does next (from [`Vgic::poll`]).
@@ -583,6 +592,24 @@ impl Vgic {
     }
 
     // ----- MMIO -----
+
+    /// One MMIO access in either window: a write of the low `size` bytes of `value` if
+    /// `write` is `Some(value)` (answers 0), else a read. Invalid accesses read as zero, are
+    /// ignored and counted.
+    pub fn mmio(&mut self, window: Window, offset: u64, size: usize, write: Option<u64>) -> u64 {
+        match (window, write) {
+            (Window::Distributor, None) => self.dist_read(offset, size),
+            (Window::Distributor, Some(v)) => {
+                self.dist_write(offset, size, v);
+                0
+            }
+            (Window::Redistributors, None) => self.redist_read(offset, size),
+            (Window::Redistributors, Some(v)) => {
+                self.redist_write(offset, size, v);
+                0
+            }
+        }
+    }
 
     /// A read of `size` bytes at `offset` in the distributor window. Accesses of a size or
     /// alignment a register does not allow, and offsets with no register, read as zero.
