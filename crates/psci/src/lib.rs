@@ -82,6 +82,8 @@ pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
 pub const SMCCC_VERSION_1_1: u32 = 0x0001_0001;
 /// MIGRATE_INFO_TYPE's answer: no Trusted OS that needs migration.
 pub const MIGRATE_INFO_TYPE_NONE: u64 = 2;
+/// CPU_SUSPEND's power_state bits that must be zero (original format).
+pub const POWER_STATE_RESERVED: u32 = 0xfc00_0000 | 0x00fe_0000;
 /// The affinity fields of an MPIDR (Aff3 [39:32], Aff2..Aff0 [23:0]).
 pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
@@ -324,7 +326,14 @@ impl Psci {
                 self.state[caller] = PowerState::Off;
                 Action::PowerOffSelf
             }
-            CPU_SUSPEND_32 | CPU_SUSPEND_64 => Action::Suspend,
+            CPU_SUSPEND_32 | CPU_SUSPEND_64 => {
+                // power_state (original format): reserved bits [31:26] and [23:17] must be
+                // zero. Every valid state is treated as a standby.
+                if arg(1) as u32 & POWER_STATE_RESERVED != 0 {
+                    return self.invalid(ret::INVALID_PARAMETERS);
+                }
+                Action::Suspend
+            }
             AFFINITY_INFO_32 | AFFINITY_INFO_64 => {
                 if arg(2) != 0 {
                     // Only level 0 is supported (PSCI 1.0 onwards; TF-A's answer).
