@@ -20,6 +20,18 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
+// Reachable from guests: no unwrap, expect, explicit panic or unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 /// Most vCPUs a VM has.
 pub const MAX_VCPUS: usize = 8;
@@ -185,16 +197,19 @@ impl Psci {
             return Err(ConfigError::RamRanges);
         }
         let mut m = [0; MAX_VCPUS];
-        for (i, slot) in m.iter_mut().enumerate().take(vcpus) {
-            *slot = mpidr[i] & MPIDR_AFFINITY_MASK;
+        for (slot, &aff) in m.iter_mut().zip(mpidr.iter().take(vcpus)) {
+            *slot = aff & MPIDR_AFFINITY_MASK;
         }
-        for i in 0..vcpus {
-            if (0..i).any(|j| m[j] == m[i]) {
+        let given = m.get(..vcpus).unwrap_or(&[]);
+        for (i, a) in given.iter().enumerate() {
+            if given.iter().take(i).any(|b| b == a) {
                 return Err(ConfigError::DuplicateMpidr);
             }
         }
         let mut r = [(0, 0); MAX_RAM_RANGES];
-        r[..ram.len()].copy_from_slice(ram);
+        for (slot, range) in r.iter_mut().zip(ram) {
+            *slot = *range;
+        }
         let mut p = Psci {
             vcpus,
             mpidr: m,
@@ -213,13 +228,20 @@ impl Psci {
         for (i, v) in m.iter_mut().enumerate() {
             *v = default_mpidr(i);
         }
-        Psci::new(vcpus, &m[..vcpus.min(MAX_VCPUS)], ram)
+        Psci::new(vcpus, m.get(..vcpus).unwrap_or(&[]), ram)
     }
 
     /// Back to the boot state: vCPU 0 ON, the others OFF (after SYSTEM_RESET).
     pub fn reset(&mut self) {
         self.state = [PowerState::Off; MAX_VCPUS];
-        self.state[0] = PowerState::On;
+        if let Some(first) = self.state.first_mut() {
+            *first = PowerState::On;
+        }
+    }
+
+    /// The power state of vCPU `i`, mutable.
+    fn state_mut(&mut self, i: usize) -> Option<&mut PowerState> {
+        self.state.get_mut(..self.vcpus)?.get_mut(i)
     }
 
     /// Number of vCPUs.
@@ -229,7 +251,7 @@ impl Psci {
 
     /// The power state of vCPU `i` (`None` if there is no such vCPU).
     pub fn state(&self, i: usize) -> Option<PowerState> {
-        (i < self.vcpus).then(|| self.state[i])
+        self.state.get(..self.vcpus)?.get(i).copied()
     }
 
     /// The counters.
@@ -239,36 +261,38 @@ impl Psci {
 
     /// The value for VMPIDR_EL2 of vCPU `i`: its affinity with bit 31 (RES1) set.
     pub fn vmpidr(&self, i: usize) -> Option<u64> {
-        (i < self.vcpus).then(|| self.mpidr[i] | (1 << 31))
+        Some(self.mpidr.get(..self.vcpus)?.get(i)? | (1 << 31))
     }
 
     /// The vCPU whose affinity is `mpidr` (non-affinity bits ignored).
     pub fn vcpu_of_mpidr(&self, mpidr: u64) -> Option<usize> {
         let aff = mpidr & MPIDR_AFFINITY_MASK;
-        (0..self.vcpus).find(|&i| self.mpidr[i] == aff)
+        self.mpidr.get(..self.vcpus)?.iter().position(|&m| m == aff)
     }
 
     /// The manager started vCPU `i` after a [`Action::StartVcpu`]: ON_PENDING becomes ON.
     /// Returns false (and changes nothing) if `i` was not ON_PENDING.
     pub fn started(&mut self, i: usize) -> bool {
-        if i < self.vcpus && self.state[i] == PowerState::OnPending {
-            self.state[i] = PowerState::On;
-            true
-        } else {
-            false
+        match self.state_mut(i) {
+            Some(s) if *s == PowerState::OnPending => {
+                *s = PowerState::On;
+                true
+            }
+            _ => false,
         }
     }
 
     /// The manager stopped vCPU `i` for its own reasons (e.g. a fatal guest error on it).
     pub fn stopped(&mut self, i: usize) {
-        if i < self.vcpus {
-            self.state[i] = PowerState::Off;
+        if let Some(s) = self.state_mut(i) {
+            *s = PowerState::Off;
         }
     }
 
     fn in_ram(&self, addr: u64) -> bool {
-        self.ram[..self.ram_ranges]
+        self.ram
             .iter()
+            .take(self.ram_ranges)
             .any(|&(base, size)| addr >= base && addr - base < size)
     }
 
@@ -293,18 +317,20 @@ impl Psci {
         if imm != 0 {
             return self.unknown();
         }
-        let fid = x[0] as u32;
+        let [x0, x1, x2, x3] = x;
+        let fid = x0 as u32;
         // A 32-bit call sees W1..W3.
         let smc64 = fid & (1 << 30) != 0;
-        let arg = |n: usize| if smc64 { x[n] } else { x[n] & 0xffff_ffff };
+        let narrow = |v: u64| if smc64 { v } else { v & 0xffff_ffff };
+        let (a1, a2, a3) = (narrow(x1), narrow(x2), narrow(x3));
         use func::*;
         match fid {
             SMCCC_VERSION => ret_val(SMCCC_VERSION_1_1 as i64),
             SMCCC_ARCH_FEATURES => {
                 // Only SMCCC_VERSION and ARCH_FEATURES themselves are implemented here; the
                 // workarounds are not offered (Linux then reports itself as it finds the CPU).
-                let q = arg(1) as u32;
-                if arg(1) >> 32 == 0 && matches!(q, SMCCC_VERSION | SMCCC_ARCH_FEATURES) {
+                let q = a1 as u32;
+                if a1 >> 32 == 0 && matches!(q, SMCCC_VERSION | SMCCC_ARCH_FEATURES) {
                     ret_val(ret::SUCCESS)
                 } else {
                     ret_val(ret::NOT_SUPPORTED)
@@ -312,7 +338,7 @@ impl Psci {
             }
             PSCI_VERSION => ret_val(PSCI_VERSION_1_1 as i64),
             PSCI_FEATURES => {
-                let q = arg(1);
+                let q = a1;
                 if q >> 32 == 0 && implemented(q as u32) {
                     // CPU_SUSPEND's feature flags: original power_state format,
                     // platform-coordinated mode only: 0. Everything else: 0 = supported.
@@ -321,27 +347,29 @@ impl Psci {
                     ret_val(ret::NOT_SUPPORTED)
                 }
             }
-            CPU_ON_32 | CPU_ON_64 => self.cpu_on(arg(1), arg(2), arg(3)),
+            CPU_ON_32 | CPU_ON_64 => self.cpu_on(a1, a2, a3),
             CPU_OFF => {
-                self.state[caller] = PowerState::Off;
+                if let Some(s) = self.state_mut(caller) {
+                    *s = PowerState::Off;
+                }
                 Action::PowerOffSelf
             }
             CPU_SUSPEND_32 | CPU_SUSPEND_64 => {
                 // power_state (original format): reserved bits [31:26] and [23:17] must be
                 // zero. Every valid state is treated as a standby.
-                if arg(1) as u32 & POWER_STATE_RESERVED != 0 {
+                if a1 as u32 & POWER_STATE_RESERVED != 0 {
                     return self.invalid(ret::INVALID_PARAMETERS);
                 }
                 Action::Suspend
             }
             AFFINITY_INFO_32 | AFFINITY_INFO_64 => {
-                if arg(2) != 0 {
+                if a2 != 0 {
                     // Only level 0 is supported (PSCI 1.0 onwards; TF-A's answer).
                     return self.invalid(ret::INVALID_PARAMETERS);
                 }
-                match self.vcpu_of_mpidr(arg(1)) {
+                match self.vcpu_of_mpidr(a1).and_then(|t| self.state(t)) {
                     None => self.invalid(ret::INVALID_PARAMETERS),
-                    Some(t) => ret_val(match self.state[t] {
+                    Some(state) => ret_val(match state {
                         PowerState::On => affinity::ON,
                         PowerState::Off => affinity::OFF,
                         PowerState::OnPending => affinity::ON_PENDING,
@@ -360,15 +388,20 @@ impl Psci {
         let Some(t) = self.vcpu_of_mpidr(target) else {
             return self.invalid(ret::INVALID_PARAMETERS);
         };
+        let Some(state) = self.state(t) else {
+            return self.invalid(ret::INVALID_PARAMETERS);
+        };
         // The entry point must be an instruction inside guest RAM.
         if entry & 3 != 0 || !self.in_ram(entry) {
             return self.invalid(ret::INVALID_ADDRESS);
         }
-        match self.state[t] {
+        match state {
             PowerState::On => ret_val(ret::ALREADY_ON),
             PowerState::OnPending => ret_val(ret::ON_PENDING),
             PowerState::Off => {
-                self.state[t] = PowerState::OnPending;
+                if let Some(s) = self.state_mut(t) {
+                    *s = PowerState::OnPending;
+                }
                 self.stats.cpu_on += 1;
                 Action::StartVcpu {
                     target: t,

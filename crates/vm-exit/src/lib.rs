@@ -21,6 +21,18 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
+// Reachable from guests: no unwrap, expect, explicit panic or unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 pub mod inject;
 pub mod route;
