@@ -35,6 +35,18 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
+// Reachable from guests: no unwrap, expect, explicit panic or unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 mod lr;
 pub mod regs;
@@ -112,12 +124,7 @@ pub struct Config {
 impl Config {
     /// `vcpus` vCPUs with affinity Aff0 = index, `spis` SPIs, four list registers.
     pub const fn new(vcpus: usize, spis: usize) -> Config {
-        let mut mpidr = [0; MAX_VCPUS];
-        let mut i = 0;
-        while i < MAX_VCPUS {
-            mpidr[i] = i as u64;
-            i += 1;
-        }
+        let mpidr = [0, 1, 2, 3, 4, 5, 6, 7];
         Config {
             vcpus,
             spis,
@@ -197,7 +204,7 @@ impl Bank {
 
     /// Sets the line level of bit `b`; a rising edge latches an edge-triggered interrupt.
     fn set_level(&mut self, b: u32, high: bool) {
-        let bit = 1 << b;
+        let bit = 1 << (b % 32);
         if high {
             if self.level & bit == 0 && self.edge & bit != 0 {
                 self.latch |= bit;
@@ -205,6 +212,16 @@ impl Bank {
             self.level |= bit;
         } else {
             self.level &= !bit;
+        }
+    }
+
+    fn priority(&self, b: u32) -> u8 {
+        self.priority.get(b as usize).copied().unwrap_or(0)
+    }
+
+    fn set_priority(&mut self, b: u32, p: u8) {
+        if let Some(slot) = self.priority.get_mut(b as usize) {
+            *slot = p & PRIORITY_MASK;
         }
     }
 }
@@ -221,32 +238,55 @@ enum BitReg {
     ClearActive,
 }
 
+/// One vCPU's part: its redistributor (SGIs and PPIs) and its list registers.
+#[derive(Clone, Copy, Debug)]
+struct Cpu {
+    private: Bank,
+    /// GICR_WAKER.ProcessorSleep.
+    asleep: bool,
+    /// The INTID in each list register the model gave out.
+    lrs: [Option<u16>; MAX_LRS],
+    /// PPIs waiting for AckVPPI.
+    vppi_ack: u32,
+}
+
+const SGI_EDGE: u32 = 0x0000_ffff;
+
+impl Cpu {
+    const fn new() -> Cpu {
+        Cpu {
+            private: Bank::new(SGI_EDGE),
+            asleep: true,
+            lrs: [None; MAX_LRS],
+            vppi_ack: 0,
+        }
+    }
+}
+
+/// One SPI's route.
+#[derive(Clone, Copy, Debug)]
+struct Route {
+    /// GICD_IROUTER<n> as written (affinity fields only).
+    irouter: u64,
+    /// The vCPU it routes to, or NO_VCPU.
+    target: u8,
+}
+
 /// The virtual GIC of one VM.
 #[derive(Clone, Debug)]
 pub struct Vgic {
     cfg: Config,
     /// GICD_CTLR bits 0 (EnableGrp0) and 1 (EnableGrp1).
     ctlr: u32,
-    private: [Bank; MAX_VCPUS],
+    cpus: [Cpu; MAX_VCPUS],
     spi: [Bank; SPI_BANKS],
-    /// GICD_IROUTER<n> as written (affinity fields only).
-    route: [u64; MAX_SPIS],
-    /// The vCPU each SPI routes to, or NO_VCPU.
-    target: [u8; MAX_SPIS],
-    /// GICR_WAKER.ProcessorSleep per redistributor.
-    asleep: [bool; MAX_VCPUS],
-    /// The INTID in each list register the model gave out.
-    lrs: [[Option<u16>; MAX_LRS]; MAX_VCPUS],
+    routes: [Route; MAX_SPIS],
     /// vCPUs whose delivery must be re-examined.
     dirty: u32,
     /// vCPUs to wake.
     wake: u32,
-    /// Per vCPU, PPIs waiting for AckVPPI.
-    vppi_ack: [u32; MAX_VCPUS],
     stats: Stats,
 }
-
-const SGI_EDGE: u32 = 0x0000_ffff;
 
 impl Vgic {
     /// A GIC in its reset state.
@@ -264,23 +304,23 @@ impl Vgic {
         for m in cfg.mpidr.iter_mut() {
             *m &= regs::MPIDR_AFFINITY_MASK;
         }
-        for i in 0..cfg.vcpus {
-            if (0..i).any(|j| cfg.mpidr[j] == cfg.mpidr[i]) {
+        let used = cfg.mpidr.get(..cfg.vcpus).unwrap_or(&[]);
+        for (i, a) in used.iter().enumerate() {
+            if used.iter().take(i).any(|b| b == a) {
                 return Err(ConfigError::DuplicateMpidr);
             }
         }
         let mut v = Vgic {
             cfg,
             ctlr: 0,
-            private: [Bank::new(SGI_EDGE); MAX_VCPUS],
+            cpus: [Cpu::new(); MAX_VCPUS],
             spi: [Bank::new(0); SPI_BANKS],
-            route: [0; MAX_SPIS],
-            target: [NO_VCPU; MAX_SPIS],
-            asleep: [true; MAX_VCPUS],
-            lrs: [[None; MAX_LRS]; MAX_VCPUS],
+            routes: [Route {
+                irouter: 0,
+                target: NO_VCPU,
+            }; MAX_SPIS],
             dirty: 0,
             wake: 0,
-            vppi_ack: [0; MAX_VCPUS],
             stats: Stats::default(),
         };
         v.reset();
@@ -288,19 +328,15 @@ impl Vgic {
     }
 
     /// Back to the reset state (a VM reset). The list registers are forgotten: the caller
-    /// resets the vCPUs' list registers in the kernel too.
+    /// resets the vCPUs' list registers in the kernel too. The counters are kept.
     pub fn reset(&mut self) {
         self.ctlr = 0;
-        self.private = [Bank::new(SGI_EDGE); MAX_VCPUS];
+        self.cpus = [Cpu::new(); MAX_VCPUS];
         self.spi = [Bank::new(0); SPI_BANKS];
-        self.route = [0; MAX_SPIS];
-        let t = self.vcpu_of_affinity(0).map_or(NO_VCPU, |v| v as u8);
-        self.target = [t; MAX_SPIS];
-        self.asleep = [true; MAX_VCPUS];
-        self.lrs = [[None; MAX_LRS]; MAX_VCPUS];
+        let target = self.vcpu_of_affinity(0).map_or(NO_VCPU, |v| v as u8);
+        self.routes = [Route { irouter: 0, target }; MAX_SPIS];
         self.dirty = 0;
         self.wake = 0;
-        self.vppi_ack = [0; MAX_VCPUS];
     }
 
     pub fn config(&self) -> &Config {
@@ -317,23 +353,53 @@ impl Vgic {
     }
 
     fn vcpu_of_affinity(&self, aff: u64) -> Option<usize> {
-        (0..self.cfg.vcpus).find(|&i| self.cfg.mpidr[i] == aff)
+        self.cfg
+            .mpidr
+            .iter()
+            .take(self.cfg.vcpus)
+            .position(|&m| m == aff)
     }
 
     fn all_vcpus(&self) -> u32 {
         (1u32 << self.cfg.vcpus) - 1
     }
 
+    /// vCPU `v`'s state, if the VM has that vCPU.
+    fn cpu(&self, v: usize) -> Option<&Cpu> {
+        self.cpus.get(..self.cfg.vcpus)?.get(v)
+    }
+
+    fn cpu_mut(&mut self, v: usize) -> Option<&mut Cpu> {
+        self.cpus.get_mut(..self.cfg.vcpus)?.get_mut(v)
+    }
+
+    fn route(&self, intid: u32) -> Option<&Route> {
+        self.routes.get((intid as usize).checked_sub(32)?)
+    }
+
     /// The bank and bit of `intid` as seen from vCPU `vcpu` (private interrupts are banked).
     fn locate(&mut self, vcpu: usize, intid: u32) -> Option<(&mut Bank, u32)> {
         if intid < 32 {
-            return self.private.get_mut(vcpu).map(|b| (b, intid));
+            return self.cpu_mut(vcpu).map(|c| (&mut c.private, intid));
         }
         if intid >= self.lines() {
             return None;
         }
         let n = (intid - 32) as usize;
-        Some((&mut self.spi[n / 32], intid % 32))
+        self.spi.get_mut(n / 32).map(|b| (b, intid % 32))
+    }
+
+    fn mark(&mut self, vcpu: usize) {
+        if vcpu < self.cfg.vcpus {
+            self.dirty |= 1 << vcpu;
+        }
+    }
+
+    fn mark_spi(&mut self, intid: u32) {
+        if let Some(r) = self.route(intid) {
+            let t = r.target as usize;
+            self.mark(t);
+        }
     }
 
     // ----- Interrupt inputs -----
@@ -364,24 +430,27 @@ impl Vgic {
     /// Sets the level of PPI `intid` (16..=31) of vCPU `vcpu`, for a line the manager models
     /// itself. Ignored otherwise.
     pub fn set_ppi_level(&mut self, vcpu: usize, intid: u32, high: bool) {
-        if !(16..32).contains(&intid) || vcpu >= self.cfg.vcpus {
+        if !(16..32).contains(&intid) {
             return;
         }
-        self.private[vcpu].set_level(intid, high);
-        self.dirty |= 1 << vcpu;
+        if let Some(c) = self.cpu_mut(vcpu) {
+            c.private.set_level(intid, high);
+            self.mark(vcpu);
+        }
     }
 
     /// The kernel reported a VPPI event (e.g. the virtual timer, PPI 27) for `vcpu`: the line
     /// is asserted and stays so (the kernel keeps it masked) until the guest's EOI, which
     /// yields an [`Action::AckVppi`] instead of a resample.
     pub fn vppi_event(&mut self, vcpu: usize, intid: u32) {
-        if !(16..32).contains(&intid) || vcpu >= self.cfg.vcpus {
+        if !(16..32).contains(&intid) {
             return;
         }
-        let bank = &mut self.private[vcpu];
-        bank.set_level(intid, true);
-        bank.vppi |= 1 << intid;
-        self.dirty |= 1 << vcpu;
+        if let Some(c) = self.cpu_mut(vcpu) {
+            c.private.set_level(intid, true);
+            c.private.vppi |= 1 << intid;
+            self.mark(vcpu);
+        }
     }
 
     /// A trapped write of `value` to an SGI generation register by vCPU `sender`.
@@ -393,38 +462,31 @@ impl Vgic {
             return;
         }
         let intid = ((value >> 24) & 0xf) as u32;
-        let targets = if value & (1 << 40) != 0 {
-            self.all_vcpus() & !(1 << sender)
-        } else {
-            let aff = ((value >> 48) & 0xff) << 32
-                | ((value >> 32) & 0xff) << 16
-                | ((value >> 16) & 0xff) << 8;
-            let rs = ((value >> 44) & 0xf) * 16;
-            let list = value & 0xffff;
-            let mut t = 0;
-            for i in 0..self.cfg.vcpus {
-                let m = self.cfg.mpidr[i];
-                let aff0 = m & 0xff;
-                if m & !0xff == aff
-                    && aff0 >= rs
-                    && aff0 < rs + 16
-                    && list & (1 << (aff0 - rs)) != 0
-                {
-                    t |= 1 << i;
-                }
-            }
-            t
-        };
-        for t in 0..self.cfg.vcpus {
-            if targets & (1 << t) == 0 {
-                continue;
-            }
-            let bank = &mut self.private[t];
+        let broadcast = value & (1 << 40) != 0;
+        let aff = (((value >> 48) & 0xff) << 32)
+            | (((value >> 32) & 0xff) << 16)
+            | (((value >> 16) & 0xff) << 8);
+        let rs = ((value >> 44) & 0xf) * 16;
+        let list = value & 0xffff;
+        let vcpus = self.cfg.vcpus;
+        for (t, (cpu, &m)) in self
+            .cpus
+            .iter_mut()
+            .zip(self.cfg.mpidr.iter())
+            .take(vcpus)
+            .enumerate()
+        {
+            let aff0 = m & 0xff;
+            let targeted = if broadcast {
+                t != sender
+            } else {
+                m & !0xff == aff && aff0 >= rs && aff0 < rs + 16 && list & (1 << (aff0 - rs)) != 0
+            };
             // A Group 0 generator cannot raise a Group 1 SGI.
-            if reg != SgiRegister::Sgi1r && bank.group & (1 << intid) != 0 {
+            if !targeted || (reg != SgiRegister::Sgi1r && cpu.private.group & (1 << intid) != 0) {
                 continue;
             }
-            bank.latch |= 1 << intid;
+            cpu.private.latch |= 1 << intid;
             self.dirty |= 1 << t;
             self.stats.sgis += 1;
         }
@@ -435,19 +497,16 @@ impl Vgic {
     /// register, resamples a level line, and queues AckVPPI for a VPPI.
     pub fn maintenance(&mut self, vcpu: usize, idx: u64) {
         let lrs = self.cfg.list_registers;
-        let Some(slot) = self
-            .lrs
-            .get_mut(vcpu)
-            .and_then(|l| l[..lrs].get_mut(idx as usize))
-        else {
-            self.stats.spurious_maintenance += 1;
-            return;
-        };
-        let Some(intid) = slot.take() else {
+        let slot = self
+            .cpu_mut(vcpu)
+            .and_then(|c| c.lrs.get_mut(..lrs))
+            .and_then(|l| l.get_mut(usize::try_from(idx).ok()?));
+        let Some(intid) = slot.and_then(|s| s.take()) else {
             self.stats.spurious_maintenance += 1;
             return;
         };
         let intid = intid as u32;
+        let mut ack = 0;
         if let Some((bank, b)) = self.locate(vcpu, intid) {
             let bit = 1 << b;
             bank.in_lr &= !bit;
@@ -458,28 +517,22 @@ impl Vgic {
                 // the kernel reports it again if it is still high.
                 bank.vppi &= !bit;
                 bank.level &= !bit;
-                self.vppi_ack[vcpu] |= bit;
+                ack = bit;
             }
         }
-        self.dirty |= 1 << vcpu;
+        if let Some(c) = self.cpu_mut(vcpu) {
+            c.vppi_ack |= ack;
+        }
+        self.mark(vcpu);
         if intid >= 32 {
             self.mark_spi(intid);
-        }
-    }
-
-    fn mark_spi(&mut self, intid: u32) {
-        let n = (intid - 32) as usize;
-        if let Some(&t) = self.target.get(n) {
-            if (t as usize) < self.cfg.vcpus {
-                self.dirty |= 1 << t;
-            }
         }
     }
 
     // ----- Delivery -----
 
     /// The interrupts of `bank` whose group GICD_CTLR enables.
-    fn bank_group_mask(&self, bank: &Bank) -> u32 {
+    fn group_mask(&self, bank: &Bank) -> u32 {
         let mut m = 0;
         if self.ctlr & regs::CTLR_ENABLE_GRP0 != 0 {
             m |= !bank.group;
@@ -492,27 +545,25 @@ impl Vgic {
 
     /// The best deliverable interrupt for `vcpu`: (priority, INTID).
     fn best(&self, vcpu: usize) -> Option<(u8, u32)> {
+        let cpu = self.cpu(vcpu)?;
+        if cpu.asleep {
+            return None;
+        }
         let mut best: Option<(u8, u32)> = None;
         let mut consider = |prio: u8, intid: u32| {
             if best.is_none_or(|b| (prio, intid) < b) {
                 best = Some((prio, intid));
             }
         };
-        let p = &self.private[vcpu];
-        let mut d = p.deliverable(self.bank_group_mask(p));
-        while d != 0 {
-            let b = d.trailing_zeros();
-            d &= d - 1;
-            consider(p.priority[b as usize], b);
+        let p = &cpu.private;
+        for b in bits(p.deliverable(self.group_mask(p))) {
+            consider(p.priority(b), b);
         }
         for (n, bank) in self.spi.iter().enumerate().take(self.cfg.spis / 32) {
-            let mut d = bank.deliverable(self.bank_group_mask(bank));
-            while d != 0 {
-                let b = d.trailing_zeros();
-                d &= d - 1;
-                let idx = n * 32 + b as usize;
-                if self.target[idx] as usize == vcpu {
-                    consider(bank.priority[b as usize], 32 + idx as u32);
+            for b in bits(bank.deliverable(self.group_mask(bank))) {
+                let intid = 32 + (n * 32) as u32 + b;
+                if self.route(intid).is_some_and(|r| r.target as usize == vcpu) {
+                    consider(bank.priority(b), intid);
                 }
             }
         }
@@ -521,12 +572,10 @@ impl Vgic {
 
     /// Puts the best deliverable interrupt of `vcpu` into a free list register.
     fn fill_one(&mut self, vcpu: usize) -> Option<Action> {
-        if self.asleep[vcpu] {
-            return None;
-        }
         let (prio, intid) = self.best(vcpu)?;
         let lrs = self.cfg.list_registers;
-        let Some(lr) = self.lrs[vcpu][..lrs].iter().position(|s| s.is_none()) else {
+        let cpu = self.cpu(vcpu)?;
+        let Some(lr) = cpu.lrs.iter().take(lrs).position(|s| s.is_none()) else {
             self.stats.lr_overflows += 1;
             return None;
         };
@@ -536,7 +585,9 @@ impl Vgic {
         bank.in_lr |= bit;
         // The pending state moves into the list register.
         bank.latch &= !bit;
-        self.lrs[vcpu][lr] = Some(intid as u16);
+        if let Some(slot) = self.cpu_mut(vcpu).and_then(|c| c.lrs.get_mut(lr)) {
+            *slot = Some(intid as u16);
+        }
         self.wake |= 1 << vcpu;
         self.stats.injections += 1;
         Some(Action::Inject {
@@ -551,18 +602,16 @@ impl Vgic {
     pub fn poll(&mut self) -> Option<Action> {
         while self.dirty != 0 {
             let v = self.dirty.trailing_zeros() as usize;
-            if v < self.cfg.vcpus {
-                if let Some(a) = self.fill_one(v) {
-                    return Some(a);
-                }
+            if let Some(a) = self.fill_one(v) {
+                return Some(a);
             }
             self.dirty &= !(1 << v);
         }
-        for v in 0..self.cfg.vcpus {
-            let pending = self.vppi_ack[v];
-            if pending != 0 {
-                let b = pending.trailing_zeros();
-                self.vppi_ack[v] &= !(1 << b);
+        let vcpus = self.cfg.vcpus;
+        for (v, cpu) in self.cpus.iter_mut().take(vcpus).enumerate() {
+            if cpu.vppi_ack != 0 {
+                let b = cpu.vppi_ack.trailing_zeros();
+                cpu.vppi_ack &= !(1 << b);
                 return Some(Action::AckVppi { vcpu: v, irq: b });
             }
         }
@@ -578,13 +627,13 @@ impl Vgic {
     /// WFI trap: if so, resume the vCPU at once; the hardware already found nothing pending
     /// in its list registers).
     pub fn has_work(&self, vcpu: usize) -> bool {
-        vcpu < self.cfg.vcpus && !self.asleep[vcpu] && self.best(vcpu).is_some()
+        self.best(vcpu).is_some()
     }
 
     /// The INTID in list register `lr` of `vcpu`, as far as the model knows.
     pub fn list_register(&self, vcpu: usize, lr: usize) -> Option<u32> {
-        self.lrs
-            .get(vcpu)?
+        self.cpu(vcpu)?
+            .lrs
             .get(lr)
             .copied()
             .flatten()
@@ -650,10 +699,6 @@ impl Vgic {
         }
     }
 
-    fn iidr() -> u64 {
-        regs::IIDR as u64
-    }
-
     /// Performs one distributor access. `None`: not a valid access (counted by the caller).
     fn dist_access(&mut self, offset: u64, size: usize, write: Option<u64>) -> Option<u64> {
         use regs::gicd::*;
@@ -673,7 +718,7 @@ impl Vgic {
                 Some((self.ctlr | regs::CTLR_ARE | regs::CTLR_DS) as u64)
             }
             TYPER if word => Some(self.typer() as u64),
-            IIDR if word => Some(Self::iidr()),
+            IIDR if word => Some(regs::IIDR as u64),
             TYPER2 | STATUSR if word => Some(0),
             IGROUPR..=0x00fc if word => self.spi_bits(BitReg::Group, offset - IGROUPR, write),
             ISENABLER..=0x017c if word => {
@@ -719,29 +764,17 @@ impl Vgic {
                 Some(r as u64)
             }
             IROUTER..=IROUTER_END if size == 8 || word => {
-                let n = ((offset - IROUTER) / 8) as u32;
-                if n < 32 || n >= self.lines() {
-                    return Some(0);
-                }
-                let idx = (n - 32) as usize;
+                let intid = ((offset - IROUTER) / 8) as u32;
                 let high = offset % 8 == 4;
                 if let Some(v) = write {
-                    let old = self.route[idx];
-                    let new = match (size, high) {
-                        (8, _) => v,
-                        (_, false) => (old & !0xffff_ffff) | (v & 0xffff_ffff),
-                        (_, true) => (old & 0xffff_ffff) | (v << 32),
-                    } & regs::MPIDR_AFFINITY_MASK;
-                    let old_target = self.target[idx];
-                    self.route[idx] = new;
-                    self.target[idx] = self.vcpu_of_affinity(new).map_or(NO_VCPU, |t| t as u8);
-                    for t in [old_target, self.target[idx]] {
-                        if (t as usize) < self.cfg.vcpus {
-                            self.dirty |= 1 << t;
-                        }
-                    }
+                    self.write_irouter(intid, size, high, v);
                 }
-                let r = self.route[idx];
+                // IROUTER0..31 are reserved; SPIs past the configured count RAZ.
+                let r = if intid < self.lines() {
+                    self.route(intid).map_or(0, |r| r.irouter)
+                } else {
+                    0
+                };
                 Some(match (size, high) {
                     (8, _) => r,
                     (_, false) => r & 0xffff_ffff,
@@ -753,6 +786,26 @@ impl Vgic {
             _ if word => Some(0),
             _ => None,
         }
+    }
+
+    fn write_irouter(&mut self, intid: u32, size: usize, high: bool, v: u64) {
+        if intid >= self.lines() {
+            return;
+        }
+        let Some(old) = self.route(intid).copied() else {
+            return;
+        };
+        let irouter = match (size, high) {
+            (8, _) => v,
+            (_, false) => (old.irouter & !0xffff_ffff) | (v & 0xffff_ffff),
+            (_, true) => (old.irouter & 0xffff_ffff) | (v << 32),
+        } & regs::MPIDR_AFFINITY_MASK;
+        let target = self.vcpu_of_affinity(irouter).map_or(NO_VCPU, |t| t as u8);
+        if let Some(r) = self.routes.get_mut((intid - 32) as usize) {
+            *r = Route { irouter, target };
+        }
+        self.mark(old.target as usize);
+        self.mark(target as usize);
     }
 
     fn typer(&self) -> u32 {
@@ -769,7 +822,8 @@ impl Vgic {
             return Some(0);
         }
         let vcpus = self.all_vcpus();
-        let r = bits_access(&mut self.spi[n - 1], reg, write.map(|v| v as u32), None);
+        let bank = self.spi.get_mut(n - 1)?;
+        let r = bits_access(bank, reg, write.map(|v| v as u32), None);
         if write.is_some() {
             // Any SPI change may concern any vCPU.
             self.dirty |= vcpus;
@@ -785,9 +839,9 @@ impl Vgic {
             let byte = match self.locate(vcpu, intid) {
                 Some((bank, b)) => {
                     if let Some(v) = write {
-                        bank.priority[b as usize] = (v >> (8 * i)) as u8 & PRIORITY_MASK;
+                        bank.set_priority(b, (v >> (8 * i)) as u8);
                     }
-                    bank.priority[b as usize]
+                    bank.priority(b)
                 }
                 None => 0,
             };
@@ -795,7 +849,7 @@ impl Vgic {
         }
         if write.is_some() {
             if first < 32 {
-                self.dirty |= 1 << vcpu;
+                self.mark(vcpu);
             } else {
                 self.dirty |= self.all_vcpus();
             }
@@ -836,31 +890,33 @@ impl Vgic {
         if !matches!(size, 1 | 2 | 4 | 8) || !offset.is_multiple_of(size as u64) {
             return None;
         }
-        let vcpu = (offset / regs::GICR_STRIDE) as usize;
-        if vcpu >= self.cfg.vcpus {
-            return None;
-        }
+        let vcpu = usize::try_from(offset / regs::GICR_STRIDE).ok()?;
+        self.cpu(vcpu)?;
         let off = offset % regs::GICR_STRIDE;
         let word = size == 4;
         match off {
             CTLR if word => Some(0),
-            IIDR if word => Some(Self::iidr()),
+            IIDR if word => Some(regs::IIDR as u64),
             TYPER if size == 8 => Some(self.gicr_typer(vcpu)),
             TYPER if word => Some(self.gicr_typer(vcpu) & 0xffff_ffff),
             TYPER_HIGH if word => Some(self.gicr_typer(vcpu) >> 32),
             WAKER if word => {
+                let cpu = self.cpu_mut(vcpu)?;
+                let mut woke = false;
                 if let Some(v) = write {
                     let sleep = v & regs::WAKER_PROCESSOR_SLEEP != 0;
-                    if self.asleep[vcpu] && !sleep {
-                        self.dirty |= 1 << vcpu;
-                    }
-                    self.asleep[vcpu] = sleep;
+                    woke = cpu.asleep && !sleep;
+                    cpu.asleep = sleep;
                 }
-                Some(if self.asleep[vcpu] {
+                let r = if cpu.asleep {
                     regs::WAKER_PROCESSOR_SLEEP | regs::WAKER_CHILDREN_ASLEEP
                 } else {
                     0
-                })
+                };
+                if woke {
+                    self.mark(vcpu);
+                }
+                Some(r)
             }
             // No LPIs: PROPBASER/PENDBASER RAZ/WI, in 64 or 32 bits.
             PROPBASER | PENDBASER if size == 8 || word => Some(0),
@@ -879,7 +935,7 @@ impl Vgic {
             SGI_ICFGR0 | SGI_ICFGR1 if word => {
                 let r = self.icfgr(vcpu, ((off - SGI_ICFGR0) / 4) as u32, write);
                 if write.is_some() {
-                    self.dirty |= 1 << vcpu;
+                    self.mark(vcpu);
                 }
                 Some(r as u64)
             }
@@ -890,8 +946,8 @@ impl Vgic {
     }
 
     fn gicr_typer(&self, vcpu: usize) -> u64 {
-        let m = self.cfg.mpidr[vcpu];
-        let aff = ((m >> 32) & 0xff) << 24 | (m & 0xff_ffff);
+        let m = self.cfg.mpidr.get(vcpu).copied().unwrap_or(0);
+        let aff = (((m >> 32) & 0xff) << 24) | (m & 0xff_ffff);
         let last = if vcpu + 1 == self.cfg.vcpus {
             regs::GICR_TYPER_LAST
         } else {
@@ -901,17 +957,30 @@ impl Vgic {
     }
 
     fn private_bits(&mut self, vcpu: usize, reg: BitReg, write: Option<u64>) -> Option<u64> {
+        let cpu = self.cpu_mut(vcpu)?;
         let r = bits_access(
-            &mut self.private[vcpu],
+            &mut cpu.private,
             reg,
             write.map(|v| v as u32),
-            Some(&mut self.vppi_ack[vcpu]),
+            Some(&mut cpu.vppi_ack),
         );
         if write.is_some() {
-            self.dirty |= 1 << vcpu;
+            self.mark(vcpu);
         }
         Some(r as u64)
     }
+}
+
+/// The set bits of `mask`, lowest first.
+fn bits(mut mask: u32) -> impl Iterator<Item = u32> {
+    core::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let b = mask.trailing_zeros();
+        mask &= mask - 1;
+        Some(b)
+    })
 }
 
 /// Reads (and, with `write`, writes) one 32-interrupt register. Clearing the pending state of

@@ -90,17 +90,17 @@ impl GuestMap {
         if ram.len() > MAX_RAM || devices.len() > MAX_DEVICES {
             return Err(MapError::TooMany);
         }
-        let mut all = [Window::new(0, 0); 2 + MAX_RAM + MAX_DEVICES];
-        all[0] = gicd;
-        all[1] = gicr;
-        all[2..2 + ram.len()].copy_from_slice(ram);
-        all[2 + ram.len()..2 + ram.len() + devices.len()].copy_from_slice(devices);
-        let all = &all[..2 + ram.len() + devices.len()];
-        if all.iter().any(|w| !w.valid()) {
+        let all = || {
+            [gicd, gicr]
+                .into_iter()
+                .chain(ram.iter().copied())
+                .chain(devices.iter().copied())
+        };
+        if all().any(|w| !w.valid()) {
             return Err(MapError::BadWindow);
         }
-        for (i, a) in all.iter().enumerate() {
-            if all[..i].iter().any(|b| a.overlaps(b)) {
+        for (i, a) in all().enumerate() {
+            if all().take(i).any(|b| a.overlaps(&b)) {
                 return Err(MapError::Overlap);
             }
         }
@@ -112,8 +112,12 @@ impl GuestMap {
             devices: [Window::new(0, 0); MAX_DEVICES],
             device_count: devices.len(),
         };
-        m.ram[..ram.len()].copy_from_slice(ram);
-        m.devices[..devices.len()].copy_from_slice(devices);
+        for (slot, w) in m.ram.iter_mut().zip(ram) {
+            *slot = *w;
+        }
+        for (slot, w) in m.devices.iter_mut().zip(devices) {
+            *slot = *w;
+        }
         Ok(m)
     }
 
@@ -126,15 +130,12 @@ impl GuestMap {
         if let Some(off) = self.gicr.offset_of(ipa, len) {
             return Target::Gicr(off);
         }
-        for (i, d) in self.devices[..self.device_count].iter().enumerate() {
+        for (i, d) in self.devices.iter().take(self.device_count).enumerate() {
             if let Some(off) = d.offset_of(ipa, len) {
                 return Target::Device(i, off);
             }
         }
-        if self.ram[..self.ram_count]
-            .iter()
-            .any(|r| r.offset_of(ipa, len).is_some())
-        {
+        if self.ram().iter().any(|r| r.offset_of(ipa, len).is_some()) {
             return Target::Ram;
         }
         Target::Unmapped
@@ -142,6 +143,6 @@ impl GuestMap {
 
     /// The RAM ranges, e.g. for PSCI's CPU_ON entry check.
     pub fn ram(&self) -> &[Window] {
-        &self.ram[..self.ram_count]
+        self.ram.get(..self.ram_count).unwrap_or(&[])
     }
 }
