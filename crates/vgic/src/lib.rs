@@ -31,7 +31,12 @@
 //! Simplifications (documented): an interrupt in a list register reads as pending in
 //! GICD/GICR_ISPENDR (whether the guest has acknowledged it is in the hardware only);
 //! ISACTIVER reads the active bits the guest wrote; clearing the pending or enable state of an
-//! interrupt already in a list register takes effect after its EOI.
+//! interrupt already in a list register takes effect after its EOI. No list-register
+//! eviction: a waiting interrupt of higher priority than those in the list registers waits for
+//! an EOI. Evicting would need to know whether the guest has acknowledged the occupant (seL4
+//! refuses to overwrite an active one) and would race with a VGICMaintenance message for
+//! that register already queued to the manager, so the model only writes registers whose EOI
+//! it has seen.
 
 #![no_std]
 #![forbid(unsafe_code)]

@@ -436,6 +436,16 @@ fn reset_values_and_access_sizes() {
 }
 
 #[test]
+fn the_model_is_small() {
+    // Per-VM memory target: the whole vGIC of an 8-vCPU, 256-SPI VM in a few KiB.
+    assert!(
+        core::mem::size_of::<Vgic>() <= 8 * 1024,
+        "{}",
+        core::mem::size_of::<Vgic>()
+    );
+}
+
+#[test]
 fn configuration_is_checked() {
     assert_eq!(
         Vgic::new(Config::new(0, 32)).unwrap_err(),
