@@ -447,10 +447,13 @@ impl Vgic {
     /// The kernel reported a VPPI event (e.g. the virtual timer, PPI 27) for `vcpu`: the line
     /// is asserted and stays so (the kernel keeps it masked) until the guest's EOI, which
     /// yields an [`Action::AckVppi`] instead of a resample.
-    pub fn vppi_event(&mut self, vcpu: usize, intid: u32) {
-        if !(16..32).contains(&intid) {
+    /// `irq` is the message word as the kernel sent it; anything but a PPI (16..=31) is
+    /// ignored.
+    pub fn vppi_event(&mut self, vcpu: usize, irq: u64) {
+        if !(16..32).contains(&irq) {
             return;
         }
+        let intid = irq as u32;
         if let Some(c) = self.cpu_mut(vcpu) {
             c.private.set_level(intid, true);
             c.private.vppi |= 1 << intid;
@@ -497,15 +500,16 @@ impl Vgic {
         }
     }
 
-    /// The kernel's VGICMaintenance message for `vcpu`: the guest EOI'd list register `idx`
-    /// (the message word; -1 or an unknown index is counted and ignored). Frees the list
-    /// register, resamples a level line, and queues AckVPPI for a VPPI.
-    pub fn maintenance(&mut self, vcpu: usize, idx: u64) {
+    /// The kernel's VGICMaintenance message for `vcpu`: the guest EOI'd list register `lr`
+    /// (`None`: the kernel sent -1, no index; it and an index of no occupied list register are
+    /// counted and ignored). Frees the list register, resamples a level line, and queues
+    /// AckVPPI for a VPPI.
+    pub fn maintenance(&mut self, vcpu: usize, lr: Option<u64>) {
         let lrs = self.cfg.list_registers;
         let slot = self
             .cpu_mut(vcpu)
             .and_then(|c| c.lrs.get_mut(..lrs))
-            .and_then(|l| l.get_mut(usize::try_from(idx).ok()?));
+            .and_then(|l| l.get_mut(usize::try_from(lr?).ok()?));
         let Some(intid) = slot.and_then(|s| s.take()) else {
             self.stats.spurious_maintenance += 1;
             return;

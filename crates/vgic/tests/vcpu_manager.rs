@@ -164,7 +164,7 @@ impl Manager {
         assert_eq!(v.state(), LrState::Pending);
         assert!(v.eoi_maintenance());
         self.kernel.lrs[vcpu][lr] = 0;
-        self.gic.maintenance(vcpu, lr as u64);
+        self.gic.maintenance(vcpu, Some(lr as u64));
         self.flush();
         v.vintid()
     }
@@ -173,7 +173,7 @@ impl Manager {
     fn timer_fires(&mut self, vcpu: usize) {
         assert!(!self.kernel.vppi_masked[vcpu]);
         self.kernel.vppi_masked[vcpu] = true;
-        self.gic.vppi_event(vcpu, VTIMER_PPI);
+        self.gic.vppi_event(vcpu, VTIMER_PPI as u64);
         self.flush();
     }
 }

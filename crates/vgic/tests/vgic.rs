@@ -119,7 +119,7 @@ fn linux_probe_enable_raise_and_eoi_an_spi() {
     assert_eq!(lr.sel4_inject_irq_word(0), 48 | (20 << 16) | (1 << 24));
     // The guest handles it, the device lowers the line, the guest EOIs.
     g.set_spi_level(48, false);
-    g.maintenance(0, 0);
+    g.maintenance(0, Some(0));
     assert!(drain(&mut g).is_empty());
     assert_eq!(g.list_register(0, 0), None);
     assert_eq!(g.dist_read(gicd::ISPENDR + 4, 4), 0);
@@ -139,21 +139,21 @@ fn level_line_stays_pending_after_eoi_while_high() {
     g.set_spi_level(33, true);
     assert_eq!(injects(&drain(&mut g)), vec![(0, 0, 33)]);
     // EOI with the line still high: resampled, delivered again.
-    g.maintenance(0, 0);
+    g.maintenance(0, Some(0));
     assert_eq!(injects(&drain(&mut g)), vec![(0, 0, 33)]);
     // ICPENDR does not clear a level interrupt whose line is high.
     g.dist_write(gicd::ICPENDR + 4, 4, 1 << 1);
-    g.maintenance(0, 0);
+    g.maintenance(0, Some(0));
     assert_eq!(injects(&drain(&mut g)), vec![(0, 0, 33)]);
     g.set_spi_level(33, false);
-    g.maintenance(0, 0);
+    g.maintenance(0, Some(0));
     assert!(drain(&mut g).is_empty());
     // An edge SPI is delivered once per edge.
     g.dist_write(gicd::ICFGR + 8, 4, 0b10 << 2); // SPI 33 edge
     assert_eq!(g.dist_read(gicd::ICFGR + 8, 4), 0b10 << 2);
     g.set_spi_level(33, true);
     assert_eq!(injects(&drain(&mut g)), vec![(0, 0, 33)]);
-    g.maintenance(0, 0);
+    g.maintenance(0, Some(0));
     assert!(drain(&mut g).is_empty(), "an edge is not resampled");
     g.set_spi_level(33, true); // no new edge
     assert!(drain(&mut g).is_empty());
@@ -190,19 +190,19 @@ fn highest_priority_first_and_overflow_refills_on_eoi() {
     assert!(g.stats().lr_overflows >= 1);
     assert!(g.has_work(0), "three interrupts wait for a list register");
     // EOI of LR 1 frees it for the best waiting one (40, prio 0x80).
-    g.maintenance(0, 1);
+    g.maintenance(0, Some(1));
     assert_eq!(injects(&drain(&mut g)), vec![(0, 1, 40)]);
-    g.maintenance(0, 3);
+    g.maintenance(0, Some(3));
     assert_eq!(injects(&drain(&mut g)), vec![(0, 3, 46)]);
-    g.maintenance(0, 0);
+    g.maintenance(0, Some(0));
     assert_eq!(injects(&drain(&mut g)), vec![(0, 0, 42)]);
     assert!(!g.has_work(0));
     // Spurious maintenance: a free LR, -1, an index past the LRs, a bad vCPU.
-    g.maintenance(0, 3);
-    g.maintenance(0, 3);
-    g.maintenance(0, u64::MAX);
-    g.maintenance(0, 4);
-    g.maintenance(7, 0);
+    g.maintenance(0, Some(3));
+    g.maintenance(0, Some(3));
+    g.maintenance(0, None);
+    g.maintenance(0, Some(4));
+    g.maintenance(7, Some(0));
     assert_eq!(g.stats().spurious_maintenance, 4);
     assert!(drain(&mut g).is_empty());
 }
@@ -221,7 +221,7 @@ fn sgis_between_vcpus() {
         1 << 1,
         "in an LR reads pending"
     );
-    g.maintenance(1, 0);
+    g.maintenance(1, Some(0));
     assert_eq!(g.redist_read(RD + gicr::SGI_ISPENDR0, 4), 0);
     // IRM: everyone but the sender.
     g.sgi_write(2, SgiRegister::Sgi1r, (1 << 40) | (3 << 24));
@@ -285,14 +285,14 @@ fn virtual_timer_vppi_is_acked_after_eoi() {
     linux_boot(&mut g, 2);
     // arch_timer enables PPI 27 (level) on vCPU 1.
     g.redist_write(RD + gicr::SGI_ISENABLER0, 4, 1 << VTIMER_PPI);
-    g.vppi_event(1, VTIMER_PPI);
+    g.vppi_event(1, VTIMER_PPI as u64);
     assert_eq!(injects(&drain(&mut g)), vec![(1, 0, 27)]);
-    g.maintenance(1, 0);
+    g.maintenance(1, Some(0));
     // Not resampled from a stale level: AckVPPI, and the kernel reports it again if needed.
     assert_eq!(drain(&mut g), vec![Action::AckVppi { vcpu: 1, irq: 27 }]);
     // Guest clears a pending timer interrupt before taking it: the line is dropped and acked.
     g.redist_write(RD + gicr::SGI_ICENABLER0, 4, 1 << VTIMER_PPI);
-    g.vppi_event(1, VTIMER_PPI);
+    g.vppi_event(1, VTIMER_PPI as u64);
     assert!(drain(&mut g).is_empty());
     g.redist_write(RD + gicr::SGI_ICPENDR0, 4, 1 << VTIMER_PPI);
     assert_eq!(drain(&mut g), vec![Action::AckVppi { vcpu: 1, irq: 27 }]);
@@ -535,7 +535,7 @@ fn garbage_never_panics_and_bookkeeping_stays_sound() {
                 4 => g.sgi_write(rng.below(10) as usize, SgiRegister::Sgi1r, value),
                 5 => g.set_spi_level(rng.below(400) as u32, value & 1 != 0),
                 6 => g.raise_spi(rng.below(400) as u32),
-                7 => g.vppi_event(rng.below(10) as usize, rng.below(40) as u32),
+                7 => g.vppi_event(rng.below(10) as usize, rng.below(40)),
                 _ => {
                     // Maintenance: usually for an occupied LR, sometimes garbage.
                     let v = rng.below(vcpus as u64 + 1) as usize;
@@ -544,10 +544,16 @@ fn garbage_never_panics_and_bookkeeping_stays_sound() {
                     } else {
                         rng.below(17)
                     };
-                    if let Some(slot) = shadow.get_mut(v).and_then(|s| s.get_mut(idx as usize)) {
-                        *slot = None;
+                    if rng.below(8) == 0 {
+                        // The kernel's -1: no index.
+                        g.maintenance(v, None);
+                    } else {
+                        if let Some(slot) = shadow.get_mut(v).and_then(|s| s.get_mut(idx as usize))
+                        {
+                            *slot = None;
+                        }
+                        g.maintenance(v, Some(idx));
                     }
-                    g.maintenance(v, idx);
                 }
             }
             for a in drain(&mut g) {
@@ -583,7 +589,7 @@ fn garbage_never_panics_and_bookkeeping_stays_sound() {
         g.reset();
         linux_boot(&mut g, vcpus);
         g.redist_write(gicr::SGI_ISENABLER0, 4, 1 << VTIMER_PPI);
-        g.vppi_event(0, VTIMER_PPI);
+        g.vppi_event(0, VTIMER_PPI as u64);
         let a = injects(&drain(&mut g));
         assert_eq!(a, vec![(0, 0, VTIMER_PPI)]);
     }
@@ -670,7 +676,7 @@ fn delivery_matches_a_reference_model() {
                     let k = rng.below(cfg.list_registers as u64) as usize;
                     if let Some(j) = lrs[v][k].take() {
                         model[j].in_lr = false;
-                        g.maintenance(v, k as u64);
+                        g.maintenance(v, Some(k as u64));
                     }
                 }
             }
