@@ -94,6 +94,9 @@ pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
 pub const SMCCC_VERSION_1_1: u32 = 0x0001_0001;
 /// MIGRATE_INFO_TYPE's answer: no Trusted OS that needs migration.
 pub const MIGRATE_INFO_TYPE_NONE: u64 = 2;
+/// The PSTATE a vCPU starts with after CPU_ON (and vCPU 0 at boot): EL1h with D, A, I and F
+/// masked (PSCI §6.4 "CPU_ON": MMU and caches off, interrupts masked).
+pub const ENTRY_PSTATE: u64 = 0x3c5;
 /// CPU_SUSPEND's power_state bits that must be zero (original format).
 pub const POWER_STATE_RESERVED: u32 = 0xfc00_0000 | 0x00fe_0000;
 /// The affinity fields of an MPIDR (Aff3 [39:32], Aff2..Aff0 [23:0]).
@@ -122,7 +125,7 @@ pub enum Action {
     /// Return these values in x0..x3 to the caller.
     Return([u64; 4]),
     /// Start vCPU `target` (now ON_PENDING): PC = `entry`, x0 = `context_id`, other general
-    /// registers 0, PSTATE = EL1h with D, A, I, F masked, SCTLR_EL1 with MMU and caches off
+    /// registers 0, PSTATE = [`ENTRY_PSTATE`], SCTLR_EL1 with MMU and caches off
     /// (PSCI's CPU_ON entry state), then call [`Psci::started`]. The caller gets SUCCESS
     /// (x0 = 0, x1..x3 = 0).
     StartVcpu {
