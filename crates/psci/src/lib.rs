@@ -95,7 +95,7 @@ pub const SMCCC_VERSION_1_1: u32 = 0x0001_0001;
 /// MIGRATE_INFO_TYPE's answer: no Trusted OS that needs migration.
 pub const MIGRATE_INFO_TYPE_NONE: u64 = 2;
 /// The PSTATE a vCPU starts with after CPU_ON (and vCPU 0 at boot): EL1h with D, A, I and F
-/// masked (PSCI §6.4 "CPU_ON": MMU and caches off, interrupts masked).
+/// masked (PSCI's CPU_ON entry state: MMU and caches off, interrupts masked).
 pub const ENTRY_PSTATE: u64 = 0x3c5;
 /// CPU_SUSPEND's power_state bits that must be zero (original format).
 pub const POWER_STATE_RESERVED: u32 = 0xfc00_0000 | 0x00fe_0000;
