@@ -725,17 +725,16 @@ fn sgi_storm_loses_nothing() {
     // owed[t][n]: SGI n sent to vCPU t and not delivered since.
     let mut owed = [[false; 16]; 8];
     let mut lrs = [[None::<u32>; 4]; 8];
-    let deliver =
-        |g: &mut Vgic, owed: &mut [[bool; 16]; 8], lrs: &mut [[Option<u32>; 4]; 8]| {
-            for a in drain(g) {
-                if let Action::Inject { vcpu, lr, value } = a {
-                    assert!(value.vintid() < 16);
-                    assert_eq!(lrs[vcpu][lr], None);
-                    lrs[vcpu][lr] = Some(value.vintid());
-                    owed[vcpu][value.vintid() as usize] = false;
-                }
+    let deliver = |g: &mut Vgic, owed: &mut [[bool; 16]; 8], lrs: &mut [[Option<u32>; 4]; 8]| {
+        for a in drain(g) {
+            if let Action::Inject { vcpu, lr, value } = a {
+                assert!(value.vintid() < 16);
+                assert_eq!(lrs[vcpu][lr], None);
+                lrs[vcpu][lr] = Some(value.vintid());
+                owed[vcpu][value.vintid() as usize] = false;
             }
-        };
+        }
+    };
     for _ in 0..20_000 {
         if rng.below(3) == 0 {
             let v = rng.below(8) as usize;
