@@ -224,7 +224,7 @@ static DTB_END: AtomicUsize = AtomicUsize::new(0);
 /// overlap with the image). Only read afterwards: no window may overlap it.
 pub fn dtb(addr: usize) -> Option<&'static [u8]> {
     let (img_start, img_end) = image_range();
-    if addr == 0 || addr % 8 != 0 || (addr < img_end && addr + 8 > img_start) {
+    if addr == 0 || !addr.is_multiple_of(8) || (addr < img_end && addr + 8 > img_start) {
         return None;
     }
     let p = addr as *const u32;
@@ -421,7 +421,9 @@ sysreg_write!(set_icc_sgi1r, "icc_sgi1r_el1");
 pub fn cntvct() -> u64 {
     let v: u64;
     // SAFETY: reads the counter; no memory access.
-    unsafe { asm!("isb", "mrs {v}, cntvct_el0", v = out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("isb", "mrs {v}, cntvct_el0", v = out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -430,7 +432,9 @@ pub fn icc_iar1() -> u64 {
     let v: u64;
     // SAFETY: acknowledging changes GIC state only; no memory access. Not `nomem`: it must
     // stay ordered with the handler's memory accesses.
-    unsafe { asm!("mrs {v}, icc_iar1_el1", "dsb sy", v = out(reg) v, options(nostack, preserves_flags)) };
+    unsafe {
+        asm!("mrs {v}, icc_iar1_el1", "dsb sy", v = out(reg) v, options(nostack, preserves_flags))
+    };
     v
 }
 

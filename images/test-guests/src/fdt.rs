@@ -86,7 +86,11 @@ impl<'a> Fdt<'a> {
 
     fn root(&self) -> Option<Node<'a>> {
         match self.token(0)? {
-            (Token::Begin(name, body), _) => Some(Node { fdt: *self, body, name }),
+            (Token::Begin(name, body), _) => Some(Node {
+                fdt: *self,
+                body,
+                name,
+            }),
             _ => None,
         }
     }
@@ -101,7 +105,14 @@ impl<'a> Fdt<'a> {
             at = next;
             match tok {
                 Token::Begin(name, body) => {
-                    if let Some(t) = f(depth, Node { fdt: *self, body, name }) {
+                    if let Some(t) = f(
+                        depth,
+                        Node {
+                            fdt: *self,
+                            body,
+                            name,
+                        },
+                    ) {
                         return Some(t);
                     }
                     depth += 1;
@@ -170,7 +181,9 @@ impl<'a> Fdt<'a> {
             if depth == 1 {
                 in_cpus = node.name == "cpus";
             } else if depth == 2 && in_cpus && node.prop("device_type") == Some(b"cpu\0") {
-                if let (Some(reg), Some(slot)) = (node.cells(node.prop("reg")?, 0, cells), out.get_mut(n)) {
+                if let (Some(reg), Some(slot)) =
+                    (node.cells(node.prop("reg")?, 0, cells), out.get_mut(n))
+                {
                     *slot = reg;
                     n += 1;
                 }

@@ -79,7 +79,11 @@ impl Gic {
             if typer & (1 << 4) != 0 {
                 break; // Last
             }
-            off += if typer & (1 << 1) != 0 { 0x4_0000 } else { 0x2_0000 };
+            off += if typer & (1 << 1) != 0 {
+                0x4_0000
+            } else {
+                0x2_0000
+            };
         }
         Err(Fail::with("no redistributor for MPIDR", mpidr, want))
     }
@@ -95,7 +99,9 @@ impl Gic {
             rd.ldr_w(GICR_WAKER) & (1 << 2) == 0
         })?;
         rd.str_w(GICR_ICENABLER0, 0xffff_ffff);
-        wait("GICR_CTLR.RWP stays set", || rd.ldr_w(GICR_CTLR) & (1 << 3) == 0)?;
+        wait("GICR_CTLR.RWP stays set", || {
+            rd.ldr_w(GICR_CTLR) & (1 << 3) == 0
+        })?;
         rd.str_w(GICR_IGROUPR0, 0xffff_ffff);
         for i in 0..8 {
             rd.str_w(GICR_IPRIORITYR + 4 * i, 0x8080_8080);

@@ -1,7 +1,7 @@
 //! The guests' runtime: boot (DTB, console, PSCI conduit, GIC), the verdict line, the
 //! exception handlers (interrupts counted per vCPU, expected aborts recorded), power-off.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::arch::{self, Frame, Window, MAX_CPUS};
 use crate::fdt::Fdt;
@@ -46,14 +46,26 @@ pub struct Fail {
 
 impl Fail {
     pub const fn new(what: &'static str) -> Fail {
-        Fail { what, got: None, want: None }
+        Fail {
+            what,
+            got: None,
+            want: None,
+        }
     }
     pub const fn with(what: &'static str, got: u64, want: u64) -> Fail {
-        Fail { what, got: Some(got), want: Some(want) }
+        Fail {
+            what,
+            got: Some(got),
+            want: Some(want),
+        }
     }
     /// A value seen, with nothing to compare it with.
     pub const fn saw(what: &'static str, got: u64) -> Fail {
-        Fail { what, got: Some(got), want: None }
+        Fail {
+            what,
+            got: Some(got),
+            want: None,
+        }
     }
 }
 
@@ -107,14 +119,19 @@ pub struct Env<'a> {
 impl Env<'_> {
     /// The GIC, or a failure.
     pub fn gic(&self) -> Result<Gic, Fail> {
-        self.gic.ok_or(Fail::new("no arm,gic-v3 node with a usable reg in the DTB"))
+        self.gic
+            .ok_or(Fail::new("no arm,gic-v3 node with a usable reg in the DTB"))
     }
     /// The MPIDR affinity of vCPU `i`, or a failure if the DTB lists fewer vCPUs.
     pub fn cpu(&self, i: usize) -> Result<u64, Fail> {
         if i < self.ncpus {
             Ok(self.cpus[i])
         } else {
-            Err(Fail::with("too few vCPUs in the DTB", self.ncpus as u64, i as u64 + 1))
+            Err(Fail::with(
+                "too few vCPUs in the DTB",
+                self.ncpus as u64,
+                i as u64 + 1,
+            ))
         }
     }
 }
@@ -166,7 +183,11 @@ pub fn puts(s: &str) {
 
 pub fn put_hex(v: u64) {
     puts("0x");
-    let digits = if v == 0 { 1 } else { (64 - v.leading_zeros()).div_ceil(4) };
+    let digits = if v == 0 {
+        1
+    } else {
+        (64 - v.leading_zeros()).div_ceil(4)
+    };
     for i in (0..digits).rev() {
         let d = ((v >> (i * 4)) & 0xf) as u8;
         putc(if d < 10 { b'0' + d } else { b'a' + d - 10 });
@@ -262,14 +283,26 @@ fn boot(fdt: Option<Fdt<'_>>) -> Result<Env<'_>, Fail> {
     let el = arch::current_el() >> 2;
     check("CurrentEL", el, 1)?;
     let (linked, running) = arch::load_addresses();
-    check("loaded at (the guest runs only at its link address)", running, linked)?;
+    check(
+        "loaded at (the guest runs only at its link address)",
+        running,
+        linked,
+    )?;
     let ram = fdt_memory(&fdt)
         .and_then(|n| n.reg(0))
         .ok_or(Fail::new("no memory node with a reg in the DTB"))?;
     let mut cpus = [0; MAX_CPUS];
     let ncpus = fdt.cpus(&mut cpus);
-    let gic = fdt.compatible("arm,gic-v3").and_then(|n| Gic::new(n.reg(0)?, n.reg(1)?));
-    Ok(Env { fdt, ram, cpus, ncpus, gic })
+    let gic = fdt
+        .compatible("arm,gic-v3")
+        .and_then(|n| Gic::new(n.reg(0)?, n.reg(1)?));
+    Ok(Env {
+        fdt,
+        ram,
+        cpus,
+        ncpus,
+        gic,
+    })
 }
 
 /// The first node with `device_type = "memory"`.
@@ -289,12 +322,10 @@ pub fn cpu() -> usize {
     ((arch::mpidr() & 0xff) as usize).min(MAX_CPUS - 1)
 }
 
-const ZERO32: AtomicU32 = AtomicU32::new(0);
-const NO_IRQ: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Interrupts taken per vCPU and SGI/PPI INTID (0..31); SPIs are counted at 31.
-static IRQS: [[AtomicU32; 32]; MAX_CPUS] = [const { [ZERO32; 32] }; MAX_CPUS];
+static IRQS: [[AtomicU32; 32]; MAX_CPUS] = [const { [const { AtomicU32::new(0) }; 32] }; MAX_CPUS];
 /// The last INTID each vCPU acknowledged.
-static LAST_IRQ: [AtomicU64; MAX_CPUS] = [NO_IRQ; MAX_CPUS];
+static LAST_IRQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
 /// For the timer PPI: the counter and CNTV_CTL_EL0 when the handler ran.
 static TIMER_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static TIMER_CTL: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -316,7 +347,10 @@ pub fn last_irq_on(cpu: usize) -> u64 {
 
 /// When this vCPU's handler took the last timer interrupt: (CNTVCT, CNTV_CTL).
 pub fn timer_seen() -> (u64, u64) {
-    (TIMER_AT[cpu()].load(Ordering::Acquire), TIMER_CTL[cpu()].load(Ordering::Acquire))
+    (
+        TIMER_AT[cpu()].load(Ordering::Acquire),
+        TIMER_CTL[cpu()].load(Ordering::Acquire),
+    )
 }
 
 /// An access that should abort: set before, read after.
@@ -374,7 +408,11 @@ pub fn exception(kind: u64, frame: &mut Frame) {
             power_off()
         }
         5 => irq(),
-        _ => fatal(Fail::with("unexpected exception vector (index, ELR)", kind, frame.elr)),
+        _ => fatal(Fail::with(
+            "unexpected exception vector (index, ELR)",
+            kind,
+            frame.elr,
+        )),
     }
 }
 
@@ -407,5 +445,8 @@ fn irq() {
 /// absolute pointer) and power off.
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    fatal(Fail::saw("panic at line", info.location().map_or(0, |l| l.line() as u64)))
+    fatal(Fail::saw(
+        "panic at line",
+        info.location().map_or(0, |l| l.line() as u64),
+    ))
 }

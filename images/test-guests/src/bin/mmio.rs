@@ -17,7 +17,7 @@
 
 #[cfg(target_os = "none")]
 mod guest {
-    use test_guests::arch::{Window, LOAD_POISON};
+    use test_guests::arch::Window;
     use test_guests::gic::{GICD_IPRIORITYR, GICD_IROUTER};
     use test_guests::rt::{check, Env, Fail};
 
@@ -49,7 +49,10 @@ mod guest {
 
         // Smaller stores land in their byte lanes only; the poison above never arrives.
         w.str_x(16, u64::MAX);
-        for (i, b) in [0x01u64, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef].iter().enumerate() {
+        for (i, b) in [0x01u64, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]
+            .iter()
+            .enumerate()
+        {
             w.strb(16 + i, *b);
         }
         check("8 STRBs read as LDR X", w.ldr_x(16), 0xefcd_ab89_6745_2301)?;
@@ -84,7 +87,11 @@ mod guest {
             check("PL011 ID register (LDRH)", u.ldrh(0xfe0 + 4 * i), *id)?;
         }
         check("PCellID1 (LDRSB W)", u.ldrsb_w(0xff4), 0xffff_fff0)?;
-        check("PCellID3 (LDRSB X)", u.ldrsb_x(0xffc), 0xffff_ffff_ffff_ffb1)?;
+        check(
+            "PCellID3 (LDRSB X)",
+            u.ldrsb_x(0xffc),
+            0xffff_ffff_ffff_ffb1,
+        )?;
         check("PCellID0 (LDRSB X)", u.ldrsb_x(0xff0), 0x0d)?;
         check("PCellID1 (LDRSH X)", u.ldrsh_x(0xff4), 0xf0)?;
         check("PCellID3 (LDRSW)", u.ldrsw(0xffc), 0xb1)?;
@@ -94,7 +101,11 @@ mod guest {
         check("IBRD after STRH (LDRH)", u.ldrh(UART_IBRD), 0x8a5c)?;
         check("IBRD (LDR W)", u.ldr_w(UART_IBRD), 0x8a5c)?;
         check("IBRD (LDRSH W)", u.ldrsh_w(UART_IBRD), 0xffff_8a5c)?;
-        check("IBRD (LDRSH X)", u.ldrsh_x(UART_IBRD), 0xffff_ffff_ffff_8a5c)?;
+        check(
+            "IBRD (LDRSH X)",
+            u.ldrsh_x(UART_IBRD),
+            0xffff_ffff_ffff_8a5c,
+        )?;
         check("IBRD (LDRSB X)", u.ldrsb_x(UART_IBRD), 0x5c)?;
         u.str_w(UART_IBRD, 0x7fc3);
         check("IBRD after STR W", u.ldr_w(UART_IBRD), 0x7fc3)?;
@@ -112,9 +123,17 @@ mod guest {
         check("GICD_IROUTER32 after STR X (LDR X)", d.ldr_x(r), route)?;
         check("GICD_IROUTER32 low word (LDR W)", d.ldr_w(r), 0x8012_3456)?;
         check("GICD_IROUTER32 high word (LDR W)", d.ldr_w(r + 4), 0xa5)?;
-        check("GICD_IROUTER32 low word (LDRSW)", d.ldrsw(r), 0xffff_ffff_8012_3456)?;
+        check(
+            "GICD_IROUTER32 low word (LDRSW)",
+            d.ldrsw(r),
+            0xffff_ffff_8012_3456,
+        )?;
         d.str_w(r, 0x0000_0001);
-        check("GICD_IROUTER32 after STR W to its low word", d.ldr_x(r), 0x0000_00a5_0000_0001)?;
+        check(
+            "GICD_IROUTER32 after STR W to its low word",
+            d.ldr_x(r),
+            0x0000_00a5_0000_0001,
+        )?;
         d.str_xzr(r);
         check("GICD_IROUTER32 after STR XZR", d.ldr_x(r), 0)?;
 
@@ -124,7 +143,11 @@ mod guest {
         d.str_w(p, 0x4080_c0a0);
         check("GICD_IPRIORITYR8 after STR W", d.ldr_w(p), 0x4080_c0a0)?;
         check("GICD_IPRIORITYR8 byte 1 (LDRB)", d.ldrb(p + 1), 0xc0)?;
-        check("GICD_IPRIORITYR8 byte 2 (LDRSB X)", d.ldrsb_x(p + 2), 0xffff_ffff_ffff_ff80)?;
+        check(
+            "GICD_IPRIORITYR8 byte 2 (LDRSB X)",
+            d.ldrsb_x(p + 2),
+            0xffff_ffff_ffff_ff80,
+        )?;
         check("GICD_IPRIORITYR8 byte 3 (LDRSB W)", d.ldrsb_w(p + 3), 0x40)?;
         d.strb(p + 3, 0x10);
         d.strb(p, 0xf0);
@@ -136,12 +159,16 @@ mod guest {
     fn main(env: &Env) -> Result<(), Fail> {
         // The reference: RAM (4 KiB below its end, clear of the image and the DTB).
         let top = (env.ram.0 + env.ram.1 - 0x1000) as usize;
-        let ram = Window::new(top, 0x1000).ok_or(Fail::saw("no scratch page at the top of RAM", top as u64))?;
+        let ram = Window::new(top, 0x1000)
+            .ok_or(Fail::saw("no scratch page at the top of RAM", top as u64))?;
         scratch(&ram)?;
         if let Some(n) = env.fdt.compatible("keel,mmio-test") {
             let (base, size) = n.reg(0).ok_or(Fail::new("keel,mmio-test has no reg"))?;
             if size < 64 {
-                return Err(Fail::saw("keel,mmio-test window smaller than 64 bytes", size));
+                return Err(Fail::saw(
+                    "keel,mmio-test window smaller than 64 bytes",
+                    size,
+                ));
             }
             let w = Window::new(base as usize, size as usize)
                 .ok_or(Fail::saw("keel,mmio-test window overlaps the guest", base))?;
@@ -153,7 +180,8 @@ mod guest {
             .and_then(|p| env.fdt.node(p))
             .and_then(|n| n.reg(0))
             .ok_or(Fail::new("no console in /chosen/stdout-path"))?;
-        let u = Window::new(uart.0 as usize, 0x1000).ok_or(Fail::new("console overlaps the guest"))?;
+        let u =
+            Window::new(uart.0 as usize, 0x1000).ok_or(Fail::new("console overlaps the guest"))?;
         pl011(&u)?;
         gicd(&env.gic()?.dist)
     }

@@ -16,13 +16,19 @@ mod guest {
     const FNV: u64 = 1 << 10;
 
     fn expect(addr: usize, write: bool, access: impl FnOnce(&Window)) -> Result<(), Fail> {
-        let w = Window::new(addr, 0x1000).ok_or(Fail::saw("window overlaps the guest", addr as u64))?;
-        let abort = rt::expect_abort(|| access(&w))
-            .ok_or(Fail::saw("no abort for an access outside RAM and devices at", addr as u64))?;
+        let w =
+            Window::new(addr, 0x1000).ok_or(Fail::saw("window overlaps the guest", addr as u64))?;
+        let abort = rt::expect_abort(|| access(&w)).ok_or(Fail::saw(
+            "no abort for an access outside RAM and devices at",
+            addr as u64,
+        ))?;
         check("ESR_EL1.EC", abort.esr >> 26, EC_DABT_CUR)?;
         check("ESR_EL1.DFSC", abort.esr & 0x3f, DFSC_SEA)?;
         if (abort.esr & WNR != 0) != write {
-            return Err(Fail::saw("ESR_EL1.WnR does not match the access; ESR_EL1", abort.esr));
+            return Err(Fail::saw(
+                "ESR_EL1.WnR does not match the access; ESR_EL1",
+                abort.esr,
+            ));
         }
         check("ESR_EL1.FnV (FAR valid)", abort.esr & FNV, 0)?;
         check("FAR_EL1", abort.far, addr as u64)

@@ -27,7 +27,10 @@ mod guest {
     fn secondary(_context_id: u64) {
         let gic = Gic::new(
             (GIC_DIST.load(Ordering::Acquire), 0x1_0000),
-            (GIC_REDIST.load(Ordering::Acquire), GIC_REDIST_SIZE.load(Ordering::Acquire)),
+            (
+                GIC_REDIST.load(Ordering::Acquire),
+                GIC_REDIST_SIZE.load(Ordering::Acquire),
+            ),
         );
         let Some(gic) = gic else {
             READY.store(2, Ordering::Release);
@@ -57,7 +60,11 @@ mod guest {
         let gic = env.gic()?;
         let me = arch::mpidr();
         let other = env.cpu(1)?;
-        let rd = env.fdt.compatible("arm,gic-v3").and_then(|n| n.reg(1)).ok_or(Fail::new("no GIC redistributors"))?;
+        let rd = env
+            .fdt
+            .compatible("arm,gic-v3")
+            .and_then(|n| n.reg(1))
+            .ok_or(Fail::new("no GIC redistributors"))?;
         BOOT_MPIDR.store(me, Ordering::Release);
         GIC_DIST.store(gic.dist.base() as u64, Ordering::Release);
         GIC_REDIST.store(rd.0, Ordering::Release);
@@ -65,24 +72,56 @@ mod guest {
         gic.init_dist()?;
         gic.init_cpu(0xffff)?;
         arch::irq_enable();
-        check("CPU_ON of vCPU 1", psci(psci::CPU_ON_64, other, arch::secondary_entry(), 0) as u64, 0)?;
-        wait("vCPU 1 did not set up its GIC", || READY.load(Ordering::Acquire) != 0)?;
-        check("vCPU 1's GIC setup (1 = done)", READY.load(Ordering::Acquire), 1)?;
+        check(
+            "CPU_ON of vCPU 1",
+            psci(psci::CPU_ON_64, other, arch::secondary_entry(), 0) as u64,
+            0,
+        )?;
+        wait("vCPU 1 did not set up its GIC", || {
+            READY.load(Ordering::Acquire) != 0
+        })?;
+        check(
+            "vCPU 1's GIC setup (1 = done)",
+            READY.load(Ordering::Acquire),
+            1,
+        )?;
 
         for n in 1..=ROUNDS {
             arch::set_icc_sgi1r(sgi_to(other, n));
-            wait("vCPU 1 did not answer the SGI", || ANSWERED.load(Ordering::Acquire) == n as u64)?;
-            wait("the answer SGI did not arrive", || rt::irq_count(n + 8) == 1)?;
-            check("vCPU 1's SGIs of this INTID", rt::irq_count_on(1, n) as u64, 1)?;
+            wait("vCPU 1 did not answer the SGI", || {
+                ANSWERED.load(Ordering::Acquire) == n as u64
+            })?;
+            wait("the answer SGI did not arrive", || {
+                rt::irq_count(n + 8) == 1
+            })?;
+            check(
+                "vCPU 1's SGIs of this INTID",
+                rt::irq_count_on(1, n) as u64,
+                1,
+            )?;
             check("vCPU 0's last INTID", rt::last_irq_on(0), (n + 8) as u64)?;
-            check("SGIs vCPU 0 took of the INTID it sent", rt::irq_count(n) as u64, 0)?;
+            check(
+                "SGIs vCPU 0 took of the INTID it sent",
+                rt::irq_count(n) as u64,
+                0,
+            )?;
         }
         arch::set_icc_sgi1r(sgi_to_others(BROADCAST));
-        wait("the IRM=1 SGI did not reach vCPU 1", || rt::irq_count_on(1, BROADCAST) == 1)?;
+        wait("the IRM=1 SGI did not reach vCPU 1", || {
+            rt::irq_count_on(1, BROADCAST) == 1
+        })?;
         check("vCPU 1's last INTID", rt::last_irq_on(1), BROADCAST as u64)?;
         rt::delay_us(2000);
-        check("IRM=1 SGIs the sender took", rt::irq_count(BROADCAST) as u64, 0)?;
-        check("IRM=1 SGIs vCPU 1 took", rt::irq_count_on(1, BROADCAST) as u64, 1)
+        check(
+            "IRM=1 SGIs the sender took",
+            rt::irq_count(BROADCAST) as u64,
+            0,
+        )?;
+        check(
+            "IRM=1 SGIs vCPU 1 took",
+            rt::irq_count_on(1, BROADCAST) as u64,
+            1,
+        )
     }
 
     test_guests::guest!("sgi", main, secondary);

@@ -25,8 +25,18 @@ mod guest {
     fn main(_env: &Env) -> Result<(), Fail> {
         for fid in UNKNOWN {
             let r = smccc(fid, 0x1111, 0x2222, 0x3333);
-            check("x0 after an unknown function", r[0], psci::NOT_SUPPORTED as u64)
-                .map_err(|_| Fail::with("unknown function (fid) did not return -1; it returned", fid as u64, r[0]))?;
+            check(
+                "x0 after an unknown function",
+                r[0],
+                psci::NOT_SUPPORTED as u64,
+            )
+            .map_err(|_| {
+                Fail::with(
+                    "unknown function (fid) did not return -1; it returned",
+                    fid as u64,
+                    r[0],
+                )
+            })?;
         }
         // The guest is alive and the conduit still works.
         check(

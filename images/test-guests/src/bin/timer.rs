@@ -34,7 +34,11 @@ mod guest {
                 arch::set_cntv_tval(ticks);
                 let t1 = arch::cntvct();
                 let cval = arch::cntv_cval();
-                ensure("CNTV_CVAL_EL0 after a TVAL write is not counter + TVAL", cval >= t0 + ticks && cval <= t1 + ticks, cval)?;
+                ensure(
+                    "CNTV_CVAL_EL0 after a TVAL write is not counter + TVAL",
+                    cval >= t0 + ticks && cval <= t1 + ticks,
+                    cval,
+                )?;
                 cval
             };
             arch::set_cntv_ctl(ENABLE);
@@ -42,28 +46,56 @@ mod guest {
             while rt::irq_count(TIMER_PPI) == before {
                 arch::wfi();
                 if arch::cntvct() > end {
-                    return Err(Fail::with("no timer interrupt (round)", i, before as u64 + 1));
+                    return Err(Fail::with(
+                        "no timer interrupt (round)",
+                        i,
+                        before as u64 + 1,
+                    ));
                 }
             }
             let (at, ctl) = rt::timer_seen();
-            ensure("the timer interrupt came before its deadline", at >= deadline, at)?;
-            check("CNTV_CTL_EL0 in the handler (ENABLE | ISTATUS)", ctl, ENABLE | ISTATUS)?;
+            ensure(
+                "the timer interrupt came before its deadline",
+                at >= deadline,
+                at,
+            )?;
+            check(
+                "CNTV_CTL_EL0 in the handler (ENABLE | ISTATUS)",
+                ctl,
+                ENABLE | ISTATUS,
+            )?;
             check("last INTID", rt::last_irq_on(rt::cpu()), TIMER_PPI as u64)?;
             // Masked by the handler: no second interrupt for the same deadline.
             rt::delay_us(2000);
-            check("timer interrupts for one deadline", rt::irq_count(TIMER_PPI) as u64, before as u64 + 1)?;
+            check(
+                "timer interrupts for one deadline",
+                rt::irq_count(TIMER_PPI) as u64,
+                before as u64 + 1,
+            )?;
         }
         // Expired but masked: ISTATUS reads 1 and no interrupt arrives.
         let before = rt::irq_count(TIMER_PPI);
         arch::set_cntv_cval(arch::cntvct());
         arch::set_cntv_ctl(ENABLE | IMASK);
         rt::delay_us(2000);
-        check("CNTV_CTL_EL0 of an expired masked timer", arch::cntv_ctl(), ENABLE | IMASK | ISTATUS)?;
-        check("interrupts from a masked timer", rt::irq_count(TIMER_PPI) as u64, before as u64)?;
+        check(
+            "CNTV_CTL_EL0 of an expired masked timer",
+            arch::cntv_ctl(),
+            ENABLE | IMASK | ISTATUS,
+        )?;
+        check(
+            "interrupts from a masked timer",
+            rt::irq_count(TIMER_PPI) as u64,
+            before as u64,
+        )?;
         // Disabled: ISTATUS reads 0.
         arch::set_cntv_ctl(0);
         check("CNTV_CTL_EL0 of a disabled timer", arch::cntv_ctl(), 0)?;
-        check("timer interrupts in all", rt::irq_count(TIMER_PPI) as u64, 5)
+        check(
+            "timer interrupts in all",
+            rt::irq_count(TIMER_PPI) as u64,
+            5,
+        )
     }
 
     test_guests::guest!("timer", main);

@@ -23,11 +23,19 @@ mod guest {
         arch::set_icc_sgi1r(sgi_to(me, SGI));
         arch::dsb();
         rt::delay_us(1000);
-        check("SGI taken while IRQs are masked", rt::irq_count(SGI) as u64, 0)?;
+        check(
+            "SGI taken while IRQs are masked",
+            rt::irq_count(SGI) as u64,
+            0,
+        )?;
         let t0 = arch::cntvct();
         arch::wfi();
         let waited = arch::cntvct() - t0;
-        ensure("WFI with a pending SGI waited (counter ticks)", waited < freq / 10, waited)?;
+        ensure(
+            "WFI with a pending SGI waited (counter ticks)",
+            waited < freq / 10,
+            waited,
+        )?;
         arch::irq_enable();
         rt::delay_us(100);
         check("SGI taken after unmasking", rt::irq_count(SGI) as u64, 1)?;
@@ -41,11 +49,23 @@ mod guest {
         arch::set_cntv_ctl(1);
         arch::wfi();
         let woke = arch::cntvct();
-        ensure("WFI returned before the timer's deadline (counter at return)", woke >= deadline, woke)?;
-        check("CNTV_CTL_EL0 after WFI (ENABLE | ISTATUS)", arch::cntv_ctl(), 1 | 4)?;
+        ensure(
+            "WFI returned before the timer's deadline (counter at return)",
+            woke >= deadline,
+            woke,
+        )?;
+        check(
+            "CNTV_CTL_EL0 after WFI (ENABLE | ISTATUS)",
+            arch::cntv_ctl(),
+            1 | 4,
+        )?;
         arch::irq_enable();
         rt::delay_us(100);
-        check("timer interrupt taken after unmasking", rt::irq_count(TIMER_PPI) as u64, 1)?;
+        check(
+            "timer interrupt taken after unmasking",
+            rt::irq_count(TIMER_PPI) as u64,
+            1,
+        )?;
 
         // 3. The same with IRQs unmasked: the interrupt is taken, then WFI is past.
         let deadline = arch::cntvct() + freq / 50;
@@ -53,13 +73,25 @@ mod guest {
         arch::set_cntv_ctl(1);
         while rt::irq_count(TIMER_PPI) < 2 {
             arch::wfi();
-            ensure("no timer interrupt within a second", arch::cntvct() < deadline + freq, arch::cntvct())?;
+            ensure(
+                "no timer interrupt within a second",
+                arch::cntvct() < deadline + freq,
+                arch::cntvct(),
+            )?;
         }
         let (at, _) = rt::timer_seen();
-        ensure("the timer interrupt came before its deadline", at >= deadline, at)?;
+        ensure(
+            "the timer interrupt came before its deadline",
+            at >= deadline,
+            at,
+        )?;
         arch::set_cntv_ctl(0);
         check("SGIs in all", rt::irq_count(SGI) as u64, 1)?;
-        check("timer interrupts in all", rt::irq_count(TIMER_PPI) as u64, 2)
+        check(
+            "timer interrupts in all",
+            rt::irq_count(TIMER_PPI) as u64,
+            2,
+        )
     }
 
     test_guests::guest!("wfi", main);
