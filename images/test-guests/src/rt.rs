@@ -375,7 +375,11 @@ pub fn expect_abort(access: impl FnOnce()) -> Option<Abort> {
     arch::dsb();
     access();
     arch::dsb();
-    if ABORT_EXPECTED[cpu()].swap(false, Ordering::AcqRel) {
+    // Load and store, no exclusives (Device memory with the MMU off); only this vCPU and its
+    // own exception handler touch its flag.
+    let flag = &ABORT_EXPECTED[cpu()];
+    if flag.load(Ordering::Acquire) {
+        flag.store(false, Ordering::Release);
         return None;
     }
     Some(Abort {
@@ -390,7 +394,9 @@ pub fn exception(kind: u64, frame: &mut Frame) {
     match kind {
         4 => {
             let (esr, far) = (arch::esr(), arch::far());
-            if ABORT_EXPECTED[cpu()].swap(false, Ordering::AcqRel) {
+            let flag = &ABORT_EXPECTED[cpu()];
+            if flag.load(Ordering::Acquire) {
+                flag.store(false, Ordering::Release);
                 ABORT_ESR.store(esr, Ordering::Release);
                 ABORT_FAR.store(far, Ordering::Release);
                 ABORT_ELR.store(frame.elr, Ordering::Release);

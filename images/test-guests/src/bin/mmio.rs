@@ -5,7 +5,7 @@
 //! holds poison above the stored bits.
 //!
 //! Three targets:
-//! - a scratch page at the top of guest RAM, with memory semantics: the reference the
+//! - a scratch page of guest RAM, with memory semantics: the reference the
 //!   scratch checks are written against (no VM exit);
 //! - the VMM's test device, if the DTB has a `keel,mmio-test` node: a window of at least 64
 //!   bytes with the same memory semantics (each byte lane stored and read back), so the same
@@ -157,10 +157,16 @@ mod guest {
     }
 
     fn main(env: &Env) -> Result<(), Fail> {
-        // The reference: RAM (4 KiB below its end, clear of the image and the DTB).
-        let top = (env.ram.0 + env.ram.1 - 0x1000) as usize;
-        let ram = Window::new(top, 0x1000)
-            .ok_or(Fail::saw("no scratch page at the top of RAM", top as u64))?;
+        // The reference: a RAM page clear of the image and the DTB (near the top of RAM, or
+        // else near its start).
+        let (base, size) = (env.ram.0 as usize, env.ram.1 as usize);
+        let ram = [base + size - 0x1000, base + size - 0x20_0000, base + 0x1000]
+            .into_iter()
+            .find_map(|page| Window::new(page, 0x1000))
+            .ok_or(Fail::saw(
+                "no scratch page in RAM clear of the image and DTB",
+                base as u64,
+            ))?;
         scratch(&ram)?;
         if let Some(n) = env.fdt.compatible("keel,mmio-test") {
             let (base, size) = n.reg(0).ok_or(Fail::new("keel,mmio-test has no reg"))?;
