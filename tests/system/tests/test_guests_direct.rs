@@ -243,7 +243,7 @@ fn every_guest_is_run() {
 }
 
 /// A guest that cannot do its job says FAIL and still powers off: `sgi` and `psci` on one
-/// vCPU (no vCPU 1 in the DTB).
+/// vCPU (no vCPU 1 in the DTB), and a guest booted as an ELF (QEMU passes no DTB then).
 #[test]
 fn a_failing_guest_reports_and_powers_off() {
     if !have_qemu() {
@@ -259,4 +259,12 @@ fn a_failing_guest_reports_and_powers_off() {
         assert!(!out.contains("PASS"), "{out}");
         assert_eq!(code, Some(0), "QEMU's exit; output:\n{out}");
     }
+    let elf = &built().iter().find(|(n, _)| n == "psci").unwrap().1;
+    let (code, out) = run_qemu(elf, 2);
+    assert!(
+        out.lines()
+            .any(|l| l == "TESTGUEST psci: FAIL no valid DTB at x0"),
+        "guest booted as an ELF; its output:\n{out}"
+    );
+    assert_eq!(code, Some(0), "QEMU's exit; output:\n{out}");
 }
