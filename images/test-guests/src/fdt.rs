@@ -79,7 +79,8 @@ impl<'a> Fdt<'a> {
                     let value = self.structs.get(at + 8..(at + 8).checked_add(len)?)?;
                     return Some((Token::Prop(name, value), align4(at + 8 + len)));
                 }
-                _ => return None, // END or garbage: no more tokens
+                END => return None,
+                _ => return None, // garbage
             }
         }
     }
@@ -126,7 +127,6 @@ impl<'a> Fdt<'a> {
                 Token::Prop(..) => {}
             }
         }
-        let _ = END;
         None
     }
 

@@ -2,7 +2,7 @@
 //! CPU interface's system registers (ICC_*), Group 1 only.
 
 use crate::arch::{self, Window};
-use crate::rt::Fail;
+use crate::rt::{wait, Fail};
 
 // Distributor registers.
 const GICD_CTLR: usize = 0x0;
@@ -31,17 +31,6 @@ pub struct Gic {
     pub dist: Window,
     redists: Window,
     redists_size: usize,
-}
-
-/// Spins until `done` or about a second of counter time has passed.
-fn wait(what: &'static str, mut done: impl FnMut() -> bool) -> Result<(), Fail> {
-    let end = arch::cntvct() + arch::cntfrq();
-    while !done() {
-        if arch::cntvct() > end {
-            return Err(Fail::new(what));
-        }
-    }
-    Ok(())
 }
 
 /// MPIDR's affinity fields packed as GICR_TYPER.Affinity_Value (Aff3.Aff2.Aff1.Aff0).

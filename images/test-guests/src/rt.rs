@@ -87,9 +87,9 @@ pub fn ensure(what: &'static str, cond: bool, got: u64) -> Result<(), Fail> {
     }
 }
 
-/// Spins until `done` or about a second of counter time has passed.
+/// Spins until `done` or three seconds of counter time have passed.
 pub fn wait(what: &'static str, mut done: impl FnMut() -> bool) -> Result<(), Fail> {
-    let end = arch::cntvct() + arch::cntfrq();
+    let end = arch::cntvct() + 3 * arch::cntfrq();
     while !done() {
         if arch::cntvct() > end {
             return Err(Fail::new(what));
@@ -208,6 +208,16 @@ fn verdict_prefix() {
     puts("TESTGUEST ");
     put_name();
     puts(": ");
+}
+
+/// Prints `<name>: <what> <value>`, a note that is not a verdict.
+pub fn info(what: &str, value: u64) {
+    put_name();
+    puts(": ");
+    puts(what);
+    puts(" ");
+    put_hex(value);
+    puts("\n");
 }
 
 fn print_fail(f: &Fail) {

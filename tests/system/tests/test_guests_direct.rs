@@ -119,6 +119,11 @@ fn image_of(elf: &[u8]) -> Vec<u8> {
 
 /// Boots guest `name` as an Image on `virt` with `smp` vCPUs; returns (exit code, output).
 fn boot(name: &str, smp: u32) -> (Option<i32>, String) {
+    boot_with(name, smp, None)
+}
+
+/// [`boot`] with a device tree of our own (`-dtb`) instead of QEMU's.
+fn boot_with(name: &str, smp: u32, dtb: Option<&Path>) -> (Option<i32>, String) {
     let elf = &built()
         .iter()
         .find(|(n, _)| n == name)
@@ -127,17 +132,31 @@ fn boot(name: &str, smp: u32) -> (Option<i32>, String) {
     let img = image_of(&std::fs::read(elf).expect("cannot read the guest ELF"));
     let dir = elf.parent().unwrap().join("test-guest-images");
     std::fs::create_dir_all(&dir).unwrap();
-    let path: PathBuf = dir.join(format!("{name}-{smp}.bin"));
+    let tag = dtb.map_or(String::new(), |d| {
+        format!("-{}", d.file_stem().unwrap().to_string_lossy())
+    });
+    let path: PathBuf = dir.join(format!("{name}-{smp}{tag}.bin"));
     std::fs::write(&path, img).unwrap();
-    run_qemu(&path, smp)
+    run_qemu_with(&path, smp, dtb)
 }
 
-fn run_qemu(image: &Path, smp: u32) -> (Option<i32>, String) {
-    let qemu = std::env::var_os("KEEL_QEMU")
+fn qemu() -> std::ffi::OsString {
+    std::env::var_os("KEEL_QEMU")
         .filter(|q| !q.is_empty())
-        .unwrap_or_else(|| "qemu-system-aarch64".into());
-    let mut child = Command::new(qemu)
-        .args(["-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-smp"])
+        .unwrap_or_else(|| "qemu-system-aarch64".into())
+}
+
+/// The machine every guest runs on.
+const MACHINE: [&str; 4] = ["-M", "virt,gic-version=3", "-cpu", "cortex-a72"];
+
+fn run_qemu(image: &Path, smp: u32) -> (Option<i32>, String) {
+    run_qemu_with(image, smp, None)
+}
+
+fn run_qemu_with(image: &Path, smp: u32, dtb: Option<&Path>) -> (Option<i32>, String) {
+    let mut cmd = Command::new(qemu());
+    cmd.args(MACHINE)
+        .arg("-smp")
         .arg(smp.to_string())
         .args([
             "-m",
@@ -149,7 +168,11 @@ fn run_qemu(image: &Path, smp: u32) -> (Option<i32>, String) {
             "none",
         ])
         .arg("-kernel")
-        .arg(image)
+        .arg(image);
+    if let Some(dtb) = dtb {
+        cmd.arg("-dtb").arg(dtb);
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -265,6 +288,120 @@ fn a_failing_guest_reports_and_powers_off() {
         out.lines()
             .any(|l| l == "TESTGUEST psci: FAIL no valid DTB at x0"),
         "guest booted as an ELF; its output:\n{out}"
+    );
+    assert_eq!(code, Some(0), "QEMU's exit; output:\n{out}");
+}
+
+fn be32(b: &[u8], at: usize) -> usize {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize
+}
+
+/// The offset of `name` as a whole string in a DTB strings block.
+fn string_offset(strings: &[u8], name: &str) -> u32 {
+    let mut at = 0;
+    for s in strings.split(|&c| c == 0) {
+        if s == name.as_bytes() {
+            return at as u32;
+        }
+        at += s.len() + 1;
+    }
+    panic!("QEMU's DTB has no property named {name}");
+}
+
+/// QEMU's own `virt` DTB (2 vCPUs, 256 MiB) with one more node under the root: the VMM's MMIO
+/// test window (`keel,mmio-test`, README.md) at `base`, `size` bytes.
+fn dtb_with_test_window(base: u64, size: u64) -> PathBuf {
+    let dir = built()[0].1.parent().unwrap().join("test-guest-images");
+    std::fs::create_dir_all(&dir).unwrap();
+    let qemu_dtb = dir.join("virt.dtb");
+    let out = Command::new(qemu())
+        .args(MACHINE)
+        .arg("-M")
+        .arg(format!("dumpdtb={}", qemu_dtb.display()))
+        .args(["-smp", "2", "-m", "256M", "-nographic", "-nic", "none"])
+        .output()
+        .expect("cannot run QEMU");
+    assert!(out.status.success(), "QEMU did not dump its DTB: {out:?}");
+    let blob = std::fs::read(&qemu_dtb).unwrap();
+    assert_eq!(be32(&blob, 0), 0xd00d_feed);
+    let (off_struct, off_strings, off_rsv) = (be32(&blob, 8), be32(&blob, 12), be32(&blob, 16));
+    let (size_strings, size_struct) = (be32(&blob, 32), be32(&blob, 36));
+    let structs = &blob[off_struct..off_struct + size_struct];
+    let strings = &blob[off_strings..off_strings + size_strings];
+    // The block ends with the root's END_NODE (2) and END (9): the new node goes before them.
+    assert_eq!(&structs[size_struct - 8..], [0, 0, 0, 2, 0, 0, 0, 9]);
+    let mut node = Vec::new();
+    let word = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_be_bytes());
+    word(&mut node, 1);
+    node.extend_from_slice(format!("keel-mmio-test@{base:x}\0").as_bytes());
+    while node.len() % 4 != 0 {
+        node.push(0);
+    }
+    let compat = b"keel,mmio-test\0";
+    word(&mut node, 3);
+    word(&mut node, compat.len() as u32);
+    word(&mut node, string_offset(strings, "compatible"));
+    node.extend_from_slice(compat);
+    while node.len() % 4 != 0 {
+        node.push(0);
+    }
+    word(&mut node, 3);
+    word(&mut node, 16);
+    word(&mut node, string_offset(strings, "reg"));
+    for cell in [base >> 32, base, size >> 32, size] {
+        word(&mut node, cell as u32);
+    }
+    word(&mut node, 2);
+    // Header, reservation map, structure block (with the node), strings block.
+    let mut new_struct = structs[..size_struct - 8].to_vec();
+    new_struct.extend_from_slice(&node);
+    new_struct.extend_from_slice(&structs[size_struct - 8..]);
+    let rsv = &blob[off_rsv..off_struct];
+    let new_off_struct = off_rsv + rsv.len();
+    let new_off_strings = new_off_struct + new_struct.len();
+    let total = new_off_strings + strings.len();
+    let mut dtb = blob[..off_rsv].to_vec();
+    dtb.extend_from_slice(rsv);
+    dtb.extend_from_slice(&new_struct);
+    dtb.extend_from_slice(strings);
+    for (at, v) in [
+        (4, total),
+        (8, new_off_struct),
+        (12, new_off_strings),
+        (36, new_struct.len()),
+    ] {
+        dtb[at..at + 4].copy_from_slice(&(v as u32).to_be_bytes());
+    }
+    let path = dir.join(format!("test-window-{base:x}-{size:x}.dtb"));
+    std::fs::write(&path, dtb).unwrap();
+    path
+}
+
+/// The `mmio` guest finds a `keel,mmio-test` window in its DTB and runs the memory-semantics
+/// checks on it (QEMU has no such device: the window is a RAM page here, which has the
+/// semantics the VMM's device must have); a window below 64 bytes is refused.
+#[test]
+fn mmio_uses_the_test_window_from_the_dtb() {
+    if !have_qemu() {
+        return;
+    }
+    let dtb = dtb_with_test_window(0x4f00_0000, 0x1000);
+    let (code, out) = boot_with("mmio", 2, Some(&dtb));
+    assert!(
+        out.lines()
+            .any(|l| l == "mmio: checked the keel,mmio-test window at 0x4f000000"),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l == "TESTGUEST mmio: PASS"), "{out}");
+    assert_eq!(code, Some(0), "QEMU's exit; output:\n{out}");
+
+    let dtb = dtb_with_test_window(0x4f00_0000, 0x20);
+    let (code, out) = boot_with("mmio", 2, Some(&dtb));
+    assert!(
+        out.lines()
+            .any(|l| l
+                == "TESTGUEST mmio: FAIL keel,mmio-test window smaller than 64 bytes: got 0x20"),
+        "{out}"
     );
     assert_eq!(code, Some(0), "QEMU's exit; output:\n{out}");
 }

@@ -19,7 +19,7 @@
 mod guest {
     use test_guests::arch::Window;
     use test_guests::gic::{GICD_IPRIORITYR, GICD_IROUTER};
-    use test_guests::rt::{check, Env, Fail};
+    use test_guests::rt::{self, check, Env, Fail};
 
     const P: u64 = 0xf1e2_d3c4_b5a6_9788;
 
@@ -179,6 +179,7 @@ mod guest {
             let w = Window::new(base as usize, size as usize)
                 .ok_or(Fail::saw("keel,mmio-test window overlaps the guest", base))?;
             scratch(&w)?;
+            rt::info("checked the keel,mmio-test window at", base);
         }
         let uart = env
             .fdt
