@@ -16,7 +16,6 @@ use crate::ipc;
 use crate::kernel::{k, tcb, Kernel};
 use crate::mem::{obj, read_word, write_word, Pa};
 use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
-use crate::sched::sc_can_run;
 use sel4_sys::MessageInfo;
 
 /// Resolves a CPtr in the common single-level CSpace (guard + radix = 64 bits); other
@@ -257,26 +256,33 @@ fn ready_any(kk: &Kernel) -> bool {
     b[0] | b[1] | b[2] | b[3] != 0
 }
 
-/// Whether `sc`, the context `next` will run on, needs none of the refill work the
-/// general path does for a context it switches to and can run now: it is the running
-/// context (already charged, and no `refill_unblock_check` is due for it), or a
-/// round-robin one (seL4's `refill_unblock_check` does nothing for those) whose budget is
-/// ready and sufficient and whose thread is not waiting for a refill.
+/// Whether `next` can run on `sc`, a context other than the running one, without any of
+/// the refill work the general path does for a context it switches to: a round-robin
+/// context (seL4's `refill_unblock_check` does nothing for those) whose budget is ready and
+/// sufficient, and whose thread is not waiting for a refill. `remaining` is non-zero only
+/// for a configured context with a ready head refill of that amount (see
+/// [`check_remaining`]), so it alone says whether the budget is there.
 #[inline(always)]
-fn runs_without_refill_work(kk: &Kernel, next: Pa, sc: Pa) -> bool {
-    if sc == kk.cur_sc {
-        return true;
-    }
+fn other_sc_can_run(next: Pa, sc: Pa) -> bool {
     let s = obj::<SchedContext>(sc);
-    s.period == 0 && sc_can_run(s) && !tcb(next).in_release_queue
+    #[cfg(feature = "invariants")]
+    check_remaining(sc);
+    s.period == 0 && s.remaining >= crate::sched::MIN_REMAINING && !tcb(next).in_release_queue
 }
 
-/// The checks every fast path makes on the running thread `t` (what the general path's
-/// `budget_check_restart` decides at kernel entry): it runs on the current scheduling
-/// context, which is charged now and must still have budget (else the general path
-/// restarts the system call). Returns the time of the charge and the context.
+/// The budget of the running thread `t` (what the general path's `budget_check_restart`
+/// decides at entry, without charging yet): it runs on the current scheduling context, a
+/// round-robin one, which after being charged for the time it used would still have
+/// MIN_BUDGET left (else the general path charges it and restarts the system call).
+/// Returns the time, the context and the time used since the context was last charged.
+///
+/// The charge itself is lazy, as seL4's `ksConsumed`: when the partner runs on the same
+/// context (a donation, or a donated context going back), nothing is charged, and the
+/// next kernel entry that charges (any general-path entry, an interrupt, a fast path that
+/// switches contexts) charges the whole run at once, which gives the same refills as
+/// charging in parts. Only a switch of contexts commits the charge ([`commit`]).
 #[inline(always)]
-fn charge_running(kk: &mut Kernel, t: Pa) -> Option<(u64, Pa)> {
+pub(crate) fn running_budget(kk: &Kernel, t: Pa) -> Option<(u64, Pa, u64)> {
     let me = tcb(t);
     let my_sc = me.sc;
     // A running thread still in a scheduler queue (its timeslice ended in this entry's
@@ -284,46 +290,64 @@ fn charge_running(kk: &mut Kernel, t: Pa) -> Option<(u64, Pa)> {
     if my_sc == 0 || my_sc != kk.cur_sc || me.in_release_queue || me.in_ready_queue {
         return None;
     }
-    // Other contexts are charged by the general path (sporadic-server refill lists).
-    if obj::<SchedContext>(my_sc).period != 0 {
+    let s = obj::<SchedContext>(my_sc);
+    // Other contexts are charged by the general path (sporadic-server refill lists); a
+    // round-robin context has a head (what is left) and a tail (what was used).
+    if s.period != 0 || s.refill_head == s.refill_tail {
         return None;
     }
+    #[cfg(feature = "invariants")]
+    check_remaining(my_sc);
     let now = crate::arch::now_relaxed();
-    charge(kk, my_sc, now);
-    sc_can_run(obj::<SchedContext>(my_sc)).then_some((now, my_sc))
+    let used = now.saturating_sub(kk.charged_until);
+    // `remaining` is the ready head refill's amount (or 0): the charge leaves it
+    // `remaining - used`, which must be at least MIN_BUDGET (and MIN_REMAINING) for the
+    // general path to go on.
+    let rem = s.remaining;
+    if used >= rem || rem - used < crate::sched::min_budget_to_run() {
+        return None;
+    }
+    Some((now, my_sc, used))
 }
 
-/// `kk.charge_current(now)` for the running thread, whose context `sc` is a round-robin
-/// one, word by word (the general function's refill copies cost more than the IPC itself
-/// and may use FP/SIMD registers). The host test `fastpath_charge_matches_charge_current`
-/// checks that both agree.
+/// Charges the running round-robin context `sc` for `used`, the time since
+/// `charged_until`, as `kk.charge_current(now)` does, for a context that
+/// [`running_budget`] accepted (a ready head of `remaining` ticks, more than `used`, and
+/// a separate tail). Word by word: the general function's refill copies cost more than
+/// the IPC itself and may use FP/SIMD registers. The host test
+/// `fastpath_charge_matches_charge_current` checks that both agree.
 #[inline(always)]
-pub(crate) fn charge(kk: &mut Kernel, sc: Pa, now: u64) {
-    let s = obj::<SchedContext>(sc);
-    let used = now.saturating_sub(kk.charged_until);
+pub(crate) fn commit(kk: &mut Kernel, sc: Pa, now: u64, used: u64) {
     kk.charged_until = now;
-    let (h, tl) = (
-        crate::sched::refill_pa(sc, s.refill_head),
-        crate::sched::refill_pa(sc, s.refill_tail),
-    );
-    if used == 0 || !s.configured || read_word(h) > now {
+    let s = obj::<SchedContext>(sc);
+    let consumed = s.consumed.wrapping_add(used);
+    put(&mut s.consumed, consumed);
+    // The head is what is left of the slice, the tail what has been used.
+    let h = crate::sched::refill_pa(sc, s.refill_head);
+    let tl = crate::sched::refill_pa(sc, s.refill_tail);
+    let left = s.remaining - used;
+    write_word(h + 8, left);
+    write_word(tl + 8, read_word(tl + 8) + used);
+    // `update_remaining`: the head is still ready and at least MIN_BUDGET.
+    put(&mut s.remaining, left);
+}
+
+/// Checks what the fast path assumes of `remaining` (a checking kernel, at every use):
+/// it is 0, or the context is configured and its head refill is ready (as of the last
+/// charge) with exactly that amount.
+#[cfg(feature = "invariants")]
+pub(crate) fn check_remaining(sc: Pa) {
+    let s = obj::<SchedContext>(sc);
+    if s.remaining == 0 {
         return;
     }
-    s.consumed = s.consumed.wrapping_add(used);
-    // The head is what is left of the slice, the tail what has been used (read both
-    // first: with a single refill they are the same, as in the general function).
-    let (head, tail) = (read_word(h + 8), read_word(tl + 8));
-    let moved = used.min(head);
-    write_word(h + 8, head - moved);
-    write_word(tl + 8, tail + moved);
-    // `update_remaining`: the head is ready (checked above) and the context configured.
-    let left = read_word(h + 8);
-    let left = if left >= crate::sched::min_budget() {
-        left
-    } else {
-        0
-    };
-    put(&mut s.remaining, left);
+    let h = crate::sched::refill_pa(sc, s.refill_head);
+    assert!(
+        s.configured
+            && read_word(h) <= crate::arch::now_relaxed()
+            && read_word(h + 8) == s.remaining,
+        "invariant: scheduling context {sc:#x}: `remaining` does not mirror a ready head refill"
+    );
 }
 
 #[inline(always)]
@@ -352,17 +376,20 @@ fn fast_call(t: Pa) -> Option<Pa> {
     }
     let vspace = loaded_vspace_of(dest)?;
     let kk = k();
-    let (now, my_sc) = charge_running(kk, t)?;
+    let (now, my_sc, used) = running_budget(kk, t)?;
     // A passive receiver runs on the caller's context (donated, `reply_push`).
     let dest_sc = tcb(dest).sc;
-    let run_sc = if dest_sc == 0 { my_sc } else { dest_sc };
-    if !runs_without_refill_work(kk, dest, run_sc)
+    if dest_sc != 0 && !other_sc_can_run(dest, dest_sc)
         || !scheduler_would_pick(kk, tcb(dest).priority as usize, now)
     {
         return None;
     }
 
-    // What `send_ipc` does for a Call to a waiting receiver, then `schedule`.
+    // What the entry's charge, `send_ipc` for a Call to a waiting receiver and then
+    // `schedule` do; the charge only when the context changes (see `running_budget`).
+    if dest_sc != 0 {
+        commit(kk, my_sc, now, used);
+    }
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
     ep_dequeue_head(ep, dest);
@@ -371,9 +398,12 @@ fn fast_call(t: Pa) -> Option<Pa> {
     put_pa(&mut d.reply, 0);
     put_pa(&mut d.blocked_on, 0);
     obj::<Reply>(reply).receiver = 0;
-    push_reply(t, dest, tcb(dest).sc, reply);
+    push_reply(t, dest, dest_sc, reply);
     tcb(dest).state = ThreadState::Running;
-    Some(switch(dest, run_sc, vspace, now))
+    if dest_sc == 0 {
+        return Some(switch_same_sc(dest, vspace));
+    }
+    Some(switch(dest, dest_sc, vspace, now))
 }
 
 #[inline(always)]
@@ -420,25 +450,23 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     }
     let vspace = loaded_vspace_of(caller)?;
     let kk = k();
-    let (now, my_sc) = charge_running(kk, t)?;
+    let (now, my_sc, used) = running_budget(kk, t)?;
     // After the reply the caller runs on its own context, or gets the donated one back
     // if it has none (`reply_pop`); a donated context must be the one running now.
-    let caller_sc = if donated != 0 && tcb(caller).sc == 0 {
-        if donated != my_sc {
-            return None;
-        }
-        donated
-    } else {
-        tcb(caller).sc
-    };
-    if caller_sc == 0
-        || !runs_without_refill_work(kk, caller, caller_sc)
+    let own_sc = tcb(caller).sc;
+    let same_sc = donated != 0 && own_sc == 0;
+    if same_sc && donated != my_sc
+        || !same_sc && (own_sc == 0 || !other_sc_can_run(caller, own_sc))
         || !scheduler_would_pick(kk, tcb(caller).priority as usize, now)
     {
         return None;
     }
 
-    // What `do_reply` and then `receive_ipc` do here, then `schedule`.
+    // What the entry's charge, `do_reply` and then `receive_ipc` do here, then
+    // `schedule`; the charge only when the context changes (see `running_budget`).
+    if !same_sc {
+        commit(kk, my_sc, now, used);
+    }
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
     pop_reply(t, caller, reply);
@@ -451,7 +479,10 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     me.state = ThreadState::BlockedOnReceive;
     obj::<Reply>(reply).receiver = t;
     ipc::ep_insert(ep, t);
-    Some(switch(caller, caller_sc, vspace, now))
+    if same_sc {
+        return Some(switch_same_sc(caller, vspace));
+    }
+    Some(switch(caller, own_sc, vspace, now))
 }
 
 /// Send on a notification that a thread of higher priority than the signaller waits on,
@@ -490,13 +521,14 @@ fn fast_signal(t: Pa) -> Option<Pa> {
     }
     let vspace = loaded_vspace_of(waiter)?;
     let kk = k();
-    let (now, _) = charge_running(kk, t)?;
-    if !runs_without_refill_work(kk, waiter, waiter_sc)
+    let (now, my_sc, used) = running_budget(kk, t)?;
+    if !other_sc_can_run(waiter, waiter_sc)
         || !scheduler_would_pick(kk, tcb(waiter).priority as usize, now)
     {
         return None;
     }
 
+    commit(kk, my_sc, now, used);
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
     ntfn_dequeue_head(ntfn, waiter);
@@ -542,21 +574,32 @@ fn copy_message(from: Pa, to: Pa, badge: u64, info: MessageInfo) {
 }
 
 /// Makes `to` current in address space `vspace`, where it runs on scheduling context
-/// `sc`, and arms the timer for that budget. The timer is only moved earlier: a deadline
-/// already set earlier fires early, and the interrupt then finds budget left and sets the
-/// exact one (the general path always does).
+/// `sc` (not the one running now, which [`commit`] has charged), and arms the timer for
+/// that budget. The timer is only moved earlier: a deadline already set earlier fires
+/// early, and the interrupt then finds budget left and sets the exact one (the general
+/// path always does).
 #[inline(always)]
 fn switch(to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
     let kk = k();
-    kk.cur = to;
     kk.cur_sc = sc;
+    switch_same_sc(to, vspace);
+    if now.saturating_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
+        return to | ARM_TIMER;
+    }
+    to
+}
+
+/// Makes `to` current in address space `vspace`, running on the current scheduling
+/// context. Nothing was charged and the context's budget is what it was, so the timer
+/// armed for its end (or earlier) stays right.
+#[inline(always)]
+fn switch_same_sc(to: Pa, vspace: (Pa, u64)) -> Pa {
+    let kk = k();
+    kk.cur = to;
     // The partners of a fast-path IPC are almost always in different address spaces:
     // loading VTTBR unconditionally is cheaper than comparing first.
     kk.loaded_vspace = vspace;
     crate::arch::set_vspace_for_return(vspace.0 as u64, vspace.1);
-    if now.saturating_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
-        return to | ARM_TIMER;
-    }
     to
 }
 

@@ -12,6 +12,7 @@
 use crate::kernel::Kernel;
 use crate::mem::{obj, Pa};
 use crate::object::{SchedContext, Tcb, ThreadState};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// seL4's scheduler action: what `schedule()` does about threads made ready during a
 /// kernel entry. A woken thread goes to the HEAD of its ready queue (seL4's
@@ -528,14 +529,43 @@ pub struct Refill {
     pub amount: u64,
 }
 
-/// seL4's MIN_BUDGET in ticks: no refill is smaller.
+/// seL4's MIN_BUDGET in ticks: no refill is smaller. Computed once (the counter
+/// frequency does not change): the fast path and every charge read it.
 #[inline]
 pub fn min_budget() -> u64 {
-    // `us_to_ticks` in 64 bits (no 128-bit division on the IPC fast path): the counter
-    // frequency is a 32-bit register, so the product cannot overflow.
+    let v = MIN_BUDGET_TICKS.load(Ordering::Relaxed);
+    if v != 0 {
+        return v;
+    }
+    min_budget_first()
+}
+
+/// What a context's head refill must hold for its thread to run: MIN_BUDGET (and at
+/// least [`MIN_REMAINING`]), for the fast path's budget check.
+#[inline(always)]
+pub fn min_budget_to_run() -> u64 {
+    let v = MIN_BUDGET_TO_RUN.load(Ordering::Relaxed);
+    if v != 0 {
+        return v;
+    }
+    min_budget_first();
+    MIN_BUDGET_TO_RUN.load(Ordering::Relaxed)
+}
+
+/// [`min_budget`] and [`min_budget_to_run`] in ticks once known (0: not computed yet).
+static MIN_BUDGET_TICKS: AtomicU64 = AtomicU64::new(0);
+static MIN_BUDGET_TO_RUN: AtomicU64 = AtomicU64::new(0);
+
+#[cold]
+fn min_budget_first() -> u64 {
+    // `us_to_ticks` in 64 bits: the counter frequency is a 32-bit register, so the
+    // product cannot overflow.
     const _: () = assert!(sel4_sys::consts::MIN_BUDGET_US < 1 << 31);
     let f = crate::arch::timer_freq() & 0xffff_ffff;
-    sel4_sys::consts::MIN_BUDGET_US * f / 1_000_000
+    let v = sel4_sys::consts::MIN_BUDGET_US * f / 1_000_000;
+    MIN_BUDGET_TICKS.store(v, Ordering::Relaxed);
+    MIN_BUDGET_TO_RUN.store(v.max(MIN_REMAINING), Ordering::Relaxed);
+    v
 }
 
 /// seL4's MAX_RELEASE_TIME: refills never start later than this.

@@ -2184,11 +2184,23 @@ mod fastpath_equivalence {
             let r = Self::fast(number, t);
             crate::arch::freeze_clock(None);
             assert_eq!(r & GENERAL_PATH, 0, "{what}: the fast path did not take it");
-            let fast = self.snapshot();
             assert_ne!(general, before, "{what}: nothing happened");
             assert_eq!(r & !ARM_TIMER, general_next, "{what}: another thread runs");
-            self.same(what, &general, &fast);
+            let fast = self.snapshot();
+            self.same(what, &general, &self.committed(&fast));
             general_next
+        }
+
+        /// State `s` with the charge the fast path may leave pending (it charges lazily
+        /// while the scheduling context does not change) committed, as the next kernel
+        /// entry that charges does first. The state itself is left as `s` was: the
+        /// following steps go on from the lazy state.
+        fn committed(&self, s: &(Vec<u8>, Vec<u8>)) -> (Vec<u8>, Vec<u8>) {
+            self.restore(s);
+            k().charge_current(self.now);
+            let c = self.snapshot();
+            self.restore(s);
+            c
         }
 
         /// A system call the fast path must leave to the general path: trying the fast
@@ -2327,6 +2339,87 @@ mod fastpath_equivalence {
         assert!(tcb(c).in_ready_queue);
     }
 
+    /// Runs `steps` system calls of a Call / ReplyRecv ping-pong between client `c`
+    /// (Call on EP1) and server `s` (ReplyRecv on EP1 with R1), each `dt` after the last,
+    /// twice from the same state: once through the general path only, once as the
+    /// exception vector does (the fast path first, the general path when it declines).
+    /// After every step the two states must be the same, once the fast path's pending
+    /// charge is committed. Returns how many steps the fast path took and declined.
+    fn ping_pong(w: &mut World, c: Pa, s: Pa, steps: usize, dt: u64) -> (usize, usize) {
+        let mut general = w.snapshot();
+        let mut fast = general.clone();
+        let (mut taken, mut declined) = (0, 0);
+        for i in 0..steps {
+            w.now += dt;
+            let mut next = [0; 2];
+            for (run, state) in [&mut general, &mut fast].into_iter().enumerate() {
+                w.restore(state);
+                let t = k().cur;
+                assert!(t == c || t == s, "step {i}: neither thread runs");
+                let (number, x6) = if t == c {
+                    (nr::CALL, 0)
+                } else {
+                    (nr::REPLY_RECV, R1)
+                };
+                w.syscall(number, EP1, x6, 2);
+                crate::arch::freeze_clock(Some(w.now));
+                next[run] = if run == 0 {
+                    crate::kernel::handle_user_exception(SVC, 0)
+                } else {
+                    let r = World::fast(number, t);
+                    if r & GENERAL_PATH != 0 {
+                        declined += 1;
+                        crate::kernel::handle_user_exception(SVC, 0)
+                    } else {
+                        taken += 1;
+                        r & !ARM_TIMER
+                    }
+                };
+                crate::arch::freeze_clock(None);
+                *state = w.snapshot();
+            }
+            assert_eq!(next[0], next[1], "step {i}: another thread runs");
+            let what = std::format!("step {i}");
+            w.same(&what, &general, &w.committed(&fast));
+        }
+        w.restore(&fast);
+        (taken, declined)
+    }
+
+    #[test]
+    fn budget_runs_out_during_a_fast_path_ping_pong() {
+        // A passive server: the client's context is donated and comes back on every
+        // round trip, so the fast path charges nothing until the budget runs out; then
+        // the general path ends the slice (a fresh one, the call restarted) and the
+        // ping-pong goes on. Both runs must agree on every refill and on `consumed`.
+        let mut w = World::new();
+        let (c, s) = (w.thread(10, 1), w.thread(20, 2));
+        let sc = w.sc(c, 20_000, ROUND_ROBIN);
+        let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
+        crate::ipc::receive_ipc(s, e1, r1, true);
+        w.run(c);
+        let (taken, declined) = ping_pong(&mut w, c, s, 60, 1_100);
+        assert!(
+            taken >= 40 && declined >= 2,
+            "taken {taken}, declined {declined}"
+        );
+        assert!(tcb(c).sc == sc || tcb(s).sc == sc);
+
+        // An active server: every fast path switches contexts and charges.
+        let mut w = World::new();
+        let (c, s) = (w.thread(10, 1), w.thread(20, 2));
+        w.sc(c, 20_000, ROUND_ROBIN);
+        w.sc(s, 15_000, ROUND_ROBIN);
+        let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
+        crate::ipc::receive_ipc(s, e1, r1, true);
+        w.run(c);
+        let (taken, declined) = ping_pong(&mut w, c, s, 60, 900);
+        assert!(
+            taken >= 40 && declined >= 2,
+            "taken {taken}, declined {declined}"
+        );
+    }
+
     #[test]
     fn what_the_fast_path_leaves_to_the_general_path() {
         // A thread of the server's priority is ready: the scheduler runs it first.
@@ -2386,9 +2479,11 @@ mod fastpath_equivalence {
     }
 }
 
-/// The fast path charges a round-robin context word by word: the same result as
+/// The fast path's budget check and charge of a round-robin context against
 /// `charge_current` for every shape of refill list (one or two refills, a head not yet
-/// due, an unconfigured context, nothing used, a slice used up) and every time.
+/// due, an unconfigured context, nothing used, a slice used up) and every time: when the
+/// fast path takes the call, its charge leaves the same bytes and the thread can run; when
+/// it declines a context that it could handle, the thread cannot run after the charge.
 #[test]
 fn fastpath_charge_matches_charge_current() {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -2399,7 +2494,8 @@ fn fastpath_charge_matches_charge_current() {
         seed % n
     };
     let kk = k();
-    for case in 0..2000 {
+    let mut taken = 0;
+    for case in 0..4000 {
         let t = new_thread(10);
         let sc = arena(256, 256);
         let s = crate::mem::obj::<SchedContext>(sc);
@@ -2408,8 +2504,9 @@ fn fastpath_charge_matches_charge_current() {
         tcb(t).sc = sc;
         let max = 1 + rnd(3);
         let budget = [3, 100, 1000, 1 << 30][rnd(4) as usize];
-        // Periodic contexts are left to the general path (both runs use it).
+        // Periodic contexts are left to the general path.
         let period = if rnd(4) == 0 { budget * 4 } else { 0 };
+        let charged = rnd(100);
         crate::sched::refill_new(sc, max, budget, period, rnd(50));
         if period == 0 && max > 1 && rnd(2) == 0 {
             // Part of the slice already used: it sits in the tail.
@@ -2419,24 +2516,50 @@ fn fastpath_charge_matches_charge_current() {
             let tail = crate::sched::refill_pa(sc, tl);
             crate::mem::write_word(head + 8, budget - used);
             crate::mem::write_word(tail + 8, crate::mem::read_word(tail + 8) + used);
-            crate::sched::update_remaining(sc, 50);
         }
-        let charged = rnd(100);
+        // `remaining` as the last charge left it (what the fast path relies on).
+        crate::sched::update_remaining(sc, charged);
         let now = charged + [0, 1, 2, 50, 999, 5000][rnd(6) as usize];
         let before = crate::mem::bytes(sc, 256).to_vec();
-        let mut results = Vec::new();
-        for fast in [false, true] {
-            crate::mem::copy(sc, before.as_ptr() as Pa, 256);
-            kk.cur = t;
-            kk.charged_until = charged;
-            if fast && period == 0 {
-                crate::fastpath::charge(kk, sc, now);
-            } else {
-                kk.charge_current(now);
+        kk.cur = t;
+        kk.cur_sc = sc;
+        kk.charged_until = charged;
+        kk.charge_current(now);
+        let general = (crate::mem::bytes(sc, 256).to_vec(), kk.charged_until);
+        let can_run = crate::sched::sc_can_run(s);
+
+        crate::mem::copy(sc, before.as_ptr() as Pa, 256);
+        kk.charged_until = charged;
+        crate::arch::freeze_clock(Some(now));
+        let fast = crate::fastpath::running_budget(kk, t);
+        crate::arch::freeze_clock(None);
+        match fast {
+            Some((n, c, used)) => {
+                assert_eq!((n, c, used), (now, sc, now - charged), "case {case}");
+                crate::fastpath::commit(kk, sc, now, used);
+                let mine = (crate::mem::bytes(sc, 256).to_vec(), kk.charged_until);
+                assert!(mine == general, "case {case}: the charges differ");
+                assert!(
+                    can_run,
+                    "case {case}: the general path would restart the call"
+                );
+                taken += 1;
             }
-            results.push((crate::mem::bytes(sc, 256).to_vec(), kk.charged_until));
+            None => {
+                assert_eq!(
+                    crate::mem::bytes(sc, 256),
+                    &before[..],
+                    "case {case}: changed"
+                );
+                let handled = period == 0 && s.refill_head != s.refill_tail;
+                let head = crate::sched::refill_at(sc, s.refill_head);
+                if handled && s.configured && head.time <= charged {
+                    assert!(!can_run, "case {case}: declined a thread that can run");
+                }
+            }
         }
-        assert!(results[0] == results[1], "case {case}: the charges differ");
     }
+    assert!(taken > 500, "only {taken} cases taken");
     kk.cur = 0;
+    kk.cur_sc = 0;
 }
