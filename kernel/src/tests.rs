@@ -2527,6 +2527,32 @@ fn fastpath_charge_matches_charge_current() {
         kk.charge_current(now);
         let general = (crate::mem::bytes(sc, 256).to_vec(), kk.charged_until);
         let can_run = crate::sched::sc_can_run(s);
+        if period == 0 {
+            // `charge_current` takes the word-by-word charge when it can: check it
+            // against seL4's rule for round robin, done with the refill accessors.
+            crate::mem::copy(sc, before.as_ptr() as Pa, 256);
+            if s.configured && crate::sched::refill_ready(sc, now) && now > charged {
+                let used = now - charged;
+                s.consumed = s.consumed.wrapping_add(used);
+                let (h, tl) = (s.refill_head, s.refill_tail);
+                let mut head = crate::sched::refill_at(sc, h);
+                let mut tail = crate::sched::refill_at(sc, tl);
+                let moved = used.min(head.amount);
+                head.amount -= moved;
+                tail.amount += moved;
+                for (i, r) in [(h, head), (tl, tail)] {
+                    let pa = crate::sched::refill_pa(sc, i);
+                    crate::mem::write_word(pa, r.time);
+                    crate::mem::write_word(pa + 8, r.amount);
+                }
+                crate::sched::update_remaining(sc, now);
+            }
+            let model = (crate::mem::bytes(sc, 256).to_vec(), now);
+            assert!(
+                model == general,
+                "case {case}: charge_current differs from the rule"
+            );
+        }
 
         crate::mem::copy(sc, before.as_ptr() as Pa, 256);
         kk.charged_until = charged;
