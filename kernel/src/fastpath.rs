@@ -291,15 +291,16 @@ pub(crate) fn running_budget(kk: &Kernel, t: Pa) -> Option<(u64, Pa, u64)> {
         return None;
     }
     let s = obj::<SchedContext>(my_sc);
-    // Other contexts are charged by the general path (sporadic-server refill lists); a
-    // round-robin context has a head (what is left) and a tail (what was used).
-    if s.period != 0 || s.refill_head == s.refill_tail {
+    // Other contexts are charged by the general path (sporadic-server refill lists).
+    if s.period != 0 {
         return None;
     }
     #[cfg(feature = "invariants")]
     check_remaining(my_sc);
     let now = crate::arch::now_relaxed();
-    let used = now.saturating_sub(kk.charged_until);
+    // The counter does not go back; if it did, `used` would be huge and the general path
+    // would take the call.
+    let used = now.wrapping_sub(kk.charged_until);
     // `remaining` is the ready head refill's amount (or 0): the charge leaves it
     // `remaining - used`, which must be at least MIN_BUDGET (and MIN_REMAINING) for the
     // general path to go on.
@@ -310,10 +311,19 @@ pub(crate) fn running_budget(kk: &Kernel, t: Pa) -> Option<(u64, Pa, u64)> {
     Some((now, my_sc, used))
 }
 
+/// Whether [`commit`] can charge the running context `sc` (which [`running_budget`]
+/// accepted): a round-robin context has a head (what is left) and a separate tail (what
+/// was used).
+#[inline(always)]
+fn can_commit(sc: Pa) -> bool {
+    let s = obj::<SchedContext>(sc);
+    s.refill_head != s.refill_tail
+}
+
 /// Charges the running round-robin context `sc` for `used`, the time since
 /// `charged_until`, as `kk.charge_current(now)` does, for a context that
-/// [`running_budget`] accepted (a ready head of `remaining` ticks, more than `used`, and
-/// a separate tail). Word by word: the general function's refill copies cost more than
+/// [`running_budget`] accepted (a ready head of `remaining` ticks, more than `used`) and
+/// [`can_commit`] charges. Word by word: the general function's refill copies cost more than
 /// the IPC itself and may use FP/SIMD registers. The host test
 /// `fastpath_charge_matches_charge_current` checks that both agree.
 #[inline(always)]
@@ -374,16 +384,16 @@ fn fast_call(t: Pa) -> Option<Pa> {
     if reply == 0 || d.priority < tcb(t).priority || d.yield_to != 0 {
         return None;
     }
-    let vspace = loaded_vspace_of(dest)?;
     let kk = k();
     let (now, my_sc, used) = running_budget(kk, t)?;
     // A passive receiver runs on the caller's context (donated, `reply_push`).
     let dest_sc = tcb(dest).sc;
-    if dest_sc != 0 && !other_sc_can_run(dest, dest_sc)
+    if dest_sc != 0 && (!other_sc_can_run(dest, dest_sc) || !can_commit(my_sc))
         || !scheduler_would_pick(kk, tcb(dest).priority as usize, now)
     {
         return None;
     }
+    let vspace = loaded_vspace_of(dest)?;
 
     // What the entry's charge, `send_ipc` for a Call to a waiting receiver and then
     // `schedule` do; the charge only when the context changes (see `running_budget`).
@@ -448,7 +458,6 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     if bound != 0 && (obj::<Notification>(bound).active || obj::<Notification>(bound).sc != 0) {
         return None;
     }
-    let vspace = loaded_vspace_of(caller)?;
     let kk = k();
     let (now, my_sc, used) = running_budget(kk, t)?;
     // After the reply the caller runs on its own context, or gets the donated one back
@@ -456,11 +465,13 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     let own_sc = tcb(caller).sc;
     let same_sc = donated != 0 && own_sc == 0;
     if same_sc && donated != my_sc
-        || !same_sc && (own_sc == 0 || !other_sc_can_run(caller, own_sc))
+        || !same_sc
+            && (own_sc == 0 || !other_sc_can_run(caller, own_sc) || !can_commit(my_sc))
         || !scheduler_would_pick(kk, tcb(caller).priority as usize, now)
     {
         return None;
     }
+    let vspace = loaded_vspace_of(caller)?;
 
     // What the entry's charge, `do_reply` and then `receive_ipc` do here, then
     // `schedule`; the charge only when the context changes (see `running_budget`).
@@ -519,14 +530,15 @@ fn fast_signal(t: Pa) -> Option<Pa> {
     {
         return None;
     }
-    let vspace = loaded_vspace_of(waiter)?;
     let kk = k();
     let (now, my_sc, used) = running_budget(kk, t)?;
     if !other_sc_can_run(waiter, waiter_sc)
+        || !can_commit(my_sc)
         || !scheduler_would_pick(kk, tcb(waiter).priority as usize, now)
     {
         return None;
     }
+    let vspace = loaded_vspace_of(waiter)?;
 
     commit(kk, my_sc, now, used);
     let me = tcb(t);
@@ -583,7 +595,8 @@ fn switch(to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
     let kk = k();
     kk.cur_sc = sc;
     switch_same_sc(to, vspace);
-    if now.saturating_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
+    // (Wrapping: a sum past 2^64 only arms the timer, which then sets the exact deadline.)
+    if now.wrapping_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
         return to | ARM_TIMER;
     }
     to

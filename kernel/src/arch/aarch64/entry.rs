@@ -218,12 +218,16 @@ keel_vector_lower_sync:
     b       .Lfast_done
 .Lfast_reply_recv:
     bl      keel_fast_reply_recv
-    b       .Lfast_done
+    // (The two tests of .Lfast_done, repeated to save a branch on the round trip.)
+    tbnz    x0, #1, .Lfast_failed
+    tbz     x0, #0, keel_restore_frame
+    b       .Lfast_arm_timer
 .Lfast_call:
     bl      keel_fast_call
 .Lfast_done:
     tbnz    x0, #1, .Lfast_failed
     tbz     x0, #0, keel_restore_frame
+.Lfast_arm_timer:
     bic     x19, x0, #1
     bl      keel_fastpath_arm_timer
     mov     x0, x19
