@@ -465,8 +465,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     let own_sc = tcb(caller).sc;
     let same_sc = donated != 0 && own_sc == 0;
     if same_sc && donated != my_sc
-        || !same_sc
-            && (own_sc == 0 || !other_sc_can_run(caller, own_sc) || !can_commit(my_sc))
+        || !same_sc && (own_sc == 0 || !other_sc_can_run(caller, own_sc) || !can_commit(my_sc))
         || !scheduler_would_pick(kk, tcb(caller).priority as usize, now)
     {
         return None;
