@@ -319,8 +319,9 @@ impl Kernel {
     /// Chooses the thread to run next and returns its register frame (charging the
     /// running thread first: an entry that has not charged it, an interrupt).
     pub fn schedule(&mut self) -> Pa {
-        self.charge_current(crate::arch::now());
-        self.schedule_charged()
+        let now = crate::arch::now();
+        self.charge_current(now);
+        self.schedule_at(now)
     }
 
     /// [`Kernel::schedule`] for an entry that charged the running thread when it came
@@ -330,6 +331,51 @@ impl Kernel {
     /// reads the counter and charges once.
     pub fn schedule_charged(&mut self) -> Pa {
         let now = self.charged_until;
+        if let Some(t) = self.resume_current(now) {
+            return t;
+        }
+        self.schedule_at(now)
+    }
+
+    /// The most common outcome of [`Kernel::schedule_at`], found without its work: the
+    /// running thread goes on. Nothing in the release queue is due, the thread is
+    /// runnable, in no queue and can run on its context (the current one), no switch was
+    /// asked for, no ready thread outranks it and its address space keeps its VMID: then
+    /// `schedule_at` only re-arms the timer and completes a YieldTo, as here. Otherwise
+    /// `None`, having changed nothing.
+    #[inline(always)]
+    fn resume_current(&mut self, now: u64) -> Option<Pa> {
+        let cur = self.cur;
+        if cur == 0 || self.force_switch || matches!(self.sched_action, SchedAction::SwitchTo(_)) {
+            return None;
+        }
+        let r = self.release_head;
+        if r != 0 && release_time(obj::<Tcb>(r).sc) <= now {
+            return None;
+        }
+        let th = obj::<Tcb>(cur);
+        if !is_runnable(th.state)
+            || th.sc == 0
+            || th.sc != self.cur_sc
+            || th.in_release_queue
+            || th.in_ready_queue
+            || !sc_can_run(obj::<SchedContext>(th.sc))
+            || self
+                .highest_ready_priority()
+                .is_some_and(|p| p > th.priority as usize)
+            || self.loaded_vspace.1 == u64::MAX
+        {
+            return None;
+        }
+        self.sched_action = SchedAction::ResumeCurrent;
+        self.program_timer(now);
+        complete_yield_to_if_any(cur);
+        Some(cur)
+    }
+
+    /// [`Kernel::schedule`] at time `now`, the running thread charged up to it.
+    #[inline(never)]
+    pub(crate) fn schedule_at(&mut self, now: u64) -> Pa {
         self.wake_released(now);
         let mut keep_current = false;
         if self.cur != 0 {

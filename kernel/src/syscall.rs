@@ -109,8 +109,35 @@ impl Reply {
 }
 
 /// Looks up `cptr` in `t`'s CSpace (all 64 bits, stopping at a non-CNode cap).
+#[inline(always)]
 pub fn lookup_cap(t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
     let root = tcb(t).slots[tcb_slot::CTABLE].cap;
+    // The common shape, a single-level CSpace (guard + radix = 64 bits) whose guard
+    // matches: the slot at once, the one `resolve` finds (host test
+    // `lookup_cap_single_level_matches_resolve`). Anything else, errors included, is
+    // `resolve`'s.
+    if let CapKind::CNode {
+        pa,
+        radix,
+        guard_size,
+        guard,
+    } = root.kind()
+    {
+        if radix as u32 + guard_size as u32 == 64
+            && radix > 0
+            && radix < 64
+            && cptr >> radix == guard
+        {
+            let s = pa + (((cptr & ((1 << radix) - 1)) as usize) << 5);
+            return Ok((s, slot(s).cap));
+        }
+    }
+    lookup_cap_general(root, cptr)
+}
+
+/// [`lookup_cap`] in any CSpace, by `cspace::resolve`.
+#[inline(never)]
+fn lookup_cap_general(root: Cap, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
     let (s, _) = cspace::resolve(root, cptr, 64)?;
     Ok((s, slot(s).cap))
 }

@@ -2420,6 +2420,83 @@ mod fastpath_equivalence {
         );
     }
 
+    /// `schedule_charged` (which resumes the running thread without `schedule_at`'s work
+    /// when nothing else can happen) leaves the state `schedule_at` leaves, over random
+    /// scheduler states: other threads ready above, at or below the running one's
+    /// priority, a release due or not, a spent budget, a pending switch or YieldTo.
+    #[test]
+    fn resuming_the_running_thread_matches_the_full_schedule() {
+        let mut seed = 0x853c_49e6_748f_ea9bu64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        // The whole state; of the scheduler action only the variant (a variant without
+        // payload leaves the payload bytes as they were).
+        let bytes = |w: &World| {
+            let kk = k();
+            let kb = crate::mem::bytes(kk as *const Kernel as Pa, size_of::<Kernel>()).to_vec();
+            (crate::mem::bytes(w.base, ARENA).to_vec(), kb)
+        };
+        let raw = |w: &World| {
+            let kk = k();
+            let mut kb = crate::mem::bytes(kk as *const Kernel as Pa, size_of::<Kernel>()).to_vec();
+            let at = core::mem::offset_of!(Kernel, sched_action);
+            let n = size_of::<crate::sched::SchedAction>();
+            let resume = matches!(kk.sched_action, crate::sched::SchedAction::ResumeCurrent);
+            kb[at..at + n].fill(0);
+            kb[at] = resume as u8;
+            (crate::mem::bytes(w.base, ARENA).to_vec(), kb)
+        };
+        let mut resumed = 0;
+        for case in 0..400 {
+            let mut w = World::new();
+            let c = w.thread(100, 1);
+            // (A periodic context's budget is never spent here: the thread would wait
+            // for its refill with nothing else to run, and the host cannot idle.)
+            let budget = [20_000, 1 << 30][rnd(2) as usize];
+            let periodic = budget == 1 << 30 && rnd(4) == 0;
+            w.sc(c, budget, if periodic { budget * 2 } else { ROUND_ROBIN });
+            w.run(c);
+            for i in 0..rnd(3) {
+                let x = w.thread([50, 100, 150][rnd(3) as usize], 2 + i as u16);
+                w.sc(x, 1 << 30, ROUND_ROBIN);
+                tcb(x).state = ThreadState::Running;
+                match rnd(3) {
+                    0 => k().ready_enqueue(x),
+                    1 => {
+                        k().ready_enqueue(x);
+                        k().sched_action = crate::sched::SchedAction::SwitchTo(x);
+                    }
+                    _ => k().release_enqueue(x),
+                }
+            }
+            if rnd(4) == 0 {
+                k().sched_action = crate::sched::SchedAction::ChooseNew;
+            }
+            k().force_switch = rnd(8) == 0;
+            w.now += [0, 100, 30_000][rnd(3) as usize];
+            k().charge_current(w.now);
+            let before = bytes(&w);
+            let a = k().schedule_charged();
+            let after_a = raw(&w);
+            w.restore(&before);
+            let b = k().schedule_at(w.now);
+            let after_b = raw(&w);
+            assert_eq!(a, b, "case {case}: another thread runs");
+            w.same(&std::format!("case {case}"), &after_a, &after_b);
+            if a == c {
+                resumed += 1;
+            }
+        }
+        assert!(
+            resumed > 50,
+            "only {resumed} cases resumed the running thread"
+        );
+    }
+
     #[test]
     fn what_the_fast_path_leaves_to_the_general_path() {
         // A thread of the server's priority is ready: the scheduler runs it first.
@@ -2588,4 +2665,63 @@ fn fastpath_charge_matches_charge_current() {
     assert!(taken > 500, "only {taken} cases taken");
     kk.cur = 0;
     kk.cur_sc = 0;
+}
+
+/// `syscall::lookup_cap` finds in a single-level CSpace what `cspace::resolve` finds, for
+/// every guard size and guard, matching or not, and other shapes through `resolve`.
+#[test]
+fn lookup_cap_single_level_matches_resolve() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let t = new_thread(10);
+    let (pa, _) = cnode(4);
+    for i in 0..16 {
+        crate::cspace::insert_root(
+            Cap::new(CapKind::Endpoint {
+                pa: 0x1000 * (i + 1),
+                badge: i as u64,
+                rights: crate::cap::Rights::ALL,
+            }),
+            pa + i * 32,
+        );
+    }
+    for case in 0..5000 {
+        let radix = [1, 2, 3, 4][rnd(4) as usize];
+        // Mostly single-level shapes, some that stop short of 64 bits.
+        let guard_size = if rnd(4) == 0 {
+            rnd(64 - radix as u64)
+        } else {
+            64 - radix as u64
+        };
+        let guard = rnd(4).min(if guard_size == 0 {
+            0
+        } else {
+            (1 << guard_size.min(63)) - 1
+        });
+        let root = Cap::new(CapKind::CNode {
+            pa,
+            radix,
+            guard_size: guard_size as u8,
+            guard,
+        });
+        tcb(t).slots[crate::object::tcb_slot::CTABLE].cap = root;
+        let index = rnd(16);
+        let cptr = match rnd(3) {
+            0 => (guard << radix) | index,
+            1 => ((guard ^ 1) << radix) | index,
+            _ => rnd(u64::MAX),
+        };
+        let want =
+            crate::cspace::resolve(root, cptr, 64).map(|(s, _)| (s, crate::cspace::slot(s).cap));
+        let got = crate::syscall::lookup_cap(t, cptr);
+        assert_eq!(
+            got, want,
+            "case {case}: radix {radix} guard {guard_size}/{guard:#x} cptr {cptr:#x}"
+        );
+    }
 }
