@@ -18,27 +18,27 @@ use crate::mem::{obj, read_word, write_word, Pa};
 use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
 use sel4_sys::MessageInfo;
 
-/// Resolves a CPtr in the common single-level CSpace (guard + radix = 64 bits); other
-/// shapes go through the general lookup.
+/// Resolves a CPtr in the common single-level CSpace (guard + radix = 64 bits, as the
+/// loader gives every component and the kernel the root task); other shapes take the
+/// general path (a call to the general lookup here would cost every fast path a stack
+/// frame).
 #[inline(always)]
 fn lookup(t: Pa, cptr: u64) -> Option<Cap> {
     let root = tcb(t).slots[tcb_slot::CTABLE].cap;
-    if let CapKind::CNode {
+    let CapKind::CNode {
         pa,
         radix,
         guard_size,
         guard,
     } = root.kind()
-    {
-        if radix as u32 + guard_size as u32 == 64 && radix > 0 && radix < 64 {
-            if cptr >> radix == guard {
-                let index = (cptr & ((1 << radix) - 1)) as usize;
-                return Some(crate::cspace::slot(pa + (index << 5)).cap);
-            }
-            return None;
-        }
+    else {
+        return None;
+    };
+    if radix as u32 + guard_size as u32 == 64 && radix > 0 && radix < 64 && cptr >> radix == guard {
+        let index = (cptr & ((1 << radix) - 1)) as usize;
+        return Some(crate::cspace::slot(pa + (index << 5)).cap);
     }
-    crate::syscall::lookup_cap(t, cptr).ok().map(|(_, c)| c)
+    None
 }
 
 /// Call from thread `t`: the thread to run next if the fast path handled it (with
@@ -81,7 +81,7 @@ fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
             return Some((cap(a), cap(b)));
         }
     }
-    Some((lookup(t, a)?, lookup(t, b)?))
+    None
 }
 
 /// The address space `t` runs in, if its VSpace already has a hardware VMID (else the

@@ -349,17 +349,18 @@ impl Kernel {
         if cur == 0 || self.force_switch || matches!(self.sched_action, SchedAction::SwitchTo(_)) {
             return None;
         }
-        let r = self.release_head;
-        if r != 0 && release_time(obj::<Tcb>(r).sc) <= now {
-            return None;
-        }
         let th = obj::<Tcb>(cur);
         if !is_runnable(th.state)
-            || th.sc == 0
-            || th.sc != self.cur_sc
             || th.in_release_queue
             || th.in_ready_queue
+            || th.sc == 0
+            || th.sc != self.cur_sc
             || !sc_can_run(obj::<SchedContext>(th.sc))
+        {
+            return None;
+        }
+        let r = self.release_head;
+        if r != 0 && release_time(obj::<Tcb>(r).sc) <= now
             || self
                 .highest_ready_priority()
                 .is_some_and(|p| p > th.priority as usize)

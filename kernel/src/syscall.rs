@@ -211,8 +211,10 @@ pub fn handle_syscall(t: Pa, number: i64) {
 }
 
 fn handle_yield(_t: Pa) {
-    // MCS Yield: give up the rest of this budget.
-    k().yield_current(crate::arch::now());
+    // MCS Yield: give up the rest of this budget, at the entry's time (charged up to it
+    // at entry: the whole entry takes that time).
+    let kk = k();
+    kk.yield_current(kk.charged_until);
 }
 
 /// Call, Send and NBSend: on an endpoint, notification or reply it is IPC; on any other
