@@ -388,18 +388,34 @@ fn fast_call(t: Pa) -> Option<Pa> {
     let (now, my_sc, used) = running_budget(kk, t)?;
     // A passive receiver runs on the caller's context (donated, `reply_push`).
     let dest_sc = tcb(dest).sc;
-    if dest_sc != 0 && (!other_sc_can_run(dest, dest_sc) || !can_commit(my_sc))
-        || !scheduler_would_pick(kk, tcb(dest).priority as usize, now)
+    let prio = tcb(dest).priority as usize;
+    if dest_sc == 0 {
+        // The context stays: nothing to charge (see `running_budget`).
+        if !scheduler_would_pick(kk, prio, now) {
+            return None;
+        }
+        let vspace = loaded_vspace_of(dest)?;
+        call_and_wait(t, dest, ep, reply, badge, info, 0);
+        return Some(switch_same_sc(dest, vspace));
+    }
+    if !other_sc_can_run(dest, dest_sc)
+        || !can_commit(my_sc)
+        || !scheduler_would_pick(kk, prio, now)
     {
         return None;
     }
     let vspace = loaded_vspace_of(dest)?;
+    // The entry's charge: the context changes.
+    commit(kk, my_sc, now, used);
+    call_and_wait(t, dest, ep, reply, badge, info, dest_sc);
+    Some(switch(dest, dest_sc, vspace, now))
+}
 
-    // What the entry's charge, `send_ipc` for a Call to a waiting receiver and then
-    // `schedule` do; the charge only when the context changes (see `running_budget`).
-    if dest_sc != 0 {
-        commit(kk, my_sc, now, used);
-    }
+/// What `send_ipc` does for the Call of `t` that [`fast_call`] takes: `dest`, the head of
+/// `ep`'s queue, gets the message and runs (on `dest_sc`, or 0: on `t`'s context), `t`
+/// waits on `reply`.
+#[inline(always)]
+fn call_and_wait(t: Pa, dest: Pa, ep: Pa, reply: Pa, badge: u64, info: MessageInfo, dest_sc: Pa) {
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
     ep_dequeue_head(ep, dest);
@@ -410,10 +426,6 @@ fn fast_call(t: Pa) -> Option<Pa> {
     obj::<Reply>(reply).receiver = 0;
     push_reply(t, dest, dest_sc, reply);
     tcb(dest).state = ThreadState::Running;
-    if dest_sc == 0 {
-        return Some(switch_same_sc(dest, vspace));
-    }
-    Some(switch(dest, dest_sc, vspace, now))
 }
 
 #[inline(always)]
@@ -463,20 +475,35 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     // After the reply the caller runs on its own context, or gets the donated one back
     // if it has none (`reply_pop`); a donated context must be the one running now.
     let own_sc = tcb(caller).sc;
-    let same_sc = donated != 0 && own_sc == 0;
-    if same_sc && donated != my_sc
-        || !same_sc && (own_sc == 0 || !other_sc_can_run(caller, own_sc) || !can_commit(my_sc))
-        || !scheduler_would_pick(kk, tcb(caller).priority as usize, now)
+    let prio = tcb(caller).priority as usize;
+    if donated != 0 && own_sc == 0 {
+        // The context stays: nothing to charge (see `running_budget`).
+        if donated != my_sc || !scheduler_would_pick(kk, prio, now) {
+            return None;
+        }
+        let vspace = loaded_vspace_of(caller)?;
+        reply_and_wait(t, caller, reply, ep, info);
+        return Some(switch_same_sc(caller, vspace));
+    }
+    if own_sc == 0
+        || !other_sc_can_run(caller, own_sc)
+        || !can_commit(my_sc)
+        || !scheduler_would_pick(kk, prio, now)
     {
         return None;
     }
     let vspace = loaded_vspace_of(caller)?;
+    // The entry's charge: the context changes.
+    commit(kk, my_sc, now, used);
+    reply_and_wait(t, caller, reply, ep, info);
+    Some(switch(caller, own_sc, vspace, now))
+}
 
-    // What the entry's charge, `do_reply` and then `receive_ipc` do here, then
-    // `schedule`; the charge only when the context changes (see `running_budget`).
-    if !same_sc {
-        commit(kk, my_sc, now, used);
-    }
+/// What `do_reply` and then `receive_ipc` do for the ReplyRecv of `t` that
+/// [`fast_reply_recv`] takes: `caller` gets the message and runs, `t` waits on `ep` with
+/// `reply`.
+#[inline(always)]
+fn reply_and_wait(t: Pa, caller: Pa, reply: Pa, ep: Pa, info: MessageInfo) {
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
     pop_reply(t, caller, reply);
@@ -489,10 +516,6 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     me.state = ThreadState::BlockedOnReceive;
     obj::<Reply>(reply).receiver = t;
     ipc::ep_insert(ep, t);
-    if same_sc {
-        return Some(switch_same_sc(caller, vspace));
-    }
-    Some(switch(caller, own_sc, vspace, now))
 }
 
 /// Send on a notification that a thread of higher priority than the signaller waits on,
