@@ -182,19 +182,16 @@ fn ready_above(kk: &Kernel, p: usize) -> bool {
     }
     let w = (p / 64) & 3;
     // Bits above `p` in its word (none when `p` is the word's top bit), then the words
-    // above it.
-    let mut x = b[w] & !((2u64 << (p % 64)).wrapping_sub(1));
-    // Unrolled: a loop here is vectorised into FP/SIMD code.
-    if w < 1 {
-        x |= b[1];
+    // above it (a match, not a loop: a loop here is vectorised into FP/SIMD code).
+    if b[w] & !((2u64 << (p % 64)).wrapping_sub(1)) != 0 {
+        return true;
     }
-    if w < 2 {
-        x |= b[2];
+    match w {
+        0 => b[1] | b[2] | b[3] != 0,
+        1 => b[2] | b[3] != 0,
+        2 => b[3] != 0,
+        _ => false,
     }
-    if w < 3 {
-        x |= b[3];
-    }
-    x != 0
 }
 
 /// One 64-bit store that the compiler cannot merge with its neighbours into an FP/SIMD
@@ -362,7 +359,7 @@ pub(crate) fn check_remaining(sc: Pa) {
 
 #[inline(always)]
 fn fast_call(t: Pa) -> Option<Pa> {
-    let info = short_message(t)?;
+    short_message(t)?;
     let CapKind::Endpoint {
         pa: ep,
         badge,
@@ -395,7 +392,7 @@ fn fast_call(t: Pa) -> Option<Pa> {
             return None;
         }
         let vspace = loaded_vspace_of(dest)?;
-        call_and_wait(t, dest, ep, reply, badge, info, 0);
+        call_and_wait(t, dest, ep, reply, badge, 0);
         return Some(switch_same_sc(dest, vspace));
     }
     if !other_sc_can_run(dest, dest_sc)
@@ -407,15 +404,17 @@ fn fast_call(t: Pa) -> Option<Pa> {
     let vspace = loaded_vspace_of(dest)?;
     // The entry's charge: the context changes.
     commit(kk, my_sc, now, used);
-    call_and_wait(t, dest, ep, reply, badge, info, dest_sc);
+    call_and_wait(t, dest, ep, reply, badge, dest_sc);
     Some(switch(dest, dest_sc, vspace, now))
 }
 
 /// What `send_ipc` does for the Call of `t` that [`fast_call`] takes: `dest`, the head of
 /// `ep`'s queue, gets the message and runs (on `dest_sc`, or 0: on `t`'s context), `t`
-/// waits on `reply`.
+/// waits on `reply`. The message info is read again from `t`'s registers (checked by
+/// [`short_message`]) rather than kept in a register through all the checks.
 #[inline(always)]
-fn call_and_wait(t: Pa, dest: Pa, ep: Pa, reply: Pa, badge: u64, info: MessageInfo, dest_sc: Pa) {
+fn call_and_wait(t: Pa, dest: Pa, ep: Pa, reply: Pa, badge: u64, dest_sc: Pa) {
+    let info = MessageInfo(tcb(t).ctx.x[1]);
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
     ep_dequeue_head(ep, dest);
@@ -430,7 +429,7 @@ fn call_and_wait(t: Pa, dest: Pa, ep: Pa, reply: Pa, badge: u64, info: MessageIn
 
 #[inline(always)]
 fn fast_reply_recv(t: Pa) -> Option<Pa> {
-    let info = short_message(t)?;
+    short_message(t)?;
     let th = tcb(t);
     let (ep_cptr, reply_cptr) = (th.ctx.x[0], th.ctx.x[6]);
     let (reply_cap, ep_cap) = lookup2(t, reply_cptr, ep_cptr)?;
@@ -482,7 +481,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
             return None;
         }
         let vspace = loaded_vspace_of(caller)?;
-        reply_and_wait(t, caller, reply, ep, info);
+        reply_and_wait(t, caller, reply, ep);
         return Some(switch_same_sc(caller, vspace));
     }
     if own_sc == 0
@@ -495,15 +494,16 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     let vspace = loaded_vspace_of(caller)?;
     // The entry's charge: the context changes.
     commit(kk, my_sc, now, used);
-    reply_and_wait(t, caller, reply, ep, info);
+    reply_and_wait(t, caller, reply, ep);
     Some(switch(caller, own_sc, vspace, now))
 }
 
 /// What `do_reply` and then `receive_ipc` do for the ReplyRecv of `t` that
 /// [`fast_reply_recv`] takes: `caller` gets the message and runs, `t` waits on `ep` with
-/// `reply`.
+/// `reply`. The message info is read again (see [`call_and_wait`]).
 #[inline(always)]
-fn reply_and_wait(t: Pa, caller: Pa, reply: Pa, ep: Pa, info: MessageInfo) {
+fn reply_and_wait(t: Pa, caller: Pa, reply: Pa, ep: Pa) {
+    let info = MessageInfo(tcb(t).ctx.x[1]);
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
     pop_reply(t, caller, reply);
