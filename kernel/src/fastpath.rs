@@ -16,30 +16,29 @@ use crate::ipc;
 use crate::kernel::{k, tcb, Kernel};
 use crate::mem::{obj, read_word, write_word, Pa};
 use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
-use crate::sched::sc_can_run;
 use sel4_sys::MessageInfo;
 
-/// Resolves a CPtr in the common single-level CSpace (guard + radix = 64 bits); other
-/// shapes go through the general lookup.
+/// Resolves a CPtr in the common single-level CSpace (guard + radix = 64 bits, as the
+/// loader gives every component and the kernel the root task); other shapes take the
+/// general path (a call to the general lookup here would cost every fast path a stack
+/// frame).
 #[inline(always)]
 fn lookup(t: Pa, cptr: u64) -> Option<Cap> {
     let root = tcb(t).slots[tcb_slot::CTABLE].cap;
-    if let CapKind::CNode {
+    let CapKind::CNode {
         pa,
         radix,
         guard_size,
         guard,
     } = root.kind()
-    {
-        if radix as u32 + guard_size as u32 == 64 && radix > 0 && radix < 64 {
-            if cptr >> radix == guard {
-                let index = (cptr & ((1 << radix) - 1)) as usize;
-                return Some(crate::cspace::slot(pa + (index << 5)).cap);
-            }
-            return None;
-        }
+    else {
+        return None;
+    };
+    if radix as u32 + guard_size as u32 == 64 && radix > 0 && radix < 64 && cptr >> radix == guard {
+        let index = (cptr & ((1 << radix) - 1)) as usize;
+        return Some(crate::cspace::slot(pa + (index << 5)).cap);
     }
-    crate::syscall::lookup_cap(t, cptr).ok().map(|(_, c)| c)
+    None
 }
 
 /// Call from thread `t`: the thread to run next if the fast path handled it (with
@@ -82,7 +81,7 @@ fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
             return Some((cap(a), cap(b)));
         }
     }
-    Some((lookup(t, a)?, lookup(t, b)?))
+    None
 }
 
 /// The address space `t` runs in, if its VSpace already has a hardware VMID (else the
@@ -183,19 +182,16 @@ fn ready_above(kk: &Kernel, p: usize) -> bool {
     }
     let w = (p / 64) & 3;
     // Bits above `p` in its word (none when `p` is the word's top bit), then the words
-    // above it.
-    let mut x = b[w] & !((2u64 << (p % 64)).wrapping_sub(1));
-    // Unrolled: a loop here is vectorised into FP/SIMD code.
-    if w < 1 {
-        x |= b[1];
+    // above it (a match, not a loop: a loop here is vectorised into FP/SIMD code).
+    if b[w] & !((2u64 << (p % 64)).wrapping_sub(1)) != 0 {
+        return true;
     }
-    if w < 2 {
-        x |= b[2];
+    match w {
+        0 => b[1] | b[2] | b[3] != 0,
+        1 => b[2] | b[3] != 0,
+        2 => b[3] != 0,
+        _ => false,
     }
-    if w < 3 {
-        x |= b[3];
-    }
-    x != 0
 }
 
 /// One 64-bit store that the compiler cannot merge with its neighbours into an FP/SIMD
@@ -257,26 +253,33 @@ fn ready_any(kk: &Kernel) -> bool {
     b[0] | b[1] | b[2] | b[3] != 0
 }
 
-/// Whether `sc`, the context `next` will run on, needs none of the refill work the
-/// general path does for a context it switches to and can run now: it is the running
-/// context (already charged, and no `refill_unblock_check` is due for it), or a
-/// round-robin one (seL4's `refill_unblock_check` does nothing for those) whose budget is
-/// ready and sufficient and whose thread is not waiting for a refill.
+/// Whether `next` can run on `sc`, a context other than the running one, without any of
+/// the refill work the general path does for a context it switches to: a round-robin
+/// context (seL4's `refill_unblock_check` does nothing for those) whose budget is ready and
+/// sufficient, and whose thread is not waiting for a refill. `remaining` is non-zero only
+/// for a configured context with a ready head refill of that amount (see
+/// [`check_remaining`]), so it alone says whether the budget is there.
 #[inline(always)]
-fn runs_without_refill_work(kk: &Kernel, next: Pa, sc: Pa) -> bool {
-    if sc == kk.cur_sc {
-        return true;
-    }
+fn other_sc_can_run(next: Pa, sc: Pa) -> bool {
     let s = obj::<SchedContext>(sc);
-    s.period == 0 && sc_can_run(s) && !tcb(next).in_release_queue
+    #[cfg(feature = "invariants")]
+    check_remaining(sc);
+    s.period == 0 && s.remaining >= crate::sched::MIN_REMAINING && !tcb(next).in_release_queue
 }
 
-/// The checks every fast path makes on the running thread `t` (what the general path's
-/// `budget_check_restart` decides at kernel entry): it runs on the current scheduling
-/// context, which is charged now and must still have budget (else the general path
-/// restarts the system call). Returns the time of the charge and the context.
+/// The budget of the running thread `t` (what the general path's `budget_check_restart`
+/// decides at entry, without charging yet): it runs on the current scheduling context, a
+/// round-robin one, which after being charged for the time it used would still have
+/// MIN_BUDGET left (else the general path charges it and restarts the system call).
+/// Returns the time, the context and the time used since the context was last charged.
+///
+/// The charge itself is lazy, as seL4's `ksConsumed`: when the partner runs on the same
+/// context (a donation, or a donated context going back), nothing is charged, and the
+/// next kernel entry that charges (any general-path entry, an interrupt, a fast path that
+/// switches contexts) charges the whole run at once, which gives the same refills as
+/// charging in parts. Only a switch of contexts commits the charge ([`commit`]).
 #[inline(always)]
-fn charge_running(kk: &mut Kernel, t: Pa) -> Option<(u64, Pa)> {
+pub(crate) fn running_budget(kk: &Kernel, t: Pa) -> Option<(u64, Pa, u64)> {
     let me = tcb(t);
     let my_sc = me.sc;
     // A running thread still in a scheduler queue (its timeslice ended in this entry's
@@ -284,51 +287,79 @@ fn charge_running(kk: &mut Kernel, t: Pa) -> Option<(u64, Pa)> {
     if my_sc == 0 || my_sc != kk.cur_sc || me.in_release_queue || me.in_ready_queue {
         return None;
     }
+    let s = obj::<SchedContext>(my_sc);
     // Other contexts are charged by the general path (sporadic-server refill lists).
-    if obj::<SchedContext>(my_sc).period != 0 {
+    if s.period != 0 {
         return None;
     }
+    #[cfg(feature = "invariants")]
+    check_remaining(my_sc);
     let now = crate::arch::now_relaxed();
-    charge(kk, my_sc, now);
-    sc_can_run(obj::<SchedContext>(my_sc)).then_some((now, my_sc))
+    // The counter does not go back; if it did, `used` would be huge and the general path
+    // would take the call.
+    let used = now.wrapping_sub(kk.charged_until);
+    // `remaining` is the ready head refill's amount (or 0): the charge leaves it
+    // `remaining - used`, which must be at least MIN_BUDGET (and MIN_REMAINING) for the
+    // general path to go on.
+    let rem = s.remaining;
+    if used >= rem || rem - used < crate::sched::min_budget_to_run() {
+        return None;
+    }
+    Some((now, my_sc, used))
 }
 
-/// `kk.charge_current(now)` for the running thread, whose context `sc` is a round-robin
-/// one, word by word (the general function's refill copies cost more than the IPC itself
-/// and may use FP/SIMD registers). The host test `fastpath_charge_matches_charge_current`
-/// checks that both agree.
+/// Whether [`commit`] can charge the running context `sc` (which [`running_budget`]
+/// accepted): a round-robin context has a head (what is left) and a separate tail (what
+/// was used).
 #[inline(always)]
-pub(crate) fn charge(kk: &mut Kernel, sc: Pa, now: u64) {
+fn can_commit(sc: Pa) -> bool {
     let s = obj::<SchedContext>(sc);
-    let used = now.saturating_sub(kk.charged_until);
+    s.refill_head != s.refill_tail
+}
+
+/// Charges the running round-robin context `sc` for `used`, the time since
+/// `charged_until`, as `kk.charge_current(now)` does, for a context that
+/// [`running_budget`] accepted (a ready head of `remaining` ticks, more than `used`) and
+/// [`can_commit`] charges. Word by word: the general function's refill copies cost more than
+/// the IPC itself and may use FP/SIMD registers. The host test
+/// `fastpath_charge_matches_charge_current` checks that both agree.
+#[inline(always)]
+pub(crate) fn commit(kk: &mut Kernel, sc: Pa, now: u64, used: u64) {
     kk.charged_until = now;
-    let (h, tl) = (
-        crate::sched::refill_pa(sc, s.refill_head),
-        crate::sched::refill_pa(sc, s.refill_tail),
-    );
-    if used == 0 || !s.configured || read_word(h) > now {
+    let s = obj::<SchedContext>(sc);
+    let consumed = s.consumed.wrapping_add(used);
+    put(&mut s.consumed, consumed);
+    // The head is what is left of the slice, the tail what has been used.
+    let h = crate::sched::refill_pa(sc, s.refill_head);
+    let tl = crate::sched::refill_pa(sc, s.refill_tail);
+    let left = s.remaining - used;
+    write_word(h + 8, left);
+    write_word(tl + 8, read_word(tl + 8) + used);
+    // `update_remaining`: the head is still ready and at least MIN_BUDGET.
+    put(&mut s.remaining, left);
+}
+
+/// Checks what the fast path assumes of `remaining` (a checking kernel, at every use):
+/// it is 0, or the context is configured and its head refill is ready (as of the last
+/// charge) with exactly that amount.
+#[cfg(feature = "invariants")]
+pub(crate) fn check_remaining(sc: Pa) {
+    let s = obj::<SchedContext>(sc);
+    if s.remaining == 0 {
         return;
     }
-    s.consumed = s.consumed.wrapping_add(used);
-    // The head is what is left of the slice, the tail what has been used (read both
-    // first: with a single refill they are the same, as in the general function).
-    let (head, tail) = (read_word(h + 8), read_word(tl + 8));
-    let moved = used.min(head);
-    write_word(h + 8, head - moved);
-    write_word(tl + 8, tail + moved);
-    // `update_remaining`: the head is ready (checked above) and the context configured.
-    let left = read_word(h + 8);
-    let left = if left >= crate::sched::min_budget() {
-        left
-    } else {
-        0
-    };
-    put(&mut s.remaining, left);
+    let h = crate::sched::refill_pa(sc, s.refill_head);
+    assert!(
+        s.configured
+            && read_word(h) <= crate::arch::now_relaxed()
+            && read_word(h + 8) == s.remaining,
+        "invariant: scheduling context {sc:#x}: `remaining` does not mirror a ready head refill"
+    );
 }
 
 #[inline(always)]
 fn fast_call(t: Pa) -> Option<Pa> {
-    let info = short_message(t)?;
+    short_message(t)?;
     let CapKind::Endpoint {
         pa: ep,
         badge,
@@ -350,19 +381,40 @@ fn fast_call(t: Pa) -> Option<Pa> {
     if reply == 0 || d.priority < tcb(t).priority || d.yield_to != 0 {
         return None;
     }
-    let vspace = loaded_vspace_of(dest)?;
     let kk = k();
-    let (now, my_sc) = charge_running(kk, t)?;
+    let (now, my_sc, used) = running_budget(kk, t)?;
     // A passive receiver runs on the caller's context (donated, `reply_push`).
     let dest_sc = tcb(dest).sc;
-    let run_sc = if dest_sc == 0 { my_sc } else { dest_sc };
-    if !runs_without_refill_work(kk, dest, run_sc)
-        || !scheduler_would_pick(kk, tcb(dest).priority as usize, now)
+    let prio = tcb(dest).priority as usize;
+    if dest_sc == 0 {
+        // The context stays: nothing to charge (see `running_budget`).
+        if !scheduler_would_pick(kk, prio, now) {
+            return None;
+        }
+        let vspace = loaded_vspace_of(dest)?;
+        call_and_wait(t, dest, ep, reply, badge, 0);
+        return Some(switch_same_sc(dest, vspace));
+    }
+    if !other_sc_can_run(dest, dest_sc)
+        || !can_commit(my_sc)
+        || !scheduler_would_pick(kk, prio, now)
     {
         return None;
     }
+    let vspace = loaded_vspace_of(dest)?;
+    // The entry's charge: the context changes.
+    commit(kk, my_sc, now, used);
+    call_and_wait(t, dest, ep, reply, badge, dest_sc);
+    Some(switch(dest, dest_sc, vspace, now))
+}
 
-    // What `send_ipc` does for a Call to a waiting receiver, then `schedule`.
+/// What `send_ipc` does for the Call of `t` that [`fast_call`] takes: `dest`, the head of
+/// `ep`'s queue, gets the message and runs (on `dest_sc`, or 0: on `t`'s context), `t`
+/// waits on `reply`. The message info is read again from `t`'s registers (checked by
+/// [`short_message`]) rather than kept in a register through all the checks.
+#[inline(always)]
+fn call_and_wait(t: Pa, dest: Pa, ep: Pa, reply: Pa, badge: u64, dest_sc: Pa) {
+    let info = MessageInfo(tcb(t).ctx.x[1]);
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
     ep_dequeue_head(ep, dest);
@@ -371,14 +423,13 @@ fn fast_call(t: Pa) -> Option<Pa> {
     put_pa(&mut d.reply, 0);
     put_pa(&mut d.blocked_on, 0);
     obj::<Reply>(reply).receiver = 0;
-    push_reply(t, dest, tcb(dest).sc, reply);
+    push_reply(t, dest, dest_sc, reply);
     tcb(dest).state = ThreadState::Running;
-    Some(switch(dest, run_sc, vspace, now))
 }
 
 #[inline(always)]
 fn fast_reply_recv(t: Pa) -> Option<Pa> {
-    let info = short_message(t)?;
+    short_message(t)?;
     let th = tcb(t);
     let (ep_cptr, reply_cptr) = (th.ctx.x[0], th.ctx.x[6]);
     let (reply_cap, ep_cap) = lookup2(t, reply_cptr, ep_cptr)?;
@@ -418,27 +469,41 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     if bound != 0 && (obj::<Notification>(bound).active || obj::<Notification>(bound).sc != 0) {
         return None;
     }
-    let vspace = loaded_vspace_of(caller)?;
     let kk = k();
-    let (now, my_sc) = charge_running(kk, t)?;
+    let (now, my_sc, used) = running_budget(kk, t)?;
     // After the reply the caller runs on its own context, or gets the donated one back
     // if it has none (`reply_pop`); a donated context must be the one running now.
-    let caller_sc = if donated != 0 && tcb(caller).sc == 0 {
-        if donated != my_sc {
+    let own_sc = tcb(caller).sc;
+    let prio = tcb(caller).priority as usize;
+    if donated != 0 && own_sc == 0 {
+        // The context stays: nothing to charge (see `running_budget`).
+        if donated != my_sc || !scheduler_would_pick(kk, prio, now) {
             return None;
         }
-        donated
-    } else {
-        tcb(caller).sc
-    };
-    if caller_sc == 0
-        || !runs_without_refill_work(kk, caller, caller_sc)
-        || !scheduler_would_pick(kk, tcb(caller).priority as usize, now)
+        let vspace = loaded_vspace_of(caller)?;
+        reply_and_wait(t, caller, reply, ep);
+        return Some(switch_same_sc(caller, vspace));
+    }
+    if own_sc == 0
+        || !other_sc_can_run(caller, own_sc)
+        || !can_commit(my_sc)
+        || !scheduler_would_pick(kk, prio, now)
     {
         return None;
     }
+    let vspace = loaded_vspace_of(caller)?;
+    // The entry's charge: the context changes.
+    commit(kk, my_sc, now, used);
+    reply_and_wait(t, caller, reply, ep);
+    Some(switch(caller, own_sc, vspace, now))
+}
 
-    // What `do_reply` and then `receive_ipc` do here, then `schedule`.
+/// What `do_reply` and then `receive_ipc` do for the ReplyRecv of `t` that
+/// [`fast_reply_recv`] takes: `caller` gets the message and runs, `t` waits on `ep` with
+/// `reply`. The message info is read again (see [`call_and_wait`]).
+#[inline(always)]
+fn reply_and_wait(t: Pa, caller: Pa, reply: Pa, ep: Pa) {
+    let info = MessageInfo(tcb(t).ctx.x[1]);
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
     pop_reply(t, caller, reply);
@@ -451,7 +516,6 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     me.state = ThreadState::BlockedOnReceive;
     obj::<Reply>(reply).receiver = t;
     ipc::ep_insert(ep, t);
-    Some(switch(caller, caller_sc, vspace, now))
 }
 
 /// Send on a notification that a thread of higher priority than the signaller waits on,
@@ -488,15 +552,17 @@ fn fast_signal(t: Pa) -> Option<Pa> {
     {
         return None;
     }
-    let vspace = loaded_vspace_of(waiter)?;
     let kk = k();
-    let (now, _) = charge_running(kk, t)?;
-    if !runs_without_refill_work(kk, waiter, waiter_sc)
+    let (now, my_sc, used) = running_budget(kk, t)?;
+    if !other_sc_can_run(waiter, waiter_sc)
+        || !can_commit(my_sc)
         || !scheduler_would_pick(kk, tcb(waiter).priority as usize, now)
     {
         return None;
     }
+    let vspace = loaded_vspace_of(waiter)?;
 
+    commit(kk, my_sc, now, used);
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
     ntfn_dequeue_head(ntfn, waiter);
@@ -542,21 +608,33 @@ fn copy_message(from: Pa, to: Pa, badge: u64, info: MessageInfo) {
 }
 
 /// Makes `to` current in address space `vspace`, where it runs on scheduling context
-/// `sc`, and arms the timer for that budget. The timer is only moved earlier: a deadline
-/// already set earlier fires early, and the interrupt then finds budget left and sets the
-/// exact one (the general path always does).
+/// `sc` (not the one running now, which [`commit`] has charged), and arms the timer for
+/// that budget. The timer is only moved earlier: a deadline already set earlier fires
+/// early, and the interrupt then finds budget left and sets the exact one (the general
+/// path always does).
 #[inline(always)]
 fn switch(to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
     let kk = k();
-    kk.cur = to;
     kk.cur_sc = sc;
+    switch_same_sc(to, vspace);
+    // (Wrapping: a sum past 2^64 only arms the timer, which then sets the exact deadline.)
+    if now.wrapping_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
+        return to | ARM_TIMER;
+    }
+    to
+}
+
+/// Makes `to` current in address space `vspace`, running on the current scheduling
+/// context. Nothing was charged and the context's budget is what it was, so the timer
+/// armed for its end (or earlier) stays right.
+#[inline(always)]
+fn switch_same_sc(to: Pa, vspace: (Pa, u64)) -> Pa {
+    let kk = k();
+    kk.cur = to;
     // The partners of a fast-path IPC are almost always in different address spaces:
     // loading VTTBR unconditionally is cheaper than comparing first.
     kk.loaded_vspace = vspace;
     crate::arch::set_vspace_for_return(vspace.0 as u64, vspace.1);
-    if now.saturating_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
-        return to | ARM_TIMER;
-    }
     to
 }
 

@@ -273,7 +273,7 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             let th = tcb(t);
             th.fault_ip = th.ctx.pc;
             if !kk.budget_check_restart(t) {
-                return kk.schedule();
+                return kk.schedule_charged();
             }
             let th = tcb(t);
             let prefetch = class == ec::IABT_LOWER;
@@ -295,7 +295,8 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             }
         }
     }
-    kk.schedule()
+    // Every branch charged the thread at entry (`budget_check_restart`).
+    kk.schedule_charged()
 }
 
 /// An interrupt taken while a thread ran.

@@ -12,6 +12,7 @@
 use crate::kernel::Kernel;
 use crate::mem::{obj, Pa};
 use crate::object::{SchedContext, Tcb, ThreadState};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// seL4's scheduler action: what `schedule()` does about threads made ready during a
 /// kernel entry. A woken thread goes to the HEAD of its ready queue (seL4's
@@ -258,25 +259,24 @@ impl Kernel {
             return;
         }
         let sc_pa = th.sc;
-        if sc_pa == 0 || !obj::<SchedContext>(sc_pa).configured || !refill_ready(sc_pa, now) {
+        if sc_pa == 0 {
             return;
         }
         let sc = obj::<SchedContext>(sc_pa);
-        sc.consumed = sc.consumed.wrapping_add(used);
-        if is_round_robin(sc_pa) {
-            // The head is what is left of the slice, the tail what has been used.
-            let (h, tl) = (head_index(sc_pa), tail_index(sc_pa));
-            let mut head = refill_at(sc_pa, h);
-            let mut tail = refill_at(sc_pa, tl);
-            let moved = used.min(head.amount);
-            head.amount -= moved;
-            tail.amount += moved;
-            set_refill(sc_pa, h, head);
-            set_refill(sc_pa, tl, tail);
-        } else {
-            refill_budget_check(sc_pa, used);
+        // The common case, a round-robin slice that this charge leaves at MIN_BUDGET or
+        // more: the fast path's word-by-word charge (the same result, host test
+        // `fastpath_charge_matches_charge_current`), without the refill copies below.
+        // `remaining` is the ready head's amount here (or 0).
+        let rem = sc.remaining;
+        if sc.period == 0
+            && sc.refill_head != sc.refill_tail
+            && used < rem
+            && rem - used >= min_budget()
+        {
+            crate::fastpath::commit(self, sc_pa, now, used);
+            return;
         }
-        update_remaining(sc_pa, now);
+        charge_sc(sc_pa, now, used);
     }
 
     /// seL4's `checkBudgetRestart` at kernel entry: charges the running thread; when what
@@ -316,10 +316,67 @@ impl Kernel {
         self.end_timeslice(t, now, false);
     }
 
-    /// Chooses the thread to run next and returns its register frame.
+    /// Chooses the thread to run next and returns its register frame (charging the
+    /// running thread first: an entry that has not charged it, an interrupt).
     pub fn schedule(&mut self) -> Pa {
         let now = crate::arch::now();
         self.charge_current(now);
+        self.schedule_at(now)
+    }
+
+    /// [`Kernel::schedule`] for an entry that charged the running thread when it came
+    /// in (a system call or fault, `budget_check_restart`): the whole entry takes that
+    /// time, as seL4 takes `ksCurTime` once per entry, and the kernel's own time after it
+    /// is charged at the next entry, to the context that runs then. So a system call
+    /// reads the counter and charges once.
+    pub fn schedule_charged(&mut self) -> Pa {
+        let now = self.charged_until;
+        if let Some(t) = self.resume_current(now) {
+            return t;
+        }
+        self.schedule_at(now)
+    }
+
+    /// The most common outcome of [`Kernel::schedule_at`], found without its work: the
+    /// running thread goes on. Nothing in the release queue is due, the thread is
+    /// runnable, in no queue and can run on its context (the current one), no switch was
+    /// asked for, no ready thread outranks it and its address space keeps its VMID: then
+    /// `schedule_at` only re-arms the timer and completes a YieldTo, as here. Otherwise
+    /// `None`, having changed nothing.
+    #[inline(always)]
+    fn resume_current(&mut self, now: u64) -> Option<Pa> {
+        let cur = self.cur;
+        if cur == 0 || self.force_switch || matches!(self.sched_action, SchedAction::SwitchTo(_)) {
+            return None;
+        }
+        let th = obj::<Tcb>(cur);
+        if !is_runnable(th.state)
+            || th.in_release_queue
+            || th.in_ready_queue
+            || th.sc == 0
+            || th.sc != self.cur_sc
+            || !sc_can_run(obj::<SchedContext>(th.sc))
+        {
+            return None;
+        }
+        let r = self.release_head;
+        if r != 0 && release_time(obj::<Tcb>(r).sc) <= now
+            || self
+                .highest_ready_priority()
+                .is_some_and(|p| p > th.priority as usize)
+            || self.loaded_vspace.1 == u64::MAX
+        {
+            return None;
+        }
+        self.sched_action = SchedAction::ResumeCurrent;
+        self.program_timer(now);
+        complete_yield_to_if_any(cur);
+        Some(cur)
+    }
+
+    /// [`Kernel::schedule`] at time `now`, the running thread charged up to it.
+    #[inline(never)]
+    pub(crate) fn schedule_at(&mut self, now: u64) -> Pa {
         self.wake_released(now);
         let mut keep_current = false;
         if self.cur != 0 {
@@ -482,6 +539,33 @@ impl Kernel {
     }
 }
 
+/// `charge_current`'s general case: charges `used` ticks, up to `now`, to context `sc`
+/// (a sporadic-server refill list, an unconfigured context, a head not yet due, or a
+/// round-robin slice the charge uses up). Out of line: the common case needs no frame.
+#[cold]
+#[inline(never)]
+fn charge_sc(sc_pa: Pa, now: u64, used: u64) {
+    let sc = obj::<SchedContext>(sc_pa);
+    if !sc.configured || !refill_ready(sc_pa, now) {
+        return;
+    }
+    sc.consumed = sc.consumed.wrapping_add(used);
+    if is_round_robin(sc_pa) {
+        // The head is what is left of the slice, the tail what has been used.
+        let (h, tl) = (head_index(sc_pa), tail_index(sc_pa));
+        let mut head = refill_at(sc_pa, h);
+        let mut tail = refill_at(sc_pa, tl);
+        let moved = used.min(head.amount);
+        head.amount -= moved;
+        tail.amount += moved;
+        set_refill(sc_pa, h, head);
+        set_refill(sc_pa, tl, tail);
+    } else {
+        refill_budget_check(sc_pa, used);
+    }
+    update_remaining(sc_pa, now);
+}
+
 /// Smallest value of `SchedContext::remaining` worth running a thread for, in ticks: a
 /// context that can run at all has a head refill of at least seL4's MIN_BUDGET, which is
 /// larger, so this only separates "can run" from "cannot" (`remaining` is 0 then).
@@ -528,14 +612,43 @@ pub struct Refill {
     pub amount: u64,
 }
 
-/// seL4's MIN_BUDGET in ticks: no refill is smaller.
+/// seL4's MIN_BUDGET in ticks: no refill is smaller. Computed once (the counter
+/// frequency does not change): the fast path and every charge read it.
 #[inline]
 pub fn min_budget() -> u64 {
-    // `us_to_ticks` in 64 bits (no 128-bit division on the IPC fast path): the counter
-    // frequency is a 32-bit register, so the product cannot overflow.
+    let v = MIN_BUDGET_TICKS.load(Ordering::Relaxed);
+    if v != 0 {
+        return v;
+    }
+    min_budget_first()
+}
+
+/// What a context's head refill must hold for its thread to run: MIN_BUDGET (and at
+/// least [`MIN_REMAINING`]), for the fast path's budget check.
+#[inline(always)]
+pub fn min_budget_to_run() -> u64 {
+    let v = MIN_BUDGET_TO_RUN.load(Ordering::Relaxed);
+    if v != 0 {
+        return v;
+    }
+    min_budget_first();
+    MIN_BUDGET_TO_RUN.load(Ordering::Relaxed)
+}
+
+/// [`min_budget`] and [`min_budget_to_run`] in ticks once known (0: not computed yet).
+static MIN_BUDGET_TICKS: AtomicU64 = AtomicU64::new(0);
+static MIN_BUDGET_TO_RUN: AtomicU64 = AtomicU64::new(0);
+
+#[cold]
+fn min_budget_first() -> u64 {
+    // `us_to_ticks` in 64 bits: the counter frequency is a 32-bit register, so the
+    // product cannot overflow.
     const _: () = assert!(sel4_sys::consts::MIN_BUDGET_US < 1 << 31);
     let f = crate::arch::timer_freq() & 0xffff_ffff;
-    sel4_sys::consts::MIN_BUDGET_US * f / 1_000_000
+    let v = sel4_sys::consts::MIN_BUDGET_US * f / 1_000_000;
+    MIN_BUDGET_TICKS.store(v, Ordering::Relaxed);
+    MIN_BUDGET_TO_RUN.store(v.max(MIN_REMAINING), Ordering::Relaxed);
+    v
 }
 
 /// seL4's MAX_RELEASE_TIME: refills never start later than this.

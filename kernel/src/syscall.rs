@@ -109,8 +109,35 @@ impl Reply {
 }
 
 /// Looks up `cptr` in `t`'s CSpace (all 64 bits, stopping at a non-CNode cap).
+#[inline(always)]
 pub fn lookup_cap(t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
     let root = tcb(t).slots[tcb_slot::CTABLE].cap;
+    // The common shape, a single-level CSpace (guard + radix = 64 bits) whose guard
+    // matches: the slot at once, the one `resolve` finds (host test
+    // `lookup_cap_single_level_matches_resolve`). Anything else, errors included, is
+    // `resolve`'s.
+    if let CapKind::CNode {
+        pa,
+        radix,
+        guard_size,
+        guard,
+    } = root.kind()
+    {
+        if radix as u32 + guard_size as u32 == 64
+            && radix > 0
+            && radix < 64
+            && cptr >> radix == guard
+        {
+            let s = pa + (((cptr & ((1 << radix) - 1)) as usize) << 5);
+            return Ok((s, slot(s).cap));
+        }
+    }
+    lookup_cap_general(root, cptr)
+}
+
+/// [`lookup_cap`] in any CSpace, by `cspace::resolve`.
+#[inline(never)]
+fn lookup_cap_general(root: Cap, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
     let (s, _) = cspace::resolve(root, cptr, 64)?;
     Ok((s, slot(s).cap))
 }
@@ -184,8 +211,10 @@ pub fn handle_syscall(t: Pa, number: i64) {
 }
 
 fn handle_yield(_t: Pa) {
-    // MCS Yield: give up the rest of this budget.
-    k().yield_current(crate::arch::now());
+    // MCS Yield: give up the rest of this budget, at the entry's time (charged up to it
+    // at entry: the whole entry takes that time).
+    let kk = k();
+    kk.yield_current(kk.charged_until);
 }
 
 /// Call, Send and NBSend: on an endpoint, notification or reply it is IPC; on any other

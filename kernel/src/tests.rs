@@ -2184,11 +2184,23 @@ mod fastpath_equivalence {
             let r = Self::fast(number, t);
             crate::arch::freeze_clock(None);
             assert_eq!(r & GENERAL_PATH, 0, "{what}: the fast path did not take it");
-            let fast = self.snapshot();
             assert_ne!(general, before, "{what}: nothing happened");
             assert_eq!(r & !ARM_TIMER, general_next, "{what}: another thread runs");
-            self.same(what, &general, &fast);
+            let fast = self.snapshot();
+            self.same(what, &general, &self.committed(&fast));
             general_next
+        }
+
+        /// State `s` with the charge the fast path may leave pending (it charges lazily
+        /// while the scheduling context does not change) committed, as the next kernel
+        /// entry that charges does first. The state itself is left as `s` was: the
+        /// following steps go on from the lazy state.
+        fn committed(&self, s: &(Vec<u8>, Vec<u8>)) -> (Vec<u8>, Vec<u8>) {
+            self.restore(s);
+            k().charge_current(self.now);
+            let c = self.snapshot();
+            self.restore(s);
+            c
         }
 
         /// A system call the fast path must leave to the general path: trying the fast
@@ -2327,6 +2339,164 @@ mod fastpath_equivalence {
         assert!(tcb(c).in_ready_queue);
     }
 
+    /// Runs `steps` system calls of a Call / ReplyRecv ping-pong between client `c`
+    /// (Call on EP1) and server `s` (ReplyRecv on EP1 with R1), each `dt` after the last,
+    /// twice from the same state: once through the general path only, once as the
+    /// exception vector does (the fast path first, the general path when it declines).
+    /// After every step the two states must be the same, once the fast path's pending
+    /// charge is committed. Returns how many steps the fast path took and declined.
+    fn ping_pong(w: &mut World, c: Pa, s: Pa, steps: usize, dt: u64) -> (usize, usize) {
+        let mut general = w.snapshot();
+        let mut fast = general.clone();
+        let (mut taken, mut declined) = (0, 0);
+        for i in 0..steps {
+            w.now += dt;
+            let mut next = [0; 2];
+            for (run, state) in [&mut general, &mut fast].into_iter().enumerate() {
+                w.restore(state);
+                let t = k().cur;
+                assert!(t == c || t == s, "step {i}: neither thread runs");
+                let (number, x6) = if t == c {
+                    (nr::CALL, 0)
+                } else {
+                    (nr::REPLY_RECV, R1)
+                };
+                w.syscall(number, EP1, x6, 2);
+                crate::arch::freeze_clock(Some(w.now));
+                next[run] = if run == 0 {
+                    crate::kernel::handle_user_exception(SVC, 0)
+                } else {
+                    let r = World::fast(number, t);
+                    if r & GENERAL_PATH != 0 {
+                        declined += 1;
+                        crate::kernel::handle_user_exception(SVC, 0)
+                    } else {
+                        taken += 1;
+                        r & !ARM_TIMER
+                    }
+                };
+                crate::arch::freeze_clock(None);
+                *state = w.snapshot();
+            }
+            assert_eq!(next[0], next[1], "step {i}: another thread runs");
+            let what = std::format!("step {i}");
+            w.same(&what, &general, &w.committed(&fast));
+        }
+        w.restore(&fast);
+        (taken, declined)
+    }
+
+    #[test]
+    fn budget_runs_out_during_a_fast_path_ping_pong() {
+        // A passive server: the client's context is donated and comes back on every
+        // round trip, so the fast path charges nothing until the budget runs out; then
+        // the general path ends the slice (a fresh one, the call restarted) and the
+        // ping-pong goes on. Both runs must agree on every refill and on `consumed`.
+        let mut w = World::new();
+        let (c, s) = (w.thread(10, 1), w.thread(20, 2));
+        let sc = w.sc(c, 20_000, ROUND_ROBIN);
+        let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
+        crate::ipc::receive_ipc(s, e1, r1, true);
+        w.run(c);
+        let (taken, declined) = ping_pong(&mut w, c, s, 60, 1_100);
+        assert!(
+            taken >= 40 && declined >= 2,
+            "taken {taken}, declined {declined}"
+        );
+        assert!(tcb(c).sc == sc || tcb(s).sc == sc);
+
+        // An active server: every fast path switches contexts and charges.
+        let mut w = World::new();
+        let (c, s) = (w.thread(10, 1), w.thread(20, 2));
+        w.sc(c, 20_000, ROUND_ROBIN);
+        w.sc(s, 15_000, ROUND_ROBIN);
+        let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
+        crate::ipc::receive_ipc(s, e1, r1, true);
+        w.run(c);
+        let (taken, declined) = ping_pong(&mut w, c, s, 60, 900);
+        assert!(
+            taken >= 40 && declined >= 2,
+            "taken {taken}, declined {declined}"
+        );
+    }
+
+    /// `schedule_charged` (which resumes the running thread without `schedule_at`'s work
+    /// when nothing else can happen) leaves the state `schedule_at` leaves, over random
+    /// scheduler states: other threads ready above, at or below the running one's
+    /// priority, a release due or not, a spent budget, a pending switch or YieldTo.
+    #[test]
+    fn resuming_the_running_thread_matches_the_full_schedule() {
+        let mut seed = 0x853c_49e6_748f_ea9bu64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        // The whole state; of the scheduler action only the variant (a variant without
+        // payload leaves the payload bytes as they were).
+        let bytes = |w: &World| {
+            let kk = k();
+            let kb = crate::mem::bytes(kk as *const Kernel as Pa, size_of::<Kernel>()).to_vec();
+            (crate::mem::bytes(w.base, ARENA).to_vec(), kb)
+        };
+        let raw = |w: &World| {
+            let kk = k();
+            let mut kb = crate::mem::bytes(kk as *const Kernel as Pa, size_of::<Kernel>()).to_vec();
+            let at = core::mem::offset_of!(Kernel, sched_action);
+            let n = size_of::<crate::sched::SchedAction>();
+            let resume = matches!(kk.sched_action, crate::sched::SchedAction::ResumeCurrent);
+            kb[at..at + n].fill(0);
+            kb[at] = resume as u8;
+            (crate::mem::bytes(w.base, ARENA).to_vec(), kb)
+        };
+        let mut resumed = 0;
+        for case in 0..400 {
+            let mut w = World::new();
+            let c = w.thread(100, 1);
+            // (A periodic context's budget is never spent here: the thread would wait
+            // for its refill with nothing else to run, and the host cannot idle.)
+            let budget = [20_000, 1 << 30][rnd(2) as usize];
+            let periodic = budget == 1 << 30 && rnd(4) == 0;
+            w.sc(c, budget, if periodic { budget * 2 } else { ROUND_ROBIN });
+            w.run(c);
+            for i in 0..rnd(3) {
+                let x = w.thread([50, 100, 150][rnd(3) as usize], 2 + i as u16);
+                w.sc(x, 1 << 30, ROUND_ROBIN);
+                tcb(x).state = ThreadState::Running;
+                match rnd(3) {
+                    0 => k().ready_enqueue(x),
+                    1 => {
+                        k().ready_enqueue(x);
+                        k().sched_action = crate::sched::SchedAction::SwitchTo(x);
+                    }
+                    _ => k().release_enqueue(x),
+                }
+            }
+            if rnd(4) == 0 {
+                k().sched_action = crate::sched::SchedAction::ChooseNew;
+            }
+            k().force_switch = rnd(8) == 0;
+            w.now += [0, 100, 30_000][rnd(3) as usize];
+            k().charge_current(w.now);
+            let before = bytes(&w);
+            let a = k().schedule_charged();
+            let after_a = raw(&w);
+            w.restore(&before);
+            let b = k().schedule_at(w.now);
+            let after_b = raw(&w);
+            assert_eq!(a, b, "case {case}: another thread runs");
+            w.same(&std::format!("case {case}"), &after_a, &after_b);
+            if a == c {
+                resumed += 1;
+            }
+        }
+        assert!(
+            resumed > 50,
+            "only {resumed} cases resumed the running thread"
+        );
+    }
+
     #[test]
     fn what_the_fast_path_leaves_to_the_general_path() {
         // A thread of the server's priority is ready: the scheduler runs it first.
@@ -2386,9 +2556,11 @@ mod fastpath_equivalence {
     }
 }
 
-/// The fast path charges a round-robin context word by word: the same result as
+/// The fast path's budget check and charge of a round-robin context against
 /// `charge_current` for every shape of refill list (one or two refills, a head not yet
-/// due, an unconfigured context, nothing used, a slice used up) and every time.
+/// due, an unconfigured context, nothing used, a slice used up) and every time: when the
+/// fast path takes the call, its charge leaves the same bytes and the thread can run; when
+/// it declines a context that it could handle, the thread cannot run after the charge.
 #[test]
 fn fastpath_charge_matches_charge_current() {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -2399,7 +2571,8 @@ fn fastpath_charge_matches_charge_current() {
         seed % n
     };
     let kk = k();
-    for case in 0..2000 {
+    let mut taken = 0;
+    for case in 0..4000 {
         let t = new_thread(10);
         let sc = arena(256, 256);
         let s = crate::mem::obj::<SchedContext>(sc);
@@ -2408,8 +2581,9 @@ fn fastpath_charge_matches_charge_current() {
         tcb(t).sc = sc;
         let max = 1 + rnd(3);
         let budget = [3, 100, 1000, 1 << 30][rnd(4) as usize];
-        // Periodic contexts are left to the general path (both runs use it).
+        // Periodic contexts are left to the general path.
         let period = if rnd(4) == 0 { budget * 4 } else { 0 };
+        let charged = rnd(100);
         crate::sched::refill_new(sc, max, budget, period, rnd(50));
         if period == 0 && max > 1 && rnd(2) == 0 {
             // Part of the slice already used: it sits in the tail.
@@ -2419,24 +2593,135 @@ fn fastpath_charge_matches_charge_current() {
             let tail = crate::sched::refill_pa(sc, tl);
             crate::mem::write_word(head + 8, budget - used);
             crate::mem::write_word(tail + 8, crate::mem::read_word(tail + 8) + used);
-            crate::sched::update_remaining(sc, 50);
         }
-        let charged = rnd(100);
+        // `remaining` as the last charge left it (what the fast path relies on).
+        crate::sched::update_remaining(sc, charged);
         let now = charged + [0, 1, 2, 50, 999, 5000][rnd(6) as usize];
         let before = crate::mem::bytes(sc, 256).to_vec();
-        let mut results = Vec::new();
-        for fast in [false, true] {
+        kk.cur = t;
+        kk.cur_sc = sc;
+        kk.charged_until = charged;
+        kk.charge_current(now);
+        let general = (crate::mem::bytes(sc, 256).to_vec(), kk.charged_until);
+        let can_run = crate::sched::sc_can_run(s);
+        if period == 0 {
+            // `charge_current` takes the word-by-word charge when it can: check it
+            // against seL4's rule for round robin, done with the refill accessors.
             crate::mem::copy(sc, before.as_ptr() as Pa, 256);
-            kk.cur = t;
-            kk.charged_until = charged;
-            if fast && period == 0 {
-                crate::fastpath::charge(kk, sc, now);
-            } else {
-                kk.charge_current(now);
+            if s.configured && crate::sched::refill_ready(sc, now) && now > charged {
+                let used = now - charged;
+                s.consumed = s.consumed.wrapping_add(used);
+                let (h, tl) = (s.refill_head, s.refill_tail);
+                let mut head = crate::sched::refill_at(sc, h);
+                let mut tail = crate::sched::refill_at(sc, tl);
+                let moved = used.min(head.amount);
+                head.amount -= moved;
+                tail.amount += moved;
+                for (i, r) in [(h, head), (tl, tail)] {
+                    let pa = crate::sched::refill_pa(sc, i);
+                    crate::mem::write_word(pa, r.time);
+                    crate::mem::write_word(pa + 8, r.amount);
+                }
+                crate::sched::update_remaining(sc, now);
             }
-            results.push((crate::mem::bytes(sc, 256).to_vec(), kk.charged_until));
+            let model = (crate::mem::bytes(sc, 256).to_vec(), now);
+            assert!(
+                model == general,
+                "case {case}: charge_current differs from the rule"
+            );
         }
-        assert!(results[0] == results[1], "case {case}: the charges differ");
+
+        crate::mem::copy(sc, before.as_ptr() as Pa, 256);
+        kk.charged_until = charged;
+        crate::arch::freeze_clock(Some(now));
+        let fast = crate::fastpath::running_budget(kk, t);
+        crate::arch::freeze_clock(None);
+        match fast {
+            Some((n, c, used)) => {
+                assert_eq!((n, c, used), (now, sc, now - charged), "case {case}");
+                crate::fastpath::commit(kk, sc, now, used);
+                let mine = (crate::mem::bytes(sc, 256).to_vec(), kk.charged_until);
+                assert!(mine == general, "case {case}: the charges differ");
+                assert!(
+                    can_run,
+                    "case {case}: the general path would restart the call"
+                );
+                taken += 1;
+            }
+            None => {
+                assert_eq!(
+                    crate::mem::bytes(sc, 256),
+                    &before[..],
+                    "case {case}: changed"
+                );
+                let handled = period == 0 && s.refill_head != s.refill_tail;
+                let head = crate::sched::refill_at(sc, s.refill_head);
+                if handled && s.configured && head.time <= charged {
+                    assert!(!can_run, "case {case}: declined a thread that can run");
+                }
+            }
+        }
     }
+    assert!(taken > 500, "only {taken} cases taken");
     kk.cur = 0;
+    kk.cur_sc = 0;
+}
+
+/// `syscall::lookup_cap` finds in a single-level CSpace what `cspace::resolve` finds, for
+/// every guard size and guard, matching or not, and other shapes through `resolve`.
+#[test]
+fn lookup_cap_single_level_matches_resolve() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let t = new_thread(10);
+    let (pa, _) = cnode(4);
+    for i in 0..16 {
+        crate::cspace::insert_root(
+            Cap::new(CapKind::Endpoint {
+                pa: 0x1000 * (i + 1),
+                badge: i as u64,
+                rights: crate::cap::Rights::ALL,
+            }),
+            pa + i * 32,
+        );
+    }
+    for case in 0..5000 {
+        let radix = [1, 2, 3, 4][rnd(4) as usize];
+        // Mostly single-level shapes, some that stop short of 64 bits.
+        let guard_size = if rnd(4) == 0 {
+            rnd(64 - radix as u64)
+        } else {
+            64 - radix as u64
+        };
+        let guard = rnd(4).min(if guard_size == 0 {
+            0
+        } else {
+            (1 << guard_size.min(63)) - 1
+        });
+        let root = Cap::new(CapKind::CNode {
+            pa,
+            radix,
+            guard_size: guard_size as u8,
+            guard,
+        });
+        tcb(t).slots[crate::object::tcb_slot::CTABLE].cap = root;
+        let index = rnd(16);
+        let cptr = match rnd(3) {
+            0 => (guard << radix) | index,
+            1 => ((guard ^ 1) << radix) | index,
+            _ => rnd(u64::MAX),
+        };
+        let want =
+            crate::cspace::resolve(root, cptr, 64).map(|(s, _)| (s, crate::cspace::slot(s).cap));
+        let got = crate::syscall::lookup_cap(t, cptr);
+        assert_eq!(
+            got, want,
+            "case {case}: radix {radix} guard {guard_size}/{guard:#x} cptr {cptr:#x}"
+        );
+    }
 }

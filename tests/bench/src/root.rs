@@ -8,10 +8,13 @@
 //! | `server_xas` | second VSpace | 200 | `ReplyRecv` on `ep_xas` |
 //! | `stamp_xas` | second VSpace | 200 | `ReplyRecv` on `ep_stamp`, stamping PMCCNTR |
 //! | `server_same` | root | 200 | `ReplyRecv` on `ep_same` |
+//! | `server_passive` | second VSpace | 200 | `ReplyRecv` on `ep_passive`, no context of its own |
 //! | `waiter` | root | 200 | `Wait` on `ntfn_wake`, stamping PMCCNTR |
 //!
 //! Every new thread has its own scheduling context (10 ms budget every 10 ms) from
-//! SchedControl_ConfigureFlags; servers are therefore active (not passive) servers.
+//! SchedControl_ConfigureFlags; servers are therefore active (not passive) servers, except
+//! `server_passive`, whose context is taken away once it waits (a Call lends it the caller's,
+//! seL4's fast-path case).
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +47,8 @@ const XAS_SERVER_STACK: Word = 0x1000_0000;
 const XAS_STAMP_STACK: Word = 0x1001_0000;
 const XAS_SERVER_IPC: Word = 0x1002_0000;
 const XAS_STAMP_IPC: Word = 0x1003_0000;
+const XAS_PASSIVE_STACK: Word = 0x1004_0000;
+const XAS_PASSIVE_IPC: Word = 0x1005_0000;
 /// IPC buffers of the extra threads in the root VSpace.
 const ROOT_SERVER_IPC: Word = 0x2000_0000;
 const ROOT_WAITER_IPC: Word = 0x2001_0000;
@@ -140,10 +145,12 @@ fn main(bi: &'static BootInfo) -> i32 {
     let ep_xas: cap::Endpoint = a.obj();
     let ep_stamp: cap::Endpoint = a.obj();
     let ep_same: cap::Endpoint = a.obj();
+    let ep_passive: cap::Endpoint = a.obj();
     let ep_idle: cap::Endpoint = a.obj();
     let reply_xas: cap::Reply = a.obj();
     let reply_stamp: cap::Reply = a.obj();
     let reply_same: cap::Reply = a.obj();
+    let reply_passive: cap::Reply = a.obj();
     let ntfn_wake: cap::Notification = a.obj();
     let ntfn_idle: cap::Notification = a.obj();
     let setup_ep: cap::Endpoint = a.obj();
@@ -154,6 +161,7 @@ fn main(bi: &'static BootInfo) -> i32 {
     let vspace = setup::image_vspace(&mut a, bi);
     setup::map_new_pages(&mut a, vspace, XAS_SERVER_STACK, XAS_STACK_PAGES);
     setup::map_new_pages(&mut a, vspace, XAS_STAMP_STACK, XAS_STACK_PAGES);
+    setup::map_new_pages(&mut a, vspace, XAS_PASSIVE_STACK, XAS_STACK_PAGES);
     let stack_bytes = (XAS_STACK_PAGES as Word) << 12;
     setup::spawn(
         &mut a,
@@ -182,6 +190,20 @@ fn main(bi: &'static BootInfo) -> i32 {
                 reply_stamp.cptr(),
                 SERVER_STAMP.as_ptr() as Word,
             ],
+            priority: SERVER_PRIO,
+            setup_ep,
+            setup_reply,
+        },
+    );
+    let passive = setup::spawn(
+        &mut a,
+        sched_control,
+        &ThreadSpec {
+            vspace,
+            ipc_buffer: XAS_PASSIVE_IPC,
+            stack_top: XAS_PASSIVE_STACK + stack_bytes,
+            entry: timed::server_entry,
+            args: [ep_passive.cptr(), reply_passive.cptr(), 0],
             priority: SERVER_PRIO,
             setup_ep,
             setup_reply,
@@ -219,6 +241,19 @@ fn main(bi: &'static BootInfo) -> i32 {
     check_server(ep_xas, "server in the second VSpace");
     check_server(ep_stamp, "stamping server in the second VSpace");
     check_server(ep_same, "server in the root VSpace");
+    check_server(ep_passive, "passive server in the second VSpace");
+    // Now waiting in ReplyRecv: without a context of its own it runs on its callers'.
+    check(
+        passive.set_sched_params(
+            init_thread::TCB,
+            SERVER_PRIO,
+            SERVER_PRIO,
+            sel4::Cap::from_cptr(0),
+            setup_ep,
+        ),
+        "TCB_SetSchedParams (no context: passive server)",
+    );
+    check_server(ep_passive, "passive server in the second VSpace, passive");
     println!(
         "bench: {} instructions executed since reset when set-up finished",
         timed::cycles()
@@ -231,8 +266,17 @@ fn main(bi: &'static BootInfo) -> i32 {
     // Instruction-trace mode (`--features trace-rtt`, see tests/bench/README.md): a few
     // cross-VSpace round trips, then exit, so that a QEMU `-d exec` log stays small.
     if cfg!(feature = "trace-rtt") {
+        let ep = if cfg!(feature = "trace-rtt-passive") {
+            ep_passive
+        } else {
+            ep_xas
+        };
         for _ in 0..4 {
-            let (dt, _) = timed::call(ep_xas.cptr());
+            let dt = if cfg!(feature = "trace-poll") {
+                timed::poll(ntfn_idle.cptr())
+            } else {
+                timed::call(ep.cptr()).0
+            };
             println!("bench: trace-rtt: {dt}");
         }
         return 0;
@@ -280,6 +324,15 @@ fn main(bi: &'static BootInfo) -> i32 {
         "ipc_call_reply_rtt",
         "Call to a server in another VSpace + its ReplyRecv, length 0, server prio 200 > client 100",
         &rtt,
+    );
+
+    // 2b. The same with a passive server (the root's context is lent to it along the Call
+    //     and comes back with the reply): what seL4's MCS fast path serves.
+    let rtt_passive = measure(N, || timed::call(ep_passive.cptr()).0);
+    report(
+        "ipc_call_reply_rtt_passive",
+        "as ipc_call_reply_rtt, passive server (runs on the caller's lent context)",
+        &rtt_passive,
     );
 
     // 3. The same with the server in the root's own VSpace.

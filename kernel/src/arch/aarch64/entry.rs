@@ -3,7 +3,7 @@
 //! Register frame layout (`Context` in `object::tcb`), byte offsets:
 //! x0..x30 at 0..248, sp_el0 248, elr 256, spsr 264, tpidr_el0 272, tpidrro_el0 280,
 //! fpsr 288, fpcr 296, q0..q31 at 304..816. While a thread runs at EL0, SP_EL2 points at
-//! its frame; the kernel runs on its own stack.
+//! its frame; the kernel runs on its own stack (whose top TPIDR_EL2 holds).
 //!
 //! FP/SIMD registers are switched lazily (see `fpu` in `mod.rs`): an exception saves only
 //! the general registers, and the FP/SIMD registers stay with `KEEL_FPU_OWNER`. While
@@ -38,6 +38,8 @@ _start:
     adrp    x1, __kernel_stack_top
     add     x1, x1, :lo12:__kernel_stack_top
     mov     sp, x1
+    // TPIDR_EL2 keeps the stack top for the exception entry (one instruction there).
+    msr     tpidr_el2, x1
     // Zero .bss.
     adrp    x1, __bss_start
     add     x1, x1, :lo12:__bss_start
@@ -90,8 +92,7 @@ _start:
     msr     cptr_el2, x1
     isb
 1:  mov     x0, sp
-    adrp    x1, __kernel_stack_top
-    add     x1, x1, :lo12:__kernel_stack_top
+    mrs     x1, tpidr_el2
     mov     sp, x1
 .endm
 
@@ -218,12 +219,16 @@ keel_vector_lower_sync:
     b       .Lfast_done
 .Lfast_reply_recv:
     bl      keel_fast_reply_recv
-    b       .Lfast_done
+    // (The two tests of .Lfast_done, repeated to save a branch on the round trip.)
+    tbnz    x0, #1, .Lfast_failed
+    tbz     x0, #0, keel_restore_frame
+    b       .Lfast_arm_timer
 .Lfast_call:
     bl      keel_fast_call
 .Lfast_done:
     tbnz    x0, #1, .Lfast_failed
     tbz     x0, #0, keel_restore_frame
+.Lfast_arm_timer:
     bic     x19, x0, #1
     bl      keel_fastpath_arm_timer
     mov     x0, x19
