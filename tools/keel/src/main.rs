@@ -180,6 +180,11 @@ enum Cmd {
         #[command(flatten)]
         prebuilt: Prebuilt,
     },
+    /// The Linux guest: fetch it, boot it directly, check it, measure it.
+    Guest {
+        #[command(subcommand)]
+        cmd: keel::guest::GuestCmd,
+    },
     /// Print the layout of an image made by `keel image`, checking it against the format.
     Inspect {
         /// The image.
@@ -355,6 +360,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         }
         Cmd::LoaderTest { timeout, prebuilt } => loader_test(timeout, &prebuilt),
         Cmd::Fuzz(a) => keel::fuzz::run(&a),
+        Cmd::Guest { cmd } => keel::guest::main(cmd),
     }
 }
 
