@@ -58,6 +58,9 @@ pub const PROMPT: &str = "keel-guest:";
 pub const CMDLINE: &str = "console=ttyAMA0 panic=-1";
 /// Added to [`CMDLINE`] for the benchmark: `/init` powers off right after the marker.
 pub const BENCH_FLAG: &str = "keel.bench";
+/// The initramfs layout ([`build_initramfs`] and the `initramfs` writer): bump it when
+/// either changes the archive, so that cached initramfs images are built again.
+const INITRAMFS_LAYOUT: u64 = 1;
 /// Manifest format version; a different one means "fetch again".
 const MANIFEST_FORMAT: u64 = 1;
 
@@ -591,17 +594,7 @@ fn initramfs_inputs(init_dir: &Path) -> Result<Value> {
         let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
         m.insert((*file).into(), json!(sha256_hex(&bytes)));
     }
-    // The writer's own source: a change to the format code builds the archive again.
-    m.insert(
-        "writer".into(),
-        json!(sha256_hex(include_bytes!(
-            "../../../crates/initramfs/src/lib.rs"
-        ))),
-    );
-    m.insert(
-        "builder".into(),
-        json!(sha256_hex(include_bytes!("guest.rs"))),
-    );
+    m.insert("layout".into(), json!(INITRAMFS_LAYOUT));
     Ok(Value::Object(m))
 }
 
@@ -1444,6 +1437,10 @@ pub enum GuestCmd {
         /// resolving the metapackage.
         #[arg(long, value_name = "PACKAGE")]
         kernel_package: Option<String>,
+        /// The directory with the guest's `init`, `inittab` and `profile` [default: the
+        /// workspace's images/linux].
+        #[arg(long, value_name = "DIR")]
+        init_dir: Option<PathBuf>,
     },
     /// Boot the guest directly in QEMU at EL1 and check it (marker, 2 CPUs, sleep, Ctrl-C,
     /// reboot, poweroff).
@@ -1483,10 +1480,11 @@ pub fn main(cmd: GuestCmd) -> Result<i32> {
             update,
             flavour,
             kernel_package,
+            init_dir: dir,
         } => {
             let g = fetch(&FetchOptions {
                 cache: cache_dir()?,
-                init_dir: init_dir(),
+                init_dir: dir.unwrap_or_else(init_dir),
                 flavour,
                 kernel_package,
                 update,
