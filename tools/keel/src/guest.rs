@@ -399,14 +399,23 @@ fn metapackage_target(depends: &str, flavour: &str) -> Option<String> {
         .map(|p| p.split(':').next().unwrap_or(p).to_string())
 }
 
-/// The candidate version in `apt-cache policy` output.
-fn candidate_version(policy: &str) -> Option<String> {
-    policy
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Candidate:"))
-        .map(str::trim)
-        .filter(|v| *v != "(none)")
-        .map(str::to_string)
+/// The candidate version of each package in `apt-cache policy` output (packages without
+/// one are left out).
+fn candidate_versions(policy: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut package = None;
+    for l in policy.lines() {
+        if !l.starts_with(char::is_whitespace) && l.ends_with(':') {
+            let name = l.trim_end_matches(':');
+            package = Some(name.strip_suffix(":arm64").unwrap_or(name).to_string());
+        } else if let (Some(p), Some(v)) = (&package, l.trim().strip_prefix("Candidate:")) {
+            let v = v.trim();
+            if v != "(none)" {
+                out.insert(p.clone(), v.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// A `.ko`'s `.modinfo` section as key=value pairs (keys may repeat, e.g. `alias`).
@@ -662,8 +671,12 @@ pub fn fetch(opts: &FetchOptions) -> Result<GuestFiles> {
     };
     let sources_changed = apt.write_sources()?;
     if opts.update || sources_changed || !apt.have_lists() {
-        log("apt-get update (private state, arm64)");
+        let t = Instant::now();
         apt.update()?;
+        log(&format!(
+            "apt-get update (private state, arm64) in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
     }
     let kernel_pkg = match &opts.kernel_package {
         Some(p) => p.clone(),
@@ -679,12 +692,16 @@ pub fn fetch(opts: &FetchOptions) -> Result<GuestFiles> {
             format!("{target}-unsigned")
         }
     };
-    let mut versions = BTreeMap::new();
+    let policy = apt.run(
+        "apt-cache",
+        &["policy", &kernel_pkg, "busybox-static"],
+        None,
+    )?;
+    let versions = candidate_versions(&policy);
     for p in [kernel_pkg.as_str(), "busybox-static"] {
-        let policy = apt.run("apt-cache", &["policy", p], None)?;
-        let v = candidate_version(&policy)
-            .ok_or_else(|| anyhow!("package {p} (arm64) is not in Debian's lists"))?;
-        versions.insert(p.to_string(), v);
+        if !versions.contains_key(p) {
+            bail!("package {p} (arm64) is not in Debian's lists");
+        }
     }
     if let Some(g) = &current {
         let k = &g.manifest["packages"]["kernel"];
@@ -1327,12 +1344,18 @@ mod tests {
             Some("linux-image-6.1.0-57-cloud-arm64")
         );
         assert_eq!(metapackage_target("x\n  Depends: foo\n", "arm64"), None);
-        let policy = "busybox-static:\n  Installed: (none)\n  Candidate: 1:1.35.0-4+deb12u1+b1\n";
+        let policy = "linux-image-6.1.0-57-arm64-unsigned:\n  Installed: (none)\n  Candidate: 6.1.192-3\n  Version table:\n     6.1.192-3 500\n        500 http://m/debian-security bookworm-security/main arm64 Packages\nbusybox-static:\n  Installed: (none)\n  Candidate: 1:1.35.0-4+deb12u1+b1\nx:arm64:\n  Candidate: (none)\n";
+        let v = candidate_versions(policy);
         assert_eq!(
-            candidate_version(policy).as_deref(),
+            v.get("busybox-static").map(String::as_str),
             Some("1:1.35.0-4+deb12u1+b1")
         );
-        assert_eq!(candidate_version("x:\n  Candidate: (none)\n"), None);
+        assert_eq!(
+            v.get("linux-image-6.1.0-57-arm64-unsigned")
+                .map(String::as_str),
+            Some("6.1.192-3")
+        );
+        assert_eq!(v.len(), 2);
     }
 
     fn m(name: &str, deps: &[&str]) -> (String, Module) {
@@ -1523,6 +1546,27 @@ pub fn main(cmd: GuestCmd) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// For `keel bench`: measures the direct boot when the guest is there (it is optional),
+/// adds `linux_direct_boot_insns` and `linux_direct_boot_wall` to `results`, and returns the
+/// line to print; `Err` when the guest is there but the measurement failed.
+pub fn bench_results(results: &mut Vec<crate::report::BenchResult>) -> Result<String> {
+    let Some(g) = locate()? else {
+        return Ok("linux direct boot: skipped (no guest; run `just guest`)".into());
+    };
+    let f = bench_direct_boot(&g, Duration::from_secs(300))?;
+    results.push(crate::report::BenchResult {
+        name: "linux_direct_boot_insns".into(),
+        value: f.insns as f64,
+        unit: "insns".into(),
+    });
+    results.push(crate::report::BenchResult {
+        name: "linux_direct_boot_wall".into(),
+        value: f.wall_s,
+        unit: "s".into(),
+    });
+    Ok(bench_line(&f))
 }
 
 /// The line `just bench` prints for the direct boot.

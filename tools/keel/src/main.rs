@@ -908,6 +908,12 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
             }
         }
     }
+    // The Linux guest booted directly (optional: only when `just guest` fetched it).
+    let guest_line = keel::guest::bench_results(&mut results).unwrap_or_else(|e| {
+        eprintln!("bench: FAILED: the linux direct boot: {e:#}");
+        system_failed = true;
+        "linux direct boot: FAILED".into()
+    });
     let judged = report::judge(&results);
     println!();
     print!("{}", report::render_table(&judged));
@@ -916,6 +922,7 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     std::fs::write(&json_path, json + "\n")
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!("bench: wrote {}", json_path.display());
+    println!("bench: {guest_line}");
     for j in &judged {
         if let Some(w) = report::missed_target_warning(j) {
             println!("bench: {w}");
