@@ -220,6 +220,11 @@ impl Apt {
     }
 
     fn run(&self, tool: &str, args: &[&str], cwd: Option<&Path>) -> Result<String> {
+        self.run_full(tool, args, cwd).map(|(out, _)| out)
+    }
+
+    /// Runs an apt tool with the private state; its stdout and stderr.
+    fn run_full(&self, tool: &str, args: &[&str], cwd: Option<&Path>) -> Result<(String, String)> {
         let mut cmd = Command::new(tool);
         cmd.args(self.options()).args(args);
         // As root, apt drops to the `_apt` user for downloads, which cannot write into a
@@ -233,16 +238,15 @@ impl Apt {
             .output()
             .with_context(|| format!("cannot run {tool} (is this a Debian machine?)"))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if !out.status.success() {
             bail!(
-                "`{tool} {}` failed ({}):\n{}{}",
+                "`{tool} {}` failed ({}):\n{stdout}{stderr}",
                 args.join(" "),
                 out.status,
-                stdout,
-                String::from_utf8_lossy(&out.stderr)
             );
         }
-        Ok(stdout)
+        Ok((stdout, stderr))
     }
 
     /// Writes the sources file from the host's. Returns whether it changed.
@@ -274,12 +278,19 @@ impl Apt {
     }
 
     fn update(&self) -> Result<()> {
-        self.run("apt-get", &["-q", "update"], None).context(
-            "cannot fetch Debian's package lists (is Debian's archive reachable? apt's proxy \
-             settings in /etc/apt/apt.conf.d apply)",
-        )?;
-        if !self.have_lists() {
-            bail!("apt-get update got no arm64 package lists; check the host's Debian sources");
+        const WHY: &str = "cannot fetch Debian's package lists: is Debian's archive reachable? \
+                           (apt's proxy settings in /etc/apt/apt.conf.d apply)";
+        let (out, err) = self
+            .run_full("apt-get", &["-q", "update"], None)
+            .context(WHY)?;
+        // apt-get update exits 0 when a source cannot be reached; it warns instead.
+        let problems: Vec<&str> = out
+            .lines()
+            .chain(err.lines())
+            .filter(|l| l.starts_with("Err:") || l.starts_with("W:") || l.starts_with("E:"))
+            .collect();
+        if !self.have_lists() || problems.iter().any(|l| !l.starts_with("W:")) {
+            bail!("{WHY}\napt-get update said:\n{}", problems.join("\n"));
         }
         Ok(())
     }
