@@ -1175,6 +1175,17 @@ pub fn check_direct_boot(g: &GuestFiles, timeout: Duration) -> Result<CheckRepor
     if cpus != 2 {
         return Err(con.fail(&format!("the guest sees {cpus} CPUs, not 2")));
     }
+    // Every module of the load order is in (a failed insmod also prints a line).
+    if let Some(order) = g.manifest["modules"].as_array() {
+        con.send("echo MODULES=$(cut -d' ' -f1 /proc/modules | sort | tr '\\n' ,)\n")?;
+        let (line, _) = con.wait_line("MODULES=", at, short)?;
+        let mut want: Vec<&str> = order.iter().filter_map(Value::as_str).collect();
+        want.sort_unstable();
+        let want = format!("MODULES={},", want.join(","));
+        if line != want {
+            return Err(con.fail(&format!("loaded modules: {line:?}, expected {want:?}")));
+        }
+    }
     let t = Instant::now();
     con.send("sleep 1; echo SLEPT-$((40+2))\n")?;
     let at = con.wait_for("SLEPT-42", at, short)?;
