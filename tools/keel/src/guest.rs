@@ -278,6 +278,16 @@ impl Apt {
     }
 
     fn update(&self) -> Result<()> {
+        let t = Instant::now();
+        self.update_lists()?;
+        log(&format!(
+            "apt-get update (private state, arm64) in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    fn update_lists(&self) -> Result<()> {
         const WHY: &str = "cannot fetch Debian's package lists: is Debian's archive reachable? \
                            (apt's proxy settings in /etc/apt/apt.conf.d apply)";
         let (out, err) = self
@@ -681,39 +691,20 @@ pub fn fetch(opts: &FetchOptions) -> Result<GuestFiles> {
         root: opts.cache.join("apt"),
     };
     let sources_changed = apt.write_sources()?;
+    let mut updated = false;
     if opts.update || sources_changed || !apt.have_lists() {
-        let t = Instant::now();
         apt.update()?;
-        log(&format!(
-            "apt-get update (private state, arm64) in {:.1} s",
-            t.elapsed().as_secs_f64()
-        ));
+        updated = true;
     }
-    let kernel_pkg = match &opts.kernel_package {
-        Some(p) => p.clone(),
-        None => {
-            let meta = format!("linux-image-{}", opts.flavour);
-            let deps = apt.run("apt-cache", &["depends", &meta], None)?;
-            let target = metapackage_target(&deps, &opts.flavour).ok_or_else(|| {
-                anyhow!(
-                    "cannot resolve {meta}: no linux-image-*-{} dependency in:\n{deps}",
-                    opts.flavour
-                )
-            })?;
-            format!("{target}-unsigned")
+    let (mut kernel_pkg, mut versions) = match resolve(&apt, opts) {
+        Err(_) if !updated => {
+            // Perhaps only the lists are old.
+            apt.update()?;
+            updated = true;
+            resolve(&apt, opts)?
         }
+        r => r?,
     };
-    let policy = apt.run(
-        "apt-cache",
-        &["policy", &kernel_pkg, "busybox-static"],
-        None,
-    )?;
-    let versions = candidate_versions(&policy);
-    for p in [kernel_pkg.as_str(), "busybox-static"] {
-        if !versions.contains_key(p) {
-            bail!("package {p} (arm64) is not in Debian's lists");
-        }
-    }
     if let Some(g) = &current {
         let k = &g.manifest["packages"]["kernel"];
         let b = &g.manifest["packages"]["busybox"];
@@ -731,6 +722,12 @@ pub fn fetch(opts: &FetchOptions) -> Result<GuestFiles> {
             }
             return Ok(g.clone());
         }
+    }
+    // About to download: lists from an earlier run may name packages the archive no longer
+    // has (the kernel's ABI moves), so refresh them first.
+    if !updated {
+        apt.update()?;
+        (kernel_pkg, versions) = resolve(&apt, opts)?;
     }
 
     // Download into a fresh directory.
@@ -889,6 +886,37 @@ pub fn fetch(opts: &FetchOptions) -> Result<GuestFiles> {
     ));
     installed(&opts.cache)?
         .ok_or_else(|| anyhow!("the new guest in {} does not check", out.display()))
+}
+
+/// The kernel package (the metapackage's target's `-unsigned` twin, or the one asked for)
+/// and the candidate versions of it and of `busybox-static`, from the private lists.
+fn resolve(apt: &Apt, opts: &FetchOptions) -> Result<(String, BTreeMap<String, String>)> {
+    let kernel_pkg = match &opts.kernel_package {
+        Some(p) => p.clone(),
+        None => {
+            let meta = format!("linux-image-{}", opts.flavour);
+            let deps = apt.run("apt-cache", &["depends", &meta], None)?;
+            let target = metapackage_target(&deps, &opts.flavour).ok_or_else(|| {
+                anyhow!(
+                    "cannot resolve {meta}: no linux-image-*-{} dependency in:\n{deps}",
+                    opts.flavour
+                )
+            })?;
+            format!("{target}-unsigned")
+        }
+    };
+    let policy = apt.run(
+        "apt-cache",
+        &["policy", &kernel_pkg, "busybox-static"],
+        None,
+    )?;
+    let versions = candidate_versions(&policy);
+    for p in [kernel_pkg.as_str(), "busybox-static"] {
+        if !versions.contains_key(p) {
+            bail!("package {p} (arm64) is not in Debian's lists");
+        }
+    }
+    Ok((kernel_pkg, versions))
 }
 
 /// Builds the initramfs again from the cached busybox and modules (the init files changed).

@@ -214,10 +214,23 @@ fn fetch_again_is_quick_offline_and_rebuilds_only_the_initramfs() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images/linux"),
         &init_dir,
     );
+    // The same request as the cached guest's (another one would mean fetching).
+    let mut request = vec![
+        "--flavour".to_string(),
+        g.manifest["request"]["flavour"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    ];
+    if let Some(p) = g.manifest["request"]["kernel_package"].as_str() {
+        request.extend(["--kernel-package".to_string(), p.to_string()]);
+    }
     let fetch = || {
         let t = std::time::Instant::now();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["guest", "fetch", "--init-dir"])
+            .args(["guest", "fetch"])
+            .args(&request)
+            .arg("--init-dir")
             .arg(&init_dir)
             .env("KEEL_GUEST_CACHE", scratch.join("cache"))
             .env("PATH", scratch.join("no-tools"))
