@@ -122,8 +122,10 @@ pub fn installed(cache: &Path) -> Result<Option<GuestFiles>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let manifest: Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    // A damaged manifest means fetching again, as a missing one does.
+    let Ok(manifest) = serde_json::from_str::<Value>(&text) else {
+        return Ok(None);
+    };
     if manifest["format"].as_u64() != Some(MANIFEST_FORMAT) {
         return Ok(None);
     }
@@ -939,10 +941,9 @@ fn rebuild_initramfs(opts: &FetchOptions, g: &GuestFiles, inputs: Value) -> Resu
     let tmp = g.dir.join("initramfs.cpio.tmp");
     std::fs::write(&tmp, &cpio)?;
     std::fs::rename(&tmp, &g.initramfs)?;
-    std::fs::write(
-        g.dir.join("manifest.json"),
-        serde_json::to_string_pretty(&manifest)? + "\n",
-    )?;
+    let tmp = g.dir.join("manifest.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&manifest)? + "\n")?;
+    std::fs::rename(&tmp, g.dir.join("manifest.json"))?;
     log(&format!("initramfs rebuilt: {} bytes", cpio.len()));
     installed(&opts.cache)?.ok_or_else(|| anyhow!("the rebuilt guest does not check"))
 }

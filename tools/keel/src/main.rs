@@ -908,12 +908,16 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
             }
         }
     }
-    // The Linux guest booted directly (optional: only when `just guest` fetched it).
-    let guest_line = keel::guest::bench_results(&mut results).unwrap_or_else(|e| {
-        eprintln!("bench: FAILED: the linux direct boot: {e:#}");
-        system_failed = true;
-        "linux direct boot: FAILED".into()
-    });
+    // The Linux guest booted directly (optional: only when `just guest` fetched it; not
+    // with a prebuilt root task either).
+    let guest_line = match prebuilt.root_task {
+        Some(_) => "linux direct boot: skipped (prebuilt root task)".into(),
+        None => keel::guest::bench_results(&mut results).unwrap_or_else(|e| {
+            eprintln!("bench: FAILED: the linux direct boot: {e:#}");
+            system_failed = true;
+            "linux direct boot: FAILED".into()
+        }),
+    };
     let judged = report::judge(&results);
     println!();
     print!("{}", report::render_table(&judged));
