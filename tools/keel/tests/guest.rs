@@ -263,7 +263,14 @@ fn fetch_again_is_quick_offline_and_rebuilds_only_the_initramfs() {
     let (code, err, _) = fetch();
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("up to date"), "{err}");
-    // A damaged output means fetching again; without apt that is a clear error.
+    // A damaged output or manifest means fetching again; without apt that is a clear error.
+    let manifest = scratch.join("cache/linux/manifest.json");
+    let good = std::fs::read(&manifest).unwrap();
+    std::fs::write(&manifest, b"{ not json").unwrap();
+    let (code, err, _) = fetch();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot run apt-get"), "{err}");
+    std::fs::write(&manifest, good).unwrap();
     std::fs::write(scratch.join("cache/linux/Image"), b"short").unwrap();
     let (code, err, _) = fetch();
     assert_eq!(code, Some(1), "{err}");
