@@ -570,6 +570,9 @@ fn parse_builtin(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Modules for the initramfs: (name, bytes) in load order.
+type Modules = Vec<(String, Vec<u8>)>;
+
 /// The inputs of the initramfs besides the binaries: `init`, `inittab`, `profile`.
 const INIT_FILES: &[(&str, &str, u32)] = &[
     ("init", "init", 0o755),
@@ -765,75 +768,7 @@ pub fn fetch(opts: &FetchOptions) -> Result<GuestFiles> {
     let t = Instant::now();
     let scratch = opts.cache.join("linux.tmp");
     let _ = std::fs::remove_dir_all(&scratch);
-    let x = scratch.join("x");
-    std::fs::create_dir_all(&x)?;
-    let mut pattern_args: Vec<OsString> = vec![kdeb.clone().into(), x.clone().into()];
-    pattern_args.extend(
-        ["./boot/vmlinuz-*", "./boot/config-*"]
-            .iter()
-            .chain(MODULE_PATTERNS)
-            .map(OsString::from),
-    );
-    let refs: Vec<&OsString> = pattern_args.iter().collect();
-    run_pipeline(
-        r#"deb=$1; dir=$2; shift 2; dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir" --wildcards "$@""#,
-        &refs,
-    )
-    .with_context(|| format!("extracting {}", kdeb.display()))?;
-    let bb_args: Vec<OsString> = vec![bdeb.clone().into(), x.clone().into()];
-    run_pipeline(
-        r#"dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" ./bin/busybox"#,
-        &bb_args.iter().collect::<Vec<_>>(),
-    )
-    .with_context(|| format!("extracting {}", bdeb.display()))?;
-
-    // The kernel: boot/vmlinuz-<release>, an uncompressed arm64 Image on bookworm.
-    let vmlinuz = std::fs::read_dir(x.join("boot"))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-        })
-        .ok_or_else(|| anyhow!("{kernel_pkg} has no boot/vmlinuz-*"))?;
-    let release = vmlinuz
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .trim_start_matches("vmlinuz-")
-        .to_string();
-    let image = crate::build::read(&vmlinuz)?;
-    check_arm64_image(&image).with_context(|| format!("{}", vmlinuz.display()))?;
-    std::fs::rename(&vmlinuz, scratch.join("Image"))?;
-    std::fs::rename(
-        x.join(format!("boot/config-{release}")),
-        scratch.join("config"),
-    )
-    .with_context(|| format!("{kernel_pkg} has no boot/config-{release}"))?;
-    std::fs::rename(x.join("bin/busybox"), scratch.join("busybox"))?;
-
-    // The modules and their order.
-    let mod_root = x.join("lib/modules").join(&release);
-    let available = scan_modules(&mod_root.join("kernel"))?;
-    let builtin = parse_builtin(
-        &std::fs::read_to_string(mod_root.join("modules.builtin")).unwrap_or_default(),
-    );
-    let order = load_order(WANTED_MODULES, &available, &builtin)?;
-    std::fs::create_dir_all(scratch.join("modules"))?;
-    let mut modules = Vec::new();
-    for name in &order {
-        let m = &available[name];
-        if !m.vermagic.starts_with(&format!("{release} ")) {
-            bail!(
-                "module {name} was built for {:?}, not for kernel {release}",
-                m.vermagic
-            );
-        }
-        let dest = scratch.join(format!("modules/{name}.ko"));
-        std::fs::rename(&m.path, &dest)?;
-        modules.push((name.clone(), crate::build::read(&dest)?));
-    }
-    std::fs::remove_dir_all(&x)?;
+    let (release, order, modules) = extract(&kdeb, &bdeb, &kernel_pkg, &scratch)?;
     log(&format!(
         "extracted kernel {release} and modules {} in {:.1} s",
         order.join(" "),
@@ -888,6 +823,87 @@ pub fn fetch(opts: &FetchOptions) -> Result<GuestFiles> {
     ));
     installed(&opts.cache)?
         .ok_or_else(|| anyhow!("the new guest in {} does not check", out.display()))
+}
+
+/// Extracts from the kernel package `kdeb` and busybox's `bdeb` into `scratch`: `Image`,
+/// `config`, `busybox` and `modules/<name>.ko` for the load order. Returns the kernel's
+/// release, the load order and the modules (name, bytes).
+fn extract(
+    kdeb: &Path,
+    bdeb: &Path,
+    kernel_pkg: &str,
+    scratch: &Path,
+) -> Result<(String, Vec<String>, Modules)> {
+    let x = scratch.join("x");
+    std::fs::create_dir_all(&x)?;
+    let mut pattern_args: Vec<OsString> = vec![kdeb.to_path_buf().into(), x.clone().into()];
+    pattern_args.extend(
+        ["./boot/vmlinuz-*", "./boot/config-*"]
+            .iter()
+            .chain(MODULE_PATTERNS)
+            .map(OsString::from),
+    );
+    let refs: Vec<&OsString> = pattern_args.iter().collect();
+    run_pipeline(
+        r#"deb=$1; dir=$2; shift 2; dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir" --wildcards "$@""#,
+        &refs,
+    )
+    .with_context(|| format!("extracting {}", kdeb.display()))?;
+    let bb_args: Vec<OsString> = vec![bdeb.to_path_buf().into(), x.clone().into()];
+    run_pipeline(
+        r#"dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" ./bin/busybox"#,
+        &bb_args.iter().collect::<Vec<_>>(),
+    )
+    .with_context(|| format!("extracting {}", bdeb.display()))?;
+
+    // The kernel: boot/vmlinuz-<release>, an uncompressed arm64 Image on bookworm.
+    let vmlinuz = std::fs::read_dir(x.join("boot"))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .ok_or_else(|| anyhow!("{kernel_pkg} has no boot/vmlinuz-*"))?;
+    let release = vmlinuz
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .trim_start_matches("vmlinuz-")
+        .to_string();
+    let image = crate::build::read(&vmlinuz)?;
+    check_arm64_image(&image).with_context(|| format!("{}", vmlinuz.display()))?;
+    std::fs::rename(&vmlinuz, scratch.join("Image"))?;
+    std::fs::rename(
+        x.join(format!("boot/config-{release}")),
+        scratch.join("config"),
+    )
+    .with_context(|| format!("{kernel_pkg} has no boot/config-{release}"))?;
+    std::fs::rename(x.join("bin/busybox"), scratch.join("busybox"))?;
+
+    // The modules and their order.
+    let mod_root = x.join("lib/modules").join(&release);
+    let available = scan_modules(&mod_root.join("kernel"))?;
+    let builtin = parse_builtin(
+        &std::fs::read_to_string(mod_root.join("modules.builtin")).unwrap_or_default(),
+    );
+    let order = load_order(WANTED_MODULES, &available, &builtin)?;
+    std::fs::create_dir_all(scratch.join("modules"))?;
+    let mut modules = Vec::new();
+    for name in &order {
+        let m = &available[name];
+        if !m.vermagic.starts_with(&format!("{release} ")) {
+            bail!(
+                "module {name} was built for {:?}, not for kernel {release}",
+                m.vermagic
+            );
+        }
+        let dest = scratch.join(format!("modules/{name}.ko"));
+        std::fs::rename(&m.path, &dest)?;
+        modules.push((name.clone(), crate::build::read(&dest)?));
+    }
+    std::fs::remove_dir_all(&x)?;
+    Ok((release, order, modules))
 }
 
 /// The kernel package (the metapackage's target's `-unsigned` twin, or the one asked for)
@@ -1362,139 +1378,6 @@ impl Qmp {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sources_keep_bookworm_suites_only_and_add_arm64() {
-        let host = "Types: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/k.gpg\n\nTypes: deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main\n\nTypes: deb\nURIs: http://mirror.example/debian\nSuites: bookworm-backports\nComponents: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\nArchitectures: amd64\n";
-        let g = guest_sources(host).unwrap();
-        let stanzas: Vec<&str> = g.trim().split("\n\n").skip(1).collect();
-        assert_eq!(stanzas.len(), 2, "{g}");
-        assert_eq!(
-            stanzas[0],
-            "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/k.gpg\nArchitectures: arm64"
-        );
-        assert!(stanzas[1].contains("Suites: bookworm-security\n"));
-        assert!(stanzas[1].ends_with("Architectures: arm64"));
-        assert!(!stanzas[1].contains("amd64"));
-        assert!(guest_sources("Types: deb\nSuites: trixie\nURIs: x\n").is_err());
-    }
-
-    #[test]
-    fn metapackage_and_candidate_parsing() {
-        let deps = "linux-image-arm64\n  Depends: linux-image-6.1.0-57-arm64\n";
-        assert_eq!(
-            metapackage_target(deps, "arm64").as_deref(),
-            Some("linux-image-6.1.0-57-arm64")
-        );
-        let cloud = "linux-image-cloud-arm64\n  Depends: linux-image-6.1.0-57-cloud-arm64\n";
-        assert_eq!(
-            metapackage_target(cloud, "cloud-arm64").as_deref(),
-            Some("linux-image-6.1.0-57-cloud-arm64")
-        );
-        assert_eq!(metapackage_target("x\n  Depends: foo\n", "arm64"), None);
-        let policy = "linux-image-6.1.0-57-arm64-unsigned:\n  Installed: (none)\n  Candidate: 6.1.192-3\n  Version table:\n     6.1.192-3 500\n        500 http://m/debian-security bookworm-security/main arm64 Packages\nbusybox-static:\n  Installed: (none)\n  Candidate: 1:1.35.0-4+deb12u1+b1\nx:arm64:\n  Candidate: (none)\n";
-        let v = candidate_versions(policy);
-        assert_eq!(
-            v.get("busybox-static").map(String::as_str),
-            Some("1:1.35.0-4+deb12u1+b1")
-        );
-        assert_eq!(
-            v.get("linux-image-6.1.0-57-arm64-unsigned")
-                .map(String::as_str),
-            Some("6.1.192-3")
-        );
-        assert_eq!(v.len(), 2);
-    }
-
-    fn m(name: &str, deps: &[&str]) -> (String, Module) {
-        (
-            name.into(),
-            Module {
-                name: name.into(),
-                path: PathBuf::new(),
-                depends: deps.iter().map(|s| s.to_string()).collect(),
-                vermagic: String::new(),
-            },
-        )
-    }
-
-    #[test]
-    fn load_order_puts_dependencies_first_and_skips_builtins() {
-        // The cloud flavour: virtio and virtio_ring are modules.
-        let avail: BTreeMap<_, _> = [
-            m("virtio", &[]),
-            m("virtio_ring", &[]),
-            m("virtio_mmio", &["virtio", "virtio_ring"]),
-            m("virtio_blk", &["virtio", "virtio_ring"]),
-            m("failover", &[]),
-            m("net_failover", &["failover"]),
-            m("virtio_net", &["net_failover", "virtio", "virtio_ring"]),
-            m("virtio_console", &["virtio", "virtio_ring"]),
-        ]
-        .into_iter()
-        .collect();
-        let order = load_order(WANTED_MODULES, &avail, &BTreeSet::new()).unwrap();
-        assert_eq!(
-            order,
-            [
-                "virtio",
-                "virtio_ring",
-                "virtio_mmio",
-                "virtio_blk",
-                "failover",
-                "net_failover",
-                "virtio_net",
-                "virtio_console"
-            ]
-        );
-        // The arm64 flavour: virtio and virtio_ring are built in.
-        let builtin: BTreeSet<String> = ["virtio".into(), "virtio_ring".into()].into();
-        let order = load_order(WANTED_MODULES, &avail, &builtin).unwrap();
-        assert_eq!(
-            order,
-            [
-                "virtio_mmio",
-                "virtio_blk",
-                "failover",
-                "net_failover",
-                "virtio_net",
-                "virtio_console"
-            ]
-        );
-        // A dependency that is neither there nor built in.
-        let mut gap = avail.clone();
-        gap.remove("failover");
-        let e = load_order(WANTED_MODULES, &gap, &builtin)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("`failover` (needed by net_failover)"), "{e}");
-        // A cycle.
-        let cyc: BTreeMap<_, _> = [m("a", &["b"]), m("b", &["a"])].into_iter().collect();
-        assert!(load_order(&["a"], &cyc, &BTreeSet::new())
-            .unwrap_err()
-            .to_string()
-            .contains("cycle"));
-    }
-
-    #[test]
-    fn builtin_names() {
-        let b = parse_builtin("kernel/drivers/virtio/virtio.ko\nkernel/lib/crc-t10dif.ko\n");
-        assert!(b.contains("virtio") && b.contains("crc_t10dif"));
-    }
-
-    #[test]
-    fn image_header_check() {
-        let mut img = vec![0u8; 64];
-        assert!(check_arm64_image(&img).is_err());
-        img[0x38..0x3c].copy_from_slice(b"ARM\x64");
-        assert!(check_arm64_image(&img).is_ok());
-        assert!(check_arm64_image(&[0x1f, 0x8b, 8, 0]).is_err());
-    }
-}
-
 /// `keel guest ...`.
 #[derive(clap::Subcommand, Debug)]
 pub enum GuestCmd {
@@ -1626,4 +1509,137 @@ pub fn bench_line(f: &BootFigures) -> String {
         "linux direct boot to init marker: {} insns, {:.2} s",
         f.insns, f.wall_s
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_keep_bookworm_suites_only_and_add_arm64() {
+        let host = "Types: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/k.gpg\n\nTypes: deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main\n\nTypes: deb\nURIs: http://mirror.example/debian\nSuites: bookworm-backports\nComponents: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\nArchitectures: amd64\n";
+        let g = guest_sources(host).unwrap();
+        let stanzas: Vec<&str> = g.trim().split("\n\n").skip(1).collect();
+        assert_eq!(stanzas.len(), 2, "{g}");
+        assert_eq!(
+            stanzas[0],
+            "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/k.gpg\nArchitectures: arm64"
+        );
+        assert!(stanzas[1].contains("Suites: bookworm-security\n"));
+        assert!(stanzas[1].ends_with("Architectures: arm64"));
+        assert!(!stanzas[1].contains("amd64"));
+        assert!(guest_sources("Types: deb\nSuites: trixie\nURIs: x\n").is_err());
+    }
+
+    #[test]
+    fn metapackage_and_candidate_parsing() {
+        let deps = "linux-image-arm64\n  Depends: linux-image-6.1.0-57-arm64\n";
+        assert_eq!(
+            metapackage_target(deps, "arm64").as_deref(),
+            Some("linux-image-6.1.0-57-arm64")
+        );
+        let cloud = "linux-image-cloud-arm64\n  Depends: linux-image-6.1.0-57-cloud-arm64\n";
+        assert_eq!(
+            metapackage_target(cloud, "cloud-arm64").as_deref(),
+            Some("linux-image-6.1.0-57-cloud-arm64")
+        );
+        assert_eq!(metapackage_target("x\n  Depends: foo\n", "arm64"), None);
+        let policy = "linux-image-6.1.0-57-arm64-unsigned:\n  Installed: (none)\n  Candidate: 6.1.192-3\n  Version table:\n     6.1.192-3 500\n        500 http://m/debian-security bookworm-security/main arm64 Packages\nbusybox-static:\n  Installed: (none)\n  Candidate: 1:1.35.0-4+deb12u1+b1\nx:arm64:\n  Candidate: (none)\n";
+        let v = candidate_versions(policy);
+        assert_eq!(
+            v.get("busybox-static").map(String::as_str),
+            Some("1:1.35.0-4+deb12u1+b1")
+        );
+        assert_eq!(
+            v.get("linux-image-6.1.0-57-arm64-unsigned")
+                .map(String::as_str),
+            Some("6.1.192-3")
+        );
+        assert_eq!(v.len(), 2);
+    }
+
+    fn m(name: &str, deps: &[&str]) -> (String, Module) {
+        (
+            name.into(),
+            Module {
+                name: name.into(),
+                path: PathBuf::new(),
+                depends: deps.iter().map(|s| s.to_string()).collect(),
+                vermagic: String::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn load_order_puts_dependencies_first_and_skips_builtins() {
+        // The cloud flavour: virtio and virtio_ring are modules.
+        let avail: BTreeMap<_, _> = [
+            m("virtio", &[]),
+            m("virtio_ring", &[]),
+            m("virtio_mmio", &["virtio", "virtio_ring"]),
+            m("virtio_blk", &["virtio", "virtio_ring"]),
+            m("failover", &[]),
+            m("net_failover", &["failover"]),
+            m("virtio_net", &["net_failover", "virtio", "virtio_ring"]),
+            m("virtio_console", &["virtio", "virtio_ring"]),
+        ]
+        .into_iter()
+        .collect();
+        let order = load_order(WANTED_MODULES, &avail, &BTreeSet::new()).unwrap();
+        assert_eq!(
+            order,
+            [
+                "virtio",
+                "virtio_ring",
+                "virtio_mmio",
+                "virtio_blk",
+                "failover",
+                "net_failover",
+                "virtio_net",
+                "virtio_console"
+            ]
+        );
+        // The arm64 flavour: virtio and virtio_ring are built in.
+        let builtin: BTreeSet<String> = ["virtio".into(), "virtio_ring".into()].into();
+        let order = load_order(WANTED_MODULES, &avail, &builtin).unwrap();
+        assert_eq!(
+            order,
+            [
+                "virtio_mmio",
+                "virtio_blk",
+                "failover",
+                "net_failover",
+                "virtio_net",
+                "virtio_console"
+            ]
+        );
+        // A dependency that is neither there nor built in.
+        let mut gap = avail.clone();
+        gap.remove("failover");
+        let e = load_order(WANTED_MODULES, &gap, &builtin)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`failover` (needed by net_failover)"), "{e}");
+        // A cycle.
+        let cyc: BTreeMap<_, _> = [m("a", &["b"]), m("b", &["a"])].into_iter().collect();
+        assert!(load_order(&["a"], &cyc, &BTreeSet::new())
+            .unwrap_err()
+            .to_string()
+            .contains("cycle"));
+    }
+
+    #[test]
+    fn builtin_names() {
+        let b = parse_builtin("kernel/drivers/virtio/virtio.ko\nkernel/lib/crc-t10dif.ko\n");
+        assert!(b.contains("virtio") && b.contains("crc_t10dif"));
+    }
+
+    #[test]
+    fn image_header_check() {
+        let mut img = vec![0u8; 64];
+        assert!(check_arm64_image(&img).is_err());
+        img[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        assert!(check_arm64_image(&img).is_ok());
+        assert!(check_arm64_image(&[0x1f, 0x8b, 8, 0]).is_err());
+    }
 }
