@@ -323,6 +323,12 @@ fn host_sources() -> Result<String> {
             list.display()
         )
     })?;
+    Ok(one_line_to_deb822(&t))
+}
+
+/// `deb [signed-by=...] URI SUITE COMPONENTS...` lines as deb822 stanzas (other lines and
+/// options are dropped).
+fn one_line_to_deb822(t: &str) -> String {
     let mut out = String::new();
     for line in t.lines().map(str::trim) {
         let Some(rest) = line.strip_prefix("deb ") else {
@@ -357,7 +363,7 @@ fn host_sources() -> Result<String> {
         }
         out.push('\n');
     }
-    Ok(out)
+    out
 }
 
 /// The private sources: the host's `deb` stanzas for bookworm (its updates and security
@@ -1151,10 +1157,6 @@ impl Console {
             thread::sleep(Duration::from_millis(10));
         }
     }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 impl Drop for Console {
@@ -1529,6 +1531,18 @@ mod tests {
         assert!(stanzas[1].ends_with("Architectures: arm64"));
         assert!(!stanzas[1].contains("amd64"));
         assert!(guest_sources("Types: deb\nSuites: trixie\nURIs: x\n").is_err());
+    }
+
+    #[test]
+    fn one_line_sources_become_stanzas() {
+        let list = "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://m/debian bookworm main contrib\ndeb-src http://m/debian bookworm main\ndeb http://m/debian-security bookworm-security main\n";
+        let s = one_line_to_deb822(list);
+        assert_eq!(
+            s,
+            "Types: deb\nURIs: http://m/debian\nSuites: bookworm\nComponents: main contrib\nSigned-By: /k.gpg\n\nTypes: deb\nURIs: http://m/debian-security\nSuites: bookworm-security\nComponents: main\n\n"
+        );
+        let g = guest_sources(&s).unwrap();
+        assert_eq!(g.matches("Architectures: arm64").count(), 2, "{g}");
     }
 
     #[test]

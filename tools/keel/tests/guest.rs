@@ -142,6 +142,26 @@ fn cached_guest_matches_its_manifest_and_holds_what_init_needs() {
     }
     // No gzip: the kernel would spend instructions inflating it (images/linux/README.md).
     assert!(cpio.starts_with(initramfs::MAGIC));
+    // GNU cpio, where installed, lists the same entries.
+    if let Ok(mut child) = std::process::Command::new("cpio")
+        .args(["-t", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&cpio).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let ours: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+        assert_eq!(listed, ours);
+    } else {
+        eprintln!("cpio is not installed: the archive was checked by our reader only");
+    }
 }
 
 #[test]
