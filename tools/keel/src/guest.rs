@@ -1277,26 +1277,34 @@ pub struct BootFigures {
     pub wall_s: f64,
 }
 
-/// Boots the guest under `-icount shift=0` with [`BENCH_FLAG`] (its `/init` powers off right
-/// after the marker) and `-no-shutdown` (QEMU then stops instead of exiting), and reads the
-/// executed-instruction count through QMP's `query-replay` (QEMU's icount; no record/replay
-/// is active).
+/// Boots the guest directly under `-icount shift=0` with [`BENCH_FLAG`] (its `/init` powers
+/// off right after the marker); see [`bench_boot`].
 pub fn bench_direct_boot(g: &GuestFiles, timeout: Duration) -> Result<BootFigures> {
-    let sock = std::env::temp_dir().join(format!("keel-guest-qmp-{}.sock", std::process::id()));
+    let mut cmd = Command::new(crate::qemu::qemu_program());
+    cmd.args(direct_boot_args(g, &format!("{CMDLINE} {BENCH_FLAG}")))
+        .args(["-monitor", "none"]);
+    bench_boot(cmd, timeout)
+}
+
+/// Measures a boot to [`MARKER`]: runs `cmd` (a QEMU command without `-icount`) with
+/// `-icount shift=0 -no-shutdown` and a QMP socket, notes the wall time when the marker
+/// appears, waits until the machine powers off (PSCI `SYSTEM_OFF`; QEMU then stops instead of
+/// exiting), and reads the executed-instruction count of all CPUs through QMP's
+/// `query-replay` (QEMU's icount; no record/replay is active). The boot through Keel is to be
+/// measured with this too, its command powering the machine off after the guest's marker.
+pub fn bench_boot(mut cmd: Command, timeout: Duration) -> Result<BootFigures> {
+    // One socket per run, also when runs overlap in one process (tests).
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let sock =
+        std::env::temp_dir().join(format!("keel-guest-qmp-{}-{run}.sock", std::process::id()));
     let _ = std::fs::remove_file(&sock);
     let mut qmp_arg = OsString::from("unix:");
     qmp_arg.push(&sock);
     qmp_arg.push(",server=on,wait=off");
-    let extra: Vec<OsString> = vec![
-        "-icount".into(),
-        "shift=0".into(),
-        "-no-shutdown".into(),
-        "-monitor".into(),
-        "none".into(),
-        "-qmp".into(),
-        qmp_arg,
-    ];
-    let mut con = direct_boot(g, &format!("{CMDLINE} {BENCH_FLAG}"), &extra)?;
+    cmd.args(["-icount", "shift=0", "-no-shutdown", "-qmp"])
+        .arg(qmp_arg);
+    let mut con = Console::spawn(cmd)?;
     let result = (|| {
         con.wait_for(MARKER, 0, timeout)?;
         let wall_s = con.started.elapsed().as_secs_f64();
@@ -1308,7 +1316,7 @@ pub fn bench_direct_boot(g: &GuestFiles, timeout: Duration) -> Result<BootFigure
                 break;
             }
             if Instant::now() >= deadline {
-                bail!("the guest did not power off after the marker (status {st})");
+                bail!("the machine did not power off after the marker (status {st})");
             }
             thread::sleep(Duration::from_millis(20));
         }
