@@ -672,6 +672,17 @@ fn log(msg: &str) {
 /// `keel guest fetch`: makes sure the guest is in the cache and returns it.
 pub fn fetch(opts: &FetchOptions) -> Result<GuestFiles> {
     let started = Instant::now();
+    // One fetch at a time per cache (worktrees and users of one machine share it).
+    std::fs::create_dir_all(&opts.cache)
+        .with_context(|| format!("cannot create {}", opts.cache.display()))?;
+    let lock_path = opts.cache.join("lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        log("waiting for another `keel guest fetch` on this cache");
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    }
     let out = out_dir(&opts.cache);
     let inputs = initramfs_inputs(&opts.init_dir)?;
     let current = installed(&opts.cache)?;
