@@ -25,10 +25,11 @@ build *args:
 run *args: setup
     {{keel}} run {{args}}
 
-# All tests: lint and format gates, host and system tests, conformance suite (several
-# machines and an overflow-checked kernel), loader test, 10^6 fuzzer operations.
-test: setup lint
-    KEEL_REQUIRE_QEMU=1 cargo test --workspace --exclude conformance --exclude bench --exclude fuzz
+# All tests: lint and format gates, host and system tests (the Linux guest booted directly
+# too), conformance suite (several machines and an overflow-checked kernel), loader test,
+# 10^6 fuzzer operations.
+test: setup lint guest
+    KEEL_REQUIRE_QEMU=1 KEEL_REQUIRE_GUEST=1 cargo test --workspace --exclude conformance --exclude bench --exclude fuzz
     cargo test -p sel4-sys -p qemu-virt -p keel-kernel --features pa44
     {{keel}} conformance
     {{just_executable()}} conformance-checked
@@ -42,6 +43,16 @@ test: setup lint
     {{keel}} run -p conformance --kernel "$({{keel}} build-kernel)" --timeout 60 --exit-on-expect \
         --expect "stopped: UnknownSyscall { number: 18446744073709551604 }"
     {{keel}} fuzz --ops 1000000
+
+# Fetch the Linux guest (Debian's current bookworm arm64 kernel and busybox-static) into
+# ~/.cache/keel/guest and build its initramfs; does nothing when it is there. ARGS go to
+# `keel guest fetch` (e.g. `--update` for a newer kernel). See images/linux/README.md.
+guest *args:
+    {{keel}} guest fetch {{args}}
+
+# Boot the Linux guest directly in QEMU (no Keel), its shell on this terminal; Ctrl-A x quits.
+guest-boot: setup guest
+    {{keel}} guest boot
 
 # Boot the conformance suite; fails unless it ends with `N passed, 0 failed`. ARGS go to
 # `keel conformance` (e.g. `--memory 2G`).

@@ -36,6 +36,7 @@ pub mod capdl;
 pub mod defaults;
 pub mod elf;
 pub mod fuzz;
+pub mod guest;
 pub mod image;
 pub mod loadertest;
 pub mod qemu;

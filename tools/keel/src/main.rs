@@ -180,6 +180,11 @@ enum Cmd {
         #[command(flatten)]
         prebuilt: Prebuilt,
     },
+    /// The Linux guest: fetch it, boot it directly, check it, measure it.
+    Guest {
+        #[command(subcommand)]
+        cmd: keel::guest::GuestCmd,
+    },
     /// Print the layout of an image made by `keel image`, checking it against the format.
     Inspect {
         /// The image.
@@ -355,6 +360,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         }
         Cmd::LoaderTest { timeout, prebuilt } => loader_test(timeout, &prebuilt),
         Cmd::Fuzz(a) => keel::fuzz::run(&a),
+        Cmd::Guest { cmd } => keel::guest::main(cmd),
     }
 }
 
@@ -902,6 +908,16 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
             }
         }
     }
+    // The Linux guest booted directly (optional: only when `just guest` fetched it; not
+    // with a prebuilt root task either).
+    let guest_line = match prebuilt.root_task {
+        Some(_) => "linux direct boot: skipped (prebuilt root task)".into(),
+        None => keel::guest::bench_results(&mut results).unwrap_or_else(|e| {
+            eprintln!("bench: FAILED: the linux direct boot: {e:#}");
+            system_failed = true;
+            "linux direct boot: FAILED".into()
+        }),
+    };
     let judged = report::judge(&results);
     println!();
     print!("{}", report::render_table(&judged));
@@ -910,6 +926,7 @@ fn bench(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     std::fs::write(&json_path, json + "\n")
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!("bench: wrote {}", json_path.display());
+    println!("bench: {guest_line}");
     for j in &judged {
         if let Some(w) = report::missed_target_warning(j) {
             println!("bench: {w}");
