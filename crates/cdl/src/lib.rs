@@ -49,10 +49,11 @@ mod quantity;
 use std::path::Path;
 
 pub use builtin::limits;
+pub use check::guest_dir;
 pub use diag::{Code, Error, Label, Report, Span};
 pub use model::{
-    interfaces_from_metadata, Channel, Component, End, Interface, Interfaces, Irq, Map, Perms,
-    Region, RestartPolicy, Role,
+    interfaces_from_metadata, Channel, Component, End, GuestFile, Interface, Interfaces, Irq, Map,
+    Perms, Region, RestartPolicy, Role, Vcpu, Vm,
 };
 
 /// A `system.cdl` that passed every rule, with keel build's additions.
@@ -61,13 +62,15 @@ pub struct System {
     components: Vec<Component>,
     regions: Vec<Region>,
     channels: Vec<Channel>,
+    vms: Vec<Vm>,
     supervisor: Option<usize>,
     console: Option<usize>,
     source_name: String,
 }
 
-/// Parses and checks `text`; `name` is the file name shown in diagnostics. The channels'
-/// protocols are not checked against the programs (see [`parse_with`]).
+/// Parses and checks `text`; `name` is the file name shown in diagnostics, and the relative
+/// paths of VMs' files start from its folder. The channels' protocols are not checked against
+/// the programs (see [`parse_with`]).
 pub fn parse(name: &str, text: &str) -> Result<System, Report> {
     parse_checked(name, text, None)
 }
@@ -110,7 +113,9 @@ fn parse_checked(
         }
     };
     let ast = decode::decode(&doc, text, &mut diags);
-    match check::check(ast, interfaces, &mut diags) {
+    // A VM's files are found from the system file's folder.
+    let base = Path::new(name).parent().unwrap_or(Path::new(""));
+    match check::check(ast, interfaces, base, &mut diags) {
         Some(mut system) if diags.is_empty() => {
             system.source_name = Path::new(name)
                 .file_name()
@@ -157,6 +162,10 @@ impl System {
     /// Every channel (the file's, then the console channels in caller order).
     pub fn channels(&self) -> &[Channel] {
         &self.channels
+    }
+    /// Every VM, in file order.
+    pub fn vms(&self) -> &[Vm] {
+        &self.vms
     }
     /// The supervisor's component index.
     pub fn supervisor(&self) -> Option<usize> {

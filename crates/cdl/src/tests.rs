@@ -154,6 +154,8 @@ fn lowering() {
         ],
         supervisor: Some(3),
         console: Some(4),
+        vms: vec![],
+        guest_files: vec![],
     };
     assert_eq!(system.lower(), expected);
 }

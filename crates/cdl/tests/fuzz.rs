@@ -213,8 +213,8 @@ fn fixtures() -> Vec<PathBuf> {
 }
 
 /// Everything a caller may do with the result.
-fn exercise(text: &str) -> bool {
-    match cdl::parse("fuzz.cdl", text) {
+fn exercise(name: &str, text: &str) -> bool {
+    match cdl::parse(name, text) {
         Ok(system) => {
             let spec = system.lower();
             assert_eq!(spec.components.len(), system.components().len());
@@ -271,7 +271,9 @@ fn mutated_fixtures_never_panic() {
         for _ in 0..n {
             let mutant = mutate(&mut rng, text, &lines);
             let mutant = String::from_utf8_lossy(&mutant).into_owned();
-            match catch_unwind(AssertUnwindSafe(|| exercise(&mutant))) {
+            // Named as the fixture, so that a VM's files are found beside it.
+            let name = file.display().to_string();
+            match catch_unwind(AssertUnwindSafe(|| exercise(&name, &mutant))) {
                 Ok(true) => ok += 1,
                 Ok(false) => err += 1,
                 Err(panic) => {
