@@ -72,9 +72,7 @@ struct VcpuSched {
 }
 
 fn vcpu_count(v: &AVm) -> Option<u32> {
-    v.vcpus
-        .or_default(vm::DEFAULT_VCPUS, v.head)
-        .map(|n| n.v)
+    v.vcpus.or_default(vm::DEFAULT_VCPUS, v.head).map(|n| n.v)
 }
 
 fn vcpu_sched(v: &AVm) -> Vec<VcpuSched> {
@@ -111,7 +109,13 @@ fn vcpu_sched(v: &AVm) -> Vec<VcpuSched> {
         .collect()
 }
 
-fn vm_component(v: &AVm, suffix: &str, program: &str, role: Role, priority: Option<u8>) -> AComponent {
+fn vm_component(
+    v: &AVm,
+    suffix: &str,
+    program: &str,
+    role: Role,
+    priority: Option<u8>,
+) -> AComponent {
     AComponent {
         name: Sp::new(format!("{}.{suffix}", v.name.v), v.head),
         role,
@@ -157,7 +161,13 @@ fn add_vm(
         ram: regions.len(),
         channel: channels.len(),
     };
-    components.push(vm_component(v, vm::VCPU_SUFFIX, vm::VCPU_PROGRAM, Role::Vcpu, vcpu_priority));
+    components.push(vm_component(
+        v,
+        vm::VCPU_SUFFIX,
+        vm::VCPU_PROGRAM,
+        Role::Vcpu,
+        vcpu_priority,
+    ));
     let mut vmm = vm_component(v, vm::VMM_SUFFIX, vm::VMM_PROGRAM, Role::Vmm, vmm_priority);
     let ram_name = format!("{}.{}", v.name.v, vm::RAM_SUFFIX);
     vmm.maps.push(AMap {
@@ -202,8 +212,16 @@ fn add_vm(
         head: v.head,
         protocol: Val::Absent,
         ends: vec![
-            end(parts.vcpu, &format!("{}.{}", v.name.v, vm::VCPU_SUFFIX), true),
-            end(parts.vmm, &format!("{}.{}", v.name.v, vm::VMM_SUFFIX), false),
+            end(
+                parts.vcpu,
+                &format!("{}.{}", v.name.v, vm::VCPU_SUFFIX),
+                true,
+            ),
+            end(
+                parts.vmm,
+                &format!("{}.{}", v.name.v, vm::VMM_SUFFIX),
+                false,
+            ),
         ],
     });
     parts
@@ -527,10 +545,7 @@ fn vm_name_clashes(e: &Elab, diags: &mut Diags) {
                     .error(
                         Code::VmNameClash,
                         v.name.span,
-                        format!(
-                            "VM `{}` clashes with component `{}`",
-                            v.name.v, c.name.v
-                        ),
+                        format!("VM `{}` clashes with component `{}`", v.name.v, c.name.v),
                         "VM name",
                     )
                     .label(c.name.span, format!("component `{}` {what}", c.name.v))
@@ -1167,8 +1182,7 @@ fn id_spaces(e: &Elab, diags: &mut Diags) {
     }
     // Channel constants clash per component too.
     // (span, whether the peer is a VM's component) per constant.
-    let mut consts: Vec<HashMap<String, (Span, bool)>> =
-        vec![HashMap::new(); e.components.len()];
+    let mut consts: Vec<HashMap<String, (Span, bool)>> = vec![HashMap::new(); e.components.len()];
     let mut channel_names: HashSet<&str> = HashSet::new();
     // Components whose name is not unique (reported as duplicates): channels named after
     // them are not checked for clashes.
@@ -1606,7 +1620,10 @@ fn vms(e: &Elab, diags: &mut Diags) {
                     vm::KEEL_RAM >> 20
                 ));
         }
-        let Some(base) = v.ram_base.or_default(keel_spec::guest::DEFAULT_RAM_BASE, v.head) else {
+        let Some(base) = v
+            .ram_base
+            .or_default(keel_spec::guest::DEFAULT_RAM_BASE, v.head)
+        else {
             continue;
         };
         let end = u128::from(base.v) + u128::from(ram.v);
@@ -1615,7 +1632,9 @@ fn vms(e: &Elab, diags: &mut Diags) {
             let why = if base.v % keel_spec::guest::RAM_ALIGN != 0 {
                 "is not 2 MiB aligned".to_string()
             } else {
-                format!("puts the RAM's end at {end:#x}, beyond the guest-physical space ({limit:#x})")
+                format!(
+                    "puts the RAM's end at {end:#x}, beyond the guest-physical space ({limit:#x})"
+                )
             };
             diags.error(
                 Code::RamBase,
@@ -1790,10 +1809,7 @@ fn guest_files(e: &Elab, base: &Path, diags: &mut Diags) -> Vec<VmFiles> {
             Some((file, image_size))
         });
         let initramfs = match &v.initramfs {
-            Val::Ok(f) => match found(diags, f, "initramfs", &mut []) {
-                Some((file, _)) => Some(Some(file)),
-                None => None,
-            },
+            Val::Ok(f) => found(diags, f, "initramfs", &mut []).map(|(file, _)| Some(file)),
             _ => Some(None),
         };
         let (Some((kernel, image_size)), Some(initramfs)) = (kernel, initramfs) else {

@@ -237,7 +237,14 @@ pub(crate) fn decode(doc: &KdlDocument, text: &str, diags: &mut Diags) -> Ast {
                     node,
                     other,
                     "top level",
-                    &["component", "region", "channel", "vm", "supervisor", "console"],
+                    &[
+                        "component",
+                        "region",
+                        "channel",
+                        "vm",
+                        "supervisor",
+                        "console",
+                    ],
                 );
             }
         }
@@ -1037,9 +1044,7 @@ impl Decoder<'_, '_> {
         let en = self.entries(
             node,
             1,
-            &[
-                "vcpus", "ram", "ram-base", "priority", "budget", "period",
-            ],
+            &["vcpus", "ram", "ram-base", "priority", "budget", "period"],
             true,
         );
         let name = match en.arg(0) {
@@ -1064,11 +1069,7 @@ impl Decoder<'_, '_> {
                             .error(
                                 Code::VcpuCount,
                                 n.span,
-                                format!(
-                                    "a VM has 1..={} vCPUs, not {}",
-                                    vm::MAX_VCPUS,
-                                    n.v
-                                ),
+                                format!("a VM has 1..={} vCPUs, not {}", vm::MAX_VCPUS, n.v),
                                 "vCPU count",
                             )
                             .help(format!("vcpus is 1 to {}", vm::MAX_VCPUS));
@@ -1143,9 +1144,7 @@ impl Decoder<'_, '_> {
                     "cmdline" => cmdline = Some((head, self.cmdline(child))),
                     "vcpu" => {
                         if let Some(v) = self.vcpu_override(child) {
-                            if let Some(first) =
-                                overrides.iter().find(|o| o.index.v == v.index.v)
-                            {
+                            if let Some(first) = overrides.iter().find(|o| o.index.v == v.index.v) {
                                 self.diags
                                     .error(
                                         Code::DuplicateNode,
@@ -1224,7 +1223,10 @@ impl Decoder<'_, '_> {
         let problem = if p.v.is_empty() {
             Some("an empty path".to_string())
         } else if rest.is_some_and(|r| !r.starts_with('/')) {
-            Some(format!("`{}` is followed by `/` and a file name", vm::GUEST_VAR))
+            Some(format!(
+                "`{}` is followed by `/` and a file name",
+                vm::GUEST_VAR
+            ))
         } else if rest.unwrap_or(&p.v).contains("${") {
             Some(format!(
                 "the only variable is `{}`, at the start of the path",

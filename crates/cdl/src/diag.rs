@@ -116,7 +116,7 @@ codes! {
     VmNameClash = "0600", "vm-name-clash", "A VM named like a component, or whose vcpu or vmm component's generated constants would clash with a component's.";
     VcpuCount = "0601", "vcpu-count", "A VM with no vCPUs or more than keel_spec::guest::MAX_VCPUS (8).";
     VcpuIndex = "0602", "vcpu-index", "A `vcpu N` override for a vCPU the VM does not have (N >= vcpus).";
-    RamSize = "0603", "ram-size", "A VM's RAM that is not a multiple of 2 MiB or smaller than 16 MiB.";
+    RamSize = "0603", "ram-size", "A VM's RAM that is not a multiple of 2 MiB, smaller than 16 MiB, or too small for its kernel and initramfs.";
     RamTotal = "0604", "ram-total", "VM RAM and RAM regions that together do not fit the RAM Keel can use on the board.";
     RamBase = "0605", "ram-base", "A VM's ram-base that is not 2 MiB aligned, or guest RAM that ends beyond the guest-physical address space.";
     RamDevice = "0606", "ram-device", "Guest RAM that overlaps one of the guest's device windows (GIC, UART, virtio-mmio; keel_spec::guest).";

@@ -265,8 +265,8 @@ pub mod guest {
 
     const _: () = assert!(GICR.base >= GICD.base + GICD.size);
     const _: () = assert!(UART.base >= GICR.base + GICR.size);
-    const _: () = assert!(DEFAULT_RAM_BASE % RAM_ALIGN == 0);
-    const _: () = assert!(VMM_RAM_VADDR % RAM_ALIGN == 0);
+    const _: () = assert!(DEFAULT_RAM_BASE.is_multiple_of(RAM_ALIGN));
+    const _: () = assert!(VMM_RAM_VADDR.is_multiple_of(RAM_ALIGN));
     const _: () = assert!(VMM_RAM_VADDR >= super::layout::MAP_BASE);
 }
 
