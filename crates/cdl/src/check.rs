@@ -1717,11 +1717,12 @@ fn resolve(written: &str, base: &Path) -> Result<std::path::PathBuf, String> {
 /// many bytes were read.
 fn read_head(path: &Path, buf: &mut [u8]) -> std::io::Result<(u64, usize)> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let meta = f.metadata()?;
+    // Look before opening: opening a FIFO would block.
+    let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
+    let mut f = std::fs::File::open(path)?;
     let mut n = 0;
     while n < buf.len() {
         match f.read(buf.get_mut(n..).unwrap_or_default())? {

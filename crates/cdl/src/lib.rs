@@ -5,17 +5,20 @@
 //! properties; check every rule and report *every* error, each with a stable code
 //! ([`Code`]), a message and a labelled span (a [`Report`], rendered by `miette`); add what
 //! `keel build` adds by itself (the supervisor, the console, every component's console
-//! channel, the UART — see [`builtin`]); lower a valid file to a [`keel_spec::SystemSpec`]
-//! and generate each component's Rust constants. The language reference is
-//! `docs/system-cdl.md`.
+//! channel, the UART, each VM's vcpu and vmm components — see [`builtin`]); check that a
+//! VM's kernel and initramfs exist and the kernel is an arm64 Image (the only file access);
+//! lower a valid file to a [`keel_spec::SystemSpec`] and generate each component's Rust
+//! constants. The language reference is `docs/system-cdl.md`.
 //!
 //! Must never: panic on any input, however malformed (no `unwrap`, `expect` or indexing on
 //! anything that came from the file; a fuzz test feeds it mutated fixtures); hand back a
 //! [`System`] from a file that broke a rule; print anything (the caller renders the
-//! [`Report`]); know anything about building or booting.
+//! [`Report`]); know anything about building or booting (beyond what makes a VM's kernel an
+//! arm64 Image); open anything but a regular file.
 //!
-//! Invariants of a [`System`]: component order is the file's components, then the
-//! supervisor, then the console, and a component's index is its `image` index in the spec;
+//! Invariants of a [`System`]: component order is the file's components, then each VM's
+//! vcpu and vmm components, then the supervisor, then the console, and a component's index
+//! is its `image` index in the spec; a VM's RAM region is mapped by its vmm and nothing else;
 //! every index (region of a map, component of a channel end) refers to an element that
 //! exists; channel and interrupt ids are unique per component and at most
 //! `keel_spec::MAX_CHANNEL_ID`; every call goes to a strictly higher priority; no two

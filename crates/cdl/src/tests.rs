@@ -776,6 +776,16 @@ fn vm_files() {
     };
     assert_eq!(at("short").unwrap_err().codes(), [Code::NotImage]);
     assert!(at("Image").is_ok(), "the 64-byte header alone is an Image");
+    // Only regular files are opened: a device or a FIFO (whose open would block) is refused.
+    assert_eq!(at("/dev/zero").unwrap_err().codes(), [Code::GuestFile]);
+    let fifo = tmp.join("fifo");
+    if std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert_eq!(at("fifo").unwrap_err().codes(), [Code::GuestFile]);
+    }
     std::fs::remove_dir_all(&tmp).unwrap();
     // `${guest}` is the guest folder: the result follows whether the fetched Image is there.
     let g = r#"vm a ram="256MiB" priority=1 { kernel "${guest}/Image"; }"#;
