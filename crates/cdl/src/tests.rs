@@ -837,3 +837,31 @@ fn stand_in_image_header() {
         32 << 20
     );
 }
+
+/// RAM regions count against the board's RAM with the VMs', and a VM's two components
+/// count against the component limit.
+#[test]
+fn vms_share_the_board() {
+    let vm = |name: &str, ram: &str| {
+        format!("vm {name} ram=\"{ram}\" priority=1 {{ kernel \"Image\"; }}\n")
+    };
+    // 3 GiB usable, 64 MiB of it Keel's: 2 GiB of region and 960 MiB of VM fit...
+    let fits = format!(
+        "region big size=\"2GiB\" page-size=\"2MiB\"\n{}",
+        vm("a", "960MiB")
+    );
+    assert!(vm_system(&fits).is_ok());
+    // ...2 MiB more does not.
+    let over = format!(
+        "region big size=\"2GiB\" page-size=\"2MiB\"\n{}",
+        vm("a", "962MiB")
+    );
+    let r = vm_system(&over).unwrap_err();
+    assert_eq!(r.codes(), [Code::RamTotal], "{}", r.plain());
+    // 29 VMs are 58 components: with hello, the supervisor and the console, 61 fit.
+    let many: String = (0..29).map(|i| vm(&format!("v{i}"), "16MiB")).collect();
+    assert_eq!(vm_system(&many).unwrap().components().len(), 61);
+    let more = format!("{many}{}", vm("last", "16MiB"));
+    let r = vm_system(&more).unwrap_err();
+    assert_eq!(r.codes(), [Code::TooManyComponents], "{}", r.plain());
+}
