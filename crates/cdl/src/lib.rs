@@ -48,16 +48,17 @@ mod generate;
 mod lower;
 mod model;
 mod quantity;
+mod vmcheck;
 
 use std::path::Path;
 
 pub use builtin::limits;
-pub use check::guest_dir;
 pub use diag::{Code, Error, Label, Report, Span};
 pub use model::{
     interfaces_from_metadata, Channel, Component, End, GuestFile, Interface, Interfaces, Irq, Map,
     Perms, Region, RestartPolicy, Role, Vcpu, Vm,
 };
+pub use vmcheck::guest_dir;
 
 /// A `system.cdl` that passed every rule, with keel build's additions.
 #[derive(Clone, Debug, PartialEq, Eq)]
