@@ -3,10 +3,12 @@
 //!
 //! Job: define the system spec that the loader instantiates, the way it is packed into the
 //! loader's image, and the fixed layout every component can rely on: which CNode slot holds
-//! what, what badges mean, and where the IPC buffer and stack are.
+//! what, what badges mean, and where the IPC buffer and stack are; and the machine every
+//! guest sees ([`guest`]: its memory map and limits), which the checker, the VMM and the vCPU
+//! manager share.
 //!
 //! Must never: hold policy or validation (that is the `cdl` crate's job) or anything
-//! specific to one board.
+//! specific to one host board (the guest's map is Keel's own virtual board).
 //!
 //! Invariants: every index in a spec refers to an element that exists (the lowering
 //! checks it and the loader checks it again); channel and interrupt ids are at most `MAX_CHANNEL_ID`; the
