@@ -75,3 +75,41 @@ pub mod console {
     /// `keel_spec::CONSOLE_CHANNEL`; at the console, the caller's component index.
     pub const CHANNEL_ID: u8 = keel_spec::CONSOLE_CHANNEL;
 }
+
+/// What a `vm` node implies, and its limits. The guest's own memory map (device windows,
+/// default RAM base, vCPU limit) is `keel_spec::guest`, shared with the VMM.
+pub mod vm {
+    /// `vm vcpus=`.
+    pub const DEFAULT_VCPUS: u32 = 1;
+    /// Most vCPUs in a VM.
+    pub const MAX_VCPUS: u32 = keel_spec::guest::MAX_VCPUS;
+    /// Highest vCPU priority: the VM's vcpu component runs one above its highest vCPU and its
+    /// vmm one above that (the vcpu component calls the vmm), both at most
+    /// `limits::MAX_PRIORITY`.
+    pub const MAX_VCPU_PRIORITY: u8 = super::limits::MAX_PRIORITY - 2;
+    /// The programs of the components every VM gets.
+    pub const VCPU_PROGRAM: &str = "vcpu";
+    pub const VMM_PROGRAM: &str = "vmm";
+    /// The components' and the RAM region's names: the VM's name and one of these, joined by
+    /// a dot (`linux.vcpu`), which no name written in system.cdl contains.
+    pub const VCPU_SUFFIX: &str = "vcpu";
+    pub const VMM_SUFFIX: &str = "vmm";
+    pub const RAM_SUFFIX: &str = "ram";
+    /// The channel between the vcpu and vmm components: its id at both.
+    pub const EXIT_CHANNEL_ID: u8 = 0;
+    /// The generated constants: at the vcpu component the channel is `channels::VMM`, at the
+    /// vmm `channels::VCPU`, and the vmm's guest RAM mapping is `regions::GUEST_RAM`, whatever
+    /// the VM is called (one program serves every VM).
+    pub const VCPU_CONSTANT: &str = "VCPU";
+    pub const VMM_CONSTANT: &str = "VMM";
+    pub const RAM_CONSTANT: &str = "GUEST_RAM";
+    /// The end of the RAM the kernel uses: it maps the first 4 GiB of the physical address
+    /// space (the kernel's `KERNEL_MAP_END`) and leaves RAM above unused.
+    pub const RAM_END: u64 = 1 << 32;
+    /// RAM set aside for everything but guest RAM and RAM regions, when checking that they
+    /// fit: the DTB, the kernel, the loader and its blob, every component's program, stack
+    /// and kernel objects (a generous bound; a small system uses a few MiB).
+    pub const KEEL_RAM: u64 = 64 << 20;
+    /// What `${guest}` at the start of a `kernel` or `initramfs` path stands for.
+    pub const GUEST_VAR: &str = "${guest}";
+}

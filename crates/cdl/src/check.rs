@@ -2,24 +2,32 @@
 //! console, console channels, the UART), then checks every rule and reports every error.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use keel_spec::layout;
 
-use crate::builtin::{console, defaults, limits, supervisor};
-use crate::decode::{AChannel, AComponent, AEnd, AIrq, AMap, ARegion, ASingleton, Ast, Sp, Val};
+use crate::builtin::{console, defaults, limits, supervisor, vm};
+use crate::decode::{
+    AChannel, AComponent, AEnd, AIrq, AMap, ARegion, ASingleton, AVm, Ast, Sp, Val,
+};
 use crate::diag::{Code, Diags, Span};
 use crate::model::{
-    Channel, Component, End, Interfaces, Irq, Map, Perms, Region, RestartPolicy, Role,
+    Channel, Component, End, Interfaces, Irq, Map, Perms, Region, RestartPolicy, Role, Vcpu, Vm,
 };
+use crate::vmcheck::{add_vm, guest_files, vcpu_sched, vm_name_clashes, vms, VmFiles, VmParts};
 use crate::System;
 
-/// The elaborated syntax tree: user components in file order, then the supervisor, then
-/// the console; user regions, then the UART; user channels, then the console channels.
-struct Elab {
-    components: Vec<AComponent>,
-    regions: Vec<ARegion>,
-    channels: Vec<AChannel>,
-    supervisor: Option<usize>,
+/// The elaborated syntax tree: user components in file order, then every VM's vcpu and vmm
+/// components, then the supervisor, then the console; user regions, then every VM's RAM, then
+/// the UART; user channels, then every VM's vcpu-vmm channel, then the console channels.
+pub(crate) struct Elab {
+    pub components: Vec<AComponent>,
+    pub regions: Vec<ARegion>,
+    pub channels: Vec<AChannel>,
+    pub vms: Vec<AVm>,
+    /// What each VM added (parallel to `vms`).
+    pub parts: Vec<VmParts>,
+    pub supervisor: Option<usize>,
     console: Option<usize>,
     /// Component index for every channel end (parallel to `channels[i].ends`).
     ends: Vec<Vec<Option<usize>>>,
@@ -51,7 +59,12 @@ fn elaborate(ast: Ast) -> Elab {
         mut channels,
         supervisor: sup_node,
         console: con_node,
+        vms,
     } = ast;
+    let parts: Vec<VmParts> = vms
+        .iter()
+        .map(|v| add_vm(v, &mut components, &mut regions, &mut channels))
+        .collect();
     let mut supervisor = None;
     if let Some(s) = &sup_node {
         supervisor = Some(components.len());
@@ -138,14 +151,20 @@ fn elaborate(ast: Ast) -> Elab {
         }
     }
 
-    // Resolve names to indices (the first of duplicates; duplicates are reported).
+    // Resolve names to indices (the first of duplicates; duplicates are reported). A VM's
+    // components and RAM are not reachable by name: only keel build connects them.
+    let vm_regions: HashSet<usize> = parts.iter().map(|p: &VmParts| p.ram).collect();
     let mut comp_index: HashMap<&str, usize> = HashMap::new();
     for (i, c) in components.iter().enumerate() {
-        comp_index.entry(c.name.v.as_str()).or_insert(i);
+        if !matches!(c.role, Role::Vcpu | Role::Vmm) {
+            comp_index.entry(c.name.v.as_str()).or_insert(i);
+        }
     }
     let mut region_index: HashMap<&str, usize> = HashMap::new();
     for (i, r) in regions.iter().enumerate() {
-        region_index.entry(r.name.v.as_str()).or_insert(i);
+        if !vm_regions.contains(&i) {
+            region_index.entry(r.name.v.as_str()).or_insert(i);
+        }
     }
     let ends = channels
         .iter()
@@ -175,6 +194,8 @@ fn elaborate(ast: Ast) -> Elab {
         components,
         regions,
         channels,
+        vms,
+        parts,
         supervisor,
         console: console_index,
         ends,
@@ -182,11 +203,22 @@ fn elaborate(ast: Ast) -> Elab {
     }
 }
 
-/// The generated constant's name for a name: SCREAMING_SNAKE.
+/// The constant of a VM's vcpu-vmm channel at one end, named after the role of the peer
+/// (the same in every VM, so one program serves them all).
+pub(crate) fn vm_channel_constant(peer: Role) -> &'static str {
+    if peer == Role::Vmm {
+        vm::VMM_CONSTANT
+    } else {
+        vm::VCPU_CONSTANT
+    }
+}
+
+/// The generated constant's name for a name: SCREAMING_SNAKE (`-` and the `.` of a VM's
+/// components become `_`).
 pub(crate) fn constant_name(name: &str) -> String {
     name.chars()
         .map(|c| {
-            if c == '-' {
+            if c == '-' || c == '.' {
                 '_'
             } else {
                 c.to_ascii_uppercase()
@@ -214,6 +246,7 @@ fn page_size(r: &ARegion) -> Option<u64> {
 pub(crate) fn check(
     ast: Ast,
     interfaces: Option<&Interfaces>,
+    base: &Path,
     diags: &mut Diags,
 ) -> Option<System> {
     let e = elaborate(ast);
@@ -221,6 +254,8 @@ pub(crate) fn check(
     limits_check(&e, diags);
     regions(&e, diags);
     components(&e, diags);
+    vms(&e, diags);
+    let files = guest_files(&e, base, diags);
     channels(&e, diags);
     if let Some(interfaces) = interfaces {
         protocols(&e, interfaces, diags);
@@ -231,7 +266,7 @@ pub(crate) fn check(
     if !diags.is_empty() {
         return None;
     }
-    let system = build(&e);
+    let system = build(&e, files);
     if system.is_none() {
         // Unreachable when every rule reports what it rejects; never hand back a partial
         // system if one does not.
@@ -276,15 +311,25 @@ fn names(e: &Elab, diags: &mut Diags) {
             }
         }
     }
+    // A VM's components are named after it: a duplicate VM is reported once, as a VM.
     dup(
         diags,
         "component",
-        e.components.iter().map(|c| (&c.name, c.role != Role::User)),
+        e.components
+            .iter()
+            .filter(|c| !matches!(c.role, Role::Vcpu | Role::Vmm))
+            .map(|c| (&c.name, c.role != Role::User)),
     );
+    dup(diags, "VM", e.vms.iter().map(|v| (&v.name, false)));
+    vm_name_clashes(e, diags);
     dup(
         diags,
         "region",
-        e.regions.iter().map(|r| (&r.name, r.builtin)),
+        e.regions
+            .iter()
+            .enumerate()
+            .filter(|(ri, _)| !e.parts.iter().any(|p| p.ram == *ri))
+            .map(|(_, r)| (&r.name, r.builtin)),
     );
     dup(
         diags,
@@ -328,7 +373,11 @@ fn limits_check(e: &Elab, diags: &mut Diags) {
 
 fn regions(e: &Elab, diags: &mut Diags) {
     let mut devices: Vec<(&ARegion, u128, u128)> = Vec::new();
-    for r in &e.regions {
+    for (ri, r) in e.regions.iter().enumerate() {
+        // A VM's RAM is checked with the VM (cdl::E0603).
+        if e.parts.iter().any(|p| p.ram == ri) {
+            continue;
+        }
         let page = page_size(r);
         if let (Some(size), Some(page)) = (&r.size, page) {
             if size.v == 0 || size.v % page != 0 {
@@ -891,7 +940,8 @@ fn id_spaces(e: &Elab, diags: &mut Diags) {
         }
     }
     // Channel constants clash per component too.
-    let mut consts: Vec<HashMap<String, Span>> = vec![HashMap::new(); e.components.len()];
+    // (span, whether the peer is a VM's component) per constant.
+    let mut consts: Vec<HashMap<String, (Span, bool)>> = vec![HashMap::new(); e.components.len()];
     let mut channel_names: HashSet<&str> = HashSet::new();
     // Components whose name is not unique (reported as duplicates): channels named after
     // them are not checked for clashes.
@@ -937,17 +987,27 @@ fn id_spaces(e: &Elab, diags: &mut Diags) {
             if ch.name.is_none() && dup_components.contains(peer.name.v.as_str()) {
                 continue;
             }
-            let name = ch
-                .name
-                .as_ref()
-                .map(|n| n.v.as_str())
-                .unwrap_or(&peer.name.v);
-            let constant = constant_name(name);
+            let vm_peer = matches!(peer.role, Role::Vcpu | Role::Vmm);
+            let constant = if e.parts.iter().any(|p| p.channel == chi) {
+                vm_channel_constant(peer.role).to_string()
+            } else {
+                let name = ch
+                    .name
+                    .as_ref()
+                    .map(|n| n.v.as_str())
+                    .unwrap_or(&peer.name.v);
+                constant_name(name)
+            };
             let Some(map) = consts.get_mut(me) else {
                 continue;
             };
             let span = ch.name.as_ref().map(|n| n.span).unwrap_or(end.head);
-            if let Some(first) = map.get(&constant) {
+            if let Some(&(first, first_vm)) = map.get(&constant) {
+                // A VM's component named like another component is reported as a VM name
+                // clash (cdl::E0600).
+                if vm_peer || first_vm {
+                    continue;
+                }
                 let me_name = e
                     .components
                     .get(me)
@@ -960,10 +1020,10 @@ fn id_spaces(e: &Elab, diags: &mut Diags) {
                         format!("component `{me_name}` would get two constants channels::{constant}"),
                         "second channel",
                     )
-                    .label(*first, "first channel")
+                    .label(first, "first channel")
                     .help("name the channels: channel NAME { ... } (an unnamed channel is named after the peer)");
             } else {
-                map.insert(constant, span);
+                map.insert(constant, (span, vm_peer));
             }
         }
     }
@@ -1043,7 +1103,7 @@ fn devices_shared(e: &Elab, diags: &mut Diags) {
 
 /// The validated system. Only called when no error was reported; returns `None` rather
 /// than panic if a value is missing anyway.
-fn build(e: &Elab) -> Option<System> {
+fn build(e: &Elab, files: Vec<VmFiles>) -> Option<System> {
     let mut regions = Vec::new();
     for r in &e.regions {
         regions.push(Region {
@@ -1149,10 +1209,43 @@ fn build(e: &Elab) -> Option<System> {
             protocol: ch.protocol.ok().map(|p| p.v.clone()),
         });
     }
+    let mut vms = Vec::new();
+    for ((v, parts), files) in e.vms.iter().zip(&e.parts).zip(files) {
+        let (kernel, initramfs) = files?;
+        let mut vcpus = Vec::new();
+        for s in vcpu_sched(v) {
+            vcpus.push(Vcpu {
+                priority: s.priority?.v,
+                budget_us: s.budget?.v,
+                period_us: s.period?.v,
+            });
+        }
+        vms.push(Vm {
+            name: v.name.v.clone(),
+            vcpus,
+            ram_size: v.ram.as_ref()?.v,
+            ram_base: v
+                .ram_base
+                .or_default(keel_spec::guest::DEFAULT_RAM_BASE, v.head)?
+                .v,
+            kernel,
+            initramfs,
+            cmdline: match &v.cmdline {
+                Val::Absent => String::new(),
+                Val::Bad => return None,
+                Val::Ok(c) => c.v.clone(),
+            },
+            vcpu_component: parts.vcpu,
+            vmm_component: parts.vmm,
+            ram_region: parts.ram,
+            channel: parts.channel,
+        });
+    }
     Some(System {
         components,
         regions,
         channels,
+        vms,
         supervisor: e.supervisor,
         console: e.console,
         source_name: String::new(),

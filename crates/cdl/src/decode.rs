@@ -6,7 +6,7 @@
 
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 
-use crate::builtin::limits;
+use crate::builtin::{limits, vm};
 use crate::diag::{Code, Diags, Span};
 use crate::model::{Perms, Role};
 use crate::quantity;
@@ -59,6 +59,36 @@ pub(crate) struct Ast {
     pub channels: Vec<AChannel>,
     pub supervisor: Option<ASingleton>,
     pub console: Option<ASingleton>,
+    pub vms: Vec<AVm>,
+}
+
+#[derive(Debug)]
+pub(crate) struct AVm {
+    pub name: Sp<String>,
+    pub head: Span,
+    /// 1..=MAX_VCPUS (checked here).
+    pub vcpus: Val<u32>,
+    pub ram: Option<Sp<u64>>,
+    pub ram_base: Val<u64>,
+    /// Every vCPU's default priority, 0..=MAX_VCPU_PRIORITY (checked here).
+    pub priority: Option<Sp<u8>>,
+    pub budget: Val<u64>,
+    pub period: Val<u64>,
+    /// The paths as written (a `${guest}` prefix is checked here, resolved by the checker).
+    pub kernel: Option<Sp<String>>,
+    pub initramfs: Val<String>,
+    pub cmdline: Val<String>,
+    /// `vcpu N` overrides, in file order, each index at most once.
+    pub overrides: Vec<AVcpu>,
+}
+
+#[derive(Debug)]
+pub(crate) struct AVcpu {
+    pub index: Sp<u32>,
+    pub head: Span,
+    pub priority: Val<u8>,
+    pub budget: Val<u64>,
+    pub period: Val<u64>,
 }
 
 #[derive(Debug)]
@@ -155,6 +185,7 @@ pub(crate) fn decode(doc: &KdlDocument, text: &str, diags: &mut Diags) -> Ast {
         channels: Vec::new(),
         supervisor: None,
         console: None,
+        vms: Vec::new(),
     };
     let mut d = Decoder { text, diags };
     for node in doc.nodes() {
@@ -173,6 +204,11 @@ pub(crate) fn decode(doc: &KdlDocument, text: &str, diags: &mut Diags) -> Ast {
             "channel" => {
                 if let Some(c) = d.channel(node) {
                     ast.channels.push(c);
+                }
+            }
+            "vm" => {
+                if let Some(v) = d.vm(node) {
+                    ast.vms.push(v);
                 }
             }
             kind @ ("supervisor" | "console") => {
@@ -201,7 +237,14 @@ pub(crate) fn decode(doc: &KdlDocument, text: &str, diags: &mut Diags) -> Ast {
                     node,
                     other,
                     "top level",
-                    &["component", "region", "channel", "supervisor", "console"],
+                    &[
+                        "component",
+                        "region",
+                        "channel",
+                        "vm",
+                        "supervisor",
+                        "console",
+                    ],
                 );
             }
         }
@@ -968,6 +1011,304 @@ impl Decoder<'_, '_> {
             head: en.head,
             id,
             calls,
+        })
+    }
+
+    /// A vCPU priority: 0..=MAX_VCPU_PRIORITY.
+    fn vcpu_priority(&mut self, e: &KdlEntry) -> Option<Sp<u8>> {
+        let p = self.int(e, "priority")?;
+        match u8::try_from(p.v) {
+            Ok(v) if v <= vm::MAX_VCPU_PRIORITY => Some(Sp::new(v, p.span)),
+            _ => {
+                self.diags
+                    .error(
+                        Code::PriorityRange,
+                        p.span,
+                        format!(
+                            "vCPU priority {} is out of range 0..={}",
+                            p.v,
+                            vm::MAX_VCPU_PRIORITY
+                        ),
+                        "out of range",
+                    )
+                    .help(
+                        "a VM's vcpu component runs one priority above its highest vCPU, \
+                         and its vmm one above that",
+                    );
+                None
+            }
+        }
+    }
+
+    fn vm(&mut self, node: &KdlNode) -> Option<AVm> {
+        let en = self.entries(
+            node,
+            1,
+            &["vcpus", "ram", "ram-base", "priority", "budget", "period"],
+            true,
+        );
+        let name = match en.arg(0) {
+            Some(e) => self.name(e, "VM name"),
+            None => {
+                self.missing(
+                    en.head,
+                    "a name",
+                    "`vm` needs a name: vm NAME ram=SIZE priority=N { kernel PATH }".into(),
+                );
+                None
+            }
+        };
+        let vcpus = match en.prop("vcpus") {
+            None => Val::Absent,
+            Some(e) => match self.int(e, "vcpus") {
+                None => Val::Bad,
+                Some(n) => match u32::try_from(n.v) {
+                    Ok(v) if (1..=vm::MAX_VCPUS).contains(&v) => Val::Ok(Sp::new(v, n.span)),
+                    _ => {
+                        self.diags
+                            .error(
+                                Code::VcpuCount,
+                                n.span,
+                                format!("a VM has 1..={} vCPUs, not {}", vm::MAX_VCPUS, n.v),
+                                "vCPU count",
+                            )
+                            .help(format!("vcpus is 1 to {}", vm::MAX_VCPUS));
+                        Val::Bad
+                    }
+                },
+            },
+        };
+        let ram = match en.prop("ram") {
+            Some(e) => self.size(e, "ram"),
+            None => {
+                self.missing(
+                    en.head,
+                    "ram=",
+                    "`vm` has no ram: ram=\"256MiB\" gives it 256 MiB".into(),
+                );
+                None
+            }
+        };
+        let ram_base = self.opt_size(en.prop("ram-base"), "ram-base");
+        let priority = match en.prop("priority") {
+            Some(e) => self.vcpu_priority(e),
+            None => {
+                self.missing(
+                    en.head,
+                    "priority=",
+                    format!(
+                        "VM{} has no priority (its vCPUs')",
+                        name.as_ref()
+                            .map(|n| format!(" `{}`", n.v))
+                            .unwrap_or_default()
+                    ),
+                );
+                None
+            }
+        };
+        let budget = self.opt_uint::<u64>(en.prop("budget"), "budget");
+        let period = self.opt_uint::<u64>(en.prop("period"), "period");
+
+        let mut kernel: Option<(Span, Option<Sp<String>>)> = None;
+        let mut initramfs: Option<(Span, Val<String>)> = None;
+        let mut cmdline: Option<(Span, Val<String>)> = None;
+        let mut overrides: Vec<AVcpu> = Vec::new();
+        if let Some(children) = node.children() {
+            for child in children.nodes() {
+                let head = Span::from(child.name().span());
+                let kind = child.name().value();
+                let first = match kind {
+                    "kernel" => kernel.as_ref().map(|k| k.0),
+                    "initramfs" => initramfs.as_ref().map(|k| k.0),
+                    "cmdline" => cmdline.as_ref().map(|k| k.0),
+                    _ => None,
+                };
+                if let Some(first) = first {
+                    self.diags
+                        .error(
+                            Code::DuplicateNode,
+                            head,
+                            format!("`{kind}` is given twice"),
+                            "second one",
+                        )
+                        .label(first, "first one");
+                    continue;
+                }
+                match kind {
+                    "kernel" => {
+                        // Without a usable path (reported) it is not reported missing too.
+                        let v = self.guest_path(child, "kernel");
+                        kernel = Some((head, v.ok().cloned()));
+                    }
+                    "initramfs" => initramfs = Some((head, self.guest_path(child, "initramfs"))),
+                    "cmdline" => cmdline = Some((head, self.cmdline(child))),
+                    "vcpu" => {
+                        if let Some(v) = self.vcpu_override(child) {
+                            if let Some(first) = overrides.iter().find(|o| o.index.v == v.index.v) {
+                                self.diags
+                                    .error(
+                                        Code::DuplicateNode,
+                                        v.head,
+                                        format!("vcpu {} is given twice", v.index.v),
+                                        "second one",
+                                    )
+                                    .label(first.head, "first one");
+                            } else {
+                                overrides.push(v);
+                            }
+                        }
+                    }
+                    other => self.unknown_node(
+                        child,
+                        other,
+                        "vm",
+                        &["kernel", "initramfs", "cmdline", "vcpu"],
+                    ),
+                }
+            }
+        }
+        let kernel = match kernel {
+            Some((_, k)) => k,
+            None => {
+                self.missing(
+                    en.head,
+                    "a kernel",
+                    "`vm` has no kernel: { kernel \"${guest}/Image\" }".into(),
+                );
+                None
+            }
+        };
+        Some(AVm {
+            name: name?,
+            head: en.head,
+            vcpus,
+            ram,
+            ram_base,
+            priority,
+            budget,
+            period,
+            kernel,
+            initramfs: initramfs.map_or(Val::Absent, |(_, v)| v),
+            cmdline: cmdline.map_or(Val::Absent, |(_, v)| v),
+            overrides,
+        })
+    }
+
+    /// The one string argument of `kernel`/`initramfs`/`cmdline`; `Absent` when there is
+    /// none (reported).
+    fn string_arg(&mut self, node: &KdlNode, what: &str, example: &str) -> Val<String> {
+        let en = self.entries(node, 1, &[], false);
+        let Some(e) = en.arg(0) else {
+            self.missing(
+                en.head,
+                "an argument",
+                format!("`{what}` needs its value: {what} {example}"),
+            );
+            return Val::Absent;
+        };
+        match e.value().as_string() {
+            Some(s) => Val::Ok(Sp::new(s.to_string(), self.value_span(e))),
+            None => {
+                self.wrong_type(e, &format!("{what} (a string)"));
+                Val::Bad
+            }
+        }
+    }
+
+    /// A guest file's path: not empty, and `${...}` only as a leading `${guest}/`.
+    fn guest_path(&mut self, node: &KdlNode, what: &str) -> Val<String> {
+        let v = self.string_arg(node, what, "\"${guest}/Image\"");
+        let Val::Ok(p) = &v else { return v };
+        let rest = p.v.strip_prefix(vm::GUEST_VAR);
+        let problem = if p.v.is_empty() {
+            Some("an empty path".to_string())
+        } else if rest.is_some_and(|r| !r.starts_with('/')) {
+            Some(format!(
+                "`{}` is followed by `/` and a file name",
+                vm::GUEST_VAR
+            ))
+        } else if rest.unwrap_or(&p.v).contains("${") {
+            Some(format!(
+                "the only variable is `{}`, at the start of the path",
+                vm::GUEST_VAR
+            ))
+        } else if p.v.contains('\0') {
+            Some("a path with a NUL character".to_string())
+        } else {
+            None
+        };
+        match problem {
+            None => v,
+            Some(why) => {
+                self.diags
+                    .error(
+                        Code::InvalidValue,
+                        p.span,
+                        format!("bad {what} path: {why}"),
+                        "bad path",
+                    )
+                    .help(
+                        "a path is absolute, relative to the system file's folder, or starts \
+                         with ${guest}/ (the cached Debian guest; docs/system-cdl.md)",
+                    );
+                Val::Bad
+            }
+        }
+    }
+
+    fn cmdline(&mut self, node: &KdlNode) -> Val<String> {
+        let v = self.string_arg(node, "cmdline", "\"console=ttyAMA0\"");
+        let Val::Ok(c) = &v else { return v };
+        let problem = if c.v.len() >= keel_spec::guest::CMDLINE_SIZE {
+            Some(format!(
+                "{} bytes, longer than the {} Linux takes (its NUL included)",
+                c.v.len(),
+                keel_spec::guest::CMDLINE_SIZE
+            ))
+        } else if c.v.chars().any(char::is_control) {
+            Some("a control character (a newline, a tab, NUL, ...)".to_string())
+        } else {
+            None
+        };
+        match problem {
+            None => v,
+            Some(why) => {
+                self.diags.error(
+                    Code::InvalidValue,
+                    c.span,
+                    format!("bad cmdline: {why}"),
+                    "bad command line",
+                );
+                Val::Bad
+            }
+        }
+    }
+
+    fn vcpu_override(&mut self, node: &KdlNode) -> Option<AVcpu> {
+        let en = self.entries(node, 1, &["priority", "budget", "period"], false);
+        let index = match en.arg(0) {
+            Some(e) => self.uint::<u32>(e, "vCPU index"),
+            None => {
+                self.missing(
+                    en.head,
+                    "an index",
+                    "`vcpu` needs the vCPU's index: vcpu 1 priority=N".into(),
+                );
+                None
+            }
+        };
+        let priority = match en.prop("priority") {
+            None => Val::Absent,
+            Some(e) => self.vcpu_priority(e).map_or(Val::Bad, Val::Ok),
+        };
+        let budget = self.opt_uint::<u64>(en.prop("budget"), "budget");
+        let period = self.opt_uint::<u64>(en.prop("period"), "period");
+        Some(AVcpu {
+            index: index?,
+            head: en.head,
+            priority,
+            budget,
+            period,
         })
     }
 

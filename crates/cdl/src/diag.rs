@@ -79,8 +79,8 @@ codes! {
     UnexpectedArgument = "0008", "unexpected-argument", "An argument the node does not take (or one too many).";
     DuplicateProperty = "0009", "duplicate-property", "The same property given twice on one node.";
     UnexpectedChildren = "0010", "unexpected-children", "A children block on a node that takes none.";
-    DuplicateNode = "0011", "duplicate-node", "A node that may appear once (supervisor, console, restart) appears twice.";
-    DuplicateName = "0100", "duplicate-name", "Two components, regions or channels with the same name.";
+    DuplicateNode = "0011", "duplicate-node", "A node that may appear once (supervisor, console, restart, a VM's kernel, initramfs, cmdline or one vCPU's vcpu) appears twice.";
+    DuplicateName = "0100", "duplicate-name", "Two components, regions, channels or VMs with the same name.";
     MissingComponent = "0101", "missing-component", "A channel end names a component that does not exist.";
     MissingRegion = "0102", "missing-region", "A map names a region that does not exist.";
     BadName = "0103", "bad-name", "A name or program that is not an identifier (a letter, then letters, digits, `-` or `_`; at most 64).";
@@ -108,11 +108,20 @@ codes! {
     Perms = "0308", "perms", "Bad perms: one of \"r\", \"rw\", \"rx\", \"rwx\" (no write-only, no execute without read).";
     StackSize = "0309", "stack-size", "A stack size that is zero, not a multiple of 4 KiB or larger than 64 MiB.";
     DeviceCached = "0310", "device-cached", "A device region mapped cached=#true.";
-    BudgetPeriod = "0400", "budget-period", "A budget greater than the period.";
-    PriorityRange = "0401", "priority-range", "A component priority outside 0..=252 (253 and 254 belong to the supervisor and the console).";
+    BudgetPeriod = "0400", "budget-period", "A budget greater than the period (of a component or a vCPU).";
+    PriorityRange = "0401", "priority-range", "A component priority outside 0..=252 (253 and 254 belong to the supervisor and the console), or a vCPU priority outside 0..=250 (its VM's vcpu and vmm components run above it).";
     BudgetZero = "0402", "budget-zero", "A budget or period of zero.";
     TooManyComponents = "0500", "too-many-components", "More components (supervisor and console included) than keel_spec::MAX_COMPONENTS.";
     TooManyChannels = "0501", "too-many-channels", "More channels (console channels included) than cdl::limits::MAX_CHANNELS.";
+    VmNameClash = "0600", "vm-name-clash", "A VM named like a component, or whose vcpu or vmm component's generated constants would clash with a component's.";
+    VcpuCount = "0601", "vcpu-count", "A VM with no vCPUs or more than keel_spec::guest::MAX_VCPUS (8).";
+    VcpuIndex = "0602", "vcpu-index", "A `vcpu N` override for a vCPU the VM does not have (N >= vcpus).";
+    RamSize = "0603", "ram-size", "A VM's RAM that is not a multiple of 2 MiB, smaller than 16 MiB, or too small for its kernel and initramfs.";
+    RamTotal = "0604", "ram-total", "VM RAM and RAM regions that together do not fit the RAM Keel can use on the board.";
+    RamBase = "0605", "ram-base", "A VM's ram-base that is not 2 MiB aligned, or guest RAM that ends beyond the guest-physical address space.";
+    RamDevice = "0606", "ram-device", "Guest RAM that overlaps one of the guest's device windows (GIC, UART, virtio-mmio; keel_spec::guest).";
+    GuestFile = "0607", "guest-file", "A VM's kernel or initramfs file that does not exist or cannot be read.";
+    NotImage = "0608", "not-image", "A VM's kernel that is not an arm64 Image (no ARM\\x64 magic at offset 56).";
 }
 
 impl fmt::Display for Code {

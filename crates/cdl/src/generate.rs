@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use crate::check::constant_name;
+use crate::builtin::vm;
+use crate::check::{constant_name, vm_channel_constant};
 use crate::model::{RestartPolicy, Role};
 use crate::System;
 
@@ -65,16 +66,19 @@ fn write_component(
     // (id, protocol) of every channel this component serves.
     let mut served: Vec<(u8, &str)> = Vec::new();
     writeln!(out, "pub mod channels {{")?;
-    for ch in s.channels() {
+    for (chi, ch) in s.channels().iter().enumerate() {
         let Some((me, peer, calls)) = ch.end_at(index) else {
             continue;
         };
-        let peer_name = s
-            .components()
-            .get(peer.component)
-            .map(|p| p.name.as_str())
-            .unwrap_or("");
-        let name = constant_name(ch.name.as_deref().unwrap_or(peer_name));
+        let peer_component = s.components().get(peer.component);
+        let peer_name = peer_component.map(|p| p.name.as_str()).unwrap_or("");
+        // A VM's vcpu-vmm channel is named after the peer's role, the same in every VM.
+        let name = match peer_component {
+            Some(p) if s.vms().iter().any(|v| v.channel == chi) => {
+                vm_channel_constant(p.role).to_string()
+            }
+            _ => constant_name(ch.name.as_deref().unwrap_or(peer_name)),
+        };
         let id = me.id;
         // A handle's type says what the channel carries at this end.
         match ch.protocol.as_deref() {
@@ -106,10 +110,15 @@ fn write_component(
         let Some(r) = s.regions().get(m.region) else {
             continue;
         };
+        let name = if s.vms().iter().any(|v| v.ram_region == m.region) {
+            vm::RAM_CONSTANT.to_string()
+        } else {
+            constant_name(&r.name)
+        };
         writeln!(
             out,
             "    pub const {}: Region = Region::new({}, {});",
-            constant_name(&r.name),
+            name,
             hex(m.vaddr),
             hex(r.size)
         )?;

@@ -5,17 +5,20 @@
 //! properties; check every rule and report *every* error, each with a stable code
 //! ([`Code`]), a message and a labelled span (a [`Report`], rendered by `miette`); add what
 //! `keel build` adds by itself (the supervisor, the console, every component's console
-//! channel, the UART — see [`builtin`]); lower a valid file to a [`keel_spec::SystemSpec`]
-//! and generate each component's Rust constants. The language reference is
-//! `docs/system-cdl.md`.
+//! channel, the UART, each VM's vcpu and vmm components — see [`builtin`]); check that a
+//! VM's kernel and initramfs exist and the kernel is an arm64 Image (the only file access);
+//! lower a valid file to a [`keel_spec::SystemSpec`] and generate each component's Rust
+//! constants. The language reference is `docs/system-cdl.md`.
 //!
 //! Must never: panic on any input, however malformed (no `unwrap`, `expect` or indexing on
 //! anything that came from the file; a fuzz test feeds it mutated fixtures); hand back a
 //! [`System`] from a file that broke a rule; print anything (the caller renders the
-//! [`Report`]); know anything about building or booting.
+//! [`Report`]); know anything about building or booting (beyond what makes a VM's kernel an
+//! arm64 Image); open anything but a regular file.
 //!
-//! Invariants of a [`System`]: component order is the file's components, then the
-//! supervisor, then the console, and a component's index is its `image` index in the spec;
+//! Invariants of a [`System`]: component order is the file's components, then each VM's
+//! vcpu and vmm components, then the supervisor, then the console, and a component's index
+//! is its `image` index in the spec; a VM's RAM region is mapped by its vmm and nothing else;
 //! every index (region of a map, component of a channel end) refers to an element that
 //! exists; channel and interrupt ids are unique per component and at most
 //! `keel_spec::MAX_CHANNEL_ID`; every call goes to a strictly higher priority; no two
@@ -45,15 +48,17 @@ mod generate;
 mod lower;
 mod model;
 mod quantity;
+mod vmcheck;
 
 use std::path::Path;
 
 pub use builtin::limits;
 pub use diag::{Code, Error, Label, Report, Span};
 pub use model::{
-    interfaces_from_metadata, Channel, Component, End, Interface, Interfaces, Irq, Map, Perms,
-    Region, RestartPolicy, Role,
+    interfaces_from_metadata, Channel, Component, End, GuestFile, Interface, Interfaces, Irq, Map,
+    Perms, Region, RestartPolicy, Role, Vcpu, Vm,
 };
+pub use vmcheck::guest_dir;
 
 /// A `system.cdl` that passed every rule, with keel build's additions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,13 +66,15 @@ pub struct System {
     components: Vec<Component>,
     regions: Vec<Region>,
     channels: Vec<Channel>,
+    vms: Vec<Vm>,
     supervisor: Option<usize>,
     console: Option<usize>,
     source_name: String,
 }
 
-/// Parses and checks `text`; `name` is the file name shown in diagnostics. The channels'
-/// protocols are not checked against the programs (see [`parse_with`]).
+/// Parses and checks `text`; `name` is the file name shown in diagnostics, and the relative
+/// paths of VMs' files start from its folder. The channels' protocols are not checked against
+/// the programs (see [`parse_with`]).
 pub fn parse(name: &str, text: &str) -> Result<System, Report> {
     parse_checked(name, text, None)
 }
@@ -110,7 +117,9 @@ fn parse_checked(
         }
     };
     let ast = decode::decode(&doc, text, &mut diags);
-    match check::check(ast, interfaces, &mut diags) {
+    // A VM's files are found from the system file's folder.
+    let base = Path::new(name).parent().unwrap_or(Path::new(""));
+    match check::check(ast, interfaces, base, &mut diags) {
         Some(mut system) if diags.is_empty() => {
             system.source_name = Path::new(name)
                 .file_name()
@@ -157,6 +166,10 @@ impl System {
     /// Every channel (the file's, then the console channels in caller order).
     pub fn channels(&self) -> &[Channel] {
         &self.channels
+    }
+    /// Every VM, in file order.
+    pub fn vms(&self) -> &[Vm] {
+        &self.vms
     }
     /// The supervisor's component index.
     pub fn supervisor(&self) -> Option<usize> {

@@ -1,6 +1,9 @@
 //! Validated system -> the loader's spec.
 
-use keel_spec::{ChannelEnd, ChannelSpec, ComponentSpec, IrqSpec, MapSpec, RegionSpec, SystemSpec};
+use keel_spec::{
+    ChannelEnd, ChannelSpec, ComponentSpec, GuestFileSpec, IrqSpec, MapSpec, RegionSpec,
+    SystemSpec, VcpuSpec, VmSpec,
+};
 
 use crate::System;
 
@@ -11,6 +14,38 @@ fn idx(i: usize) -> u32 {
 }
 
 pub(crate) fn lower(s: &System) -> SystemSpec {
+    // Every VM's kernel, then its initramfs, in VM order.
+    let mut guest_files = Vec::new();
+    let mut file = |f: &crate::GuestFile| {
+        guest_files.push(GuestFileSpec {
+            name: f.written.clone(),
+            size: f.size,
+        });
+        idx(guest_files.len() - 1)
+    };
+    let vms = s
+        .vms()
+        .iter()
+        .map(|v| VmSpec {
+            name: v.name.clone(),
+            vcpu_component: idx(v.vcpu_component),
+            vmm_component: idx(v.vmm_component),
+            vcpus: v
+                .vcpus
+                .iter()
+                .map(|c| VcpuSpec {
+                    priority: c.priority,
+                    budget_us: c.budget_us,
+                    period_us: c.period_us,
+                })
+                .collect(),
+            ram_region: idx(v.ram_region),
+            ram_base: v.ram_base,
+            kernel: file(&v.kernel),
+            initramfs: v.initramfs.as_ref().map(&mut file),
+            cmdline: v.cmdline.clone(),
+        })
+        .collect();
     SystemSpec {
         components: s
             .components()
@@ -71,5 +106,7 @@ pub(crate) fn lower(s: &System) -> SystemSpec {
             .collect(),
         supervisor: s.supervisor().map(idx),
         console: s.console().map(idx),
+        vms,
+        guest_files,
     }
 }

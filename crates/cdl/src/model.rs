@@ -2,6 +2,7 @@
 //! supervisor, the console and their channels, region and interrupt already added.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 pub use keel_spec::RestartPolicy;
 
@@ -66,6 +67,10 @@ pub enum Role {
     Supervisor,
     /// Declared with `console`: owns the UART, serves every other component's log calls.
     Console,
+    /// Added for a `vm`: the vCPU manager, fault handler of the VM's vCPU threads.
+    Vcpu,
+    /// Added for a `vm`: the VMM, the only component that maps the VM's guest RAM.
+    Vmm,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,4 +156,46 @@ impl Channel {
             None
         }
     }
+}
+
+/// A virtual machine (`vm`): its vCPU threads, guest RAM and boot files. Its two components,
+/// its RAM region and the channel between the components are ordinary entries of the
+/// [`crate::System`], referred to by index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vm {
+    pub name: String,
+    /// One per vCPU, in vCPU order.
+    pub vcpus: Vec<Vcpu>,
+    /// Guest RAM: its size (the region's) and where the guest sees it.
+    pub ram_size: u64,
+    pub ram_base: u64,
+    pub kernel: GuestFile,
+    pub initramfs: Option<GuestFile>,
+    pub cmdline: String,
+    /// Indices into [`crate::System::components`].
+    pub vcpu_component: usize,
+    pub vmm_component: usize,
+    /// Index into [`crate::System::regions`]: the guest RAM, mapped by the vmm only.
+    pub ram_region: usize,
+    /// Index into [`crate::System::channels`]: the vcpu component calls the vmm on it.
+    pub channel: usize,
+}
+
+/// A vCPU's scheduling parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vcpu {
+    pub priority: u8,
+    pub budget_us: u64,
+    pub period_us: u64,
+}
+
+/// A file that keel build places in guest RAM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestFile {
+    /// As written in system.cdl.
+    pub written: String,
+    /// Where it was found (`${guest}` and relative paths resolved).
+    pub path: PathBuf,
+    /// Its size when it was checked.
+    pub size: u64,
 }

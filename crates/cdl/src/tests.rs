@@ -154,6 +154,8 @@ fn lowering() {
         ],
         supervisor: Some(3),
         console: Some(4),
+        vms: vec![],
+        guest_files: vec![],
     };
     assert_eq!(system.lower(), expected);
 }
@@ -558,4 +560,308 @@ fn interfaces_come_from_cargo_metadata() {
     let e = crate::interfaces_from_metadata(bad).unwrap_err();
     assert!(e.contains("package `x`") && e.contains("serves"), "{e}");
     assert!(crate::interfaces_from_metadata("not json").is_err());
+}
+
+/// The folder of the stand-in guest files (`tests/cdl/guest/`), absolute.
+fn guest_fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/cdl/guest")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A system with one VM whose files are the stand-ins; parsed as if it lived beside them.
+fn vm_system(vm: &str) -> Result<crate::System, crate::Report> {
+    let text = format!("supervisor\nconsole\ncomponent hello priority=100\n{vm}\n");
+    let name = guest_fixtures().join("s.cdl");
+    parse(&name.display().to_string(), &text)
+}
+
+const LINUX: &str = r#"vm linux vcpus=3 ram="256MiB" priority=100 budget=2000 period=10_000 {
+    kernel "Image"
+    initramfs "initramfs.cpio"
+    cmdline "console=ttyAMA0 panic=-1"
+    vcpu 1 priority=120 budget=1000
+    vcpu 2 period=20_000
+}"#;
+
+/// A VM lowers to its two components, its RAM region, the channel between them, their
+/// console channels and a VmSpec; only its vmm maps the guest RAM.
+#[test]
+fn vm_lowering() {
+    use keel_spec::{guest, GuestFileSpec, VcpuSpec, VmSpec};
+    let s = vm_system(LINUX).unwrap();
+    let spec = s.lower();
+    let names: Vec<&str> = spec.components.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["hello", "linux.vcpu", "linux.vmm", "supervisor", "console"]
+    );
+    // Above the highest vCPU (120): the vcpu component, then the vmm it calls.
+    let vcpu = &spec.components[1];
+    let vmm = &spec.components[2];
+    assert_eq!((vcpu.priority, vmm.priority), (121, 122));
+    assert_eq!(vcpu.restart, RestartPolicy::Hold);
+    assert_eq!(vmm.restart, RestartPolicy::Hold);
+    assert_eq!((s.program(1), s.program(2)), ("vcpu", "vmm"));
+    assert!(vcpu.maps.is_empty());
+    assert_eq!(
+        vmm.maps,
+        [MapSpec {
+            region: 0,
+            vaddr: guest::VMM_RAM_VADDR,
+            read: true,
+            write: true,
+            execute: false,
+            cached: true,
+        }]
+    );
+    assert_eq!(
+        spec.regions[0],
+        RegionSpec {
+            name: "linux.ram".into(),
+            size: 256 << 20,
+            page_bits: 21,
+            phys_addr: None,
+        }
+    );
+    assert_eq!(spec.regions[1].name, "uart");
+    // The VM's channel first (the vcpu component calls the vmm), then the console's.
+    assert_eq!(spec.channels[0], channel((1, 0), (2, 0), Some(0)));
+    assert_eq!(spec.channels[2], channel((1, 61), (4, 1), Some(0)));
+    assert_eq!(spec.channels[3], channel((2, 61), (4, 2), Some(0)));
+    let image = std::fs::metadata(guest_fixtures().join("Image"))
+        .unwrap()
+        .len();
+    let cpio = std::fs::metadata(guest_fixtures().join("initramfs.cpio"))
+        .unwrap()
+        .len();
+    assert_eq!(
+        spec.guest_files,
+        [
+            GuestFileSpec {
+                name: "Image".into(),
+                size: image
+            },
+            GuestFileSpec {
+                name: "initramfs.cpio".into(),
+                size: cpio
+            }
+        ]
+    );
+    let sched = |priority, budget_us, period_us| VcpuSpec {
+        priority,
+        budget_us,
+        period_us,
+    };
+    assert_eq!(
+        spec.vms,
+        [VmSpec {
+            name: "linux".into(),
+            vcpu_component: 1,
+            vmm_component: 2,
+            // vCPU 1 takes its own priority and budget and the VM's period; vCPU 2 its own
+            // period.
+            vcpus: vec![
+                sched(100, 2000, 10_000),
+                sched(120, 1000, 10_000),
+                sched(100, 2000, 20_000)
+            ],
+            ram_region: 0,
+            ram_base: guest::DEFAULT_RAM_BASE,
+            kernel: 0,
+            initramfs: Some(1),
+            cmdline: "console=ttyAMA0 panic=-1".into(),
+        }]
+    );
+    let vm = &s.vms()[0];
+    assert_eq!(vm.kernel.path, guest_fixtures().join("Image"));
+    assert_eq!(vm.ram_size, 256 << 20);
+    // The loader's planner refuses it, naming the VM.
+    let e = keel_plan::plan::check(&spec, spec.components.len()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "VM `linux`: VMs are not yet supported by the loader"
+    );
+}
+
+/// One program serves every VM: its constants do not depend on the VM's name.
+#[test]
+fn vm_generated_constants() {
+    let s = vm_system(LINUX).unwrap();
+    let vcpu = s.generate(s.index_of("linux.vcpu").unwrap());
+    assert!(
+        vcpu.contains("pub const NAME: &str = \"linux.vcpu\";"),
+        "{vcpu}"
+    );
+    assert!(
+        vcpu.contains(
+            "pub const VMM: keel_component::Channel = keel_component::Channel::__generated(0);"
+        ),
+        "{vcpu}"
+    );
+    assert!(!vcpu.contains("GUEST_RAM"), "{vcpu}");
+    let vmm = s.generate(s.index_of("linux.vmm").unwrap());
+    assert!(
+        vmm.contains(
+            "pub const VCPU: keel_component::Channel = keel_component::Channel::__generated(0);"
+        ),
+        "{vmm}"
+    );
+    assert!(
+        vmm.contains("pub const GUEST_RAM: Region = Region::new(0x80_0000_0000, 0x1000_0000);"),
+        "{vmm}"
+    );
+    assert!(vmm.contains("(0, \"linux.vcpu\")"), "{vmm}");
+    // The console and the supervisor know them by their full names.
+    let console = s.generate(s.index_of("console").unwrap());
+    assert!(console.contains("pub const LINUX_VCPU:"), "{console}");
+    assert!(console.contains("pub const LINUX_VMM:"), "{console}");
+    let sup = s.generate(s.index_of("supervisor").unwrap());
+    assert!(
+        sup.contains("name: \"linux.vmm\", index: 2, restart: keel_component::RestartPolicy::Hold"),
+        "{sup}"
+    );
+}
+
+/// Nothing in the file can reach a VM's RAM or components: a map or channel end that names
+/// them is refused (the name is not a name, and it is not found).
+#[test]
+fn vm_parts_are_not_reachable_by_name() {
+    let vm = r#"vm linux ram="16MiB" priority=10 { kernel "Image"; }
+component spy priority=100 { map "linux.ram" vaddr=0x1000_0000; }
+channel { end spy id=0; end "linux.vmm" id=1; }"#;
+    let codes = vm_system(vm).unwrap_err().codes();
+    assert_eq!(
+        codes,
+        [
+            Code::MissingComponent,
+            Code::MissingRegion,
+            Code::BadName,
+            Code::BadName
+        ]
+    );
+    // Without them, the same system is fine.
+    assert!(vm_system(r#"vm linux ram="16MiB" priority=10 { kernel "Image"; }"#).is_ok());
+}
+
+/// The files are read as keel check finds them: relative to the system file, `${guest}` in
+/// the guest folder, the Image magic in place, a header of 64 bytes.
+#[test]
+fn vm_files() {
+    let dir = guest_fixtures();
+    // Absolute paths.
+    let abs = format!(
+        "vm a ram=\"16MiB\" priority=1 {{ kernel \"{}\"; }}",
+        dir.join("Image").display()
+    );
+    assert!(parse("elsewhere/s.cdl", &abs).is_ok());
+    // Relative paths start from the file's folder, not the current one.
+    let rel = r#"vm a ram="16MiB" priority=1 { kernel "Image"; }"#;
+    assert_eq!(
+        parse("elsewhere/s.cdl", rel).unwrap_err().codes(),
+        [Code::GuestFile]
+    );
+    // A header cut one byte short of 64 is not an Image.
+    let tmp = std::env::temp_dir().join(format!("cdl-vm-files-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let image = std::fs::read(dir.join("Image")).unwrap();
+    std::fs::write(tmp.join("short"), &image[..63]).unwrap();
+    std::fs::write(tmp.join("Image"), &image[..64]).unwrap();
+    let at = |file: &str| {
+        parse(
+            &tmp.join("s.cdl").display().to_string(),
+            &format!("vm a ram=\"16MiB\" priority=1 {{ kernel \"{file}\"; }}"),
+        )
+    };
+    assert_eq!(at("short").unwrap_err().codes(), [Code::NotImage]);
+    assert!(at("Image").is_ok(), "the 64-byte header alone is an Image");
+    // Only regular files are opened: a device or a FIFO (whose open would block) is refused.
+    assert_eq!(at("/dev/zero").unwrap_err().codes(), [Code::GuestFile]);
+    let fifo = tmp.join("fifo");
+    if std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert_eq!(at("fifo").unwrap_err().codes(), [Code::GuestFile]);
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+    // `${guest}` is the guest folder: the result follows whether the fetched Image is there.
+    let g = r#"vm a ram="256MiB" priority=1 { kernel "${guest}/Image"; }"#;
+    let fetched = crate::guest_dir().is_some_and(|d| d.join("Image").is_file());
+    match parse("s.cdl", g) {
+        Ok(s) => {
+            assert!(fetched);
+            assert_eq!(
+                s.vms()[0].kernel.path,
+                crate::guest_dir().unwrap().join("Image")
+            );
+        }
+        Err(r) => {
+            assert!(!fetched, "{}", r.plain());
+            assert_eq!(r.codes(), [Code::GuestFile]);
+        }
+    }
+}
+
+/// The reference's VM example passes with the stand-in files as the guest.
+#[test]
+fn reference_vm_example() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/system-cdl.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let example = doc
+        .split("```kdl\n")
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.starts_with("// The Debian guest"))
+        .unwrap();
+    let text = example.replace("${guest}/", "");
+    let s = vm_system(&text).unwrap();
+    assert_eq!(s.vms()[0].vcpus.len(), 2);
+    assert_eq!(s.vms()[0].vcpus[1].priority, 90);
+}
+
+/// The stand-in Image committed for the fixtures is a valid arm64 Image header: branch past
+/// the header, text_offset 0, image_size 512, little-endian 4 KiB pages, the magic.
+#[test]
+fn stand_in_image_header() {
+    let image = std::fs::read(guest_fixtures().join("Image")).unwrap();
+    assert_eq!(image.len(), 512);
+    let le64 = |at: usize| u64::from_le_bytes(image[at..at + 8].try_into().unwrap());
+    assert_eq!(&image[0..4], &0x1400_0010u32.to_le_bytes());
+    assert_eq!((le64(8), le64(16), le64(24)), (0, 512, 0xa));
+    assert_eq!(&image[56..60], b"ARM\x64");
+    let big = std::fs::read(guest_fixtures().join("Image-32MiB")).unwrap();
+    assert_eq!(
+        u64::from_le_bytes(big[16..24].try_into().unwrap()),
+        32 << 20
+    );
+}
+
+/// RAM regions count against the board's RAM with the VMs', and a VM's two components
+/// count against the component limit.
+#[test]
+fn vms_share_the_board() {
+    let vm = |name: &str, ram: &str| {
+        format!("vm {name} ram=\"{ram}\" priority=1 {{ kernel \"Image\"; }}\n")
+    };
+    // 3 GiB usable, 64 MiB of it Keel's: 2 GiB of region and 960 MiB of VM fit...
+    let fits = format!(
+        "region big size=\"2GiB\" page-size=\"2MiB\"\n{}",
+        vm("a", "960MiB")
+    );
+    assert!(vm_system(&fits).is_ok());
+    // ...2 MiB more does not.
+    let over = format!(
+        "region big size=\"2GiB\" page-size=\"2MiB\"\n{}",
+        vm("a", "962MiB")
+    );
+    let r = vm_system(&over).unwrap_err();
+    assert_eq!(r.codes(), [Code::RamTotal], "{}", r.plain());
+    // 29 VMs are 58 components: with hello, the supervisor and the console, 61 fit.
+    let many: String = (0..29).map(|i| vm(&format!("v{i}"), "16MiB")).collect();
+    assert_eq!(vm_system(&many).unwrap().components().len(), 61);
+    let more = format!("{many}{}", vm("last", "16MiB"));
+    let r = vm_system(&more).unwrap_err();
+    assert_eq!(r.codes(), [Code::TooManyComponents], "{}", r.plain());
 }

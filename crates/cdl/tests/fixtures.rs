@@ -82,7 +82,8 @@ fn fail_fixtures_report_exactly_their_codes() {
                 "{name}: the name does not start with one of its expected codes"
             )),
         }
-        match cdl::parse_with(&name, &text, &interfaces) {
+        // The path as the name: a VM's files are found from the fixture's folder.
+        match cdl::parse_with(&path.display().to_string(), &text, &interfaces) {
             Ok(_) => problems.push(format!("{name}: passed, expected {expected:?}")),
             Err(report) => {
                 if report.codes() != expected {

@@ -115,6 +115,29 @@ const TOKENS: &[&str] = &[
     "0b2",
     "-0",
     "r#\"x\"#",
+    // VMs.
+    "vm",
+    "vcpu",
+    "kernel",
+    "initramfs",
+    "cmdline",
+    "vcpus=0",
+    "vcpus=2",
+    "vcpus=9",
+    "ram=\"16MiB\"",
+    "ram=\"3GiB\"",
+    "ram=0x1001000",
+    "ram-base=0",
+    "ram-base=0x0900_0000",
+    "ram-base=0xffff_ffff_ffe0_0000",
+    "priority=250",
+    "\"../guest/Image\"",
+    "\"../guest/Image-32MiB\"",
+    "\"../guest/initramfs.cpio\"",
+    "\"${guest}/Image\"",
+    "\"${guest}\"",
+    "\"/\"",
+    "\"console=ttyAMA0\"",
 ];
 
 fn mutate(rng: &mut Rng, text: &[u8], lines: &[Vec<u8>]) -> Vec<u8> {
@@ -212,11 +235,26 @@ fn fixtures() -> Vec<PathBuf> {
     files
 }
 
-/// Everything a caller may do with the result.
-fn exercise(text: &str) -> bool {
-    match cdl::parse("fuzz.cdl", text) {
+/// Everything a caller may do with the result: `Some(number of VMs)` when it was accepted.
+fn exercise(name: &str, text: &str) -> Option<usize> {
+    match cdl::parse(name, text) {
         Ok(system) => {
             let spec = system.lower();
+            for vm in &spec.vms {
+                let n = spec.components.len() as u32;
+                assert!(vm.vcpu_component < n && vm.vmm_component < n);
+                assert!((vm.ram_region as usize) < spec.regions.len());
+                assert!((vm.kernel as usize) < spec.guest_files.len());
+                assert!(vm
+                    .initramfs
+                    .is_none_or(|i| (i as usize) < spec.guest_files.len()));
+                assert!((1..=8).contains(&vm.vcpus.len()));
+                // The guest RAM is mapped by its vmm and nothing else.
+                for (i, c) in spec.components.iter().enumerate() {
+                    let maps = c.maps.iter().any(|m| m.region == vm.ram_region);
+                    assert_eq!(maps, i as u32 == vm.vmm_component, "{}", c.name);
+                }
+            }
             assert_eq!(spec.components.len(), system.components().len());
             for (i, c) in spec.components.iter().enumerate() {
                 assert_eq!(c.image as usize, i);
@@ -237,7 +275,7 @@ fn exercise(text: &str) -> bool {
                 }
             }
             assert!(spec.components.len() <= keel_spec::MAX_COMPONENTS);
-            true
+            Some(spec.vms.len())
         }
         Err(report) => {
             assert!(!report.errors().is_empty());
@@ -246,7 +284,7 @@ fn exercise(text: &str) -> bool {
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
                 .render_report(&mut out, &report)
                 .unwrap();
-            false
+            None
         }
     }
 }
@@ -265,15 +303,20 @@ fn mutated_fixtures_never_panic() {
         .filter(|l| l.len() < 200)
         .collect();
     let mut rng = Rng(0x5eed_cafe_f00d_0001);
-    let (mut ok, mut err) = (0usize, 0usize);
+    let (mut ok, mut err, mut with_vms) = (0usize, 0usize, 0usize);
     for (file, text) in files.iter().zip(&texts) {
         let n = (iters * 1500 / text.len().max(1500)).max(1);
         for _ in 0..n {
             let mutant = mutate(&mut rng, text, &lines);
             let mutant = String::from_utf8_lossy(&mutant).into_owned();
-            match catch_unwind(AssertUnwindSafe(|| exercise(&mutant))) {
-                Ok(true) => ok += 1,
-                Ok(false) => err += 1,
+            // Named as the fixture, so that a VM's files are found beside it.
+            let name = file.display().to_string();
+            match catch_unwind(AssertUnwindSafe(|| exercise(&name, &mutant))) {
+                Ok(Some(vms)) => {
+                    ok += 1;
+                    with_vms += usize::from(vms > 0);
+                }
+                Ok(None) => err += 1,
                 Err(panic) => {
                     eprintln!(
                         "panic on a mutant of {}:\n----\n{mutant}\n----",
@@ -284,7 +327,10 @@ fn mutated_fixtures_never_panic() {
             }
         }
     }
-    eprintln!("fuzz: {ok} accepted, {err} rejected");
-    // The mutations must exercise both sides.
-    assert!(ok > 0 && err > 0, "{ok} accepted, {err} rejected");
+    eprintln!("fuzz: {ok} accepted ({with_vms} with VMs), {err} rejected");
+    // The mutations must exercise both sides, VMs included.
+    assert!(
+        ok > 0 && err > 0 && with_vms > 0,
+        "{ok} accepted ({with_vms} with VMs), {err} rejected"
+    );
 }

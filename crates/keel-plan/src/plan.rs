@@ -17,6 +17,10 @@ use crate::elf::{self, Elf, PF_W, PF_X};
 
 pub const PAGE: u64 = 4096;
 
+/// What a spec with VMs gets, from the loader and from `keel build`, until the loader can
+/// realise them.
+pub const VMS_UNSUPPORTED: &str = "VMs are not yet supported by the loader";
+
 /// A failure, naming the component (when there is one) and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanError {
@@ -197,6 +201,11 @@ pub fn has_endpoint(spec: &SystemSpec, i: usize) -> bool {
 
 /// The spec's consistency: every index refers to something, ids fit, nothing collides.
 pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
+    // The loader cannot create vCPU threads or place guest files yet: refuse the whole spec
+    // rather than start a VM's components without their VM.
+    if let Some(vm) = spec.vms.first() {
+        return err(None, format!("VM `{}`: {VMS_UNSUPPORTED}", vm.name));
+    }
     let n = spec.components.len();
     if n > MAX_COMPONENTS {
         return err(None, format!("{n} components, at most {MAX_COMPONENTS}"));
@@ -406,6 +415,8 @@ mod tests {
             }],
             supervisor: Some(2),
             console: None,
+            vms: vec![],
+            guest_files: vec![],
         }
     }
 
@@ -524,6 +535,32 @@ mod tests {
         };
         s.supervisor = None;
         assert!(plan(&s, &[&moved]).is_ok());
+    }
+
+    #[test]
+    fn a_spec_with_a_vm_is_refused_until_the_loader_realises_vms() {
+        let image = program();
+        let mut s = spec();
+        s.vms.push(keel_spec::VmSpec {
+            name: "linux".into(),
+            vcpu_component: 0,
+            vmm_component: 1,
+            vcpus: vec![keel_spec::VcpuSpec {
+                priority: 5,
+                budget_us: 1000,
+                period_us: 1000,
+            }],
+            ram_region: 0,
+            ram_base: keel_spec::guest::DEFAULT_RAM_BASE,
+            kernel: 0,
+            initramfs: None,
+            cmdline: String::new(),
+        });
+        let e = plan(&s, &[&image]).unwrap_err().to_string();
+        assert_eq!(e, "VM `linux`: VMs are not yet supported by the loader");
+        // The same spec without it plans.
+        s.vms.clear();
+        assert!(plan(&s, &[&image]).is_ok());
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //!
 //! Job: define the system spec that the loader instantiates, the way it is packed into the
 //! loader's image, and the fixed layout every component can rely on: which CNode slot holds
-//! what, what badges mean, and where the IPC buffer and stack are.
+//! what, what badges mean, and where the IPC buffer and stack are; and the machine every
+//! guest sees ([`guest`]: its memory map and limits), which the checker, the VMM and the vCPU
+//! manager share.
 //!
 //! Must never: hold policy or validation (that is the `cdl` crate's job) or anything
-//! specific to one board.
+//! specific to one host board (the guest's map is Keel's own virtual board).
 //!
 //! Invariants: every index in a spec refers to an element that exists (the lowering
 //! checks it and the loader checks it again); channel and interrupt ids are at most `MAX_CHANNEL_ID`; the
@@ -44,6 +46,53 @@ pub struct SystemSpec {
     pub supervisor: Option<u32>,
     /// Index of the console component (owner of the UART, log multiplexer).
     pub console: Option<u32>,
+    /// Virtual machines. Each one's vcpu and vmm components, its guest RAM region and the
+    /// channel between the two are ordinary entries above; a [`VmSpec`] adds what only a VM
+    /// has (its vCPU threads, where its RAM sits in its guest-physical space, its boot files).
+    pub vms: Vec<VmSpec>,
+    /// The files placed in guest RAM (kernels, initramfs), referred to by index from
+    /// [`VmSpec::kernel`] and [`VmSpec::initramfs`].
+    pub guest_files: Vec<GuestFileSpec>,
+}
+
+/// A virtual machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmSpec {
+    pub name: String,
+    /// The vCPU manager component: fault handler of the VM's vCPU threads.
+    pub vcpu_component: u32,
+    /// The VMM component: the only component that maps the guest RAM.
+    pub vmm_component: u32,
+    /// One entry per vCPU, in vCPU order (vCPU 0 boots, the others wait for PSCI CPU_ON).
+    /// Each vCPU is a thread with its own scheduling context; it belongs to no component.
+    pub vcpus: Vec<VcpuSpec>,
+    /// The region that is the guest's RAM (RAM the loader allocates, 2 MiB pages).
+    pub ram_region: u32,
+    /// Where the guest sees its RAM: the guest-physical address of the region's first byte.
+    pub ram_base: u64,
+    /// Index into [`SystemSpec::guest_files`]: an arm64 `Image`.
+    pub kernel: u32,
+    /// Index into [`SystemSpec::guest_files`].
+    pub initramfs: Option<u32>,
+    /// The kernel command line (the device tree's `/chosen/bootargs`).
+    pub cmdline: String,
+}
+
+/// A vCPU's scheduling parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VcpuSpec {
+    pub priority: u8,
+    pub budget_us: u64,
+    pub period_us: u64,
+}
+
+/// A file keel build places in guest RAM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestFileSpec {
+    /// The file as `system.cdl` names it (for messages; the loader gets the bytes, not a path).
+    pub name: String,
+    /// Its size in bytes when the system was checked.
+    pub size: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +193,84 @@ pub const CONSOLE_CHANNEL: u8 = 61;
 pub const MAX_COMPONENTS: usize = 61;
 /// Highest priority a component may have; the loader runs above it while it builds.
 pub const MAX_COMPONENT_PRIORITY: u8 = 254;
+
+/// The virtual machine Keel gives every guest: its guest-physical memory map and limits. The
+/// map follows QEMU `virt`'s (so a kernel built for QEMU `virt` boots unchanged), whatever the
+/// host board is. The checker (`system.cdl`'s `vm`), the VMM (device tree, MMIO dispatch) and
+/// the vCPU manager (vGIC) all take the addresses from here.
+pub mod guest {
+    /// A guest-physical window `[base, base + size)`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Window {
+        pub base: u64,
+        pub size: u64,
+    }
+
+    impl Window {
+        /// Whether `[base, base + size)` overlaps this window (computed without overflow).
+        pub const fn overlaps(self, base: u64, size: u64) -> bool {
+            let (a0, a1) = (self.base as u128, self.base as u128 + self.size as u128);
+            let (b0, b1) = (base as u128, base as u128 + size as u128);
+            size > 0 && self.size > 0 && a0 < b1 && b0 < a1
+        }
+    }
+
+    /// Most vCPUs in one VM.
+    pub const MAX_VCPUS: u32 = 8;
+    /// Where guest RAM starts unless `system.cdl` says otherwise (QEMU `virt`'s RAM base).
+    pub const DEFAULT_RAM_BASE: u64 = 0x4000_0000;
+    /// Guest RAM is mapped with 2 MiB pages: its size and base are multiples of this.
+    pub const RAM_ALIGN: u64 = 2 << 20;
+    /// The smallest guest RAM.
+    pub const MIN_RAM: u64 = 16 << 20;
+    /// GICv3 distributor (emulated by the vCPU manager).
+    pub const GICD: Window = Window {
+        base: 0x0800_0000,
+        size: 0x1_0000,
+    };
+    /// GICv3 redistributors: one [`GICR_STRIDE`] frame pair per vCPU from here.
+    pub const GICR_BASE: u64 = 0x080A_0000;
+    pub const GICR_STRIDE: u64 = 0x2_0000;
+    /// The redistributors of a VM with the most vCPUs.
+    pub const GICR: Window = Window {
+        base: GICR_BASE,
+        size: GICR_STRIDE * MAX_VCPUS as u64,
+    };
+    /// The emulated PL011 (the guest's console), SPI 1.
+    pub const UART: Window = Window {
+        base: 0x0900_0000,
+        size: 0x1000,
+    };
+    pub const UART_IRQ: u32 = 33;
+    /// virtio-mmio transports (emulated by the VMM): 32 of them, `0x200` bytes apart.
+    pub const VIRTIO_MMIO: Window = Window {
+        base: 0x0A00_0000,
+        size: 32 * 0x200,
+    };
+    /// Every device window of the guest, with a name for messages. Guest RAM overlaps none.
+    pub const DEVICE_WINDOWS: [(&str, Window); 4] = [
+        ("the GIC distributor", GICD),
+        ("the GIC redistributors", GICR),
+        ("the PL011 UART", UART),
+        ("the virtio-mmio transports", VIRTIO_MMIO),
+    ];
+    /// Where the VMM sees the guest RAM in its own address space (2 MiB aligned, inside
+    /// `layout::MAP_BASE..MAP_END` with room for any guest RAM that fits a board).
+    pub const VMM_RAM_VADDR: u64 = 0x80_0000_0000;
+    /// An arm64 `Image` has `ARM\x64` (little-endian 0x644d_5241) at this offset of its
+    /// 64-byte header (Linux's Documentation/arch/arm64/booting.rst).
+    pub const IMAGE_MAGIC_OFFSET: usize = 56;
+    pub const IMAGE_MAGIC: [u8; 4] = *b"ARM\x64";
+    pub const IMAGE_HEADER_SIZE: usize = 64;
+    /// Longest kernel command line with its terminating NUL (Linux arm64 COMMAND_LINE_SIZE).
+    pub const CMDLINE_SIZE: usize = 2048;
+
+    const _: () = assert!(GICR.base >= GICD.base + GICD.size);
+    const _: () = assert!(UART.base >= GICR.base + GICR.size);
+    const _: () = assert!(DEFAULT_RAM_BASE.is_multiple_of(RAM_ALIGN));
+    const _: () = assert!(VMM_RAM_VADDR.is_multiple_of(RAM_ALIGN));
+    const _: () = assert!(VMM_RAM_VADDR >= super::layout::MAP_BASE);
+}
 
 /// A component's CSpace: a single CNode with `CNODE_BITS` slots and a guard of
 /// `64 - CNODE_BITS` zero bits, so a CPtr is simply a slot number.
@@ -250,6 +377,18 @@ mod tests {
     }
 
     #[test]
+    fn guest_windows_do_not_overlap_the_default_ram() {
+        for (_, w) in guest::DEVICE_WINDOWS {
+            assert!(!w.overlaps(guest::DEFAULT_RAM_BASE, 256 << 20));
+        }
+        assert!(guest::UART.overlaps(0x0900_0fff, 1));
+        assert!(!guest::UART.overlaps(0x0900_1000, 0x1000));
+        assert!(!guest::UART.overlaps(0x0900_0000, 0));
+        assert!(guest::UART.overlaps(0, u64::MAX));
+        assert_eq!(u32::from_le_bytes(guest::IMAGE_MAGIC), 0x644d_5241);
+    }
+
+    #[test]
     fn blob_round_trips() {
         let image = [1u8, 2, 3, 4];
         let blob = SystemBlob {
@@ -277,6 +416,25 @@ mod tests {
                 channels: vec![],
                 supervisor: None,
                 console: None,
+                vms: vec![VmSpec {
+                    name: "linux".into(),
+                    vcpu_component: 0,
+                    vmm_component: 0,
+                    vcpus: vec![VcpuSpec {
+                        priority: 100,
+                        budget_us: 1000,
+                        period_us: 1000,
+                    }],
+                    ram_region: 0,
+                    ram_base: guest::DEFAULT_RAM_BASE,
+                    kernel: 0,
+                    initramfs: None,
+                    cmdline: "console=ttyAMA0".into(),
+                }],
+                guest_files: vec![GuestFileSpec {
+                    name: "${guest}/Image".into(),
+                    size: 64,
+                }],
             },
             images: vec![&image],
             debug_console: true,

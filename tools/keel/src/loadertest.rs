@@ -97,6 +97,8 @@ pub fn spec() -> SystemSpec {
         }],
         supervisor: Some(3),
         console: None,
+        vms: vec![],
+        guest_files: vec![],
     }
 }
 

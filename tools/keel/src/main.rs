@@ -405,8 +405,12 @@ fn load_system(path: &Path) -> Result<cdl::System> {
 fn check(file: &Path) -> Result<i32> {
     match load_system(file) {
         Ok(sys) => {
+            let vms = match sys.vms().len() {
+                0 => String::new(),
+                n => format!(", {n} VM{}", if n == 1 { "" } else { "s" }),
+            };
             println!(
-                "{}: ok: {} components, {} channels, {} regions",
+                "{}: ok: {} components, {} channels, {} regions{vms}",
                 file.display(),
                 sys.components().len(),
                 sys.channels().len(),
@@ -438,6 +442,16 @@ fn prepare_cdl(
         }
     };
     let spec = sys.lower();
+    // A VM's vcpu and vmm programs and its vCPU threads cannot be built or started yet.
+    if let Some(vm) = spec.vms.first() {
+        let _ = std::fs::remove_file(system::image_path(ws));
+        bail!(
+            "{}: VM `{}`: {}; no image was built",
+            file.display(),
+            vm.name,
+            keel_plan::plan::VMS_UNSUPPORTED
+        );
+    }
     let mut images = Vec::with_capacity(spec.components.len());
     for (i, c) in spec.components.iter().enumerate() {
         if c.image as usize != i {

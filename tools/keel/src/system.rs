@@ -278,6 +278,8 @@ mod tests {
             channels: vec![],
             supervisor: None,
             console: None,
+            vms: vec![],
+            guest_files: vec![],
         };
         let bytes = encode_blob(&spec, &[vec![1, 2, 3]], false).unwrap();
         let back = SystemBlob::decode(&bytes).unwrap();
