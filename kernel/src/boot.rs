@@ -656,7 +656,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         tslot(tcb_slot::VTABLE),
     );
     let ipc_cap = cspace::slot(slot(init_cap::INIT_THREAD_IPC_BUFFER)).cap;
-    let ipc_copy = crate::invoke::derive_cap(slot(init_cap::INIT_THREAD_IPC_BUFFER), ipc_cap)
+    let ipc_copy = crate::object::derive_cap(slot(init_cap::INIT_THREAD_IPC_BUFFER), ipc_cap)
         .unwrap_or(Cap::NULL);
     cspace::insert_derived(
         ipc_copy,

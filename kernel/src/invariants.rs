@@ -1522,7 +1522,7 @@ mod tests {
             };
             let reset = !cspace::has_children(from);
             let (at, free) =
-                crate::invoke::plan_retype(pa as u64, size_bits, free_index, reset, bits as u64, 1)
+                crate::object::untyped::plan_retype(pa as u64, size_bits, free_index, reset, bits as u64, 1)
                     .unwrap();
             let dest = self.slot();
             cspace::insert_new(make(at as Pa), from, dest);

@@ -146,7 +146,7 @@ fn transfer_caps(sender: Pa, ep: Pa, receiver: Pa, count: usize) -> (u64, u64) {
             }
             _ => {
                 let Some(d) = dest else { break };
-                let Ok(derived) = crate::invoke::derive_cap(src, cap) else {
+                let Ok(derived) = crate::object::derive_cap(src, cap) else {
                     break;
                 };
                 if derived.is_null() {

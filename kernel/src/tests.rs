@@ -7,6 +7,7 @@ use crate::cspace::{self, slot, Slot};
 use crate::delete;
 use crate::invoke;
 use crate::mem::Pa;
+use crate::object::cnode as cnode_ops;
 use crate::object::LookupFault;
 use std::alloc::{alloc_zeroed, Layout};
 use std::vec::Vec;
@@ -277,7 +278,7 @@ fn run_model(seed: u64, steps: usize) {
                 let dst = empty[rng.below(empty.len())];
                 let rights = (rng.next() & 0xf) as u8 | 0x3;
                 name = "copy";
-                invoke::cnode_copy(s_pa, base + dst * 32, Rights(rights)).unwrap();
+                cnode_ops::copy(s_pa, base + dst * 32, Rights(rights)).unwrap();
                 model.copy(src, dst, rights);
             }
             3..=4 if !empty.is_empty() => {
@@ -285,7 +286,7 @@ fn run_model(seed: u64, steps: usize) {
                 let rights = (rng.next() & 0xf) as u8 | 0x3;
                 let badge = rng.next() % 4;
                 name = "mint";
-                let r = invoke::cnode_mint(s_pa, base + dst * 32, Rights(rights), badge);
+                let r = cnode_ops::mint(s_pa, base + dst * 32, Rights(rights), badge);
                 assert_eq!(
                     r.is_ok(),
                     model.mint(src, dst, rights, badge),
@@ -295,7 +296,7 @@ fn run_model(seed: u64, steps: usize) {
             5 if !empty.is_empty() => {
                 let dst = empty[rng.below(empty.len())];
                 name = "move";
-                invoke::cnode_move(s_pa, base + dst * 32);
+                cnode_ops::move_slot(s_pa, base + dst * 32);
                 model.move_(src, dst);
             }
             6 if !empty.is_empty() => {
@@ -303,7 +304,7 @@ fn run_model(seed: u64, steps: usize) {
                 name = "mutate";
                 // Mutate with data 0 keeps an endpoint unchanged only if unbadged... seL4
                 // refuses to rebadge an endpoint through Mutate: the result is null.
-                let r = invoke::cnode_mutate(s_pa, base + dst * 32, 0);
+                let r = cnode_ops::mutate(s_pa, base + dst * 32, 0);
                 assert!(r.is_err(), "step {step}: mutate of an endpoint must fail");
             }
             7 => {
@@ -351,10 +352,10 @@ fn revoke_deletes_every_derived_capability() {
         ut,
         base,
     );
-    invoke::cnode_mint(base, base + 32, Rights::ALL, 5).unwrap();
-    invoke::cnode_copy(base + 32, base + 64, Rights::ALL).unwrap();
-    invoke::cnode_copy(base + 64, base + 96, Rights::ALL).unwrap();
-    invoke::cnode_copy(base, base + 128, Rights(3)).unwrap();
+    cnode_ops::mint(base, base + 32, Rights::ALL, 5).unwrap();
+    cnode_ops::copy(base + 32, base + 64, Rights::ALL).unwrap();
+    cnode_ops::copy(base + 64, base + 96, Rights::ALL).unwrap();
+    cnode_ops::copy(base, base + 128, Rights(3)).unwrap();
     delete::revoke(base).unwrap();
     for i in 1..5 {
         assert!(
@@ -394,27 +395,27 @@ fn retype_places_objects_aligned_after_the_watermark() {
     // 4 KiB untyped at 0x1000 with 16 bytes used: two 2 KiB TCBs do not fit after
     // alignment, one does (at 0x1800).
     assert_eq!(
-        invoke::plan_retype(0x1000, 12, 16, false, 11, 1),
+        crate::object::untyped::plan_retype(0x1000, 12, 16, false, 11, 1),
         Ok((0x1800, 0x1000))
     );
     assert_eq!(
-        invoke::plan_retype(0x1000, 12, 16, false, 11, 2),
+        crate::object::untyped::plan_retype(0x1000, 12, 16, false, 11, 2),
         Err(SysError::NotEnoughMemory(4080))
     );
     // With no children the watermark resets.
     assert_eq!(
-        invoke::plan_retype(0x1000, 12, 16, true, 11, 2),
+        crate::object::untyped::plan_retype(0x1000, 12, 16, true, 11, 2),
         Ok((0x1000, 0x1000))
     );
     // Endpoints pack at 16 bytes.
     assert_eq!(
-        invoke::plan_retype(0x1000, 12, 32, false, 4, 3),
+        crate::object::untyped::plan_retype(0x1000, 12, 32, false, 4, 3),
         Ok((0x1020, 0x50))
     );
     // Absurd counts and sizes are errors, never overflows.
-    assert!(invoke::plan_retype(0x1000, 12, 0, false, 4, u64::MAX).is_err());
-    assert!(invoke::plan_retype(0x1000, 12, 0, false, 64, 1).is_err());
-    assert!(invoke::plan_retype(0x1000, 12, 0, false, 13, 1).is_err());
+    assert!(crate::object::untyped::plan_retype(0x1000, 12, 0, false, 4, u64::MAX).is_err());
+    assert!(crate::object::untyped::plan_retype(0x1000, 12, 0, false, 64, 1).is_err());
+    assert!(crate::object::untyped::plan_retype(0x1000, 12, 0, false, 13, 1).is_err());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -743,7 +744,7 @@ fn deleting_the_last_cnode_cap_empties_it_even_through_cycles() {
     let outer = arena(32, 32);
     cspace::insert_new(acap, ut, outer);
     cspace::insert_new(bcap, ut, a);
-    invoke::cnode_copy(outer, b, Rights::ALL).unwrap();
+    cnode_ops::copy(outer, b, Rights::ALL).unwrap();
     cspace::insert_new(
         Cap::new(CapKind::Endpoint {
             pa: ep,
@@ -839,9 +840,9 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
         let u = cn + 32;
         cspace::insert_root(untyped_cap(arena(4096, 4096), 12, 0), u);
         if mint {
-            invoke::cnode_mint(u, cn + 64, Rights::ALL, 7).unwrap();
+            cnode_ops::mint(u, cn + 64, Rights::ALL, 7).unwrap();
         } else {
-            invoke::cnode_copy(u, cn + 64, Rights::ALL).unwrap();
+            cnode_ops::copy(u, cn + 64, Rights::ALL).unwrap();
         }
         // The source is full, the copy is not; the copy is the source's child.
         assert_eq!(untyped_free_index(u), 4096);
@@ -849,22 +850,22 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
         assert_eq!(cspace::first_child(u), Some(cn + 64));
         // A source with a child cannot be copied again.
         assert_eq!(
-            invoke::cnode_copy(u, cn + 96, Rights::ALL),
+            cnode_ops::copy(u, cn + 96, Rights::ALL),
             Err(SysError::RevokeFirst)
         );
         // The retype rule: the source has children, so it keeps its (full) watermark.
         assert_eq!(
-            invoke::plan_retype(0, 12, untyped_free_index(u), false, 12, 1),
+            crate::object::untyped::plan_retype(0, 12, untyped_free_index(u), false, 12, 1),
             Err(SysError::NotEnoughMemory(0))
         );
         // A copy of a copy marks the middle one full too.
-        invoke::cnode_copy(cn + 64, cn + 128, Rights::ALL).unwrap();
+        cnode_ops::copy(cn + 64, cn + 128, Rights::ALL).unwrap();
         assert_eq!(untyped_free_index(cn + 64), 4096);
     }
     // Moving keeps one capability: nothing is marked.
     let (cn, _) = cnode(4);
     cspace::insert_root(untyped_cap(arena(4096, 4096), 12, 16), cn);
-    invoke::cnode_move(cn, cn + 32);
+    cnode_ops::move_slot(cn, cn + 32);
     assert_eq!(untyped_free_index(cn + 32), 16);
     // Copying another type from an untyped's slot never happens; other copies are
     // untouched (an endpoint's copy leaves the endpoint's badge word alone).
@@ -877,7 +878,7 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
         }),
         cn + 64,
     );
-    invoke::cnode_copy(cn + 64, cn + 96, Rights::ALL).unwrap();
+    cnode_ops::copy(cn + 64, cn + 96, Rights::ALL).unwrap();
     assert_eq!(slot(cn + 64).cap.badge(), 5);
 }
 

@@ -14,6 +14,7 @@ use crate::cspace::{self, slot};
 use crate::invoke;
 use crate::kernel::{k, tcb};
 use crate::mem::{obj, Pa};
+use crate::object::cnode as cnode_ops;
 use crate::object::{AsidPool, LookupFault, Notification, SchedContext, ThreadState};
 use crate::syscall::{SysError, SysResult};
 use sel4_sys::{consts, label as lb, object_type as ot, MessageInfo};
@@ -324,7 +325,7 @@ fn decode_cnode_errors() {
     b.put(3, ep_cap(ALL, 5));
     let ut = untyped(12, false);
     b.put(4, ut);
-    invoke::cnode_copy(b.c.slot(4), b.c.slot(5), Rights::ALL).unwrap();
+    cnode_ops::copy(b.c.slot(4), b.c.slot(5), Rights::ALL).unwrap();
     let (small, small_cap) = cnode(2);
     b.watch(small, 32 << 2);
     b.put(6, small_cap);
@@ -419,7 +420,7 @@ fn decode_tcb_errors() {
     b.put(4, cn);
     let ut = untyped(12, false);
     b.put(5, ut);
-    invoke::cnode_copy(b.c.slot(5), b.c.slot(15), Rights::ALL).unwrap();
+    cnode_ops::copy(b.c.slot(5), b.c.slot(15), Rights::ALL).unwrap();
     b.put(
         6,
         Cap::new(CapKind::VSpace {
@@ -697,7 +698,7 @@ fn decode_page_table_errors() {
     b.ok("level 3 at 0", 3, map, &[0, 0], &[1]);
     b.err("level 3 already there", 4, map, &[0x1000, 0], &[1], DeleteFirst);
     // Unmap needs the only capability.
-    invoke::cnode_copy(b.c.slot(3), b.c.slot(9), Rights::ALL).unwrap();
+    cnode_ops::copy(b.c.slot(3), b.c.slot(9), Rights::ALL).unwrap();
     b.err("Unmap: not the last cap", 3, lb::ARM_PAGE_TABLE_UNMAP, &[], &[], RevokeFirst);
     b.err("wrong label", 3, lb::ARM_PAGE_UNMAP, &[], &[], IllegalOperation);
     crate::delete::delete_slot(b.c.slot(9)).unwrap();
@@ -841,7 +842,7 @@ fn decode_asid_errors() {
     b.put(4, untyped(13, false));
     b.put(5, untyped(consts::ASID_POOL_BITS as u8, true));
     b.put(6, untyped(consts::ASID_POOL_BITS as u8, false));
-    invoke::cnode_copy(b.c.slot(6), b.c.slot(7), Rights::ALL).unwrap();
+    cnode_ops::copy(b.c.slot(6), b.c.slot(7), Rights::ALL).unwrap();
     b.put(8, ep_cap(ALL, 0));
     let mp = lb::ARM_ASID_CONTROL_MAKE_POOL;
     b.err("MakePool: one word", 2, mp, &[12], &[3, 1], TruncatedMessage);
