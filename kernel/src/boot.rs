@@ -392,8 +392,9 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         board::ppi::HYP_TIMER,
         board::ppi::VIRT_TIMER,
     ] {
-        let irq = irq as usize;
-        kk.kernel_irqs[irq] = true;
+        if let Some(irq) = crate::irq::IrqNumber::new(irq as u64) {
+            kk.kernel_irqs[irq] = true;
+        }
     }
 
     let slot = |i: u64| cnode + ((i as usize) << 5);
@@ -641,8 +642,8 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     th.fault_ip = elf.entry;
     th.ctx.spsr = SPSR_USER;
     th.ctx.x[0] = bi_va;
-    th.priority = ROOT_PRIORITY;
-    th.mcp = ROOT_PRIORITY;
+    th.priority = ROOT_PRIORITY.into();
+    th.mcp = ROOT_PRIORITY.into();
     th.ipc_buffer = ipc_va;
     let tslot = |i: usize| &tcb(t).slots[i] as *const _ as Pa;
     cspace::insert_derived(

@@ -59,11 +59,31 @@ fn mask(bits: u64) -> u64 {
     }
 }
 
+/// A CPtr depth in bits: 1..=64. `new` is the only constructor from a user value and
+/// checks the range, so a walk never shifts by more than a word.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Depth(u8);
+
+impl Depth {
+    /// The whole word: how capability addresses in system calls are resolved.
+    pub const FULL: Depth = Depth(64);
+    pub const fn new(bits: u64) -> Option<Depth> {
+        if bits >= 1 && bits <= 64 {
+            Some(Depth(bits as u8))
+        } else {
+            None
+        }
+    }
+    pub const fn bits(self) -> u64 {
+        self.0 as u64
+    }
+}
+
 /// Resolves `depth` bits of `cptr` starting at the CNode `root`. Returns the slot reached
 /// and how many bits were left when a non-CNode capability stopped the walk.
-pub fn resolve(root: Cap, cptr: u64, depth: u64) -> Result<(Pa, u64), LookupFault> {
+pub fn resolve(root: Cap, cptr: u64, depth: Depth) -> Result<(Pa, u64), LookupFault> {
     let mut node = root;
-    let mut n_bits = depth;
+    let mut n_bits = depth.bits();
     loop {
         let CapKind::CNode {
             pa,
@@ -121,13 +141,7 @@ pub fn resolve(root: Cap, cptr: u64, depth: u64) -> Result<(Pa, u64), LookupFaul
 
 /// Looks up the slot for a CNode-method argument (index, depth): all `depth` bits must be
 /// consumed, as seL4's `lookupTargetSlot`/`lookupSourceSlot` require.
-pub fn lookup_slot_exact(root: Cap, index: u64, depth: u64) -> Result<Pa, LookupFault> {
-    if !(1..=64).contains(&depth) {
-        return Err(LookupFault::DepthMismatch {
-            bits_left: depth,
-            bits_found: 0,
-        });
-    }
+pub fn lookup_slot_exact(root: Cap, index: u64, depth: Depth) -> Result<Pa, LookupFault> {
     match resolve(root, index, depth)? {
         (s, 0) => Ok(s),
         (_, left) => Err(LookupFault::DepthMismatch {

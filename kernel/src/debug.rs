@@ -21,7 +21,7 @@ pub fn dump_scheduler() {
     let kk = k();
     crate::println!("keel: current {:#x}", kk.cur);
     for p in (0..256).rev() {
-        let mut t = kk.ready_head[p];
+        let mut t = kk.ready_head.as_slice()[p];
         while t != 0 {
             crate::println!(
                 "keel:   ready prio {} tcb {:#x} state {:?}",

@@ -212,7 +212,11 @@ fn finalise(cap: Cap, last: bool) {
         }
         CapKind::Reply { pa, .. } if last => ipc::reply_destroyed(pa),
         CapKind::SchedContext { pa, .. } if last => finalise_sc(pa),
-        CapKind::IrqHandler { irq } if last => crate::irq::free_irq(irq as usize),
+        CapKind::IrqHandler { irq } if last => {
+            if let Some(irq) = crate::irq::IrqNumber::new(irq as u64) {
+                crate::irq::free_irq(irq);
+            }
+        }
         CapKind::VSpace {
             asid: Some(asid),
             pa,

@@ -357,7 +357,7 @@ fn fast_call(t: Pa) -> Option<Pa> {
     let dest_sc = tcb(dest).sc;
     let run_sc = if dest_sc == 0 { my_sc } else { dest_sc };
     if !runs_without_refill_work(kk, dest, run_sc)
-        || !scheduler_would_pick(kk, tcb(dest).priority as usize, now)
+        || !scheduler_would_pick(kk, tcb(dest).priority.index(), now)
     {
         return None;
     }
@@ -433,7 +433,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     };
     if caller_sc == 0
         || !runs_without_refill_work(kk, caller, caller_sc)
-        || !scheduler_would_pick(kk, tcb(caller).priority as usize, now)
+        || !scheduler_would_pick(kk, tcb(caller).priority.index(), now)
     {
         return None;
     }
@@ -492,7 +492,7 @@ fn fast_signal(t: Pa) -> Option<Pa> {
     let kk = k();
     let (now, _) = charge_running(kk, t)?;
     if !runs_without_refill_work(kk, waiter, waiter_sc)
-        || !scheduler_would_pick(kk, tcb(waiter).priority as usize, now)
+        || !scheduler_would_pick(kk, tcb(waiter).priority.index(), now)
     {
         return None;
     }

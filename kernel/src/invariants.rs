@@ -101,7 +101,10 @@ fn tcb_slots(t: Pa) -> Pa {
 }
 fn irq_slots() -> (Pa, usize) {
     let kk = kernel();
-    (kk.irq_slots.as_ptr() as Pa, kk.irq_slots.len())
+    (
+        kk.irq_slots.as_slice().as_ptr() as Pa,
+        kk.irq_slots.as_slice().len(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -808,7 +811,7 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
             steps += 1;
         }
         ensure(
-            x == kernel().ready_head[th.priority as usize],
+            x == kernel().ready_head[th.priority],
             "a thread flagged ready is not in its priority's queue",
             t,
             x,
@@ -1075,7 +1078,7 @@ fn check_sc(s: Pa, m: Mode) -> Check {
 fn check_scheduler(m: Mode) -> Check {
     let kk = kernel();
     for p in 0..256 {
-        let (head, tail) = (kk.ready_head[p], kk.ready_tail[p]);
+        let (head, tail) = (kk.ready_head.as_slice()[p], kk.ready_tail.as_slice()[p]);
         let bit = kk.ready_bitmap[p / 64] & (1 << (p % 64)) != 0;
         ensure(
             bit == (head != 0),
@@ -1096,7 +1099,7 @@ fn check_scheduler(m: Mode) -> Check {
                 p,
             )?;
             ensure(
-                th.priority as usize == p,
+                th.priority.index() == p,
                 "a thread is queued at another priority",
                 t,
                 p,
@@ -1208,12 +1211,15 @@ fn check_links() -> Check {
         }
     }
     // The IRQ table holds notifications only, for issued IRQs.
-    for (i, s) in kk.irq_slots.iter().enumerate() {
+    for (i, s) in kk.irq_slots.as_slice().iter().enumerate() {
         match s.cap.kind() {
             CapKind::Null => {}
-            CapKind::Notification { .. } => {
-                ensure(kk.irq_issued[i], "an unissued IRQ has a notification", i, 0)?
-            }
+            CapKind::Notification { .. } => ensure(
+                kk.irq_issued.as_slice()[i],
+                "an unissued IRQ has a notification",
+                i,
+                0,
+            )?,
             _ => return fail("the IRQ table holds a non-notification", i, 0),
         }
     }
@@ -1521,9 +1527,15 @@ mod tests {
                 panic!("not an untyped")
             };
             let reset = !cspace::has_children(from);
-            let (at, free) =
-                crate::object::untyped::plan_retype(pa as u64, size_bits, free_index, reset, bits as u64, 1)
-                    .unwrap();
+            let (at, free) = crate::object::untyped::plan_retype(
+                pa as u64,
+                size_bits,
+                free_index,
+                reset,
+                bits as u64,
+                1,
+            )
+            .unwrap();
             let dest = self.slot();
             cspace::insert_new(make(at as Pa), from, dest);
             cspace::update_cap(from, ut.with_free_index(free));
@@ -1536,7 +1548,7 @@ mod tests {
 
         fn tcb(&mut self) -> Pa {
             let (t, _) = self.new_obj(11, |pa| Cap::new(CapKind::Tcb { pa }));
-            tcb_mut(t).priority = 10;
+            tcb_mut(t).priority = 10.into();
             t
         }
         fn endpoint(&mut self) -> Pa {

@@ -77,7 +77,7 @@ pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult
             Ok(sched_context::perform(sched_context::decode(&inv, pa)?))
         }
         CapKind::IrqControl => Ok(irq::perform(irq::decode_control(&inv, s)?)),
-        CapKind::IrqHandler { irq } => Ok(irq::perform(irq::decode_handler(&inv, irq as usize)?)),
+        CapKind::IrqHandler { irq } => Ok(irq::perform(irq::decode_handler(&inv, irq)?)),
         CapKind::AsidControl => Ok(asid::perform(asid::decode_control(&inv)?)),
         CapKind::AsidPool { pa, asid_base } => {
             Ok(asid::perform(asid::decode_pool(&inv, pa, asid_base)?))

@@ -128,14 +128,14 @@ fn transfer_caps(sender: Pa, ep: Pa, receiver: Pa, count: usize) -> (u64, u64) {
     // waited while the sender's CSpace changed), none is transferred.
     let all_resolve = (0..count).all(|i| {
         let cptr = buffer_word(sender, ipc_buffer::CAPS_OR_BADGES + i);
-        cspace::resolve(root, cptr, 64).is_ok()
+        cspace::resolve(root, cptr, cspace::Depth::FULL).is_ok()
     });
     if !all_resolve {
         return (0, 0);
     }
     while i < count {
         let cptr = buffer_word(sender, ipc_buffer::CAPS_OR_BADGES + i);
-        let Ok((src, _)) = cspace::resolve(root, cptr, 64) else {
+        let Ok((src, _)) = cspace::resolve(root, cptr, cspace::Depth::FULL) else {
             break;
         };
         let cap = slot(src).cap;
@@ -169,10 +169,11 @@ fn receive_slot(receiver: Pa) -> Option<Pa> {
     let cnode_cptr = buffer_word(receiver, ipc_buffer::RECEIVE_CNODE);
     let index = buffer_word(receiver, ipc_buffer::RECEIVE_INDEX);
     let depth = buffer_word(receiver, ipc_buffer::RECEIVE_DEPTH);
-    let (s, _) = cspace::resolve(root, cnode_cptr, 64).ok()?;
+    let (s, _) = cspace::resolve(root, cnode_cptr, cspace::Depth::FULL).ok()?;
     let cnode = slot(s).cap;
     // seL4's lookupTargetSlot: a CNode and a depth of 1..=64 that resolves exactly (a
     // depth of 0 names no slot).
+    let depth = cspace::Depth::new(depth)?;
     let target = cspace::lookup_slot_exact(cnode, index, depth).ok()?;
     if slot(target).cap.is_null() {
         Some(target)

@@ -4,7 +4,9 @@
 
 use crate::cap::CapKind;
 use crate::cspace::Slot;
+use crate::irq::PerIrq;
 use crate::mem::{obj, read_word, write_word, Pa};
+use crate::object::tcb::PerPrio;
 use crate::object::{tcb_slot, Fault, Tcb, ThreadState};
 use sel4_sys::{ipc_buffer, MessageInfo};
 
@@ -13,8 +15,8 @@ pub const NUM_IRQS: usize = qemu_virt::NUM_IRQS;
 pub struct Kernel {
     /// The running thread (0 while idle).
     pub cur: Pa,
-    pub ready_head: [Pa; 256],
-    pub ready_tail: [Pa; 256],
+    pub ready_head: PerPrio<Pa>,
+    pub ready_tail: PerPrio<Pa>,
     pub ready_bitmap: [u64; 4],
     pub release_head: Pa,
     /// Time up to which the running thread has been charged.
@@ -33,10 +35,10 @@ pub struct Kernel {
     pub next_vmid: usize,
     /// VSpace currently loaded in VTTBR (root, vmid).
     pub loaded_vspace: (Pa, u64),
-    pub irq_issued: [bool; NUM_IRQS],
+    pub irq_issued: PerIrq<bool>,
     /// Per IRQ: the notification it signals (a CDT slot holding a copy of the cap).
-    pub irq_slots: [Slot; NUM_IRQS],
-    pub kernel_irqs: [bool; NUM_IRQS],
+    pub irq_slots: PerIrq<Slot>,
+    pub kernel_irqs: PerIrq<bool>,
     /// Counts units of long-running work, to space out preemption checks.
     pub work_units: u32,
 }
@@ -51,8 +53,8 @@ impl Kernel {
     pub const fn new() -> Kernel {
         Kernel {
             cur: 0,
-            ready_head: [0; 256],
-            ready_tail: [0; 256],
+            ready_head: PerPrio::new(0),
+            ready_tail: PerPrio::new(0),
             ready_bitmap: [0; 4],
             release_head: 0,
             charged_until: 0,
@@ -64,9 +66,9 @@ impl Kernel {
             vmid_owner: [0; 256],
             next_vmid: 1,
             loaded_vspace: (0, u64::MAX),
-            irq_issued: [false; NUM_IRQS],
-            irq_slots: [EMPTY_SLOT; NUM_IRQS],
-            kernel_irqs: [false; NUM_IRQS],
+            irq_issued: PerIrq::new(false),
+            irq_slots: PerIrq::new(EMPTY_SLOT),
+            kernel_irqs: PerIrq::new(false),
             work_units: 0,
         }
     }

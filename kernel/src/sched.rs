@@ -11,6 +11,7 @@
 
 use crate::kernel::Kernel;
 use crate::mem::{obj, Pa};
+use crate::object::tcb::Prio;
 use crate::object::{SchedContext, Tcb, ThreadState};
 
 /// seL4's scheduler action: what `schedule()` does about threads made ready during a
@@ -33,7 +34,7 @@ impl Kernel {
         if tcb.in_ready_queue {
             return;
         }
-        let p = tcb.priority as usize;
+        let p = tcb.priority;
         tcb.in_ready_queue = true;
         tcb.sched_next = 0;
         tcb.sched_prev = self.ready_tail[p];
@@ -43,7 +44,7 @@ impl Kernel {
             self.ready_head[p] = t;
         }
         self.ready_tail[p] = t;
-        self.ready_bitmap[p / 64] |= 1 << (p % 64);
+        self.ready_bitmap[p.index() / 64] |= 1 << (p.index() % 64);
     }
 
     pub fn ready_enqueue_front(&mut self, t: Pa) {
@@ -51,7 +52,7 @@ impl Kernel {
         if tcb.in_ready_queue {
             return;
         }
-        let p = tcb.priority as usize;
+        let p = tcb.priority;
         tcb.in_ready_queue = true;
         tcb.sched_prev = 0;
         tcb.sched_next = self.ready_head[p];
@@ -61,7 +62,7 @@ impl Kernel {
             self.ready_tail[p] = t;
         }
         self.ready_head[p] = t;
-        self.ready_bitmap[p / 64] |= 1 << (p % 64);
+        self.ready_bitmap[p.index() / 64] |= 1 << (p.index() % 64);
     }
 
     #[inline(always)]
@@ -70,7 +71,7 @@ impl Kernel {
         if !tcb.in_ready_queue {
             return;
         }
-        let p = tcb.priority as usize;
+        let p = tcb.priority;
         let (prev, next) = (tcb.sched_prev, tcb.sched_next);
         tcb.in_ready_queue = false;
         tcb.sched_prev = 0;
@@ -86,17 +87,20 @@ impl Kernel {
             self.ready_tail[p] = prev;
         }
         if self.ready_head[p] == 0 {
-            self.ready_bitmap[p / 64] &= !(1 << (p % 64));
+            self.ready_bitmap[p.index() / 64] &= !(1 << (p.index() % 64));
         }
     }
 
     /// The highest priority with a ready thread.
     #[inline(always)]
-    pub fn highest_ready_priority(&self) -> Option<usize> {
+    pub fn highest_ready_priority(&self) -> Option<Prio> {
         for w in (0..4).rev() {
             let bits = self.ready_bitmap[w];
             if bits != 0 {
-                return Some(w * 64 + 63 - bits.leading_zeros() as usize);
+                // At most 3 * 64 + 63 = 255.
+                return Some(Prio::from(
+                    (w * 64 + 63 - bits.leading_zeros() as usize) as u8,
+                ));
             }
         }
         None
@@ -340,13 +344,13 @@ impl Kernel {
         self.force_switch = false;
         let action = core::mem::replace(&mut self.sched_action, SchedAction::ResumeCurrent);
         if keep_current {
-            let prio = obj::<Tcb>(self.cur).priority as usize;
+            let prio = obj::<Tcb>(self.cur).priority;
             if let SchedAction::SwitchTo(c) = action {
                 // seL4's `schedule`: a single candidate of the running thread's priority
                 // goes to the back of the queue (`tcbSchedAppend`); otherwise it stays at
                 // the head where `possibleSwitchTo` put it.
                 let ct = obj::<Tcb>(c);
-                if ct.in_ready_queue && ct.priority as usize == prio {
+                if ct.in_ready_queue && ct.priority == prio {
                     self.ready_dequeue(c);
                     self.ready_enqueue(c);
                 }

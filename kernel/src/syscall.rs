@@ -111,7 +111,7 @@ impl Reply {
 /// Looks up `cptr` in `t`'s CSpace (all 64 bits, stopping at a non-CNode cap).
 pub fn lookup_cap(t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
     let root = tcb(t).slots[tcb_slot::CTABLE].cap;
-    let (s, _) = cspace::resolve(root, cptr, 64)?;
+    let (s, _) = cspace::resolve(root, cptr, cspace::Depth::FULL)?;
     Ok((s, slot(s).cap))
 }
 

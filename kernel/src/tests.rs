@@ -8,6 +8,11 @@ use crate::delete;
 use crate::invoke;
 use crate::mem::Pa;
 use crate::object::cnode as cnode_ops;
+use crate::object::tcb::Prio;
+
+fn depth(bits: u64) -> cspace::Depth {
+    cspace::Depth::new(bits).unwrap()
+}
 use crate::object::LookupFault;
 use std::alloc::{alloc_zeroed, Layout};
 use std::vec::Vec;
@@ -46,15 +51,15 @@ fn resolve_single_level_with_guard() {
         guard_size: 60,
         guard: 0,
     });
-    assert_eq!(cspace::resolve(root, 5, 64), Ok((pa + 5 * 32, 0)));
+    assert_eq!(cspace::resolve(root, 5, depth(64)), Ok((pa + 5 * 32, 0)));
     // A set guard bit mismatches.
     assert!(matches!(
-        cspace::resolve(root, 1 << 40 | 5, 64),
+        cspace::resolve(root, 1 << 40 | 5, depth(64)),
         Err(LookupFault::GuardMismatch { bits_left: 64, .. })
     ));
     // Too few bits for guard+radix.
     assert!(matches!(
-        cspace::resolve(root, 5, 8),
+        cspace::resolve(root, 5, depth(8)),
         Err(LookupFault::GuardMismatch { .. })
     ));
     let noguard = Cap::new(CapKind::CNode {
@@ -64,14 +69,14 @@ fn resolve_single_level_with_guard() {
         guard: 0,
     });
     assert!(matches!(
-        cspace::resolve(noguard, 5, 3),
+        cspace::resolve(noguard, 5, depth(3)),
         Err(LookupFault::DepthMismatch {
             bits_left: 3,
             bits_found: 4
         })
     ));
     assert_eq!(
-        cspace::resolve(Cap::NULL, 5, 64),
+        cspace::resolve(Cap::NULL, 5, depth(64)),
         Err(LookupFault::InvalidRoot)
     );
 }
@@ -88,10 +93,13 @@ fn resolve_two_levels_and_stop_at_leaf() {
         rights: Rights::ALL,
     });
     // 8 bits: slot 3 of level 1, then slot 7 of level 2.
-    assert_eq!(cspace::resolve(l1cap, 0x37, 8), Ok((l2 + 7 * 32, 0)));
+    assert_eq!(cspace::resolve(l1cap, 0x37, depth(8)), Ok((l2 + 7 * 32, 0)));
     // With 12 bits the walk stops at the endpoint with 4 bits left.
-    assert_eq!(cspace::resolve(l1cap, 0x370, 12), Ok((l2 + 7 * 32, 4)));
-    assert!(cspace::lookup_slot_exact(l1cap, 0x370, 12).is_err());
+    assert_eq!(
+        cspace::resolve(l1cap, 0x370, depth(12)),
+        Ok((l2 + 7 * 32, 4))
+    );
+    assert!(cspace::lookup_slot_exact(l1cap, 0x370, depth(12)).is_err());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -427,8 +435,8 @@ use crate::object::{tcb_slot, Endpoint, Notification, Reply, SchedContext, Threa
 fn new_thread(prio: u8) -> Pa {
     let t = arena(2048, 2048);
     let th = tcb(t);
-    th.priority = prio;
-    th.mcp = prio;
+    th.priority = prio.into();
+    th.mcp = prio.into();
     th.state = ThreadState::Inactive;
     t
 }
@@ -465,12 +473,12 @@ fn ready_queues_pick_highest_priority_fifo_within_one() {
     kk.ready_enqueue(a);
     kk.ready_enqueue(b);
     kk.ready_enqueue(c);
-    assert_eq!(kk.highest_ready_priority(), Some(200));
+    assert_eq!(kk.highest_ready_priority(), Some(Prio::from(200)));
     kk.ready_dequeue(b);
-    assert_eq!(kk.highest_ready_priority(), Some(10));
-    assert_eq!(kk.ready_head[10], a);
+    assert_eq!(kk.highest_ready_priority(), Some(Prio::from(10)));
+    assert_eq!(kk.ready_head[Prio::from(10)], a);
     kk.ready_dequeue(a);
-    assert_eq!(kk.ready_head[10], c);
+    assert_eq!(kk.ready_head[Prio::from(10)], c);
     kk.ready_dequeue(c);
     assert_eq!(kk.highest_ready_priority(), None);
     // Enqueueing twice is harmless.
@@ -499,20 +507,30 @@ fn woken_threads_go_to_the_head_of_their_queue_as_in_sel4() {
     assert_eq!(kk.schedule(), runner);
     crate::kernel::set_state(t2, ThreadState::Running);
     assert_eq!(kk.schedule(), runner);
-    assert_eq!(kk.ready_head[199], t2, "the later resumed thread is first");
+    assert_eq!(
+        kk.ready_head[Prio::from(199)],
+        t2,
+        "the later resumed thread is first"
+    );
     assert_eq!(tcb(t2).sched_next, t1);
     // Equal priority, the runner stays runnable: the woken thread goes behind `x`.
     tcb(x).state = ThreadState::Running;
     kk.ready_enqueue(x);
     crate::kernel::set_state(e, ThreadState::Running);
     assert_eq!(kk.schedule(), runner);
-    assert_eq!((kk.ready_head[200], kk.ready_tail[200]), (x, e));
+    assert_eq!(
+        (
+            kk.ready_head[Prio::from(200)],
+            kk.ready_tail[Prio::from(200)]
+        ),
+        (x, e)
+    );
     // The runner blocks, then `e` is woken again: it runs before `x`.
     crate::kernel::set_state(e, ThreadState::Inactive);
     crate::kernel::set_state(runner, ThreadState::BlockedOnReceive);
     crate::kernel::set_state(e, ThreadState::Running);
     assert_eq!(kk.schedule(), e);
-    assert_eq!(kk.ready_head[200], x);
+    assert_eq!(kk.ready_head[Prio::from(200)], x);
     // Two woken in one kernel entry at the running thread's priority: both at the head
     // (`rescheduleRequired`), the running thread keeps the processor.
     crate::kernel::set_state(x, ThreadState::Inactive);
@@ -522,7 +540,13 @@ fn woken_threads_go_to_the_head_of_their_queue_as_in_sel4() {
     crate::kernel::set_state(x, ThreadState::Running);
     crate::kernel::set_state(y, ThreadState::Running);
     assert_eq!(kk.schedule(), e);
-    assert_eq!((kk.ready_head[200], kk.ready_tail[200]), (y, x));
+    assert_eq!(
+        (
+            kk.ready_head[Prio::from(200)],
+            kk.ready_tail[Prio::from(200)]
+        ),
+        (y, x)
+    );
 }
 
 #[test]
@@ -547,8 +571,8 @@ fn release_queue_is_ordered_by_release_time() {
     // At 250 the contexts released at 100 and 200 are back, with full budgets.
     kk.wake_released(250);
     assert_eq!(kk.release_head, threads[0]);
-    assert_eq!(kk.ready_head[6], threads[1]);
-    assert_eq!(kk.ready_head[7], threads[2]);
+    assert_eq!(kk.ready_head[Prio::from(6)], threads[1]);
+    assert_eq!(kk.ready_head[Prio::from(7)], threads[2]);
     assert!(!tcb(threads[1]).in_release_queue && tcb(threads[1]).in_ready_queue);
 }
 
@@ -1391,7 +1415,7 @@ fn set_sched_params_checks_the_context_before_the_fault_handler() {
         c.invoke(1, set, &[50, 50], &[8, 0, 10]).err(),
         Some(SysError::InvalidCapability(3))
     );
-    assert_eq!(tcb(target).priority, 50);
+    assert_eq!(tcb(target).priority, Prio::from(50));
     // The caller cannot take its own context away.
     cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(9));
     let own_sc = tcb(c.t).sc;
@@ -1403,7 +1427,7 @@ fn set_sched_params_checks_the_context_before_the_fault_handler() {
     assert_eq!(tcb(c.t).sc, own_sc);
     k().cur = 0;
     assert!(c.invoke(1, set, &[60, 60], &[8, 0, 7]).is_ok());
-    assert_eq!(tcb(target).priority, 60);
+    assert_eq!(tcb(target).priority, Prio::from(60));
 }
 
 #[test]
@@ -2440,4 +2464,27 @@ fn fastpath_charge_matches_charge_current() {
         assert!(results[0] == results[1], "case {case}: the charges differ");
     }
     kk.cur = 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Typed indices: each constructor accepts exactly its range.
+
+#[test]
+fn typed_indices_accept_exactly_their_range() {
+    use crate::irq::IrqNumber;
+    use crate::kernel::NUM_IRQS;
+    use crate::object::domain::Domain;
+    assert_eq!(Prio::new(255), Some(Prio::MAX));
+    assert_eq!(Prio::new(0).map(Prio::get), Some(0));
+    assert_eq!(Prio::new(256), None);
+    assert_eq!(Prio::new(u64::MAX), None);
+    assert!(IrqNumber::new(NUM_IRQS as u64 - 1).is_some());
+    assert_eq!(IrqNumber::new(NUM_IRQS as u64), None);
+    assert_eq!(IrqNumber::new(1 << 16), None, "no truncation to 16 bits");
+    assert_eq!(cspace::Depth::new(0), None);
+    assert_eq!(cspace::Depth::new(1).map(cspace::Depth::bits), Some(1));
+    assert_eq!(cspace::Depth::new(64), Some(cspace::Depth::FULL));
+    assert_eq!(cspace::Depth::new(65), None);
+    assert!(Domain::new(0).is_some());
+    assert_eq!(Domain::new(Domain::COUNT), None);
 }

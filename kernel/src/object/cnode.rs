@@ -20,9 +20,9 @@ pub fn cnode_op_slot(root: Cap, index: u64, depth: u64, source: bool) -> Result<
             lookup: LookupFault::InvalidRoot,
         });
     }
-    if !(1..=64).contains(&depth) {
+    let Some(depth) = cspace::Depth::new(depth) else {
         return Err(SysError::RangeError(1, 64));
-    }
+    };
     cspace::lookup_slot_exact(root, index, depth)
         .map_err(|lookup| SysError::FailedLookup { source, lookup })
 }

@@ -6,8 +6,26 @@ use crate::invoke::Inv;
 use crate::syscall::{Reply, SysError};
 use sel4_sys::label as lb;
 
-/// A checked DomainSet_Set (nothing to change with one domain).
-pub struct Plan;
+/// A scheduling domain. `new` is the only constructor and checks the number against
+/// the domains the kernel has (one, as seL4's default `CONFIG_NUM_DOMAINS`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Domain(u8);
+
+impl Domain {
+    pub const COUNT: u64 = 1;
+    pub const fn new(d: u64) -> Option<Domain> {
+        if d < Self::COUNT {
+            Some(Domain(d as u8))
+        } else {
+            None
+        }
+    }
+}
+
+/// A checked DomainSet_Set: the thread's domain (with one domain, nothing changes).
+pub struct Plan {
+    pub domain: Domain,
+}
 
 /// Decodes `DomainSet_Set`.
 pub fn decode(inv: &Inv) -> Result<Plan, SysError> {
@@ -16,14 +34,14 @@ pub fn decode(inv: &Inv) -> Result<Plan, SysError> {
     }
     // seL4's order: the domain, then the thread capability.
     inv.need(1, 0)?;
-    if inv.mr(0) != 0 {
+    let Some(domain) = Domain::new(inv.mr(0)) else {
         return Err(SysError::InvalidArgument(0));
-    }
+    };
     inv.need(1, 1)?;
     if !matches!(inv.cap(0).kind(), CapKind::Tcb { .. }) {
         return Err(SysError::InvalidArgument(1));
     }
-    Ok(Plan)
+    Ok(Plan { domain })
 }
 
 pub fn perform(_: Plan) -> Reply {

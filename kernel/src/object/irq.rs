@@ -5,8 +5,8 @@ use crate::cap::{Cap, CapKind};
 use crate::cspace::{self, slot};
 use crate::delete;
 use crate::invoke::Inv;
-use crate::irq::irq_slot;
-use crate::kernel::{k, NUM_IRQS};
+use crate::irq::{irq_slot, IrqNumber};
+use crate::kernel::k;
 use crate::mem::Pa;
 use crate::object::cnode::target_slot;
 use crate::object::derive_cap;
@@ -18,18 +18,18 @@ pub enum Plan {
     /// IssueIRQHandler: a handler capability for `irq` into the empty `dest`.
     Issue {
         control: Pa,
-        irq: usize,
+        irq: IrqNumber,
         edge: bool,
         dest: Pa,
     },
-    Ack(usize),
+    Ack(IrqNumber),
     /// SetIRQHandler: `cap` (derived from `src`) replaces the IRQ's notification.
     SetHandler {
-        irq: usize,
+        irq: IrqNumber,
         src: Pa,
         cap: Cap,
     },
-    ClearHandler(usize),
+    ClearHandler(IrqNumber),
 }
 
 /// Decodes an invocation of the IRQControl capability in slot `control`.
@@ -49,10 +49,9 @@ pub fn decode_control(inv: &Inv, control: Pa) -> Result<Plan, SysError> {
         }
         _ => return Err(SysError::IllegalOperation),
     };
-    if irq > consts::MAX_IRQ {
+    let Some(irq) = IrqNumber::new(irq).filter(|_| irq <= consts::MAX_IRQ) else {
         return Err(SysError::RangeError(0, consts::MAX_IRQ));
-    }
-    let irq = irq as usize;
+    };
     if k().irq_issued[irq] || k().kernel_irqs[irq] {
         return Err(SysError::RevokeFirst);
     }
@@ -69,10 +68,10 @@ pub fn decode_control(inv: &Inv, control: Pa) -> Result<Plan, SysError> {
 }
 
 /// Decodes an invocation of the handler capability for `irq`.
-pub fn decode_handler(inv: &Inv, irq: usize) -> Result<Plan, SysError> {
-    if irq >= NUM_IRQS {
+pub fn decode_handler(inv: &Inv, irq: u16) -> Result<Plan, SysError> {
+    let Some(irq) = IrqNumber::new(irq as u64) else {
         return Err(SysError::IllegalOperation);
-    }
+    };
     match inv.label {
         lb::IRQ_ACK_IRQ => Ok(Plan::Ack(irq)),
         lb::IRQ_SET_IRQ_HANDLER => {
@@ -104,19 +103,19 @@ pub fn perform(p: Plan) -> Reply {
             dest,
         } => {
             k().irq_issued[irq] = true;
-            crate::arch::irq_set_trigger(irq as u32, edge);
+            crate::arch::irq_set_trigger(irq.get() as u32, edge);
             cspace::insert_derived(
-                Cap::new(CapKind::IrqHandler { irq: irq as u16 }),
+                Cap::new(CapKind::IrqHandler { irq: irq.get() }),
                 control,
                 dest,
             );
         }
-        Plan::Ack(irq) => crate::arch::irq_unmask(irq as u32),
+        Plan::Ack(irq) => crate::arch::irq_unmask(irq.get() as u32),
         Plan::SetHandler { irq, src, cap } => {
             let s = irq_slot(irq);
             let _ = delete::delete_slot(s);
             cspace::insert_derived(cap, src, s);
-            crate::arch::irq_unmask(irq as u32);
+            crate::arch::irq_unmask(irq.get() as u32);
         }
         Plan::ClearHandler(irq) => {
             let _ = delete::delete_slot(irq_slot(irq));

@@ -13,6 +13,67 @@ use crate::sched;
 use crate::syscall::{Reply, SysError};
 use sel4_sys::{consts, label as lb, user_context as uc};
 
+/// A thread priority (seL4: 0..=255). `new` is the only way to make one from a user
+/// value and checks the range; every `u8` is a priority, so kernel constants convert
+/// with `From`. The ready queues are indexed only by it (`PerPrio`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Default)]
+#[repr(transparent)]
+pub struct Prio(u8);
+
+impl Prio {
+    pub const MAX: Prio = Prio(u8::MAX);
+    /// The priority `v`, if it is one (at most 255).
+    pub const fn new(v: u64) -> Option<Prio> {
+        if v <= u8::MAX as u64 {
+            Some(Prio(v as u8))
+        } else {
+            None
+        }
+    }
+    #[inline(always)]
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+    #[inline(always)]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl From<u8> for Prio {
+    fn from(v: u8) -> Prio {
+        Prio(v)
+    }
+}
+
+/// One `T` per priority, indexed by `Prio` (so never out of range).
+#[derive(Clone, Copy)]
+pub struct PerPrio<T>([T; 256]);
+
+impl<T: Copy> PerPrio<T> {
+    pub const fn new(v: T) -> Self {
+        PerPrio([v; 256])
+    }
+    pub fn as_slice(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> core::ops::Index<Prio> for PerPrio<T> {
+    type Output = T;
+    #[inline(always)]
+    fn index(&self, p: Prio) -> &T {
+        &self.0[p.index()]
+    }
+}
+
+impl<T> core::ops::IndexMut<Prio> for PerPrio<T> {
+    #[inline(always)]
+    fn index_mut(&mut self, p: Prio) -> &mut T {
+        &mut self.0[p.index()]
+    }
+}
+
 /// Capability slots held inside a TCB.
 pub mod tcb_slot {
     pub const CTABLE: usize = 0;
@@ -28,8 +89,8 @@ pub struct Tcb {
     pub ctx: Context,
     pub slots: [Slot; tcb_slot::COUNT],
     pub state: ThreadState,
-    pub priority: u8,
-    pub mcp: u8,
+    pub priority: Prio,
+    pub mcp: Prio,
     pub in_ready_queue: bool,
     pub in_release_queue: bool,
     pub fpu_disabled: bool,
@@ -193,19 +254,18 @@ fn set_ipc_buffer(t: Pa, tcb_cap_slot: Pa, vaddr: u64, frame: TcbCap) {
 }
 
 /// seL4's `checkPrio`: a priority no higher than the authority thread's MCP.
-fn check_prio(prio: u64, authority: Cap) -> Result<u8, SysError> {
+fn check_prio(prio: u64, authority: Cap) -> Result<Prio, SysError> {
     let CapKind::Tcb { pa } = authority.kind() else {
         return Err(SysError::InvalidCapability(1));
     };
-    let mcp = tcb(pa).mcp as u64;
-    if prio > mcp {
-        return Err(SysError::RangeError(0, mcp));
+    let mcp = tcb(pa).mcp;
+    match Prio::new(prio) {
+        Some(p) if p <= mcp => Ok(p),
+        _ => Err(SysError::RangeError(0, mcp.get() as u64)),
     }
-    // An MCP is at most 255.
-    Ok(prio as u8)
 }
 
-fn set_priority(t: Pa, prio: u8) {
+fn set_priority(t: Pa, prio: Prio) {
     let kk = k();
     let th = tcb(t);
     if th.priority == prio {
@@ -340,17 +400,17 @@ pub enum Plan {
     },
     SetPriority {
         t: Pa,
-        prio: u8,
+        prio: Prio,
     },
     SetMcPriority {
         t: Pa,
-        mcp: u8,
+        mcp: Prio,
     },
     SetSchedParams {
         t: Pa,
         s: Pa,
-        mcp: u8,
-        prio: u8,
+        mcp: Prio,
+        prio: Prio,
         /// The context to bind, or `None` to unbind the current one.
         sc: Option<Pa>,
         fault_ep: TcbCap,

@@ -43,8 +43,8 @@ struct KernelSnap {
 
 fn kernel_snap() -> KernelSnap {
     let kk = k();
-    let mut ready = kk.ready_head.to_vec();
-    ready.extend_from_slice(&kk.ready_tail);
+    let mut ready = kk.ready_head.as_slice().to_vec();
+    ready.extend_from_slice(kk.ready_tail.as_slice());
     KernelSnap {
         cur: kk.cur,
         ready,
@@ -52,9 +52,9 @@ fn kernel_snap() -> KernelSnap {
         release_head: kk.release_head,
         asid_table: kk.asid_table.to_vec(),
         vmid_owner: kk.vmid_owner.to_vec(),
-        irq_issued: kk.irq_issued.to_vec(),
-        irq_caps: kk.irq_slots.iter().map(|s| s.cap).collect(),
-        kernel_irqs: kk.kernel_irqs.to_vec(),
+        irq_issued: kk.irq_issued.as_slice().to_vec(),
+        irq_caps: kk.irq_slots.as_slice().iter().map(|s| s.cap).collect(),
+        kernel_irqs: kk.kernel_irqs.as_slice().to_vec(),
     }
 }
 
@@ -896,6 +896,10 @@ fn decode_asid_errors() {
 // ---------------------------------------------------------------------------------------
 // Interrupts, SMC, domains.
 
+fn irq_no(n: u64) -> crate::irq::IrqNumber {
+    crate::irq::IrqNumber::new(n).unwrap()
+}
+
 #[test]
 #[rustfmt::skip] // one case per line, as in the table
 fn decode_irq_errors() {
@@ -908,8 +912,8 @@ fn decode_irq_errors() {
     b.put(5, ntfn_cap(n, Rights::READ));
     let (get, trig) = (lb::IRQ_ISSUE_IRQ_HANDLER, lb::ARM_IRQ_ISSUE_IRQ_HANDLER_TRIGGER);
     let max = RangeError(0, consts::MAX_IRQ);
-    k().irq_issued[41] = true;
-    k().kernel_irqs[26] = true;
+    k().irq_issued[irq_no(41)] = true;
+    k().kernel_irqs[irq_no(26)] = true;
     b.err("Get: two words", 2, get, &[40, 12], &[1], TruncatedMessage);
     b.err("Get: no root", 2, get, &[40, 12, 64], &[], TruncatedMessage);
     b.err("Get: past the last IRQ", 2, get, &[consts::MAX_IRQ + 1, 12, 64], &[1], max);
@@ -937,9 +941,9 @@ fn decode_irq_errors() {
     b.ok("Clear", 12, lb::IRQ_CLEAR_IRQ_HANDLER, &[], &[]);
     b.ok("GetTrigger 42", 2, trig, &[42, 1, 13, 64], &[1]);
     for irq in [40, 41, 42] {
-        crate::irq::free_irq(irq);
+        crate::irq::free_irq(irq_no(irq));
     }
-    k().kernel_irqs[26] = false;
+    k().kernel_irqs[irq_no(26)] = false;
 }
 
 #[test]
