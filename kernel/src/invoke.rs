@@ -5,7 +5,7 @@
 //! carries out the resulting plan (`perform`).
 
 use crate::cap::{Cap, CapKind};
-use crate::kernel::{buffer_word, get_mr};
+use crate::kernel::{buffer_word, get_mr, Kernel};
 use crate::mem::Pa;
 use crate::object::{
     asid, cnode, domain, frame, irq, page_table, sched_context, sched_control, smc, tcb, untyped,
@@ -57,7 +57,7 @@ pub fn lookup_extra_caps(t: Pa, info: MessageInfo) -> Result<([(Pa, Cap); 3], us
 
 /// seL4's `decodeInvocation`: decodes the invocation of `cap` (in slot `s`) by thread `t`
 /// and, if it is valid, performs it.
-pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult {
+pub fn decode_invocation(k: &mut Kernel, t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult {
     let len = (info.length() as usize).min(crate::kernel::msg_capacity(t));
     let (extra, n_extra) = lookup_extra_caps(t, info)?;
     let inv = Inv {
@@ -67,26 +67,33 @@ pub fn decode_invocation(t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult
         extra,
         n_extra,
     };
+    // Decode completely (no state changes), then perform the plan.
+    macro_rules! run {
+        ($m:ident :: $decode:ident ($($arg:expr),*)) => {{
+            let plan = $m::$decode(k, &inv $(, $arg)*)?;
+            Ok($m::perform(k, plan))
+        }};
+    }
     match cap.kind() {
         CapKind::Null | CapKind::Zombie { .. } => Err(SysError::InvalidCapability(0)),
-        CapKind::Untyped { .. } => Ok(untyped::perform(untyped::decode(&inv, s, cap)?)),
-        CapKind::CNode { .. } => cnode::perform(cnode::decode(&inv, cap)?),
-        CapKind::Tcb { pa } => Ok(tcb::perform(tcb::decode(&inv, pa, s)?)),
-        CapKind::SchedControl { .. } => Ok(sched_control::perform(sched_control::decode(&inv)?)),
-        CapKind::SchedContext { pa, .. } => {
-            Ok(sched_context::perform(sched_context::decode(&inv, pa)?))
+        CapKind::Untyped { .. } => run!(untyped::decode(s, cap)),
+        CapKind::CNode { .. } => {
+            let plan = cnode::decode(k, &inv, cap)?;
+            // Revoke and Delete may stop at a preemption point (`Preempted`).
+            cnode::perform(k, plan)
         }
-        CapKind::IrqControl => Ok(irq::perform(irq::decode_control(&inv, s)?)),
-        CapKind::IrqHandler { irq } => Ok(irq::perform(irq::decode_handler(&inv, irq)?)),
-        CapKind::AsidControl => Ok(asid::perform(asid::decode_control(&inv)?)),
-        CapKind::AsidPool { pa, asid_base } => {
-            Ok(asid::perform(asid::decode_pool(&inv, pa, asid_base)?))
-        }
-        CapKind::VSpace { .. } => Ok(vspace::perform(vspace::decode(&inv, cap)?)),
-        CapKind::PageTable { .. } => Ok(page_table::perform(page_table::decode(&inv, s, cap)?)),
-        CapKind::Frame { .. } => Ok(frame::perform(frame::decode(&inv, s, cap)?)),
-        CapKind::Smc { badge } => Ok(smc::perform(smc::decode(&inv, badge)?)),
-        CapKind::Domain => Ok(domain::perform(domain::decode(&inv)?)),
+        CapKind::Tcb { pa } => run!(tcb::decode(pa, s)),
+        CapKind::SchedControl { .. } => run!(sched_control::decode()),
+        CapKind::SchedContext { pa, .. } => run!(sched_context::decode(pa)),
+        CapKind::IrqControl => run!(irq::decode_control(s)),
+        CapKind::IrqHandler { irq } => run!(irq::decode_handler(irq)),
+        CapKind::AsidControl => run!(asid::decode_control()),
+        CapKind::AsidPool { pa, asid_base } => run!(asid::decode_pool(pa, asid_base)),
+        CapKind::VSpace { .. } => run!(vspace::decode(cap)),
+        CapKind::PageTable { .. } => run!(page_table::decode(s, cap)),
+        CapKind::Frame { .. } => run!(frame::decode(s, cap)),
+        CapKind::Smc { badge } => run!(smc::decode(badge)),
+        CapKind::Domain => run!(domain::decode()),
         _ => Err(SysError::IllegalOperation),
     }
 }

@@ -99,6 +99,55 @@ pub fn k() -> &'static mut Kernel {
 }
 
 // ---------------------------------------------------------------------------------------
+// Kernel objects, borrowed through the kernel state.
+
+/// The types of kernel object that live in retyped memory (sealed: only these).
+pub trait KernelObject: sealed::Sealed + 'static {}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! kernel_objects {
+    ($($t:ty),*) => {
+        $(impl sealed::Sealed for $t {} impl KernelObject for $t {})*
+    };
+}
+kernel_objects!(
+    Tcb,
+    crate::object::Endpoint,
+    crate::object::Notification,
+    crate::object::Reply,
+    crate::object::SchedContext,
+    crate::object::AsidPool,
+    Slot
+);
+
+impl Kernel {
+    /// The TCB at `t`, borrowed through the kernel state: while the reference lives, no
+    /// other object and no kernel field can be reached (the borrow checker sees `self`
+    /// borrowed). `t` comes from a TCB capability or a kernel link field, which always
+    /// names a live TCB.
+    #[inline(always)]
+    pub fn tcb(&mut self, t: Pa) -> &mut Tcb {
+        obj::<Tcb>(t)
+    }
+
+    /// The kernel object of type `T` at `pa` (from a capability or link field naming a
+    /// live `T`), borrowed as `tcb` is.
+    #[inline(always)]
+    pub fn obj<T: KernelObject>(&mut self, pa: Pa) -> &mut T {
+        obj::<T>(pa)
+    }
+
+    /// The capability slot at `pa` (in a CNode, a TCB or the kernel's IRQ table).
+    #[inline(always)]
+    pub fn slot(&mut self, pa: Pa) -> &mut Slot {
+        obj::<Slot>(pa)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Thread helpers.
 
 pub fn tcb(t: Pa) -> &'static mut Tcb {
@@ -268,7 +317,7 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             th.fault_ip = th.ctx.pc.wrapping_sub(4);
             let number = th.ctx.x[7] as i64;
             if kk.budget_check_restart(t) {
-                crate::syscall::handle_syscall(t, number);
+                crate::syscall::handle_syscall(kk, t, number);
             }
         }
         ec::DABT_LOWER | ec::IABT_LOWER => {

@@ -3,7 +3,7 @@
 use crate::cap::{Cap, CapKind};
 use crate::cspace::{self, slot};
 use crate::ipc::{self, SendArgs};
-use crate::kernel::{k, reply_from_kernel, set_state, tcb};
+use crate::kernel::{reply_from_kernel, set_state, tcb, Kernel};
 use crate::mem::Pa;
 use crate::object::{tcb_slot, Fault, LookupFault, ThreadState};
 use sel4_sys::{error, syscall as sc, MessageInfo};
@@ -115,49 +115,50 @@ pub fn lookup_cap(t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
     Ok((s, slot(s).cap))
 }
 
-pub fn handle_syscall(t: Pa, number: i64) {
+pub fn handle_syscall(k: &mut Kernel, t: Pa, number: i64) {
+    let x0 = k.tcb(t).ctx.x[0];
     match number {
-        sc::CALL => handle_send(t, tcb(t).ctx.x[0], true, true, true),
-        sc::SEND => handle_send(t, tcb(t).ctx.x[0], false, true, false),
-        sc::NB_SEND => handle_send(t, tcb(t).ctx.x[0], false, false, false),
-        sc::RECV => handle_recv(t, true, true),
-        sc::NB_RECV => handle_recv(t, false, true),
-        sc::WAIT => handle_recv(t, true, false),
-        sc::NB_WAIT => handle_recv(t, false, false),
+        sc::CALL => handle_send(k, t, x0, true, true, true),
+        sc::SEND => handle_send(k, t, x0, false, true, false),
+        sc::NB_SEND => handle_send(k, t, x0, false, false, false),
+        sc::RECV => handle_recv(k, t, true, true),
+        sc::NB_RECV => handle_recv(k, t, false, true),
+        sc::WAIT => handle_recv(k, t, true, false),
+        sc::NB_WAIT => handle_recv(k, t, false, false),
         sc::REPLY_RECV => {
             // seL4 (MCS): the reply phase is a non-blocking invocation of whatever x6
             // names (a reply object replies; a failed lookup, of the capability or of an
             // extra one, does nothing), then the receive.
-            let reply_cptr = tcb(t).ctx.x[6];
-            let pc = tcb(t).ctx.pc;
-            handle_send(t, reply_cptr, false, false, true);
+            let reply_cptr = k.tcb(t).ctx.x[6];
+            let pc = k.tcb(t).ctx.pc;
+            handle_send(k, t, reply_cptr, false, false, true);
             // Not after a preempted invocation (its PC is set back to restart it).
-            if tcb(t).state == ThreadState::Running && tcb(t).ctx.pc == pc {
-                handle_recv(t, true, true);
+            if k.tcb(t).state == ThreadState::Running && k.tcb(t).ctx.pc == pc {
+                handle_recv(k, t, true, true);
             }
         }
         sc::NB_SEND_RECV => {
-            let dest = tcb(t).ctx.x[8];
-            handle_send(t, dest, false, false, true);
-            if tcb(t).state == ThreadState::Running {
-                handle_recv(t, true, true);
+            let dest = k.tcb(t).ctx.x[8];
+            handle_send(k, t, dest, false, false, true);
+            if k.tcb(t).state == ThreadState::Running {
+                handle_recv(k, t, true, true);
             }
         }
         sc::NB_SEND_WAIT => {
             // seL4 takes NBSendWait's destination from x6 (NBSendRecv's from x8).
-            let dest = tcb(t).ctx.x[6];
-            handle_send(t, dest, false, false, true);
-            if tcb(t).state == ThreadState::Running {
-                handle_recv(t, true, false);
+            let dest = k.tcb(t).ctx.x[6];
+            handle_send(k, t, dest, false, false, true);
+            if k.tcb(t).state == ThreadState::Running {
+                handle_recv(k, t, true, false);
             }
         }
-        sc::YIELD => handle_yield(t),
+        sc::YIELD => handle_yield(k),
         #[cfg(feature = "debug-syscalls")]
-        sc::DEBUG_PUT_CHAR => crate::arch::putchar(tcb(t).ctx.x[0] as u8),
+        sc::DEBUG_PUT_CHAR => crate::arch::putchar(k.tcb(t).ctx.x[0] as u8),
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_HALT => {
             // Keel extension: x0 is the exit status handed to QEMU (seL4 ignores x0).
-            let code = (tcb(t).ctx.x[0] & 0xff) as u32;
+            let code = (k.tcb(t).ctx.x[0] & 0xff) as u32;
             crate::println!("keel: DebugHalt from user level (status {code})");
             crate::arch::exit(code);
         }
@@ -165,12 +166,12 @@ pub fn handle_syscall(t: Pa, number: i64) {
         sc::DEBUG_DUMP_SCHEDULER => crate::debug::dump_scheduler(),
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_CAP_IDENTIFY => {
-            let cptr = tcb(t).ctx.x[0];
+            let cptr = k.tcb(t).ctx.x[0];
             let ty = match lookup_cap(t, cptr) {
                 Ok((_, c)) => crate::debug::cap_type_number(&c),
                 Err(_) => 0,
             };
-            tcb(t).ctx.x[0] = ty;
+            k.tcb(t).ctx.x[0] = ty;
         }
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_NAME_THREAD | sc::DEBUG_SNAPSHOT => {}
@@ -183,15 +184,15 @@ pub fn handle_syscall(t: Pa, number: i64) {
     }
 }
 
-fn handle_yield(_t: Pa) {
+fn handle_yield(k: &mut Kernel) {
     // MCS Yield: give up the rest of this budget.
-    k().yield_current(crate::arch::now());
+    k.yield_current(crate::arch::now());
 }
 
 /// Call, Send and NBSend: on an endpoint, notification or reply it is IPC; on any other
 /// object it is an invocation. `can_donate` (Call, NBSendRecv, NBSendWait) lets the
 /// thread's scheduling context go to a passive receiver.
-fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool) {
+fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool) {
     let (s, cap) = match lookup_cap(t, cptr) {
         Ok(v) => v,
         Err(lookup) => {
@@ -215,7 +216,7 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
         CapKind::Endpoint { .. } | CapKind::Notification { .. } | CapKind::Reply { .. }
     ) {
         if let Err(SysError::ExtraCapFault { cptr, lookup }) =
-            crate::invoke::lookup_extra_caps(t, MessageInfo(tcb(t).ctx.x[1]))
+            crate::invoke::lookup_extra_caps(t, MessageInfo(k.tcb(t).ctx.x[1]))
         {
             if blocking {
                 ipc::handle_fault(
@@ -270,12 +271,12 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
             }
         }
         _ => {
-            let info = MessageInfo(tcb(t).ctx.x[1]);
-            let result = crate::invoke::decode_invocation(t, s, cap, info);
+            let info = MessageInfo(k.tcb(t).ctx.x[1]);
+            let result = crate::invoke::decode_invocation(k, t, s, cap, info);
             match result {
                 Err(SysError::Preempted) => {
                     // Re-executes the system call when the thread next runs.
-                    tcb(t).ctx.pc = tcb(t).fault_ip;
+                    k.tcb(t).ctx.pc = k.tcb(t).fault_ip;
                 }
                 Err(SysError::ExtraCapFault { cptr, lookup }) => {
                     if blocking {
@@ -295,9 +296,9 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
                     }
                 }
                 Ok(r) => {
-                    if is_call && tcb(t).state == ThreadState::Running && k().cur == t {
+                    if is_call && k.tcb(t).state == ThreadState::Running && k.cur == t {
                         if r.prewritten {
-                            let th = tcb(t);
+                            let th = k.tcb(t);
                             th.ctx.x[0] = 0;
                             th.ctx.x[1] = MessageInfo::new(0, 0, 0, r.len as u64).0;
                         } else {
@@ -315,8 +316,8 @@ fn send_error(t: Pa, e: SysError) {
     reply_from_kernel(t, label, &w[..n]);
 }
 
-fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
-    let cptr = tcb(t).ctx.x[0];
+fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
+    let cptr = k.tcb(t).ctx.x[0];
     let (_, cap) = match lookup_cap(t, cptr) {
         Ok(v) => v,
         Err(lookup) => {
@@ -335,7 +336,7 @@ fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
         CapKind::Endpoint { pa, rights, .. } if rights.read() => {
             let mut reply = 0;
             if with_reply {
-                let rcptr = tcb(t).ctx.x[6];
+                let rcptr = k.tcb(t).ctx.x[6];
                 match lookup_cap(t, rcptr) {
                     Ok((_, rc)) => match rc.kind() {
                         CapKind::Reply { pa, .. } => reply = pa,
@@ -368,7 +369,7 @@ fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
             ipc::receive_ipc(t, pa, reply, blocking);
         }
         CapKind::Notification { pa, rights, .. } if rights.read() => {
-            let bound = crate::mem::obj::<crate::object::Notification>(pa).bound_tcb;
+            let bound = k.obj::<crate::object::Notification>(pa).bound_tcb;
             if bound != 0 && bound != t {
                 let lookup = LookupFault::MissingCapability { bits_left: 0 };
                 ipc::handle_fault(

@@ -286,7 +286,7 @@ fn run_model(seed: u64, steps: usize) {
                 let dst = empty[rng.below(empty.len())];
                 let rights = (rng.next() & 0xf) as u8 | 0x3;
                 name = "copy";
-                cnode_ops::copy(s_pa, base + dst * 32, Rights(rights)).unwrap();
+                cnode_ops::copy(k(), s_pa, base + dst * 32, Rights(rights)).unwrap();
                 model.copy(src, dst, rights);
             }
             3..=4 if !empty.is_empty() => {
@@ -294,7 +294,7 @@ fn run_model(seed: u64, steps: usize) {
                 let rights = (rng.next() & 0xf) as u8 | 0x3;
                 let badge = rng.next() % 4;
                 name = "mint";
-                let r = cnode_ops::mint(s_pa, base + dst * 32, Rights(rights), badge);
+                let r = cnode_ops::mint(k(), s_pa, base + dst * 32, Rights(rights), badge);
                 assert_eq!(
                     r.is_ok(),
                     model.mint(src, dst, rights, badge),
@@ -304,7 +304,7 @@ fn run_model(seed: u64, steps: usize) {
             5 if !empty.is_empty() => {
                 let dst = empty[rng.below(empty.len())];
                 name = "move";
-                cnode_ops::move_slot(s_pa, base + dst * 32);
+                cnode_ops::move_slot(k(), s_pa, base + dst * 32);
                 model.move_(src, dst);
             }
             6 if !empty.is_empty() => {
@@ -312,7 +312,7 @@ fn run_model(seed: u64, steps: usize) {
                 name = "mutate";
                 // Mutate with data 0 keeps an endpoint unchanged only if unbadged... seL4
                 // refuses to rebadge an endpoint through Mutate: the result is null.
-                let r = cnode_ops::mutate(s_pa, base + dst * 32, 0);
+                let r = cnode_ops::mutate(k(), s_pa, base + dst * 32, 0);
                 assert!(r.is_err(), "step {step}: mutate of an endpoint must fail");
             }
             7 => {
@@ -360,10 +360,10 @@ fn revoke_deletes_every_derived_capability() {
         ut,
         base,
     );
-    cnode_ops::mint(base, base + 32, Rights::ALL, 5).unwrap();
-    cnode_ops::copy(base + 32, base + 64, Rights::ALL).unwrap();
-    cnode_ops::copy(base + 64, base + 96, Rights::ALL).unwrap();
-    cnode_ops::copy(base, base + 128, Rights(3)).unwrap();
+    cnode_ops::mint(k(), base, base + 32, Rights::ALL, 5).unwrap();
+    cnode_ops::copy(k(), base + 32, base + 64, Rights::ALL).unwrap();
+    cnode_ops::copy(k(), base + 64, base + 96, Rights::ALL).unwrap();
+    cnode_ops::copy(k(), base, base + 128, Rights(3)).unwrap();
     delete::revoke(base).unwrap();
     for i in 1..5 {
         assert!(
@@ -768,7 +768,7 @@ fn deleting_the_last_cnode_cap_empties_it_even_through_cycles() {
     let outer = arena(32, 32);
     cspace::insert_new(acap, ut, outer);
     cspace::insert_new(bcap, ut, a);
-    cnode_ops::copy(outer, b, Rights::ALL).unwrap();
+    cnode_ops::copy(k(), outer, b, Rights::ALL).unwrap();
     cspace::insert_new(
         Cap::new(CapKind::Endpoint {
             pa: ep,
@@ -864,9 +864,9 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
         let u = cn + 32;
         cspace::insert_root(untyped_cap(arena(4096, 4096), 12, 0), u);
         if mint {
-            cnode_ops::mint(u, cn + 64, Rights::ALL, 7).unwrap();
+            cnode_ops::mint(k(), u, cn + 64, Rights::ALL, 7).unwrap();
         } else {
-            cnode_ops::copy(u, cn + 64, Rights::ALL).unwrap();
+            cnode_ops::copy(k(), u, cn + 64, Rights::ALL).unwrap();
         }
         // The source is full, the copy is not; the copy is the source's child.
         assert_eq!(untyped_free_index(u), 4096);
@@ -874,7 +874,7 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
         assert_eq!(cspace::first_child(u), Some(cn + 64));
         // A source with a child cannot be copied again.
         assert_eq!(
-            cnode_ops::copy(u, cn + 96, Rights::ALL),
+            cnode_ops::copy(k(), u, cn + 96, Rights::ALL),
             Err(SysError::RevokeFirst)
         );
         // The retype rule: the source has children, so it keeps its (full) watermark.
@@ -883,13 +883,13 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
             Err(SysError::NotEnoughMemory(0))
         );
         // A copy of a copy marks the middle one full too.
-        cnode_ops::copy(cn + 64, cn + 128, Rights::ALL).unwrap();
+        cnode_ops::copy(k(), cn + 64, cn + 128, Rights::ALL).unwrap();
         assert_eq!(untyped_free_index(cn + 64), 4096);
     }
     // Moving keeps one capability: nothing is marked.
     let (cn, _) = cnode(4);
     cspace::insert_root(untyped_cap(arena(4096, 4096), 12, 16), cn);
-    cnode_ops::move_slot(cn, cn + 32);
+    cnode_ops::move_slot(k(), cn, cn + 32);
     assert_eq!(untyped_free_index(cn + 32), 16);
     // Copying another type from an untyped's slot never happens; other copies are
     // untouched (an endpoint's copy leaves the endpoint's badge word alone).
@@ -902,7 +902,7 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
         }),
         cn + 64,
     );
-    cnode_ops::copy(cn + 64, cn + 96, Rights::ALL).unwrap();
+    cnode_ops::copy(k(), cn + 64, cn + 96, Rights::ALL).unwrap();
     assert_eq!(slot(cn + 64).cap.badge(), 5);
 }
 
@@ -1040,7 +1040,7 @@ impl Caller {
         }
         let info = MessageInfo::new(label, 0, caps.len() as u64, mrs.len() as u64);
         let s = self.slot(target);
-        invoke::decode_invocation(self.t, s, slot(s).cap, info)
+        invoke::decode_invocation(k(), self.t, s, slot(s).cap, info)
     }
 }
 

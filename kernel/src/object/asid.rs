@@ -2,10 +2,10 @@
 //! `arch/arm/64/kernel/vspace.c`, MakePool and Assign).
 
 use crate::cap::{Cap, CapKind};
-use crate::cspace::{self, slot};
+use crate::cspace;
 use crate::invoke::Inv;
-use crate::kernel::k;
-use crate::mem::{obj, Pa};
+use crate::kernel::Kernel;
+use crate::mem::Pa;
 use crate::object::cnode::target_slot;
 use crate::object::LookupFault;
 use crate::syscall::{Reply, SysError};
@@ -40,7 +40,7 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the ASID control capability.
-pub fn decode_control(inv: &Inv) -> Result<Plan, SysError> {
+pub fn decode_control(k: &mut Kernel, inv: &Inv) -> Result<Plan, SysError> {
     if inv.label != lb::ARM_ASID_CONTROL_MAKE_POOL {
         return Err(SysError::IllegalOperation);
     }
@@ -50,7 +50,7 @@ pub fn decode_control(inv: &Inv) -> Result<Plan, SysError> {
     let (ut_slot, ut) = inv.extra[0];
     let root = inv.extra[1].1;
     // seL4's order: a free pool number, the untyped, its children, the slot.
-    let Some(hi) = k().asid_table.iter().position(|&p| p == 0) else {
+    let Some(hi) = k.asid_table.iter().position(|&p| p == 0) else {
         return Err(SysError::DeleteFirst);
     };
     let CapKind::Untyped {
@@ -68,8 +68,8 @@ pub fn decode_control(inv: &Inv) -> Result<Plan, SysError> {
     if cspace::has_children(ut_slot) {
         return Err(SysError::RevokeFirst);
     }
-    let dest = target_slot(root, inv.mr(0), inv.mr(1))?;
-    if !slot(dest).cap.is_null() {
+    let dest = target_slot(k, root, inv.mr(0), inv.mr(1))?;
+    if !k.slot(dest).cap.is_null() {
         return Err(SysError::DeleteFirst);
     }
     Ok(Plan::MakePool {
@@ -82,7 +82,7 @@ pub fn decode_control(inv: &Inv) -> Result<Plan, SysError> {
 }
 
 /// Decodes an invocation of the ASID pool capability (pool at `pool`).
-pub fn decode_pool(inv: &Inv, pool: Pa, asid_base: u16) -> Result<Plan, SysError> {
+pub fn decode_pool(k: &mut Kernel, inv: &Inv, pool: Pa, asid_base: u16) -> Result<Plan, SysError> {
     if inv.label != lb::ARM_ASID_POOL_ASSIGN {
         return Err(SysError::IllegalOperation);
     }
@@ -94,16 +94,16 @@ pub fn decode_pool(inv: &Inv, pool: Pa, asid_base: u16) -> Result<Plan, SysError
         return Err(SysError::InvalidCapability(1));
     };
     let hi = (asid_base >> 9) as usize;
-    if k().asid_table[hi] == 0 {
+    if k.asid_table[hi] == 0 {
         return Err(SysError::FailedLookup {
             source: false,
             lookup: LookupFault::InvalidRoot,
         });
     }
-    if k().asid_table[hi] != pool {
+    if k.asid_table[hi] != pool {
         return Err(SysError::InvalidCapability(0));
     }
-    let entries = &obj::<AsidPool>(pool).entries;
+    let entries = &k.obj::<AsidPool>(pool).entries;
     // ASID 0 is never handed out.
     let start = if asid_base == 0 { 1 } else { 0 };
     let Some(i) = (start..512).find(|&i| entries[i] == 0) else {
@@ -119,7 +119,7 @@ pub fn decode_pool(inv: &Inv, pool: Pa, asid_base: u16) -> Result<Plan, SysError
 }
 
 /// Carries out an ASID plan (cannot fail).
-pub fn perform(p: Plan) -> Reply {
+pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
     match p {
         Plan::MakePool {
             hi,
@@ -135,7 +135,7 @@ pub fn perform(p: Plan) -> Reply {
                 asid_base: (hi as u16) << 9,
             });
             cspace::insert_new(cap, ut_slot, dest);
-            k().asid_table[hi] = pa;
+            k.asid_table[hi] = pa;
         }
         Plan::Assign {
             pool,
@@ -144,7 +144,7 @@ pub fn perform(p: Plan) -> Reply {
             vs_slot,
             vspace,
         } => {
-            obj::<AsidPool>(pool).entries[i] = vspace as u64;
+            k.obj::<AsidPool>(pool).entries[i] = vspace as u64;
             let asid = asid_base + i as u16;
             cspace::update_cap(
                 vs_slot,

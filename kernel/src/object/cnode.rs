@@ -2,17 +2,24 @@
 //! `cnode.c`).
 
 use crate::cap::{Cap, CapKind, Rights};
-use crate::cspace::{self, slot};
+use crate::cspace;
 use crate::delete;
 use crate::invoke::Inv;
 use crate::ipc;
+use crate::kernel::Kernel;
 use crate::mem::Pa;
 use crate::object::{derive_cap, mask_rights, update_cap_data, LookupFault};
 use crate::syscall::{Reply, SysError, SysResult};
 use sel4_sys::label as lb;
 
 /// seL4's `lookupSlotForCNodeOp`: `depth` must be 1..=64 and consume exactly.
-pub fn cnode_op_slot(root: Cap, index: u64, depth: u64, source: bool) -> Result<Pa, SysError> {
+pub fn cnode_op_slot(
+    _k: &mut Kernel,
+    root: Cap,
+    index: u64,
+    depth: u64,
+    source: bool,
+) -> Result<Pa, SysError> {
     // seL4 checks the root before the depth.
     if !matches!(root.kind(), CapKind::CNode { .. }) {
         return Err(SysError::FailedLookup {
@@ -28,17 +35,17 @@ pub fn cnode_op_slot(root: Cap, index: u64, depth: u64, source: bool) -> Result<
 }
 
 /// The destination slot of a CNode-style operation.
-pub fn target_slot(root: Cap, index: u64, depth: u64) -> Result<Pa, SysError> {
-    cnode_op_slot(root, index, depth, false)
+pub fn target_slot(k: &mut Kernel, root: Cap, index: u64, depth: u64) -> Result<Pa, SysError> {
+    cnode_op_slot(k, root, index, depth, false)
 }
 
-fn source_slot(root: Cap, index: u64, depth: u64) -> Result<Pa, SysError> {
-    cnode_op_slot(root, index, depth, true)
+fn source_slot(k: &mut Kernel, root: Cap, index: u64, depth: u64) -> Result<Pa, SysError> {
+    cnode_op_slot(k, root, index, depth, true)
 }
 
 /// seL4's `ensureEmptySlot`.
-pub fn ensure_empty(s: Pa) -> Result<(), SysError> {
-    if slot(s).cap.is_null() {
+pub fn ensure_empty(k: &mut Kernel, s: Pa) -> Result<(), SysError> {
+    if k.slot(s).cap.is_null() {
         Ok(())
     } else {
         Err(SysError::DeleteFirst)
@@ -46,8 +53,8 @@ pub fn ensure_empty(s: Pa) -> Result<(), SysError> {
 }
 
 /// A source slot's capability, which must not be null.
-fn source_cap(s: Pa, source: bool, depth: u64) -> Result<Cap, SysError> {
-    let c = slot(s).cap;
+fn source_cap(k: &mut Kernel, s: Pa, source: bool, depth: u64) -> Result<Cap, SysError> {
+    let c = k.slot(s).cap;
     if c.is_null() {
         return Err(SysError::FailedLookup {
             source,
@@ -95,38 +102,38 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the CNode capability `cnode`.
-pub fn decode(inv: &Inv, cnode: Cap) -> Result<Plan, SysError> {
+pub fn decode(k: &mut Kernel, inv: &Inv, cnode: Cap) -> Result<Plan, SysError> {
     if inv.label < lb::CNODE_REVOKE || inv.label > lb::CNODE_ROTATE {
         return Err(SysError::IllegalOperation);
     }
     inv.need(2, 0)?;
-    let dest = target_slot(cnode, inv.mr(0), inv.mr(1))?;
+    let dest = target_slot(k, cnode, inv.mr(0), inv.mr(1))?;
     match inv.label {
         lb::CNODE_COPY | lb::CNODE_MINT | lb::CNODE_MOVE | lb::CNODE_MUTATE => {
             inv.need(4, 1)?;
-            ensure_empty(dest)?;
+            ensure_empty(k, dest)?;
             let src_depth = inv.mr(3);
-            let src = source_slot(inv.cap(0), inv.mr(2), src_depth)?;
-            source_cap(src, true, src_depth)?;
+            let src = source_slot(k, inv.cap(0), inv.mr(2), src_depth)?;
+            source_cap(k, src, true, src_depth)?;
             match inv.label {
                 lb::CNODE_COPY => {
                     inv.need(5, 1)?;
-                    decode_copy(src, dest, Rights::from_word(inv.mr(4)))
+                    decode_copy(k, src, dest, Rights::from_word(inv.mr(4)))
                 }
                 lb::CNODE_MINT => {
                     inv.need(6, 1)?;
-                    decode_mint(src, dest, Rights::from_word(inv.mr(4)), inv.mr(5))
+                    decode_mint(k, src, dest, Rights::from_word(inv.mr(4)), inv.mr(5))
                 }
-                lb::CNODE_MOVE => Ok(decode_move(src, dest)),
+                lb::CNODE_MOVE => Ok(decode_move(k, src, dest)),
                 _ => {
                     inv.need(5, 1)?;
-                    decode_mutate(src, dest, inv.mr(4))
+                    decode_mutate(k, src, dest, inv.mr(4))
                 }
             }
         }
         lb::CNODE_REVOKE => Ok(Plan::Revoke(dest)),
         lb::CNODE_DELETE => Ok(Plan::Delete(dest)),
-        lb::CNODE_CANCEL_BADGED_SENDS => match slot(dest).cap.kind() {
+        lb::CNODE_CANCEL_BADGED_SENDS => match k.slot(dest).cap.kind() {
             CapKind::Endpoint { pa, badge, rights } if rights == Rights::ALL => {
                 Ok(Plan::CancelBadgedSends { ep: pa, badge })
             }
@@ -141,16 +148,16 @@ pub fn decode(inv: &Inv, cnode: Cap) -> Result<Plan, SysError> {
             let (pivot_index, pivot_depth) = (inv.mr(3), inv.mr(4));
             let src_data = inv.mr(5);
             let (src_index, src_depth) = (inv.mr(6), inv.mr(7));
-            let src = source_slot(inv.cap(1), src_index, src_depth)?;
-            let pivot = source_slot(inv.cap(0), pivot_index, pivot_depth)?;
+            let src = source_slot(k, inv.cap(1), src_index, src_depth)?;
+            let pivot = source_slot(k, inv.cap(0), pivot_index, pivot_depth)?;
             if pivot == src || pivot == dest {
                 return Err(SysError::IllegalOperation);
             }
             if src != dest {
-                ensure_empty(dest)?;
+                ensure_empty(k, dest)?;
             }
-            let src_cap = source_cap(src, true, src_depth)?;
-            let pivot_cap = source_cap(pivot, false, pivot_depth)?;
+            let src_cap = source_cap(k, src, true, src_depth)?;
+            let pivot_cap = source_cap(k, pivot, false, pivot_depth)?;
             let new_src = update_cap_data(true, src_data, src_cap);
             let new_pivot = update_cap_data(true, pivot_data, pivot_cap);
             if new_src.is_null() || new_pivot.is_null() {
@@ -178,7 +185,7 @@ pub fn decode(inv: &Inv, cnode: Cap) -> Result<Plan, SysError> {
 
 /// Carries out a CNode plan. Only Revoke and Delete can stop early (`Preempted`, at a
 /// preemption point; the system call is restarted).
-pub fn perform(p: Plan) -> SysResult {
+pub fn perform(_k: &mut Kernel, p: Plan) -> SysResult {
     match p {
         Plan::Insert { cap, src, dest } => cspace::insert_derived(cap, src, dest),
         Plan::Move { cap, src, dest } => cspace::move_cap(cap, src, dest),
@@ -209,8 +216,8 @@ pub fn perform(p: Plan) -> SysResult {
 }
 
 /// CNode_Copy once the slots are found: `dest` is empty and `src` holds a capability.
-pub fn decode_copy(src: Pa, dest: Pa, rights: Rights) -> Result<Plan, SysError> {
-    let c = mask_rights(rights, slot(src).cap);
+pub fn decode_copy(k: &mut Kernel, src: Pa, dest: Pa, rights: Rights) -> Result<Plan, SysError> {
+    let c = mask_rights(rights, k.slot(src).cap);
     let d = derive_cap(src, c)?;
     if d.is_null() {
         return Err(SysError::IllegalOperation);
@@ -219,8 +226,14 @@ pub fn decode_copy(src: Pa, dest: Pa, rights: Rights) -> Result<Plan, SysError> 
 }
 
 /// CNode_Mint once the slots are found.
-pub fn decode_mint(src: Pa, dest: Pa, rights: Rights, badge: u64) -> Result<Plan, SysError> {
-    let c = update_cap_data(false, badge, mask_rights(rights, slot(src).cap));
+pub fn decode_mint(
+    k: &mut Kernel,
+    src: Pa,
+    dest: Pa,
+    rights: Rights,
+    badge: u64,
+) -> Result<Plan, SysError> {
+    let c = update_cap_data(false, badge, mask_rights(rights, k.slot(src).cap));
     if c.is_null() {
         return Err(SysError::IllegalOperation);
     }
@@ -232,17 +245,17 @@ pub fn decode_mint(src: Pa, dest: Pa, rights: Rights, badge: u64) -> Result<Plan
 }
 
 /// CNode_Move once the slots are found.
-pub fn decode_move(src: Pa, dest: Pa) -> Plan {
+pub fn decode_move(k: &mut Kernel, src: Pa, dest: Pa) -> Plan {
     Plan::Move {
-        cap: slot(src).cap,
+        cap: k.slot(src).cap,
         src,
         dest,
     }
 }
 
 /// CNode_Mutate once the slots are found.
-pub fn decode_mutate(src: Pa, dest: Pa, data: u64) -> Result<Plan, SysError> {
-    let c = update_cap_data(true, data, slot(src).cap);
+pub fn decode_mutate(k: &mut Kernel, src: Pa, dest: Pa, data: u64) -> Result<Plan, SysError> {
+    let c = update_cap_data(true, data, k.slot(src).cap);
     if c.is_null() {
         return Err(SysError::IllegalOperation);
     }
@@ -250,21 +263,25 @@ pub fn decode_mutate(src: Pa, dest: Pa, data: u64) -> Result<Plan, SysError> {
 }
 
 /// Copy (decode and perform) between two known slots: for boot code and tests.
-pub fn copy(src: Pa, dest: Pa, rights: Rights) -> Result<(), SysError> {
-    perform(decode_copy(src, dest, rights)?).map(|_| ())
+pub fn copy(k: &mut Kernel, src: Pa, dest: Pa, rights: Rights) -> Result<(), SysError> {
+    let p = decode_copy(k, src, dest, rights)?;
+    perform(k, p).map(|_| ())
 }
 
 /// Mint between two known slots.
-pub fn mint(src: Pa, dest: Pa, rights: Rights, badge: u64) -> Result<(), SysError> {
-    perform(decode_mint(src, dest, rights, badge)?).map(|_| ())
+pub fn mint(k: &mut Kernel, src: Pa, dest: Pa, rights: Rights, badge: u64) -> Result<(), SysError> {
+    let p = decode_mint(k, src, dest, rights, badge)?;
+    perform(k, p).map(|_| ())
 }
 
 /// Move between two known slots.
-pub fn move_slot(src: Pa, dest: Pa) {
-    let _ = perform(decode_move(src, dest));
+pub fn move_slot(k: &mut Kernel, src: Pa, dest: Pa) {
+    let p = decode_move(k, src, dest);
+    let _ = perform(k, p);
 }
 
 /// Mutate between two known slots.
-pub fn mutate(src: Pa, dest: Pa, data: u64) -> Result<(), SysError> {
-    perform(decode_mutate(src, dest, data)?).map(|_| ())
+pub fn mutate(k: &mut Kernel, src: Pa, dest: Pa, data: u64) -> Result<(), SysError> {
+    let p = decode_mutate(k, src, dest, data)?;
+    perform(k, p).map(|_| ())
 }

@@ -3,6 +3,7 @@
 
 use crate::cap::CapKind;
 use crate::invoke::Inv;
+use crate::kernel::Kernel;
 use crate::syscall::{Reply, SysError};
 use sel4_sys::label as lb;
 
@@ -28,7 +29,7 @@ pub struct Plan {
 }
 
 /// Decodes `DomainSet_Set`.
-pub fn decode(inv: &Inv) -> Result<Plan, SysError> {
+pub fn decode(_k: &mut Kernel, inv: &Inv) -> Result<Plan, SysError> {
     if inv.label != lb::DOMAIN_SET_SET {
         return Err(SysError::IllegalOperation);
     }
@@ -44,6 +45,6 @@ pub fn decode(inv: &Inv) -> Result<Plan, SysError> {
     Ok(Plan { domain })
 }
 
-pub fn perform(_: Plan) -> Reply {
+pub fn perform(_k: &mut Kernel, _: Plan) -> Reply {
     Reply::EMPTY
 }

@@ -4,6 +4,7 @@
 use crate::cap::{Cap, CapKind, Mapping, Rights};
 use crate::cspace;
 use crate::invoke::Inv;
+use crate::kernel::Kernel;
 use crate::mem::Pa;
 use crate::object::mask_vm_rights;
 use crate::object::vspace::{cache_op_for, vspace_arg};
@@ -35,7 +36,7 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the frame capability `cap` in slot `s`.
-pub fn decode(inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
+pub fn decode(_k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
     let CapKind::Frame {
         pa,
         size,
@@ -146,7 +147,7 @@ fn with_mapping(cap: Cap, mapping: Option<Mapping>) -> Cap {
 }
 
 /// Carries out a frame plan (cannot fail).
-pub fn perform(p: Plan) -> Reply {
+pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
     match p {
         Plan::Map {
             s,

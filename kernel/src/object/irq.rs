@@ -2,11 +2,11 @@
 //! `crate::irq`.
 
 use crate::cap::{Cap, CapKind};
-use crate::cspace::{self, slot};
+use crate::cspace;
 use crate::delete;
 use crate::invoke::Inv;
 use crate::irq::{irq_slot, IrqNumber};
-use crate::kernel::k;
+use crate::kernel::Kernel;
 use crate::mem::Pa;
 use crate::object::cnode::target_slot;
 use crate::object::derive_cap;
@@ -33,7 +33,7 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the IRQControl capability in slot `control`.
-pub fn decode_control(inv: &Inv, control: Pa) -> Result<Plan, SysError> {
+pub fn decode_control(k: &mut Kernel, inv: &Inv, control: Pa) -> Result<Plan, SysError> {
     let (irq, edge, index, depth) = match inv.label {
         lb::IRQ_ISSUE_IRQ_HANDLER => {
             if inv.len < 3 || inv.n_extra < 1 {
@@ -52,11 +52,11 @@ pub fn decode_control(inv: &Inv, control: Pa) -> Result<Plan, SysError> {
     let Some(irq) = IrqNumber::new(irq).filter(|_| irq <= consts::MAX_IRQ) else {
         return Err(SysError::RangeError(0, consts::MAX_IRQ));
     };
-    if k().irq_issued[irq] || k().kernel_irqs[irq] {
+    if k.irq_issued[irq] || k.kernel_irqs[irq] {
         return Err(SysError::RevokeFirst);
     }
-    let dest = target_slot(inv.extra[0].1, index, depth)?;
-    if !slot(dest).cap.is_null() {
+    let dest = target_slot(k, inv.extra[0].1, index, depth)?;
+    if !k.slot(dest).cap.is_null() {
         return Err(SysError::DeleteFirst);
     }
     Ok(Plan::Issue {
@@ -68,7 +68,7 @@ pub fn decode_control(inv: &Inv, control: Pa) -> Result<Plan, SysError> {
 }
 
 /// Decodes an invocation of the handler capability for `irq`.
-pub fn decode_handler(inv: &Inv, irq: u16) -> Result<Plan, SysError> {
+pub fn decode_handler(_k: &mut Kernel, inv: &Inv, irq: u16) -> Result<Plan, SysError> {
     let Some(irq) = IrqNumber::new(irq as u64) else {
         return Err(SysError::IllegalOperation);
     };
@@ -94,7 +94,7 @@ pub fn decode_handler(inv: &Inv, irq: u16) -> Result<Plan, SysError> {
 
 /// Carries out an IRQ plan (cannot fail: the handler slot holds at most a notification
 /// capability, whose deletion is never long).
-pub fn perform(p: Plan) -> Reply {
+pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
     match p {
         Plan::Issue {
             control,
@@ -102,7 +102,7 @@ pub fn perform(p: Plan) -> Reply {
             edge,
             dest,
         } => {
-            k().irq_issued[irq] = true;
+            k.irq_issued[irq] = true;
             crate::arch::irq_set_trigger(irq.get() as u32, edge);
             cspace::insert_derived(
                 Cap::new(CapKind::IrqHandler { irq: irq.get() }),

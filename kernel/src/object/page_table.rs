@@ -3,6 +3,7 @@
 use crate::cap::{Cap, CapKind, Mapping};
 use crate::cspace;
 use crate::invoke::Inv;
+use crate::kernel::Kernel;
 use crate::mem::Pa;
 use crate::object::vspace::{check_asid, native_root};
 use crate::syscall::{Reply, SysError};
@@ -26,7 +27,7 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the page-table capability `cap` in slot `s`.
-pub fn decode(inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
+pub fn decode(_k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
     let CapKind::PageTable { pa, mapping } = cap.kind() else {
         return Err(SysError::IllegalOperation);
     };
@@ -69,7 +70,7 @@ pub fn decode(inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
 }
 
 /// Carries out a page-table plan (cannot fail).
-pub fn perform(p: Plan) -> Reply {
+pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
     match p {
         Plan::Map {
             s,

@@ -3,8 +3,8 @@
 use crate::cap::CapKind;
 use crate::delete;
 use crate::invoke::Inv;
-use crate::kernel::{k, tcb};
-use crate::mem::{obj, Pa};
+use crate::kernel::Kernel;
+use crate::mem::Pa;
 use crate::object::tcb::{bind_sc, is_blocked};
 use crate::object::Notification;
 use crate::sched;
@@ -50,24 +50,24 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the scheduling-context capability to `sc_pa`.
-pub fn decode(inv: &Inv, sc_pa: Pa) -> Result<Plan, SysError> {
+pub fn decode(k: &mut Kernel, inv: &Inv, sc_pa: Pa) -> Result<Plan, SysError> {
     let sc = sc_pa;
     match inv.label {
         lb::SCHED_CONTEXT_BIND => {
             inv.need(0, 1)?;
             match inv.cap(0).kind() {
                 CapKind::Tcb { pa } => {
-                    if obj::<SchedContext>(sc_pa).tcb != 0 || tcb(pa).sc != 0 {
+                    if k.obj::<SchedContext>(sc_pa).tcb != 0 || k.tcb(pa).sc != 0 {
                         return Err(SysError::IllegalOperation);
                     }
                     // A blocked thread only takes a context that is released (seL4).
-                    if is_blocked(tcb(pa).state) && !sched::sc_released(sc_pa) {
+                    if is_blocked(k.tcb(pa).state) && !sched::sc_released(sc_pa) {
                         return Err(SysError::IllegalOperation);
                     }
                     Ok(Plan::BindTcb { sc, t: pa })
                 }
                 CapKind::Notification { pa, .. } => {
-                    if obj::<SchedContext>(sc_pa).ntfn != 0 || obj::<Notification>(pa).sc != 0 {
+                    if k.obj::<SchedContext>(sc_pa).ntfn != 0 || k.obj::<Notification>(pa).sc != 0 {
                         return Err(SysError::IllegalOperation);
                     }
                     Ok(Plan::BindNotification { sc, ntfn: pa })
@@ -77,7 +77,7 @@ pub fn decode(inv: &Inv, sc_pa: Pa) -> Result<Plan, SysError> {
         }
         lb::SCHED_CONTEXT_UNBIND => {
             // seL4: not the context the caller runs on.
-            if obj::<SchedContext>(sc_pa).tcb == inv.t {
+            if k.obj::<SchedContext>(sc_pa).tcb == inv.t {
                 return Err(SysError::IllegalOperation);
             }
             Ok(Plan::Unbind { sc })
@@ -86,13 +86,13 @@ pub fn decode(inv: &Inv, sc_pa: Pa) -> Result<Plan, SysError> {
             inv.need(0, 1)?;
             match inv.cap(0).kind() {
                 CapKind::Tcb { pa } => {
-                    if tcb(pa).sc != sc_pa || pa == inv.t {
+                    if k.tcb(pa).sc != sc_pa || pa == inv.t {
                         return Err(SysError::IllegalOperation);
                     }
                     Ok(Plan::UnbindTcb { sc })
                 }
                 CapKind::Notification { pa, .. } => {
-                    if obj::<Notification>(pa).sc != sc_pa {
+                    if k.obj::<Notification>(pa).sc != sc_pa {
                         return Err(SysError::IllegalOperation);
                     }
                     Ok(Plan::UnbindNotification { sc, ntfn: pa })
@@ -102,7 +102,7 @@ pub fn decode(inv: &Inv, sc_pa: Pa) -> Result<Plan, SysError> {
         }
         lb::SCHED_CONTEXT_CONSUMED => Ok(Plan::Consumed { sc }),
         lb::SCHED_CONTEXT_YIELD_TO => {
-            let target = obj::<SchedContext>(sc_pa).tcb;
+            let target = k.obj::<SchedContext>(sc_pa).tcb;
             if target == 0 {
                 return Err(SysError::IllegalOperation);
             }
@@ -110,7 +110,9 @@ pub fn decode(inv: &Inv, sc_pa: Pa) -> Result<Plan, SysError> {
             if target == inv.t {
                 return Err(SysError::IllegalOperation);
             }
-            if tcb(target).priority > tcb(inv.t).mcp || tcb(inv.t).yield_to != 0 {
+            let target_prio = k.tcb(target).priority;
+            let me = k.tcb(inv.t);
+            if target_prio > me.mcp || me.yield_to != 0 {
                 return Err(SysError::IllegalOperation);
             }
             Ok(Plan::YieldTo {
@@ -124,57 +126,57 @@ pub fn decode(inv: &Inv, sc_pa: Pa) -> Result<Plan, SysError> {
 }
 
 /// Carries out a SchedContext plan (cannot fail).
-pub fn perform(p: Plan) -> Reply {
+pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
     match p {
-        Plan::BindTcb { sc, t } => bind_sc(t, sc),
+        Plan::BindTcb { sc, t } => bind_sc(k, t, sc),
         Plan::BindNotification { sc, ntfn } => {
-            obj::<Notification>(ntfn).sc = sc;
-            obj::<SchedContext>(sc).ntfn = ntfn;
+            k.obj::<Notification>(ntfn).sc = sc;
+            k.obj::<SchedContext>(sc).ntfn = ntfn;
         }
         Plan::Unbind { sc } => {
             // The thread, the notification and the call stack all let go of it.
             delete::sc_unbind_tcb(sc);
             crate::ipc::sc_unbind_reply(sc);
-            let ntfn = obj::<SchedContext>(sc).ntfn;
+            let ntfn = k.obj::<SchedContext>(sc).ntfn;
             if ntfn != 0 {
-                obj::<Notification>(ntfn).sc = 0;
-                obj::<SchedContext>(sc).ntfn = 0;
+                k.obj::<Notification>(ntfn).sc = 0;
+                k.obj::<SchedContext>(sc).ntfn = 0;
             }
         }
         Plan::UnbindTcb { sc } => delete::sc_unbind_tcb(sc),
         Plan::UnbindNotification { sc, ntfn } => {
-            obj::<Notification>(ntfn).sc = 0;
-            obj::<SchedContext>(sc).ntfn = 0;
+            k.obj::<Notification>(ntfn).sc = 0;
+            k.obj::<SchedContext>(sc).ntfn = 0;
         }
         Plan::Consumed { sc } => {
-            if k().cur != 0 && tcb(k().cur).sc == sc {
-                k().charge_current(crate::arch::now());
+            if k.cur != 0 && k.tcb(k.cur).sc == sc {
+                k.charge_current(crate::arch::now());
             }
-            let s = obj::<SchedContext>(sc);
+            let s = k.obj::<SchedContext>(sc);
             let us = sched::ticks_to_us(s.consumed);
             s.consumed = 0;
             return Reply::one(us);
         }
         Plan::YieldTo { sc, caller, target } => {
             // seL4's invokeSchedContext_YieldTo.
-            let kk = k();
-            sched::complete_yield_to(obj::<SchedContext>(sc).yield_from);
-            kk.sc_resume(sc);
-            if kk.is_schedulable(target) {
-                if tcb(target).priority < tcb(caller).priority {
-                    kk.ready_dequeue(target);
-                    kk.ready_enqueue_front(target);
+            sched::complete_yield_to(k.obj::<SchedContext>(sc).yield_from);
+            k.sc_resume(sc);
+            if k.is_schedulable(target) {
+                let caller_prio = k.tcb(caller).priority;
+                if k.tcb(target).priority < caller_prio {
+                    k.ready_dequeue(target);
+                    k.ready_enqueue_front(target);
                 } else {
                     // The target runs first; the caller is answered when it runs again.
-                    tcb(caller).yield_to = sc;
-                    obj::<SchedContext>(sc).yield_from = caller;
-                    kk.ready_dequeue(target);
-                    kk.ready_enqueue_front(caller);
-                    kk.ready_enqueue_front(target);
+                    k.tcb(caller).yield_to = sc;
+                    k.obj::<SchedContext>(sc).yield_from = caller;
+                    k.ready_dequeue(target);
+                    k.ready_enqueue_front(caller);
+                    k.ready_enqueue_front(target);
                     return Reply::EMPTY;
                 }
             }
-            return Reply::one(sched::take_consumed_us(obj::<SchedContext>(sc)));
+            return Reply::one(sched::take_consumed_us(k.obj::<SchedContext>(sc)));
         }
     }
     Reply::EMPTY

@@ -2,8 +2,8 @@
 
 use crate::cap::CapKind;
 use crate::invoke::Inv;
-use crate::kernel::{k, tcb};
-use crate::mem::{obj, Pa};
+use crate::kernel::Kernel;
+use crate::mem::Pa;
 use crate::object::SchedContext;
 use crate::sched;
 use crate::syscall::{Reply, SysError};
@@ -20,7 +20,7 @@ pub struct Plan {
 }
 
 /// Decodes `SchedControl_ConfigureFlags`.
-pub fn decode(inv: &Inv) -> Result<Plan, SysError> {
+pub fn decode(_k: &mut Kernel, inv: &Inv) -> Result<Plan, SysError> {
     if inv.label != lb::SCHED_CONTROL_CONFIGURE_FLAGS {
         return Err(SysError::IllegalOperation);
     }
@@ -63,7 +63,7 @@ pub fn decode(inv: &Inv) -> Result<Plan, SysError> {
 }
 
 /// seL4's `invokeSchedControl_ConfigureFlags`.
-pub fn perform(p: Plan) -> Reply {
+pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
     let Plan {
         sc: pa,
         budget,
@@ -73,29 +73,28 @@ pub fn perform(p: Plan) -> Reply {
         sporadic,
     } = p;
     let now = crate::arch::now();
-    let kk = k();
-    let t = obj::<SchedContext>(pa).tcb;
+    let t = k.obj::<SchedContext>(pa).tcb;
     if t != 0 {
-        kk.sched_dequeue(t);
-        if kk.cur == t {
+        k.sched_dequeue(t);
+        if k.cur == t {
             // Bill what it has used before the parameters change.
-            kk.charge_current(now);
+            k.charge_current(now);
         }
     }
-    let active = obj::<SchedContext>(pa).configured && obj::<SchedContext>(pa).refill_max > 0;
-    obj::<SchedContext>(pa).configured = true;
+    let active = k.obj::<SchedContext>(pa).configured && k.obj::<SchedContext>(pa).refill_max > 0;
+    k.obj::<SchedContext>(pa).configured = true;
     if budget == period {
         sched::refill_new(pa, sched::MIN_REFILLS, budget, 0, now);
-    } else if active && t != 0 && sched::is_runnable(tcb(t).state) {
+    } else if active && t != 0 && sched::is_runnable(k.tcb(t).state) {
         sched::refill_update(pa, period, budget, refills, now);
     } else {
         sched::refill_new(pa, refills, budget, period, now);
     }
-    let sc = obj::<SchedContext>(pa);
+    let sc = k.obj::<SchedContext>(pa);
     sc.badge = badge;
     sc.sporadic = sporadic;
-    if t != 0 && sched::is_runnable(tcb(t).state) {
-        kk.make_schedulable(t);
+    if t != 0 && sched::is_runnable(k.tcb(t).state) {
+        k.make_schedulable(t);
     }
     Reply::EMPTY
 }

@@ -1,6 +1,7 @@
 //! The SMC capability: forwards a secure monitor call (seL4's `smc.c`).
 
 use crate::invoke::Inv;
+use crate::kernel::Kernel;
 use crate::syscall::{Reply, SysError};
 use sel4_sys::label as lb;
 
@@ -10,7 +11,7 @@ pub struct Plan {
 }
 
 /// Decodes `ARM_SMC_Call` on an SMC capability with `badge`.
-pub fn decode(inv: &Inv, badge: u64) -> Result<Plan, SysError> {
+pub fn decode(_k: &mut Kernel, inv: &Inv, badge: u64) -> Result<Plan, SysError> {
     if inv.label != lb::ARM_SMC_CALL {
         return Err(SysError::IllegalOperation);
     }
@@ -27,7 +28,7 @@ pub fn decode(inv: &Inv, badge: u64) -> Result<Plan, SysError> {
 }
 
 /// Makes the call and answers with the eight result registers.
-pub fn perform(p: Plan) -> Reply {
+pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
     let out = crate::arch::smc(p.args);
     let mut r = Reply::EMPTY;
     r.words[..8].copy_from_slice(&out);

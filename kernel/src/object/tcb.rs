@@ -1,12 +1,13 @@
 //! Thread control blocks: the object and its invocations (seL4's `tcb.c`).
 
 use crate::cap::{Cap, CapKind};
-use crate::cspace::{self, slot, Slot};
+use crate::cspace::{self, Slot};
 use crate::delete;
 use crate::invoke::Inv;
 use crate::ipc;
-use crate::kernel::{get_mr, k, tcb};
-use crate::mem::{obj, Pa};
+use crate::kernel::get_mr;
+use crate::kernel::Kernel;
+use crate::mem::Pa;
 use crate::object::{derive_cap, update_cap_data, Context, Fault, SendInfo, ThreadState};
 use crate::object::{Notification, SchedContext};
 use crate::sched;
@@ -119,8 +120,8 @@ pub struct Tcb {
     pub fault: Fault,
 }
 
-fn tcb_slot_pa(t: Pa, i: usize) -> Pa {
-    &tcb(t).slots[i] as *const _ as Pa
+fn tcb_slot_pa(k: &mut Kernel, t: Pa, i: usize) -> Pa {
+    &k.tcb(t).slots[i] as *const _ as Pa
 }
 
 /// A capability decoded for one of a TCB's slots: the derived capability (or null, to
@@ -142,14 +143,15 @@ impl TcbCap {
 /// capability there if its source slot and the invoked TCB capability (in `tcb_cap_slot`)
 /// still hold what was decoded. Cannot fail: decoding made sure that the old capability
 /// is not the last one to a CNode or TCB, so deleting it is short.
-fn install(t: Pa, tcb_cap_slot: Pa, i: usize, new: TcbCap) {
-    let dst = tcb_slot_pa(t, i);
+fn install(k: &mut Kernel, t: Pa, tcb_cap_slot: Pa, i: usize, new: TcbCap) {
+    let dst = tcb_slot_pa(k, t, i);
     let _ = delete::delete_slot(dst);
     if new.cap.is_null() || new.src == 0 {
         return;
     }
     let tcb_cap = Cap::new(CapKind::Tcb { pa: t });
-    if slot(new.src).cap.same_object_as(&new.cap) && slot(tcb_cap_slot).cap.same_object_as(&tcb_cap)
+    if k.slot(new.src).cap.same_object_as(&new.cap)
+        && k.slot(tcb_cap_slot).cap.same_object_as(&tcb_cap)
     {
         cspace::insert_derived(new.cap, new.src, dst);
     }
@@ -158,10 +160,10 @@ fn install(t: Pa, tcb_cap_slot: Pa, i: usize, new: TcbCap) {
 /// seL4's `slotCapLongRunningDelete` on the TCB's CSpace and VSpace slots: replacing the
 /// last capability to a CNode (or a zombie) would mean a long, preemptible deletion in
 /// the middle of the invocation, so seL4 refuses ("being deleted").
-fn check_space_slots_deletable(t: Pa) -> Result<(), SysError> {
+fn check_space_slots_deletable(k: &mut Kernel, t: Pa) -> Result<(), SysError> {
     for i in [tcb_slot::CTABLE, tcb_slot::VTABLE] {
-        let s = tcb_slot_pa(t, i);
-        let c = slot(s).cap;
+        let s = tcb_slot_pa(k, t, i);
+        let c = k.slot(s).cap;
         let long = matches!(
             c.kind(),
             CapKind::CNode { .. } | CapKind::Tcb { .. } | CapKind::Zombie { .. }
@@ -248,40 +250,37 @@ fn decode_handler(arg: (Pa, Cap), cap: Cap) -> Result<TcbCap, SysError> {
 }
 
 /// Performs a decoded IPC-buffer change.
-fn set_ipc_buffer(t: Pa, tcb_cap_slot: Pa, vaddr: u64, frame: TcbCap) {
-    install(t, tcb_cap_slot, tcb_slot::BUFFER, frame);
-    tcb(t).ipc_buffer = vaddr;
+fn set_ipc_buffer(k: &mut Kernel, t: Pa, tcb_cap_slot: Pa, vaddr: u64, frame: TcbCap) {
+    install(k, t, tcb_cap_slot, tcb_slot::BUFFER, frame);
+    k.tcb(t).ipc_buffer = vaddr;
 }
 
 /// seL4's `checkPrio`: a priority no higher than the authority thread's MCP.
-fn check_prio(prio: u64, authority: Cap) -> Result<Prio, SysError> {
+fn check_prio(k: &mut Kernel, prio: u64, authority: Cap) -> Result<Prio, SysError> {
     let CapKind::Tcb { pa } = authority.kind() else {
         return Err(SysError::InvalidCapability(1));
     };
-    let mcp = tcb(pa).mcp;
+    let mcp = k.tcb(pa).mcp;
     match Prio::new(prio) {
         Some(p) if p <= mcp => Ok(p),
         _ => Err(SysError::RangeError(0, mcp.get() as u64)),
     }
 }
 
-fn set_priority(t: Pa, prio: Prio) {
-    let kk = k();
-    let th = tcb(t);
+fn set_priority(k: &mut Kernel, t: Pa, prio: Prio) {
+    let th = k.tcb(t);
     if th.priority == prio {
         return;
     }
-    let was_ready = th.in_ready_queue;
-    kk.ready_dequeue(t);
+    let (was_ready, queue, state) = (th.in_ready_queue, th.blocked_on, th.state);
+    k.ready_dequeue(t);
     // Wait queues are in priority order: take the thread out and put it back in.
-    let queue = th.blocked_on;
-    let state = th.state;
     match state {
         ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => ipc::ep_remove(queue, t),
         ThreadState::BlockedOnNotification => ipc::ntfn_remove(queue, t),
         _ => {}
     }
-    tcb(t).priority = prio;
+    k.tcb(t).priority = prio;
     match state {
         ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => ipc::ep_insert(queue, t),
         ThreadState::BlockedOnNotification => ipc::ntfn_insert(queue, t),
@@ -289,10 +288,10 @@ fn set_priority(t: Pa, prio: Prio) {
     }
     if was_ready {
         // seL4's `setPriority`: `tcbSchedEnqueue` (head) and `rescheduleRequired`.
-        kk.enqueue_and_reschedule(t);
+        k.enqueue_and_reschedule(t);
     }
-    if kk.cur == t {
-        kk.force_switch = false;
+    if k.cur == t {
+        k.force_switch = false;
         // A lowered current thread may now be preempted; schedule() compares priorities.
     }
 }
@@ -352,17 +351,17 @@ pub(crate) fn is_blocked(state: ThreadState) -> bool {
     )
 }
 
-pub(crate) fn bind_sc(t: Pa, sc_pa: Pa) {
-    let sc = obj::<SchedContext>(sc_pa);
+pub(crate) fn bind_sc(k: &mut Kernel, t: Pa, sc_pa: Pa) {
+    let sc = k.obj::<SchedContext>(sc_pa);
     sc.tcb = t;
-    tcb(t).sc = sc_pa;
+    k.tcb(t).sc = sc_pa;
     // seL4's schedContext_bindTCB: a sporadic context's refills are checked as on unblock.
-    k().unblock_sc(t);
-    if sched::is_runnable(tcb(t).state) {
-        k().make_schedulable(t);
+    k.unblock_sc(t);
+    if sched::is_runnable(k.tcb(t).state) {
+        k.make_schedulable(t);
         // seL4's `schedContext_bindTCB`: `tcbSchedEnqueue` and `rescheduleRequired`.
-        if tcb(t).in_ready_queue {
-            k().sched_action = sched::SchedAction::ChooseNew;
+        if k.tcb(t).in_ready_queue {
+            k.sched_action = sched::SchedAction::ChooseNew;
         }
     }
 }
@@ -454,7 +453,7 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the TCB capability to `t` in slot `s`.
-pub fn decode(inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError> {
+pub fn decode(k: &mut Kernel, inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError> {
     let me = inv.t;
     match inv.label {
         lb::TCB_READ_REGISTERS => {
@@ -512,7 +511,7 @@ pub fn decode(inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError> {
             inv.need(3, 3)?;
             let buffer_addr = inv.mr(2);
             let buffer = decode_ipc_buffer(buffer_addr, inv.extra[2])?;
-            check_space_slots_deletable(t)?;
+            check_space_slots_deletable(k, t)?;
             let cspace = decode_cspace_root(inv.extra[0], inv.mr(0))?;
             let vspace = decode_vspace_root(inv.extra[1])?;
             Ok(Plan::Configure {
@@ -526,27 +525,28 @@ pub fn decode(inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError> {
         }
         lb::TCB_SET_PRIORITY => {
             inv.need(1, 1)?;
-            let prio = check_prio(inv.mr(0), inv.cap(0))?;
+            let prio = check_prio(k, inv.mr(0), inv.cap(0))?;
             Ok(Plan::SetPriority { t, prio })
         }
         lb::TCB_SET_MC_PRIORITY => {
             inv.need(1, 1)?;
-            let mcp = check_prio(inv.mr(0), inv.cap(0))?;
+            let mcp = check_prio(k, inv.mr(0), inv.cap(0))?;
             Ok(Plan::SetMcPriority { t, mcp })
         }
         lb::TCB_SET_SCHED_PARAMS => {
             inv.need(2, 3)?;
-            let mcp = check_prio(inv.mr(0), inv.cap(0))?;
-            let prio = check_prio(inv.mr(1), inv.cap(0))?;
+            let mcp = check_prio(k, inv.mr(0), inv.cap(0))?;
+            let prio = check_prio(k, inv.mr(1), inv.cap(0))?;
             // seL4's order: priorities, the scheduling context, then the fault handler.
             let sc = match inv.cap(1).kind() {
                 CapKind::SchedContext { pa, .. } => {
-                    let sc = obj::<SchedContext>(pa);
-                    if tcb(t).sc != pa && (sc.tcb != 0 || tcb(t).sc != 0) {
+                    let sc_tcb = k.obj::<SchedContext>(pa).tcb;
+                    let cur_sc = k.tcb(t).sc;
+                    if cur_sc != pa && (sc_tcb != 0 || cur_sc != 0) {
                         return Err(SysError::IllegalOperation);
                     }
                     // As Bind: a blocked thread only takes a released context.
-                    if is_blocked(tcb(t).state) && !sched::sc_released(pa) {
+                    if is_blocked(k.tcb(t).state) && !sched::sc_released(pa) {
                         return Err(SysError::IllegalOperation);
                     }
                     Some(pa)
@@ -587,7 +587,7 @@ pub fn decode(inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError> {
         lb::TCB_SET_SPACE => {
             // seL4's order: the old roots, the new roots, then the fault handler.
             inv.need(2, 3)?;
-            check_space_slots_deletable(t)?;
+            check_space_slots_deletable(k, t)?;
             let cspace = decode_cspace_root(inv.extra[1], inv.mr(0))?;
             let vspace = decode_vspace_root(inv.extra[2])?;
             let fault_ep =
@@ -604,7 +604,7 @@ pub fn decode(inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError> {
         lb::TCB_RESUME => Ok(Plan::Resume(t)),
         lb::TCB_BIND_NOTIFICATION => {
             inv.need(0, 1)?;
-            if tcb(t).bound_ntfn != 0 {
+            if k.tcb(t).bound_ntfn != 0 {
                 return Err(SysError::IllegalOperation);
             }
             let CapKind::Notification { pa, rights, .. } = inv.cap(0).kind() else {
@@ -613,14 +613,14 @@ pub fn decode(inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError> {
             if !rights.read() {
                 return Err(SysError::IllegalOperation);
             }
-            let n = obj::<Notification>(pa);
+            let n = k.obj::<Notification>(pa);
             if n.head != 0 || n.bound_tcb != 0 {
                 return Err(SysError::IllegalOperation);
             }
             Ok(Plan::BindNotification { t, ntfn: pa })
         }
         lb::TCB_UNBIND_NOTIFICATION => {
-            let ntfn = tcb(t).bound_ntfn;
+            let ntfn = k.tcb(t).bound_ntfn;
             if ntfn == 0 {
                 return Err(SysError::IllegalOperation);
             }
@@ -634,7 +634,7 @@ pub fn decode(inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError> {
             inv.need(2, 0)?;
             let clear = inv.mr(0);
             let set = inv.mr(1);
-            let flags = ((tcb(t).fpu_disabled as u64 & !clear) | set) & 1;
+            let flags = ((k.tcb(t).fpu_disabled as u64 & !clear) | set) & 1;
             Ok(Plan::SetFlags { t, flags })
         }
         _ => Err(SysError::IllegalOperation),
@@ -642,7 +642,7 @@ pub fn decode(inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError> {
 }
 
 /// Carries out a TCB plan (cannot fail).
-pub fn perform(p: Plan) -> Reply {
+pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
     match p {
         Plan::ReadRegisters {
             t,
@@ -655,7 +655,7 @@ pub fn perform(p: Plan) -> Reply {
             }
             // Written straight into the caller's message registers.
             for i in 0..n {
-                crate::kernel::set_mr(caller, i, read_reg(tcb(t), i));
+                crate::kernel::set_mr(caller, i, read_reg(k.tcb(t), i));
             }
             return Reply::prewritten(n);
         }
@@ -667,7 +667,7 @@ pub fn perform(p: Plan) -> Reply {
         } => {
             for i in 0..count {
                 let v = get_mr(caller, 2 + i);
-                write_reg(tcb(t), i, v);
+                write_reg(k.tcb(t), i, v);
             }
             if resume {
                 crate::syscall::restart(t);
@@ -686,14 +686,14 @@ pub fn perform(p: Plan) -> Reply {
             }
             if frame {
                 for i in 0..uc::FRAME_WORDS {
-                    let v = read_reg(tcb(src), i);
-                    write_reg(tcb(t), i, v);
+                    let v = read_reg(k.tcb(src), i);
+                    write_reg(k.tcb(t), i, v);
                 }
             }
             if integer {
                 for i in uc::FRAME_WORDS..consts::USER_CONTEXT_WORDS {
-                    let v = read_reg(tcb(src), i);
-                    write_reg(tcb(t), i, v);
+                    let v = read_reg(k.tcb(src), i);
+                    write_reg(k.tcb(t), i, v);
                 }
             }
             if resume_target {
@@ -708,15 +708,15 @@ pub fn perform(p: Plan) -> Reply {
             buffer_addr,
             buffer,
         } => {
-            install(t, s, tcb_slot::CTABLE, cspace);
-            install(t, s, tcb_slot::VTABLE, vspace);
-            set_ipc_buffer(t, s, buffer_addr, buffer);
-            if k().cur == t {
-                k().switch_to(t);
+            install(k, t, s, tcb_slot::CTABLE, cspace);
+            install(k, t, s, tcb_slot::VTABLE, vspace);
+            set_ipc_buffer(k, t, s, buffer_addr, buffer);
+            if k.cur == t {
+                k.switch_to(t);
             }
         }
-        Plan::SetPriority { t, prio } => set_priority(t, prio),
-        Plan::SetMcPriority { t, mcp } => tcb(t).mcp = mcp,
+        Plan::SetPriority { t, prio } => set_priority(k, t, prio),
+        Plan::SetMcPriority { t, mcp } => k.tcb(t).mcp = mcp,
         Plan::SetSchedParams {
             t,
             s,
@@ -725,26 +725,26 @@ pub fn perform(p: Plan) -> Reply {
             sc,
             fault_ep,
         } => {
-            install(t, s, tcb_slot::FAULT_HANDLER, fault_ep);
-            tcb(t).mcp = mcp;
-            set_priority(t, prio);
+            install(k, t, s, tcb_slot::FAULT_HANDLER, fault_ep);
+            k.tcb(t).mcp = mcp;
+            set_priority(k, t, prio);
             match sc {
-                Some(pa) => bind_sc(t, pa),
+                Some(pa) => bind_sc(k, t, pa),
                 None => {
-                    let old = tcb(t).sc;
+                    let old = k.tcb(t).sc;
                     if old != 0 {
                         delete::sc_unbind_tcb(old);
                     }
                 }
             }
         }
-        Plan::SetTimeoutEndpoint { t, s, ep } => install(t, s, tcb_slot::TIMEOUT_HANDLER, ep),
+        Plan::SetTimeoutEndpoint { t, s, ep } => install(k, t, s, tcb_slot::TIMEOUT_HANDLER, ep),
         Plan::SetIpcBuffer {
             t,
             s,
             buffer_addr,
             buffer,
-        } => set_ipc_buffer(t, s, buffer_addr, buffer),
+        } => set_ipc_buffer(k, t, s, buffer_addr, buffer),
         Plan::SetSpace {
             t,
             s,
@@ -752,26 +752,26 @@ pub fn perform(p: Plan) -> Reply {
             cspace,
             vspace,
         } => {
-            install(t, s, tcb_slot::FAULT_HANDLER, fault_ep);
-            install(t, s, tcb_slot::CTABLE, cspace);
-            install(t, s, tcb_slot::VTABLE, vspace);
-            if k().cur == t {
-                k().switch_to(t);
+            install(k, t, s, tcb_slot::FAULT_HANDLER, fault_ep);
+            install(k, t, s, tcb_slot::CTABLE, cspace);
+            install(k, t, s, tcb_slot::VTABLE, vspace);
+            if k.cur == t {
+                k.switch_to(t);
             }
         }
         Plan::Suspend(t) => delete::suspend(t),
         Plan::Resume(t) => crate::syscall::restart(t),
         Plan::BindNotification { t, ntfn } => {
-            obj::<Notification>(ntfn).bound_tcb = t;
-            tcb(t).bound_ntfn = ntfn;
+            k.obj::<Notification>(ntfn).bound_tcb = t;
+            k.tcb(t).bound_ntfn = ntfn;
         }
         Plan::UnbindNotification { t, ntfn } => {
-            obj::<Notification>(ntfn).bound_tcb = 0;
-            tcb(t).bound_ntfn = 0;
+            k.obj::<Notification>(ntfn).bound_tcb = 0;
+            k.tcb(t).bound_ntfn = 0;
         }
-        Plan::SetTlsBase { t, base } => tcb(t).ctx.tpidr = base,
+        Plan::SetTlsBase { t, base } => k.tcb(t).ctx.tpidr = base,
         Plan::SetFlags { t, flags } => {
-            tcb(t).fpu_disabled = flags & 1 != 0;
+            k.tcb(t).fpu_disabled = flags & 1 != 0;
             if flags & 1 != 0 {
                 // Its next FP/SIMD use must trap (and fault): save and drop its registers.
                 crate::arch::fpu_release(t);

@@ -3,7 +3,8 @@
 use crate::cap::{Cap, CapKind, FrameSize, Rights};
 use crate::cspace;
 use crate::invoke::Inv;
-use crate::mem::{obj, Pa};
+use crate::kernel::Kernel;
+use crate::mem::Pa;
 use crate::object::cnode::{ensure_empty, target_slot};
 use crate::object::{sizes, LookupFault, Tcb, ThreadState, SPSR_USER};
 use crate::syscall::{Reply, SysError};
@@ -52,7 +53,7 @@ pub struct Plan {
 }
 
 /// Decodes `Untyped_Retype` on the untyped capability `cap` in slot `s`.
-pub fn decode(inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
+pub fn decode(k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
     if inv.label != lb::UNTYPED_RETYPE {
         return Err(SysError::IllegalOperation);
     }
@@ -83,8 +84,8 @@ pub fn decode(inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
     let node = if node_depth == 0 {
         root
     } else {
-        let ns = target_slot(root, node_index, node_depth)?;
-        cspace::slot(ns).cap
+        let ns = target_slot(k, root, node_index, node_depth)?;
+        k.slot(ns).cap
     };
     let CapKind::CNode {
         pa: cnode_pa,
@@ -112,7 +113,7 @@ pub fn decode(inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
     }
     let dest_base = cnode_pa + ((node_offset as usize) << sizes::SLOT);
     for i in 0..num {
-        ensure_empty(dest_base + ((i as usize) << sizes::SLOT))?;
+        ensure_empty(k, dest_base + ((i as usize) << sizes::SLOT))?;
     }
     let CapKind::Untyped {
         pa: ut_pa,
@@ -144,11 +145,11 @@ pub fn decode(inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
 }
 
 /// seL4's `invokeUntyped_Retype`: creates the objects and their capabilities.
-pub fn perform(p: Plan) -> Reply {
+pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
     let obj_size = 1u64 << p.obj_bits;
     for i in 0..p.num {
         let opa = (p.aligned + i * obj_size) as Pa;
-        let new_cap = create_object(p.ty, opa, p.user_bits, p.is_device);
+        let new_cap = create_object(k, p.ty, opa, p.user_bits, p.is_device);
         cspace::insert_new(
             new_cap,
             p.ut_slot,
@@ -191,7 +192,7 @@ pub fn plan_retype(
     Ok((aligned, new_free))
 }
 
-fn create_object(ty: u64, pa: Pa, user_bits: u64, is_device: bool) -> Cap {
+fn create_object(k: &mut Kernel, ty: u64, pa: Pa, user_bits: u64, is_device: bool) -> Cap {
     let bytes = 1usize << object_size_bits(ty, user_bits);
     if !is_device {
         crate::mem::zero(pa, bytes);
@@ -204,7 +205,7 @@ fn create_object(ty: u64, pa: Pa, user_bits: u64, is_device: bool) -> Cap {
             free_index: 0,
         }),
         ot::TCB => {
-            let t = obj::<Tcb>(pa);
+            let t = k.obj::<Tcb>(pa);
             t.ctx.spsr = SPSR_USER;
             t.state = ThreadState::Inactive;
             t.fault = crate::object::Fault::None;

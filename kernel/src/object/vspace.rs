@@ -4,6 +4,7 @@
 
 use crate::cap::{Cap, CapKind};
 use crate::invoke::Inv;
+use crate::kernel::Kernel;
 use crate::mem::Pa;
 use crate::object::LookupFault;
 use crate::syscall::{Reply, SysError};
@@ -64,7 +65,7 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the VSpace capability `cap`.
-pub fn decode(inv: &Inv, cap: Cap) -> Result<Plan, SysError> {
+pub fn decode(_k: &mut Kernel, inv: &Inv, cap: Cap) -> Result<Plan, SysError> {
     match inv.label {
         lb::ARM_VSPACE_CLEAN_DATA
         | lb::ARM_VSPACE_INVALIDATE_DATA
@@ -107,7 +108,7 @@ pub fn decode(inv: &Inv, cap: Cap) -> Result<Plan, SysError> {
 }
 
 /// Carries out a VSpace plan (cannot fail).
-pub fn perform(p: Plan) -> Reply {
+pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
     if let Plan::CacheOp { op, start, end } = p {
         crate::arch::cache_op(op, start, end);
     }

@@ -98,7 +98,7 @@ impl Bench {
         }
         let info = MessageInfo::new(label, 0, caps.len() as u64, mrs.len() as u64);
         let s = self.c.slot(target);
-        invoke::decode_invocation(self.c.t, s, slot(s).cap, info)
+        invoke::decode_invocation(k(), self.c.t, s, slot(s).cap, info)
     }
     /// One error case: the exact error, and nothing changed.
     #[track_caller]
@@ -325,7 +325,7 @@ fn decode_cnode_errors() {
     b.put(3, ep_cap(ALL, 5));
     let ut = untyped(12, false);
     b.put(4, ut);
-    cnode_ops::copy(b.c.slot(4), b.c.slot(5), Rights::ALL).unwrap();
+    cnode_ops::copy(k(), b.c.slot(4), b.c.slot(5), Rights::ALL).unwrap();
     let (small, small_cap) = cnode(2);
     b.watch(small, 32 << 2);
     b.put(6, small_cap);
@@ -420,7 +420,7 @@ fn decode_tcb_errors() {
     b.put(4, cn);
     let ut = untyped(12, false);
     b.put(5, ut);
-    cnode_ops::copy(b.c.slot(5), b.c.slot(15), Rights::ALL).unwrap();
+    cnode_ops::copy(k(), b.c.slot(5), b.c.slot(15), Rights::ALL).unwrap();
     b.put(
         6,
         Cap::new(CapKind::VSpace {
@@ -698,7 +698,7 @@ fn decode_page_table_errors() {
     b.ok("level 3 at 0", 3, map, &[0, 0], &[1]);
     b.err("level 3 already there", 4, map, &[0x1000, 0], &[1], DeleteFirst);
     // Unmap needs the only capability.
-    cnode_ops::copy(b.c.slot(3), b.c.slot(9), Rights::ALL).unwrap();
+    cnode_ops::copy(k(), b.c.slot(3), b.c.slot(9), Rights::ALL).unwrap();
     b.err("Unmap: not the last cap", 3, lb::ARM_PAGE_TABLE_UNMAP, &[], &[], RevokeFirst);
     b.err("wrong label", 3, lb::ARM_PAGE_UNMAP, &[], &[], IllegalOperation);
     crate::delete::delete_slot(b.c.slot(9)).unwrap();
@@ -842,7 +842,7 @@ fn decode_asid_errors() {
     b.put(4, untyped(13, false));
     b.put(5, untyped(consts::ASID_POOL_BITS as u8, true));
     b.put(6, untyped(consts::ASID_POOL_BITS as u8, false));
-    cnode_ops::copy(b.c.slot(6), b.c.slot(7), Rights::ALL).unwrap();
+    cnode_ops::copy(k(), b.c.slot(6), b.c.slot(7), Rights::ALL).unwrap();
     b.put(8, ep_cap(ALL, 0));
     let mp = lb::ARM_ASID_CONTROL_MAKE_POOL;
     b.err("MakePool: one word", 2, mp, &[12], &[3, 1], TruncatedMessage);
@@ -1069,10 +1069,10 @@ fn decode_extra_cap_lookup_faults() {
     tcb(t).ctx.x[0] = 2;
     tcb(t).ctx.x[1] = info;
     let (mem, kern) = (b.memory(), kernel_snap());
-    crate::syscall::handle_syscall(t, sel4_sys::syscall::NB_SEND);
+    crate::syscall::handle_syscall(k(), t, sel4_sys::syscall::NB_SEND);
     assert_eq!(tcb(t).state, ThreadState::Running);
     assert!(b.memory() == mem && kernel_snap() == kern, "NBSend changed something");
-    crate::syscall::handle_syscall(t, sel4_sys::syscall::CALL);
+    crate::syscall::handle_syscall(k(), t, sel4_sys::syscall::CALL);
     assert_eq!(
         tcb(t).fault,
         crate::object::Fault::Cap {
@@ -1093,9 +1093,9 @@ fn decode_extra_cap_lookup_faults() {
     tcb(t).ctx.x[0] = 3;
     tcb(t).ctx.x[1] = MessageInfo::new(0, 0, 1, 0).0;
     let (mem, kern) = (b.memory(), kernel_snap());
-    crate::syscall::handle_syscall(t, sel4_sys::syscall::NB_SEND);
+    crate::syscall::handle_syscall(k(), t, sel4_sys::syscall::NB_SEND);
     assert!(b.memory() == mem && kernel_snap() == kern, "NBSend on an endpoint changed something");
-    crate::syscall::handle_syscall(t, sel4_sys::syscall::CALL);
+    crate::syscall::handle_syscall(k(), t, sel4_sys::syscall::CALL);
     assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
     assert_eq!(obj::<crate::object::Endpoint>(handler_ep).head, t);
     assert_eq!(obj::<crate::object::Endpoint>(ep).head, 0);
@@ -1145,7 +1145,7 @@ fn decode_reply_recv_invokes_what_x6_names() {
     tcb(t).ctx.x[0] = 4;
     tcb(t).ctx.x[1] = MessageInfo::new(0, 0, 0, 0).0;
     tcb(t).ctx.x[6] = 5;
-    crate::syscall::handle_syscall(t, sel4_sys::syscall::REPLY_RECV);
+    crate::syscall::handle_syscall(k(), t, sel4_sys::syscall::REPLY_RECV);
     assert_eq!(
         obj::<Notification>(n).word,
         0x40,
