@@ -409,29 +409,56 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         asid: Some(ROOT_ASID),
     });
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Tcb { pa: t }),
         slot(init_cap::INIT_THREAD_TCB),
     );
-    cspace::insert_root(root_cnode_cap, slot(init_cap::INIT_THREAD_CNODE));
-    cspace::insert_root(vspace_cap, slot(init_cap::INIT_THREAD_VSPACE));
-    cspace::insert_root(Cap::new(CapKind::IrqControl), slot(init_cap::IRQ_CONTROL));
-    cspace::insert_root(Cap::new(CapKind::AsidControl), slot(init_cap::ASID_CONTROL));
     cspace::insert_root(
+        crate::kernel::k(),
+        root_cnode_cap,
+        slot(init_cap::INIT_THREAD_CNODE),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
+        vspace_cap,
+        slot(init_cap::INIT_THREAD_VSPACE),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::IrqControl),
+        slot(init_cap::IRQ_CONTROL),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::AsidControl),
+        slot(init_cap::ASID_CONTROL),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::AsidPool {
             pa: pool,
             asid_base: 0,
         }),
         slot(init_cap::INIT_THREAD_ASID_POOL),
     );
-    cspace::insert_root(Cap::new(CapKind::Domain), slot(init_cap::DOMAIN));
     cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Domain),
+        slot(init_cap::DOMAIN),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::SchedContext {
             pa: sc,
             size_bits: 8,
         }),
         slot(init_cap::INIT_THREAD_SC),
     );
-    cspace::insert_root(Cap::new(CapKind::Smc { badge: 0 }), slot(init_cap::SMC));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Smc { badge: 0 }),
+        slot(init_cap::SMC),
+    );
 
     // User image, IPC buffer and bootinfo frame.
     let ipc_va = elf.hi;
@@ -477,7 +504,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
                     vaddr: base,
                 }),
             });
-            cspace::insert_root(cap, slot(next_slot));
+            cspace::insert_root(crate::kernel::k(), cap, slot(next_slot));
             next_slot += 1;
         }
         va += PAGE as u64;
@@ -486,7 +513,11 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     // Then, in seL4's order: the bootinfo frame, the extra-bootinfo frames, SchedControl,
     // the IPC buffer, the image frames, the untypeds.
     crate::vspace::boot_map_frame(vspace, bi_va, bi_frame);
-    cspace::insert_root(map(bi_va, bi_frame), slot(init_cap::BOOT_INFO_FRAME));
+    cspace::insert_root(
+        crate::kernel::k(),
+        map(bi_va, bi_frame),
+        slot(init_cap::BOOT_INFO_FRAME),
+    );
     let extra_start = next_slot;
     let mut off = 0;
     while off < extra_len {
@@ -494,18 +525,23 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         if !crate::vspace::boot_map_frame(vspace, va, pa) {
             return Err(BootError::BadElf("cannot map the extra bootinfo"));
         }
-        cspace::insert_root(map(va, pa), slot(next_slot));
+        cspace::insert_root(crate::kernel::k(), map(va, pa), slot(next_slot));
         next_slot += 1;
         off += PAGE;
     }
     let extra_end = next_slot;
 
     let sched_control_start = next_slot;
-    cspace::insert_root(Cap::new(CapKind::SchedControl { core: 0 }), slot(next_slot));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::SchedControl { core: 0 }),
+        slot(next_slot),
+    );
     next_slot += 1;
 
     crate::vspace::boot_map_frame(vspace, ipc_va, ipc_frame);
     cspace::insert_root(
+        crate::kernel::k(),
         map(ipc_va, ipc_frame),
         slot(init_cap::INIT_THREAD_IPC_BUFFER),
     );
@@ -533,7 +569,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         if !crate::vspace::boot_map_frame(vspace, va, frame) {
             return Err(BootError::BadElf("cannot map the image"));
         }
-        cspace::insert_root(map(va, frame), slot(next_slot));
+        cspace::insert_root(crate::kernel::k(), map(va, frame), slot(next_slot));
         next_slot += 1;
         va += PAGE as u64;
     }
@@ -585,7 +621,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
                 is_device,
                 free_index: 0,
             });
-            cspace::insert_root(cap, slot(next_slot));
+            cspace::insert_root(crate::kernel::k(), cap, slot(next_slot));
             bi.untyped_list[n_ut] = UntypedDesc {
                 paddr: a as u64,
                 size_bits: bits as u8,
@@ -647,19 +683,26 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     th.ipc_buffer = ipc_va;
     let tslot = |i: usize| &tcb(t).slots[i] as *const _ as Pa;
     cspace::insert_derived(
+        crate::kernel::k(),
         root_cnode_cap,
         slot(init_cap::INIT_THREAD_CNODE),
         tslot(tcb_slot::CTABLE),
     );
     cspace::insert_derived(
+        crate::kernel::k(),
         vspace_cap,
         slot(init_cap::INIT_THREAD_VSPACE),
         tslot(tcb_slot::VTABLE),
     );
     let ipc_cap = cspace::slot(slot(init_cap::INIT_THREAD_IPC_BUFFER)).cap;
-    let ipc_copy = crate::object::derive_cap(slot(init_cap::INIT_THREAD_IPC_BUFFER), ipc_cap)
-        .unwrap_or(Cap::NULL);
+    let ipc_copy = crate::object::derive_cap(
+        crate::kernel::k(),
+        slot(init_cap::INIT_THREAD_IPC_BUFFER),
+        ipc_cap,
+    )
+    .unwrap_or(Cap::NULL);
     cspace::insert_derived(
+        crate::kernel::k(),
         ipc_copy,
         slot(init_cap::INIT_THREAD_IPC_BUFFER),
         tslot(tcb_slot::BUFFER),

@@ -39,7 +39,9 @@ fn lookup(t: Pa, cptr: u64) -> Option<Cap> {
             return None;
         }
     }
-    crate::syscall::lookup_cap(t, cptr).ok().map(|(_, c)| c)
+    crate::syscall::lookup_cap(crate::kernel::k(), t, cptr)
+        .ok()
+        .map(|(_, c)| c)
 }
 
 /// Call from thread `t`: the thread to run next if the fast path handled it (with
@@ -90,7 +92,7 @@ fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
 #[inline(always)]
 fn loaded_vspace_of(t: Pa) -> Option<(Pa, u64)> {
     let (pa, asid) = tcb(t).slots[tcb_slot::VTABLE].cap.vspace_with_asid()?;
-    crate::vspace::vmid_if_allocated(asid, pa).map(|v| (pa, v))
+    crate::vspace::vmid_if_allocated(crate::kernel::k(), asid, pa).map(|v| (pa, v))
 }
 
 /// `ipc::reply_push_donate(t, dest, reply, true)` for the running thread `t` (in no

@@ -1488,10 +1488,11 @@ mod tests {
                 guard: 0,
             });
             // The root CNode holds a capability to itself, as the root task's does.
-            cspace::insert_root(root, cnode);
+            cspace::insert_root(crate::kernel::k(), root, cnode);
             let ut = arena(1 << UT_BITS, 1 << UT_BITS);
             let ut_slot = cnode + 32;
             cspace::insert_root(
+                crate::kernel::k(),
                 Cap::new(CapKind::Untyped {
                     pa: ut,
                     size_bits: UT_BITS,
@@ -1526,7 +1527,7 @@ mod tests {
             else {
                 panic!("not an untyped")
             };
-            let reset = !cspace::has_children(from);
+            let reset = !cspace::has_children(crate::kernel::k(), from);
             let (at, free) = crate::object::untyped::plan_retype(
                 pa as u64,
                 size_bits,
@@ -1537,8 +1538,8 @@ mod tests {
             )
             .unwrap();
             let dest = self.slot();
-            cspace::insert_new(make(at as Pa), from, dest);
-            cspace::update_cap(from, ut.with_free_index(free));
+            cspace::insert_new(crate::kernel::k(), make(at as Pa), from, dest);
+            cspace::update_cap(crate::kernel::k(), from, ut.with_free_index(free));
             (at as Pa, dest)
         }
 
@@ -1663,9 +1664,9 @@ mod tests {
             })
         });
         let u2 = w.slot();
-        cspace::insert_derived(slot(u).cap, u, u2);
+        cspace::insert_derived(crate::kernel::k(), slot(u).cap, u, u2);
         // The bug: the source keeps its watermark (seL4 marks it full).
-        cspace::update_cap(u, slot(u).cap.with_free_index(0));
+        cspace::update_cap(crate::kernel::k(), u, slot(u).cap.with_free_index(0));
         w.retype_from(u2, 6, |pa| {
             Cap::new(CapKind::Notification {
                 pa,
@@ -1675,7 +1676,7 @@ mod tests {
         });
         fires(&w, "free range");
         // Marked full, as seL4's setUntypedCapAsFull does, the same state is valid.
-        cspace::update_cap(u, slot(u).cap.with_free_index(1 << 12));
+        cspace::update_cap(crate::kernel::k(), u, slot(u).cap.with_free_index(1 << 12));
         w.check().expect("source marked full");
         // And a frame over the notification is an overlap.
         let s = w.slot();
@@ -1683,6 +1684,7 @@ mod tests {
             unreachable!()
         };
         cspace::insert_new(
+            crate::kernel::k(),
             Cap::new(CapKind::Frame {
                 pa,
                 size: FrameSize::Small,
@@ -1700,7 +1702,11 @@ mod tests {
     fn watermark_beyond_the_end_fires() {
         let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let w = World::new();
-        cspace::update_cap(w.ut_slot, slot(w.ut_slot).cap.with_free_index(2 << UT_BITS));
+        cspace::update_cap(
+            crate::kernel::k(),
+            w.ut_slot,
+            slot(w.ut_slot).cap.with_free_index(2 << UT_BITS),
+        );
         fires(&w, "beyond its end");
     }
 
@@ -1727,7 +1733,7 @@ mod tests {
         for i in 0..64 {
             let s = w.cnode + (i << 5);
             if slot(s).cap.region().map(|x| x.0) == Some(r) && !slot(s).cap.is_untyped() {
-                cspace::unlink(s);
+                cspace::unlink(crate::kernel::k(), s);
             }
         }
         fires(&w, "not a live reply");
@@ -1739,7 +1745,7 @@ mod tests {
         let (mut w, a, _b, _e, _r) = busy_world();
         let (_, fs) = w.frame(true);
         let dst = tcb_slots(a) + (tcb_slot::BUFFER << 5);
-        cspace::insert_derived(slot(fs).cap, fs, dst);
+        cspace::insert_derived(crate::kernel::k(), slot(fs).cap, fs, dst);
         fires(&w, "IPC buffer");
     }
 
@@ -1824,10 +1830,10 @@ mod tests {
             })
         });
         assert_eq!(slot(es).cap.region().unwrap().0, e);
-        cspace::insert_derived(slot(es).cap, es, c + 32);
+        cspace::insert_derived(crate::kernel::k(), slot(es).cap, es, c + 32);
         w.check().expect("valid");
         // Drop the CNode's only capability without emptying it.
-        cspace::unlink(cs);
+        cspace::unlink(crate::kernel::k(), cs);
         fires(&w, "outside every live CNode");
     }
 
@@ -1872,7 +1878,7 @@ mod tests {
         fires(&w, "user mapping");
         // A frame whose last capability went while it stayed mapped.
         crate::mem::write_word(pte, f as u64 | 0x7c3);
-        cspace::unlink(fs);
+        cspace::unlink(crate::kernel::k(), fs);
         fires(&w, "user mapping");
         // A table that is not a page table.
         crate::mem::write_word(pte, 0);

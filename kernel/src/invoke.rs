@@ -41,7 +41,11 @@ impl Inv {
 
 /// seL4's `lookupExtraCaps`: the slots and capabilities named in the caller's IPC buffer
 /// (none without an IPC buffer); a failed lookup is a capability fault on that address.
-pub fn lookup_extra_caps(t: Pa, info: MessageInfo) -> Result<([(Pa, Cap); 3], usize), SysError> {
+pub fn lookup_extra_caps(
+    k: &mut Kernel,
+    t: Pa,
+    info: MessageInfo,
+) -> Result<([(Pa, Cap); 3], usize), SysError> {
     let mut extra = [(0, Cap::NULL); 3];
     let n = if crate::kernel::ipc_buffer_pa(t) == 0 {
         0
@@ -50,7 +54,7 @@ pub fn lookup_extra_caps(t: Pa, info: MessageInfo) -> Result<([(Pa, Cap); 3], us
     };
     for (i, e) in extra.iter_mut().enumerate().take(n) {
         let cptr = buffer_word(t, ipc_buffer::CAPS_OR_BADGES + i);
-        *e = lookup_cap(t, cptr).map_err(|lookup| SysError::ExtraCapFault { cptr, lookup })?;
+        *e = lookup_cap(k, t, cptr).map_err(|lookup| SysError::ExtraCapFault { cptr, lookup })?;
     }
     Ok((extra, n))
 }
@@ -59,7 +63,7 @@ pub fn lookup_extra_caps(t: Pa, info: MessageInfo) -> Result<([(Pa, Cap); 3], us
 /// and, if it is valid, performs it.
 pub fn decode_invocation(k: &mut Kernel, t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult {
     let len = (info.length() as usize).min(crate::kernel::msg_capacity(t));
-    let (extra, n_extra) = lookup_extra_caps(t, info)?;
+    let (extra, n_extra) = lookup_extra_caps(k, t, info)?;
     let inv = Inv {
         t,
         label: info.label(),

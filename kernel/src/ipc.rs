@@ -128,14 +128,15 @@ fn transfer_caps(sender: Pa, ep: Pa, receiver: Pa, count: usize) -> (u64, u64) {
     // waited while the sender's CSpace changed), none is transferred.
     let all_resolve = (0..count).all(|i| {
         let cptr = buffer_word(sender, ipc_buffer::CAPS_OR_BADGES + i);
-        cspace::resolve(root, cptr, cspace::Depth::FULL).is_ok()
+        cspace::resolve(crate::kernel::k(), root, cptr, cspace::Depth::FULL).is_ok()
     });
     if !all_resolve {
         return (0, 0);
     }
     while i < count {
         let cptr = buffer_word(sender, ipc_buffer::CAPS_OR_BADGES + i);
-        let Ok((src, _)) = cspace::resolve(root, cptr, cspace::Depth::FULL) else {
+        let Ok((src, _)) = cspace::resolve(crate::kernel::k(), root, cptr, cspace::Depth::FULL)
+        else {
             break;
         };
         let cap = slot(src).cap;
@@ -146,13 +147,13 @@ fn transfer_caps(sender: Pa, ep: Pa, receiver: Pa, count: usize) -> (u64, u64) {
             }
             _ => {
                 let Some(d) = dest else { break };
-                let Ok(derived) = crate::object::derive_cap(src, cap) else {
+                let Ok(derived) = crate::object::derive_cap(crate::kernel::k(), src, cap) else {
                     break;
                 };
                 if derived.is_null() {
                     break;
                 }
-                cspace::insert_derived(derived, src, d);
+                cspace::insert_derived(crate::kernel::k(), derived, src, d);
                 dest = None;
             }
         }
@@ -169,12 +170,12 @@ fn receive_slot(receiver: Pa) -> Option<Pa> {
     let cnode_cptr = buffer_word(receiver, ipc_buffer::RECEIVE_CNODE);
     let index = buffer_word(receiver, ipc_buffer::RECEIVE_INDEX);
     let depth = buffer_word(receiver, ipc_buffer::RECEIVE_DEPTH);
-    let (s, _) = cspace::resolve(root, cnode_cptr, cspace::Depth::FULL).ok()?;
+    let (s, _) = cspace::resolve(crate::kernel::k(), root, cnode_cptr, cspace::Depth::FULL).ok()?;
     let cnode = slot(s).cap;
     // seL4's lookupTargetSlot: a CNode and a depth of 1..=64 that resolves exactly (a
     // depth of 0 names no slot).
     let depth = cspace::Depth::new(depth)?;
-    let target = cspace::lookup_slot_exact(cnode, index, depth).ok()?;
+    let target = cspace::lookup_slot_exact(crate::kernel::k(), cnode, index, depth).ok()?;
     if slot(target).cap.is_null() {
         Some(target)
     } else {

@@ -5,7 +5,7 @@
 
 use crate::cap::CapKind;
 use crate::delete;
-use crate::kernel::{k, NUM_IRQS};
+use crate::kernel::{Kernel, NUM_IRQS};
 use crate::mem::Pa;
 
 /// An interrupt number the board has (`0..NUM_IRQS`). `new` is the only constructor and
@@ -55,17 +55,17 @@ impl<T> core::ops::IndexMut<IrqNumber> for PerIrq<T> {
 }
 
 /// Handles every pending interrupt.
-pub fn handle_pending_interrupts() {
+pub fn handle_pending_interrupts(k: &mut Kernel) {
     while let Some(irq) = crate::arch::irq_ack() {
         if irq == crate::arch::TIMER_IRQ {
             crate::arch::timer_ack();
-            k().timer_deadline = u64::MAX;
+            k.timer_deadline = u64::MAX;
             crate::arch::irq_eoi(irq);
             continue;
         }
         if let Some(n) = IrqNumber::new(irq as u64) {
             crate::arch::irq_mask(irq);
-            let cap = k().irq_slots[n].cap;
+            let cap = k.irq_slots[n].cap;
             if let CapKind::Notification { pa, badge, .. } = cap.kind() {
                 crate::ipc::signal(pa, badge);
             }
@@ -75,13 +75,14 @@ pub fn handle_pending_interrupts() {
 }
 
 /// The CDT slot that holds the notification capability bound to `irq`.
-pub(crate) fn irq_slot(irq: IrqNumber) -> Pa {
-    &k().irq_slots[irq] as *const _ as Pa
+pub(crate) fn irq_slot(k: &mut Kernel, irq: IrqNumber) -> Pa {
+    &k.irq_slots[irq] as *const _ as Pa
 }
 
-pub fn free_irq(irq: IrqNumber) {
+pub fn free_irq(k: &mut Kernel, irq: IrqNumber) {
     crate::arch::irq_mask(irq.get() as u32);
     // The slot holds at most a notification capability: its deletion is never long.
-    let _ = delete::delete_slot(irq_slot(irq));
-    k().irq_issued[irq] = false;
+    let s = irq_slot(k, irq);
+    let _ = delete::delete_slot(k, s);
+    k.irq_issued[irq] = false;
 }

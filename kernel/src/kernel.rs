@@ -259,7 +259,7 @@ impl Kernel {
             CapKind::VSpace {
                 pa,
                 asid: Some(asid),
-            } => match crate::vspace::vmid_for(asid, pa) {
+            } => match crate::vspace::vmid_for(self, asid, pa) {
                 Some(v) => (pa, v),
                 None => crate::vspace::empty_vspace(),
             },
@@ -358,6 +358,6 @@ pub fn handle_interrupt_entry() -> Pa {
         let th = tcb(kk.cur);
         th.fault_ip = th.ctx.pc;
     }
-    crate::irq::handle_pending_interrupts();
+    crate::irq::handle_pending_interrupts(kk);
     kk.schedule()
 }

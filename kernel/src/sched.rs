@@ -481,7 +481,7 @@ impl Kernel {
                 return;
             }
             crate::arch::wait_for_interrupt();
-            crate::irq::handle_pending_interrupts();
+            crate::irq::handle_pending_interrupts(self);
         }
     }
 }

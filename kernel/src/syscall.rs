@@ -109,9 +109,9 @@ impl Reply {
 }
 
 /// Looks up `cptr` in `t`'s CSpace (all 64 bits, stopping at a non-CNode cap).
-pub fn lookup_cap(t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
+pub fn lookup_cap(k: &mut Kernel, t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
     let root = tcb(t).slots[tcb_slot::CTABLE].cap;
-    let (s, _) = cspace::resolve(root, cptr, cspace::Depth::FULL)?;
+    let (s, _) = cspace::resolve(k, root, cptr, cspace::Depth::FULL)?;
     Ok((s, slot(s).cap))
 }
 
@@ -167,7 +167,7 @@ pub fn handle_syscall(k: &mut Kernel, t: Pa, number: i64) {
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_CAP_IDENTIFY => {
             let cptr = k.tcb(t).ctx.x[0];
-            let ty = match lookup_cap(t, cptr) {
+            let ty = match lookup_cap(k, t, cptr) {
                 Ok((_, c)) => crate::debug::cap_type_number(&c),
                 Err(_) => 0,
             };
@@ -193,7 +193,7 @@ fn handle_yield(k: &mut Kernel) {
 /// object it is an invocation. `can_donate` (Call, NBSendRecv, NBSendWait) lets the
 /// thread's scheduling context go to a passive receiver.
 fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool) {
-    let (s, cap) = match lookup_cap(t, cptr) {
+    let (s, cap) = match lookup_cap(k, t, cptr) {
         Ok(v) => v,
         Err(lookup) => {
             if blocking {
@@ -215,8 +215,9 @@ fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, 
         cap.kind(),
         CapKind::Endpoint { .. } | CapKind::Notification { .. } | CapKind::Reply { .. }
     ) {
+        let info = MessageInfo(k.tcb(t).ctx.x[1]);
         if let Err(SysError::ExtraCapFault { cptr, lookup }) =
-            crate::invoke::lookup_extra_caps(t, MessageInfo(k.tcb(t).ctx.x[1]))
+            crate::invoke::lookup_extra_caps(k, t, info)
         {
             if blocking {
                 ipc::handle_fault(
@@ -318,7 +319,7 @@ fn send_error(t: Pa, e: SysError) {
 
 fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
     let cptr = k.tcb(t).ctx.x[0];
-    let (_, cap) = match lookup_cap(t, cptr) {
+    let (_, cap) = match lookup_cap(k, t, cptr) {
         Ok(v) => v,
         Err(lookup) => {
             ipc::handle_fault(
@@ -337,7 +338,7 @@ fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
             let mut reply = 0;
             if with_reply {
                 let rcptr = k.tcb(t).ctx.x[6];
-                match lookup_cap(t, rcptr) {
+                match lookup_cap(k, t, rcptr) {
                     Ok((_, rc)) => match rc.kind() {
                         CapKind::Reply { pa, .. } => reply = pa,
                         _ => {

@@ -51,15 +51,18 @@ fn resolve_single_level_with_guard() {
         guard_size: 60,
         guard: 0,
     });
-    assert_eq!(cspace::resolve(root, 5, depth(64)), Ok((pa + 5 * 32, 0)));
+    assert_eq!(
+        cspace::resolve(crate::kernel::k(), root, 5, depth(64)),
+        Ok((pa + 5 * 32, 0))
+    );
     // A set guard bit mismatches.
     assert!(matches!(
-        cspace::resolve(root, 1 << 40 | 5, depth(64)),
+        cspace::resolve(crate::kernel::k(), root, 1 << 40 | 5, depth(64)),
         Err(LookupFault::GuardMismatch { bits_left: 64, .. })
     ));
     // Too few bits for guard+radix.
     assert!(matches!(
-        cspace::resolve(root, 5, depth(8)),
+        cspace::resolve(crate::kernel::k(), root, 5, depth(8)),
         Err(LookupFault::GuardMismatch { .. })
     ));
     let noguard = Cap::new(CapKind::CNode {
@@ -69,14 +72,14 @@ fn resolve_single_level_with_guard() {
         guard: 0,
     });
     assert!(matches!(
-        cspace::resolve(noguard, 5, depth(3)),
+        cspace::resolve(crate::kernel::k(), noguard, 5, depth(3)),
         Err(LookupFault::DepthMismatch {
             bits_left: 3,
             bits_found: 4
         })
     ));
     assert_eq!(
-        cspace::resolve(Cap::NULL, 5, depth(64)),
+        cspace::resolve(crate::kernel::k(), Cap::NULL, 5, depth(64)),
         Err(LookupFault::InvalidRoot)
     );
 }
@@ -93,13 +96,16 @@ fn resolve_two_levels_and_stop_at_leaf() {
         rights: Rights::ALL,
     });
     // 8 bits: slot 3 of level 1, then slot 7 of level 2.
-    assert_eq!(cspace::resolve(l1cap, 0x37, depth(8)), Ok((l2 + 7 * 32, 0)));
+    assert_eq!(
+        cspace::resolve(crate::kernel::k(), l1cap, 0x37, depth(8)),
+        Ok((l2 + 7 * 32, 0))
+    );
     // With 12 bits the walk stops at the endpoint with 4 bits left.
     assert_eq!(
-        cspace::resolve(l1cap, 0x370, depth(12)),
+        cspace::resolve(crate::kernel::k(), l1cap, 0x370, depth(12)),
         Ok((l2 + 7 * 32, 4))
     );
-    assert!(cspace::lookup_slot_exact(l1cap, 0x370, depth(12)).is_err());
+    assert!(cspace::lookup_slot_exact(crate::kernel::k(), l1cap, 0x370, depth(12)).is_err());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -238,6 +244,7 @@ fn run_model(seed: u64, steps: usize) {
     // An untyped in a slot outside the model, parent of one original cap per endpoint.
     let ut_slot = arena(32, 32);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Untyped {
             pa: ut_pa,
             size_bits: 12,
@@ -254,6 +261,7 @@ fn run_model(seed: u64, steps: usize) {
     };
     for (i, &o) in objs.iter().enumerate() {
         cspace::insert_new(
+            crate::kernel::k(),
             Cap::new(CapKind::Endpoint {
                 pa: o,
                 badge: 0,
@@ -317,12 +325,12 @@ fn run_model(seed: u64, steps: usize) {
             }
             7 => {
                 name = "delete";
-                delete::delete_slot(s_pa).unwrap();
+                delete::delete_slot(crate::kernel::k(), s_pa).unwrap();
                 model.delete(src);
             }
             _ => {
                 name = "revoke";
-                delete::revoke(s_pa).unwrap();
+                delete::revoke(crate::kernel::k(), s_pa).unwrap();
                 model.revoke(src);
             }
         }
@@ -343,6 +351,7 @@ fn revoke_deletes_every_derived_capability() {
     let ep = arena(16, 16);
     let ut = arena(32, 32);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Untyped {
             pa: ep,
             size_bits: 4,
@@ -352,6 +361,7 @@ fn revoke_deletes_every_derived_capability() {
         ut,
     );
     cspace::insert_new(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: ep,
             badge: 0,
@@ -364,7 +374,7 @@ fn revoke_deletes_every_derived_capability() {
     cnode_ops::copy(k(), base + 32, base + 64, Rights::ALL).unwrap();
     cnode_ops::copy(k(), base + 64, base + 96, Rights::ALL).unwrap();
     cnode_ops::copy(k(), base, base + 128, Rights(3)).unwrap();
-    delete::revoke(base).unwrap();
+    delete::revoke(crate::kernel::k(), base).unwrap();
     for i in 1..5 {
         assert!(
             slot(base + i * 32).cap.is_null(),
@@ -459,7 +469,11 @@ fn give_ipc_buffer(t: Pa) -> Pa {
         is_device: false,
         mapping: None,
     });
-    cspace::insert_root(cap, &tcb(t).slots[tcb_slot::BUFFER] as *const _ as Pa);
+    cspace::insert_root(
+        crate::kernel::k(),
+        cap,
+        &tcb(t).slots[tcb_slot::BUFFER] as *const _ as Pa,
+    );
     tcb(t).ipc_buffer = 0x10_0000;
     frame
 }
@@ -757,6 +771,7 @@ fn deleting_the_last_cnode_cap_empties_it_even_through_cycles() {
     });
     let ut = arena(32, 32);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Untyped {
             pa: ut_pa,
             size_bits: 12,
@@ -766,10 +781,11 @@ fn deleting_the_last_cnode_cap_empties_it_even_through_cycles() {
         ut,
     );
     let outer = arena(32, 32);
-    cspace::insert_new(acap, ut, outer);
-    cspace::insert_new(bcap, ut, a);
+    cspace::insert_new(crate::kernel::k(), acap, ut, outer);
+    cspace::insert_new(crate::kernel::k(), bcap, ut, a);
     cnode_ops::copy(k(), outer, b, Rights::ALL).unwrap();
     cspace::insert_new(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: ep,
             badge: 0,
@@ -779,15 +795,15 @@ fn deleting_the_last_cnode_cap_empties_it_even_through_cycles() {
         b + 32,
     );
     // Deleting the outer cap is not final (B still names A): it just goes.
-    delete::delete_slot(outer).unwrap();
+    delete::delete_slot(crate::kernel::k(), outer).unwrap();
     assert!(slot(outer).cap.is_null());
     assert!(!slot(a).cap.is_null());
     // Revoking the untyped deletes everything, terminating despite the cycle.
-    delete::revoke(ut).unwrap();
+    delete::revoke(crate::kernel::k(), ut).unwrap();
     for s in [a, a + 32, b, b + 32] {
         assert!(slot(s).cap.is_null(), "slot {s:#x} survived");
     }
-    assert!(!cspace::has_children(ut));
+    assert!(!cspace::has_children(crate::kernel::k(), ut));
 }
 
 #[test]
@@ -798,6 +814,7 @@ fn deleting_a_deep_chain_of_cnodes_needs_no_recursion() {
     let ut_pa = arena(N * 128, 4096);
     let ut = arena(32, 32);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Untyped {
             pa: ut_pa,
             size_bits: 20,
@@ -816,14 +833,14 @@ fn deleting_a_deep_chain_of_cnodes_needs_no_recursion() {
         })
     };
     let top = arena(32, 32);
-    cspace::insert_new(cap(0), ut, top);
+    cspace::insert_new(crate::kernel::k(), cap(0), ut, top);
     for i in 1..N {
-        cspace::insert_new(cap(i), ut, node(i - 1));
+        cspace::insert_new(crate::kernel::k(), cap(i), ut, node(i - 1));
     }
     // Run on a small thread stack: recursion would overflow it.
     let handle = std::thread::Builder::new()
         .stack_size(64 << 10)
-        .spawn(move || delete::delete_slot(top).is_ok())
+        .spawn(move || delete::delete_slot(crate::kernel::k(), top).is_ok())
         .unwrap();
     assert!(handle.join().unwrap());
     for i in 0..N {
@@ -832,7 +849,7 @@ fn deleting_a_deep_chain_of_cnodes_needs_no_recursion() {
             "CNode {i} still holds a capability"
         );
     }
-    assert!(!cspace::has_children(ut));
+    assert!(!cspace::has_children(crate::kernel::k(), ut));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -862,7 +879,7 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
     for mint in [false, true] {
         let (cn, _) = cnode(4);
         let u = cn + 32;
-        cspace::insert_root(untyped_cap(arena(4096, 4096), 12, 0), u);
+        cspace::insert_root(crate::kernel::k(), untyped_cap(arena(4096, 4096), 12, 0), u);
         if mint {
             cnode_ops::mint(k(), u, cn + 64, Rights::ALL, 7).unwrap();
         } else {
@@ -871,7 +888,7 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
         // The source is full, the copy is not; the copy is the source's child.
         assert_eq!(untyped_free_index(u), 4096);
         assert_eq!(untyped_free_index(cn + 64), 0);
-        assert_eq!(cspace::first_child(u), Some(cn + 64));
+        assert_eq!(cspace::first_child(crate::kernel::k(), u), Some(cn + 64));
         // A source with a child cannot be copied again.
         assert_eq!(
             cnode_ops::copy(k(), u, cn + 96, Rights::ALL),
@@ -888,13 +905,18 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
     }
     // Moving keeps one capability: nothing is marked.
     let (cn, _) = cnode(4);
-    cspace::insert_root(untyped_cap(arena(4096, 4096), 12, 16), cn);
+    cspace::insert_root(
+        crate::kernel::k(),
+        untyped_cap(arena(4096, 4096), 12, 16),
+        cn,
+    );
     cnode_ops::move_slot(k(), cn, cn + 32);
     assert_eq!(untyped_free_index(cn + 32), 16);
     // Copying another type from an untyped's slot never happens; other copies are
     // untouched (an endpoint's copy leaves the endpoint's badge word alone).
     let ep = arena(16, 16);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: ep,
             badge: 5,
@@ -1023,7 +1045,11 @@ impl Caller {
             guard_size: 60,
             guard: 0,
         });
-        cspace::insert_root(root, &tcb(t).slots[tcb_slot::CTABLE] as *const _ as Pa);
+        cspace::insert_root(
+            crate::kernel::k(),
+            root,
+            &tcb(t).slots[tcb_slot::CTABLE] as *const _ as Pa,
+        );
         Caller { t, cn }
     }
     fn slot(&self, i: usize) -> Pa {
@@ -1061,14 +1087,27 @@ fn frame_cap(pa: Pa, is_device: bool) -> Cap {
 fn tcb_fixture() -> (Caller, Pa) {
     let c = Caller::new();
     let target = new_thread(50);
-    cspace::insert_root(Cap::new(CapKind::Tcb { pa: target }), c.slot(1));
-    cspace::insert_root(frame_cap(arena(4096, 4096), true), c.slot(2));
-    cspace::insert_root(frame_cap(arena(4096, 4096), false), c.slot(3));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Tcb { pa: target }),
+        c.slot(1),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
+        frame_cap(arena(4096, 4096), true),
+        c.slot(2),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
+        frame_cap(arena(4096, 4096), false),
+        c.slot(3),
+    );
     let (_, cn_a) = cnode(2);
     let (_, cn_b) = cnode(2);
-    cspace::insert_root(cn_a, c.slot(4));
-    cspace::insert_root(cn_b, c.slot(5));
+    cspace::insert_root(crate::kernel::k(), cn_a, c.slot(4));
+    cspace::insert_root(crate::kernel::k(), cn_b, c.slot(5));
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::VSpace {
             pa: arena(8192, 8192),
             asid: Some(1),
@@ -1076,6 +1115,7 @@ fn tcb_fixture() -> (Caller, Pa) {
         c.slot(6),
     );
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: arena(16, 16),
             badge: 0,
@@ -1172,9 +1212,10 @@ fn set_space_over_the_last_cnode_cap_is_refused() {
     let (c, target) = tcb_fixture();
     // The thread's CSpace slot holds a copy of CNode A; then the caller's cap goes.
     assert!(c.invoke(1, lb::TCB_SET_SPACE, &[0, 0], &[0, 4, 6]).is_ok());
-    delete::delete_slot(c.slot(4)).unwrap();
+    delete::delete_slot(crate::kernel::k(), c.slot(4)).unwrap();
     let held = tcb_slot_cap(target, tcb_slot::CTABLE);
     assert!(cspace::is_final(
+        crate::kernel::k(),
         &tcb(target).slots[tcb_slot::CTABLE] as *const _ as Pa
     ));
     assert_eq!(
@@ -1200,7 +1241,11 @@ fn register_counts_are_checked_whole_and_first() {
         );
     }
     // On itself: the counts are checked before "not the calling thread".
-    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(9));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Tcb { pa: c.t }),
+        c.slot(9),
+    );
     assert_eq!(
         c.invoke(9, lb::TCB_WRITE_REGISTERS, &[0, 4, 1, 2], &[])
             .err(),
@@ -1220,9 +1265,14 @@ fn register_counts_are_checked_whole_and_first() {
 #[test]
 fn extra_refills_near_two_to_the_64_are_a_range_error() {
     let c = Caller::new();
-    cspace::insert_root(Cap::new(CapKind::SchedControl { core: 0 }), c.slot(1));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::SchedControl { core: 0 }),
+        c.slot(1),
+    );
     let sc = arena(256, 256);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::SchedContext {
             pa: sc,
             size_bits: 8,
@@ -1243,6 +1293,7 @@ fn extra_refills_near_two_to_the_64_are_a_range_error() {
     assert!(!crate::mem::obj::<SchedContext>(sc).configured);
     // The capability is checked after the times.
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: arena(16, 16),
             badge: 0,
@@ -1332,13 +1383,14 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
     let ([_, _, s2], [r1, r2], sc) = nested_calls();
     let (cn, _) = cnode(1);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::SchedContext {
             pa: sc,
             size_bits: 8,
         }),
         cn,
     );
-    delete::delete_slot(cn).unwrap();
+    delete::delete_slot(crate::kernel::k(), cn).unwrap();
     for r in [r1, r2] {
         assert_eq!(
             reply_obj(r).donated_sc,
@@ -1351,7 +1403,7 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
 
     // Cancelling the first caller cuts the stack below the second call only.
     let ([c, s1, s2], [r1, r2], sc) = nested_calls();
-    crate::delete::suspend(c);
+    crate::delete::suspend(crate::kernel::k(), c);
     assert_eq!(reply_obj(r1).donated_sc, 0);
     assert_eq!((sc_obj(sc).donated_via, tcb(s1).call_prev), (r2, 0));
     k().cur = s2;
@@ -1397,8 +1449,13 @@ fn set_sched_params_checks_the_context_before_the_fault_handler() {
     let (c, target) = tcb_fixture();
     // Slot 8: the caller's own TCB (authority, MCP 100); slot 10: an endpoint without
     // Grant or GrantReply (not a valid fault handler).
-    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(8));
     cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Tcb { pa: c.t }),
+        c.slot(8),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: arena(16, 16),
             badge: 0,
@@ -1417,7 +1474,11 @@ fn set_sched_params_checks_the_context_before_the_fault_handler() {
     );
     assert_eq!(tcb(target).priority, Prio::from(50));
     // The caller cannot take its own context away.
-    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(9));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Tcb { pa: c.t }),
+        c.slot(9),
+    );
     let own_sc = tcb(c.t).sc;
     k().cur = c.t;
     assert_eq!(
@@ -1435,13 +1496,18 @@ fn a_thread_cannot_unbind_the_context_it_runs_on() {
     let c = Caller::new();
     let sc = tcb(c.t).sc;
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::SchedContext {
             pa: sc,
             size_bits: 8,
         }),
         c.slot(1),
     );
-    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(2));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Tcb { pa: c.t }),
+        c.slot(2),
+    );
     k().cur = c.t;
     assert_eq!(
         c.invoke(1, lb::SCHED_CONTEXT_UNBIND, &[], &[]).err(),
@@ -1458,6 +1524,7 @@ fn a_thread_cannot_unbind_the_context_it_runs_on() {
     let ([_, _, s2], [r1, r2], sc) = nested_calls();
     let other = Caller::new();
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::SchedContext {
             pa: sc,
             size_bits: 8,
@@ -1697,6 +1764,7 @@ impl World {
         s.configured = true;
         let cs = arena(32, 32);
         cspace::insert_root(
+            crate::kernel::k(),
             Cap::new(CapKind::SchedContext {
                 pa: sc,
                 size_bits: 8,
@@ -1710,7 +1778,7 @@ impl World {
         let t = new_thread(10 + self.threads.len() as u8);
         tcb(t).state = ThreadState::Running;
         let cs = arena(32, 32);
-        cspace::insert_root(Cap::new(CapKind::Tcb { pa: t }), cs);
+        cspace::insert_root(crate::kernel::k(), Cap::new(CapKind::Tcb { pa: t }), cs);
         self.cap_slot.insert(t, cs);
         t
     }
@@ -1931,7 +1999,7 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
             0 | 1 if running => crate::ipc::receive_ipc(t, e, r, true),
             2 | 3 if running => call(t, e),
             4 if running => crate::ipc::do_reply(t, r, false),
-            5 => crate::delete::suspend(t),
+            5 => crate::delete::suspend(crate::kernel::k(), t),
             6 => crate::syscall::restart(t),
             7 => {
                 // The reply object goes; its memory is reused (zeroed) as something else.
@@ -1943,7 +2011,7 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
                 w.replies[i] = arena(32, 32);
             }
             8 => {
-                delete::delete_slot(w.cap_slot[&sc]).unwrap();
+                delete::delete_slot(crate::kernel::k(), w.cap_slot[&sc]).unwrap();
                 w.check(step);
                 w.dead.insert(sc);
                 crate::mem::zero(sc, 256);
@@ -1954,12 +2022,12 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
                     sc_obj(sc).tcb = t;
                     tcb(t).sc = sc;
                 } else {
-                    delete::sc_unbind_tcb(sc);
+                    delete::sc_unbind_tcb(crate::kernel::k(), sc);
                 }
             }
             10 if rng.below(4) == 0 => {
                 // The thread goes (its last capability), and a fresh one takes its place.
-                delete::delete_slot(w.cap_slot[&t]).unwrap();
+                delete::delete_slot(crate::kernel::k(), w.cap_slot[&t]).unwrap();
                 w.check(step);
                 w.dead.insert(t);
                 crate::mem::zero(t, 2048);
@@ -2000,8 +2068,8 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
                     (e, Cap::new(c), 16)
                 };
                 let cs = arena(32, 32);
-                cspace::insert_root(cap, cs);
-                delete::delete_slot(cs).unwrap();
+                cspace::insert_root(crate::kernel::k(), cap, cs);
+                delete::delete_slot(crate::kernel::k(), cs).unwrap();
                 w.check(step);
                 w.dead.insert(pa);
                 crate::mem::zero(pa, bytes);
@@ -2098,7 +2166,11 @@ mod fastpath_equivalence {
 
         fn obj_of(&mut self, kind: impl Fn(Pa) -> CapKind, bytes: usize, index: u64) -> Pa {
             let pa = self.alloc(bytes);
-            cspace::insert_root(Cap::new(kind(pa)), self.cn + (index as usize) * 32);
+            cspace::insert_root(
+                crate::kernel::k(),
+                Cap::new(kind(pa)),
+                self.cn + (index as usize) * 32,
+            );
             pa
         }
 
@@ -2120,8 +2192,16 @@ mod fastpath_equivalence {
                 pa: root,
                 asid: Some(asid),
             });
-            cspace::insert_root(cs, &tcb(t).slots[tcb_slot::CTABLE] as *const _ as Pa);
-            cspace::insert_root(vs, &tcb(t).slots[tcb_slot::VTABLE] as *const _ as Pa);
+            cspace::insert_root(
+                crate::kernel::k(),
+                cs,
+                &tcb(t).slots[tcb_slot::CTABLE] as *const _ as Pa,
+            );
+            cspace::insert_root(
+                crate::kernel::k(),
+                vs,
+                &tcb(t).slots[tcb_slot::VTABLE] as *const _ as Pa,
+            );
             t
         }
 

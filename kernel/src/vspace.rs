@@ -5,8 +5,8 @@
 //! bits with a 4 KiB root at level 0.
 
 use crate::cap::{FrameSize, Mapping, Rights};
-use crate::kernel::k;
-use crate::mem::{obj, read_word, write_word, Pa};
+use crate::kernel::Kernel;
+use crate::mem::{read_word, write_word, Pa};
 use crate::object::AsidPool;
 use sel4_sys::{consts, vm_attr};
 
@@ -84,17 +84,17 @@ fn write_entry(e_pa: Pa, v: u64) {
 // ASIDs and VMIDs.
 
 #[inline(always)]
-fn pool_entry(asid: u16) -> Option<&'static mut u64> {
-    let pool = k().asid_table[(asid >> 9) as usize & 0x7f];
+fn pool_entry(k: &mut Kernel, asid: u16) -> Option<&mut u64> {
+    let pool = k.asid_table[(asid >> 9) as usize & 0x7f];
     if pool == 0 {
         return None;
     }
-    Some(&mut obj::<AsidPool>(pool).entries[(asid & 0x1ff) as usize])
+    Some(&mut k.obj::<AsidPool>(pool).entries[(asid & 0x1ff) as usize])
 }
 
 /// The VSpace assigned to `asid`, if any.
-pub fn find_vspace(asid: u16) -> Option<Pa> {
-    let e = *pool_entry(asid)?;
+pub fn find_vspace(k: &mut Kernel, asid: u16) -> Option<Pa> {
+    let e = *pool_entry(k, asid)?;
     let pa = (e & !0x1fff) as Pa;
     if pa == 0 {
         None
@@ -106,53 +106,53 @@ pub fn find_vspace(asid: u16) -> Option<Pa> {
 /// The hardware VMID that `asid` already has if it names the VSpace at `root` (no
 /// allocation: the IPC fast path's check).
 #[inline(always)]
-pub fn vmid_if_allocated(asid: u16, root: Pa) -> Option<u64> {
-    let e = *pool_entry(asid)?;
+pub fn vmid_if_allocated(k: &mut Kernel, asid: u16, root: Pa) -> Option<u64> {
+    let e = *pool_entry(k, asid)?;
     let vmid = e & 0xff;
     ((e & !0x1fff) as Pa == root && vmid != 0).then_some(vmid)
 }
 
 /// The hardware VMID for `asid` (allocating one, recycling the oldest if needed).
-pub fn vmid_for(asid: u16, root: Pa) -> Option<u64> {
-    let e = pool_entry(asid)?;
-    if (*e & !0x1fff) as Pa != root {
+pub fn vmid_for(k: &mut Kernel, asid: u16, root: Pa) -> Option<u64> {
+    let e = *pool_entry(k, asid)?;
+    if (e & !0x1fff) as Pa != root {
         return None;
     }
-    let vmid = *e & 0xff;
+    let vmid = e & 0xff;
     if vmid != 0 {
         return Some(vmid);
     }
-    let kk = k();
-    let v = kk.next_vmid;
-    kk.next_vmid = if v >= 255 { 1 } else { v + 1 };
-    let old = kk.vmid_owner[v];
+    let v = k.next_vmid;
+    k.next_vmid = if v >= 255 { 1 } else { v + 1 };
+    let old = k.vmid_owner[v];
     if old != 0 {
-        if let Some(oe) = pool_entry((old - 1) as u16) {
+        if let Some(oe) = pool_entry(k, (old - 1) as u16) {
             *oe &= !0xff;
         }
         crate::arch::tlb_flush_vmid(v as u64);
     }
-    kk.vmid_owner[v] = asid as u32 + 1;
-    let e = pool_entry(asid)?;
+    k.vmid_owner[v] = asid as u32 + 1;
+    let e = pool_entry(k, asid)?;
     *e = (*e & !0xff) | v as u64;
     Some(v as u64)
 }
 
-fn release_vmid(e: &mut u64) {
-    let vmid = (*e & 0xff) as usize;
+/// Frees the VMID held by the pool entry `e` and returns the entry without it.
+fn release_vmid(k: &mut Kernel, e: u64) -> u64 {
+    let vmid = (e & 0xff) as usize;
     if vmid != 0 {
-        k().vmid_owner[vmid] = 0;
+        k.vmid_owner[vmid] = 0;
         crate::arch::tlb_flush_vmid(vmid as u64);
-        *e &= !0xff;
-        if k().loaded_vspace.1 == vmid as u64 {
-            k().loaded_vspace = (0, u64::MAX);
+        if k.loaded_vspace.1 == vmid as u64 {
+            k.loaded_vspace = (0, u64::MAX);
         }
     }
+    e & !0xff
 }
 
-fn flush_asid(asid: u16) {
-    if let Some(e) = pool_entry(asid) {
-        let vmid = *e & 0xff;
+fn flush_asid(k: &mut Kernel, asid: u16) {
+    if let Some(&mut e) = pool_entry(k, asid) {
+        let vmid = e & 0xff;
         if vmid != 0 {
             crate::arch::tlb_flush_vmid(vmid);
         }
@@ -168,29 +168,33 @@ pub fn empty_vspace() -> (Pa, u64) {
     (&EMPTY_ROOT as *const _ as Pa, 0)
 }
 
-pub fn delete_asid(asid: u16, pa: Pa) {
-    if let Some(e) = pool_entry(asid) {
-        if (*e & !0x1fff) as Pa == pa {
-            release_vmid(e);
-            *e = 0;
+pub fn delete_asid(k: &mut Kernel, asid: u16, pa: Pa) {
+    if let Some(&mut e) = pool_entry(k, asid) {
+        if (e & !0x1fff) as Pa == pa {
+            release_vmid(k, e);
+            if let Some(slot) = pool_entry(k, asid) {
+                *slot = 0;
+            }
         }
     }
 }
 
-pub fn delete_asid_pool(asid_base: u16, pa: Pa) {
+pub fn delete_asid_pool(k: &mut Kernel, asid_base: u16, pa: Pa) {
     let hi = (asid_base >> 9) as usize & 0x7f;
-    if k().asid_table[hi] != pa {
+    if k.asid_table[hi] != pa {
         return;
     }
-    for e in obj::<AsidPool>(pa).entries.iter_mut() {
-        release_vmid(e);
+    for i in 0..512 {
+        let e = k.obj::<AsidPool>(pa).entries[i];
+        let e = release_vmid(k, e);
+        k.obj::<AsidPool>(pa).entries[i] = e;
     }
-    k().asid_table[hi] = 0;
+    k.asid_table[hi] = 0;
 }
 
 /// Removes the table at `pa` from the VSpace that `m` names, if it is still there.
-pub fn unmap_page_table(m: Mapping, pa: Pa) {
-    let Some(root) = find_vspace(m.asid) else {
+pub fn unmap_page_table(k: &mut Kernel, m: Mapping, pa: Pa) {
+    let Some(root) = find_vspace(k, m.asid) else {
         return;
     };
     let mut table = root;
@@ -203,7 +207,7 @@ pub fn unmap_page_table(m: Mapping, pa: Pa) {
         let next = (e & ADDR_MASK) as Pa;
         if next == pa {
             write_entry(e_pa, 0);
-            flush_asid(m.asid);
+            flush_asid(k, m.asid);
             return;
         }
         table = next;
@@ -211,8 +215,8 @@ pub fn unmap_page_table(m: Mapping, pa: Pa) {
 }
 
 /// Removes a frame mapping if the entry still maps that frame.
-pub fn unmap_frame(m: Mapping, pa: Pa, size: FrameSize) {
-    let Some(root) = find_vspace(m.asid) else {
+pub fn unmap_frame(k: &mut Kernel, m: Mapping, pa: Pa, size: FrameSize) {
+    let Some(root) = find_vspace(k, m.asid) else {
         return;
     };
     let (e_pa, level, _) = lookup_pt_slot(root, m.vaddr);
@@ -224,7 +228,7 @@ pub fn unmap_frame(m: Mapping, pa: Pa, size: FrameSize) {
     };
     if level == want_level && e & VALID != 0 && (e & ADDR_MASK) as Pa == pa && !is_table(e, level) {
         write_entry(e_pa, 0);
-        flush_asid(m.asid);
+        flush_asid(k, m.asid);
     }
 }
 
@@ -299,11 +303,11 @@ pub(crate) fn write_table_entry(e_pa: Pa, pt: Pa) {
 
 /// Writes the page entry `value` at `e_pa`, replacing whatever page was there, and
 /// flushes the ASID's TLB entries if one was.
-pub(crate) fn replace_page_entry(e_pa: Pa, value: u64, asid: u16) {
+pub(crate) fn replace_page_entry(k: &mut Kernel, e_pa: Pa, value: u64, asid: u16) {
     let was_valid = entry_valid(e_pa);
     write_entry(e_pa, value);
     if was_valid {
-        flush_asid(asid);
+        flush_asid(k, asid);
     }
 }
 

@@ -65,7 +65,7 @@ pub fn decode_control(k: &mut Kernel, inv: &Inv) -> Result<Plan, SysError> {
     if size_bits as u64 != consts::ASID_POOL_BITS || is_device {
         return Err(SysError::InvalidCapability(1));
     }
-    if cspace::has_children(ut_slot) {
+    if cspace::has_children(k, ut_slot) {
         return Err(SysError::RevokeFirst);
     }
     let dest = target_slot(k, root, inv.mr(0), inv.mr(1))?;
@@ -129,12 +129,12 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
             dest,
         } => {
             crate::mem::zero(pa, 1 << consts::ASID_POOL_BITS);
-            cspace::update_cap(ut_slot, ut.with_free_index(1 << consts::ASID_POOL_BITS));
+            cspace::update_cap(k, ut_slot, ut.with_free_index(1 << consts::ASID_POOL_BITS));
             let cap = Cap::new(CapKind::AsidPool {
                 pa,
                 asid_base: (hi as u16) << 9,
             });
-            cspace::insert_new(cap, ut_slot, dest);
+            cspace::insert_new(k, cap, ut_slot, dest);
             k.asid_table[hi] = pa;
         }
         Plan::Assign {
@@ -147,6 +147,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
             k.obj::<AsidPool>(pool).entries[i] = vspace as u64;
             let asid = asid_base + i as u16;
             cspace::update_cap(
+                k,
                 vs_slot,
                 Cap::new(CapKind::VSpace {
                     pa: vspace,

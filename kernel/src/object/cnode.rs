@@ -14,7 +14,7 @@ use sel4_sys::label as lb;
 
 /// seL4's `lookupSlotForCNodeOp`: `depth` must be 1..=64 and consume exactly.
 pub fn cnode_op_slot(
-    _k: &mut Kernel,
+    k: &mut Kernel,
     root: Cap,
     index: u64,
     depth: u64,
@@ -30,7 +30,7 @@ pub fn cnode_op_slot(
     let Some(depth) = cspace::Depth::new(depth) else {
         return Err(SysError::RangeError(1, 64));
     };
-    cspace::lookup_slot_exact(root, index, depth)
+    cspace::lookup_slot_exact(k, root, index, depth)
         .map_err(|lookup| SysError::FailedLookup { source, lookup })
 }
 
@@ -185,14 +185,14 @@ pub fn decode(k: &mut Kernel, inv: &Inv, cnode: Cap) -> Result<Plan, SysError> {
 
 /// Carries out a CNode plan. Only Revoke and Delete can stop early (`Preempted`, at a
 /// preemption point; the system call is restarted).
-pub fn perform(_k: &mut Kernel, p: Plan) -> SysResult {
+pub fn perform(k: &mut Kernel, p: Plan) -> SysResult {
     match p {
-        Plan::Insert { cap, src, dest } => cspace::insert_derived(cap, src, dest),
-        Plan::Move { cap, src, dest } => cspace::move_cap(cap, src, dest),
+        Plan::Insert { cap, src, dest } => cspace::insert_derived(k, cap, src, dest),
+        Plan::Move { cap, src, dest } => cspace::move_cap(k, cap, src, dest),
         Plan::Swap { a, b, new_a, new_b } => {
-            cspace::swap(a, b);
-            cspace::update_cap(a, new_a);
-            cspace::update_cap(b, new_b);
+            cspace::swap(k, a, b);
+            cspace::update_cap(k, a, new_a);
+            cspace::update_cap(k, b, new_b);
         }
         Plan::Rotate {
             src,
@@ -201,11 +201,11 @@ pub fn perform(_k: &mut Kernel, p: Plan) -> SysResult {
             new_src,
             new_pivot,
         } => {
-            cspace::move_cap(new_pivot, pivot, dest);
-            cspace::move_cap(new_src, src, pivot);
+            cspace::move_cap(k, new_pivot, pivot, dest);
+            cspace::move_cap(k, new_src, src, pivot);
         }
-        Plan::Revoke(s) => delete::revoke(s)?,
-        Plan::Delete(s) => delete::delete_slot(s)?,
+        Plan::Revoke(s) => delete::revoke(k, s)?,
+        Plan::Delete(s) => delete::delete_slot(k, s)?,
         Plan::CancelBadgedSends { ep, badge } => {
             if badge != 0 {
                 ipc::cancel_badged_sends(ep, badge);
@@ -218,7 +218,7 @@ pub fn perform(_k: &mut Kernel, p: Plan) -> SysResult {
 /// CNode_Copy once the slots are found: `dest` is empty and `src` holds a capability.
 pub fn decode_copy(k: &mut Kernel, src: Pa, dest: Pa, rights: Rights) -> Result<Plan, SysError> {
     let c = mask_rights(rights, k.slot(src).cap);
-    let d = derive_cap(src, c)?;
+    let d = derive_cap(k, src, c)?;
     if d.is_null() {
         return Err(SysError::IllegalOperation);
     }
@@ -237,7 +237,7 @@ pub fn decode_mint(
     if c.is_null() {
         return Err(SysError::IllegalOperation);
     }
-    let d = derive_cap(src, c)?;
+    let d = derive_cap(k, src, c)?;
     if d.is_null() {
         return Err(SysError::IllegalOperation);
     }

@@ -36,7 +36,7 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the frame capability `cap` in slot `s`.
-pub fn decode(_k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
+pub fn decode(k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
     let CapKind::Frame {
         pa,
         size,
@@ -55,7 +55,7 @@ pub fn decode(_k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysEr
             let vaddr = inv.mr(0);
             let req_rights = Rights::from_word(inv.mr(1));
             let attr = inv.mr(2);
-            let (root, asid) = vspace_arg(inv.cap(0), 1)?;
+            let (root, asid) = vspace_arg(k, inv.cap(0), 1)?;
             // seL4's order: alignment, then a remap must keep its VSpace and address, and
             // a new mapping must lie below the top of the user range.
             let bytes = size.bytes() as u64;
@@ -103,7 +103,7 @@ pub fn decode(_k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysEr
             let Some(m) = mapping else {
                 return Err(SysError::IllegalOperation);
             };
-            if vs::find_vspace(m.asid).is_none() {
+            if vs::find_vspace(k, m.asid).is_none() {
                 return Err(SysError::FailedLookup {
                     source: false,
                     lookup: LookupFault::InvalidRoot,
@@ -147,7 +147,7 @@ fn with_mapping(cap: Cap, mapping: Option<Mapping>) -> Cap {
 }
 
 /// Carries out a frame plan (cannot fail).
-pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
+pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
     match p {
         Plan::Map {
             s,
@@ -159,8 +159,8 @@ pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
             // As seL4's performPageInvocationMap: whatever page was mapped at that
             // entry is replaced (its capability's mapping goes stale, which unmap
             // and delete check), and the TLB is flushed.
-            vs::replace_page_entry(entry, value, mapping.asid);
-            cspace::update_cap(s, with_mapping(cap, Some(mapping)));
+            vs::replace_page_entry(k, entry, value, mapping.asid);
+            cspace::update_cap(k, s, with_mapping(cap, Some(mapping)));
         }
         Plan::Unmap { s, cap } => {
             if let CapKind::Frame {
@@ -170,9 +170,9 @@ pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
                 ..
             } = cap.kind()
             {
-                vs::unmap_frame(m, pa, size);
+                vs::unmap_frame(k, m, pa, size);
             }
-            cspace::update_cap(s, with_mapping(cap, None));
+            cspace::update_cap(k, s, with_mapping(cap, None));
         }
         Plan::GetAddress(pa) => return Reply::one(pa as u64),
         Plan::CacheOp { op, start, end } => crate::arch::cache_op(op, start, end),

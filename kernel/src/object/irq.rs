@@ -68,7 +68,7 @@ pub fn decode_control(k: &mut Kernel, inv: &Inv, control: Pa) -> Result<Plan, Sy
 }
 
 /// Decodes an invocation of the handler capability for `irq`.
-pub fn decode_handler(_k: &mut Kernel, inv: &Inv, irq: u16) -> Result<Plan, SysError> {
+pub fn decode_handler(k: &mut Kernel, inv: &Inv, irq: u16) -> Result<Plan, SysError> {
     let Some(irq) = IrqNumber::new(irq as u64) else {
         return Err(SysError::IllegalOperation);
     };
@@ -84,7 +84,7 @@ pub fn decode_handler(_k: &mut Kernel, inv: &Inv, irq: u16) -> Result<Plan, SysE
                 _ => return Err(SysError::InvalidCapability(0)),
             }
             // Deriving a notification capability cannot fail, but is checked here.
-            let cap = derive_cap(src, cap)?;
+            let cap = derive_cap(k, src, cap)?;
             Ok(Plan::SetHandler { irq, src, cap })
         }
         lb::IRQ_CLEAR_IRQ_HANDLER => Ok(Plan::ClearHandler(irq)),
@@ -105,6 +105,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
             k.irq_issued[irq] = true;
             crate::arch::irq_set_trigger(irq.get() as u32, edge);
             cspace::insert_derived(
+                k,
                 Cap::new(CapKind::IrqHandler { irq: irq.get() }),
                 control,
                 dest,
@@ -112,13 +113,14 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
         }
         Plan::Ack(irq) => crate::arch::irq_unmask(irq.get() as u32),
         Plan::SetHandler { irq, src, cap } => {
-            let s = irq_slot(irq);
-            let _ = delete::delete_slot(s);
-            cspace::insert_derived(cap, src, s);
+            let s = irq_slot(k, irq);
+            let _ = delete::delete_slot(k, s);
+            cspace::insert_derived(k, cap, src, s);
             crate::arch::irq_unmask(irq.get() as u32);
         }
         Plan::ClearHandler(irq) => {
-            let _ = delete::delete_slot(irq_slot(irq));
+            let s = irq_slot(k, irq);
+            let _ = delete::delete_slot(k, s);
         }
     }
     Reply::EMPTY

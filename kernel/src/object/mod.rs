@@ -14,6 +14,7 @@
 
 use crate::cap::{Cap, CapKind, Rights};
 use crate::cspace::{self, Slot};
+use crate::kernel::Kernel;
 use crate::mem::Pa;
 use crate::syscall::SysError;
 
@@ -185,11 +186,11 @@ const _: () = {
 // Capability derivation (seL4's `objecttype.c`).
 
 /// seL4's `deriveCap`: the capability that a copy of `cap` (in slot `s`) may hold.
-pub fn derive_cap(s: Pa, cap: Cap) -> Result<Cap, SysError> {
+pub fn derive_cap(k: &mut Kernel, s: Pa, cap: Cap) -> Result<Cap, SysError> {
     Ok(match cap.kind() {
         CapKind::IrqControl | CapKind::Zombie { .. } => Cap::NULL,
         CapKind::Untyped { .. } => {
-            if cspace::has_children(s) {
+            if cspace::has_children(k, s) {
                 return Err(SysError::RevokeFirst);
             }
             cap

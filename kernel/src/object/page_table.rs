@@ -27,7 +27,7 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the page-table capability `cap` in slot `s`.
-pub fn decode(_k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
+pub fn decode(k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysError> {
     let CapKind::PageTable { pa, mapping } = cap.kind() else {
         return Err(SysError::IllegalOperation);
     };
@@ -45,7 +45,7 @@ pub fn decode(_k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysEr
             if vaddr >= consts::USER_TOP {
                 return Err(SysError::InvalidArgument(0));
             }
-            check_asid(root, asid, 1)?;
+            check_asid(k, root, asid, 1)?;
             let (entry, level, _) = vs::lookup_pt_slot(root, vaddr);
             if level == 3 || vs::entry_valid(entry) {
                 return Err(SysError::DeleteFirst);
@@ -60,7 +60,7 @@ pub fn decode(_k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysEr
             })
         }
         lb::ARM_PAGE_TABLE_UNMAP => {
-            if !cspace::is_final(s) {
+            if !cspace::is_final(k, s) {
                 return Err(SysError::RevokeFirst);
             }
             Ok(Plan::Unmap { s, pa, mapping })
@@ -70,7 +70,7 @@ pub fn decode(_k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysEr
 }
 
 /// Carries out a page-table plan (cannot fail).
-pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
+pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
     match p {
         Plan::Map {
             s,
@@ -80,6 +80,7 @@ pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
         } => {
             vs::write_table_entry(entry, pa);
             cspace::update_cap(
+                k,
                 s,
                 Cap::new(CapKind::PageTable {
                     pa,
@@ -89,10 +90,10 @@ pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
         }
         Plan::Unmap { s, pa, mapping } => {
             if let Some(m) = mapping {
-                vs::unmap_page_table(m, pa);
+                vs::unmap_page_table(k, m, pa);
                 crate::mem::zero(pa, 1 << 12);
             }
-            cspace::update_cap(s, Cap::new(CapKind::PageTable { pa, mapping: None }));
+            cspace::update_cap(k, s, Cap::new(CapKind::PageTable { pa, mapping: None }));
         }
     }
     Reply::EMPTY

@@ -135,7 +135,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
         }
         Plan::Unbind { sc } => {
             // The thread, the notification and the call stack all let go of it.
-            delete::sc_unbind_tcb(sc);
+            delete::sc_unbind_tcb(k, sc);
             crate::ipc::sc_unbind_reply(sc);
             let ntfn = k.obj::<SchedContext>(sc).ntfn;
             if ntfn != 0 {
@@ -143,7 +143,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
                 k.obj::<SchedContext>(sc).ntfn = 0;
             }
         }
-        Plan::UnbindTcb { sc } => delete::sc_unbind_tcb(sc),
+        Plan::UnbindTcb { sc } => delete::sc_unbind_tcb(k, sc),
         Plan::UnbindNotification { sc, ntfn } => {
             k.obj::<Notification>(ntfn).sc = 0;
             k.obj::<SchedContext>(sc).ntfn = 0;

@@ -145,7 +145,7 @@ impl TcbCap {
 /// is not the last one to a CNode or TCB, so deleting it is short.
 fn install(k: &mut Kernel, t: Pa, tcb_cap_slot: Pa, i: usize, new: TcbCap) {
     let dst = tcb_slot_pa(k, t, i);
-    let _ = delete::delete_slot(dst);
+    let _ = delete::delete_slot(k, dst);
     if new.cap.is_null() || new.src == 0 {
         return;
     }
@@ -153,7 +153,7 @@ fn install(k: &mut Kernel, t: Pa, tcb_cap_slot: Pa, i: usize, new: TcbCap) {
     if k.slot(new.src).cap.same_object_as(&new.cap)
         && k.slot(tcb_cap_slot).cap.same_object_as(&tcb_cap)
     {
-        cspace::insert_derived(new.cap, new.src, dst);
+        cspace::insert_derived(k, new.cap, new.src, dst);
     }
 }
 
@@ -168,7 +168,7 @@ fn check_space_slots_deletable(k: &mut Kernel, t: Pa) -> Result<(), SysError> {
             c.kind(),
             CapKind::CNode { .. } | CapKind::Tcb { .. } | CapKind::Zombie { .. }
         );
-        if long && cspace::is_final(s) {
+        if long && cspace::is_final(k, s) {
             return Err(SysError::IllegalOperation);
         }
     }
@@ -177,14 +177,14 @@ fn check_space_slots_deletable(k: &mut Kernel, t: Pa) -> Result<(), SysError> {
 
 /// Decodes a CSpace root argument (seL4: updateCapData if data != 0, deriveCap, must be
 /// a CNode).
-fn decode_cspace_root(arg: (Pa, Cap), data: u64) -> Result<TcbCap, SysError> {
+fn decode_cspace_root(k: &mut Kernel, arg: (Pa, Cap), data: u64) -> Result<TcbCap, SysError> {
     let (src, cap) = arg;
     let c = if data != 0 {
         update_cap_data(false, data, cap)
     } else {
         cap
     };
-    let c = derive_cap(src, c)?;
+    let c = derive_cap(k, src, c)?;
     match c.kind() {
         CapKind::CNode { .. } => Ok(TcbCap { cap: c, src }),
         _ => Err(SysError::IllegalOperation),
@@ -193,9 +193,9 @@ fn decode_cspace_root(arg: (Pa, Cap), data: u64) -> Result<TcbCap, SysError> {
 
 /// Decodes a VSpace root argument (deriveCap, then seL4's `isValidVTableRoot`: a VSpace
 /// with an ASID). Architecture capabilities ignore the data word.
-fn decode_vspace_root(arg: (Pa, Cap)) -> Result<TcbCap, SysError> {
+fn decode_vspace_root(k: &mut Kernel, arg: (Pa, Cap)) -> Result<TcbCap, SysError> {
     let (src, cap) = arg;
-    let c = derive_cap(src, cap)?;
+    let c = derive_cap(k, src, cap)?;
     match c.kind() {
         CapKind::VSpace { asid: Some(_), .. } => Ok(TcbCap { cap: c, src }),
         _ => Err(SysError::IllegalOperation),
@@ -217,12 +217,12 @@ fn valid_fault_ep(cap: Cap) -> Result<Cap, SysError> {
 
 /// Decodes an IPC buffer (address, frame): address 0 means no buffer; otherwise seL4's
 /// deriveCap and `checkValidIPCBuffer` (a frame, not device memory, aligned).
-fn decode_ipc_buffer(vaddr: u64, arg: (Pa, Cap)) -> Result<TcbCap, SysError> {
+fn decode_ipc_buffer(k: &mut Kernel, vaddr: u64, arg: (Pa, Cap)) -> Result<TcbCap, SysError> {
     if vaddr == 0 {
         return Ok(TcbCap::NONE);
     }
     let (src, cap) = arg;
-    let c = derive_cap(src, cap)?;
+    let c = derive_cap(k, src, cap)?;
     let CapKind::Frame { is_device, .. } = c.kind() else {
         return Err(SysError::IllegalOperation);
     };
@@ -239,12 +239,12 @@ fn decode_ipc_buffer(vaddr: u64, arg: (Pa, Cap)) -> Result<TcbCap, SysError> {
 
 /// A validated fault or timeout handler (or null) with its source slot; deriving an
 /// endpoint capability cannot fail.
-fn decode_handler(arg: (Pa, Cap), cap: Cap) -> Result<TcbCap, SysError> {
+fn decode_handler(k: &mut Kernel, arg: (Pa, Cap), cap: Cap) -> Result<TcbCap, SysError> {
     if cap.is_null() {
         return Ok(TcbCap::NONE);
     }
     Ok(TcbCap {
-        cap: derive_cap(arg.0, cap)?,
+        cap: derive_cap(k, arg.0, cap)?,
         src: arg.0,
     })
 }
@@ -510,10 +510,10 @@ pub fn decode(k: &mut Kernel, inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError>
         lb::TCB_CONFIGURE => {
             inv.need(3, 3)?;
             let buffer_addr = inv.mr(2);
-            let buffer = decode_ipc_buffer(buffer_addr, inv.extra[2])?;
+            let buffer = decode_ipc_buffer(k, buffer_addr, inv.extra[2])?;
             check_space_slots_deletable(k, t)?;
-            let cspace = decode_cspace_root(inv.extra[0], inv.mr(0))?;
-            let vspace = decode_vspace_root(inv.extra[1])?;
+            let cspace = decode_cspace_root(k, inv.extra[0], inv.mr(0))?;
+            let vspace = decode_vspace_root(k, inv.extra[1])?;
             Ok(Plan::Configure {
                 t,
                 s,
@@ -558,7 +558,7 @@ pub fn decode(k: &mut Kernel, inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError>
             };
             let fault_ep = valid_fault_ep(inv.cap(2))
                 .map_err(|_| SysError::InvalidCapability(3))
-                .and_then(|c| decode_handler(inv.extra[2], c))?;
+                .and_then(|c| decode_handler(k, inv.extra[2], c))?;
             Ok(Plan::SetSchedParams {
                 t,
                 s,
@@ -570,13 +570,13 @@ pub fn decode(k: &mut Kernel, inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError>
         }
         lb::TCB_SET_TIMEOUT_ENDPOINT => {
             inv.need(0, 1)?;
-            let ep = valid_fault_ep(inv.cap(0)).and_then(|c| decode_handler(inv.extra[0], c))?;
+            let ep = valid_fault_ep(inv.cap(0)).and_then(|c| decode_handler(k, inv.extra[0], c))?;
             Ok(Plan::SetTimeoutEndpoint { t, s, ep })
         }
         lb::TCB_SET_IPC_BUFFER => {
             inv.need(1, 1)?;
             let buffer_addr = inv.mr(0);
-            let buffer = decode_ipc_buffer(buffer_addr, inv.extra[0])?;
+            let buffer = decode_ipc_buffer(k, buffer_addr, inv.extra[0])?;
             Ok(Plan::SetIpcBuffer {
                 t,
                 s,
@@ -588,10 +588,10 @@ pub fn decode(k: &mut Kernel, inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError>
             // seL4's order: the old roots, the new roots, then the fault handler.
             inv.need(2, 3)?;
             check_space_slots_deletable(k, t)?;
-            let cspace = decode_cspace_root(inv.extra[1], inv.mr(0))?;
-            let vspace = decode_vspace_root(inv.extra[2])?;
+            let cspace = decode_cspace_root(k, inv.extra[1], inv.mr(0))?;
+            let vspace = decode_vspace_root(k, inv.extra[2])?;
             let fault_ep =
-                valid_fault_ep(inv.cap(0)).and_then(|c| decode_handler(inv.extra[0], c))?;
+                valid_fault_ep(inv.cap(0)).and_then(|c| decode_handler(k, inv.extra[0], c))?;
             Ok(Plan::SetSpace {
                 t,
                 s,
@@ -651,7 +651,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
             n,
         } => {
             if suspend {
-                delete::suspend(t);
+                delete::suspend(k, t);
             }
             // Written straight into the caller's message registers.
             for i in 0..n {
@@ -682,7 +682,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
             integer,
         } => {
             if suspend_source {
-                delete::suspend(src);
+                delete::suspend(k, src);
             }
             if frame {
                 for i in 0..uc::FRAME_WORDS {
@@ -733,7 +733,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
                 None => {
                     let old = k.tcb(t).sc;
                     if old != 0 {
-                        delete::sc_unbind_tcb(old);
+                        delete::sc_unbind_tcb(k, old);
                     }
                 }
             }
@@ -759,7 +759,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
                 k.switch_to(t);
             }
         }
-        Plan::Suspend(t) => delete::suspend(t),
+        Plan::Suspend(t) => delete::suspend(k, t),
         Plan::Resume(t) => crate::syscall::restart(t),
         Plan::BindNotification { t, ntfn } => {
             k.obj::<Notification>(ntfn).bound_tcb = t;

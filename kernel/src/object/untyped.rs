@@ -124,7 +124,7 @@ pub fn decode(k: &mut Kernel, inv: &Inv, s: Pa, cap: Cap) -> Result<Plan, SysErr
     else {
         return Err(SysError::IllegalOperation);
     };
-    let reset = !cspace::has_children(s);
+    let reset = !cspace::has_children(k, s);
     let (aligned, new_free) =
         plan_retype(ut_pa as u64, size_bits, free_index, reset, obj_bits, num)?;
     if is_device && !is_frame_type(ty) && ty != ot::UNTYPED {
@@ -151,12 +151,13 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
         let opa = (p.aligned + i * obj_size) as Pa;
         let new_cap = create_object(k, p.ty, opa, p.user_bits, p.is_device);
         cspace::insert_new(
+            k,
             new_cap,
             p.ut_slot,
             p.dest_base + ((i as usize) << sizes::SLOT),
         );
     }
-    cspace::update_cap(p.ut_slot, p.ut.with_free_index(p.new_free));
+    cspace::update_cap(k, p.ut_slot, p.ut.with_free_index(p.new_free));
     Reply::EMPTY
 }
 

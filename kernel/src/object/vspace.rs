@@ -24,8 +24,8 @@ pub fn native_root(cap: Cap, argno: u64) -> Result<(Pa, u16), SysError> {
 
 /// seL4's `findVSpaceForASID` for a root named by capability `argno`: no VSpace under
 /// the ASID is a failed lookup, another VSpace there an invalid capability.
-pub fn check_asid(root: Pa, asid: u16, argno: u64) -> Result<(), SysError> {
-    match vs::find_vspace(asid) {
+pub fn check_asid(k: &mut Kernel, root: Pa, asid: u16, argno: u64) -> Result<(), SysError> {
+    match vs::find_vspace(k, asid) {
         None => Err(SysError::FailedLookup {
             source: false,
             lookup: LookupFault::InvalidRoot,
@@ -36,9 +36,9 @@ pub fn check_asid(root: Pa, asid: u16, argno: u64) -> Result<(), SysError> {
 }
 
 /// The VSpace root named by a capability argument, checked against its ASID.
-pub fn vspace_arg(cap: Cap, argno: u64) -> Result<(Pa, u16), SysError> {
+pub fn vspace_arg(k: &mut Kernel, cap: Cap, argno: u64) -> Result<(Pa, u16), SysError> {
     let (root, asid) = native_root(cap, argno)?;
-    check_asid(root, asid, argno)?;
+    check_asid(k, root, asid, argno)?;
     Ok((root, asid))
 }
 
@@ -65,7 +65,7 @@ pub enum Plan {
 }
 
 /// Decodes an invocation of the VSpace capability `cap`.
-pub fn decode(_k: &mut Kernel, inv: &Inv, cap: Cap) -> Result<Plan, SysError> {
+pub fn decode(k: &mut Kernel, inv: &Inv, cap: Cap) -> Result<Plan, SysError> {
     match inv.label {
         lb::ARM_VSPACE_CLEAN_DATA
         | lb::ARM_VSPACE_INVALIDATE_DATA
@@ -82,7 +82,7 @@ pub fn decode(_k: &mut Kernel, inv: &Inv, cap: Cap) -> Result<Plan, SysError> {
             if end >= consts::USER_TOP {
                 return Err(SysError::IllegalOperation);
             }
-            let (root, _) = vspace_arg(cap, 0)?;
+            let (root, _) = vspace_arg(k, cap, 0)?;
             let op = cache_op_for(inv.label - lb::ARM_VSPACE_CLEAN_DATA);
             // seL4: nothing mapped means nothing cached, so nothing to do.
             let Some((base, bits)) = vs::lookup_page(root, start) else {
@@ -108,7 +108,7 @@ pub fn decode(_k: &mut Kernel, inv: &Inv, cap: Cap) -> Result<Plan, SysError> {
 }
 
 /// Carries out a VSpace plan (cannot fail).
-pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
+pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
     if let Plan::CacheOp { op, start, end } = p {
         crate::arch::cache_op(op, start, end);
     }

@@ -73,7 +73,7 @@ impl Bench {
     }
     /// Puts `cap` in slot `i` (a root of the derivation tree).
     fn put(&mut self, i: usize, cap: Cap) {
-        cspace::insert_root(cap, self.c.slot(i));
+        cspace::insert_root(crate::kernel::k(), cap, self.c.slot(i));
     }
     /// Adds an object's memory to what every case checks.
     fn watch(&mut self, pa: Pa, len: usize) {
@@ -701,7 +701,7 @@ fn decode_page_table_errors() {
     cnode_ops::copy(k(), b.c.slot(3), b.c.slot(9), Rights::ALL).unwrap();
     b.err("Unmap: not the last cap", 3, lb::ARM_PAGE_TABLE_UNMAP, &[], &[], RevokeFirst);
     b.err("wrong label", 3, lb::ARM_PAGE_UNMAP, &[], &[], IllegalOperation);
-    crate::delete::delete_slot(b.c.slot(9)).unwrap();
+    crate::delete::delete_slot(crate::kernel::k(), b.c.slot(9)).unwrap();
     b.ok("Unmap", 3, lb::ARM_PAGE_TABLE_UNMAP, &[], &[]);
     b.ok("map again", 3, map, &[0x20_0000, 0], &[1]);
     k().asid_table[sp.hi] = 0;
@@ -941,7 +941,7 @@ fn decode_irq_errors() {
     b.ok("Clear", 12, lb::IRQ_CLEAR_IRQ_HANDLER, &[], &[]);
     b.ok("GetTrigger 42", 2, trig, &[42, 1, 13, 64], &[1]);
     for irq in [40, 41, 42] {
-        crate::irq::free_irq(irq_no(irq));
+        crate::irq::free_irq(crate::kernel::k(), irq_no(irq));
     }
     k().kernel_irqs[irq_no(26)] = false;
 }
@@ -1057,7 +1057,7 @@ fn decode_extra_cap_lookup_faults() {
     let CapKind::Endpoint { pa: handler_ep, .. } = handler.kind() else {
         unreachable!()
     };
-    cspace::insert_root(
+    cspace::insert_root(crate::kernel::k(), 
         handler,
         &tcb(t).slots[crate::object::tcb_slot::FAULT_HANDLER] as *const _ as Pa,
     );
@@ -1085,7 +1085,7 @@ fn decode_extra_cap_lookup_faults() {
     assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
     assert_eq!(obj::<crate::object::Endpoint>(handler_ep).head, t);
     assert!(slot(b.c.slot(8)).cap.is_null());
-    crate::delete::suspend(t);
+    crate::delete::suspend(crate::kernel::k(), t);
     tcb(t).state = ThreadState::Running;
     // IPC too: a send on an endpoint looks its extra capabilities up first.
     let ep = arena(16, 16);
@@ -1100,7 +1100,7 @@ fn decode_extra_cap_lookup_faults() {
     assert_eq!(obj::<crate::object::Endpoint>(handler_ep).head, t);
     assert_eq!(obj::<crate::object::Endpoint>(ep).head, 0);
     assert!(matches!(tcb(t).fault, crate::object::Fault::Cap { addr, .. } if addr == bad));
-    crate::delete::suspend(t);
+    crate::delete::suspend(crate::kernel::k(), t);
     tcb(t).state = ThreadState::Running;
     // With a good capability the same call works.
     b.ok("retype", 2, lb::UNTYPED_RETYPE, &retype, &[1]);
@@ -1117,6 +1117,7 @@ fn decode_reply_recv_invokes_what_x6_names() {
     k().cur = t;
     let handler = arena(16, 16);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: handler,
             badge: 0,
@@ -1160,6 +1161,6 @@ fn decode_reply_recv_invokes_what_x6_names() {
         }
     );
     assert_eq!(obj::<crate::object::Endpoint>(handler).head, t);
-    crate::delete::suspend(t);
+    crate::delete::suspend(crate::kernel::k(), t);
     k().cur = 0;
 }
