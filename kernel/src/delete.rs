@@ -196,9 +196,9 @@ fn finalise(k: &mut Kernel, cap: Cap, last: bool) {
         } => {
             crate::vspace::unmap_frame(k, m, pa, size);
         }
-        CapKind::Endpoint { pa, .. } if last => ipc::cancel_all_ipc(pa),
+        CapKind::Endpoint { pa, .. } if last => ipc::cancel_all_ipc(k, pa),
         CapKind::Notification { pa, .. } if last => {
-            ipc::cancel_all_signals(pa);
+            ipc::cancel_all_signals(k, pa);
             let n = k.obj::<Notification>(pa);
             let (bound, sc) = (n.bound_tcb, n.sc);
             (n.bound_tcb, n.sc) = (0, 0);
@@ -209,7 +209,7 @@ fn finalise(k: &mut Kernel, cap: Cap, last: bool) {
                 k.obj::<SchedContext>(sc).ntfn = 0;
             }
         }
-        CapKind::Reply { pa, .. } if last => ipc::reply_destroyed(pa),
+        CapKind::Reply { pa, .. } if last => ipc::reply_destroyed(k, pa),
         CapKind::SchedContext { pa, .. } if last => finalise_sc(k, pa),
         CapKind::IrqHandler { irq } if last => {
             if let Some(irq) = crate::irq::IrqNumber::new(irq as u64) {
@@ -232,13 +232,13 @@ fn finalise(k: &mut Kernel, cap: Cap, last: bool) {
 }
 
 pub fn suspend(k: &mut Kernel, t: Pa) {
-    ipc::cancel_ipc(t);
+    ipc::cancel_ipc(k, t);
     let th = k.tcb(t);
     if th.state == ThreadState::Running {
         // Resuming later continues from where it stopped, not from the last syscall.
         th.fault_ip = th.ctx.pc;
     }
-    set_state(t, ThreadState::Inactive);
+    set_state(k, t, ThreadState::Inactive);
     sched::cancel_yield_to(t);
     if k.cur == t {
         k.force_switch = true;
@@ -280,7 +280,7 @@ fn finalise_sc(k: &mut Kernel, sc_pa: Pa) {
         k.obj::<SchedContext>(sc_pa).ntfn = 0;
     }
     // No reply on its call stack keeps its address.
-    ipc::sc_unbind_reply(sc_pa);
+    ipc::sc_unbind_reply(k, sc_pa);
     sched::complete_yield_to(k.obj::<SchedContext>(sc_pa).yield_from);
     let sc = k.obj::<SchedContext>(sc_pa);
     sc.configured = false;

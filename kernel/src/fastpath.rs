@@ -452,7 +452,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     put_pa(&mut me.reply, reply);
     me.state = ThreadState::BlockedOnReceive;
     obj::<Reply>(reply).receiver = t;
-    ipc::ep_insert(ep, t);
+    ipc::ep_insert(crate::kernel::k(), ep, t);
     Some(switch(caller, caller_sc, vspace, now))
 }
 

@@ -1621,7 +1621,7 @@ mod tests {
         let s = w.sc();
         tcb_mut(t).sc = s;
         obj::<SchedContext>(s).tcb = t;
-        crate::kernel::set_state(t, ThreadState::Running);
+        crate::kernel::set_state(crate::kernel::k(), t, ThreadState::Running);
         t
     }
 
@@ -1632,7 +1632,7 @@ mod tests {
         let b = running_thread(&mut w);
         let e = w.endpoint();
         let r = w.reply();
-        crate::ipc::receive_ipc(a, e, r, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), a, e, r, true);
         assert_eq!(tcb(a).state, ThreadState::BlockedOnReceive);
         w.check().expect("a valid state passes");
         (w, a, b, e, r)
@@ -1643,7 +1643,7 @@ mod tests {
         let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let (mut w, _a, b, _e, _r) = busy_world();
         let n = w.notification();
-        crate::ipc::wait(b, n, true);
+        crate::ipc::wait(crate::kernel::k(), b, n, true);
         let (f, _) = w.frame(false);
         let _ = f;
         w.check().expect("still valid");
@@ -1717,9 +1717,9 @@ mod tests {
         let (mut w, _a, b, _e, r) = busy_world();
         let e2 = w.endpoint();
         let th = tcb_mut(b);
-        crate::kernel::set_state(b, ThreadState::BlockedOnReceive);
+        crate::kernel::set_state(crate::kernel::k(), b, ThreadState::BlockedOnReceive);
         th.blocked_on = e2;
-        crate::ipc::ep_insert(e2, b);
+        crate::ipc::ep_insert(crate::kernel::k(), e2, b);
         tcb_mut(b).reply = r;
         obj::<Reply>(r).receiver = b;
         fires(&w, "reply shared");
@@ -1784,7 +1784,7 @@ mod tests {
         tcb_mut(b).in_ready_queue = false;
         k().ready_enqueue(b);
         // A blocked thread that its endpoint does not queue.
-        crate::ipc::ep_remove(e, a);
+        crate::ipc::ep_remove(crate::kernel::k(), e, a);
         obj::<Endpoint>(e).head = 0;
         fires(&w, "not in its endpoint's queue");
     }

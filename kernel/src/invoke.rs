@@ -5,8 +5,8 @@
 //! carries out the resulting plan (`perform`).
 
 use crate::cap::{Cap, CapKind};
-use crate::kernel::{buffer_word, get_mr, Kernel};
-use crate::mem::Pa;
+use crate::kernel::{buffer_word, Kernel};
+use crate::mem::{read_word, Pa};
 use crate::object::{
     asid, cnode, domain, frame, irq, page_table, sched_context, sched_control, smc, tcb, untyped,
     vspace,
@@ -14,18 +14,30 @@ use crate::object::{
 use crate::syscall::{lookup_cap, SysError, SysResult};
 use sel4_sys::{ipc_buffer, MessageInfo};
 
-/// The invocation being decoded: caller, message length and extra capabilities.
+/// The invocation being decoded: caller, message length and extra capabilities, and
+/// where its message registers are (the first four, copied from the caller's registers;
+/// the rest in its IPC buffer, a user frame read word by word), so that decoding reads
+/// the message without holding the kernel state.
 pub struct Inv {
     pub t: Pa,
     pub label: u64,
     pub len: usize,
     pub extra: [(Pa, Cap); 3],
     pub n_extra: usize,
+    regs: [u64; 4],
+    buffer: Pa,
 }
 
 impl Inv {
+    /// Message register `i`, as `kernel::get_mr` reads it.
     pub fn mr(&self, i: usize) -> u64 {
-        get_mr(self.t, i)
+        if i < 4 {
+            self.regs[i]
+        } else if self.buffer != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
+            read_word(self.buffer + 8 * (ipc_buffer::MSG + i))
+        } else {
+            0
+        }
     }
     pub fn need(&self, len: usize, extra: usize) -> Result<(), SysError> {
         if self.len < len || self.n_extra < extra {
@@ -47,13 +59,13 @@ pub fn lookup_extra_caps(
     info: MessageInfo,
 ) -> Result<([(Pa, Cap); 3], usize), SysError> {
     let mut extra = [(0, Cap::NULL); 3];
-    let n = if crate::kernel::ipc_buffer_pa(t) == 0 {
+    let n = if crate::kernel::ipc_buffer_pa(k, t) == 0 {
         0
     } else {
         (info.extra_caps() as usize).min(3)
     };
     for (i, e) in extra.iter_mut().enumerate().take(n) {
-        let cptr = buffer_word(t, ipc_buffer::CAPS_OR_BADGES + i);
+        let cptr = buffer_word(k, t, ipc_buffer::CAPS_OR_BADGES + i);
         *e = lookup_cap(k, t, cptr).map_err(|lookup| SysError::ExtraCapFault { cptr, lookup })?;
     }
     Ok((extra, n))
@@ -62,14 +74,18 @@ pub fn lookup_extra_caps(
 /// seL4's `decodeInvocation`: decodes the invocation of `cap` (in slot `s`) by thread `t`
 /// and, if it is valid, performs it.
 pub fn decode_invocation(k: &mut Kernel, t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult {
-    let len = (info.length() as usize).min(crate::kernel::msg_capacity(t));
+    let len = (info.length() as usize).min(crate::kernel::msg_capacity(k, t));
     let (extra, n_extra) = lookup_extra_caps(k, t, info)?;
+    let x = &k.tcb(t).ctx.x;
+    let regs = [x[2], x[3], x[4], x[5]];
     let inv = Inv {
         t,
         label: info.label(),
         len,
         extra,
         n_extra,
+        regs,
+        buffer: crate::kernel::ipc_buffer_pa(k, t),
     };
     // Decode completely (no state changes), then perform the plan.
     macro_rules! run {

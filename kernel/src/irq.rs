@@ -67,7 +67,7 @@ pub fn handle_pending_interrupts(k: &mut Kernel) {
             crate::arch::irq_mask(irq);
             let cap = k.irq_slots[n].cap;
             if let CapKind::Notification { pa, badge, .. } = cap.kind() {
-                crate::ipc::signal(pa, badge);
+                crate::ipc::signal(k, pa, badge);
             }
         }
         crate::arch::irq_eoi(irq);

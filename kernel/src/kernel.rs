@@ -158,8 +158,8 @@ pub fn tcb(t: Pa) -> &'static mut Tcb {
 /// has none). Derived on every use so that deleting that capability can never leave the
 /// kernel writing into memory that has been handed out again.
 #[inline]
-pub fn ipc_buffer_pa(t: Pa) -> Pa {
-    let th = tcb(t);
+pub fn ipc_buffer_pa(k: &mut Kernel, t: Pa) -> Pa {
+    let th = k.tcb(t);
     match th.slots[tcb_slot::BUFFER].cap.frame_base() {
         Some((pa, bytes)) => pa + (th.ipc_buffer as usize & (bytes - 1) & !1023),
         None => 0,
@@ -168,11 +168,11 @@ pub fn ipc_buffer_pa(t: Pa) -> Pa {
 
 /// Message register `i` of thread `t` (x2..x5, then the IPC buffer).
 #[inline]
-pub fn get_mr(t: Pa, i: usize) -> u64 {
+pub fn get_mr(k: &mut Kernel, t: Pa, i: usize) -> u64 {
     if i < 4 {
-        return tcb(t).ctx.x[2 + i];
+        return k.tcb(t).ctx.x[2 + i];
     }
-    let b = ipc_buffer_pa(t);
+    let b = ipc_buffer_pa(k, t);
     if b != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
         read_word(b + 8 * (ipc_buffer::MSG + i))
     } else {
@@ -181,20 +181,20 @@ pub fn get_mr(t: Pa, i: usize) -> u64 {
 }
 
 #[inline]
-pub fn set_mr(t: Pa, i: usize, v: u64) {
+pub fn set_mr(k: &mut Kernel, t: Pa, i: usize, v: u64) {
     if i < 4 {
-        tcb(t).ctx.x[2 + i] = v;
+        k.tcb(t).ctx.x[2 + i] = v;
         return;
     }
-    let b = ipc_buffer_pa(t);
+    let b = ipc_buffer_pa(k, t);
     if b != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
         write_word(b + 8 * (ipc_buffer::MSG + i), v);
     }
 }
 
 /// Reads word `w` of the thread's IPC buffer (0 if it has none).
-pub fn buffer_word(t: Pa, w: usize) -> u64 {
-    let b = ipc_buffer_pa(t);
+pub fn buffer_word(k: &mut Kernel, t: Pa, w: usize) -> u64 {
+    let b = ipc_buffer_pa(k, t);
     if b != 0 && w < ipc_buffer::WORDS {
         read_word(b + 8 * w)
     } else {
@@ -202,16 +202,16 @@ pub fn buffer_word(t: Pa, w: usize) -> u64 {
     }
 }
 
-pub fn set_buffer_word(t: Pa, w: usize, v: u64) {
-    let b = ipc_buffer_pa(t);
+pub fn set_buffer_word(k: &mut Kernel, t: Pa, w: usize, v: u64) {
+    let b = ipc_buffer_pa(k, t);
     if b != 0 && w < ipc_buffer::WORDS {
         write_word(b + 8 * w, v);
     }
 }
 
 /// How many message registers a thread can hold: 4 without an IPC buffer.
-pub fn msg_capacity(t: Pa) -> usize {
-    if ipc_buffer_pa(t) != 0 {
+pub fn msg_capacity(k: &mut Kernel, t: Pa) -> usize {
+    if ipc_buffer_pa(k, t) != 0 {
         sel4_sys::consts::MSG_MAX_LENGTH
     } else {
         4
@@ -219,20 +219,19 @@ pub fn msg_capacity(t: Pa) -> usize {
 }
 
 /// Sends the kernel's answer to an invocation: badge 0, `label`, `mrs`.
-pub fn reply_from_kernel(t: Pa, label: u64, mrs: &[u64]) {
-    let n = mrs.len().min(msg_capacity(t));
+pub fn reply_from_kernel(k: &mut Kernel, t: Pa, label: u64, mrs: &[u64]) {
+    let n = mrs.len().min(msg_capacity(k, t));
     for (i, v) in mrs.iter().take(n).enumerate() {
-        set_mr(t, i, *v);
+        set_mr(k, t, i, *v);
     }
-    let th = tcb(t);
+    let th = k.tcb(t);
     th.ctx.x[0] = 0;
     th.ctx.x[1] = MessageInfo::new(label, 0, 0, n as u64).0;
 }
 
 #[inline(always)]
-pub fn set_state(t: Pa, s: ThreadState) {
-    let kk = k();
-    let th = tcb(t);
+pub fn set_state(k: &mut Kernel, t: Pa, s: ThreadState) {
+    let th = k.tcb(t);
     let was_runnable = crate::sched::is_runnable(th.state);
     if s == ThreadState::Restart {
         th.ctx.pc = th.fault_ip;
@@ -242,11 +241,11 @@ pub fn set_state(t: Pa, s: ThreadState) {
     }
     if crate::sched::is_runnable(th.state) {
         if !was_runnable {
-            kk.unblock_sc(t);
+            k.unblock_sc(t);
         }
-        kk.make_schedulable(t);
+        k.make_schedulable(t);
     } else {
-        kk.sched_dequeue(t);
+        k.sched_dequeue(t);
     }
 }
 
@@ -330,6 +329,7 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             let prefetch = class == ec::IABT_LOWER;
             let addr = if prefetch { th.ctx.pc } else { far };
             crate::ipc::handle_fault(
+                crate::kernel::k(),
                 t,
                 Fault::VmFault {
                     addr,
@@ -342,7 +342,7 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             let th = tcb(t);
             th.fault_ip = th.ctx.pc;
             if kk.budget_check_restart(t) {
-                crate::ipc::handle_fault(t, classify_other_exception(esr));
+                crate::ipc::handle_fault(crate::kernel::k(), t, classify_other_exception(esr));
             }
         }
     }

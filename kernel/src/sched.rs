@@ -431,9 +431,12 @@ impl Kernel {
             // seL4's `chargeBudget` for round robin: a fresh slice.
             round_robin_refill(sc_pa, now);
         }
-        if can_timeout_fault && !round_robin && crate::ipc::has_timeout_handler(t) {
+        if can_timeout_fault
+            && !round_robin
+            && crate::ipc::has_timeout_handler(crate::kernel::k(), t)
+        {
             let badge = obj::<SchedContext>(sc_pa).badge;
-            crate::ipc::raise_timeout_fault(t, badge, 0);
+            crate::ipc::raise_timeout_fault(crate::kernel::k(), t, badge, 0);
         } else if refill_ready(sc_pa, now) && refill_sufficient(sc_pa, 0) {
             self.ready_enqueue(t);
         } else {
@@ -866,7 +869,7 @@ pub fn complete_yield_to(yielder: Pa) {
         return;
     }
     let us = take_consumed_us(obj::<SchedContext>(sc));
-    crate::kernel::reply_from_kernel(yielder, 0, &[us]);
+    crate::kernel::reply_from_kernel(crate::kernel::k(), yielder, 0, &[us]);
     cancel_yield_to(yielder);
 }
 

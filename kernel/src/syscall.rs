@@ -176,6 +176,7 @@ pub fn handle_syscall(k: &mut Kernel, t: Pa, number: i64) {
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_NAME_THREAD | sc::DEBUG_SNAPSHOT => {}
         _ => ipc::handle_fault(
+            k,
             t,
             Fault::UnknownSyscall {
                 number: number as u64,
@@ -198,6 +199,7 @@ fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, 
         Err(lookup) => {
             if blocking {
                 ipc::handle_fault(
+                    k,
                     t,
                     Fault::Cap {
                         addr: cptr,
@@ -221,6 +223,7 @@ fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, 
         {
             if blocking {
                 ipc::handle_fault(
+                    k,
                     t,
                     Fault::Cap {
                         addr: cptr,
@@ -236,11 +239,12 @@ fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, 
         CapKind::Endpoint { pa, badge, rights } => {
             if !rights.write() {
                 if is_call {
-                    send_error(t, SysError::InvalidCapability(0));
+                    send_error(k, t, SysError::InvalidCapability(0));
                 }
                 return;
             }
             ipc::send_ipc(
+                k,
                 t,
                 pa,
                 SendArgs {
@@ -256,19 +260,19 @@ fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, 
         CapKind::Notification { pa, badge, rights } => {
             if !rights.write() {
                 if is_call {
-                    send_error(t, SysError::InvalidCapability(0));
+                    send_error(k, t, SysError::InvalidCapability(0));
                 }
                 return;
             }
-            ipc::signal(pa, badge);
+            ipc::signal(k, pa, badge);
             if is_call {
-                reply_from_kernel(t, 0, &[]);
+                reply_from_kernel(k, t, 0, &[]);
             }
         }
         CapKind::Reply { pa, can_grant } => {
-            ipc::do_reply(t, pa, can_grant);
+            ipc::do_reply(k, t, pa, can_grant);
             if is_call {
-                reply_from_kernel(t, 0, &[]);
+                reply_from_kernel(k, t, 0, &[]);
             }
         }
         _ => {
@@ -282,6 +286,7 @@ fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, 
                 Err(SysError::ExtraCapFault { cptr, lookup }) => {
                     if blocking {
                         ipc::handle_fault(
+                            k,
                             t,
                             Fault::Cap {
                                 addr: cptr,
@@ -293,7 +298,7 @@ fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, 
                 }
                 Err(e) => {
                     if is_call {
-                        send_error(t, e);
+                        send_error(k, t, e);
                     }
                 }
                 Ok(r) => {
@@ -303,7 +308,7 @@ fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, 
                             th.ctx.x[0] = 0;
                             th.ctx.x[1] = MessageInfo::new(0, 0, 0, r.len as u64).0;
                         } else {
-                            reply_from_kernel(t, 0, &r.words[..r.len.min(8)]);
+                            reply_from_kernel(k, t, 0, &r.words[..r.len.min(8)]);
                         }
                     }
                 }
@@ -312,9 +317,9 @@ fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, 
     }
 }
 
-fn send_error(t: Pa, e: SysError) {
+fn send_error(k: &mut Kernel, t: Pa, e: SysError) {
     let (label, w, n) = e.encode();
-    reply_from_kernel(t, label, &w[..n]);
+    reply_from_kernel(k, t, label, &w[..n]);
 }
 
 fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
@@ -323,6 +328,7 @@ fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
         Ok(v) => v,
         Err(lookup) => {
             ipc::handle_fault(
+                k,
                 t,
                 Fault::Cap {
                     addr: cptr,
@@ -344,6 +350,7 @@ fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
                         _ => {
                             let lookup = LookupFault::MissingCapability { bits_left: 0 };
                             ipc::handle_fault(
+                                k,
                                 t,
                                 Fault::Cap {
                                     addr: rcptr,
@@ -356,6 +363,7 @@ fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
                     },
                     Err(lookup) => {
                         ipc::handle_fault(
+                            k,
                             t,
                             Fault::Cap {
                                 addr: rcptr,
@@ -367,13 +375,14 @@ fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
                     }
                 }
             }
-            ipc::receive_ipc(t, pa, reply, blocking);
+            ipc::receive_ipc(k, t, pa, reply, blocking);
         }
         CapKind::Notification { pa, rights, .. } if rights.read() => {
             let bound = k.obj::<crate::object::Notification>(pa).bound_tcb;
             if bound != 0 && bound != t {
                 let lookup = LookupFault::MissingCapability { bits_left: 0 };
                 ipc::handle_fault(
+                    k,
                     t,
                     Fault::Cap {
                         addr: cptr,
@@ -383,11 +392,12 @@ fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
                 );
                 return;
             }
-            ipc::wait(t, pa, blocking);
+            ipc::wait(k, t, pa, blocking);
         }
         _ => {
             let lookup = LookupFault::MissingCapability { bits_left: 0 };
             ipc::handle_fault(
+                k,
                 t,
                 Fault::Cap {
                     addr: cptr,
@@ -402,7 +412,7 @@ fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
 /// seL4's `restart` (TCB_Resume, WriteRegisters/CopyRegisters with resume): a stopped
 /// thread (inactive or blocked in IPC, including waiting for a fault reply) leaves what it
 /// was blocked in and runs again from its restart PC.
-pub fn restart(t: Pa) {
+pub fn restart(k: &mut Kernel, t: Pa) {
     let th = tcb(t);
     let stopped = matches!(
         th.state,
@@ -413,8 +423,8 @@ pub fn restart(t: Pa) {
             | ThreadState::BlockedOnReply
     );
     if stopped {
-        ipc::cancel_ipc(t);
+        ipc::cancel_ipc(k, t);
         tcb(t).fault = Fault::None;
-        set_state(t, ThreadState::Restart);
+        set_state(k, t, ThreadState::Restart);
     }
 }

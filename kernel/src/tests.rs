@@ -517,9 +517,9 @@ fn woken_threads_go_to_the_head_of_their_queue_as_in_sel4() {
     }
     tcb(runner).state = ThreadState::Running;
     kk.cur = runner;
-    crate::kernel::set_state(t1, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), t1, ThreadState::Running);
     assert_eq!(kk.schedule(), runner);
-    crate::kernel::set_state(t2, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), t2, ThreadState::Running);
     assert_eq!(kk.schedule(), runner);
     assert_eq!(
         kk.ready_head[Prio::from(199)],
@@ -530,7 +530,7 @@ fn woken_threads_go_to_the_head_of_their_queue_as_in_sel4() {
     // Equal priority, the runner stays runnable: the woken thread goes behind `x`.
     tcb(x).state = ThreadState::Running;
     kk.ready_enqueue(x);
-    crate::kernel::set_state(e, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), e, ThreadState::Running);
     assert_eq!(kk.schedule(), runner);
     assert_eq!(
         (
@@ -540,19 +540,19 @@ fn woken_threads_go_to_the_head_of_their_queue_as_in_sel4() {
         (x, e)
     );
     // The runner blocks, then `e` is woken again: it runs before `x`.
-    crate::kernel::set_state(e, ThreadState::Inactive);
-    crate::kernel::set_state(runner, ThreadState::BlockedOnReceive);
-    crate::kernel::set_state(e, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), e, ThreadState::Inactive);
+    crate::kernel::set_state(crate::kernel::k(), runner, ThreadState::BlockedOnReceive);
+    crate::kernel::set_state(crate::kernel::k(), e, ThreadState::Running);
     assert_eq!(kk.schedule(), e);
     assert_eq!(kk.ready_head[Prio::from(200)], x);
     // Two woken in one kernel entry at the running thread's priority: both at the head
     // (`rescheduleRequired`), the running thread keeps the processor.
-    crate::kernel::set_state(x, ThreadState::Inactive);
+    crate::kernel::set_state(crate::kernel::k(), x, ThreadState::Inactive);
     let y = new_thread(200);
     give_budget(y);
     tcb(runner).state = ThreadState::Inactive;
-    crate::kernel::set_state(x, ThreadState::Running);
-    crate::kernel::set_state(y, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), x, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), y, ThreadState::Running);
     assert_eq!(kk.schedule(), e);
     assert_eq!(
         (
@@ -680,14 +680,14 @@ fn call_transfers_every_message_register_and_reply_returns() {
     let reply = arena(32, 32);
     // The server waits first.
     tcb(server).state = ThreadState::Running;
-    crate::ipc::receive_ipc(server, ep, reply, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), server, ep, reply, true);
     assert_eq!(tcb(server).state, ThreadState::BlockedOnReceive);
     assert_eq!(crate::mem::obj::<Endpoint>(ep).head, server);
     // The client calls with 120 words.
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
     for i in 0..120 {
-        crate::kernel::set_mr(client, i, 1000 + i as u64);
+        crate::kernel::set_mr(crate::kernel::k(), client, i, 1000 + i as u64);
     }
     tcb(client).ctx.x[1] = sel4_sys::MessageInfo::new(7, 0, 0, 120).0;
     let args = crate::ipc::SendArgs {
@@ -698,23 +698,27 @@ fn call_transfers_every_message_register_and_reply_returns() {
         blocking: true,
         can_donate: true,
     };
-    crate::ipc::send_ipc(client, ep, args);
+    crate::ipc::send_ipc(crate::kernel::k(), client, ep, args);
     assert_eq!(tcb(client).state, ThreadState::BlockedOnReply);
     assert_eq!(tcb(server).state, ThreadState::Running);
     assert_eq!(tcb(server).ctx.x[0], 0x55);
     let info = sel4_sys::MessageInfo(tcb(server).ctx.x[1]);
     assert_eq!((info.label(), info.length()), (7, 120));
     for i in 0..120 {
-        assert_eq!(crate::kernel::get_mr(server, i), 1000 + i as u64, "MR{i}");
+        assert_eq!(
+            crate::kernel::get_mr(crate::kernel::k(), server, i),
+            1000 + i as u64,
+            "MR{i}"
+        );
     }
     assert_eq!(crate::mem::obj::<Reply>(reply).caller, client);
     // The reply carries one word back and wakes the client.
-    crate::kernel::set_mr(server, 0, 42);
+    crate::kernel::set_mr(crate::kernel::k(), server, 0, 42);
     tcb(server).ctx.x[1] = sel4_sys::MessageInfo::new(0, 0, 0, 1).0;
     kk.cur = server;
-    crate::ipc::do_reply(server, reply, false);
+    crate::ipc::do_reply(crate::kernel::k(), server, reply, false);
     assert_eq!(tcb(client).state, ThreadState::Running);
-    assert_eq!(crate::kernel::get_mr(client, 0), 42);
+    assert_eq!(crate::kernel::get_mr(crate::kernel::k(), client, 0), 42);
     assert_eq!(crate::mem::obj::<Reply>(reply).caller, 0);
     let _ = (cbuf, sbuf);
 }
@@ -735,7 +739,7 @@ fn call_without_a_waiting_receiver_blocks_in_priority_order() {
             blocking: true,
             can_donate: false,
         };
-        crate::ipc::send_ipc(t, ep, args);
+        crate::ipc::send_ipc(crate::kernel::k(), t, ep, args);
         assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
     }
     let e = crate::mem::obj::<Endpoint>(ep);
@@ -744,7 +748,7 @@ fn call_without_a_waiting_receiver_blocks_in_priority_order() {
     assert_eq!(tcb(mid).ep_next, low);
     assert_eq!(e.tail, low);
     // Deleting the endpoint restarts every sender.
-    crate::ipc::cancel_all_ipc(ep);
+    crate::ipc::cancel_all_ipc(crate::kernel::k(), ep);
     assert_eq!(crate::mem::obj::<Endpoint>(ep).head, 0);
     for t in [low, high, mid] {
         assert_eq!(tcb(t).state, ThreadState::Running);
@@ -947,7 +951,7 @@ fn waiting_server(prio: u8) -> (Pa, Pa, Pa) {
     let t = new_thread(prio);
     let (ep, reply) = (arena(16, 16), arena(32, 32));
     tcb(t).state = ThreadState::Running;
-    crate::ipc::receive_ipc(t, ep, reply, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), t, ep, reply, true);
     assert_eq!(tcb(t).state, ThreadState::BlockedOnReceive);
     (t, ep, reply)
 }
@@ -965,10 +969,10 @@ fn a_second_receiver_with_the_same_reply_cancels_the_first() {
     let (e1, e2) = (arena(16, 16), arena(16, 16));
     let r = arena(32, 32);
     tcb(a).state = ThreadState::Running;
-    crate::ipc::receive_ipc(a, e1, r, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), a, e1, r, true);
     assert_eq!(reply_obj(r).receiver, a);
     tcb(b).state = ThreadState::Running;
-    crate::ipc::receive_ipc(b, e2, r, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), b, e2, r, true);
     // A no longer waits and keeps no link to R; B does, and R mirrors it.
     assert_eq!(tcb(a).state, ThreadState::Inactive);
     assert_eq!(tcb(a).reply, 0);
@@ -976,7 +980,7 @@ fn a_second_receiver_with_the_same_reply_cancels_the_first() {
     assert_eq!(reply_obj(r).receiver, b);
     assert_eq!(tcb(b).reply, r);
     // Destroying R stops B too: nothing points at R afterwards.
-    crate::ipc::reply_destroyed(r);
+    crate::ipc::reply_destroyed(crate::kernel::k(), r);
     assert_eq!(tcb(b).state, ThreadState::Inactive);
     assert_eq!(tcb(b).reply, 0);
     assert_eq!(crate::mem::obj::<Endpoint>(e2).head, 0);
@@ -994,7 +998,7 @@ fn receiving_with_a_reply_that_a_caller_waits_on_cancels_the_caller() {
     let ep = arena(16, 16);
     let r = arena(32, 32);
     tcb(server).state = ThreadState::Running;
-    crate::ipc::receive_ipc(server, ep, r, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), server, ep, r, true);
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
     tcb(client).ctx.x[1] = MessageInfo::new(1, 0, 0, 0).0;
@@ -1006,7 +1010,7 @@ fn receiving_with_a_reply_that_a_caller_waits_on_cancels_the_caller() {
         blocking: true,
         can_donate: true,
     };
-    crate::ipc::send_ipc(client, ep, args);
+    crate::ipc::send_ipc(crate::kernel::k(), client, ep, args);
     assert_eq!(tcb(client).state, ThreadState::BlockedOnReply);
     assert_eq!(reply_obj(r).caller, client);
     // The server receives again with R without replying: the caller is cancelled.
@@ -1015,7 +1019,7 @@ fn receiving_with_a_reply_that_a_caller_waits_on_cancels_the_caller() {
         badge: 1,
         consumed: 2,
     };
-    crate::ipc::receive_ipc(server, ep, r, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), server, ep, r, true);
     assert_eq!(tcb(client).state, ThreadState::Inactive);
     assert_eq!(tcb(client).reply, 0);
     assert_eq!(tcb(client).fault, crate::object::Fault::None);
@@ -1059,10 +1063,15 @@ impl Caller {
     /// capabilities (slot numbers).
     fn invoke(&self, target: usize, label: u64, mrs: &[u64], caps: &[u64]) -> SysResult {
         for (i, &w) in mrs.iter().enumerate() {
-            crate::kernel::set_mr(self.t, i, w);
+            crate::kernel::set_mr(crate::kernel::k(), self.t, i, w);
         }
         for (i, &c) in caps.iter().enumerate() {
-            crate::kernel::set_buffer_word(self.t, sel4_sys::ipc_buffer::CAPS_OR_BADGES + i, c);
+            crate::kernel::set_buffer_word(
+                crate::kernel::k(),
+                self.t,
+                sel4_sys::ipc_buffer::CAPS_OR_BADGES + i,
+                c,
+            );
         }
         let info = MessageInfo::new(label, 0, caps.len() as u64, mrs.len() as u64);
         let s = self.slot(target);
@@ -1167,7 +1176,7 @@ fn device_frames_are_refused_as_ipc_buffers() {
     ));
     assert!(c.invoke(1, lb::TCB_SET_IPC_BUFFER, &[0], &[7]).is_ok());
     assert!(tcb_slot_cap(target, tcb_slot::BUFFER).is_null());
-    assert_eq!(crate::kernel::ipc_buffer_pa(target), 0);
+    assert_eq!(crate::kernel::ipc_buffer_pa(crate::kernel::k(), target), 0);
 }
 
 #[test]
@@ -1331,12 +1340,12 @@ fn call(caller: Pa, ep: Pa) {
         blocking: true,
         can_donate: true,
     };
-    crate::ipc::send_ipc(caller, ep, args);
+    crate::ipc::send_ipc(crate::kernel::k(), caller, ep, args);
 }
 
 fn recv(t: Pa, ep: Pa, r: Pa) {
     tcb(t).state = ThreadState::Running;
-    crate::ipc::receive_ipc(t, ep, r, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), t, ep, r, true);
 }
 
 fn sc_obj(sc: Pa) -> &'static mut SchedContext {
@@ -1366,11 +1375,11 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
     // Replies unwind the chain: the context goes back step by step.
     let ([c, s1, s2], [r1, r2], sc) = nested_calls();
     k().cur = s2;
-    crate::ipc::do_reply(s2, r2, false);
+    crate::ipc::do_reply(crate::kernel::k(), s2, r2, false);
     assert_eq!((tcb(s1).sc, tcb(s2).sc, sc_obj(sc).tcb), (sc, 0, s1));
     assert_eq!(sc_obj(sc).donated_via, r1);
     k().cur = s1;
-    crate::ipc::do_reply(s1, r1, false);
+    crate::ipc::do_reply(crate::kernel::k(), s1, r1, false);
     assert_eq!((tcb(c).sc, tcb(s1).sc, sc_obj(sc).tcb), (sc, 0, c));
     assert_eq!(sc_obj(sc).donated_via, 0);
     for r in [r1, r2] {
@@ -1407,14 +1416,14 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
     assert_eq!(reply_obj(r1).donated_sc, 0);
     assert_eq!((sc_obj(sc).donated_via, tcb(s1).call_prev), (r2, 0));
     k().cur = s2;
-    crate::ipc::do_reply(s2, r2, false);
+    crate::ipc::do_reply(crate::kernel::k(), s2, r2, false);
     assert_eq!((tcb(s1).sc, sc_obj(sc).tcb), (sc, s1));
     assert_eq!(sc_obj(sc).donated_via, 0);
     k().cur = 0;
 
     // Deleting the middle reply object (while its caller waits) cuts the same way.
     let ([c, _, s2], [r1, r2], sc) = nested_calls();
-    crate::ipc::reply_destroyed(r1);
+    crate::ipc::reply_destroyed(crate::kernel::k(), r1);
     assert_eq!(tcb(c).state, ThreadState::Inactive);
     assert_eq!(reply_obj(r1).donated_sc, 0);
     assert_eq!((sc_obj(sc).donated_via, sc_obj(sc).tcb), (r2, s2));
@@ -1436,7 +1445,7 @@ fn a_context_bound_while_waiting_for_a_reply_is_kept() {
     sc_obj(sc2).tcb = c;
     tcb(c).sc = sc2;
     k().cur = s;
-    crate::ipc::do_reply(s, r, false);
+    crate::ipc::do_reply(crate::kernel::k(), s, r, false);
     assert_eq!((tcb(c).sc, sc_obj(sc2).tcb), (sc2, c));
     assert_eq!((tcb(s).sc, sc_obj(sc1).tcb), (sc1, s));
     assert_eq!(sc_obj(sc1).donated_via, 0);
@@ -1554,11 +1563,11 @@ fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {
     // client → A → B: the one context travels up; each reply records the stack.
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
-    crate::ipc::send_ipc(client, ea, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), client, ea, call_args());
     assert_eq!((tcb(a).sc, tcb(client).sc), (sc, 0));
     assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (ra, sc));
     kk.cur = a;
-    crate::ipc::send_ipc(a, eb, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), a, eb, call_args());
     assert_eq!((tcb(b).sc, tcb(a).sc, sc_obj(sc).tcb), (sc, 0, b));
     assert_eq!(sc_obj(sc).donated_via, rb);
     assert_eq!(
@@ -1569,7 +1578,7 @@ fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {
     // B answers: the context goes to A, and A's reply is the head again.
     kk.cur = b;
     tcb(b).ctx.x[1] = 0;
-    crate::ipc::do_reply(b, rb, false);
+    crate::ipc::do_reply(crate::kernel::k(), b, rb, false);
     assert_eq!((tcb(a).sc, tcb(b).sc), (sc, 0));
     assert_eq!(tcb(a).state, ThreadState::Running);
     assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (ra, sc));
@@ -1577,7 +1586,7 @@ fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {
     // A answers: back to the client, the stack is empty.
     kk.cur = a;
     tcb(a).ctx.x[1] = 0;
-    crate::ipc::do_reply(a, ra, false);
+    crate::ipc::do_reply(crate::kernel::k(), a, ra, false);
     assert_eq!((tcb(client).sc, tcb(a).sc, sc_obj(sc).tcb), (sc, 0, client));
     assert_eq!(tcb(client).state, ThreadState::Running);
     assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (0, 0));
@@ -1594,18 +1603,18 @@ fn reply_returns_the_context_from_whoever_holds_it() {
     let (b, eb, _rb) = waiting_server(30);
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
-    crate::ipc::send_ipc(client, ea, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), client, ea, call_args());
     // A passes the context on with the send phase of NBSendRecv (no reply involved).
     kk.cur = a;
     let mut nb = call_args();
     nb.is_call = false;
     nb.blocking = false;
-    crate::ipc::send_ipc(a, eb, nb);
+    crate::ipc::send_ipc(crate::kernel::k(), a, eb, nb);
     assert_eq!((tcb(b).sc, tcb(a).sc), (sc, 0));
     // B answers the client's reply object: the client gets its context back from B.
     kk.cur = b;
     tcb(b).ctx.x[1] = 0;
-    crate::ipc::do_reply(b, ra, false);
+    crate::ipc::do_reply(crate::kernel::k(), b, ra, false);
     assert_eq!((tcb(client).sc, tcb(b).sc, sc_obj(sc).tcb), (sc, 0, client));
     assert_eq!(tcb(client).state, ThreadState::Running);
 }
@@ -1620,35 +1629,35 @@ fn cancelling_or_deleting_in_the_middle_cuts_the_stack() {
     let (b, eb, rb) = waiting_server(30);
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
-    crate::ipc::send_ipc(client, ea, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), client, ea, call_args());
     kk.cur = a;
-    crate::ipc::send_ipc(a, eb, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), a, eb, call_args());
     // Deleting the client's reply (not the head): the client stops, the stack below
     // A's call is gone, the context stays with B.
-    crate::ipc::reply_destroyed(ra);
+    crate::ipc::reply_destroyed(crate::kernel::k(), ra);
     assert_eq!(tcb(client).state, ThreadState::Inactive);
     assert_eq!((tcb(a).call_prev, reply_obj(ra).caller), (0, 0));
     assert_eq!((tcb(b).sc, sc_obj(sc).donated_via), (sc, rb));
     // B answers A: A gets the context (its reply was the head).
     kk.cur = b;
     tcb(b).ctx.x[1] = 0;
-    crate::ipc::do_reply(b, rb, false);
+    crate::ipc::do_reply(crate::kernel::k(), b, rb, false);
     assert_eq!((tcb(a).sc, sc_obj(sc).donated_via), (sc, 0));
 
     // Again with a cancelled caller in the middle (seL4's reply_remove_tcb): the
     // context stays with the thread running on it.
     let (c, ec, rc) = waiting_server(40);
     kk.cur = a;
-    crate::ipc::send_ipc(a, ec, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), a, ec, call_args());
     assert_eq!((tcb(c).sc, sc_obj(sc).donated_via), (sc, rc));
-    crate::ipc::cancel_ipc(a);
+    crate::ipc::cancel_ipc(crate::kernel::k(), a);
     assert_eq!(tcb(a).state, ThreadState::Inactive);
     assert_eq!((tcb(c).sc, tcb(a).sc), (sc, 0));
     assert_eq!((sc_obj(sc).donated_via, reply_obj(rc).donated_sc), (0, 0));
     // Answering the cancelled call does nothing.
     kk.cur = c;
     tcb(c).ctx.x[1] = 0;
-    crate::ipc::do_reply(c, rc, false);
+    crate::ipc::do_reply(crate::kernel::k(), c, rc, false);
     assert_eq!((tcb(c).sc, tcb(a).state), (sc, ThreadState::Inactive));
 }
 
@@ -1691,10 +1700,11 @@ fn timeout_fault_reply_restores_34_registers_in_sel4_order() {
     let (ep, reply) = (arena(16, 16), arena(32, 32));
     // The handler waits; the thread gets a timeout fault through a handler cap in its TCB.
     tcb(handler).state = ThreadState::Running;
-    crate::ipc::receive_ipc(handler, ep, reply, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), handler, ep, reply, true);
     tcb(t).state = ThreadState::Running;
     kk.cur = t;
     crate::ipc::send_ipc(
+        crate::kernel::k(),
         t,
         ep,
         crate::ipc::SendArgs {
@@ -1713,11 +1723,11 @@ fn timeout_fault_reply_restores_34_registers_in_sel4_order() {
     };
     // Reply: word i = 1000 + i, label 0, 34 words.
     for i in 0..34 {
-        crate::kernel::set_mr(handler, i, 1000 + i as u64);
+        crate::kernel::set_mr(crate::kernel::k(), handler, i, 1000 + i as u64);
     }
     tcb(handler).ctx.x[1] = sel4_sys::MessageInfo::new(0, 0, 0, 34).0;
     kk.cur = handler;
-    crate::ipc::do_reply(handler, reply, false);
+    crate::ipc::do_reply(crate::kernel::k(), handler, reply, false);
     let c = &tcb(t).ctx;
     assert_eq!(tcb(t).state, ThreadState::Running);
     assert_eq!(c.pc, 1000, "FaultIP (restart PC)");
@@ -1996,14 +2006,14 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
         let n = w.ntfns[rng.below(w.ntfns.len())];
         let nt = crate::mem::obj::<Notification>(n);
         match rng.below(17) {
-            0 | 1 if running => crate::ipc::receive_ipc(t, e, r, true),
+            0 | 1 if running => crate::ipc::receive_ipc(crate::kernel::k(), t, e, r, true),
             2 | 3 if running => call(t, e),
-            4 if running => crate::ipc::do_reply(t, r, false),
+            4 if running => crate::ipc::do_reply(crate::kernel::k(), t, r, false),
             5 => crate::delete::suspend(crate::kernel::k(), t),
-            6 => crate::syscall::restart(t),
+            6 => crate::syscall::restart(crate::kernel::k(), t),
             7 => {
                 // The reply object goes; its memory is reused (zeroed) as something else.
-                crate::ipc::reply_destroyed(r);
+                crate::ipc::reply_destroyed(crate::kernel::k(), r);
                 w.check(step);
                 w.dead.insert(r);
                 crate::mem::zero(r, 32);
@@ -2035,9 +2045,9 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
                 w.threads[i] = w.new_thread();
             }
             11 if running && (nt.bound_tcb == 0 || nt.bound_tcb == t) => {
-                crate::ipc::wait(t, n, true)
+                crate::ipc::wait(crate::kernel::k(), t, n, true)
             }
-            12 => crate::ipc::signal(n, 1 << rng.below(8)),
+            12 => crate::ipc::signal(crate::kernel::k(), n, 1 << rng.below(8)),
             13 => {
                 let th = tcb(t);
                 if th.bound_ntfn == 0 && nt.bound_tcb == 0 && nt.head == 0 {
@@ -2358,7 +2368,7 @@ mod fastpath_equivalence {
         w.sc(c, 1 << 30, ROUND_ROBIN);
         let s_sc = w.sc(s, 1 << 30, ROUND_ROBIN);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s, e1, r1, true);
         w.run(c);
         assert_eq!(w.step("call", nr::CALL, EP1, 0, 3, 500), s);
         assert_eq!(k().cur_sc, s_sc);
@@ -2377,8 +2387,8 @@ mod fastpath_equivalence {
         let sc = w.sc(c, 1 << 30, ROUND_ROBIN);
         let (e1, e2) = (ep(&mut w, EP1), ep(&mut w, EP2));
         let (r1, r2) = (reply(&mut w, R1), reply(&mut w, R2));
-        crate::ipc::receive_ipc(s1, e1, r1, true);
-        crate::ipc::receive_ipc(s2, e2, r2, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s1, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s2, e2, r2, true);
         w.run(c);
         for round in 0..2 {
             assert_eq!(w.step("call s1", nr::CALL, EP1, 0, 1, 100), s1);
@@ -2401,7 +2411,7 @@ mod fastpath_equivalence {
         let (c, s) = (w.thread(10, 1), w.thread(20, 2));
         let sc1 = w.sc(c, 1 << 30, ROUND_ROBIN);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s, e1, r1, true);
         w.run(c);
         assert_eq!(w.step("call", nr::CALL, EP1, 0, 1, 100), s);
         // Another context is bound to the waiting caller.
@@ -2426,7 +2436,7 @@ mod fastpath_equivalence {
             32,
             NTFN,
         );
-        crate::ipc::wait(hi, n, true);
+        crate::ipc::wait(crate::kernel::k(), hi, n, true);
         w.run(c);
         assert_eq!(w.step("signal", nr::SEND, NTFN, 0, 0, 100), hi);
         assert!(tcb(c).in_ready_queue);
@@ -2440,7 +2450,7 @@ mod fastpath_equivalence {
         w.sc(c, 1 << 30, ROUND_ROBIN);
         w.sc(x, 1 << 30, ROUND_ROBIN);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s, e1, r1, true);
         tcb(x).state = ThreadState::Running;
         k().ready_enqueue(x);
         w.run(c);
@@ -2452,7 +2462,7 @@ mod fastpath_equivalence {
         w.sc(c, 1 << 30, ROUND_ROBIN);
         w.sc(s, 1 << 20, 1 << 22);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s, e1, r1, true);
         w.run(c);
         w.bail("periodic server", nr::CALL, EP1, 0, 1, 100);
 
@@ -2462,7 +2472,7 @@ mod fastpath_equivalence {
         w.sc(c, 10_000, ROUND_ROBIN);
         w.sc(s, 1 << 30, ROUND_ROBIN);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s, e1, r1, true);
         w.run(c);
         w.bail("caller out of budget", nr::CALL, EP1, 0, 1, 20_000);
 
@@ -2472,8 +2482,8 @@ mod fastpath_equivalence {
         w.sc(c, 1 << 30, ROUND_ROBIN);
         let (e1, e2) = (ep(&mut w, EP1), ep(&mut w, EP2));
         let (r1, r2) = (reply(&mut w, R1), reply(&mut w, R2));
-        crate::ipc::receive_ipc(s1, e1, r1, true);
-        crate::ipc::receive_ipc(s2, e2, r2, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s1, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s2, e2, r2, true);
         w.run(c);
         w.step("call s1", nr::CALL, EP1, 0, 1, 100);
         w.step("s1 calls s2", nr::CALL, EP2, 0, 1, 100);

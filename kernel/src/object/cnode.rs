@@ -208,7 +208,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> SysResult {
         Plan::Delete(s) => delete::delete_slot(k, s)?,
         Plan::CancelBadgedSends { ep, badge } => {
             if badge != 0 {
-                ipc::cancel_badged_sends(ep, badge);
+                ipc::cancel_badged_sends(k, ep, badge);
             }
         }
     }

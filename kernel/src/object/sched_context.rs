@@ -136,7 +136,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
         Plan::Unbind { sc } => {
             // The thread, the notification and the call stack all let go of it.
             delete::sc_unbind_tcb(k, sc);
-            crate::ipc::sc_unbind_reply(sc);
+            crate::ipc::sc_unbind_reply(k, sc);
             let ntfn = k.obj::<SchedContext>(sc).ntfn;
             if ntfn != 0 {
                 k.obj::<Notification>(ntfn).sc = 0;

@@ -276,14 +276,14 @@ fn set_priority(k: &mut Kernel, t: Pa, prio: Prio) {
     k.ready_dequeue(t);
     // Wait queues are in priority order: take the thread out and put it back in.
     match state {
-        ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => ipc::ep_remove(queue, t),
-        ThreadState::BlockedOnNotification => ipc::ntfn_remove(queue, t),
+        ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => ipc::ep_remove(k, queue, t),
+        ThreadState::BlockedOnNotification => ipc::ntfn_remove(k, queue, t),
         _ => {}
     }
     k.tcb(t).priority = prio;
     match state {
-        ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => ipc::ep_insert(queue, t),
-        ThreadState::BlockedOnNotification => ipc::ntfn_insert(queue, t),
+        ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => ipc::ep_insert(k, queue, t),
+        ThreadState::BlockedOnNotification => ipc::ntfn_insert(k, queue, t),
         _ => {}
     }
     if was_ready {
@@ -470,7 +470,7 @@ pub fn decode(k: &mut Kernel, inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError>
                 t,
                 caller: me,
                 suspend: flags & 1 != 0,
-                n: (count as usize).min(crate::kernel::msg_capacity(me)),
+                n: (count as usize).min(crate::kernel::msg_capacity(k, me)),
             })
         }
         lb::TCB_WRITE_REGISTERS => {
@@ -655,7 +655,8 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
             }
             // Written straight into the caller's message registers.
             for i in 0..n {
-                crate::kernel::set_mr(caller, i, read_reg(k.tcb(t), i));
+                let v = read_reg(k.tcb(t), i);
+                crate::kernel::set_mr(k, caller, i, v);
             }
             return Reply::prewritten(n);
         }
@@ -666,11 +667,11 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
             resume,
         } => {
             for i in 0..count {
-                let v = get_mr(caller, 2 + i);
+                let v = get_mr(k, caller, 2 + i);
                 write_reg(k.tcb(t), i, v);
             }
             if resume {
-                crate::syscall::restart(t);
+                crate::syscall::restart(k, t);
             }
         }
         Plan::CopyRegisters {
@@ -697,7 +698,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
                 }
             }
             if resume_target {
-                crate::syscall::restart(t);
+                crate::syscall::restart(k, t);
             }
         }
         Plan::Configure {
@@ -760,7 +761,7 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
             }
         }
         Plan::Suspend(t) => delete::suspend(k, t),
-        Plan::Resume(t) => crate::syscall::restart(t),
+        Plan::Resume(t) => crate::syscall::restart(k, t),
         Plan::BindNotification { t, ntfn } => {
             k.obj::<Notification>(ntfn).bound_tcb = t;
             k.tcb(t).bound_ntfn = ntfn;

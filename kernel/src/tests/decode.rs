@@ -87,10 +87,11 @@ impl Bench {
     }
     fn call(&self, target: usize, label: u64, mrs: &[u64], caps: &[u64]) -> SysResult {
         for (i, &w) in mrs.iter().enumerate() {
-            crate::kernel::set_mr(self.c.t, i, w);
+            crate::kernel::set_mr(crate::kernel::k(), self.c.t, i, w);
         }
         for (i, &cptr) in caps.iter().enumerate() {
             crate::kernel::set_buffer_word(
+                crate::kernel::k(),
                 self.c.t,
                 sel4_sys::ipc_buffer::CAPS_OR_BADGES + i,
                 cptr,
@@ -113,7 +114,7 @@ impl Bench {
     ) {
         // The message words go in first: they are the caller's to write.
         for (i, &w) in mrs.iter().enumerate() {
-            crate::kernel::set_mr(self.c.t, i, w);
+            crate::kernel::set_mr(crate::kernel::k(), self.c.t, i, w);
         }
         let (mem, kern) = (self.memory(), kernel_snap());
         let got = self.call(target, label, mrs, caps).err();
@@ -1062,9 +1063,9 @@ fn decode_extra_cap_lookup_faults() {
         &tcb(t).slots[crate::object::tcb_slot::FAULT_HANDLER] as *const _ as Pa,
     );
     for (i, &w) in retype.iter().enumerate() {
-        crate::kernel::set_mr(t, i, w);
+        crate::kernel::set_mr(crate::kernel::k(), t, i, w);
     }
-    crate::kernel::set_buffer_word(t, sel4_sys::ipc_buffer::CAPS_OR_BADGES, bad);
+    crate::kernel::set_buffer_word(crate::kernel::k(), t, sel4_sys::ipc_buffer::CAPS_OR_BADGES, bad);
     let info = MessageInfo::new(lb::UNTYPED_RETYPE, 0, 1, 6).0;
     tcb(t).ctx.x[0] = 2;
     tcb(t).ctx.x[1] = info;
