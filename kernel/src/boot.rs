@@ -714,7 +714,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     s.configured = true;
     // A round-robin slice, as seL4 gives its root task.
     let slice = sched::us_to_ticks(ROOT_TIMESLICE_US);
-    sched::refill_new(sc, sched::MIN_REFILLS, slice, 0, now);
+    sched::refill_new(crate::kernel::k(), sc, sched::MIN_REFILLS, slice, 0, now);
     th.sc = sc;
     th.state = ThreadState::Running;
     th.fault = crate::object::Fault::None;

@@ -239,7 +239,7 @@ pub fn suspend(k: &mut Kernel, t: Pa) {
         th.fault_ip = th.ctx.pc;
     }
     set_state(k, t, ThreadState::Inactive);
-    sched::cancel_yield_to(t);
+    sched::cancel_yield_to(k, t);
     if k.cur == t {
         k.force_switch = true;
     }
@@ -259,7 +259,8 @@ fn finalise_tcb(k: &mut Kernel, t: Pa) {
     }
     if sc != 0 {
         k.obj::<SchedContext>(sc).tcb = 0;
-        sched::complete_yield_to(k.obj::<SchedContext>(sc).yield_from);
+        let yielder = k.obj::<SchedContext>(sc).yield_from;
+        sched::complete_yield_to(k, yielder);
     }
     k.sched_dequeue(t);
     if k.cur == t {
@@ -281,7 +282,8 @@ fn finalise_sc(k: &mut Kernel, sc_pa: Pa) {
     }
     // No reply on its call stack keeps its address.
     ipc::sc_unbind_reply(k, sc_pa);
-    sched::complete_yield_to(k.obj::<SchedContext>(sc_pa).yield_from);
+    let yielder = k.obj::<SchedContext>(sc_pa).yield_from;
+    sched::complete_yield_to(k, yielder);
     let sc = k.obj::<SchedContext>(sc_pa);
     sc.configured = false;
     sc.refill_max = 0;

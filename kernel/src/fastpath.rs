@@ -250,7 +250,7 @@ fn scheduler_would_pick(kk: &Kernel, p: usize, now: u64) -> bool {
         return false;
     }
     let r = kk.release_head;
-    r == 0 || crate::sched::release_time(tcb(r).sc) > now
+    r == 0 || crate::sched::release_time(crate::kernel::k(), tcb(r).sc) > now
 }
 
 #[inline(always)]

@@ -1151,7 +1151,7 @@ fn check_scheduler(m: Mode) -> Check {
             prev,
         )?;
         ensure(th.sc != 0, "a thread in the release queue has no sc", t, 0)?;
-        let when = crate::sched::release_time(th.sc);
+        let when = crate::sched::release_time(crate::kernel::k(), th.sc);
         ensure(when >= last, "the release queue is out of order", t, prev)?;
         last = when;
         prev = t;
@@ -1584,7 +1584,7 @@ mod tests {
         fn sc(&mut self) -> Pa {
             let (s, _) = self.new_obj(8, |pa| Cap::new(CapKind::SchedContext { pa, size_bits: 8 }));
             obj::<SchedContext>(s).configured = true;
-            crate::sched::refill_new(s, 2, 1 << 30, 0, 0);
+            crate::sched::refill_new(crate::kernel::k(), s, 2, 1 << 30, 0, 0);
             s
         }
         fn frame(&mut self, is_device: bool) -> (Pa, Pa) {

@@ -571,7 +571,7 @@ pub fn do_reply(k: &mut Kernel, replier: Pa, reply: Pa, can_grant: bool) {
     let sc = k.tcb(caller).sc;
     if sc != 0
         && crate::sched::is_runnable(k.tcb(caller).state)
-        && !crate::sched::sc_ready_now(sc)
+        && !crate::sched::sc_ready_now(k, sc)
         && has_timeout_handler(k, caller)
         && !matches!(fault, Fault::Timeout { .. })
     {

@@ -140,6 +140,18 @@ impl Kernel {
         obj::<T>(pa)
     }
 
+    /// The TCB at `t`, read through a shared borrow of the kernel state.
+    #[inline(always)]
+    pub fn tcb_ref(&self, t: Pa) -> &Tcb {
+        obj::<Tcb>(t)
+    }
+
+    /// The object of type `T` at `pa`, read through a shared borrow of the kernel state.
+    #[inline(always)]
+    pub fn obj_ref<T: KernelObject>(&self, pa: Pa) -> &T {
+        obj::<T>(pa)
+    }
+
     /// The capability slot at `pa` (in a CNode, a TCB or the kernel's IRQ table).
     #[inline(always)]
     pub fn slot(&mut self, pa: Pa) -> &mut Slot {

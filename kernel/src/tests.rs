@@ -456,7 +456,7 @@ fn give_budget(t: Pa) {
     let s = crate::mem::obj::<SchedContext>(sc);
     s.configured = true;
     s.tcb = t;
-    crate::sched::refill_new(sc, 2, 1 << 30, 0, 0);
+    crate::sched::refill_new(crate::kernel::k(), sc, 2, 1 << 30, 0, 0);
     tcb(t).sc = sc;
 }
 
@@ -572,7 +572,7 @@ fn release_queue_is_ordered_by_release_time() {
         give_budget(t);
         // Periodic, its budget spent: the next refill comes at `when`.
         let sc = tcb(t).sc;
-        crate::sched::refill_new(sc, 2, 1000, 100_000, *when);
+        crate::sched::refill_new(crate::kernel::k(), sc, 2, 1000, 100_000, *when);
         kk.release_enqueue(t);
         threads.push(t);
     }
@@ -596,7 +596,7 @@ fn release_queue_in_order() -> Vec<Pa> {
     let mut out = Vec::new();
     let (mut t, mut last) = (kk.release_head, 0u64);
     while t != 0 {
-        let when = crate::sched::release_time(tcb(t).sc);
+        let when = crate::sched::release_time(crate::kernel::k(), tcb(t).sc);
         assert!(when >= last, "the release queue is out of order");
         last = when;
         out.push(t);
@@ -618,7 +618,7 @@ fn yield_then_schedule_keeps_the_release_queue_in_order() {
     give_budget(me);
     tcb(me).state = ThreadState::Running;
     let sc = tcb(me).sc;
-    crate::sched::refill_new(sc, 4, 4 * mb, 100 * mb, 0);
+    crate::sched::refill_new(crate::kernel::k(), sc, 4, 4 * mb, 100 * mb, 0);
     obj_sc(sc).sporadic = true;
     kk.cur = me;
     kk.cur_sc = sc;
@@ -629,16 +629,16 @@ fn yield_then_schedule_keeps_the_release_queue_in_order() {
     let other = new_thread(40);
     give_budget(other);
     tcb(other).state = ThreadState::Running;
-    crate::sched::refill_new(tcb(other).sc, 2, mb, 200 * mb, 150 * mb);
+    crate::sched::refill_new(crate::kernel::k(), tcb(other).sc, 2, mb, 200 * mb, 150 * mb);
     kk.release_enqueue(other);
     // Yield at 3mb: the head is spent; the next refill (all 4mb) is due at 100mb.
     kk.yield_current(3 * mb);
     assert!(tcb(me).in_release_queue);
     assert_eq!(release_queue_in_order(), [me, other]);
-    assert_eq!(crate::sched::release_time(sc), 100 * mb);
+    assert_eq!(crate::sched::release_time(crate::kernel::k(), sc), 100 * mb);
     // `schedule` runs at 120mb: charging first must not touch the yielder's refills.
     kk.charge_current(120 * mb);
-    assert_eq!(crate::sched::release_time(sc), 100 * mb);
+    assert_eq!(crate::sched::release_time(crate::kernel::k(), sc), 100 * mb);
     assert_eq!(release_queue_in_order(), [me, other]);
     kk.wake_released(120 * mb);
     // The yielder is back with its whole budget (still current: `schedule` keeps it); the
@@ -653,7 +653,7 @@ fn yield_then_schedule_keeps_the_release_queue_in_order() {
     kk.charge_current(122 * mb);
     kk.yield_current(123 * mb);
     assert_eq!(release_queue_in_order(), [other, me]);
-    assert_eq!(crate::sched::release_time(sc), 200 * mb);
+    assert_eq!(crate::sched::release_time(crate::kernel::k(), sc), 200 * mb);
     kk.charge_current(160 * mb);
     kk.wake_released(160 * mb);
     assert!(tcb(other).in_ready_queue);
@@ -2221,7 +2221,7 @@ mod fastpath_equivalence {
             let s = obj::<SchedContext>(sc);
             s.configured = true;
             s.tcb = t;
-            crate::sched::refill_new(sc, 4, budget, period, self.now);
+            crate::sched::refill_new(crate::kernel::k(), sc, 4, budget, period, self.now);
             tcb(t).sc = sc;
             sc
         }
@@ -2525,7 +2525,7 @@ fn fastpath_charge_matches_charge_current() {
         let budget = [3, 100, 1000, 1 << 30][rnd(4) as usize];
         // Periodic contexts are left to the general path (both runs use it).
         let period = if rnd(4) == 0 { budget * 4 } else { 0 };
-        crate::sched::refill_new(sc, max, budget, period, rnd(50));
+        crate::sched::refill_new(crate::kernel::k(), sc, max, budget, period, rnd(50));
         if period == 0 && max > 1 && rnd(2) == 0 {
             // Part of the slice already used: it sits in the tail.
             let used = rnd(budget + 1);
@@ -2534,7 +2534,7 @@ fn fastpath_charge_matches_charge_current() {
             let tail = crate::sched::refill_pa(sc, tl);
             crate::mem::write_word(head + 8, budget - used);
             crate::mem::write_word(tail + 8, crate::mem::read_word(tail + 8) + used);
-            crate::sched::update_remaining(sc, 50);
+            crate::sched::update_remaining(crate::kernel::k(), sc, 50);
         }
         let charged = rnd(100);
         let now = charged + [0, 1, 2, 50, 999, 5000][rnd(6) as usize];

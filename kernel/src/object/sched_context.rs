@@ -61,7 +61,7 @@ pub fn decode(k: &mut Kernel, inv: &Inv, sc_pa: Pa) -> Result<Plan, SysError> {
                         return Err(SysError::IllegalOperation);
                     }
                     // A blocked thread only takes a context that is released (seL4).
-                    if is_blocked(k.tcb(pa).state) && !sched::sc_released(sc_pa) {
+                    if is_blocked(k.tcb(pa).state) && !sched::sc_released(k, sc_pa) {
                         return Err(SysError::IllegalOperation);
                     }
                     Ok(Plan::BindTcb { sc, t: pa })
@@ -159,7 +159,8 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
         }
         Plan::YieldTo { sc, caller, target } => {
             // seL4's invokeSchedContext_YieldTo.
-            sched::complete_yield_to(k.obj::<SchedContext>(sc).yield_from);
+            let yielder = k.obj::<SchedContext>(sc).yield_from;
+            sched::complete_yield_to(k, yielder);
             k.sc_resume(sc);
             if k.is_schedulable(target) {
                 let caller_prio = k.tcb(caller).priority;

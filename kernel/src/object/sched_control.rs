@@ -84,11 +84,11 @@ pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
     let active = k.obj::<SchedContext>(pa).configured && k.obj::<SchedContext>(pa).refill_max > 0;
     k.obj::<SchedContext>(pa).configured = true;
     if budget == period {
-        sched::refill_new(pa, sched::MIN_REFILLS, budget, 0, now);
+        sched::refill_new(k, pa, sched::MIN_REFILLS, budget, 0, now);
     } else if active && t != 0 && sched::is_runnable(k.tcb(t).state) {
-        sched::refill_update(pa, period, budget, refills, now);
+        sched::refill_update(k, pa, period, budget, refills, now);
     } else {
-        sched::refill_new(pa, refills, budget, period, now);
+        sched::refill_new(k, pa, refills, budget, period, now);
     }
     let sc = k.obj::<SchedContext>(pa);
     sc.badge = badge;

@@ -546,7 +546,7 @@ pub fn decode(k: &mut Kernel, inv: &Inv, t: Pa, s: Pa) -> Result<Plan, SysError>
                         return Err(SysError::IllegalOperation);
                     }
                     // As Bind: a blocked thread only takes a released context.
-                    if is_blocked(k.tcb(t).state) && !sched::sc_released(pa) {
+                    if is_blocked(k.tcb(t).state) && !sched::sc_released(k, pa) {
                         return Err(SysError::IllegalOperation);
                     }
                     Some(pa)
