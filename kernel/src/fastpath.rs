@@ -13,7 +13,7 @@
 
 use crate::cap::{Cap, CapKind};
 use crate::ipc;
-use crate::kernel::{k, tcb, Kernel};
+use crate::kernel::{tcb, Kernel};
 use crate::mem::{obj, read_word, write_word, Pa};
 use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
 use crate::sched::sc_can_run;
@@ -22,7 +22,7 @@ use sel4_sys::MessageInfo;
 /// Resolves a CPtr in the common single-level CSpace (guard + radix = 64 bits); other
 /// shapes go through the general lookup.
 #[inline(always)]
-fn lookup(t: Pa, cptr: u64) -> Option<Cap> {
+fn lookup(kk: &mut Kernel, t: Pa, cptr: u64) -> Option<Cap> {
     let root = tcb(t).slots[tcb_slot::CTABLE].cap;
     if let CapKind::CNode {
         pa,
@@ -39,34 +39,32 @@ fn lookup(t: Pa, cptr: u64) -> Option<Cap> {
             return None;
         }
     }
-    crate::syscall::lookup_cap(crate::kernel::k(), t, cptr)
-        .ok()
-        .map(|(_, c)| c)
+    crate::syscall::lookup_cap(kk, t, cptr).ok().map(|(_, c)| c)
 }
 
 /// Call from thread `t`: the thread to run next if the fast path handled it (with
 /// [`ARM_TIMER`] set if the timer must be armed), else `t` with [`GENERAL_PATH`] set.
 #[inline(always)]
-pub fn call(t: Pa) -> Pa {
-    fast_call(t).unwrap_or(t | GENERAL_PATH)
+pub fn call(kk: &mut Kernel, t: Pa) -> Pa {
+    fast_call(kk, t).unwrap_or(t | GENERAL_PATH)
 }
 
 /// ReplyRecv from thread `t`: as [`call`].
 #[inline(always)]
-pub fn reply_recv(t: Pa) -> Pa {
-    fast_reply_recv(t).unwrap_or(t | GENERAL_PATH)
+pub fn reply_recv(kk: &mut Kernel, t: Pa) -> Pa {
+    fast_reply_recv(kk, t).unwrap_or(t | GENERAL_PATH)
 }
 
 /// Send from thread `t`: as [`call`] (the fast path takes a signal that wakes a thread
 /// which preempts the signaller).
 #[inline(always)]
-pub fn signal(t: Pa) -> Pa {
-    fast_signal(t).unwrap_or(t | GENERAL_PATH)
+pub fn signal(kk: &mut Kernel, t: Pa) -> Pa {
+    fast_signal(kk, t).unwrap_or(t | GENERAL_PATH)
 }
 
 /// [`lookup`] of two CPtrs, decoding the CSpace root once.
 #[inline(always)]
-fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
+fn lookup2(kk: &mut Kernel, t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
     let root = tcb(t).slots[tcb_slot::CTABLE].cap;
     if let CapKind::CNode {
         pa,
@@ -84,15 +82,15 @@ fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
             return Some((cap(a), cap(b)));
         }
     }
-    Some((lookup(t, a)?, lookup(t, b)?))
+    Some((lookup(kk, t, a)?, lookup(kk, t, b)?))
 }
 
 /// The address space `t` runs in, if its VSpace already has a hardware VMID (else the
 /// general path allocates one).
 #[inline(always)]
-fn loaded_vspace_of(t: Pa) -> Option<(Pa, u64)> {
+fn loaded_vspace_of(kk: &mut Kernel, t: Pa) -> Option<(Pa, u64)> {
     let (pa, asid) = tcb(t).slots[tcb_slot::VTABLE].cap.vspace_with_asid()?;
-    crate::vspace::vmid_if_allocated(crate::kernel::k(), asid, pa).map(|v| (pa, v))
+    crate::vspace::vmid_if_allocated(kk, asid, pa).map(|v| (pa, v))
 }
 
 /// `ipc::reply_push_donate(t, dest, reply, true)` for the running thread `t` (in no
@@ -250,7 +248,7 @@ fn scheduler_would_pick(kk: &Kernel, p: usize, now: u64) -> bool {
         return false;
     }
     let r = kk.release_head;
-    r == 0 || crate::sched::release_time(crate::kernel::k(), tcb(r).sc) > now
+    r == 0 || crate::sched::release_time(kk, tcb(r).sc) > now
 }
 
 #[inline(always)]
@@ -329,13 +327,13 @@ pub(crate) fn charge(kk: &mut Kernel, sc: Pa, now: u64) {
 }
 
 #[inline(always)]
-fn fast_call(t: Pa) -> Option<Pa> {
+fn fast_call(kk: &mut Kernel, t: Pa) -> Option<Pa> {
     let info = short_message(t)?;
     let CapKind::Endpoint {
         pa: ep,
         badge,
         rights,
-    } = lookup(t, tcb(t).ctx.x[0])?.kind()
+    } = lookup(kk, t, tcb(t).ctx.x[0])?.kind()
     else {
         return None;
     };
@@ -352,8 +350,7 @@ fn fast_call(t: Pa) -> Option<Pa> {
     if reply == 0 || d.priority < tcb(t).priority || d.yield_to != 0 {
         return None;
     }
-    let vspace = loaded_vspace_of(dest)?;
-    let kk = k();
+    let vspace = loaded_vspace_of(kk, dest)?;
     let (now, my_sc) = charge_running(kk, t)?;
     // A passive receiver runs on the caller's context (donated, `reply_push`).
     let dest_sc = tcb(dest).sc;
@@ -375,15 +372,15 @@ fn fast_call(t: Pa) -> Option<Pa> {
     obj::<Reply>(reply).receiver = 0;
     push_reply(t, dest, tcb(dest).sc, reply);
     tcb(dest).state = ThreadState::Running;
-    Some(switch(dest, run_sc, vspace, now))
+    Some(switch(kk, dest, run_sc, vspace, now))
 }
 
 #[inline(always)]
-fn fast_reply_recv(t: Pa) -> Option<Pa> {
+fn fast_reply_recv(kk: &mut Kernel, t: Pa) -> Option<Pa> {
     let info = short_message(t)?;
     let th = tcb(t);
     let (ep_cptr, reply_cptr) = (th.ctx.x[0], th.ctx.x[6]);
-    let (reply_cap, ep_cap) = lookup2(t, reply_cptr, ep_cptr)?;
+    let (reply_cap, ep_cap) = lookup2(kk, t, reply_cptr, ep_cptr)?;
     let CapKind::Reply { pa: reply, .. } = reply_cap.kind() else {
         return None;
     };
@@ -420,8 +417,7 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     if bound != 0 && (obj::<Notification>(bound).active || obj::<Notification>(bound).sc != 0) {
         return None;
     }
-    let vspace = loaded_vspace_of(caller)?;
-    let kk = k();
+    let vspace = loaded_vspace_of(kk, caller)?;
     let (now, my_sc) = charge_running(kk, t)?;
     // After the reply the caller runs on its own context, or gets the donated one back
     // if it has none (`reply_pop`); a donated context must be the one running now.
@@ -452,8 +448,8 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     put_pa(&mut me.reply, reply);
     me.state = ThreadState::BlockedOnReceive;
     obj::<Reply>(reply).receiver = t;
-    ipc::ep_insert(crate::kernel::k(), ep, t);
-    Some(switch(caller, caller_sc, vspace, now))
+    ipc::ep_insert(kk, ep, t);
+    Some(switch(kk, caller, caller_sc, vspace, now))
 }
 
 /// Send on a notification that a thread of higher priority than the signaller waits on,
@@ -461,13 +457,13 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
 /// badge and runs at once; the signaller, preempted, goes to the front of its priority's
 /// ready queue. That is what `ipc::signal` and then `schedule` do in this case.
 #[inline(always)]
-fn fast_signal(t: Pa) -> Option<Pa> {
+fn fast_signal(kk: &mut Kernel, t: Pa) -> Option<Pa> {
     let me = tcb(t);
     let CapKind::Notification {
         pa: ntfn,
         badge,
         rights,
-    } = lookup(t, me.ctx.x[0])?.kind()
+    } = lookup(kk, t, me.ctx.x[0])?.kind()
     else {
         return None;
     };
@@ -490,8 +486,7 @@ fn fast_signal(t: Pa) -> Option<Pa> {
     {
         return None;
     }
-    let vspace = loaded_vspace_of(waiter)?;
-    let kk = k();
+    let vspace = loaded_vspace_of(kk, waiter)?;
     let (now, _) = charge_running(kk, t)?;
     if !runs_without_refill_work(kk, waiter, waiter_sc)
         || !scheduler_would_pick(kk, tcb(waiter).priority.index(), now)
@@ -507,7 +502,7 @@ fn fast_signal(t: Pa) -> Option<Pa> {
     put(&mut w.ctx.x[0], badge);
     w.state = ThreadState::Running;
     kk.ready_enqueue_front(t);
-    Some(switch(waiter, waiter_sc, vspace, now))
+    Some(switch(kk, waiter, waiter_sc, vspace, now))
 }
 
 /// Removes `t`, the head of notification `ntfn`'s queue (as `ipc::ntfn_remove`).
@@ -548,8 +543,7 @@ fn copy_message(from: Pa, to: Pa, badge: u64, info: MessageInfo) {
 /// already set earlier fires early, and the interrupt then finds budget left and sets the
 /// exact one (the general path always does).
 #[inline(always)]
-fn switch(to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
-    let kk = k();
+fn switch(kk: &mut Kernel, to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
     kk.cur = to;
     kk.cur_sc = sc;
     // The partners of a fast-path IPC are almost always in different address spaces:
@@ -573,8 +567,7 @@ pub const GENERAL_PATH: Pa = 2;
 /// Arms the timer for the budget of the thread the fast path switched to; the charge
 /// just made recorded the time in `charged_until`.
 #[cold]
-pub fn arm_timer() {
-    let kk = k();
+pub fn arm_timer(kk: &mut Kernel) {
     let now = kk.charged_until;
     kk.program_timer(now);
 }

@@ -883,7 +883,7 @@ pub fn handle_fault(k: &mut Kernel, t: Pa, fault: Fault) {
             );
         }
         None => {
-            crate::log_fault(t, &fault);
+            crate::log_fault(k, t, &fault);
             set_state(k, t, ThreadState::Inactive);
         }
     }

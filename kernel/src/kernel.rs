@@ -76,11 +76,13 @@ impl Kernel {
 
 const EMPTY_SLOT: Slot = crate::cspace::EMPTY;
 
+/// The kernel state. Only the exception entry (`arch::enter`) takes a reference to it,
+/// once per kernel entry, and passes it down.
 #[cfg(not(test))]
-static mut KERNEL: Kernel = Kernel::new();
+pub(crate) static mut KERNEL: Kernel = Kernel::new();
 
-/// The kernel state. The kernel runs on one core with interrupts masked, so there is
-/// never more than one user of it at a time.
+/// The kernel state, for code not yet given it by the entry (see docs/kernel.md, "State
+/// access").
 #[cfg(not(test))]
 #[inline(always)]
 pub fn k() -> &'static mut Kernel {
@@ -101,7 +103,8 @@ pub fn k() -> &'static mut Kernel {
 // ---------------------------------------------------------------------------------------
 // Kernel objects, borrowed through the kernel state.
 
-/// The types of kernel object that live in retyped memory (sealed: only these).
+/// The types of kernel object that live in retyped memory, and the boot-info records the
+/// kernel writes into the root task's frames at boot (sealed: only these).
 pub trait KernelObject: sealed::Sealed + 'static {}
 
 mod sealed {
@@ -120,7 +123,9 @@ kernel_objects!(
     crate::object::Reply,
     crate::object::SchedContext,
     crate::object::AsidPool,
-    Slot
+    Slot,
+    sel4_sys::BootInfo,
+    sel4_sys::BootInfoHeader
 );
 
 impl Kernel {
@@ -265,7 +270,7 @@ impl Kernel {
     /// Loads the thread's address space and makes it current.
     pub fn switch_to(&mut self, t: Pa) {
         self.cur = t;
-        let vs = tcb(t).slots[tcb_slot::VTABLE].cap;
+        let vs = self.tcb(t).slots[tcb_slot::VTABLE].cap;
         let (root, vmid) = match vs.kind() {
             CapKind::VSpace {
                 pa,
@@ -316,32 +321,30 @@ pub fn classify_other_exception(esr: u64) -> Fault {
 }
 
 /// A synchronous exception from the current thread (system call or fault).
-pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
+pub fn handle_user_exception(k: &mut Kernel, esr: u64, far: u64) -> Pa {
     #[cfg(feature = "invariants")]
     crate::invariants::on_entry(Some(esr));
-    let kk = k();
-    let t = kk.cur;
+    let t = k.cur;
     let class = esr >> 26;
     match class {
         ec::SVC64 | ec::HVC64 => {
-            let th = tcb(t);
+            let th = k.tcb(t);
             th.fault_ip = th.ctx.pc.wrapping_sub(4);
             let number = th.ctx.x[7] as i64;
-            if kk.budget_check_restart(t) {
-                crate::syscall::handle_syscall(kk, t, number);
+            if k.budget_check_restart(t) {
+                crate::syscall::handle_syscall(k, t, number);
             }
         }
         ec::DABT_LOWER | ec::IABT_LOWER => {
-            let th = tcb(t);
+            let th = k.tcb(t);
             th.fault_ip = th.ctx.pc;
-            if !kk.budget_check_restart(t) {
-                return kk.schedule();
+            if !k.budget_check_restart(t) {
+                return k.schedule();
             }
-            let th = tcb(t);
             let prefetch = class == ec::IABT_LOWER;
-            let addr = if prefetch { th.ctx.pc } else { far };
+            let addr = if prefetch { k.tcb(t).ctx.pc } else { far };
             crate::ipc::handle_fault(
-                crate::kernel::k(),
+                k,
                 t,
                 Fault::VmFault {
                     addr,
@@ -351,25 +354,25 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             );
         }
         _ => {
-            let th = tcb(t);
+            let th = k.tcb(t);
             th.fault_ip = th.ctx.pc;
-            if kk.budget_check_restart(t) {
-                crate::ipc::handle_fault(crate::kernel::k(), t, classify_other_exception(esr));
+            if k.budget_check_restart(t) {
+                crate::ipc::handle_fault(k, t, classify_other_exception(esr));
             }
         }
     }
-    kk.schedule()
+    k.schedule()
 }
 
 /// An interrupt taken while a thread ran.
-pub fn handle_interrupt_entry() -> Pa {
+pub fn handle_interrupt_entry(k: &mut Kernel) -> Pa {
     #[cfg(feature = "invariants")]
     crate::invariants::on_entry(None);
-    let kk = k();
-    if kk.cur != 0 {
-        let th = tcb(kk.cur);
+    if k.cur != 0 {
+        let cur = k.cur;
+        let th = k.tcb(cur);
         th.fault_ip = th.ctx.pc;
     }
-    crate::irq::handle_pending_interrupts(kk);
-    kk.schedule()
+    crate::irq::handle_pending_interrupts(k);
+    k.schedule()
 }

@@ -50,12 +50,12 @@ macro_rules! println {
 }
 
 /// Reports a fault that has no handler (seL4 debug kernels print the same).
-pub fn log_fault(t: mem::Pa, fault: &object::Fault) {
+pub fn log_fault(k: &kernel::Kernel, t: mem::Pa, fault: &object::Fault) {
     println!(
         "keel: thread {:#x} stopped: {:?} at pc {:#x} (no fault handler)",
         t,
         fault,
-        kernel::tcb(t).fault_ip
+        k.tcb_ref(t).fault_ip
     );
 }
 

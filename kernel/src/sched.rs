@@ -10,7 +10,7 @@
 //! priority's queue.
 
 use crate::kernel::Kernel;
-use crate::mem::{obj, Pa};
+use crate::mem::Pa;
 use crate::object::tcb::Prio;
 use crate::object::{SchedContext, Tcb, ThreadState};
 
@@ -558,8 +558,9 @@ pub(crate) fn refill_pa(sc: Pa, i: u32) -> Pa {
 }
 
 // The refill array lies inside the scheduling context object, beyond the header struct,
-// so it is reached word by word like other in-object data.
-pub fn refill_at(k: &Kernel, sc: Pa, i: u32) -> Refill {
+// so it is reached word by word like other in-object data (through the kernel state, as
+// the rest of the object is).
+pub fn refill_at(_k: &Kernel, sc: Pa, i: u32) -> Refill {
     let pa = refill_pa(sc, i);
     Refill {
         time: crate::mem::read_word(pa),
@@ -567,7 +568,7 @@ pub fn refill_at(k: &Kernel, sc: Pa, i: u32) -> Refill {
     }
 }
 
-fn set_refill(k: &mut Kernel, sc: Pa, i: u32, r: Refill) {
+fn set_refill(_k: &mut Kernel, sc: Pa, i: u32, r: Refill) {
     let pa = refill_pa(sc, i);
     crate::mem::write_word(pa, r.time);
     crate::mem::write_word(pa + 8, r.amount);

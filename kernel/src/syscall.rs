@@ -1,9 +1,9 @@
 //! System-call dispatch (seL4 MCS numbering).
 
 use crate::cap::{Cap, CapKind};
-use crate::cspace::{self, slot};
+use crate::cspace;
 use crate::ipc::{self, SendArgs};
-use crate::kernel::{reply_from_kernel, set_state, tcb, Kernel};
+use crate::kernel::{reply_from_kernel, set_state, Kernel};
 use crate::mem::Pa;
 use crate::object::{tcb_slot, Fault, LookupFault, ThreadState};
 use sel4_sys::{error, syscall as sc, MessageInfo};
@@ -110,9 +110,9 @@ impl Reply {
 
 /// Looks up `cptr` in `t`'s CSpace (all 64 bits, stopping at a non-CNode cap).
 pub fn lookup_cap(k: &mut Kernel, t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
-    let root = tcb(t).slots[tcb_slot::CTABLE].cap;
+    let root = k.tcb(t).slots[tcb_slot::CTABLE].cap;
     let (s, _) = cspace::resolve(k, root, cptr, cspace::Depth::FULL)?;
-    Ok((s, slot(s).cap))
+    Ok((s, k.slot(s).cap))
 }
 
 pub fn handle_syscall(k: &mut Kernel, t: Pa, number: i64) {
@@ -163,7 +163,7 @@ pub fn handle_syscall(k: &mut Kernel, t: Pa, number: i64) {
             crate::arch::exit(code);
         }
         #[cfg(feature = "debug-syscalls")]
-        sc::DEBUG_DUMP_SCHEDULER => crate::debug::dump_scheduler(),
+        sc::DEBUG_DUMP_SCHEDULER => crate::debug::dump_scheduler(k),
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_CAP_IDENTIFY => {
             let cptr = k.tcb(t).ctx.x[0];
@@ -413,7 +413,7 @@ fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
 /// thread (inactive or blocked in IPC, including waiting for a fault reply) leaves what it
 /// was blocked in and runs again from its restart PC.
 pub fn restart(k: &mut Kernel, t: Pa) {
-    let th = tcb(t);
+    let th = k.tcb(t);
     let stopped = matches!(
         th.state,
         ThreadState::Inactive
@@ -424,7 +424,7 @@ pub fn restart(k: &mut Kernel, t: Pa) {
     );
     if stopped {
         ipc::cancel_ipc(k, t);
-        tcb(t).fault = Fault::None;
+        k.tcb(t).fault = Fault::None;
         set_state(k, t, ThreadState::Restart);
     }
 }

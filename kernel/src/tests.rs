@@ -2278,9 +2278,9 @@ mod fastpath_equivalence {
 
         fn fast(number: i64, t: Pa) -> Pa {
             match number {
-                nr::CALL => crate::fastpath::call(t),
-                nr::REPLY_RECV => crate::fastpath::reply_recv(t),
-                nr::SEND => crate::fastpath::signal(t),
+                nr::CALL => crate::fastpath::call(k(), t),
+                nr::REPLY_RECV => crate::fastpath::reply_recv(k(), t),
+                nr::SEND => crate::fastpath::signal(k(), t),
                 _ => unreachable!(),
             }
         }
@@ -2293,7 +2293,7 @@ mod fastpath_equivalence {
             let t = k().cur;
             let before = self.snapshot();
             crate::arch::freeze_clock(Some(self.now));
-            let general_next = crate::kernel::handle_user_exception(SVC, 0);
+            let general_next = crate::kernel::handle_user_exception(k(), SVC, 0);
             let general = self.snapshot();
             self.restore(&before);
             let r = Self::fast(number, t);
@@ -2314,12 +2314,12 @@ mod fastpath_equivalence {
             let t = k().cur;
             let before = self.snapshot();
             crate::arch::freeze_clock(Some(self.now));
-            crate::kernel::handle_user_exception(SVC, 0);
+            crate::kernel::handle_user_exception(k(), SVC, 0);
             let general = self.snapshot();
             self.restore(&before);
             let r = Self::fast(number, t);
             assert_eq!(r, t | GENERAL_PATH, "{what}: the fast path took it");
-            crate::kernel::handle_user_exception(SVC, 0);
+            crate::kernel::handle_user_exception(k(), SVC, 0);
             crate::arch::freeze_clock(None);
             let both = self.snapshot();
             self.same(what, &general, &both);

@@ -29,7 +29,7 @@ pub struct Plan {
 }
 
 /// Decodes `DomainSet_Set`.
-pub fn decode(k: &mut Kernel, inv: &Inv) -> Result<Plan, SysError> {
+pub fn decode(_k: &mut Kernel, inv: &Inv) -> Result<Plan, SysError> {
     if inv.label != lb::DOMAIN_SET_SET {
         return Err(SysError::IllegalOperation);
     }
@@ -45,6 +45,6 @@ pub fn decode(k: &mut Kernel, inv: &Inv) -> Result<Plan, SysError> {
     Ok(Plan { domain })
 }
 
-pub fn perform(k: &mut Kernel, _: Plan) -> Reply {
+pub fn perform(_k: &mut Kernel, _: Plan) -> Reply {
     Reply::EMPTY
 }

@@ -20,7 +20,7 @@ pub struct Plan {
 }
 
 /// Decodes `SchedControl_ConfigureFlags`.
-pub fn decode(k: &mut Kernel, inv: &Inv) -> Result<Plan, SysError> {
+pub fn decode(_k: &mut Kernel, inv: &Inv) -> Result<Plan, SysError> {
     if inv.label != lb::SCHED_CONTROL_CONFIGURE_FLAGS {
         return Err(SysError::IllegalOperation);
     }

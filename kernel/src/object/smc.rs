@@ -11,7 +11,7 @@ pub struct Plan {
 }
 
 /// Decodes `ARM_SMC_Call` on an SMC capability with `badge`.
-pub fn decode(k: &mut Kernel, inv: &Inv, badge: u64) -> Result<Plan, SysError> {
+pub fn decode(_k: &mut Kernel, inv: &Inv, badge: u64) -> Result<Plan, SysError> {
     if inv.label != lb::ARM_SMC_CALL {
         return Err(SysError::IllegalOperation);
     }
@@ -28,7 +28,7 @@ pub fn decode(k: &mut Kernel, inv: &Inv, badge: u64) -> Result<Plan, SysError> {
 }
 
 /// Makes the call and answers with the eight result registers.
-pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
+pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
     let out = crate::arch::smc(p.args);
     let mut r = Reply::EMPTY;
     r.words[..8].copy_from_slice(&out);

@@ -108,7 +108,7 @@ pub fn decode(k: &mut Kernel, inv: &Inv, cap: Cap) -> Result<Plan, SysError> {
 }
 
 /// Carries out a VSpace plan (cannot fail).
-pub fn perform(k: &mut Kernel, p: Plan) -> Reply {
+pub fn perform(_k: &mut Kernel, p: Plan) -> Reply {
     if let Plan::CacheOp { op, start, end } = p {
         crate::arch::cache_op(op, start, end);
     }
