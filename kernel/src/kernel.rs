@@ -323,7 +323,7 @@ pub fn classify_other_exception(esr: u64) -> Fault {
 /// A synchronous exception from the current thread (system call or fault).
 pub fn handle_user_exception(k: &mut Kernel, esr: u64, far: u64) -> Pa {
     #[cfg(feature = "invariants")]
-    crate::invariants::on_entry(Some(esr));
+    crate::invariants::on_entry(k, Some(esr));
     let t = k.cur;
     let class = esr >> 26;
     match class {
@@ -367,7 +367,7 @@ pub fn handle_user_exception(k: &mut Kernel, esr: u64, far: u64) -> Pa {
 /// An interrupt taken while a thread ran.
 pub fn handle_interrupt_entry(k: &mut Kernel) -> Pa {
     #[cfg(feature = "invariants")]
-    crate::invariants::on_entry(None);
+    crate::invariants::on_entry(k, None);
     if k.cur != 0 {
         let cur = k.cur;
         let th = k.tcb(cur);

@@ -385,30 +385,36 @@ pub unsafe fn return_to_user(frame: usize) -> ! {
 #[no_mangle]
 extern "C" fn keel_fast_call(frame: usize) -> usize {
     const _: () = assert!(crate::fastpath::ARM_TIMER == 1 && crate::fastpath::GENERAL_PATH == 2);
-    fast_path_entry();
-    enter(|k| crate::fastpath::call(k, frame))
+    enter(|k| {
+        fast_path_entry(k);
+        crate::fastpath::call(k, frame)
+    })
 }
 
 /// ReplyRecv from the thread whose frame is `frame`: as `keel_fast_call`.
 #[no_mangle]
 extern "C" fn keel_fast_reply_recv(frame: usize) -> usize {
-    fast_path_entry();
-    enter(|k| crate::fastpath::reply_recv(k, frame))
+    enter(|k| {
+        fast_path_entry(k);
+        crate::fastpath::reply_recv(k, frame)
+    })
 }
 
 /// Send from the thread whose frame is `frame`: as `keel_fast_call`.
 #[no_mangle]
 extern "C" fn keel_fast_signal(frame: usize) -> usize {
-    fast_path_entry();
-    enter(|k| crate::fastpath::signal(k, frame))
+    enter(|k| {
+        fast_path_entry(k);
+        crate::fastpath::signal(k, frame)
+    })
 }
 
 /// A checking kernel checks the state the previous entry left at every entry, the fast
 /// path's included (the general path checks again if the fast path does not take it).
 #[inline(always)]
-fn fast_path_entry() {
+fn fast_path_entry(_k: &crate::kernel::Kernel) {
     #[cfg(feature = "invariants")]
-    crate::invariants::on_entry(Some(0x15 << 26));
+    crate::invariants::on_entry(_k, Some(0x15 << 26));
 }
 
 #[no_mangle]
