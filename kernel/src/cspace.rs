@@ -48,6 +48,8 @@ impl Slot {
     }
 }
 
+/// The slot at `pa`, not tied to the kernel state: used only by the fast path and host
+/// tests (as `kernel::tcb`); everything else uses `Kernel::slot`.
 pub fn slot(pa: Pa) -> &'static mut Slot {
     obj::<Slot>(pa)
 }

@@ -81,15 +81,8 @@ const EMPTY_SLOT: Slot = crate::cspace::EMPTY;
 #[cfg(not(test))]
 pub(crate) static mut KERNEL: Kernel = Kernel::new();
 
-/// The kernel state, for code not yet given it by the entry (see docs/kernel.md, "State
-/// access").
-#[cfg(not(test))]
-#[inline(always)]
-pub fn k() -> &'static mut Kernel {
-    // SAFETY: single core, interrupts masked in the kernel: no concurrent access.
-    unsafe { &mut *core::ptr::addr_of_mut!(KERNEL) }
-}
-
+/// Host tests: each test thread's kernel state (tests are not yet given it the way the
+/// entries are; see docs/kernel.md, "State access").
 #[cfg(test)]
 pub fn k() -> &'static mut Kernel {
     extern crate std;
@@ -167,6 +160,8 @@ impl Kernel {
 // ---------------------------------------------------------------------------------------
 // Thread helpers.
 
+/// The TCB at `t`, not tied to the kernel state: used only by the fast path and host
+/// tests, which do not reach objects through `Kernel` yet (docs/kernel.md, "State access").
 pub fn tcb(t: Pa) -> &'static mut Tcb {
     obj::<Tcb>(t)
 }
