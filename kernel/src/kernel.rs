@@ -78,7 +78,7 @@ const EMPTY_SLOT: Slot = crate::cspace::EMPTY;
 
 /// The kernel state. Only the exception entry (`arch::enter`) takes a reference to it,
 /// once per kernel entry, and passes it down.
-#[cfg(not(test))]
+#[cfg(target_os = "none")]
 pub(crate) static mut KERNEL: Kernel = Kernel::new();
 
 /// Host tests: each test thread's kernel state (tests are not yet given it the way the
