@@ -5,7 +5,7 @@
 //! carries out the resulting plan (`perform`).
 
 use crate::cap::{Cap, CapKind};
-use crate::kernel::{buffer_word, Kernel};
+use crate::kernel::Kernel;
 use crate::mem::{read_word, Pa};
 use crate::object::{
     asid, cnode, domain, frame, irq, page_table, sched_context, sched_control, smc, tcb, untyped,
@@ -52,20 +52,22 @@ impl Inv {
 }
 
 /// seL4's `lookupExtraCaps`: the slots and capabilities named in the caller's IPC buffer
-/// (none without an IPC buffer); a failed lookup is a capability fault on that address.
+/// (at `buffer`, from `kernel::ipc_buffer_pa`; none without one); a failed lookup is a
+/// capability fault on that address.
 pub fn lookup_extra_caps(
     k: &mut Kernel,
     t: Pa,
+    buffer: Pa,
     info: MessageInfo,
 ) -> Result<([(Pa, Cap); 3], usize), SysError> {
     let mut extra = [(0, Cap::NULL); 3];
-    let n = if crate::kernel::ipc_buffer_pa(k, t) == 0 {
+    let n = if buffer == 0 {
         0
     } else {
         (info.extra_caps() as usize).min(3)
     };
     for (i, e) in extra.iter_mut().enumerate().take(n) {
-        let cptr = buffer_word(k, t, ipc_buffer::CAPS_OR_BADGES + i);
+        let cptr = read_word(buffer + 8 * (ipc_buffer::CAPS_OR_BADGES + i));
         *e = lookup_cap(k, t, cptr).map_err(|lookup| SysError::ExtraCapFault { cptr, lookup })?;
     }
     Ok((extra, n))
@@ -74,8 +76,15 @@ pub fn lookup_extra_caps(
 /// seL4's `decodeInvocation`: decodes the invocation of `cap` (in slot `s`) by thread `t`
 /// and, if it is valid, performs it.
 pub fn decode_invocation(k: &mut Kernel, t: Pa, s: Pa, cap: Cap, info: MessageInfo) -> SysResult {
-    let len = (info.length() as usize).min(crate::kernel::msg_capacity(k, t));
-    let (extra, n_extra) = lookup_extra_caps(k, t, info)?;
+    // As `kernel::msg_capacity`: four registers without an IPC buffer.
+    let buffer = crate::kernel::ipc_buffer_pa(k, t);
+    let capacity = if buffer != 0 {
+        sel4_sys::consts::MSG_MAX_LENGTH
+    } else {
+        4
+    };
+    let len = (info.length() as usize).min(capacity);
+    let (extra, n_extra) = lookup_extra_caps(k, t, buffer, info)?;
     let x = &k.tcb(t).ctx.x;
     let regs = [x[2], x[3], x[4], x[5]];
     let inv = Inv {
@@ -85,7 +94,7 @@ pub fn decode_invocation(k: &mut Kernel, t: Pa, s: Pa, cap: Cap, info: MessageIn
         extra,
         n_extra,
         regs,
-        buffer: crate::kernel::ipc_buffer_pa(k, t),
+        buffer,
     };
     // Decode completely (no state changes), then perform the plan.
     macro_rules! run {

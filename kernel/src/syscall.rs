@@ -218,8 +218,9 @@ fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, 
         CapKind::Endpoint { .. } | CapKind::Notification { .. } | CapKind::Reply { .. }
     ) {
         let info = MessageInfo(k.tcb(t).ctx.x[1]);
+        let buffer = crate::kernel::ipc_buffer_pa(k, t);
         if let Err(SysError::ExtraCapFault { cptr, lookup }) =
-            crate::invoke::lookup_extra_caps(k, t, info)
+            crate::invoke::lookup_extra_caps(k, t, buffer, info)
         {
             if blocking {
                 ipc::handle_fault(
