@@ -5,8 +5,8 @@
 
 use crate::cap::{Cap, CapKind, FrameSize, Mapping, Rights};
 use crate::cspace;
-use crate::kernel::{k, tcb};
-use crate::mem::{self, obj, Pa};
+use crate::kernel::Kernel;
+use crate::mem::{self, Pa};
 use crate::object::{tcb_slot, SchedContext, ThreadState, SPSR_USER};
 use crate::{println, sched};
 use qemu_virt::{self as board, fdt};
@@ -325,9 +325,9 @@ fn extra_bi_size_bits(size: usize) -> u32 {
 }
 
 /// Builds the root task and returns its TCB (whose first field is its register frame).
-pub fn boot(dtb: usize) -> Pa {
+pub fn boot(k: &mut Kernel, dtb: usize) -> Pa {
     println!("keel: kernel at EL2, seL4 16.0.0 ABI (MCS, aarch64, hyp)");
-    match try_boot(dtb) {
+    match try_boot(k, dtb) {
         Ok(t) => t,
         Err(e) => {
             println!("keel: cannot start the root task: {:?}", e);
@@ -336,7 +336,7 @@ pub fn boot(dtb: usize) -> Pa {
     }
 }
 
-fn try_boot(dtb: usize) -> Result<Pa, BootError> {
+fn try_boot(k: &mut Kernel, dtb: usize) -> Result<Pa, BootError> {
     let (kstart, kend) = crate::arch::kernel_image_range();
     let block = (kend + PAGE - 1) & !(PAGE - 1);
     let (elf_pa, elf_size, block_end) = find_root_task(block)?;
@@ -364,7 +364,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         0
     };
     if let Some((dtb_pa, dtb_size)) = dtb_copy {
-        *obj::<BootInfoHeader>(extra_bi) = BootInfoHeader {
+        *k.obj::<BootInfoHeader>(extra_bi) = BootInfoHeader {
             id: bootinfo_header::FDT,
             len: extra_len as u64,
         };
@@ -382,18 +382,17 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     let bi_frame = alloc.alloc(12)?;
     let t = alloc.alloc(11)?;
     let sc = alloc.alloc(8)?;
-
-    let kk = k();
-    kk.asid_table[0] = pool;
-    obj::<crate::object::AsidPool>(pool).entries[ROOT_ASID as usize] = vspace as u64;
+    k.asid_table[0] = pool;
+    k.obj::<crate::object::AsidPool>(pool).entries[ROOT_ASID as usize] = vspace as u64;
     // The kernel keeps the GIC maintenance interrupt and the hypervisor and virtual timers.
     for irq in [
         board::ppi::GIC_MAINTENANCE,
         board::ppi::HYP_TIMER,
         board::ppi::VIRT_TIMER,
     ] {
-        let irq = irq as usize;
-        kk.kernel_irqs[irq] = true;
+        if let Some(irq) = crate::irq::IrqNumber::new(irq as u64) {
+            k.kernel_irqs[irq] = true;
+        }
     }
 
     let slot = |i: u64| cnode + ((i as usize) << 5);
@@ -408,29 +407,40 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         asid: Some(ROOT_ASID),
     });
     cspace::insert_root(
+        k,
         Cap::new(CapKind::Tcb { pa: t }),
         slot(init_cap::INIT_THREAD_TCB),
     );
-    cspace::insert_root(root_cnode_cap, slot(init_cap::INIT_THREAD_CNODE));
-    cspace::insert_root(vspace_cap, slot(init_cap::INIT_THREAD_VSPACE));
-    cspace::insert_root(Cap::new(CapKind::IrqControl), slot(init_cap::IRQ_CONTROL));
-    cspace::insert_root(Cap::new(CapKind::AsidControl), slot(init_cap::ASID_CONTROL));
+    cspace::insert_root(k, root_cnode_cap, slot(init_cap::INIT_THREAD_CNODE));
+    cspace::insert_root(k, vspace_cap, slot(init_cap::INIT_THREAD_VSPACE));
     cspace::insert_root(
+        k,
+        Cap::new(CapKind::IrqControl),
+        slot(init_cap::IRQ_CONTROL),
+    );
+    cspace::insert_root(
+        k,
+        Cap::new(CapKind::AsidControl),
+        slot(init_cap::ASID_CONTROL),
+    );
+    cspace::insert_root(
+        k,
         Cap::new(CapKind::AsidPool {
             pa: pool,
             asid_base: 0,
         }),
         slot(init_cap::INIT_THREAD_ASID_POOL),
     );
-    cspace::insert_root(Cap::new(CapKind::Domain), slot(init_cap::DOMAIN));
+    cspace::insert_root(k, Cap::new(CapKind::Domain), slot(init_cap::DOMAIN));
     cspace::insert_root(
+        k,
         Cap::new(CapKind::SchedContext {
             pa: sc,
             size_bits: 8,
         }),
         slot(init_cap::INIT_THREAD_SC),
     );
-    cspace::insert_root(Cap::new(CapKind::Smc { badge: 0 }), slot(init_cap::SMC));
+    cspace::insert_root(k, Cap::new(CapKind::Smc { badge: 0 }), slot(init_cap::SMC));
 
     // User image, IPC buffer and bootinfo frame.
     let ipc_va = elf.hi;
@@ -476,7 +486,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
                     vaddr: base,
                 }),
             });
-            cspace::insert_root(cap, slot(next_slot));
+            cspace::insert_root(k, cap, slot(next_slot));
             next_slot += 1;
         }
         va += PAGE as u64;
@@ -485,7 +495,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     // Then, in seL4's order: the bootinfo frame, the extra-bootinfo frames, SchedControl,
     // the IPC buffer, the image frames, the untypeds.
     crate::vspace::boot_map_frame(vspace, bi_va, bi_frame);
-    cspace::insert_root(map(bi_va, bi_frame), slot(init_cap::BOOT_INFO_FRAME));
+    cspace::insert_root(k, map(bi_va, bi_frame), slot(init_cap::BOOT_INFO_FRAME));
     let extra_start = next_slot;
     let mut off = 0;
     while off < extra_len {
@@ -493,18 +503,23 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         if !crate::vspace::boot_map_frame(vspace, va, pa) {
             return Err(BootError::BadElf("cannot map the extra bootinfo"));
         }
-        cspace::insert_root(map(va, pa), slot(next_slot));
+        cspace::insert_root(k, map(va, pa), slot(next_slot));
         next_slot += 1;
         off += PAGE;
     }
     let extra_end = next_slot;
 
     let sched_control_start = next_slot;
-    cspace::insert_root(Cap::new(CapKind::SchedControl { core: 0 }), slot(next_slot));
+    cspace::insert_root(
+        k,
+        Cap::new(CapKind::SchedControl { core: 0 }),
+        slot(next_slot),
+    );
     next_slot += 1;
 
     crate::vspace::boot_map_frame(vspace, ipc_va, ipc_frame);
     cspace::insert_root(
+        k,
         map(ipc_va, ipc_frame),
         slot(init_cap::INIT_THREAD_IPC_BUFFER),
     );
@@ -532,7 +547,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         if !crate::vspace::boot_map_frame(vspace, va, frame) {
             return Err(BootError::BadElf("cannot map the image"));
         }
-        cspace::insert_root(map(va, frame), slot(next_slot));
+        cspace::insert_root(k, map(va, frame), slot(next_slot));
         next_slot += 1;
         va += PAGE as u64;
     }
@@ -542,7 +557,6 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     // device tree's own memory: seL4 keeps it reserved), other RAM the device tree lists,
     // and the device windows the kernel does not keep.
     let untyped_start = next_slot;
-    let bi = obj::<BootInfo>(bi_frame);
     let mut n_ut = 0usize;
     let page_up = |a: usize| (a + PAGE - 1) & !(PAGE - 1);
     let ram_base = board.ram[0].0;
@@ -584,8 +598,8 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
                 is_device,
                 free_index: 0,
             });
-            cspace::insert_root(cap, slot(next_slot));
-            bi.untyped_list[n_ut] = UntypedDesc {
+            cspace::insert_root(k, cap, slot(next_slot));
+            k.obj::<BootInfo>(bi_frame).untyped_list[n_ut] = UntypedDesc {
                 paddr: a as u64,
                 size_bits: bits as u8,
                 is_device: is_device as u8,
@@ -601,6 +615,7 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     }
     let untyped_end = next_slot;
 
+    let bi = k.obj::<BootInfo>(bi_frame);
     bi.extra_len = extra_len as u64;
     bi.node_id = 0;
     bi.num_nodes = 1;
@@ -636,41 +651,45 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
     };
 
     // The initial thread.
-    let th = tcb(t);
+    let th = k.tcb(t);
     th.ctx.pc = elf.entry;
     th.fault_ip = elf.entry;
     th.ctx.spsr = SPSR_USER;
     th.ctx.x[0] = bi_va;
-    th.priority = ROOT_PRIORITY;
-    th.mcp = ROOT_PRIORITY;
+    th.priority = ROOT_PRIORITY.into();
+    th.mcp = ROOT_PRIORITY.into();
     th.ipc_buffer = ipc_va;
-    let tslot = |i: usize| &tcb(t).slots[i] as *const _ as Pa;
+    let tslot = |i: usize| t + core::mem::offset_of!(crate::object::Tcb, slots) + (i << 5);
     cspace::insert_derived(
+        k,
         root_cnode_cap,
         slot(init_cap::INIT_THREAD_CNODE),
         tslot(tcb_slot::CTABLE),
     );
     cspace::insert_derived(
+        k,
         vspace_cap,
         slot(init_cap::INIT_THREAD_VSPACE),
         tslot(tcb_slot::VTABLE),
     );
-    let ipc_cap = cspace::slot(slot(init_cap::INIT_THREAD_IPC_BUFFER)).cap;
-    let ipc_copy = crate::invoke::derive_cap(slot(init_cap::INIT_THREAD_IPC_BUFFER), ipc_cap)
+    let ipc_cap = k.slot(slot(init_cap::INIT_THREAD_IPC_BUFFER)).cap;
+    let ipc_copy = crate::object::derive_cap(k, slot(init_cap::INIT_THREAD_IPC_BUFFER), ipc_cap)
         .unwrap_or(Cap::NULL);
     cspace::insert_derived(
+        k,
         ipc_copy,
         slot(init_cap::INIT_THREAD_IPC_BUFFER),
         tslot(tcb_slot::BUFFER),
     );
 
     let now = crate::arch::now();
-    let s = obj::<SchedContext>(sc);
+    let s = k.obj::<SchedContext>(sc);
     s.tcb = t;
     s.configured = true;
     // A round-robin slice, as seL4 gives its root task.
     let slice = sched::us_to_ticks(ROOT_TIMESLICE_US);
-    sched::refill_new(sc, sched::MIN_REFILLS, slice, 0, now);
+    sched::refill_new(k, sc, sched::MIN_REFILLS, slice, 0, now);
+    let th = k.tcb(t);
     th.sc = sc;
     th.state = ThreadState::Running;
     th.fault = crate::object::Fault::None;
@@ -684,9 +703,9 @@ fn try_boot(dtb: usize) -> Result<Pa, BootError> {
         ram_bytes >> 10,
         ram_end
     );
-    kk.charged_until = now;
-    kk.switch_to(t);
-    Ok(k().schedule())
+    k.charged_until = now;
+    k.switch_to(t);
+    Ok(k.schedule())
 }
 
 #[cfg(test)]

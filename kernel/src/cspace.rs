@@ -5,6 +5,7 @@
 //! the capabilities themselves (`is_parent_of`), so the list holds only two flags per slot.
 
 use crate::cap::{Cap, CapKind};
+use crate::kernel::Kernel;
 use crate::mem::{obj, Pa};
 use crate::object::LookupFault;
 
@@ -47,6 +48,8 @@ impl Slot {
     }
 }
 
+/// The slot at `pa`, not tied to the kernel state: used only by the fast path and host
+/// tests (as `kernel::tcb`); everything else uses `Kernel::slot`.
 pub fn slot(pa: Pa) -> &'static mut Slot {
     obj::<Slot>(pa)
 }
@@ -59,11 +62,36 @@ fn mask(bits: u64) -> u64 {
     }
 }
 
+/// A CPtr depth in bits: 1..=64. `new` is the only constructor from a user value and
+/// checks the range, so a walk never shifts by more than a word.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Depth(u8);
+
+impl Depth {
+    /// The whole word: how capability addresses in system calls are resolved.
+    pub const FULL: Depth = Depth(64);
+    pub const fn new(bits: u64) -> Option<Depth> {
+        if bits >= 1 && bits <= 64 {
+            Some(Depth(bits as u8))
+        } else {
+            None
+        }
+    }
+    pub const fn bits(self) -> u64 {
+        self.0 as u64
+    }
+}
+
 /// Resolves `depth` bits of `cptr` starting at the CNode `root`. Returns the slot reached
 /// and how many bits were left when a non-CNode capability stopped the walk.
-pub fn resolve(root: Cap, cptr: u64, depth: u64) -> Result<(Pa, u64), LookupFault> {
+pub fn resolve(
+    k: &mut Kernel,
+    root: Cap,
+    cptr: u64,
+    depth: Depth,
+) -> Result<(Pa, u64), LookupFault> {
     let mut node = root;
-    let mut n_bits = depth;
+    let mut n_bits = depth.bits();
     loop {
         let CapKind::CNode {
             pa,
@@ -111,7 +139,7 @@ pub fn resolve(root: Cap, cptr: u64, depth: u64) -> Result<(Pa, u64), LookupFaul
             return Ok((slot_pa, 0));
         }
         n_bits -= level_bits;
-        let next = slot(slot_pa).cap;
+        let next = k.slot(slot_pa).cap;
         if !matches!(next.kind(), CapKind::CNode { .. }) {
             return Ok((slot_pa, n_bits));
         }
@@ -121,14 +149,13 @@ pub fn resolve(root: Cap, cptr: u64, depth: u64) -> Result<(Pa, u64), LookupFaul
 
 /// Looks up the slot for a CNode-method argument (index, depth): all `depth` bits must be
 /// consumed, as seL4's `lookupTargetSlot`/`lookupSourceSlot` require.
-pub fn lookup_slot_exact(root: Cap, index: u64, depth: u64) -> Result<Pa, LookupFault> {
-    if !(1..=64).contains(&depth) {
-        return Err(LookupFault::DepthMismatch {
-            bits_left: depth,
-            bits_found: 0,
-        });
-    }
-    match resolve(root, index, depth)? {
+pub fn lookup_slot_exact(
+    k: &mut Kernel,
+    root: Cap,
+    index: u64,
+    depth: Depth,
+) -> Result<Pa, LookupFault> {
+    match resolve(k, root, index, depth)? {
         (s, 0) => Ok(s),
         (_, left) => Err(LookupFault::DepthMismatch {
             bits_left: left,
@@ -158,23 +185,30 @@ fn is_parent_of(parent: &Slot, child: &Slot) -> bool {
 }
 
 /// Puts `cap` into the empty slot `dest`, right after `parent` in the CDT.
-fn insert_after(cap: Cap, parent: Pa, dest: Pa, revocable: bool, first_badged: bool) {
-    let next = slot(parent).next();
-    let d = slot(dest);
+fn insert_after(
+    k: &mut Kernel,
+    cap: Cap,
+    parent: Pa,
+    dest: Pa,
+    revocable: bool,
+    first_badged: bool,
+) {
+    let next = k.slot(parent).next();
+    let d = k.slot(dest);
     d.cap = cap;
     d.set_next(next);
     d.prev = parent as u64;
     d.set_flags(revocable, first_badged);
-    slot(parent).set_next(dest);
+    k.slot(parent).set_next(dest);
     if next != 0 {
-        slot(next).set_prev(dest);
+        k.slot(next).set_prev(dest);
     }
 }
 
 /// Inserts `cap` into the empty slot `dest` as a child of `src` (Copy, Mint, IRQ issue,
 /// capability transfer).
-pub fn insert_derived(cap: Cap, src: Pa, dest: Pa) {
-    let src_cap = slot(src).cap;
+pub fn insert_derived(k: &mut Kernel, cap: Cap, src: Pa, dest: Pa) {
+    let src_cap = k.slot(src).cap;
     let revocable = cap.is_revocable_from(&src_cap);
     // seL4's `setUntypedCapAsFull`: once a second untyped capability covers the same
     // region, the source may not hand out that memory again (its watermark goes to the
@@ -189,20 +223,20 @@ pub fn insert_derived(cap: Cap, src: Pa, dest: Pa) {
     ) = (src_cap.kind(), cap.kind())
     {
         if pa == new_pa && size_bits == new_bits {
-            update_cap(src, src_cap.with_free_index(1u64 << size_bits));
+            update_cap(k, src, src_cap.with_free_index(1u64 << size_bits));
         }
     }
-    insert_after(cap, src, dest, revocable, revocable);
+    insert_after(k, cap, src, dest, revocable, revocable);
 }
 
 /// Inserts a capability to a freshly created object as a child of the untyped `parent`.
-pub fn insert_new(cap: Cap, parent: Pa, dest: Pa) {
-    insert_after(cap, parent, dest, true, true);
+pub fn insert_new(k: &mut Kernel, cap: Cap, parent: Pa, dest: Pa) {
+    insert_after(k, cap, parent, dest, true, true);
 }
 
 /// Places a capability with no parent (boot-time roots).
-pub fn insert_root(cap: Cap, dest: Pa) {
-    let d = slot(dest);
+pub fn insert_root(k: &mut Kernel, cap: Cap, dest: Pa) {
+    let d = k.slot(dest);
     d.cap = cap;
     d.prev = 0;
     d.next = 0;
@@ -211,23 +245,23 @@ pub fn insert_root(cap: Cap, dest: Pa) {
 
 /// Moves the capability in `src` to the empty `dest`, keeping its CDT position, replacing
 /// it by `cap` (Move passes the same cap; Mutate a changed one).
-pub fn move_cap(cap: Cap, src: Pa, dest: Pa) {
-    let s = *slot(src);
-    let d = slot(dest);
+pub fn move_cap(k: &mut Kernel, cap: Cap, src: Pa, dest: Pa) {
+    let s = *k.slot(src);
+    let d = k.slot(dest);
     d.cap = cap;
     d.prev = s.prev;
     d.next = s.next;
     if s.prev() != 0 {
-        slot(s.prev()).set_next(dest);
+        k.slot(s.prev()).set_next(dest);
     }
     if s.next() != 0 {
-        slot(s.next()).set_prev(dest);
+        k.slot(s.next()).set_prev(dest);
     }
-    *slot(src) = Slot::default();
+    *k.slot(src) = Slot::default();
 }
 
 /// Swaps two slots' capabilities and CDT positions (Rotate uses two swaps).
-pub fn swap(a: Pa, b: Pa) {
+pub fn swap(k: &mut Kernel, a: Pa, b: Pa) {
     if a == b {
         return;
     }
@@ -235,35 +269,35 @@ pub fn swap(a: Pa, b: Pa) {
     // when `a` and `b` are neighbours in the CDT.
     let mut scratch = Slot::default();
     let t = &mut scratch as *mut Slot as Pa;
-    let ca = slot(a).cap;
-    move_cap(ca, a, t);
-    let cb = slot(b).cap;
-    move_cap(cb, b, a);
-    move_cap(ca, t, b);
+    let ca = k.slot(a).cap;
+    move_cap(k, ca, a, t);
+    let cb = k.slot(b).cap;
+    move_cap(k, cb, b, a);
+    move_cap(k, ca, t, b);
 }
 
 /// Unlinks `s` from the CDT and empties it (no finalisation: see `crate::kernel::delete`).
-pub fn unlink(s: Pa) {
-    let me = *slot(s);
+pub fn unlink(k: &mut Kernel, s: Pa) {
+    let me = *k.slot(s);
     if me.prev() != 0 {
-        slot(me.prev()).set_next(me.next());
+        k.slot(me.prev()).set_next(me.next());
     }
     if me.next() != 0 {
-        let n = slot(me.next());
+        let n = k.slot(me.next());
         n.set_prev(me.prev());
         // A child that loses its badged parent becomes the first with that badge.
         if me.first_badged() {
             n.prev |= FIRST_BADGED;
         }
     }
-    *slot(s) = Slot::default();
+    *k.slot(s) = Slot::default();
 }
 
 /// The first child of `s` in the CDT, if any.
-pub fn first_child(s: Pa) -> Option<Pa> {
-    let me = slot(s);
+pub fn first_child(k: &mut Kernel, s: Pa) -> Option<Pa> {
+    let me = *k.slot(s);
     let n = me.next();
-    if n != 0 && is_parent_of(me, slot(n)) {
+    if n != 0 && is_parent_of(&me, k.slot(n)) {
         Some(n)
     } else {
         None
@@ -271,27 +305,27 @@ pub fn first_child(s: Pa) -> Option<Pa> {
 }
 
 /// Whether `s` has any CDT children.
-pub fn has_children(s: Pa) -> bool {
-    first_child(s).is_some()
+pub fn has_children(k: &mut Kernel, s: Pa) -> bool {
+    first_child(k, s).is_some()
 }
 
 /// seL4's `isFinalCapability`: no other slot next to `s` names the same object.
-pub fn is_final(s: Pa) -> bool {
-    let me = slot(s);
+pub fn is_final(k: &mut Kernel, s: Pa) -> bool {
+    let me = *k.slot(s);
     let prev = me.prev();
-    if prev != 0 && slot(prev).cap.same_object_as(&me.cap) {
+    if prev != 0 && k.slot(prev).cap.same_object_as(&me.cap) {
         return false;
     }
     let next = me.next();
-    if next != 0 && slot(next).cap.same_object_as(&me.cap) {
+    if next != 0 && k.slot(next).cap.same_object_as(&me.cap) {
         return false;
     }
     true
 }
 
 /// Changes the capability stored in `s` without touching the CDT.
-pub fn update_cap(s: Pa, cap: Cap) {
-    slot(s).cap = cap;
+pub fn update_cap(k: &mut Kernel, s: Pa, cap: Cap) {
+    k.slot(s).cap = cap;
 }
 
 /// The empty slot, for constant initialisers.

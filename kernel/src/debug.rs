@@ -1,7 +1,7 @@
 //! Console output and the debug system calls' helpers.
 
 use crate::cap::{Cap, CapKind};
-use crate::kernel::{k, tcb};
+use crate::kernel::Kernel;
 
 pub struct Console;
 
@@ -17,19 +17,18 @@ impl core::fmt::Write for Console {
     }
 }
 
-pub fn dump_scheduler() {
-    let kk = k();
-    crate::println!("keel: current {:#x}", kk.cur);
+pub fn dump_scheduler(k: &mut Kernel) {
+    crate::println!("keel: current {:#x}", k.cur);
     for p in (0..256).rev() {
-        let mut t = kk.ready_head[p];
+        let mut t = k.ready_head.as_slice()[p];
         while t != 0 {
             crate::println!(
                 "keel:   ready prio {} tcb {:#x} state {:?}",
                 p,
                 t,
-                tcb(t).state
+                k.tcb(t).state
             );
-            t = tcb(t).sched_next;
+            t = k.tcb(t).sched_next;
         }
     }
 }

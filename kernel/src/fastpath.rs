@@ -13,7 +13,7 @@
 
 use crate::cap::{Cap, CapKind};
 use crate::ipc;
-use crate::kernel::{k, tcb, Kernel};
+use crate::kernel::{tcb, Kernel};
 use crate::mem::{obj, read_word, write_word, Pa};
 use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
 use sel4_sys::MessageInfo;
@@ -44,21 +44,21 @@ fn lookup(t: Pa, cptr: u64) -> Option<Cap> {
 /// Call from thread `t`: the thread to run next if the fast path handled it (with
 /// [`ARM_TIMER`] set if the timer must be armed), else `t` with [`GENERAL_PATH`] set.
 #[inline(always)]
-pub fn call(t: Pa) -> Pa {
-    fast_call(t).unwrap_or(t | GENERAL_PATH)
+pub fn call(kk: &mut Kernel, t: Pa) -> Pa {
+    fast_call(kk, t).unwrap_or(t | GENERAL_PATH)
 }
 
 /// ReplyRecv from thread `t`: as [`call`].
 #[inline(always)]
-pub fn reply_recv(t: Pa) -> Pa {
-    fast_reply_recv(t).unwrap_or(t | GENERAL_PATH)
+pub fn reply_recv(kk: &mut Kernel, t: Pa) -> Pa {
+    fast_reply_recv(kk, t).unwrap_or(t | GENERAL_PATH)
 }
 
 /// Send from thread `t`: as [`call`] (the fast path takes a signal that wakes a thread
 /// which preempts the signaller).
 #[inline(always)]
-pub fn signal(t: Pa) -> Pa {
-    fast_signal(t).unwrap_or(t | GENERAL_PATH)
+pub fn signal(kk: &mut Kernel, t: Pa) -> Pa {
+    fast_signal(kk, t).unwrap_or(t | GENERAL_PATH)
 }
 
 /// [`lookup`] of two CPtrs, decoding the CSpace root once.
@@ -87,9 +87,9 @@ fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
 /// The address space `t` runs in, if its VSpace already has a hardware VMID (else the
 /// general path allocates one).
 #[inline(always)]
-fn loaded_vspace_of(t: Pa) -> Option<(Pa, u64)> {
+fn loaded_vspace_of(kk: &mut Kernel, t: Pa) -> Option<(Pa, u64)> {
     let (pa, asid) = tcb(t).slots[tcb_slot::VTABLE].cap.vspace_with_asid()?;
-    crate::vspace::vmid_if_allocated(asid, pa).map(|v| (pa, v))
+    crate::vspace::vmid_if_allocated(kk, asid, pa).map(|v| (pa, v))
 }
 
 /// `ipc::reply_push_donate(t, dest, reply, true)` for the running thread `t` (in no
@@ -244,7 +244,7 @@ fn scheduler_would_pick(kk: &Kernel, p: usize, now: u64) -> bool {
         return false;
     }
     let r = kk.release_head;
-    r == 0 || crate::sched::release_time(tcb(r).sc) > now
+    r == 0 || crate::sched::release_time(kk, tcb(r).sc) > now
 }
 
 #[inline(always)]
@@ -358,7 +358,7 @@ pub(crate) fn check_remaining(sc: Pa) {
 }
 
 #[inline(always)]
-fn fast_call(t: Pa) -> Option<Pa> {
+fn fast_call(kk: &mut Kernel, t: Pa) -> Option<Pa> {
     short_message(t)?;
     let CapKind::Endpoint {
         pa: ep,
@@ -381,19 +381,18 @@ fn fast_call(t: Pa) -> Option<Pa> {
     if reply == 0 || d.priority < tcb(t).priority || d.yield_to != 0 {
         return None;
     }
-    let kk = k();
     let (now, my_sc, used) = running_budget(kk, t)?;
     // A passive receiver runs on the caller's context (donated, `reply_push`).
     let dest_sc = tcb(dest).sc;
-    let prio = tcb(dest).priority as usize;
+    let prio = tcb(dest).priority.index();
     if dest_sc == 0 {
         // The context stays: nothing to charge (see `running_budget`).
         if !scheduler_would_pick(kk, prio, now) {
             return None;
         }
-        let vspace = loaded_vspace_of(dest)?;
+        let vspace = loaded_vspace_of(kk, dest)?;
         call_and_wait(t, dest, ep, reply, badge, 0);
-        return Some(switch_same_sc(dest, vspace));
+        return Some(switch_same_sc(kk, dest, vspace));
     }
     if !other_sc_can_run(dest, dest_sc)
         || !can_commit(my_sc)
@@ -401,11 +400,11 @@ fn fast_call(t: Pa) -> Option<Pa> {
     {
         return None;
     }
-    let vspace = loaded_vspace_of(dest)?;
+    let vspace = loaded_vspace_of(kk, dest)?;
     // The entry's charge: the context changes.
     commit(kk, my_sc, now, used);
     call_and_wait(t, dest, ep, reply, badge, dest_sc);
-    Some(switch(dest, dest_sc, vspace, now))
+    Some(switch(kk, dest, dest_sc, vspace, now))
 }
 
 /// What `send_ipc` does for the Call of `t` that [`fast_call`] takes: `dest`, the head of
@@ -428,7 +427,7 @@ fn call_and_wait(t: Pa, dest: Pa, ep: Pa, reply: Pa, badge: u64, dest_sc: Pa) {
 }
 
 #[inline(always)]
-fn fast_reply_recv(t: Pa) -> Option<Pa> {
+fn fast_reply_recv(kk: &mut Kernel, t: Pa) -> Option<Pa> {
     short_message(t)?;
     let th = tcb(t);
     let (ep_cptr, reply_cptr) = (th.ctx.x[0], th.ctx.x[6]);
@@ -469,20 +468,19 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     if bound != 0 && (obj::<Notification>(bound).active || obj::<Notification>(bound).sc != 0) {
         return None;
     }
-    let kk = k();
     let (now, my_sc, used) = running_budget(kk, t)?;
     // After the reply the caller runs on its own context, or gets the donated one back
     // if it has none (`reply_pop`); a donated context must be the one running now.
     let own_sc = tcb(caller).sc;
-    let prio = tcb(caller).priority as usize;
+    let prio = tcb(caller).priority.index();
     if donated != 0 && own_sc == 0 {
         // The context stays: nothing to charge (see `running_budget`).
         if donated != my_sc || !scheduler_would_pick(kk, prio, now) {
             return None;
         }
-        let vspace = loaded_vspace_of(caller)?;
-        reply_and_wait(t, caller, reply, ep);
-        return Some(switch_same_sc(caller, vspace));
+        let vspace = loaded_vspace_of(kk, caller)?;
+        reply_and_wait(kk, t, caller, reply, ep);
+        return Some(switch_same_sc(kk, caller, vspace));
     }
     if own_sc == 0
         || !other_sc_can_run(caller, own_sc)
@@ -491,18 +489,18 @@ fn fast_reply_recv(t: Pa) -> Option<Pa> {
     {
         return None;
     }
-    let vspace = loaded_vspace_of(caller)?;
+    let vspace = loaded_vspace_of(kk, caller)?;
     // The entry's charge: the context changes.
     commit(kk, my_sc, now, used);
-    reply_and_wait(t, caller, reply, ep);
-    Some(switch(caller, own_sc, vspace, now))
+    reply_and_wait(kk, t, caller, reply, ep);
+    Some(switch(kk, caller, own_sc, vspace, now))
 }
 
 /// What `do_reply` and then `receive_ipc` do for the ReplyRecv of `t` that
 /// [`fast_reply_recv`] takes: `caller` gets the message and runs, `t` waits on `ep` with
 /// `reply`. The message info is read again (see [`call_and_wait`]).
 #[inline(always)]
-fn reply_and_wait(t: Pa, caller: Pa, reply: Pa, ep: Pa) {
+fn reply_and_wait(kk: &mut Kernel, t: Pa, caller: Pa, reply: Pa, ep: Pa) {
     let info = MessageInfo(tcb(t).ctx.x[1]);
     let me = tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
@@ -515,7 +513,7 @@ fn reply_and_wait(t: Pa, caller: Pa, reply: Pa, ep: Pa) {
     put_pa(&mut me.reply, reply);
     me.state = ThreadState::BlockedOnReceive;
     obj::<Reply>(reply).receiver = t;
-    ipc::ep_insert(ep, t);
+    ipc::ep_insert(kk, ep, t);
 }
 
 /// Send on a notification that a thread of higher priority than the signaller waits on,
@@ -523,7 +521,7 @@ fn reply_and_wait(t: Pa, caller: Pa, reply: Pa, ep: Pa) {
 /// badge and runs at once; the signaller, preempted, goes to the front of its priority's
 /// ready queue. That is what `ipc::signal` and then `schedule` do in this case.
 #[inline(always)]
-fn fast_signal(t: Pa) -> Option<Pa> {
+fn fast_signal(kk: &mut Kernel, t: Pa) -> Option<Pa> {
     let me = tcb(t);
     let CapKind::Notification {
         pa: ntfn,
@@ -552,15 +550,14 @@ fn fast_signal(t: Pa) -> Option<Pa> {
     {
         return None;
     }
-    let kk = k();
     let (now, my_sc, used) = running_budget(kk, t)?;
     if !other_sc_can_run(waiter, waiter_sc)
         || !can_commit(my_sc)
-        || !scheduler_would_pick(kk, tcb(waiter).priority as usize, now)
+        || !scheduler_would_pick(kk, tcb(waiter).priority.index(), now)
     {
         return None;
     }
-    let vspace = loaded_vspace_of(waiter)?;
+    let vspace = loaded_vspace_of(kk, waiter)?;
 
     commit(kk, my_sc, now, used);
     let me = tcb(t);
@@ -571,7 +568,7 @@ fn fast_signal(t: Pa) -> Option<Pa> {
     put(&mut w.ctx.x[0], badge);
     w.state = ThreadState::Running;
     kk.ready_enqueue_front(t);
-    Some(switch(waiter, waiter_sc, vspace, now))
+    Some(switch(kk, waiter, waiter_sc, vspace, now))
 }
 
 /// Removes `t`, the head of notification `ntfn`'s queue (as `ipc::ntfn_remove`).
@@ -613,10 +610,9 @@ fn copy_message(from: Pa, to: Pa, badge: u64, info: MessageInfo) {
 /// early, and the interrupt then finds budget left and sets the exact one (the general
 /// path always does).
 #[inline(always)]
-fn switch(to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
-    let kk = k();
+fn switch(kk: &mut Kernel, to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
     kk.cur_sc = sc;
-    switch_same_sc(to, vspace);
+    switch_same_sc(kk, to, vspace);
     // (Wrapping: a sum past 2^64 only arms the timer, which then sets the exact deadline.)
     if now.wrapping_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
         return to | ARM_TIMER;
@@ -628,8 +624,7 @@ fn switch(to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
 /// context. Nothing was charged and the context's budget is what it was, so the timer
 /// armed for its end (or earlier) stays right.
 #[inline(always)]
-fn switch_same_sc(to: Pa, vspace: (Pa, u64)) -> Pa {
-    let kk = k();
+fn switch_same_sc(kk: &mut Kernel, to: Pa, vspace: (Pa, u64)) -> Pa {
     kk.cur = to;
     // The partners of a fast-path IPC are almost always in different address spaces:
     // loading VTTBR unconditionally is cheaper than comparing first.
@@ -649,8 +644,7 @@ pub const GENERAL_PATH: Pa = 2;
 /// Arms the timer for the budget of the thread the fast path switched to; the charge
 /// just made recorded the time in `charged_until`.
 #[cold]
-pub fn arm_timer() {
-    let kk = k();
+pub fn arm_timer(kk: &mut Kernel) {
     let now = kk.charged_until;
     kk.program_timer(now);
 }

@@ -69,39 +69,39 @@ fn ensure(ok: bool, what: &'static str, a: usize, b: usize) -> Check {
 // Read-only views of kernel objects. Every access the checker makes goes through these, so
 // a change in how the kernel reaches its objects touches only this block.
 
-fn tcb(pa: Pa) -> &'static Tcb {
-    crate::kernel::tcb(pa)
+fn tcb(k: &Kernel, pa: Pa) -> &Tcb {
+    k.tcb_ref(pa)
 }
-fn ep(pa: Pa) -> &'static Endpoint {
-    crate::mem::obj::<Endpoint>(pa)
+fn ep(k: &Kernel, pa: Pa) -> &Endpoint {
+    k.obj_ref::<Endpoint>(pa)
 }
-fn ntfn(pa: Pa) -> &'static Notification {
-    crate::mem::obj::<Notification>(pa)
+fn ntfn(k: &Kernel, pa: Pa) -> &Notification {
+    k.obj_ref::<Notification>(pa)
 }
-fn reply(pa: Pa) -> &'static Reply {
-    crate::mem::obj::<Reply>(pa)
+fn reply(k: &Kernel, pa: Pa) -> &Reply {
+    k.obj_ref::<Reply>(pa)
 }
-fn sc(pa: Pa) -> &'static SchedContext {
-    crate::mem::obj::<SchedContext>(pa)
+fn sc(k: &Kernel, pa: Pa) -> &SchedContext {
+    k.obj_ref::<SchedContext>(pa)
 }
-fn pool(pa: Pa) -> &'static AsidPool {
-    crate::mem::obj::<AsidPool>(pa)
+fn pool(k: &Kernel, pa: Pa) -> &AsidPool {
+    k.obj_ref::<AsidPool>(pa)
 }
-fn slot(pa: Pa) -> &'static Slot {
-    crate::cspace::slot(pa)
+fn slot(k: &Kernel, pa: Pa) -> &Slot {
+    k.obj_ref::<Slot>(pa)
 }
 fn word(pa: Pa) -> u64 {
     crate::mem::read_word(pa)
 }
-fn kernel() -> &'static Kernel {
-    crate::kernel::k()
-}
 fn tcb_slots(t: Pa) -> Pa {
     t + core::mem::offset_of!(Tcb, slots)
 }
-fn irq_slots() -> (Pa, usize) {
-    let kk = kernel();
-    (kk.irq_slots.as_ptr() as Pa, kk.irq_slots.len())
+fn irq_slots(k: &Kernel) -> (Pa, usize) {
+    let kk = k;
+    (
+        kk.irq_slots.as_slice().as_ptr() as Pa,
+        kk.irq_slots.as_slice().len(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -292,8 +292,8 @@ fn add_container(pa: Pa, count: usize) -> Check {
 }
 
 /// Records what the capability in `s` names and queues the slots it holds.
-fn visit_cap(s: Pa) -> Check {
-    let cap = slot(s).cap;
+fn visit_cap(k: &Kernel, s: Pa) -> Check {
+    let cap = slot(k, s).cap;
     match cap.kind() {
         CapKind::Untyped {
             pa,
@@ -338,9 +338,9 @@ fn visit_cap(s: Pa) -> Check {
 }
 
 /// Visits the whole CDT list that slot `s` is on (if not visited yet), checking its links.
-fn visit_list(s: Pa) -> Check {
-    if slot(s).cap.is_null() {
-        let sl = slot(s);
+fn visit_list(k: &Kernel, s: Pa) -> Check {
+    if slot(k, s).cap.is_null() {
+        let sl = slot(k, s);
         return ensure(
             sl.prev() == 0 && sl.next() == 0,
             "an empty slot is linked into the CDT",
@@ -354,9 +354,9 @@ fn visit_list(s: Pa) -> Check {
     // Back to the head of the list.
     let mut head = s;
     let mut steps = 0;
-    while slot(head).prev() != 0 {
-        let p = slot(head).prev();
-        if slot(p).next() != head {
+    while slot(k, head).prev() != 0 {
+        let p = slot(k, head).prev();
+        if slot(k, p).next() != head {
             return fail("CDT: prev.next does not point back", head, p);
         }
         head = p;
@@ -367,15 +367,15 @@ fn visit_list(s: Pa) -> Check {
     }
     let mut cur = head;
     while cur != 0 {
-        if slot(cur).cap.is_null() {
+        if slot(k, cur).cap.is_null() {
             return fail("CDT: an empty slot in a list", cur, head);
         }
         if !mark(cur)? {
             return fail("CDT: two lists merge (or a cycle)", cur, head);
         }
-        visit_cap(cur)?;
-        let n = slot(cur).next();
-        if n != 0 && slot(n).prev() != cur {
+        visit_cap(k, cur)?;
+        let n = slot(k, cur).next();
+        if n != 0 && slot(k, n).prev() != cur {
             return fail("CDT: next.prev does not point back", cur, n);
         }
         cur = n;
@@ -385,15 +385,15 @@ fn visit_list(s: Pa) -> Check {
 
 /// Enumerates every reachable capability, from the root CNode, the IRQ table and the
 /// threads the scheduler knows.
-fn enumerate(root: Cap) -> Check {
+fn enumerate(k: &Kernel, root: Cap) -> Check {
     if let CapKind::CNode { pa, radix, .. } = root.kind() {
         if pa != 0 {
             add_container(pa, 1 << radix)?;
         }
     }
-    let (irq, n) = irq_slots();
+    let (irq, n) = irq_slots(k);
     add_container(irq, n)?;
-    let kk = kernel();
+    let kk = k;
     if kk.cur != 0 {
         add_container(tcb_slots(kk.cur), tcb_slot::COUNT)?;
     }
@@ -401,7 +401,7 @@ fn enumerate(root: Cap) -> Check {
     while i < get(&S.n_cont) {
         let (base, count) = (get(&S.cont[i]), get(&S.cont_n[i]));
         for j in 0..count {
-            visit_list(base + (j << 5))?;
+            visit_list(k, base + (j << 5))?;
         }
         i += 1;
     }
@@ -605,8 +605,8 @@ fn check_watermarks() -> Check {
 }
 
 /// Every visited slot lies in a live CNode, a live TCB's slot array or the IRQ table.
-fn check_slot_homes() -> Check {
-    let (irq, n_irq) = irq_slots();
+fn check_slot_homes(k: &Kernel) -> Check {
+    let (irq, n_irq) = irq_slots(k);
     for i in 0..get(&S.n_slots) {
         let s = get(&S.slots[i]);
         if s >= irq && s < irq + (n_irq << 5) {
@@ -645,11 +645,11 @@ impl Mode {
     }
 }
 
-fn blocked_in_queue(t: Pa, head: Pa) -> bool {
+fn blocked_in_queue(k: &Kernel, t: Pa, head: Pa) -> bool {
     let mut x = t;
     let mut steps = 0;
-    while tcb(x).ep_prev != 0 {
-        x = tcb(x).ep_prev;
+    while tcb(k, x).ep_prev != 0 {
+        x = tcb(k, x).ep_prev;
         steps += 1;
         if steps > MAX_SLOTS {
             return false;
@@ -659,8 +659,8 @@ fn blocked_in_queue(t: Pa, head: Pa) -> bool {
 }
 
 /// A thread's links and slot contents.
-fn check_tcb(t: Pa, m: Mode) -> Check {
-    let th = tcb(t);
+fn check_tcb(k: &Kernel, t: Pa, m: Mode) -> Check {
+    let th = tcb(k, t);
     let b = th.blocked_on;
     match th.state {
         ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => {
@@ -671,7 +671,7 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
                 b,
             )?;
             ensure(
-                blocked_in_queue(t, ep(b).head),
+                blocked_in_queue(k, t, ep(k, b).head),
                 "a blocked thread is not in its endpoint's queue",
                 t,
                 b,
@@ -685,7 +685,7 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
                 b,
             )?;
             ensure(
-                blocked_in_queue(t, ntfn(b).head),
+                blocked_in_queue(k, t, ntfn(k, b).head),
                 "a waiting thread is not in its notification's queue",
                 t,
                 b,
@@ -705,7 +705,7 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
                 b,
             )?;
             ensure(
-                reply(b).caller == t,
+                reply(k, b).caller == t,
                 "a caller's reply does not name it",
                 t,
                 b,
@@ -736,7 +736,7 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
         )?;
         match th.state {
             ThreadState::BlockedOnReceive => ensure(
-                reply(r).receiver == t,
+                reply(k, r).receiver == t,
                 "a receiver's reply object names another receiver (reply shared)",
                 t,
                 r,
@@ -753,7 +753,7 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
             th.sc,
         )?;
         ensure(
-            sc(th.sc).tcb == t,
+            sc(k, th.sc).tcb == t,
             "tcb.sc is not mirrored by sc.tcb",
             t,
             th.sc,
@@ -768,7 +768,7 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
             n,
         )?;
         ensure(
-            ntfn(n).bound_tcb == t,
+            ntfn(k, n).bound_tcb == t,
             "tcb.bound_ntfn is not mirrored",
             t,
             n,
@@ -782,7 +782,7 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
             0,
         )?;
         ensure(
-            sc(th.yield_to).yield_from == t,
+            sc(k, th.yield_to).yield_from == t,
             "tcb.yield_to is not mirrored",
             t,
             th.yield_to,
@@ -803,12 +803,12 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
         )?;
         let mut x = t;
         let mut steps = 0;
-        while tcb(x).sched_prev != 0 && steps <= MAX_SLOTS {
-            x = tcb(x).sched_prev;
+        while tcb(k, x).sched_prev != 0 && steps <= MAX_SLOTS {
+            x = tcb(k, x).sched_prev;
             steps += 1;
         }
         ensure(
-            x == kernel().ready_head[th.priority as usize],
+            x == k.ready_head[th.priority],
             "a thread flagged ready is not in its priority's queue",
             t,
             x,
@@ -867,14 +867,14 @@ fn check_tcb(t: Pa, m: Mode) -> Check {
 }
 
 /// A wait queue: doubly linked, every member blocked on `obj` in one of `states`.
-fn check_queue(obj: Pa, head: Pa, tail: Pa, states: &[ThreadState], m: Mode) -> Check {
+fn check_queue(k: &Kernel, obj: Pa, head: Pa, tail: Pa, states: &[ThreadState], m: Mode) -> Check {
     let mut prev = 0;
     let mut t = head;
     let mut steps = 0;
     let mut first_state = None;
     while t != 0 {
         ensure(m.live(t, Kind::Tcb), "a wait queue holds a non-TCB", obj, t)?;
-        let th = tcb(t);
+        let th = tcb(k, t);
         ensure(
             th.ep_prev == prev,
             "a wait queue's prev link is wrong",
@@ -911,9 +911,10 @@ fn check_queue(obj: Pa, head: Pa, tail: Pa, states: &[ThreadState], m: Mode) -> 
     ensure(tail == prev, "a wait queue's tail is wrong", obj, tail)
 }
 
-fn check_endpoint(e: Pa, m: Mode) -> Check {
-    let x = ep(e);
+fn check_endpoint(k: &Kernel, e: Pa, m: Mode) -> Check {
+    let x = ep(k, e);
     check_queue(
+        k,
         e,
         x.head,
         x.tail,
@@ -922,9 +923,16 @@ fn check_endpoint(e: Pa, m: Mode) -> Check {
     )
 }
 
-fn check_notification(n: Pa, m: Mode) -> Check {
-    let x = ntfn(n);
-    check_queue(n, x.head, x.tail, &[ThreadState::BlockedOnNotification], m)?;
+fn check_notification(k: &Kernel, n: Pa, m: Mode) -> Check {
+    let x = ntfn(k, n);
+    check_queue(
+        k,
+        n,
+        x.head,
+        x.tail,
+        &[ThreadState::BlockedOnNotification],
+        m,
+    )?;
     ensure(
         !(x.active && x.head != 0),
         "a notification is active with waiters",
@@ -939,7 +947,7 @@ fn check_notification(n: Pa, m: Mode) -> Check {
             x.bound_tcb,
         )?;
         ensure(
-            tcb(x.bound_tcb).bound_ntfn == n,
+            tcb(k, x.bound_tcb).bound_ntfn == n,
             "ntfn.bound_tcb is not mirrored",
             n,
             x.bound_tcb,
@@ -952,13 +960,13 @@ fn check_notification(n: Pa, m: Mode) -> Check {
             n,
             x.sc,
         )?;
-        ensure(sc(x.sc).ntfn == n, "ntfn.sc is not mirrored", n, x.sc)?;
+        ensure(sc(k, x.sc).ntfn == n, "ntfn.sc is not mirrored", n, x.sc)?;
     }
     Ok(())
 }
 
-fn check_reply(r: Pa, m: Mode) -> Check {
-    let x = reply(r);
+fn check_reply(k: &Kernel, r: Pa, m: Mode) -> Check {
+    let x = reply(k, r);
     if x.caller != 0 {
         ensure(
             m.live(x.caller, Kind::Tcb),
@@ -966,7 +974,7 @@ fn check_reply(r: Pa, m: Mode) -> Check {
             r,
             x.caller,
         )?;
-        let c = tcb(x.caller);
+        let c = tcb(k, x.caller);
         ensure(
             c.state == ThreadState::BlockedOnReply && c.reply == r,
             "reply.caller does not wait on this reply",
@@ -994,7 +1002,7 @@ fn check_reply(r: Pa, m: Mode) -> Check {
             r,
             x.receiver,
         )?;
-        let t = tcb(x.receiver);
+        let t = tcb(k, x.receiver);
         ensure(
             t.state == ThreadState::BlockedOnReceive && t.reply == r,
             "reply.receiver does not receive with this reply",
@@ -1011,7 +1019,7 @@ fn check_reply(r: Pa, m: Mode) -> Check {
         )?;
         // The reply is on the context's call stack (whose top is `sc.donated_via`).
         ensure(
-            sc(x.donated_sc).donated_via != 0,
+            sc(k, x.donated_sc).donated_via != 0,
             "reply.donated_sc is not mirrored",
             r,
             x.donated_sc,
@@ -1020,12 +1028,12 @@ fn check_reply(r: Pa, m: Mode) -> Check {
     Ok(())
 }
 
-fn check_sc(s: Pa, m: Mode) -> Check {
-    let x = sc(s);
+fn check_sc(k: &Kernel, s: Pa, m: Mode) -> Check {
+    let x = sc(k, s);
     if x.tcb != 0 {
         ensure(m.live(x.tcb, Kind::Tcb), "sc.tcb is not a TCB", s, x.tcb)?;
         ensure(
-            tcb(x.tcb).sc == s,
+            tcb(k, x.tcb).sc == s,
             "sc.tcb is not mirrored by tcb.sc",
             s,
             x.tcb,
@@ -1038,7 +1046,12 @@ fn check_sc(s: Pa, m: Mode) -> Check {
             s,
             x.ntfn,
         )?;
-        ensure(ntfn(x.ntfn).sc == s, "sc.ntfn is not mirrored", s, x.ntfn)?;
+        ensure(
+            ntfn(k, x.ntfn).sc == s,
+            "sc.ntfn is not mirrored",
+            s,
+            x.ntfn,
+        )?;
     }
     if x.donated_via != 0 {
         ensure(
@@ -1048,7 +1061,7 @@ fn check_sc(s: Pa, m: Mode) -> Check {
             0,
         )?;
         ensure(
-            reply(x.donated_via).donated_sc == s,
+            reply(k, x.donated_via).donated_sc == s,
             "sc.donated_via is not mirrored",
             s,
             0,
@@ -1062,7 +1075,7 @@ fn check_sc(s: Pa, m: Mode) -> Check {
             0,
         )?;
         ensure(
-            tcb(x.yield_from).yield_to == s,
+            tcb(k, x.yield_from).yield_to == s,
             "sc.yield_from is not mirrored",
             s,
             0,
@@ -1072,10 +1085,10 @@ fn check_sc(s: Pa, m: Mode) -> Check {
 }
 
 /// Ready queues, bitmap, release queue and the current thread.
-fn check_scheduler(m: Mode) -> Check {
-    let kk = kernel();
+fn check_scheduler(k: &Kernel, m: Mode) -> Check {
+    let kk = k;
     for p in 0..256 {
-        let (head, tail) = (kk.ready_head[p], kk.ready_tail[p]);
+        let (head, tail) = (kk.ready_head.as_slice()[p], kk.ready_tail.as_slice()[p]);
         let bit = kk.ready_bitmap[p / 64] & (1 << (p % 64)) != 0;
         ensure(
             bit == (head != 0),
@@ -1088,7 +1101,7 @@ fn check_scheduler(m: Mode) -> Check {
         let mut steps = 0;
         while t != 0 {
             ensure(m.live(t, Kind::Tcb), "a ready queue holds a non-TCB", p, t)?;
-            let th = tcb(t);
+            let th = tcb(k, t);
             ensure(
                 th.in_ready_queue,
                 "a queued thread is not flagged ready",
@@ -1096,7 +1109,7 @@ fn check_scheduler(m: Mode) -> Check {
                 p,
             )?;
             ensure(
-                th.priority as usize == p,
+                th.priority.index() == p,
                 "a thread is queued at another priority",
                 t,
                 p,
@@ -1134,7 +1147,7 @@ fn check_scheduler(m: Mode) -> Check {
             t,
             0,
         )?;
-        let th = tcb(t);
+        let th = tcb(k, t);
         ensure(
             th.in_release_queue,
             "a thread in the release queue is not flagged",
@@ -1148,7 +1161,7 @@ fn check_scheduler(m: Mode) -> Check {
             prev,
         )?;
         ensure(th.sc != 0, "a thread in the release queue has no sc", t, 0)?;
-        let when = crate::sched::release_time(th.sc);
+        let when = crate::sched::release_time(k, th.sc);
         ensure(when >= last, "the release queue is out of order", t, prev)?;
         last = when;
         prev = t;
@@ -1166,7 +1179,7 @@ fn check_scheduler(m: Mode) -> Check {
             0,
         )?;
         ensure(
-            !tcb(kk.cur).in_ready_queue,
+            !tcb(k, kk.cur).in_ready_queue,
             "the running thread is queued",
             kk.cur,
             0,
@@ -1176,19 +1189,19 @@ fn check_scheduler(m: Mode) -> Check {
 }
 
 /// Every object's links, and runnable threads that the scheduler forgot.
-fn check_links() -> Check {
+fn check_links(k: &Kernel) -> Check {
     let m = Mode { full: true };
-    let kk = kernel();
+    let kk = k;
     for i in 0..get(&S.n_obj) {
         let (pa, me) = obj_key(i);
-        let k = meta_kind(me);
-        if k == Kind::Tcb as u8 {
-            check_tcb(pa, m)?;
-            let th = tcb(pa);
+        let kind = meta_kind(me);
+        if kind == Kind::Tcb as u8 {
+            check_tcb(k, pa, m)?;
+            let th = tcb(k, pa);
             if crate::sched::is_runnable(th.state)
                 && pa != kk.cur
                 && th.sc != 0
-                && sc(th.sc).configured
+                && sc(k, th.sc).configured
             {
                 ensure(
                     th.in_ready_queue || th.in_release_queue,
@@ -1197,23 +1210,26 @@ fn check_links() -> Check {
                     th.sc,
                 )?;
             }
-        } else if k == Kind::Endpoint as u8 {
-            check_endpoint(pa, m)?;
-        } else if k == Kind::Notification as u8 {
-            check_notification(pa, m)?;
-        } else if k == Kind::Reply as u8 {
-            check_reply(pa, m)?;
-        } else if k == Kind::SchedContext as u8 {
-            check_sc(pa, m)?;
+        } else if kind == Kind::Endpoint as u8 {
+            check_endpoint(k, pa, m)?;
+        } else if kind == Kind::Notification as u8 {
+            check_notification(k, pa, m)?;
+        } else if kind == Kind::Reply as u8 {
+            check_reply(k, pa, m)?;
+        } else if kind == Kind::SchedContext as u8 {
+            check_sc(k, pa, m)?;
         }
     }
     // The IRQ table holds notifications only, for issued IRQs.
-    for (i, s) in kk.irq_slots.iter().enumerate() {
+    for (i, s) in kk.irq_slots.as_slice().iter().enumerate() {
         match s.cap.kind() {
             CapKind::Null => {}
-            CapKind::Notification { .. } => {
-                ensure(kk.irq_issued[i], "an unissued IRQ has a notification", i, 0)?
-            }
+            CapKind::Notification { .. } => ensure(
+                kk.irq_issued.as_slice()[i],
+                "an unissued IRQ has a notification",
+                i,
+                0,
+            )?,
             _ => return fail("the IRQ table holds a non-notification", i, 0),
         }
     }
@@ -1224,8 +1240,8 @@ const PTE_VALID: u64 = 1;
 const PTE_ADDR: u64 = 0x0000_ffff_ffff_f000;
 
 /// Every VSpace reachable through the ASID table maps only live tables and live frames.
-fn check_vspaces() -> Check {
-    let kk = kernel();
+fn check_vspaces(k: &Kernel) -> Check {
+    let kk = k;
     for (hi, &p) in kk.asid_table.iter().enumerate() {
         if p == 0 {
             continue;
@@ -1236,7 +1252,7 @@ fn check_vspaces() -> Check {
             hi,
             p,
         )?;
-        for (lo, &e) in pool(p).entries.iter().enumerate() {
+        for (lo, &e) in pool(k, p).entries.iter().enumerate() {
             if e == 0 {
                 continue;
             }
@@ -1305,29 +1321,29 @@ fn walk_table(table: Pa, level: u32, asid: usize) -> Check {
 // Entry points.
 
 /// The cheap check: scheduler queues and the current thread's links (mirrors only).
-pub fn check_cheap() -> Result<(), Violation> {
+pub fn check_cheap(k: &Kernel) -> Result<(), Violation> {
     let m = Mode { full: false };
-    check_scheduler(m)?;
-    let cur = kernel().cur;
+    check_scheduler(k, m)?;
+    let cur = k.cur;
     if cur != 0 {
-        check_tcb(cur, m)?;
+        check_tcb(k, cur, m)?;
     }
     Ok(())
 }
 
 /// The full check, enumerating every capability reachable from `root` (the root task's
 /// CNode), the IRQ table and the current thread.
-pub fn check_full(root: Cap) -> Result<(), Violation> {
+pub fn check_full(k: &Kernel, root: Cap) -> Result<(), Violation> {
     reset();
     let r = (|| {
-        enumerate(root)?;
+        enumerate(k, root)?;
         sort_objects();
         check_objects()?;
         check_watermarks()?;
-        check_slot_homes()?;
-        check_scheduler(Mode { full: true })?;
-        check_links()?;
-        check_vspaces()
+        check_slot_homes(k)?;
+        check_scheduler(k, Mode { full: true })?;
+        check_links(k)?;
+        check_vspaces(k)
     })();
     reset();
     r
@@ -1366,16 +1382,17 @@ static LAST: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 
 /// Called at the start of every kernel entry (`esr` is `None` for an interrupt): checks
 /// the state the previous entry left, then records this entry for the report.
-pub fn on_entry(esr: Option<u64>) {
+pub fn on_entry(k: &Kernel, esr: Option<u64>) {
     let n = ENTRIES.fetch_add(1, Relaxed) + 1;
-    let kk = kernel();
+    let kk = k;
     if get(&ROOT[0]) == 0 && kk.cur != 0 {
-        if let CapKind::CNode { pa, radix, .. } = tcb(kk.cur).slots[tcb_slot::CTABLE].cap.kind() {
+        if let CapKind::CNode { pa, radix, .. } = tcb(k, kk.cur).slots[tcb_slot::CTABLE].cap.kind()
+        {
             put(&ROOT[0], pa);
             put(&ROOT[1], radix as usize);
         }
     }
-    let mut r = check_cheap();
+    let mut r = check_cheap(k);
     if r.is_ok() && n.is_multiple_of(FULL_EVERY) {
         let root = Cap::new(CapKind::CNode {
             pa: get(&ROOT[0]),
@@ -1383,13 +1400,17 @@ pub fn on_entry(esr: Option<u64>) {
             guard_size: 0,
             guard: 0,
         });
-        r = check_full(root);
+        r = check_full(k, root);
     }
     if let Err(v) = r {
         report(&v, n);
     }
     let cur = kk.cur;
-    let regs = if cur != 0 { tcb(cur).ctx.x } else { [0u64; 31] };
+    let regs = if cur != 0 {
+        tcb(k, cur).ctx.x
+    } else {
+        [0u64; 31]
+    };
     LAST[0].store(cur as u64, Relaxed);
     LAST[1].store(esr.unwrap_or(u64::MAX), Relaxed);
     LAST[2].store(regs[7], Relaxed);
@@ -1482,10 +1503,11 @@ mod tests {
                 guard: 0,
             });
             // The root CNode holds a capability to itself, as the root task's does.
-            cspace::insert_root(root, cnode);
+            cspace::insert_root(crate::kernel::k(), root, cnode);
             let ut = arena(1 << UT_BITS, 1 << UT_BITS);
             let ut_slot = cnode + 32;
             cspace::insert_root(
+                crate::kernel::k(),
                 Cap::new(CapKind::Untyped {
                     pa: ut,
                     size_bits: UT_BITS,
@@ -1510,7 +1532,7 @@ mod tests {
 
         /// Retypes one object of `bits` from the untyped in `from`; `make` builds its cap.
         fn retype_from(&mut self, from: Pa, bits: u32, make: impl Fn(Pa) -> Cap) -> (Pa, Pa) {
-            let ut = slot(from).cap;
+            let ut = slot(crate::kernel::k(), from).cap;
             let CapKind::Untyped {
                 pa,
                 size_bits,
@@ -1520,13 +1542,19 @@ mod tests {
             else {
                 panic!("not an untyped")
             };
-            let reset = !cspace::has_children(from);
-            let (at, free) =
-                crate::invoke::plan_retype(pa as u64, size_bits, free_index, reset, bits as u64, 1)
-                    .unwrap();
+            let reset = !cspace::has_children(crate::kernel::k(), from);
+            let (at, free) = crate::object::untyped::plan_retype(
+                pa as u64,
+                size_bits,
+                free_index,
+                reset,
+                bits as u64,
+                1,
+            )
+            .unwrap();
             let dest = self.slot();
-            cspace::insert_new(make(at as Pa), from, dest);
-            cspace::update_cap(from, ut.with_free_index(free));
+            cspace::insert_new(crate::kernel::k(), make(at as Pa), from, dest);
+            cspace::update_cap(crate::kernel::k(), from, ut.with_free_index(free));
             (at as Pa, dest)
         }
 
@@ -1536,7 +1564,7 @@ mod tests {
 
         fn tcb(&mut self) -> Pa {
             let (t, _) = self.new_obj(11, |pa| Cap::new(CapKind::Tcb { pa }));
-            tcb_mut(t).priority = 10;
+            tcb_mut(t).priority = 10.into();
             t
         }
         fn endpoint(&mut self) -> Pa {
@@ -1571,7 +1599,7 @@ mod tests {
         fn sc(&mut self) -> Pa {
             let (s, _) = self.new_obj(8, |pa| Cap::new(CapKind::SchedContext { pa, size_bits: 8 }));
             obj::<SchedContext>(s).configured = true;
-            crate::sched::refill_new(s, 2, 1 << 30, 0, 0);
+            crate::sched::refill_new(crate::kernel::k(), s, 2, 1 << 30, 0, 0);
             s
         }
         fn frame(&mut self, is_device: bool) -> (Pa, Pa) {
@@ -1586,13 +1614,13 @@ mod tests {
             })
         }
         fn check(&self) -> Result<(), Violation> {
-            check_cheap()?;
-            check_full(self.root)
+            check_cheap(crate::kernel::k())?;
+            check_full(crate::kernel::k(), self.root)
         }
     }
 
     fn tcb_mut(t: Pa) -> &'static mut Tcb {
-        crate::kernel::tcb(t)
+        crate::kernel::k().tcb(t)
     }
 
     fn fires(w: &World, what: &str) {
@@ -1608,7 +1636,7 @@ mod tests {
         let s = w.sc();
         tcb_mut(t).sc = s;
         obj::<SchedContext>(s).tcb = t;
-        crate::kernel::set_state(t, ThreadState::Running);
+        crate::kernel::set_state(crate::kernel::k(), t, ThreadState::Running);
         t
     }
 
@@ -1619,8 +1647,11 @@ mod tests {
         let b = running_thread(&mut w);
         let e = w.endpoint();
         let r = w.reply();
-        crate::ipc::receive_ipc(a, e, r, true);
-        assert_eq!(tcb(a).state, ThreadState::BlockedOnReceive);
+        crate::ipc::receive_ipc(crate::kernel::k(), a, e, r, true);
+        assert_eq!(
+            tcb(crate::kernel::k(), a).state,
+            ThreadState::BlockedOnReceive
+        );
         w.check().expect("a valid state passes");
         (w, a, b, e, r)
     }
@@ -1630,7 +1661,7 @@ mod tests {
         let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let (mut w, _a, b, _e, _r) = busy_world();
         let n = w.notification();
-        crate::ipc::wait(b, n, true);
+        crate::ipc::wait(crate::kernel::k(), b, n, true);
         let (f, _) = w.frame(false);
         let _ = f;
         w.check().expect("still valid");
@@ -1651,9 +1682,13 @@ mod tests {
             })
         });
         let u2 = w.slot();
-        cspace::insert_derived(slot(u).cap, u, u2);
+        cspace::insert_derived(crate::kernel::k(), slot(crate::kernel::k(), u).cap, u, u2);
         // The bug: the source keeps its watermark (seL4 marks it full).
-        cspace::update_cap(u, slot(u).cap.with_free_index(0));
+        cspace::update_cap(
+            crate::kernel::k(),
+            u,
+            slot(crate::kernel::k(), u).cap.with_free_index(0),
+        );
         w.retype_from(u2, 6, |pa| {
             Cap::new(CapKind::Notification {
                 pa,
@@ -1663,14 +1698,19 @@ mod tests {
         });
         fires(&w, "free range");
         // Marked full, as seL4's setUntypedCapAsFull does, the same state is valid.
-        cspace::update_cap(u, slot(u).cap.with_free_index(1 << 12));
+        cspace::update_cap(
+            crate::kernel::k(),
+            u,
+            slot(crate::kernel::k(), u).cap.with_free_index(1 << 12),
+        );
         w.check().expect("source marked full");
         // And a frame over the notification is an overlap.
         let s = w.slot();
-        let CapKind::Untyped { pa, .. } = slot(u).cap.kind() else {
+        let CapKind::Untyped { pa, .. } = slot(crate::kernel::k(), u).cap.kind() else {
             unreachable!()
         };
         cspace::insert_new(
+            crate::kernel::k(),
             Cap::new(CapKind::Frame {
                 pa,
                 size: FrameSize::Small,
@@ -1688,7 +1728,13 @@ mod tests {
     fn watermark_beyond_the_end_fires() {
         let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let w = World::new();
-        cspace::update_cap(w.ut_slot, slot(w.ut_slot).cap.with_free_index(2 << UT_BITS));
+        cspace::update_cap(
+            crate::kernel::k(),
+            w.ut_slot,
+            slot(crate::kernel::k(), w.ut_slot)
+                .cap
+                .with_free_index(2 << UT_BITS),
+        );
         fires(&w, "beyond its end");
     }
 
@@ -1699,9 +1745,9 @@ mod tests {
         let (mut w, _a, b, _e, r) = busy_world();
         let e2 = w.endpoint();
         let th = tcb_mut(b);
-        crate::kernel::set_state(b, ThreadState::BlockedOnReceive);
+        crate::kernel::set_state(crate::kernel::k(), b, ThreadState::BlockedOnReceive);
         th.blocked_on = e2;
-        crate::ipc::ep_insert(e2, b);
+        crate::ipc::ep_insert(crate::kernel::k(), e2, b);
         tcb_mut(b).reply = r;
         obj::<Reply>(r).receiver = b;
         fires(&w, "reply shared");
@@ -1714,8 +1760,10 @@ mod tests {
         // Delete the reply's only capability without finalising it.
         for i in 0..64 {
             let s = w.cnode + (i << 5);
-            if slot(s).cap.region().map(|x| x.0) == Some(r) && !slot(s).cap.is_untyped() {
-                cspace::unlink(s);
+            if slot(crate::kernel::k(), s).cap.region().map(|x| x.0) == Some(r)
+                && !slot(crate::kernel::k(), s).cap.is_untyped()
+            {
+                cspace::unlink(crate::kernel::k(), s);
             }
         }
         fires(&w, "not a live reply");
@@ -1727,7 +1775,12 @@ mod tests {
         let (mut w, a, _b, _e, _r) = busy_world();
         let (_, fs) = w.frame(true);
         let dst = tcb_slots(a) + (tcb_slot::BUFFER << 5);
-        cspace::insert_derived(slot(fs).cap, fs, dst);
+        cspace::insert_derived(
+            crate::kernel::k(),
+            slot(crate::kernel::k(), fs).cap,
+            fs,
+            dst,
+        );
         fires(&w, "IPC buffer");
     }
 
@@ -1735,7 +1788,7 @@ mod tests {
     fn broken_mirrors_fire() {
         let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let (mut w, a, b, e, _r) = busy_world();
-        let s = tcb(b).sc;
+        let s = tcb(crate::kernel::k(), b).sc;
         obj::<SchedContext>(s).tcb = 0;
         fires(&w, "mirrored by sc.tcb");
         obj::<SchedContext>(s).tcb = b;
@@ -1766,7 +1819,7 @@ mod tests {
         tcb_mut(b).in_ready_queue = false;
         k().ready_enqueue(b);
         // A blocked thread that its endpoint does not queue.
-        crate::ipc::ep_remove(e, a);
+        crate::ipc::ep_remove(crate::kernel::k(), e, a);
         obj::<Endpoint>(e).head = 0;
         fires(&w, "not in its endpoint's queue");
     }
@@ -1779,16 +1832,16 @@ mod tests {
         let _ = n;
         // Find a linked slot and point its successor's prev elsewhere.
         let s = w.ut_slot;
-        let next = slot(s).next();
+        let next = slot(crate::kernel::k(), s).next();
         assert!(next != 0);
         let mut bad = Slot::default();
-        bad.cap = slot(next).cap;
+        bad.cap = slot(crate::kernel::k(), next).cap;
         // `bad` keeps next's cap but loses its links: its old neighbours now point at a
         // slot that does not point back.
-        let keep = *slot(next);
-        *crate::cspace::slot(next) = bad;
+        let keep = *slot(crate::kernel::k(), next);
+        *crate::kernel::k().slot(next) = bad;
         fires(&w, "CDT");
-        *crate::cspace::slot(next) = keep;
+        *crate::kernel::k().slot(next) = keep;
         w.check().expect("repaired");
     }
 
@@ -1811,11 +1864,16 @@ mod tests {
                 guard: 0,
             })
         });
-        assert_eq!(slot(es).cap.region().unwrap().0, e);
-        cspace::insert_derived(slot(es).cap, es, c + 32);
+        assert_eq!(slot(crate::kernel::k(), es).cap.region().unwrap().0, e);
+        cspace::insert_derived(
+            crate::kernel::k(),
+            slot(crate::kernel::k(), es).cap,
+            es,
+            c + 32,
+        );
         w.check().expect("valid");
         // Drop the CNode's only capability without emptying it.
-        cspace::unlink(cs);
+        cspace::unlink(crate::kernel::k(), cs);
         fires(&w, "outside every live CNode");
     }
 
@@ -1860,7 +1918,7 @@ mod tests {
         fires(&w, "user mapping");
         // A frame whose last capability went while it stayed mapped.
         crate::mem::write_word(pte, f as u64 | 0x7c3);
-        cspace::unlink(fs);
+        cspace::unlink(crate::kernel::k(), fs);
         fires(&w, "user mapping");
         // A table that is not a page table.
         crate::mem::write_word(pte, 0);

@@ -3,11 +3,11 @@
 //! faulting thread's behalf.
 
 use crate::cap::{Cap, CapKind};
-use crate::cspace::{self, slot};
+use crate::cspace;
 use crate::kernel::{
-    buffer_word, get_mr, k, msg_capacity, set_buffer_word, set_mr, set_state, tcb,
+    buffer_word, get_mr, msg_capacity, set_buffer_word, set_mr, set_state, Kernel,
 };
-use crate::mem::{obj, Pa};
+use crate::mem::Pa;
 use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
 use sel4_sys::{fault as fl, ipc_buffer, MessageInfo};
 
@@ -16,65 +16,79 @@ use sel4_sys::{fault as fl, ipc_buffer, MessageInfo};
 // priority, as in seL4 MCS.
 
 #[inline(always)]
-fn queue_insert(head: &mut Pa, tail: &mut Pa, t: Pa) {
-    let prio = tcb(t).priority;
-    let mut after = *tail;
-    while after != 0 && tcb(after).priority < prio {
-        after = tcb(after).ep_prev;
+fn queue_insert(k: &mut Kernel, (mut head, mut tail): (Pa, Pa), t: Pa) -> (Pa, Pa) {
+    let prio = k.tcb(t).priority;
+    let mut after = tail;
+    while after != 0 && k.tcb(after).priority < prio {
+        after = k.tcb(after).ep_prev;
     }
     let before = if after == 0 {
-        *head
+        head
     } else {
-        tcb(after).ep_next
+        k.tcb(after).ep_next
     };
-    let th = tcb(t);
+    let th = k.tcb(t);
     th.ep_prev = after;
     th.ep_next = before;
     if after == 0 {
-        *head = t;
+        head = t;
     } else {
-        tcb(after).ep_next = t;
+        k.tcb(after).ep_next = t;
     }
     if before == 0 {
-        *tail = t;
+        tail = t;
     } else {
-        tcb(before).ep_prev = t;
+        k.tcb(before).ep_prev = t;
     }
+    (head, tail)
 }
 
-fn queue_remove(head: &mut Pa, tail: &mut Pa, t: Pa) {
-    let th = tcb(t);
+fn queue_remove(k: &mut Kernel, (mut head, mut tail): (Pa, Pa), t: Pa) -> (Pa, Pa) {
+    let th = k.tcb(t);
     let (prev, next) = (th.ep_prev, th.ep_next);
     th.ep_prev = 0;
     th.ep_next = 0;
     if prev == 0 {
-        *head = next;
+        head = next;
     } else {
-        tcb(prev).ep_next = next;
+        k.tcb(prev).ep_next = next;
     }
     if next == 0 {
-        *tail = prev;
+        tail = prev;
     } else {
-        tcb(next).ep_prev = prev;
+        k.tcb(next).ep_prev = prev;
     }
+    (head, tail)
 }
 
 #[inline(always)]
-pub(crate) fn ep_insert(ep: Pa, t: Pa) {
-    let e = obj::<Endpoint>(ep);
-    queue_insert(&mut e.head, &mut e.tail, t);
+pub(crate) fn ep_insert(k: &mut Kernel, ep: Pa, t: Pa) {
+    let e = k.obj::<Endpoint>(ep);
+    let q = (e.head, e.tail);
+    let q = queue_insert(k, q, t);
+    let e = k.obj::<Endpoint>(ep);
+    (e.head, e.tail) = q;
 }
-pub(crate) fn ep_remove(ep: Pa, t: Pa) {
-    let e = obj::<Endpoint>(ep);
-    queue_remove(&mut e.head, &mut e.tail, t);
+pub(crate) fn ep_remove(k: &mut Kernel, ep: Pa, t: Pa) {
+    let e = k.obj::<Endpoint>(ep);
+    let q = (e.head, e.tail);
+    let q = queue_remove(k, q, t);
+    let e = k.obj::<Endpoint>(ep);
+    (e.head, e.tail) = q;
 }
-pub(crate) fn ntfn_insert(n: Pa, t: Pa) {
-    let e = obj::<Notification>(n);
-    queue_insert(&mut e.head, &mut e.tail, t);
+pub(crate) fn ntfn_insert(k: &mut Kernel, n: Pa, t: Pa) {
+    let e = k.obj::<Notification>(n);
+    let q = (e.head, e.tail);
+    let q = queue_insert(k, q, t);
+    let e = k.obj::<Notification>(n);
+    (e.head, e.tail) = q;
 }
-pub(crate) fn ntfn_remove(n: Pa, t: Pa) {
-    let e = obj::<Notification>(n);
-    queue_remove(&mut e.head, &mut e.tail, t);
+pub(crate) fn ntfn_remove(k: &mut Kernel, n: Pa, t: Pa) {
+    let e = k.obj::<Notification>(n);
+    let q = (e.head, e.tail);
+    let q = queue_remove(k, q, t);
+    let e = k.obj::<Notification>(n);
+    (e.head, e.tail) = q;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -82,77 +96,78 @@ pub(crate) fn ntfn_remove(n: Pa, t: Pa) {
 
 /// Copies the message from `sender` to `receiver` and sets the receiver's badge and
 /// message-info registers.
-fn transfer(sender: Pa, ep: Pa, badge: u64, can_grant: bool, receiver: Pa) {
-    let fault = tcb(sender).fault;
+fn transfer(k: &mut Kernel, sender: Pa, ep: Pa, badge: u64, can_grant: bool, receiver: Pa) {
+    let fault = k.tcb(sender).fault;
     if fault != Fault::None {
-        transfer_fault(sender, receiver, badge, fault);
+        transfer_fault(k, sender, receiver, badge, fault);
         return;
     }
-    let info = MessageInfo(tcb(sender).ctx.x[1]);
+    let info = MessageInfo(k.tcb(sender).ctx.x[1]);
     let n = (info.length() as usize)
-        .min(msg_capacity(sender))
-        .min(msg_capacity(receiver));
-    copy_mrs(sender, receiver, n);
+        .min(msg_capacity(k, sender))
+        .min(msg_capacity(k, receiver));
+    copy_mrs(k, sender, receiver, n);
     let mut extra = 0u64;
     let mut unwrapped = 0u64;
-    if can_grant && info.extra_caps() > 0 && crate::kernel::ipc_buffer_pa(sender) != 0 {
-        let (e, u) = transfer_caps(sender, ep, receiver, info.extra_caps() as usize);
+    if can_grant && info.extra_caps() > 0 && crate::kernel::ipc_buffer_pa(k, sender) != 0 {
+        let (e, u) = transfer_caps(k, sender, ep, receiver, info.extra_caps() as usize);
         extra = e;
         unwrapped = u;
     }
-    let r = tcb(receiver);
+    let r = k.tcb(receiver);
     r.ctx.x[0] = badge;
     r.ctx.x[1] = MessageInfo::new(info.label(), unwrapped, extra, n as u64).0;
 }
 
 /// Copies the message's first `n` words (seL4's `copyMRs`: only the message's own
 /// registers; the receiver's other message registers keep their values).
-fn copy_mrs(from: Pa, to: Pa, n: usize) {
+fn copy_mrs(k: &mut Kernel, from: Pa, to: Pa, n: usize) {
     for i in 0..n.min(4) {
-        let v = tcb(from).ctx.x[2 + i];
-        tcb(to).ctx.x[2 + i] = v;
+        let v = k.tcb(from).ctx.x[2 + i];
+        k.tcb(to).ctx.x[2 + i] = v;
     }
     for i in 4..n {
-        set_mr(to, i, get_mr(from, i));
+        let v = get_mr(k, from, i);
+        set_mr(k, to, i, v);
     }
 }
 
 /// Transfers extra capabilities: ones naming `ep` itself are unwrapped to their badge,
 /// at most one other is copied into the receiver's receive slot.
-fn transfer_caps(sender: Pa, ep: Pa, receiver: Pa, count: usize) -> (u64, u64) {
-    let root = tcb(sender).slots[tcb_slot::CTABLE].cap;
-    let mut dest = receive_slot(receiver);
+fn transfer_caps(k: &mut Kernel, sender: Pa, ep: Pa, receiver: Pa, count: usize) -> (u64, u64) {
+    let root = k.tcb(sender).slots[tcb_slot::CTABLE].cap;
+    let mut dest = receive_slot(k, receiver);
     let mut unwrapped = 0;
     let mut i = 0;
     // seL4's `doNormalTransfer`: if any extra capability no longer resolves (the send
     // waited while the sender's CSpace changed), none is transferred.
     let all_resolve = (0..count).all(|i| {
-        let cptr = buffer_word(sender, ipc_buffer::CAPS_OR_BADGES + i);
-        cspace::resolve(root, cptr, 64).is_ok()
+        let cptr = buffer_word(k, sender, ipc_buffer::CAPS_OR_BADGES + i);
+        cspace::resolve(k, root, cptr, cspace::Depth::FULL).is_ok()
     });
     if !all_resolve {
         return (0, 0);
     }
     while i < count {
-        let cptr = buffer_word(sender, ipc_buffer::CAPS_OR_BADGES + i);
-        let Ok((src, _)) = cspace::resolve(root, cptr, 64) else {
+        let cptr = buffer_word(k, sender, ipc_buffer::CAPS_OR_BADGES + i);
+        let Ok((src, _)) = cspace::resolve(k, root, cptr, cspace::Depth::FULL) else {
             break;
         };
-        let cap = slot(src).cap;
+        let cap = k.slot(src).cap;
         match cap.kind() {
             CapKind::Endpoint { pa, badge, .. } if pa == ep => {
-                set_buffer_word(receiver, ipc_buffer::CAPS_OR_BADGES + i, badge);
+                set_buffer_word(k, receiver, ipc_buffer::CAPS_OR_BADGES + i, badge);
                 unwrapped |= 1 << i;
             }
             _ => {
                 let Some(d) = dest else { break };
-                let Ok(derived) = crate::invoke::derive_cap(src, cap) else {
+                let Ok(derived) = crate::object::derive_cap(k, src, cap) else {
                     break;
                 };
                 if derived.is_null() {
                     break;
                 }
-                cspace::insert_derived(derived, src, d);
+                cspace::insert_derived(k, derived, src, d);
                 dest = None;
             }
         }
@@ -161,28 +176,30 @@ fn transfer_caps(sender: Pa, ep: Pa, receiver: Pa, count: usize) -> (u64, u64) {
     (i as u64, unwrapped)
 }
 
-fn receive_slot(receiver: Pa) -> Option<Pa> {
-    if crate::kernel::ipc_buffer_pa(receiver) == 0 {
+fn receive_slot(k: &mut Kernel, receiver: Pa) -> Option<Pa> {
+    if crate::kernel::ipc_buffer_pa(k, receiver) == 0 {
         return None;
     }
-    let root = tcb(receiver).slots[tcb_slot::CTABLE].cap;
-    let cnode_cptr = buffer_word(receiver, ipc_buffer::RECEIVE_CNODE);
-    let index = buffer_word(receiver, ipc_buffer::RECEIVE_INDEX);
-    let depth = buffer_word(receiver, ipc_buffer::RECEIVE_DEPTH);
-    let (s, _) = cspace::resolve(root, cnode_cptr, 64).ok()?;
-    let cnode = slot(s).cap;
+    let root = k.tcb(receiver).slots[tcb_slot::CTABLE].cap;
+    let cnode_cptr = buffer_word(k, receiver, ipc_buffer::RECEIVE_CNODE);
+    let index = buffer_word(k, receiver, ipc_buffer::RECEIVE_INDEX);
+    let depth = buffer_word(k, receiver, ipc_buffer::RECEIVE_DEPTH);
+    let (s, _) = cspace::resolve(k, root, cnode_cptr, cspace::Depth::FULL).ok()?;
+    let cnode = k.slot(s).cap;
     // seL4's lookupTargetSlot: a CNode and a depth of 1..=64 that resolves exactly (a
     // depth of 0 names no slot).
-    let target = cspace::lookup_slot_exact(cnode, index, depth).ok()?;
-    if slot(target).cap.is_null() {
+    let depth = cspace::Depth::new(depth)?;
+    let target = cspace::lookup_slot_exact(k, cnode, index, depth).ok()?;
+    if k.slot(target).cap.is_null() {
         Some(target)
     } else {
         None
     }
 }
 
-fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
-    let s = &tcb(sender).ctx;
+fn transfer_fault(k: &mut Kernel, sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
+    let fault_ip = k.tcb(sender).fault_ip;
+    let s = &k.tcb(sender).ctx;
     let (label, words, n): (u64, [u64; 13], usize) = match fault {
         Fault::None => (fl::NULL, [0; 13], 0),
         Fault::Cap {
@@ -192,7 +209,7 @@ fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
         } => {
             let (lw, ln) = lookup.words();
             let mut w = [0u64; 13];
-            w[0] = tcb(sender).fault_ip;
+            w[0] = fault_ip;
             w[1] = addr;
             w[2] = in_recv as u64;
             w[3..3 + ln].copy_from_slice(&lw[..ln]);
@@ -201,7 +218,7 @@ fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
         Fault::UnknownSyscall { number } => {
             let mut w = [0u64; 13];
             w[..8].copy_from_slice(&s.x[..8]);
-            w[8] = tcb(sender).fault_ip;
+            w[8] = fault_ip;
             w[9] = s.sp;
             w[10] = s.pc;
             w[11] = s.spsr;
@@ -210,7 +227,7 @@ fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
         }
         Fault::UserException { number, code } => {
             let mut w = [0u64; 13];
-            w[0] = tcb(sender).fault_ip;
+            w[0] = fault_ip;
             w[1] = s.sp;
             w[2] = s.spsr;
             w[3] = number;
@@ -222,9 +239,9 @@ fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
             // when the thread has no scheduling context left.
             let mut w = [0u64; 13];
             w[0] = badge;
-            let sc = tcb(sender).sc;
+            let sc = k.tcb(sender).sc;
             if sc != 0 {
-                w[1] = crate::sched::take_consumed_us(obj::<SchedContext>(sc));
+                w[1] = crate::sched::take_consumed_us(k.obj::<SchedContext>(sc));
                 (fl::TIMEOUT, w, fl::TIMEOUT_LENGTH)
             } else {
                 (fl::TIMEOUT, w, 1)
@@ -236,7 +253,7 @@ fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
             fsr,
         } => {
             let mut w = [0u64; 13];
-            w[0] = tcb(sender).fault_ip;
+            w[0] = fault_ip;
             w[1] = addr;
             w[2] = prefetch as u64;
             w[3] = fsr;
@@ -248,11 +265,11 @@ fn transfer_fault(sender: Pa, receiver: Pa, badge: u64, fault: Fault) {
             (fl::VCPU_FAULT, w, fl::VCPU_FAULT_LENGTH)
         }
     };
-    let n = n.min(msg_capacity(receiver));
+    let n = n.min(msg_capacity(k, receiver));
     for (i, w) in words.iter().take(n).enumerate() {
-        set_mr(receiver, i, *w);
+        set_mr(k, receiver, i, *w);
     }
-    let r = tcb(receiver);
+    let r = k.tcb(receiver);
     r.ctx.x[0] = badge;
     r.ctx.x[1] = MessageInfo::new(label, 0, 0, n as u64).0;
 }
@@ -271,37 +288,38 @@ pub struct SendArgs {
     pub can_donate: bool,
 }
 
-pub fn send_ipc(sender: Pa, ep: Pa, a: SendArgs) {
-    let head = obj::<Endpoint>(ep).head;
-    if head != 0 && tcb(head).state == ThreadState::BlockedOnReceive {
+pub fn send_ipc(k: &mut Kernel, sender: Pa, ep: Pa, a: SendArgs) {
+    let head = k.obj::<Endpoint>(ep).head;
+    if head != 0 && k.tcb(head).state == ThreadState::BlockedOnReceive {
         let receiver = head;
-        ep_remove(ep, receiver);
-        transfer(sender, ep, a.badge, a.can_grant, receiver);
-        let reply = tcb(receiver).reply;
-        tcb(receiver).reply = 0;
-        tcb(receiver).blocked_on = 0;
+        ep_remove(k, ep, receiver);
+        transfer(k, sender, ep, a.badge, a.can_grant, receiver);
+        let reply = k.tcb(receiver).reply;
+        k.tcb(receiver).reply = 0;
+        k.tcb(receiver).blocked_on = 0;
         if reply != 0 {
-            obj::<Reply>(reply).receiver = 0;
+            k.obj::<Reply>(reply).receiver = 0;
         }
-        let faulted = tcb(sender).fault != Fault::None;
+        let faulted = k.tcb(sender).fault != Fault::None;
         if a.is_call || faulted {
             if reply != 0 && (a.can_grant || a.can_grant_reply) {
-                reply_push_donate(sender, receiver, reply, a.can_donate);
+                reply_push_donate(k, sender, receiver, reply, a.can_donate);
             } else {
-                set_state(sender, ThreadState::Inactive);
+                set_state(k, sender, ThreadState::Inactive);
             }
-        } else if a.can_donate && tcb(receiver).sc == 0 && tcb(sender).sc != 0 {
+        } else if a.can_donate && k.tcb(receiver).sc == 0 && k.tcb(sender).sc != 0 {
             // The send phase of NBSendRecv/NBSendWait lends the context to a passive
             // receiver for good (no reply to bring it back).
-            sc_donate(tcb(sender).sc, receiver);
+            let sc = k.tcb(sender).sc;
+            sc_donate(k, sc, receiver);
         }
-        set_state(receiver, ThreadState::Running);
+        set_state(k, receiver, ThreadState::Running);
         return;
     }
     if !a.blocking {
         return;
     }
-    let th = tcb(sender);
+    let th = k.tcb(sender);
     th.send = crate::object::SendInfo {
         badge: a.badge,
         can_grant: a.can_grant,
@@ -309,85 +327,85 @@ pub fn send_ipc(sender: Pa, ep: Pa, a: SendArgs) {
         is_call: a.is_call,
     };
     th.blocked_on = ep;
-    set_state(sender, ThreadState::BlockedOnSend);
-    ep_insert(ep, sender);
+    set_state(k, sender, ThreadState::BlockedOnSend);
+    ep_insert(k, ep, sender);
 }
 
-pub fn receive_ipc(receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
+pub fn receive_ipc(k: &mut Kernel, receiver: Pa, ep: Pa, reply: Pa, blocking: bool) {
     if reply != 0 {
-        release_reply(reply, receiver);
+        release_reply(k, reply, receiver);
     }
     // A pending signal on the bound notification wins.
-    let bound = tcb(receiver).bound_ntfn;
-    if bound != 0 && obj::<Notification>(bound).active {
-        let n = obj::<Notification>(bound);
-        tcb(receiver).ctx.x[0] = n.word;
-        n.word = 0;
+    let bound = k.tcb(receiver).bound_ntfn;
+    if bound != 0 && k.obj::<Notification>(bound).active {
+        let n = k.obj::<Notification>(bound);
+        let word = core::mem::take(&mut n.word);
         n.active = false;
-        maybe_donate_sc(receiver, bound);
+        k.tcb(receiver).ctx.x[0] = word;
+        maybe_donate_sc(k, receiver, bound);
         return;
     }
     // A thread running on its bound notification's context gives it back before it
     // waits for callers that may lend it theirs (seL4's receiveIPC).
     if bound != 0 && blocking {
-        maybe_return_sc(bound, receiver);
+        maybe_return_sc(k, bound, receiver);
     }
-    let head = obj::<Endpoint>(ep).head;
-    if head != 0 && tcb(head).state == ThreadState::BlockedOnSend {
+    let head = k.obj::<Endpoint>(ep).head;
+    if head != 0 && k.tcb(head).state == ThreadState::BlockedOnSend {
         let sender = head;
-        ep_remove(ep, sender);
-        tcb(sender).blocked_on = 0;
-        let si = tcb(sender).send;
-        transfer(sender, ep, si.badge, si.can_grant, receiver);
-        let faulted = tcb(sender).fault != Fault::None;
+        ep_remove(k, ep, sender);
+        k.tcb(sender).blocked_on = 0;
+        let si = k.tcb(sender).send;
+        transfer(k, sender, ep, si.badge, si.can_grant, receiver);
+        let faulted = k.tcb(sender).fault != Fault::None;
         if si.is_call || faulted {
             if reply != 0 && (si.can_grant || si.can_grant_reply) {
                 let can_donate =
-                    tcb(sender).sc != 0 && !matches!(tcb(sender).fault, Fault::Timeout { .. });
-                reply_push_donate(sender, receiver, reply, can_donate);
+                    k.tcb(sender).sc != 0 && !matches!(k.tcb(sender).fault, Fault::Timeout { .. });
+                reply_push_donate(k, sender, receiver, reply, can_donate);
             } else {
-                set_state(sender, ThreadState::Inactive);
+                set_state(k, sender, ThreadState::Inactive);
             }
         } else {
-            set_state(sender, ThreadState::Running);
+            set_state(k, sender, ThreadState::Running);
         }
         return;
     }
     if !blocking {
-        tcb(receiver).ctx.x[0] = 0;
+        k.tcb(receiver).ctx.x[0] = 0;
         return;
     }
-    let th = tcb(receiver);
+    let th = k.tcb(receiver);
     th.blocked_on = ep;
     th.reply = reply;
     if reply != 0 {
-        obj::<Reply>(reply).receiver = receiver;
+        k.obj::<Reply>(reply).receiver = receiver;
     }
-    set_state(receiver, ThreadState::BlockedOnReceive);
-    ep_insert(ep, receiver);
+    set_state(k, receiver, ThreadState::BlockedOnReceive);
+    ep_insert(k, ep, receiver);
 }
 
 /// A reply object serves one thread at a time: before `receiver` receives with `reply`,
 /// the thread that uses it now (a caller waiting for its answer, or another receiver
 /// blocked with it) has its IPC cancelled and stops, as seL4's `receiveIPC` does, so that
 /// no thread keeps a link to the object that the object does not mirror.
-fn release_reply(reply: Pa, receiver: Pa) {
-    let r = obj::<Reply>(reply);
+fn release_reply(k: &mut Kernel, reply: Pa, receiver: Pa) {
+    let r = k.obj::<Reply>(reply);
     let (caller, other) = (r.caller, r.receiver);
     if caller != 0 && caller != receiver {
-        let c = tcb(caller);
+        let c = k.tcb(caller);
         if c.state == ThreadState::BlockedOnReply && c.reply == reply {
-            cancel_ipc(caller);
+            cancel_ipc(k, caller);
         } else {
-            obj::<Reply>(reply).caller = 0;
+            k.obj::<Reply>(reply).caller = 0;
         }
     }
     if other != 0 && other != receiver {
-        let o = tcb(other);
+        let o = k.tcb(other);
         if o.state == ThreadState::BlockedOnReceive && o.reply == reply {
-            cancel_ipc(other);
+            cancel_ipc(k, other);
         } else {
-            obj::<Reply>(reply).receiver = 0;
+            k.obj::<Reply>(reply).receiver = 0;
         }
     }
 }
@@ -395,164 +413,170 @@ fn release_reply(reply: Pa, receiver: Pa) {
 /// seL4's `reply_push`: the caller blocks on `reply`; if it may donate, has a scheduling
 /// context and the callee has none, the context moves to the callee and `reply` becomes
 /// the head of the context's call stack (the previous head, if any, lies below it).
-pub(crate) fn reply_push_donate(caller: Pa, callee: Pa, reply: Pa, can_donate: bool) {
-    let r = obj::<Reply>(reply);
+pub(crate) fn reply_push_donate(
+    k: &mut Kernel,
+    caller: Pa,
+    callee: Pa,
+    reply: Pa,
+    can_donate: bool,
+) {
+    let r = k.obj::<Reply>(reply);
     r.caller = caller;
     r.donated_sc = 0;
-    let c = tcb(caller);
+    let c = k.tcb(caller);
     c.reply = reply;
     c.blocked_on = reply;
     c.call_prev = 0;
     c.call_next = 0;
-    set_state(caller, ThreadState::BlockedOnReply);
-    let sc = tcb(caller).sc;
-    if sc == 0 || tcb(callee).sc != 0 || !can_donate {
+    set_state(k, caller, ThreadState::BlockedOnReply);
+    let sc = k.tcb(caller).sc;
+    if sc == 0 || k.tcb(callee).sc != 0 || !can_donate {
         return;
     }
-    let old = obj::<SchedContext>(sc).donated_via;
+    let old = k.obj::<SchedContext>(sc).donated_via;
     if old != 0 {
-        obj::<Reply>(old).donated_sc = 0;
-        let old_caller = obj::<Reply>(old).caller;
+        k.obj::<Reply>(old).donated_sc = 0;
+        let old_caller = k.obj::<Reply>(old).caller;
         if old_caller != 0 {
-            tcb(old_caller).call_next = reply;
+            k.tcb(old_caller).call_next = reply;
         }
     }
-    tcb(caller).call_prev = old;
-    obj::<SchedContext>(sc).donated_via = reply;
-    obj::<Reply>(reply).donated_sc = sc;
-    sc_donate(sc, callee);
+    k.tcb(caller).call_prev = old;
+    k.obj::<SchedContext>(sc).donated_via = reply;
+    k.obj::<Reply>(reply).donated_sc = sc;
+    sc_donate(k, sc, callee);
 }
 
 /// seL4's `schedContext_donate`: `sc` leaves whichever thread holds it for `to`.
-pub(crate) fn sc_donate(sc: Pa, to: Pa) {
-    let from = obj::<SchedContext>(sc).tcb;
+pub(crate) fn sc_donate(k: &mut Kernel, sc: Pa, to: Pa) {
+    let from = k.obj::<SchedContext>(sc).tcb;
     if from != 0 {
-        k().sched_dequeue(from);
-        tcb(from).sc = 0;
+        k.sched_dequeue(from);
+        k.tcb(from).sc = 0;
     }
-    obj::<SchedContext>(sc).tcb = to;
-    tcb(to).sc = sc;
+    k.obj::<SchedContext>(sc).tcb = to;
+    k.tcb(to).sc = sc;
 }
 
 /// Breaks the link between `reply` and the caller waiting on it and leaves the caller
 /// Inactive (seL4's `reply_unlink`); the call-stack links must already be gone.
-fn reply_detach(reply: Pa, caller: Pa) {
-    obj::<Reply>(reply).caller = 0;
-    let c = tcb(caller);
+fn reply_detach(k: &mut Kernel, reply: Pa, caller: Pa) {
+    k.obj::<Reply>(reply).caller = 0;
+    let c = k.tcb(caller);
     c.reply = 0;
     c.blocked_on = 0;
     c.call_prev = 0;
     c.call_next = 0;
-    set_state(caller, ThreadState::Inactive);
+    set_state(k, caller, ThreadState::Inactive);
 }
 
 /// seL4's `reply_pop`: `reply` is the head of its context's call stack. The reply below
 /// becomes the head, and the context goes back to the caller unless the caller has got
 /// another one meanwhile (whoever holds it now loses it).
-fn reply_pop(reply: Pa, caller: Pa) {
-    let sc = obj::<Reply>(reply).donated_sc;
-    let prev = tcb(caller).call_prev;
-    obj::<SchedContext>(sc).donated_via = prev;
+fn reply_pop(k: &mut Kernel, reply: Pa, caller: Pa) {
+    let sc = k.obj::<Reply>(reply).donated_sc;
+    let prev = k.tcb(caller).call_prev;
+    k.obj::<SchedContext>(sc).donated_via = prev;
     if prev != 0 {
-        obj::<Reply>(prev).donated_sc = sc;
-        let prev_caller = obj::<Reply>(prev).caller;
+        k.obj::<Reply>(prev).donated_sc = sc;
+        let prev_caller = k.obj::<Reply>(prev).caller;
         if prev_caller != 0 {
-            tcb(prev_caller).call_next = 0;
+            k.tcb(prev_caller).call_next = 0;
         }
     }
-    obj::<Reply>(reply).donated_sc = 0;
-    if tcb(caller).sc == 0 {
-        sc_donate(sc, caller);
+    k.obj::<Reply>(reply).donated_sc = 0;
+    if k.tcb(caller).sc == 0 {
+        sc_donate(k, sc, caller);
     }
-    reply_detach(reply, caller);
+    reply_detach(k, reply, caller);
 }
 
 /// seL4's `reply_remove`: answering `reply` (or deleting it). At the head of a call stack
 /// it pops; in the middle it breaks the stack there, and the context stays where it is.
-fn reply_remove(reply: Pa, caller: Pa) {
-    if obj::<Reply>(reply).donated_sc != 0 {
-        reply_pop(reply, caller);
+fn reply_remove(k: &mut Kernel, reply: Pa, caller: Pa) {
+    if k.obj::<Reply>(reply).donated_sc != 0 {
+        reply_pop(k, reply, caller);
         return;
     }
-    unlink_call_stack(caller);
-    reply_detach(reply, caller);
+    unlink_call_stack(k, caller);
+    reply_detach(k, reply, caller);
 }
 
 /// seL4's `reply_remove_tcb`: `caller` stops waiting (cancelled IPC). Its reply leaves the
 /// call stack without giving any context back.
-fn reply_remove_tcb(caller: Pa) {
-    let reply = tcb(caller).reply;
+fn reply_remove_tcb(k: &mut Kernel, caller: Pa) {
+    let reply = k.tcb(caller).reply;
     if reply == 0 {
         return;
     }
-    let sc = obj::<Reply>(reply).donated_sc;
+    let sc = k.obj::<Reply>(reply).donated_sc;
     if sc != 0 {
-        obj::<SchedContext>(sc).donated_via = 0;
-        obj::<Reply>(reply).donated_sc = 0;
+        k.obj::<SchedContext>(sc).donated_via = 0;
+        k.obj::<Reply>(reply).donated_sc = 0;
     }
-    unlink_call_stack(caller);
-    reply_detach(reply, caller);
+    unlink_call_stack(k, caller);
+    reply_detach(k, reply, caller);
 }
 
 /// Cuts the call stack around the reply `caller` waits on (neighbours forget it).
-fn unlink_call_stack(caller: Pa) {
-    let (prev, next) = (tcb(caller).call_prev, tcb(caller).call_next);
+fn unlink_call_stack(k: &mut Kernel, caller: Pa) {
+    let (prev, next) = (k.tcb(caller).call_prev, k.tcb(caller).call_next);
     if next != 0 {
-        let c = obj::<Reply>(next).caller;
+        let c = k.obj::<Reply>(next).caller;
         if c != 0 {
-            tcb(c).call_prev = 0;
+            k.tcb(c).call_prev = 0;
         }
     }
     if prev != 0 {
-        let c = obj::<Reply>(prev).caller;
+        let c = k.obj::<Reply>(prev).caller;
         if c != 0 {
-            tcb(c).call_next = 0;
+            k.tcb(c).call_next = 0;
         }
     }
-    tcb(caller).call_prev = 0;
-    tcb(caller).call_next = 0;
+    k.tcb(caller).call_prev = 0;
+    k.tcb(caller).call_next = 0;
 }
 
 /// seL4's SchedContext_Unbind also forgets the call stack the context was lent along.
-pub(crate) fn sc_unbind_reply(sc: Pa) {
-    let head = obj::<SchedContext>(sc).donated_via;
+pub(crate) fn sc_unbind_reply(k: &mut Kernel, sc: Pa) {
+    let head = k.obj::<SchedContext>(sc).donated_via;
     if head != 0 {
-        obj::<Reply>(head).donated_sc = 0;
-        obj::<SchedContext>(sc).donated_via = 0;
+        k.obj::<Reply>(head).donated_sc = 0;
+        k.obj::<SchedContext>(sc).donated_via = 0;
     }
 }
 
 /// Answers the call waiting on `reply` with `replier`'s message (Send on a reply cap;
 /// seL4's `doReplyTransfer`).
-pub fn do_reply(replier: Pa, reply: Pa, can_grant: bool) {
-    let caller = obj::<Reply>(reply).caller;
-    if caller == 0 || tcb(caller).state != ThreadState::BlockedOnReply {
+pub fn do_reply(k: &mut Kernel, replier: Pa, reply: Pa, can_grant: bool) {
+    let caller = k.obj::<Reply>(reply).caller;
+    if caller == 0 || k.tcb(caller).state != ThreadState::BlockedOnReply {
         return;
     }
-    reply_remove(reply, caller);
-    let fault = tcb(caller).fault;
+    reply_remove(k, reply, caller);
+    let fault = k.tcb(caller).fault;
     if fault == Fault::None {
-        transfer(replier, 0, 0, can_grant, caller);
-        set_state(caller, ThreadState::Running);
+        transfer(k, replier, 0, 0, can_grant, caller);
+        set_state(k, caller, ThreadState::Running);
     } else {
-        let resume = handle_fault_reply(caller, replier, fault);
-        tcb(caller).fault = Fault::None;
+        let resume = handle_fault_reply(k, caller, replier, fault);
+        k.tcb(caller).fault = Fault::None;
         if resume {
-            set_state(caller, ThreadState::Restart);
+            set_state(k, caller, ThreadState::Restart);
         } else {
-            set_state(caller, ThreadState::Inactive);
+            set_state(k, caller, ThreadState::Inactive);
         }
     }
     // A caller that goes on without budget gets a timeout fault if it can take one.
-    let sc = tcb(caller).sc;
+    let sc = k.tcb(caller).sc;
     if sc != 0
-        && crate::sched::is_runnable(tcb(caller).state)
-        && !crate::sched::sc_ready_now(sc)
-        && has_timeout_handler(caller)
+        && crate::sched::is_runnable(k.tcb(caller).state)
+        && !crate::sched::sc_ready_now(k, sc)
+        && has_timeout_handler(k, caller)
         && !matches!(fault, Fault::Timeout { .. })
     {
-        let badge = obj::<SchedContext>(sc).badge;
-        handle_fault(caller, Fault::Timeout { badge, consumed: 0 });
+        let badge = k.obj::<SchedContext>(sc).badge;
+        handle_fault(k, caller, Fault::Timeout { badge, consumed: 0 });
     }
 }
 
@@ -586,8 +610,8 @@ const TIMEOUT_REPLY: [FaultReg; 34] = [
 
 /// Applies a fault handler's reply to the faulted thread; returns whether it resumes
 /// (seL4's `handleFaultReply`).
-fn handle_fault_reply(t: Pa, replier: Pa, fault: Fault) -> bool {
-    let info = MessageInfo(tcb(replier).ctx.x[1]);
+fn handle_fault_reply(k: &mut Kernel, t: Pa, replier: Pa, fault: Fault) -> bool {
+    let info = MessageInfo(k.tcb(replier).ctx.x[1]);
     let len = (info.length() as usize).min(sel4_sys::consts::MSG_MAX_LENGTH);
     let label_ok = info.label() == 0;
     let regs: &[FaultReg] = match fault {
@@ -599,10 +623,10 @@ fn handle_fault_reply(t: Pa, replier: Pa, fault: Fault) -> bool {
     };
     // Words past the four message registers come from the replier's IPC buffer; without
     // one they are not copied (seL4's `copyMRsFaultReply`).
-    let n = len.min(regs.len()).min(msg_capacity(replier));
+    let n = len.min(regs.len()).min(msg_capacity(k, replier));
     for (i, reg) in regs.iter().take(n).enumerate() {
-        let v = get_mr(replier, i);
-        let th = tcb(t);
+        let v = get_mr(k, replier, i);
+        let th = k.tcb(t);
         match *reg {
             X(r) => th.ctx.x[r as usize] = v,
             Sp => th.ctx.sp = v,
@@ -622,26 +646,26 @@ pub fn sanitise_spsr(v: u64) -> u64 {
 // ---------------------------------------------------------------------------------------
 // Notifications.
 
-pub fn signal(ntfn: Pa, badge: u64) {
-    let n = obj::<Notification>(ntfn);
+pub fn signal(k: &mut Kernel, ntfn: Pa, badge: u64) {
+    let n = k.obj::<Notification>(ntfn);
     if n.head != 0 {
         let waiter = n.head;
-        ntfn_remove(ntfn, waiter);
-        tcb(waiter).blocked_on = 0;
-        tcb(waiter).ctx.x[0] = badge;
-        maybe_donate_sc(waiter, ntfn);
-        set_state(waiter, ThreadState::Running);
+        ntfn_remove(k, ntfn, waiter);
+        k.tcb(waiter).blocked_on = 0;
+        k.tcb(waiter).ctx.x[0] = badge;
+        maybe_donate_sc(k, waiter, ntfn);
+        set_state(k, waiter, ThreadState::Running);
         return;
     }
     let bound = n.bound_tcb;
-    if !n.active && bound != 0 && tcb(bound).state == ThreadState::BlockedOnReceive {
-        cancel_ipc(bound);
-        tcb(bound).ctx.x[0] = badge;
-        maybe_donate_sc(bound, ntfn);
-        set_state(bound, ThreadState::Running);
+    if !n.active && bound != 0 && k.tcb(bound).state == ThreadState::BlockedOnReceive {
+        cancel_ipc(k, bound);
+        k.tcb(bound).ctx.x[0] = badge;
+        maybe_donate_sc(k, bound, ntfn);
+        set_state(k, bound, ThreadState::Running);
         return;
     }
-    let n = obj::<Notification>(ntfn);
+    let n = k.obj::<Notification>(ntfn);
     if n.active {
         n.word |= badge;
     } else {
@@ -650,43 +674,43 @@ pub fn signal(ntfn: Pa, badge: u64) {
     }
 }
 
-pub fn wait(t: Pa, ntfn: Pa, blocking: bool) {
-    let n = obj::<Notification>(ntfn);
+pub fn wait(k: &mut Kernel, t: Pa, ntfn: Pa, blocking: bool) {
+    let n = k.obj::<Notification>(ntfn);
     if n.active {
-        tcb(t).ctx.x[0] = n.word;
-        n.word = 0;
+        let word = core::mem::take(&mut n.word);
         n.active = false;
-        maybe_donate_sc(t, ntfn);
+        k.tcb(t).ctx.x[0] = word;
+        maybe_donate_sc(k, t, ntfn);
         return;
     }
     if !blocking {
-        tcb(t).ctx.x[0] = 0;
+        k.tcb(t).ctx.x[0] = 0;
         return;
     }
-    tcb(t).blocked_on = ntfn;
-    set_state(t, ThreadState::BlockedOnNotification);
-    ntfn_insert(ntfn, t);
-    maybe_return_sc(ntfn, t);
+    k.tcb(t).blocked_on = ntfn;
+    set_state(k, t, ThreadState::BlockedOnNotification);
+    ntfn_insert(k, ntfn, t);
+    maybe_return_sc(k, ntfn, t);
 }
 
 /// A notification with a scheduling context lends it to a passive thread it wakes
 /// (seL4's `maybeDonateSchedContext`).
-fn maybe_donate_sc(t: Pa, ntfn: Pa) {
-    let sc = obj::<Notification>(ntfn).sc;
-    if sc == 0 || tcb(t).sc != 0 || obj::<SchedContext>(sc).tcb != 0 {
+fn maybe_donate_sc(k: &mut Kernel, t: Pa, ntfn: Pa) {
+    let sc = k.obj::<Notification>(ntfn).sc;
+    if sc == 0 || k.tcb(t).sc != 0 || k.obj::<SchedContext>(sc).tcb != 0 {
         return;
     }
-    obj::<SchedContext>(sc).tcb = t;
-    tcb(t).sc = sc;
+    k.obj::<SchedContext>(sc).tcb = t;
+    k.tcb(t).sc = sc;
 }
 
 /// ... and takes it back when the thread waits on it again (`maybeReturnSchedContext`).
-fn maybe_return_sc(ntfn: Pa, t: Pa) {
-    let sc = obj::<Notification>(ntfn).sc;
-    if sc != 0 && tcb(t).sc == sc {
-        k().sched_dequeue(t);
-        tcb(t).sc = 0;
-        obj::<SchedContext>(sc).tcb = 0;
+fn maybe_return_sc(k: &mut Kernel, ntfn: Pa, t: Pa) {
+    let sc = k.obj::<Notification>(ntfn).sc;
+    if sc != 0 && k.tcb(t).sc == sc {
+        k.sched_dequeue(t);
+        k.tcb(t).sc = 0;
+        k.obj::<SchedContext>(sc).tcb = 0;
     }
 }
 
@@ -695,131 +719,130 @@ fn maybe_return_sc(ntfn: Pa, t: Pa) {
 
 /// Takes a blocked thread out of whatever IPC it is blocked in; it is left Inactive and
 /// its caller decides what it becomes next.
-pub fn cancel_ipc(t: Pa) {
-    let th = tcb(t);
+pub fn cancel_ipc(k: &mut Kernel, t: Pa) {
+    let th = k.tcb(t);
     let obj_pa = th.blocked_on;
     match th.state {
         ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => {
-            ep_remove(obj_pa, t);
-            let reply = tcb(t).reply;
-            if reply != 0 && tcb(t).state == ThreadState::BlockedOnReceive {
-                obj::<Reply>(reply).receiver = 0;
-                tcb(t).reply = 0;
+            ep_remove(k, obj_pa, t);
+            let reply = k.tcb(t).reply;
+            if reply != 0 && k.tcb(t).state == ThreadState::BlockedOnReceive {
+                k.obj::<Reply>(reply).receiver = 0;
+                k.tcb(t).reply = 0;
             }
         }
-        ThreadState::BlockedOnNotification => ntfn_remove(obj_pa, t),
+        ThreadState::BlockedOnNotification => ntfn_remove(k, obj_pa, t),
         ThreadState::BlockedOnReply => {
-            reply_remove_tcb(t);
-            tcb(t).fault = Fault::None;
+            reply_remove_tcb(k, t);
+            k.tcb(t).fault = Fault::None;
         }
         _ => {}
     }
-    tcb(t).blocked_on = 0;
+    k.tcb(t).blocked_on = 0;
     if matches!(
-        tcb(t).state,
+        k.tcb(t).state,
         ThreadState::BlockedOnSend
             | ThreadState::BlockedOnReceive
             | ThreadState::BlockedOnNotification
             | ThreadState::BlockedOnReply
     ) {
-        tcb(t).state = ThreadState::Inactive;
+        k.tcb(t).state = ThreadState::Inactive;
     }
 }
 
 /// Every thread queued on the endpoint restarts its system call (which will then fail);
 /// one that was delivering a fault stops (seL4's `restart_thread_if_no_fault`).
-pub fn cancel_all_ipc(ep: Pa) {
+pub fn cancel_all_ipc(k: &mut Kernel, ep: Pa) {
     loop {
-        let head = obj::<Endpoint>(ep).head;
+        let head = k.obj::<Endpoint>(ep).head;
         if head == 0 {
             break;
         }
-        restart_if_no_fault(head);
+        restart_if_no_fault(k, head);
     }
-    reschedule_required();
+    reschedule_required(k);
 }
 
 /// seL4's `rescheduleRequired` after waking a whole queue: the woken threads stay at the
 /// head of their queues, none gets `possibleSwitchTo`'s special treatment.
-fn reschedule_required() {
-    crate::kernel::k().sched_action = crate::sched::SchedAction::ChooseNew;
+fn reschedule_required(k: &mut Kernel) {
+    k.sched_action = crate::sched::SchedAction::ChooseNew;
 }
 
-fn restart_if_no_fault(t: Pa) {
-    let faulted = tcb(t).fault != Fault::None;
-    cancel_ipc(t);
+fn restart_if_no_fault(k: &mut Kernel, t: Pa) {
+    let faulted = k.tcb(t).fault != Fault::None;
+    cancel_ipc(k, t);
     if faulted {
-        set_state(t, ThreadState::Inactive);
+        set_state(k, t, ThreadState::Inactive);
     } else {
-        set_state(t, ThreadState::Restart);
+        set_state(k, t, ThreadState::Restart);
     }
 }
 
-pub fn cancel_all_signals(ntfn: Pa) {
+pub fn cancel_all_signals(k: &mut Kernel, ntfn: Pa) {
     loop {
-        let head = obj::<Notification>(ntfn).head;
+        let head = k.obj::<Notification>(ntfn).head;
         if head == 0 {
             break;
         }
-        cancel_ipc(head);
-        set_state(head, ThreadState::Restart);
+        cancel_ipc(k, head);
+        set_state(k, head, ThreadState::Restart);
     }
-    reschedule_required();
+    reschedule_required(k);
 }
 
 /// Aborts queued sends whose badge is `badge` (CNode_CancelBadgedSends).
-pub fn cancel_badged_sends(ep: Pa, badge: u64) {
-    let mut t = obj::<Endpoint>(ep).head;
+pub fn cancel_badged_sends(k: &mut Kernel, ep: Pa, badge: u64) {
+    let mut t = k.obj::<Endpoint>(ep).head;
     while t != 0 {
-        let next = tcb(t).ep_next;
-        if tcb(t).state == ThreadState::BlockedOnSend && tcb(t).send.badge == badge {
-            restart_if_no_fault(t);
+        let next = k.tcb(t).ep_next;
+        if k.tcb(t).state == ThreadState::BlockedOnSend && k.tcb(t).send.badge == badge {
+            restart_if_no_fault(k, t);
         }
         t = next;
     }
-    reschedule_required();
+    reschedule_required(k);
 }
 
 /// A reply object is being destroyed: its waiting caller will never be answered.
-pub fn reply_destroyed(reply: Pa) {
-    let r = obj::<Reply>(reply);
-    let caller = r.caller;
-    let receiver = r.receiver;
+pub fn reply_destroyed(k: &mut Kernel, reply: Pa) {
+    let r = k.obj::<Reply>(reply);
+    let (caller, receiver, donated_sc) = (r.caller, r.receiver, r.donated_sc);
     if caller != 0 {
-        reply_remove(reply, caller);
-        tcb(caller).fault = Fault::None;
-        set_state(caller, ThreadState::Inactive);
-    } else if r.donated_sc != 0 {
+        reply_remove(k, reply, caller);
+        k.tcb(caller).fault = Fault::None;
+        set_state(k, caller, ThreadState::Inactive);
+    } else if donated_sc != 0 {
         // No caller waits, yet a context names it: take it off that context's stack.
-        let sc = r.donated_sc;
-        if obj::<SchedContext>(sc).donated_via == reply {
-            obj::<SchedContext>(sc).donated_via = 0;
+        let sc = donated_sc;
+        if k.obj::<SchedContext>(sc).donated_via == reply {
+            k.obj::<SchedContext>(sc).donated_via = 0;
         }
-        r.donated_sc = 0;
+        k.obj::<Reply>(reply).donated_sc = 0;
     }
     // A thread blocked receiving with it stops (seL4 cancels its IPC), so nothing keeps
     // the object's address once it is gone.
     if receiver != 0 {
-        let rt = tcb(receiver);
+        let rt = k.tcb(receiver);
         if rt.state == ThreadState::BlockedOnReceive && rt.reply == reply {
-            cancel_ipc(receiver);
+            cancel_ipc(k, receiver);
         } else if rt.reply == reply {
             rt.reply = 0;
         }
-        obj::<Reply>(reply).receiver = 0;
+        k.obj::<Reply>(reply).receiver = 0;
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // Faults.
 
-fn fault_handler_cap(t: Pa, timeout: bool) -> Option<(Pa, Cap)> {
+fn fault_handler_cap(k: &mut Kernel, t: Pa, timeout: bool) -> Option<(Pa, Cap)> {
     let idx = if timeout {
         tcb_slot::TIMEOUT_HANDLER
     } else {
         tcb_slot::FAULT_HANDLER
     };
-    let cap = tcb(t).slots[idx].cap;
+    let cap = k.tcb(t).slots[idx].cap;
     match cap.kind() {
         CapKind::Endpoint { pa, rights, .. }
             if rights.write() && (rights.grant() || rights.grant_reply()) =>
@@ -830,20 +853,23 @@ fn fault_handler_cap(t: Pa, timeout: bool) -> Option<(Pa, Cap)> {
     }
 }
 
-pub fn has_timeout_handler(t: Pa) -> bool {
-    fault_handler_cap(t, true).is_some()
+pub fn has_timeout_handler(k: &mut Kernel, t: Pa) -> bool {
+    fault_handler_cap(k, t, true).is_some()
 }
 
 /// Delivers `fault` to the thread's fault handler, or leaves it Inactive if it has none.
-pub fn handle_fault(t: Pa, fault: Fault) {
+pub fn handle_fault(k: &mut Kernel, t: Pa, fault: Fault) {
     let timeout = matches!(fault, Fault::Timeout { .. });
-    match fault_handler_cap(t, timeout) {
+    match fault_handler_cap(k, t, timeout) {
         Some((ep, cap)) => {
             let CapKind::Endpoint { badge, rights, .. } = cap.kind() else {
                 return;
             };
-            tcb(t).fault = fault;
+            k.tcb(t).fault = fault;
+            // A timeout fault never lends the (empty) context.
+            let can_donate = !timeout && k.tcb(t).sc != 0;
             send_ipc(
+                k,
                 t,
                 ep,
                 SendArgs {
@@ -852,22 +878,21 @@ pub fn handle_fault(t: Pa, fault: Fault) {
                     can_grant_reply: rights.grant_reply(),
                     is_call: true,
                     blocking: true,
-                    // A timeout fault never lends the (empty) context.
-                    can_donate: !timeout && tcb(t).sc != 0,
+                    can_donate,
                 },
             );
         }
         None => {
-            crate::log_fault(t, &fault);
-            set_state(t, ThreadState::Inactive);
+            crate::log_fault(k, t, &fault);
+            set_state(k, t, ThreadState::Inactive);
         }
     }
 }
 
-pub fn raise_timeout_fault(t: Pa, badge: u64, consumed: u64) {
-    let cur = k().cur;
+pub fn raise_timeout_fault(k: &mut Kernel, t: Pa, badge: u64, consumed: u64) {
+    let cur = k.cur;
     if cur == t {
-        tcb(t).fault_ip = tcb(t).ctx.pc;
+        k.tcb(t).fault_ip = k.tcb(t).ctx.pc;
     }
-    handle_fault(t, Fault::Timeout { badge, consumed });
+    handle_fault(k, t, Fault::Timeout { badge, consumed });
 }

@@ -4,7 +4,9 @@
 
 use crate::cap::CapKind;
 use crate::cspace::Slot;
+use crate::irq::PerIrq;
 use crate::mem::{obj, read_word, write_word, Pa};
+use crate::object::tcb::PerPrio;
 use crate::object::{tcb_slot, Fault, Tcb, ThreadState};
 use sel4_sys::{ipc_buffer, MessageInfo};
 
@@ -13,8 +15,8 @@ pub const NUM_IRQS: usize = qemu_virt::NUM_IRQS;
 pub struct Kernel {
     /// The running thread (0 while idle).
     pub cur: Pa,
-    pub ready_head: [Pa; 256],
-    pub ready_tail: [Pa; 256],
+    pub ready_head: PerPrio<Pa>,
+    pub ready_tail: PerPrio<Pa>,
     pub ready_bitmap: [u64; 4],
     pub release_head: Pa,
     /// Time up to which the running thread has been charged.
@@ -33,10 +35,10 @@ pub struct Kernel {
     pub next_vmid: usize,
     /// VSpace currently loaded in VTTBR (root, vmid).
     pub loaded_vspace: (Pa, u64),
-    pub irq_issued: [bool; NUM_IRQS],
+    pub irq_issued: PerIrq<bool>,
     /// Per IRQ: the notification it signals (a CDT slot holding a copy of the cap).
-    pub irq_slots: [Slot; NUM_IRQS],
-    pub kernel_irqs: [bool; NUM_IRQS],
+    pub irq_slots: PerIrq<Slot>,
+    pub kernel_irqs: PerIrq<bool>,
     /// Counts units of long-running work, to space out preemption checks.
     pub work_units: u32,
 }
@@ -51,8 +53,8 @@ impl Kernel {
     pub const fn new() -> Kernel {
         Kernel {
             cur: 0,
-            ready_head: [0; 256],
-            ready_tail: [0; 256],
+            ready_head: PerPrio::new(0),
+            ready_tail: PerPrio::new(0),
             ready_bitmap: [0; 4],
             release_head: 0,
             charged_until: 0,
@@ -64,9 +66,9 @@ impl Kernel {
             vmid_owner: [0; 256],
             next_vmid: 1,
             loaded_vspace: (0, u64::MAX),
-            irq_issued: [false; NUM_IRQS],
-            irq_slots: [EMPTY_SLOT; NUM_IRQS],
-            kernel_irqs: [false; NUM_IRQS],
+            irq_issued: PerIrq::new(false),
+            irq_slots: PerIrq::new(EMPTY_SLOT),
+            kernel_irqs: PerIrq::new(false),
             work_units: 0,
         }
     }
@@ -74,18 +76,13 @@ impl Kernel {
 
 const EMPTY_SLOT: Slot = crate::cspace::EMPTY;
 
-#[cfg(not(test))]
-static mut KERNEL: Kernel = Kernel::new();
+/// The kernel state. Only the exception entry (`arch::enter`) takes a reference to it,
+/// once per kernel entry, and passes it down.
+#[cfg(target_os = "none")]
+pub(crate) static mut KERNEL: Kernel = Kernel::new();
 
-/// The kernel state. The kernel runs on one core with interrupts masked, so there is
-/// never more than one user of it at a time.
-#[cfg(not(test))]
-#[inline(always)]
-pub fn k() -> &'static mut Kernel {
-    // SAFETY: single core, interrupts masked in the kernel: no concurrent access.
-    unsafe { &mut *core::ptr::addr_of_mut!(KERNEL) }
-}
-
+/// Host tests: each test thread's kernel state (tests are not yet given it the way the
+/// entries are; see docs/kernel.md, "State access").
 #[cfg(test)]
 pub fn k() -> &'static mut Kernel {
     extern crate std;
@@ -97,8 +94,74 @@ pub fn k() -> &'static mut Kernel {
 }
 
 // ---------------------------------------------------------------------------------------
+// Kernel objects, borrowed through the kernel state.
+
+/// The types of kernel object that live in retyped memory, and the boot-info records the
+/// kernel writes into the root task's frames at boot (sealed: only these).
+pub trait KernelObject: sealed::Sealed + 'static {}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! kernel_objects {
+    ($($t:ty),*) => {
+        $(impl sealed::Sealed for $t {} impl KernelObject for $t {})*
+    };
+}
+kernel_objects!(
+    Tcb,
+    crate::object::Endpoint,
+    crate::object::Notification,
+    crate::object::Reply,
+    crate::object::SchedContext,
+    crate::object::AsidPool,
+    Slot,
+    sel4_sys::BootInfo,
+    sel4_sys::BootInfoHeader
+);
+
+impl Kernel {
+    /// The TCB at `t`, borrowed through the kernel state: while the reference lives, no
+    /// other object and no kernel field can be reached (the borrow checker sees `self`
+    /// borrowed). `t` comes from a TCB capability or a kernel link field, which always
+    /// names a live TCB.
+    #[inline(always)]
+    pub fn tcb(&mut self, t: Pa) -> &mut Tcb {
+        obj::<Tcb>(t)
+    }
+
+    /// The kernel object of type `T` at `pa` (from a capability or link field naming a
+    /// live `T`), borrowed as `tcb` is.
+    #[inline(always)]
+    pub fn obj<T: KernelObject>(&mut self, pa: Pa) -> &mut T {
+        obj::<T>(pa)
+    }
+
+    /// The TCB at `t`, read through a shared borrow of the kernel state.
+    #[inline(always)]
+    pub fn tcb_ref(&self, t: Pa) -> &Tcb {
+        obj::<Tcb>(t)
+    }
+
+    /// The object of type `T` at `pa`, read through a shared borrow of the kernel state.
+    #[inline(always)]
+    pub fn obj_ref<T: KernelObject>(&self, pa: Pa) -> &T {
+        obj::<T>(pa)
+    }
+
+    /// The capability slot at `pa` (in a CNode, a TCB or the kernel's IRQ table).
+    #[inline(always)]
+    pub fn slot(&mut self, pa: Pa) -> &mut Slot {
+        obj::<Slot>(pa)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Thread helpers.
 
+/// The TCB at `t`, not tied to the kernel state: used only by the fast path and host
+/// tests, which do not reach objects through `Kernel` yet (docs/kernel.md, "State access").
 pub fn tcb(t: Pa) -> &'static mut Tcb {
     obj::<Tcb>(t)
 }
@@ -107,8 +170,8 @@ pub fn tcb(t: Pa) -> &'static mut Tcb {
 /// has none). Derived on every use so that deleting that capability can never leave the
 /// kernel writing into memory that has been handed out again.
 #[inline]
-pub fn ipc_buffer_pa(t: Pa) -> Pa {
-    let th = tcb(t);
+pub fn ipc_buffer_pa(k: &mut Kernel, t: Pa) -> Pa {
+    let th = k.tcb(t);
     match th.slots[tcb_slot::BUFFER].cap.frame_base() {
         Some((pa, bytes)) => pa + (th.ipc_buffer as usize & (bytes - 1) & !1023),
         None => 0,
@@ -117,11 +180,11 @@ pub fn ipc_buffer_pa(t: Pa) -> Pa {
 
 /// Message register `i` of thread `t` (x2..x5, then the IPC buffer).
 #[inline]
-pub fn get_mr(t: Pa, i: usize) -> u64 {
+pub fn get_mr(k: &mut Kernel, t: Pa, i: usize) -> u64 {
     if i < 4 {
-        return tcb(t).ctx.x[2 + i];
+        return k.tcb(t).ctx.x[2 + i];
     }
-    let b = ipc_buffer_pa(t);
+    let b = ipc_buffer_pa(k, t);
     if b != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
         read_word(b + 8 * (ipc_buffer::MSG + i))
     } else {
@@ -130,20 +193,20 @@ pub fn get_mr(t: Pa, i: usize) -> u64 {
 }
 
 #[inline]
-pub fn set_mr(t: Pa, i: usize, v: u64) {
+pub fn set_mr(k: &mut Kernel, t: Pa, i: usize, v: u64) {
     if i < 4 {
-        tcb(t).ctx.x[2 + i] = v;
+        k.tcb(t).ctx.x[2 + i] = v;
         return;
     }
-    let b = ipc_buffer_pa(t);
+    let b = ipc_buffer_pa(k, t);
     if b != 0 && i < sel4_sys::consts::MSG_MAX_LENGTH {
         write_word(b + 8 * (ipc_buffer::MSG + i), v);
     }
 }
 
 /// Reads word `w` of the thread's IPC buffer (0 if it has none).
-pub fn buffer_word(t: Pa, w: usize) -> u64 {
-    let b = ipc_buffer_pa(t);
+pub fn buffer_word(k: &mut Kernel, t: Pa, w: usize) -> u64 {
+    let b = ipc_buffer_pa(k, t);
     if b != 0 && w < ipc_buffer::WORDS {
         read_word(b + 8 * w)
     } else {
@@ -151,16 +214,16 @@ pub fn buffer_word(t: Pa, w: usize) -> u64 {
     }
 }
 
-pub fn set_buffer_word(t: Pa, w: usize, v: u64) {
-    let b = ipc_buffer_pa(t);
+pub fn set_buffer_word(k: &mut Kernel, t: Pa, w: usize, v: u64) {
+    let b = ipc_buffer_pa(k, t);
     if b != 0 && w < ipc_buffer::WORDS {
         write_word(b + 8 * w, v);
     }
 }
 
 /// How many message registers a thread can hold: 4 without an IPC buffer.
-pub fn msg_capacity(t: Pa) -> usize {
-    if ipc_buffer_pa(t) != 0 {
+pub fn msg_capacity(k: &mut Kernel, t: Pa) -> usize {
+    if ipc_buffer_pa(k, t) != 0 {
         sel4_sys::consts::MSG_MAX_LENGTH
     } else {
         4
@@ -168,20 +231,19 @@ pub fn msg_capacity(t: Pa) -> usize {
 }
 
 /// Sends the kernel's answer to an invocation: badge 0, `label`, `mrs`.
-pub fn reply_from_kernel(t: Pa, label: u64, mrs: &[u64]) {
-    let n = mrs.len().min(msg_capacity(t));
+pub fn reply_from_kernel(k: &mut Kernel, t: Pa, label: u64, mrs: &[u64]) {
+    let n = mrs.len().min(msg_capacity(k, t));
     for (i, v) in mrs.iter().take(n).enumerate() {
-        set_mr(t, i, *v);
+        set_mr(k, t, i, *v);
     }
-    let th = tcb(t);
+    let th = k.tcb(t);
     th.ctx.x[0] = 0;
     th.ctx.x[1] = MessageInfo::new(label, 0, 0, n as u64).0;
 }
 
 #[inline(always)]
-pub fn set_state(t: Pa, s: ThreadState) {
-    let kk = k();
-    let th = tcb(t);
+pub fn set_state(k: &mut Kernel, t: Pa, s: ThreadState) {
+    let th = k.tcb(t);
     let was_runnable = crate::sched::is_runnable(th.state);
     if s == ThreadState::Restart {
         th.ctx.pc = th.fault_ip;
@@ -191,11 +253,11 @@ pub fn set_state(t: Pa, s: ThreadState) {
     }
     if crate::sched::is_runnable(th.state) {
         if !was_runnable {
-            kk.unblock_sc(t);
+            k.unblock_sc(t);
         }
-        kk.make_schedulable(t);
+        k.make_schedulable(t);
     } else {
-        kk.sched_dequeue(t);
+        k.sched_dequeue(t);
     }
 }
 
@@ -203,12 +265,12 @@ impl Kernel {
     /// Loads the thread's address space and makes it current.
     pub fn switch_to(&mut self, t: Pa) {
         self.cur = t;
-        let vs = tcb(t).slots[tcb_slot::VTABLE].cap;
+        let vs = self.tcb(t).slots[tcb_slot::VTABLE].cap;
         let (root, vmid) = match vs.kind() {
             CapKind::VSpace {
                 pa,
                 asid: Some(asid),
-            } => match crate::vspace::vmid_for(asid, pa) {
+            } => match crate::vspace::vmid_for(self, asid, pa) {
                 Some(v) => (pa, v),
                 None => crate::vspace::empty_vspace(),
             },
@@ -254,31 +316,30 @@ pub fn classify_other_exception(esr: u64) -> Fault {
 }
 
 /// A synchronous exception from the current thread (system call or fault).
-pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
+pub fn handle_user_exception(k: &mut Kernel, esr: u64, far: u64) -> Pa {
     #[cfg(feature = "invariants")]
-    crate::invariants::on_entry(Some(esr));
-    let kk = k();
-    let t = kk.cur;
+    crate::invariants::on_entry(k, Some(esr));
+    let t = k.cur;
     let class = esr >> 26;
     match class {
         ec::SVC64 | ec::HVC64 => {
-            let th = tcb(t);
+            let th = k.tcb(t);
             th.fault_ip = th.ctx.pc.wrapping_sub(4);
             let number = th.ctx.x[7] as i64;
-            if kk.budget_check_restart(t) {
-                crate::syscall::handle_syscall(t, number);
+            if k.budget_check_restart(t) {
+                crate::syscall::handle_syscall(k, t, number);
             }
         }
         ec::DABT_LOWER | ec::IABT_LOWER => {
-            let th = tcb(t);
+            let th = k.tcb(t);
             th.fault_ip = th.ctx.pc;
-            if !kk.budget_check_restart(t) {
-                return kk.schedule_charged();
+            if !k.budget_check_restart(t) {
+                return k.schedule_charged();
             }
-            let th = tcb(t);
             let prefetch = class == ec::IABT_LOWER;
-            let addr = if prefetch { th.ctx.pc } else { far };
+            let addr = if prefetch { k.tcb(t).ctx.pc } else { far };
             crate::ipc::handle_fault(
+                k,
                 t,
                 Fault::VmFault {
                     addr,
@@ -288,26 +349,26 @@ pub fn handle_user_exception(esr: u64, far: u64) -> Pa {
             );
         }
         _ => {
-            let th = tcb(t);
+            let th = k.tcb(t);
             th.fault_ip = th.ctx.pc;
-            if kk.budget_check_restart(t) {
-                crate::ipc::handle_fault(t, classify_other_exception(esr));
+            if k.budget_check_restart(t) {
+                crate::ipc::handle_fault(k, t, classify_other_exception(esr));
             }
         }
     }
     // Every branch charged the thread at entry (`budget_check_restart`).
-    kk.schedule_charged()
+    k.schedule_charged()
 }
 
 /// An interrupt taken while a thread ran.
-pub fn handle_interrupt_entry() -> Pa {
+pub fn handle_interrupt_entry(k: &mut Kernel) -> Pa {
     #[cfg(feature = "invariants")]
-    crate::invariants::on_entry(None);
-    let kk = k();
-    if kk.cur != 0 {
-        let th = tcb(kk.cur);
+    crate::invariants::on_entry(k, None);
+    if k.cur != 0 {
+        let cur = k.cur;
+        let th = k.tcb(cur);
         th.fault_ip = th.ctx.pc;
     }
-    crate::irq::handle_pending_interrupts();
-    kk.schedule()
+    crate::irq::handle_pending_interrupts(k);
+    k.schedule()
 }

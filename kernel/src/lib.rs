@@ -8,9 +8,10 @@
 //! user level controls without checking it, or panic on anything user level can do.
 //!
 //! Invariants: single core; the kernel runs with interrupts masked and handles each
-//! exception to completion; the only kernel-wide mutable state is `kernel::Kernel`; all
+//! exception to completion; the only kernel-wide mutable state is `kernel::Kernel`, which
+//! `arch::enter` hands to each entry's handler and which is passed down from there; all
 //! assembly and system-register access lives in `arch`; the only conversion of an address
-//! into a reference is `mem::obj`.
+//! into a reference is `mem::obj` (behind `Kernel`'s object accessors).
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
@@ -50,12 +51,12 @@ macro_rules! println {
 }
 
 /// Reports a fault that has no handler (seL4 debug kernels print the same).
-pub fn log_fault(t: mem::Pa, fault: &object::Fault) {
+pub fn log_fault(k: &kernel::Kernel, t: mem::Pa, fault: &object::Fault) {
     println!(
         "keel: thread {:#x} stopped: {:?} at pc {:#x} (no fault handler)",
         t,
         fault,
-        kernel::tcb(t).fault_ip
+        k.tcb_ref(t).fault_ip
     );
 }
 

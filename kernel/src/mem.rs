@@ -11,10 +11,12 @@ pub type Pa = usize;
 /// Returns the object of type `T` at `pa`.
 ///
 /// Callers hold an address taken from a capability or a kernel link field, which always
-/// names a live object of type `T` (the capability system guarantees it). References are
-/// short-lived: callers never keep two `&mut` to the same object at once.
+/// names a live object of type `T` (the capability system guarantees it). The kernel
+/// reaches objects through `Kernel::{tcb, obj, slot}`, which bound the reference by a
+/// borrow of the kernel state; the unbounded form is used directly only by the fast path
+/// and the host tests (docs/kernel.md, "State access").
 #[inline(always)]
-pub fn obj<T>(pa: Pa) -> &'static mut T {
+pub(crate) fn obj<T>(pa: Pa) -> &'static mut T {
     debug_assert!(pa != 0 && pa.is_multiple_of(core::mem::align_of::<T>()));
     // SAFETY: see above; the kernel is single-threaded with interrupts masked, so no
     // other reference to the object is live while this one is used.

@@ -10,7 +10,8 @@
 //! priority's queue.
 
 use crate::kernel::Kernel;
-use crate::mem::{obj, Pa};
+use crate::mem::Pa;
+use crate::object::tcb::Prio;
 use crate::object::{SchedContext, Tcb, ThreadState};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -30,74 +31,81 @@ pub enum SchedAction {
 
 impl Kernel {
     pub fn ready_enqueue(&mut self, t: Pa) {
-        let tcb = obj::<Tcb>(t);
+        let tcb = self.tcb(t);
         if tcb.in_ready_queue {
             return;
         }
-        let p = tcb.priority as usize;
+        let p = tcb.priority;
+        let tail = self.ready_tail[p];
+        let tcb = self.tcb(t);
         tcb.in_ready_queue = true;
         tcb.sched_next = 0;
-        tcb.sched_prev = self.ready_tail[p];
-        if self.ready_tail[p] != 0 {
-            obj::<Tcb>(self.ready_tail[p]).sched_next = t;
+        tcb.sched_prev = tail;
+        if tail != 0 {
+            self.tcb(tail).sched_next = t;
         } else {
             self.ready_head[p] = t;
         }
         self.ready_tail[p] = t;
-        self.ready_bitmap[p / 64] |= 1 << (p % 64);
+        self.ready_bitmap[p.index() / 64] |= 1 << (p.index() % 64);
     }
 
     pub fn ready_enqueue_front(&mut self, t: Pa) {
-        let tcb = obj::<Tcb>(t);
+        let tcb = self.tcb(t);
         if tcb.in_ready_queue {
             return;
         }
-        let p = tcb.priority as usize;
+        let p = tcb.priority;
+        let head = self.ready_head[p];
+        let tcb = self.tcb(t);
         tcb.in_ready_queue = true;
         tcb.sched_prev = 0;
-        tcb.sched_next = self.ready_head[p];
-        if self.ready_head[p] != 0 {
-            obj::<Tcb>(self.ready_head[p]).sched_prev = t;
+        tcb.sched_next = head;
+        if head != 0 {
+            self.tcb(head).sched_prev = t;
         } else {
             self.ready_tail[p] = t;
         }
         self.ready_head[p] = t;
-        self.ready_bitmap[p / 64] |= 1 << (p % 64);
+        self.ready_bitmap[p.index() / 64] |= 1 << (p.index() % 64);
     }
 
     #[inline(always)]
     pub fn ready_dequeue(&mut self, t: Pa) {
-        let tcb = obj::<Tcb>(t);
+        let tcb = self.tcb(t);
         if !tcb.in_ready_queue {
             return;
         }
-        let p = tcb.priority as usize;
+        let p = tcb.priority;
         let (prev, next) = (tcb.sched_prev, tcb.sched_next);
         tcb.in_ready_queue = false;
         tcb.sched_prev = 0;
         tcb.sched_next = 0;
         if prev != 0 {
-            obj::<Tcb>(prev).sched_next = next;
+            self.tcb(prev).sched_next = next;
         } else {
             self.ready_head[p] = next;
         }
         if next != 0 {
-            obj::<Tcb>(next).sched_prev = prev;
+            self.tcb(next).sched_prev = prev;
         } else {
             self.ready_tail[p] = prev;
         }
         if self.ready_head[p] == 0 {
-            self.ready_bitmap[p / 64] &= !(1 << (p % 64));
+            self.ready_bitmap[p.index() / 64] &= !(1 << (p.index() % 64));
         }
     }
 
     /// The highest priority with a ready thread.
     #[inline(always)]
-    pub fn highest_ready_priority(&self) -> Option<usize> {
+    pub fn highest_ready_priority(&self) -> Option<Prio> {
         for w in (0..4).rev() {
             let bits = self.ready_bitmap[w];
             if bits != 0 {
-                return Some(w * 64 + 63 - bits.leading_zeros() as usize);
+                // At most 3 * 64 + 63 = 255.
+                return Some(Prio::from(
+                    (w * 64 + 63 - bits.leading_zeros() as usize) as u8,
+                ));
             }
         }
         None
@@ -106,32 +114,31 @@ impl Kernel {
     /// Puts `t` in the release queue, ordered by the time of its head refill (seL4's
     /// `tcbReleaseEnqueue`; `postpone`).
     pub fn release_enqueue(&mut self, t: Pa) {
-        let tcb = obj::<Tcb>(t);
+        let tcb = self.tcb(t);
         if tcb.in_release_queue || tcb.sc == 0 {
             return;
         }
         self.ready_dequeue(t);
-        let tcb = obj::<Tcb>(t);
-        let when = release_time(tcb.sc);
-        tcb.in_release_queue = true;
+        let when = release_time(self, self.tcb_ref(t).sc);
+        self.tcb(t).in_release_queue = true;
         let mut prev: Pa = 0;
         let mut cur = self.release_head;
         while cur != 0 {
-            let c = obj::<Tcb>(cur);
-            if release_time(c.sc) > when {
+            let c = self.tcb_ref(cur);
+            if release_time(self, c.sc) > when {
                 break;
             }
             prev = cur;
             cur = c.sched_next;
         }
-        let tcb = obj::<Tcb>(t);
+        let tcb = self.tcb(t);
         tcb.sched_prev = prev;
         tcb.sched_next = cur;
         if cur != 0 {
-            obj::<Tcb>(cur).sched_prev = t;
+            self.tcb(cur).sched_prev = t;
         }
         if prev != 0 {
-            obj::<Tcb>(prev).sched_next = t;
+            self.tcb(prev).sched_next = t;
         } else {
             self.release_head = t;
         }
@@ -139,7 +146,7 @@ impl Kernel {
 
     #[inline(always)]
     pub fn release_dequeue(&mut self, t: Pa) {
-        let tcb = obj::<Tcb>(t);
+        let tcb = self.tcb(t);
         if !tcb.in_release_queue {
             return;
         }
@@ -148,12 +155,12 @@ impl Kernel {
         tcb.sched_prev = 0;
         tcb.sched_next = 0;
         if prev != 0 {
-            obj::<Tcb>(prev).sched_next = next;
+            self.tcb(prev).sched_next = next;
         } else {
             self.release_head = next;
         }
         if next != 0 {
-            obj::<Tcb>(next).sched_prev = prev;
+            self.tcb(next).sched_prev = prev;
         }
     }
 
@@ -171,21 +178,21 @@ impl Kernel {
         if t == self.cur {
             return;
         }
-        let tcb = obj::<Tcb>(t);
+        let tcb = self.tcb(t);
         if !is_runnable(tcb.state) || tcb.sc == 0 || tcb.in_release_queue {
             return;
         }
         let sc_pa = tcb.sc;
-        if !obj::<SchedContext>(sc_pa).configured {
+        if !self.obj::<SchedContext>(sc_pa).configured {
             return;
         }
         let now = self.charged_until;
-        if is_round_robin(sc_pa) && !refill_sufficient(sc_pa, 0) {
+        if is_round_robin(self, sc_pa) && !refill_sufficient(self, sc_pa, 0) {
             // A spent round-robin slice is refilled at once.
-            round_robin_refill(sc_pa, now);
+            round_robin_refill(self, sc_pa, now);
         }
-        update_remaining(sc_pa, now);
-        if refill_ready(sc_pa, now) && refill_sufficient(sc_pa, 0) {
+        update_remaining(self, sc_pa, now);
+        if refill_ready(self, sc_pa, now) && refill_sufficient(self, sc_pa, 0) {
             self.possible_switch_to(t);
         } else {
             self.release_enqueue(t);
@@ -196,7 +203,7 @@ impl Kernel {
     /// the head of its queue; `schedule()` decides with `sched_action` whether it moves to
     /// the back (see `SchedAction`).
     fn possible_switch_to(&mut self, t: Pa) {
-        if obj::<Tcb>(t).in_ready_queue {
+        if self.tcb(t).in_ready_queue {
             return;
         }
         self.ready_enqueue_front(t);
@@ -216,9 +223,9 @@ impl Kernel {
     /// A thread leaves a blocked state: a sporadic context other than the running one
     /// gets seL4's `refill_unblock_check` (its ready refills start now and merge).
     pub fn unblock_sc(&mut self, t: Pa) {
-        let sc = obj::<Tcb>(t).sc;
-        if sc != 0 && sc != self.cur_sc && obj::<SchedContext>(sc).sporadic {
-            refill_unblock_check(sc, self.charged_until);
+        let sc = self.tcb(t).sc;
+        if sc != 0 && sc != self.cur_sc && self.obj::<SchedContext>(sc).sporadic {
+            refill_unblock_check(self, sc, self.charged_until);
         }
     }
 
@@ -227,13 +234,13 @@ impl Kernel {
     pub fn wake_released(&mut self, now: u64) {
         while self.release_head != 0 {
             let t = self.release_head;
-            let sc_pa = obj::<Tcb>(t).sc;
-            if release_time(sc_pa) > now {
+            let sc_pa = self.tcb(t).sc;
+            if release_time(self, sc_pa) > now {
                 break;
             }
             self.release_dequeue(t);
-            update_remaining(sc_pa, now);
-            let tcb = obj::<Tcb>(t);
+            update_remaining(self, sc_pa, now);
+            let tcb = self.tcb(t);
             if is_runnable(tcb.state) && t != self.cur {
                 // seL4's `awaken` uses `possibleSwitchTo`.
                 self.possible_switch_to(t);
@@ -250,7 +257,7 @@ impl Kernel {
         if self.cur == 0 || used == 0 {
             return;
         }
-        let th = obj::<Tcb>(self.cur);
+        let th = self.tcb(self.cur);
         if th.in_release_queue || th.in_ready_queue {
             // Its timeslice already ended in this entry (Yield: seL4's chargeBudget
             // zeroes ksConsumed), so the rest is not its to pay. Charging it here would
@@ -262,7 +269,7 @@ impl Kernel {
         if sc_pa == 0 {
             return;
         }
-        let sc = obj::<SchedContext>(sc_pa);
+        let sc = self.obj::<SchedContext>(sc_pa);
         // The common case, a round-robin slice that this charge leaves at MIN_BUDGET or
         // more: the fast path's word-by-word charge (the same result, host test
         // `fastpath_charge_matches_charge_current`), without the refill copies below.
@@ -276,7 +283,7 @@ impl Kernel {
             crate::fastpath::commit(self, sc_pa, now, used);
             return;
         }
-        charge_sc(sc_pa, now, used);
+        charge_sc(self, sc_pa, now, used);
     }
 
     /// seL4's `checkBudgetRestart` at kernel entry: charges the running thread; when what
@@ -284,11 +291,11 @@ impl Kernel {
     /// the thread restarts it once it has budget again (`schedule` ends its timeslice).
     pub fn budget_check_restart(&mut self, t: Pa) -> bool {
         self.charge_current(crate::arch::now());
-        let sc = obj::<Tcb>(t).sc;
-        if sc == 0 || sc_can_run(obj::<SchedContext>(sc)) {
+        let sc = self.tcb(t).sc;
+        if sc == 0 || sc_can_run(self.obj::<SchedContext>(sc)) {
             return true;
         }
-        let th = obj::<Tcb>(t);
+        let th = self.tcb(t);
         th.ctx.pc = th.fault_ip;
         false
     }
@@ -301,18 +308,18 @@ impl Kernel {
         if t == 0 {
             return;
         }
-        let sc_pa = obj::<Tcb>(t).sc;
-        if sc_pa == 0 || !obj::<SchedContext>(sc_pa).configured {
+        let sc_pa = self.tcb(t).sc;
+        if sc_pa == 0 || !self.obj::<SchedContext>(sc_pa).configured {
             self.force_switch = true;
             return;
         }
-        if is_round_robin(sc_pa) {
-            round_robin_refill(sc_pa, now);
+        if is_round_robin(self, sc_pa) {
+            round_robin_refill(self, sc_pa, now);
         } else {
-            let head = refill_at(sc_pa, head_index(sc_pa));
-            refill_budget_check(sc_pa, head.amount);
+            let head = refill_at(self, sc_pa, head_index(self, sc_pa));
+            refill_budget_check(self, sc_pa, head.amount);
         }
-        update_remaining(sc_pa, now);
+        update_remaining(self, sc_pa, now);
         self.end_timeslice(t, now, false);
     }
 
@@ -349,28 +356,27 @@ impl Kernel {
         if cur == 0 || self.force_switch || matches!(self.sched_action, SchedAction::SwitchTo(_)) {
             return None;
         }
-        let th = obj::<Tcb>(cur);
+        let th = self.tcb_ref(cur);
         if !is_runnable(th.state)
             || th.in_release_queue
             || th.in_ready_queue
             || th.sc == 0
             || th.sc != self.cur_sc
-            || !sc_can_run(obj::<SchedContext>(th.sc))
+            || !sc_can_run(self.obj_ref::<SchedContext>(th.sc))
         {
             return None;
         }
+        let prio = th.priority;
         let r = self.release_head;
-        if r != 0 && release_time(obj::<Tcb>(r).sc) <= now
-            || self
-                .highest_ready_priority()
-                .is_some_and(|p| p > th.priority as usize)
+        if r != 0 && release_time(self, self.tcb_ref(r).sc) <= now
+            || self.highest_ready_priority().is_some_and(|p| p > prio)
             || self.loaded_vspace.1 == u64::MAX
         {
             return None;
         }
         self.sched_action = SchedAction::ResumeCurrent;
         self.program_timer(now);
-        complete_yield_to_if_any(cur);
+        complete_yield_to_if_any(self, cur);
         Some(cur)
     }
 
@@ -381,11 +387,11 @@ impl Kernel {
         let mut keep_current = false;
         if self.cur != 0 {
             let cur = self.cur;
-            let tcb = obj::<Tcb>(cur);
+            let tcb = self.tcb_ref(cur);
             // A thread whose timeslice ended is already queued (yield, round robin).
             let queued = tcb.in_release_queue || tcb.in_ready_queue;
             if is_runnable(tcb.state) && tcb.sc != 0 && !queued {
-                if !sc_can_run(obj::<SchedContext>(tcb.sc)) {
+                if !sc_can_run(self.obj_ref::<SchedContext>(tcb.sc)) {
                     self.end_timeslice(cur, now, true);
                 } else if self.force_switch {
                     self.ready_enqueue(cur);
@@ -397,13 +403,13 @@ impl Kernel {
         self.force_switch = false;
         let action = core::mem::replace(&mut self.sched_action, SchedAction::ResumeCurrent);
         if keep_current {
-            let prio = obj::<Tcb>(self.cur).priority as usize;
+            let prio = self.tcb(self.cur).priority;
             if let SchedAction::SwitchTo(c) = action {
                 // seL4's `schedule`: a single candidate of the running thread's priority
                 // goes to the back of the queue (`tcbSchedAppend`); otherwise it stays at
                 // the head where `possibleSwitchTo` put it.
-                let ct = obj::<Tcb>(c);
-                if ct.in_ready_queue && ct.priority as usize == prio {
+                let ct = self.tcb(c);
+                if ct.in_ready_queue && ct.priority == prio {
                     self.ready_dequeue(c);
                     self.ready_enqueue(c);
                 }
@@ -423,7 +429,7 @@ impl Kernel {
                         self.switch_to(cur);
                     }
                     self.program_timer(now);
-                    complete_yield_to_if_any(self.cur);
+                    complete_yield_to_if_any(self, self.cur);
                     return self.cur;
                 }
             }
@@ -437,7 +443,7 @@ impl Kernel {
                 self.switch_to(t);
                 self.switch_sched_context(now);
                 self.program_timer(now);
-                complete_yield_to_if_any(t);
+                complete_yield_to_if_any(self, t);
                 return t;
             }
             self.cur = 0;
@@ -448,18 +454,18 @@ impl Kernel {
     /// seL4's `isSchedulable`: runnable, with a configured context, not waiting for a
     /// refill.
     pub fn is_schedulable(&self, t: Pa) -> bool {
-        let th = obj::<Tcb>(t);
+        let th = self.tcb_ref(t);
         is_runnable(th.state)
             && th.sc != 0
-            && obj::<SchedContext>(th.sc).configured
+            && self.obj_ref::<SchedContext>(th.sc).configured
             && !th.in_release_queue
     }
 
     /// seL4's `schedContext_resume`: a schedulable thread whose context cannot run now
     /// waits for its refill.
     pub fn sc_resume(&mut self, sc: Pa) {
-        let t = obj::<SchedContext>(sc).tcb;
-        if t != 0 && self.is_schedulable(t) && !sc_ready_now(sc) {
+        let t = self.obj::<SchedContext>(sc).tcb;
+        if t != 0 && self.is_schedulable(t) && !sc_ready_now(self, sc) {
             self.release_enqueue(t);
         }
     }
@@ -467,10 +473,10 @@ impl Kernel {
     /// seL4's `switchSchedContext`: a different context starts running; a constant-
     /// bandwidth one first gets `refill_unblock_check`.
     fn switch_sched_context(&mut self, now: u64) {
-        let sc = obj::<Tcb>(self.cur).sc;
+        let sc = self.tcb(self.cur).sc;
         if sc != self.cur_sc {
-            if sc != 0 && !obj::<SchedContext>(sc).sporadic {
-                refill_unblock_check(sc, now);
+            if sc != 0 && !self.obj::<SchedContext>(sc).sporadic {
+                refill_unblock_check(self, sc, now);
             }
             self.cur_sc = sc;
         }
@@ -478,16 +484,16 @@ impl Kernel {
 
     /// seL4's `endTimeslice`: the running thread's budget is spent (or yielded).
     fn end_timeslice(&mut self, t: Pa, now: u64, can_timeout_fault: bool) {
-        let sc_pa = obj::<Tcb>(t).sc;
-        let round_robin = is_round_robin(sc_pa);
-        if round_robin && !refill_sufficient(sc_pa, 0) {
+        let sc_pa = self.tcb(t).sc;
+        let round_robin = is_round_robin(self, sc_pa);
+        if round_robin && !refill_sufficient(self, sc_pa, 0) {
             // seL4's `chargeBudget` for round robin: a fresh slice.
-            round_robin_refill(sc_pa, now);
+            round_robin_refill(self, sc_pa, now);
         }
-        if can_timeout_fault && !round_robin && crate::ipc::has_timeout_handler(t) {
-            let badge = obj::<SchedContext>(sc_pa).badge;
-            crate::ipc::raise_timeout_fault(t, badge, 0);
-        } else if refill_ready(sc_pa, now) && refill_sufficient(sc_pa, 0) {
+        if can_timeout_fault && !round_robin && crate::ipc::has_timeout_handler(self, t) {
+            let badge = self.obj::<SchedContext>(sc_pa).badge;
+            crate::ipc::raise_timeout_fault(self, t, badge, 0);
+        } else if refill_ready(self, sc_pa, now) && refill_sufficient(self, sc_pa, 0) {
             self.ready_enqueue(t);
         } else {
             self.release_enqueue(t);
@@ -498,14 +504,14 @@ impl Kernel {
     pub(crate) fn program_timer(&mut self, now: u64) {
         let mut deadline = u64::MAX;
         if self.cur != 0 {
-            let sc_pa = obj::<Tcb>(self.cur).sc;
+            let sc_pa = self.tcb(self.cur).sc;
             if sc_pa != 0 {
-                deadline = now.saturating_add(obj::<SchedContext>(sc_pa).remaining);
+                deadline = now.saturating_add(self.obj::<SchedContext>(sc_pa).remaining);
             }
         }
         if self.release_head != 0 {
-            let t = obj::<Tcb>(self.release_head);
-            deadline = deadline.min(release_time(t.sc));
+            let t = self.tcb_ref(self.release_head);
+            deadline = deadline.min(release_time(self, t.sc));
         }
         if deadline != self.timer_deadline {
             self.timer_deadline = deadline;
@@ -523,7 +529,7 @@ impl Kernel {
                 return;
             }
             let next = if self.release_head != 0 {
-                release_time(obj::<Tcb>(self.release_head).sc)
+                release_time(self, self.tcb_ref(self.release_head).sc)
             } else {
                 u64::MAX
             };
@@ -534,7 +540,7 @@ impl Kernel {
                 return;
             }
             crate::arch::wait_for_interrupt();
-            crate::irq::handle_pending_interrupts();
+            crate::irq::handle_pending_interrupts(self);
         }
     }
 }
@@ -544,26 +550,26 @@ impl Kernel {
 /// round-robin slice the charge uses up). Out of line: the common case needs no frame.
 #[cold]
 #[inline(never)]
-fn charge_sc(sc_pa: Pa, now: u64, used: u64) {
-    let sc = obj::<SchedContext>(sc_pa);
-    if !sc.configured || !refill_ready(sc_pa, now) {
+fn charge_sc(k: &mut Kernel, sc_pa: Pa, now: u64, used: u64) {
+    if !k.obj::<SchedContext>(sc_pa).configured || !refill_ready(k, sc_pa, now) {
         return;
     }
+    let sc = k.obj::<SchedContext>(sc_pa);
     sc.consumed = sc.consumed.wrapping_add(used);
-    if is_round_robin(sc_pa) {
+    if is_round_robin(k, sc_pa) {
         // The head is what is left of the slice, the tail what has been used.
-        let (h, tl) = (head_index(sc_pa), tail_index(sc_pa));
-        let mut head = refill_at(sc_pa, h);
-        let mut tail = refill_at(sc_pa, tl);
+        let (h, tl) = (head_index(k, sc_pa), tail_index(k, sc_pa));
+        let mut head = refill_at(k, sc_pa, h);
+        let mut tail = refill_at(k, sc_pa, tl);
         let moved = used.min(head.amount);
         head.amount -= moved;
         tail.amount += moved;
-        set_refill(sc_pa, h, head);
-        set_refill(sc_pa, tl, tail);
+        set_refill(k, sc_pa, h, head);
+        set_refill(k, sc_pa, tl, tail);
     } else {
-        refill_budget_check(sc_pa, used);
+        refill_budget_check(k, sc_pa, used);
     }
-    update_remaining(sc_pa, now);
+    update_remaining(k, sc_pa, now);
 }
 
 /// Smallest value of `SchedContext::remaining` worth running a thread for, in ticks: a
@@ -661,8 +667,9 @@ pub(crate) fn refill_pa(sc: Pa, i: u32) -> Pa {
 }
 
 // The refill array lies inside the scheduling context object, beyond the header struct,
-// so it is reached word by word like other in-object data.
-pub fn refill_at(sc: Pa, i: u32) -> Refill {
+// so it is reached word by word like other in-object data (through the kernel state, as
+// the rest of the object is).
+pub fn refill_at(_k: &Kernel, sc: Pa, i: u32) -> Refill {
     let pa = refill_pa(sc, i);
     Refill {
         time: crate::mem::read_word(pa),
@@ -670,30 +677,30 @@ pub fn refill_at(sc: Pa, i: u32) -> Refill {
     }
 }
 
-fn set_refill(sc: Pa, i: u32, r: Refill) {
+fn set_refill(_k: &mut Kernel, sc: Pa, i: u32, r: Refill) {
     let pa = refill_pa(sc, i);
     crate::mem::write_word(pa, r.time);
     crate::mem::write_word(pa + 8, r.amount);
 }
 
-pub fn head_index(sc: Pa) -> u32 {
-    obj::<SchedContext>(sc).refill_head
+pub fn head_index(k: &Kernel, sc: Pa) -> u32 {
+    k.obj_ref::<SchedContext>(sc).refill_head
 }
 
-pub fn tail_index(sc: Pa) -> u32 {
-    obj::<SchedContext>(sc).refill_tail
+pub fn tail_index(k: &Kernel, sc: Pa) -> u32 {
+    k.obj_ref::<SchedContext>(sc).refill_tail
 }
 
-fn refill_next(sc: Pa, i: u32) -> u32 {
-    if i + 1 >= obj::<SchedContext>(sc).refill_max {
+fn refill_next(k: &Kernel, sc: Pa, i: u32) -> u32 {
+    if i + 1 >= k.obj_ref::<SchedContext>(sc).refill_max {
         0
     } else {
         i + 1
     }
 }
 
-pub fn refill_size(sc: Pa) -> u32 {
-    let s = obj::<SchedContext>(sc);
+pub fn refill_size(k: &Kernel, sc: Pa) -> u32 {
+    let s = k.obj_ref::<SchedContext>(sc);
     if s.refill_head <= s.refill_tail {
         s.refill_tail - s.refill_head + 1
     } else {
@@ -701,66 +708,70 @@ pub fn refill_size(sc: Pa) -> u32 {
     }
 }
 
-fn refill_full(sc: Pa) -> bool {
-    refill_size(sc) == obj::<SchedContext>(sc).refill_max
+fn refill_full(k: &Kernel, sc: Pa) -> bool {
+    refill_size(k, sc) == k.obj_ref::<SchedContext>(sc).refill_max
 }
 
-fn refill_single(sc: Pa) -> bool {
-    head_index(sc) == tail_index(sc)
+fn refill_single(k: &Kernel, sc: Pa) -> bool {
+    head_index(k, sc) == tail_index(k, sc)
 }
 
 /// The refills from head to tail.
-pub fn refills(sc: Pa) -> impl Iterator<Item = Refill> {
-    let n = refill_size(sc);
-    let mut i = head_index(sc);
+pub fn refills(k: &Kernel, sc: Pa) -> impl Iterator<Item = Refill> + '_ {
+    let n = refill_size(k, sc);
+    let mut i = head_index(k, sc);
     (0..n).map(move |_| {
-        let r = refill_at(sc, i);
-        i = refill_next(sc, i);
+        let r = refill_at(k, sc, i);
+        i = refill_next(k, sc, i);
         r
     })
 }
 
-pub fn is_round_robin(sc: Pa) -> bool {
-    obj::<SchedContext>(sc).period == 0
+pub fn is_round_robin(k: &Kernel, sc: Pa) -> bool {
+    k.obj_ref::<SchedContext>(sc).period == 0
 }
 
-pub fn refill_ready(sc: Pa, now: u64) -> bool {
-    refill_at(sc, head_index(sc)).time <= now
+pub fn refill_ready(k: &Kernel, sc: Pa, now: u64) -> bool {
+    refill_at(k, sc, head_index(k, sc)).time <= now
 }
 
-pub fn refill_sufficient(sc: Pa, usage: u64) -> bool {
-    refill_at(sc, head_index(sc)).amount.saturating_sub(usage) >= min_budget()
+pub fn refill_sufficient(k: &Kernel, sc: Pa, usage: u64) -> bool {
+    refill_at(k, sc, head_index(k, sc))
+        .amount
+        .saturating_sub(usage)
+        >= min_budget()
 }
 
-fn refill_pop_head(sc: Pa) -> Refill {
-    let h = head_index(sc);
-    let r = refill_at(sc, h);
-    obj::<SchedContext>(sc).refill_head = refill_next(sc, h);
+fn refill_pop_head(k: &mut Kernel, sc: Pa) -> Refill {
+    let h = head_index(k, sc);
+    let r = refill_at(k, sc, h);
+    k.obj::<SchedContext>(sc).refill_head = refill_next(k, sc, h);
     r
 }
 
-fn refill_add_tail(sc: Pa, r: Refill) {
-    let t = refill_next(sc, tail_index(sc));
-    obj::<SchedContext>(sc).refill_tail = t;
-    set_refill(sc, t, r);
+fn refill_add_tail(k: &mut Kernel, sc: Pa, r: Refill) {
+    let t = refill_next(k, sc, tail_index(k, sc));
+    k.obj::<SchedContext>(sc).refill_tail = t;
+    set_refill(k, sc, t, r);
 }
 
-fn maybe_add_empty_tail(sc: Pa) {
-    if is_round_robin(sc) {
-        let time = refill_at(sc, head_index(sc)).time;
-        refill_add_tail(sc, Refill { time, amount: 0 });
+fn maybe_add_empty_tail(k: &mut Kernel, sc: Pa) {
+    if is_round_robin(k, sc) {
+        let time = refill_at(k, sc, head_index(k, sc)).time;
+        refill_add_tail(k, sc, Refill { time, amount: 0 });
     }
 }
 
 /// seL4's `refill_new`: a full budget from now.
-pub fn refill_new(sc: Pa, max_refills: u64, budget: u64, period: u64, now: u64) {
-    let s = obj::<SchedContext>(sc);
+pub fn refill_new(k: &mut Kernel, sc: Pa, max_refills: u64, budget: u64, period: u64, now: u64) {
+    let s = k.obj::<SchedContext>(sc);
     s.period = period;
     s.budget = budget;
     s.refill_head = 0;
     s.refill_tail = 0;
     s.refill_max = max_refills as u32;
     set_refill(
+        k,
         sc,
         0,
         Refill {
@@ -768,15 +779,15 @@ pub fn refill_new(sc: Pa, max_refills: u64, budget: u64, period: u64, now: u64) 
             amount: budget,
         },
     );
-    maybe_add_empty_tail(sc);
-    update_remaining(sc, now);
+    maybe_add_empty_tail(k, sc);
+    update_remaining(k, sc, now);
 }
 
 /// seL4's `refill_update`: new parameters for a context in use, keeping what is left of
 /// its current head refill.
-pub fn refill_update(sc: Pa, period: u64, budget: u64, max_refills: u64, now: u64) {
-    let mut head = refill_at(sc, head_index(sc));
-    let s = obj::<SchedContext>(sc);
+pub fn refill_update(k: &mut Kernel, sc: Pa, period: u64, budget: u64, max_refills: u64, now: u64) {
+    let mut head = refill_at(k, sc, head_index(k, sc));
+    let s = k.obj::<SchedContext>(sc);
     s.refill_head = 0;
     s.refill_tail = 0;
     s.refill_max = max_refills as u32;
@@ -787,63 +798,64 @@ pub fn refill_update(sc: Pa, period: u64, budget: u64, max_refills: u64, now: u6
     }
     if head.amount >= budget {
         head.amount = budget;
-        set_refill(sc, 0, head);
-        maybe_add_empty_tail(sc);
+        set_refill(k, sc, 0, head);
+        maybe_add_empty_tail(k, sc);
     } else {
-        set_refill(sc, 0, head);
+        set_refill(k, sc, 0, head);
         let rest = Refill {
             amount: budget - head.amount,
             time: head.time.saturating_add(period),
         };
-        refill_add_tail(sc, rest);
+        refill_add_tail(k, sc, rest);
     }
-    update_remaining(sc, now);
+    update_remaining(k, sc, now);
 }
 
 /// seL4's `schedule_used`: a used amount comes back at `new.time`.
-fn schedule_used(sc: Pa, new: Refill) {
-    let ti = tail_index(sc);
-    let mut tail = refill_at(sc, ti);
+fn schedule_used(k: &mut Kernel, sc: Pa, new: Refill) {
+    let ti = tail_index(k, sc);
+    let mut tail = refill_at(k, sc, ti);
     if tail.time.saturating_add(tail.amount) >= new.time {
         tail.amount += new.amount;
-        set_refill(sc, ti, tail);
-    } else if !refill_full(sc) {
-        refill_add_tail(sc, new);
+        set_refill(k, sc, ti, tail);
+    } else if !refill_full(k, sc) {
+        refill_add_tail(k, sc, new);
     } else {
         tail.time = new.time.saturating_sub(tail.amount);
         tail.amount += new.amount;
-        set_refill(sc, ti, tail);
+        set_refill(k, sc, ti, tail);
     }
 }
 
-fn refill_head_overlapping(sc: Pa) -> bool {
-    if refill_single(sc) {
+fn refill_head_overlapping(k: &mut Kernel, sc: Pa) -> bool {
+    if refill_single(k, sc) {
         return false;
     }
-    let head = refill_at(sc, head_index(sc));
-    let next = refill_at(sc, refill_next(sc, head_index(sc)));
+    let head = refill_at(k, sc, head_index(k, sc));
+    let next = refill_at(k, sc, refill_next(k, sc, head_index(k, sc)));
     next.time <= head.time.saturating_add(head.amount)
 }
 
 /// seL4's `handle_overrun`: whole head refills used up go one period later.
-fn handle_overrun(sc: Pa, mut usage: u64) -> u64 {
-    let period = obj::<SchedContext>(sc).period;
+fn handle_overrun(k: &mut Kernel, sc: Pa, mut usage: u64) -> u64 {
+    let period = k.obj::<SchedContext>(sc).period;
     loop {
-        let head = refill_at(sc, head_index(sc));
+        let head = refill_at(k, sc, head_index(k, sc));
         if !(head.amount <= usage && head.time < max_release_time()) {
             return usage;
         }
         if head.amount == 0 {
             // Never left by seL4's rules; dropping it keeps the sum and ends the loop.
-            if refill_single(sc) {
+            if refill_single(k, sc) {
                 return 0;
             }
-            refill_pop_head(sc);
+            refill_pop_head(k, sc);
             continue;
         }
-        if refill_single(sc) {
-            let h = head_index(sc);
+        if refill_single(k, sc) {
+            let h = head_index(k, sc);
             set_refill(
+                k,
                 sc,
                 h,
                 Refill {
@@ -852,26 +864,27 @@ fn handle_overrun(sc: Pa, mut usage: u64) -> u64 {
                 },
             );
         } else {
-            let mut old = refill_pop_head(sc);
+            let mut old = refill_pop_head(k, sc);
             old.time = old.time.saturating_add(period);
-            schedule_used(sc, old);
+            schedule_used(k, sc, old);
         }
         usage -= head.amount;
     }
 }
 
 /// seL4's `refill_budget_check`: charge `usage` to a periodic or sporadic context.
-pub fn refill_budget_check(sc: Pa, usage: u64) {
-    let usage = handle_overrun(sc, usage);
-    let period = obj::<SchedContext>(sc).period;
-    let h = head_index(sc);
-    let head = refill_at(sc, h);
+pub fn refill_budget_check(k: &mut Kernel, sc: Pa, usage: u64) {
+    let usage = handle_overrun(k, sc, usage);
+    let period = k.obj::<SchedContext>(sc).period;
+    let h = head_index(k, sc);
+    let head = refill_at(k, sc, h);
     if usage > 0 && head.time < max_release_time() {
         let used = Refill {
             amount: usage,
             time: head.time.saturating_add(period),
         };
         set_refill(
+            k,
             sc,
             h,
             Refill {
@@ -879,58 +892,58 @@ pub fn refill_budget_check(sc: Pa, usage: u64) {
                 time: head.time.saturating_add(usage),
             },
         );
-        schedule_used(sc, used);
+        schedule_used(k, sc, used);
     }
     // A head too small to run on merges into the next refill (made earlier by as much).
-    while refill_at(sc, head_index(sc)).amount < min_budget() && !refill_single(sc) {
-        let old = refill_pop_head(sc);
-        let h = head_index(sc);
-        let mut head = refill_at(sc, h);
+    while refill_at(k, sc, head_index(k, sc)).amount < min_budget() && !refill_single(k, sc) {
+        let old = refill_pop_head(k, sc);
+        let h = head_index(k, sc);
+        let mut head = refill_at(k, sc, h);
         head.amount += old.amount;
         head.time = head.time.saturating_sub(old.amount);
-        set_refill(sc, h, head);
+        set_refill(k, sc, h, head);
     }
 }
 
 /// seL4's `refill_unblock_check`: a ready head starts now; refills it then overlaps merge.
-pub fn refill_unblock_check(sc: Pa, now: u64) {
-    if is_round_robin(sc) || !obj::<SchedContext>(sc).configured {
+pub fn refill_unblock_check(k: &mut Kernel, sc: Pa, now: u64) {
+    if is_round_robin(k, sc) || !k.obj::<SchedContext>(sc).configured {
         return;
     }
-    if refill_ready(sc, now) {
-        let h = head_index(sc);
-        let mut head = refill_at(sc, h);
+    if refill_ready(k, sc, now) {
+        let h = head_index(k, sc);
+        let mut head = refill_at(k, sc, h);
         head.time = now;
-        set_refill(sc, h, head);
-        while refill_head_overlapping(sc) {
-            let old = refill_pop_head(sc);
-            let h = head_index(sc);
-            let mut head = refill_at(sc, h);
+        set_refill(k, sc, h, head);
+        while refill_head_overlapping(k, sc) {
+            let old = refill_pop_head(k, sc);
+            let h = head_index(k, sc);
+            let mut head = refill_at(k, sc, h);
             head.time = old.time;
             head.amount += old.amount;
-            set_refill(sc, h, head);
+            set_refill(k, sc, h, head);
         }
     }
-    update_remaining(sc, now);
+    update_remaining(k, sc, now);
 }
 
 /// Round robin at the end of a slice: the used tail goes back into the head.
-fn round_robin_refill(sc: Pa, now: u64) {
-    let (h, t) = (head_index(sc), tail_index(sc));
-    let mut head = refill_at(sc, h);
-    let mut tail = refill_at(sc, t);
+fn round_robin_refill(k: &mut Kernel, sc: Pa, now: u64) {
+    let (h, t) = (head_index(k, sc), tail_index(k, sc));
+    let mut head = refill_at(k, sc, h);
+    let mut tail = refill_at(k, sc, t);
     head.amount += tail.amount;
     tail.amount = 0;
-    set_refill(sc, h, head);
-    set_refill(sc, t, tail);
-    update_remaining(sc, now);
+    set_refill(k, sc, h, head);
+    set_refill(k, sc, t, tail);
+    update_remaining(k, sc, now);
 }
 
 /// Keeps `SchedContext::remaining` (read by the fast path and the timer) in step with the
 /// refills: the head's amount when it is ready and sufficient, else 0.
-pub fn update_remaining(sc: Pa, now: u64) {
-    let head = refill_at(sc, head_index(sc));
-    let s = obj::<SchedContext>(sc);
+pub fn update_remaining(k: &mut Kernel, sc: Pa, now: u64) {
+    let head = refill_at(k, sc, head_index(k, sc));
+    let s = k.obj::<SchedContext>(sc);
     s.remaining = if s.configured && head.time <= now && head.amount >= min_budget() {
         head.amount
     } else {
@@ -939,11 +952,11 @@ pub fn update_remaining(sc: Pa, now: u64) {
 }
 
 /// When the context's head refill is due (the release queue's order).
-pub fn release_time(sc: Pa) -> u64 {
+pub fn release_time(k: &Kernel, sc: Pa) -> u64 {
     if sc == 0 {
         return 0;
     }
-    refill_at(sc, head_index(sc)).time
+    refill_at(k, sc, head_index(k, sc)).time
 }
 
 pub fn us_to_ticks(us: u64) -> u64 {
@@ -966,52 +979,51 @@ pub fn take_consumed_us(sc: &mut SchedContext) -> u64 {
 
 /// seL4's `schedContext_completeYieldTo`: the thread that yielded to a context gets its
 /// answer now, the time that context consumed.
-pub fn complete_yield_to(yielder: Pa) {
+pub fn complete_yield_to(k: &mut Kernel, yielder: Pa) {
     if yielder == 0 {
         return;
     }
-    let sc = obj::<Tcb>(yielder).yield_to;
+    let sc = k.obj::<Tcb>(yielder).yield_to;
     if sc == 0 {
         return;
     }
-    let us = take_consumed_us(obj::<SchedContext>(sc));
-    crate::kernel::reply_from_kernel(yielder, 0, &[us]);
-    cancel_yield_to(yielder);
+    let us = take_consumed_us(k.obj::<SchedContext>(sc));
+    crate::kernel::reply_from_kernel(k, yielder, 0, &[us]);
+    cancel_yield_to(k, yielder);
 }
 
 /// seL4's `activateThread`: a thread that yielded gets its answer when it runs again.
 #[inline(always)]
-fn complete_yield_to_if_any(t: Pa) {
-    if obj::<Tcb>(t).yield_to != 0 {
-        complete_yield_to(t);
+fn complete_yield_to_if_any(k: &mut Kernel, t: Pa) {
+    if k.obj::<Tcb>(t).yield_to != 0 {
+        complete_yield_to(k, t);
     }
 }
 
 /// seL4's `schedContext_cancelYieldTo`: forget a pending YieldTo without answering.
-pub fn cancel_yield_to(t: Pa) {
-    let th = obj::<Tcb>(t);
-    let sc = th.yield_to;
+pub fn cancel_yield_to(k: &mut Kernel, t: Pa) {
+    let sc = k.tcb(t).yield_to;
     if sc != 0 {
-        obj::<SchedContext>(sc).yield_from = 0;
-        th.yield_to = 0;
+        k.obj::<SchedContext>(sc).yield_from = 0;
+        k.tcb(t).yield_to = 0;
     }
 }
 
 /// seL4's `sc_released`: configured and its head refill due.
-pub fn sc_released(sc: Pa) -> bool {
-    let s = obj::<SchedContext>(sc);
-    s.configured && s.refill_max > 0 && refill_ready(sc, crate::kernel::k().charged_until)
+pub fn sc_released(k: &Kernel, sc: Pa) -> bool {
+    let s = k.obj_ref::<SchedContext>(sc);
+    s.configured && s.refill_max > 0 && refill_ready(k, sc, k.charged_until)
 }
 
 /// Whether the context can run now, from its refills (seL4's `refill_ready` and
-/// `refill_sufficient(sc, 0)`).
-pub fn sc_ready_now(sc: Pa) -> bool {
-    let s = obj::<SchedContext>(sc);
-    s.configured && refill_ready(sc, crate::kernel::k().charged_until) && refill_sufficient(sc, 0)
+/// `refill_sufficient(k, sc, 0)`).
+pub fn sc_ready_now(k: &Kernel, sc: Pa) -> bool {
+    let s = k.obj_ref::<SchedContext>(sc);
+    s.configured && refill_ready(k, sc, k.charged_until) && refill_sufficient(k, sc, 0)
 }
 
 /// Whether the context's budget is available now (seL4's `refill_ready` and
-/// `refill_sufficient(sc, 0)`, as last brought up to date).
+/// `refill_sufficient(k, sc, 0)`, as last brought up to date).
 pub fn sc_can_run(sc: &SchedContext) -> bool {
     sc.configured && sc.remaining >= MIN_REMAINING
 }
@@ -1150,17 +1162,19 @@ mod tests {
         let layout = std::alloc::Layout::from_size_align(1 << bits, 1 << bits).unwrap();
         // SAFETY: non-zero size; leaked for the test's duration.
         let pa = unsafe { std::alloc::alloc_zeroed(layout) } as Pa;
-        obj::<SchedContext>(pa).configured = true;
+        crate::kernel::k().obj::<SchedContext>(pa).configured = true;
         pa
     }
 
     fn list(sc: Pa) -> Vec<Refill> {
-        refills(sc).collect()
+        let k = crate::kernel::k();
+        refills(k, sc).collect()
     }
 
     fn check_invariants(sc: Pa, budget: u64, what: &str) {
+        let k = crate::kernel::k();
         let r = list(sc);
-        let s = obj::<SchedContext>(sc);
+        let s = k.obj::<SchedContext>(sc);
         assert!(
             r.len() as u32 <= s.refill_max,
             "{what}: too many refills {r:?}"
@@ -1194,8 +1208,9 @@ mod tests {
 
     #[test]
     fn round_robin_has_two_refills_and_refills_whole() {
+        let k = crate::kernel::k();
         let sc = sc_object(7);
-        refill_new(sc, MIN_REFILLS, 10_000, 0, 100);
+        refill_new(k, sc, MIN_REFILLS, 10_000, 0, 100);
         assert_eq!(
             list(sc),
             [
@@ -1209,19 +1224,20 @@ mod tests {
                 }
             ]
         );
-        round_robin_refill(sc, 200);
-        assert_eq!(refill_at(sc, head_index(sc)).amount, 10_000);
+        round_robin_refill(k, sc, 200);
+        assert_eq!(refill_at(k, sc, head_index(k, sc)).amount, 10_000);
         check_invariants(sc, 10_000, "round robin");
     }
 
     #[test]
     fn periodic_use_comes_back_one_period_later() {
+        let k = crate::kernel::k();
         let mb = min_budget();
         let sc = sc_object(8);
         let (budget, period) = (10 * mb, 100 * mb);
-        refill_new(sc, 4, budget, period, 0);
+        refill_new(k, sc, 4, budget, period, 0);
         // Use 3 MIN_BUDGETs at time 0: they return at `period`.
-        refill_budget_check(sc, 3 * mb);
+        refill_budget_check(k, sc, 3 * mb);
         assert_eq!(
             list(sc),
             [
@@ -1237,24 +1253,25 @@ mod tests {
         );
         // Use the rest and more (an overrun): the whole head moves on and the remainder
         // is charged to the next refill.
-        refill_budget_check(sc, 8 * mb);
+        refill_budget_check(k, sc, 8 * mb);
         check_invariants(sc, budget, "after an overrun");
-        assert!(!refill_ready(sc, 10 * mb));
-        update_remaining(sc, 10 * mb);
-        assert_eq!(obj::<SchedContext>(sc).remaining, 0);
+        assert!(!refill_ready(k, sc, 10 * mb));
+        update_remaining(k, sc, 10 * mb);
+        assert_eq!(k.obj::<SchedContext>(sc).remaining, 0);
     }
 
     #[test]
     fn unblock_merges_overlapping_refills() {
+        let k = crate::kernel::k();
         let mb = min_budget();
         let sc = sc_object(8);
-        refill_new(sc, 6, 10 * mb, 20 * mb, 0);
-        obj::<SchedContext>(sc).sporadic = true;
-        refill_budget_check(sc, 2 * mb); // head (2mb, 8mb), (20mb, 2mb)
-        refill_budget_check(sc, 2 * mb); // merged into one used refill
+        refill_new(k, sc, 6, 10 * mb, 20 * mb, 0);
+        k.obj::<SchedContext>(sc).sporadic = true;
+        refill_budget_check(k, sc, 2 * mb); // head (2mb, 8mb), (20mb, 2mb)
+        refill_budget_check(k, sc, 2 * mb); // merged into one used refill
         assert_eq!(list(sc).len(), 2);
         // Unblocking at 19mb: the head starts then and runs into the used refill.
-        refill_unblock_check(sc, 19 * mb);
+        refill_unblock_check(k, sc, 19 * mb);
         assert_eq!(
             list(sc),
             [Refill {
@@ -1267,6 +1284,7 @@ mod tests {
 
     #[test]
     fn refills_match_the_model_on_random_sequences() {
+        let k = crate::kernel::k();
         let mb = min_budget();
         let mut rng = Rng(0x5eed_1234_abcd_0001);
         for case in 0..400 {
@@ -1280,29 +1298,29 @@ mod tests {
             }
             let mut now = rng.below(1000);
             let max = if period == 0 { MIN_REFILLS } else { max };
-            refill_new(sc, max, budget, period, now);
+            refill_new(k, sc, max, budget, period, now);
             let mut m = Model::new(max as usize, budget, period, now);
             for step in 0..200 {
                 let what = std::format!("case {case} step {step}");
                 match rng.below(10) {
                     0..=5 if period != 0 => {
                         // Run from the head refill's time for a while, then charge.
-                        now = now.max(refill_at(sc, head_index(sc)).time);
+                        now = now.max(refill_at(k, sc, head_index(k, sc)).time);
                         let usage = rng.below(budget + budget / 2 + 1);
                         now += usage;
-                        refill_budget_check(sc, usage);
+                        refill_budget_check(k, sc, usage);
                         m.budget_check(usage);
                     }
                     6 | 7 => {
                         now += rng.below(3 * (period + 1));
-                        refill_unblock_check(sc, now);
+                        refill_unblock_check(k, sc, now);
                         m.unblock_check(now);
                     }
                     8 if period != 0 => {
                         let b2 = mb * (1 + rng.below(20));
                         let p2 = b2 + mb * (1 + rng.below(50));
                         let max2 = MIN_REFILLS + rng.below(refill_absolute_max(bits as u64) - 1);
-                        refill_update(sc, p2, b2, max2, now);
+                        refill_update(k, sc, p2, b2, max2, now);
                         m.update(p2, b2, max2 as usize, now);
                         budget = b2;
                         period = p2;

@@ -1,9 +1,9 @@
 //! System-call dispatch (seL4 MCS numbering).
 
 use crate::cap::{Cap, CapKind};
-use crate::cspace::{self, slot};
+use crate::cspace;
 use crate::ipc::{self, SendArgs};
-use crate::kernel::{k, reply_from_kernel, set_state, tcb};
+use crate::kernel::{reply_from_kernel, set_state, Kernel};
 use crate::mem::Pa;
 use crate::object::{tcb_slot, Fault, LookupFault, ThreadState};
 use sel4_sys::{error, syscall as sc, MessageInfo};
@@ -110,8 +110,8 @@ impl Reply {
 
 /// Looks up `cptr` in `t`'s CSpace (all 64 bits, stopping at a non-CNode cap).
 #[inline(always)]
-pub fn lookup_cap(t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
-    let root = tcb(t).slots[tcb_slot::CTABLE].cap;
+pub fn lookup_cap(k: &mut Kernel, t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
+    let root = k.tcb(t).slots[tcb_slot::CTABLE].cap;
     // The common shape, a single-level CSpace (guard + radix = 64 bits) whose guard
     // matches: the slot at once, the one `resolve` finds (host test
     // `lookup_cap_single_level_matches_resolve`). Anything else, errors included, is
@@ -129,79 +129,81 @@ pub fn lookup_cap(t: Pa, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
             && cptr >> radix == guard
         {
             let s = pa + (((cptr & ((1 << radix) - 1)) as usize) << 5);
-            return Ok((s, slot(s).cap));
+            return Ok((s, k.slot(s).cap));
         }
     }
-    lookup_cap_general(root, cptr)
+    lookup_cap_general(k, root, cptr)
 }
 
 /// [`lookup_cap`] in any CSpace, by `cspace::resolve`.
 #[inline(never)]
-fn lookup_cap_general(root: Cap, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
-    let (s, _) = cspace::resolve(root, cptr, 64)?;
-    Ok((s, slot(s).cap))
+fn lookup_cap_general(k: &mut Kernel, root: Cap, cptr: u64) -> Result<(Pa, Cap), LookupFault> {
+    let (s, _) = cspace::resolve(k, root, cptr, cspace::Depth::FULL)?;
+    Ok((s, k.slot(s).cap))
 }
 
-pub fn handle_syscall(t: Pa, number: i64) {
+pub fn handle_syscall(k: &mut Kernel, t: Pa, number: i64) {
+    let x0 = k.tcb(t).ctx.x[0];
     match number {
-        sc::CALL => handle_send(t, tcb(t).ctx.x[0], true, true, true),
-        sc::SEND => handle_send(t, tcb(t).ctx.x[0], false, true, false),
-        sc::NB_SEND => handle_send(t, tcb(t).ctx.x[0], false, false, false),
-        sc::RECV => handle_recv(t, true, true),
-        sc::NB_RECV => handle_recv(t, false, true),
-        sc::WAIT => handle_recv(t, true, false),
-        sc::NB_WAIT => handle_recv(t, false, false),
+        sc::CALL => handle_send(k, t, x0, true, true, true),
+        sc::SEND => handle_send(k, t, x0, false, true, false),
+        sc::NB_SEND => handle_send(k, t, x0, false, false, false),
+        sc::RECV => handle_recv(k, t, true, true),
+        sc::NB_RECV => handle_recv(k, t, false, true),
+        sc::WAIT => handle_recv(k, t, true, false),
+        sc::NB_WAIT => handle_recv(k, t, false, false),
         sc::REPLY_RECV => {
             // seL4 (MCS): the reply phase is a non-blocking invocation of whatever x6
             // names (a reply object replies; a failed lookup, of the capability or of an
             // extra one, does nothing), then the receive.
-            let reply_cptr = tcb(t).ctx.x[6];
-            let pc = tcb(t).ctx.pc;
-            handle_send(t, reply_cptr, false, false, true);
+            let reply_cptr = k.tcb(t).ctx.x[6];
+            let pc = k.tcb(t).ctx.pc;
+            handle_send(k, t, reply_cptr, false, false, true);
             // Not after a preempted invocation (its PC is set back to restart it).
-            if tcb(t).state == ThreadState::Running && tcb(t).ctx.pc == pc {
-                handle_recv(t, true, true);
+            if k.tcb(t).state == ThreadState::Running && k.tcb(t).ctx.pc == pc {
+                handle_recv(k, t, true, true);
             }
         }
         sc::NB_SEND_RECV => {
-            let dest = tcb(t).ctx.x[8];
-            handle_send(t, dest, false, false, true);
-            if tcb(t).state == ThreadState::Running {
-                handle_recv(t, true, true);
+            let dest = k.tcb(t).ctx.x[8];
+            handle_send(k, t, dest, false, false, true);
+            if k.tcb(t).state == ThreadState::Running {
+                handle_recv(k, t, true, true);
             }
         }
         sc::NB_SEND_WAIT => {
             // seL4 takes NBSendWait's destination from x6 (NBSendRecv's from x8).
-            let dest = tcb(t).ctx.x[6];
-            handle_send(t, dest, false, false, true);
-            if tcb(t).state == ThreadState::Running {
-                handle_recv(t, true, false);
+            let dest = k.tcb(t).ctx.x[6];
+            handle_send(k, t, dest, false, false, true);
+            if k.tcb(t).state == ThreadState::Running {
+                handle_recv(k, t, true, false);
             }
         }
-        sc::YIELD => handle_yield(t),
+        sc::YIELD => handle_yield(k),
         #[cfg(feature = "debug-syscalls")]
-        sc::DEBUG_PUT_CHAR => crate::arch::putchar(tcb(t).ctx.x[0] as u8),
+        sc::DEBUG_PUT_CHAR => crate::arch::putchar(k.tcb(t).ctx.x[0] as u8),
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_HALT => {
             // Keel extension: x0 is the exit status handed to QEMU (seL4 ignores x0).
-            let code = (tcb(t).ctx.x[0] & 0xff) as u32;
+            let code = (k.tcb(t).ctx.x[0] & 0xff) as u32;
             crate::println!("keel: DebugHalt from user level (status {code})");
             crate::arch::exit(code);
         }
         #[cfg(feature = "debug-syscalls")]
-        sc::DEBUG_DUMP_SCHEDULER => crate::debug::dump_scheduler(),
+        sc::DEBUG_DUMP_SCHEDULER => crate::debug::dump_scheduler(k),
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_CAP_IDENTIFY => {
-            let cptr = tcb(t).ctx.x[0];
-            let ty = match lookup_cap(t, cptr) {
+            let cptr = k.tcb(t).ctx.x[0];
+            let ty = match lookup_cap(k, t, cptr) {
                 Ok((_, c)) => crate::debug::cap_type_number(&c),
                 Err(_) => 0,
             };
-            tcb(t).ctx.x[0] = ty;
+            k.tcb(t).ctx.x[0] = ty;
         }
         #[cfg(feature = "debug-syscalls")]
         sc::DEBUG_NAME_THREAD | sc::DEBUG_SNAPSHOT => {}
         _ => ipc::handle_fault(
+            k,
             t,
             Fault::UnknownSyscall {
                 number: number as u64,
@@ -210,22 +212,23 @@ pub fn handle_syscall(t: Pa, number: i64) {
     }
 }
 
-fn handle_yield(_t: Pa) {
+fn handle_yield(k: &mut Kernel) {
     // MCS Yield: give up the rest of this budget, at the entry's time (charged up to it
     // at entry: the whole entry takes that time).
-    let kk = k();
-    kk.yield_current(kk.charged_until);
+    let now = k.charged_until;
+    k.yield_current(now);
 }
 
 /// Call, Send and NBSend: on an endpoint, notification or reply it is IPC; on any other
 /// object it is an invocation. `can_donate` (Call, NBSendRecv, NBSendWait) lets the
 /// thread's scheduling context go to a passive receiver.
-fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool) {
-    let (s, cap) = match lookup_cap(t, cptr) {
+fn handle_send(k: &mut Kernel, t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool) {
+    let (s, cap) = match lookup_cap(k, t, cptr) {
         Ok(v) => v,
         Err(lookup) => {
             if blocking {
                 ipc::handle_fault(
+                    k,
                     t,
                     Fault::Cap {
                         addr: cptr,
@@ -243,11 +246,14 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
         cap.kind(),
         CapKind::Endpoint { .. } | CapKind::Notification { .. } | CapKind::Reply { .. }
     ) {
+        let info = MessageInfo(k.tcb(t).ctx.x[1]);
+        let buffer = crate::kernel::ipc_buffer_pa(k, t);
         if let Err(SysError::ExtraCapFault { cptr, lookup }) =
-            crate::invoke::lookup_extra_caps(t, MessageInfo(tcb(t).ctx.x[1]))
+            crate::invoke::lookup_extra_caps(k, t, buffer, info)
         {
             if blocking {
                 ipc::handle_fault(
+                    k,
                     t,
                     Fault::Cap {
                         addr: cptr,
@@ -263,11 +269,12 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
         CapKind::Endpoint { pa, badge, rights } => {
             if !rights.write() {
                 if is_call {
-                    send_error(t, SysError::InvalidCapability(0));
+                    send_error(k, t, SysError::InvalidCapability(0));
                 }
                 return;
             }
             ipc::send_ipc(
+                k,
                 t,
                 pa,
                 SendArgs {
@@ -283,32 +290,33 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
         CapKind::Notification { pa, badge, rights } => {
             if !rights.write() {
                 if is_call {
-                    send_error(t, SysError::InvalidCapability(0));
+                    send_error(k, t, SysError::InvalidCapability(0));
                 }
                 return;
             }
-            ipc::signal(pa, badge);
+            ipc::signal(k, pa, badge);
             if is_call {
-                reply_from_kernel(t, 0, &[]);
+                reply_from_kernel(k, t, 0, &[]);
             }
         }
         CapKind::Reply { pa, can_grant } => {
-            ipc::do_reply(t, pa, can_grant);
+            ipc::do_reply(k, t, pa, can_grant);
             if is_call {
-                reply_from_kernel(t, 0, &[]);
+                reply_from_kernel(k, t, 0, &[]);
             }
         }
         _ => {
-            let info = MessageInfo(tcb(t).ctx.x[1]);
-            let result = crate::invoke::decode_invocation(t, s, cap, info);
+            let info = MessageInfo(k.tcb(t).ctx.x[1]);
+            let result = crate::invoke::decode_invocation(k, t, s, cap, info);
             match result {
                 Err(SysError::Preempted) => {
                     // Re-executes the system call when the thread next runs.
-                    tcb(t).ctx.pc = tcb(t).fault_ip;
+                    k.tcb(t).ctx.pc = k.tcb(t).fault_ip;
                 }
                 Err(SysError::ExtraCapFault { cptr, lookup }) => {
                     if blocking {
                         ipc::handle_fault(
+                            k,
                             t,
                             Fault::Cap {
                                 addr: cptr,
@@ -320,17 +328,17 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
                 }
                 Err(e) => {
                     if is_call {
-                        send_error(t, e);
+                        send_error(k, t, e);
                     }
                 }
                 Ok(r) => {
-                    if is_call && tcb(t).state == ThreadState::Running && k().cur == t {
+                    if is_call && k.tcb(t).state == ThreadState::Running && k.cur == t {
                         if r.prewritten {
-                            let th = tcb(t);
+                            let th = k.tcb(t);
                             th.ctx.x[0] = 0;
                             th.ctx.x[1] = MessageInfo::new(0, 0, 0, r.len as u64).0;
                         } else {
-                            reply_from_kernel(t, 0, &r.words[..r.len.min(8)]);
+                            reply_from_kernel(k, t, 0, &r.words[..r.len.min(8)]);
                         }
                     }
                 }
@@ -339,17 +347,18 @@ fn handle_send(t: Pa, cptr: u64, is_call: bool, blocking: bool, can_donate: bool
     }
 }
 
-fn send_error(t: Pa, e: SysError) {
+fn send_error(k: &mut Kernel, t: Pa, e: SysError) {
     let (label, w, n) = e.encode();
-    reply_from_kernel(t, label, &w[..n]);
+    reply_from_kernel(k, t, label, &w[..n]);
 }
 
-fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
-    let cptr = tcb(t).ctx.x[0];
-    let (_, cap) = match lookup_cap(t, cptr) {
+fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
+    let cptr = k.tcb(t).ctx.x[0];
+    let (_, cap) = match lookup_cap(k, t, cptr) {
         Ok(v) => v,
         Err(lookup) => {
             ipc::handle_fault(
+                k,
                 t,
                 Fault::Cap {
                     addr: cptr,
@@ -364,13 +373,14 @@ fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
         CapKind::Endpoint { pa, rights, .. } if rights.read() => {
             let mut reply = 0;
             if with_reply {
-                let rcptr = tcb(t).ctx.x[6];
-                match lookup_cap(t, rcptr) {
+                let rcptr = k.tcb(t).ctx.x[6];
+                match lookup_cap(k, t, rcptr) {
                     Ok((_, rc)) => match rc.kind() {
                         CapKind::Reply { pa, .. } => reply = pa,
                         _ => {
                             let lookup = LookupFault::MissingCapability { bits_left: 0 };
                             ipc::handle_fault(
+                                k,
                                 t,
                                 Fault::Cap {
                                     addr: rcptr,
@@ -383,6 +393,7 @@ fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
                     },
                     Err(lookup) => {
                         ipc::handle_fault(
+                            k,
                             t,
                             Fault::Cap {
                                 addr: rcptr,
@@ -394,13 +405,14 @@ fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
                     }
                 }
             }
-            ipc::receive_ipc(t, pa, reply, blocking);
+            ipc::receive_ipc(k, t, pa, reply, blocking);
         }
         CapKind::Notification { pa, rights, .. } if rights.read() => {
-            let bound = crate::mem::obj::<crate::object::Notification>(pa).bound_tcb;
+            let bound = k.obj::<crate::object::Notification>(pa).bound_tcb;
             if bound != 0 && bound != t {
                 let lookup = LookupFault::MissingCapability { bits_left: 0 };
                 ipc::handle_fault(
+                    k,
                     t,
                     Fault::Cap {
                         addr: cptr,
@@ -410,11 +422,12 @@ fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
                 );
                 return;
             }
-            ipc::wait(t, pa, blocking);
+            ipc::wait(k, t, pa, blocking);
         }
         _ => {
             let lookup = LookupFault::MissingCapability { bits_left: 0 };
             ipc::handle_fault(
+                k,
                 t,
                 Fault::Cap {
                     addr: cptr,
@@ -429,8 +442,8 @@ fn handle_recv(t: Pa, blocking: bool, with_reply: bool) {
 /// seL4's `restart` (TCB_Resume, WriteRegisters/CopyRegisters with resume): a stopped
 /// thread (inactive or blocked in IPC, including waiting for a fault reply) leaves what it
 /// was blocked in and runs again from its restart PC.
-pub fn restart(t: Pa) {
-    let th = tcb(t);
+pub fn restart(k: &mut Kernel, t: Pa) {
+    let th = k.tcb(t);
     let stopped = matches!(
         th.state,
         ThreadState::Inactive
@@ -440,8 +453,8 @@ pub fn restart(t: Pa) {
             | ThreadState::BlockedOnReply
     );
     if stopped {
-        ipc::cancel_ipc(t);
-        tcb(t).fault = Fault::None;
-        set_state(t, ThreadState::Restart);
+        ipc::cancel_ipc(k, t);
+        k.tcb(t).fault = Fault::None;
+        set_state(k, t, ThreadState::Restart);
     }
 }

@@ -7,6 +7,12 @@ use crate::cspace::{self, slot, Slot};
 use crate::delete;
 use crate::invoke;
 use crate::mem::Pa;
+use crate::object::cnode as cnode_ops;
+use crate::object::tcb::Prio;
+
+fn depth(bits: u64) -> cspace::Depth {
+    cspace::Depth::new(bits).unwrap()
+}
 use crate::object::LookupFault;
 use std::alloc::{alloc_zeroed, Layout};
 use std::vec::Vec;
@@ -45,15 +51,18 @@ fn resolve_single_level_with_guard() {
         guard_size: 60,
         guard: 0,
     });
-    assert_eq!(cspace::resolve(root, 5, 64), Ok((pa + 5 * 32, 0)));
+    assert_eq!(
+        cspace::resolve(crate::kernel::k(), root, 5, depth(64)),
+        Ok((pa + 5 * 32, 0))
+    );
     // A set guard bit mismatches.
     assert!(matches!(
-        cspace::resolve(root, 1 << 40 | 5, 64),
+        cspace::resolve(crate::kernel::k(), root, 1 << 40 | 5, depth(64)),
         Err(LookupFault::GuardMismatch { bits_left: 64, .. })
     ));
     // Too few bits for guard+radix.
     assert!(matches!(
-        cspace::resolve(root, 5, 8),
+        cspace::resolve(crate::kernel::k(), root, 5, depth(8)),
         Err(LookupFault::GuardMismatch { .. })
     ));
     let noguard = Cap::new(CapKind::CNode {
@@ -63,14 +72,14 @@ fn resolve_single_level_with_guard() {
         guard: 0,
     });
     assert!(matches!(
-        cspace::resolve(noguard, 5, 3),
+        cspace::resolve(crate::kernel::k(), noguard, 5, depth(3)),
         Err(LookupFault::DepthMismatch {
             bits_left: 3,
             bits_found: 4
         })
     ));
     assert_eq!(
-        cspace::resolve(Cap::NULL, 5, 64),
+        cspace::resolve(crate::kernel::k(), Cap::NULL, 5, depth(64)),
         Err(LookupFault::InvalidRoot)
     );
 }
@@ -87,10 +96,16 @@ fn resolve_two_levels_and_stop_at_leaf() {
         rights: Rights::ALL,
     });
     // 8 bits: slot 3 of level 1, then slot 7 of level 2.
-    assert_eq!(cspace::resolve(l1cap, 0x37, 8), Ok((l2 + 7 * 32, 0)));
+    assert_eq!(
+        cspace::resolve(crate::kernel::k(), l1cap, 0x37, depth(8)),
+        Ok((l2 + 7 * 32, 0))
+    );
     // With 12 bits the walk stops at the endpoint with 4 bits left.
-    assert_eq!(cspace::resolve(l1cap, 0x370, 12), Ok((l2 + 7 * 32, 4)));
-    assert!(cspace::lookup_slot_exact(l1cap, 0x370, 12).is_err());
+    assert_eq!(
+        cspace::resolve(crate::kernel::k(), l1cap, 0x370, depth(12)),
+        Ok((l2 + 7 * 32, 4))
+    );
+    assert!(cspace::lookup_slot_exact(crate::kernel::k(), l1cap, 0x370, depth(12)).is_err());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -229,6 +244,7 @@ fn run_model(seed: u64, steps: usize) {
     // An untyped in a slot outside the model, parent of one original cap per endpoint.
     let ut_slot = arena(32, 32);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Untyped {
             pa: ut_pa,
             size_bits: 12,
@@ -245,6 +261,7 @@ fn run_model(seed: u64, steps: usize) {
     };
     for (i, &o) in objs.iter().enumerate() {
         cspace::insert_new(
+            crate::kernel::k(),
             Cap::new(CapKind::Endpoint {
                 pa: o,
                 badge: 0,
@@ -277,7 +294,7 @@ fn run_model(seed: u64, steps: usize) {
                 let dst = empty[rng.below(empty.len())];
                 let rights = (rng.next() & 0xf) as u8 | 0x3;
                 name = "copy";
-                invoke::cnode_copy(s_pa, base + dst * 32, Rights(rights)).unwrap();
+                cnode_ops::copy(k(), s_pa, base + dst * 32, Rights(rights)).unwrap();
                 model.copy(src, dst, rights);
             }
             3..=4 if !empty.is_empty() => {
@@ -285,7 +302,7 @@ fn run_model(seed: u64, steps: usize) {
                 let rights = (rng.next() & 0xf) as u8 | 0x3;
                 let badge = rng.next() % 4;
                 name = "mint";
-                let r = invoke::cnode_mint(s_pa, base + dst * 32, Rights(rights), badge);
+                let r = cnode_ops::mint(k(), s_pa, base + dst * 32, Rights(rights), badge);
                 assert_eq!(
                     r.is_ok(),
                     model.mint(src, dst, rights, badge),
@@ -295,7 +312,7 @@ fn run_model(seed: u64, steps: usize) {
             5 if !empty.is_empty() => {
                 let dst = empty[rng.below(empty.len())];
                 name = "move";
-                invoke::cnode_move(s_pa, base + dst * 32);
+                cnode_ops::move_slot(k(), s_pa, base + dst * 32);
                 model.move_(src, dst);
             }
             6 if !empty.is_empty() => {
@@ -303,17 +320,17 @@ fn run_model(seed: u64, steps: usize) {
                 name = "mutate";
                 // Mutate with data 0 keeps an endpoint unchanged only if unbadged... seL4
                 // refuses to rebadge an endpoint through Mutate: the result is null.
-                let r = invoke::cnode_mutate(s_pa, base + dst * 32, 0);
+                let r = cnode_ops::mutate(k(), s_pa, base + dst * 32, 0);
                 assert!(r.is_err(), "step {step}: mutate of an endpoint must fail");
             }
             7 => {
                 name = "delete";
-                delete::delete_slot(s_pa).unwrap();
+                delete::delete_slot(crate::kernel::k(), s_pa).unwrap();
                 model.delete(src);
             }
             _ => {
                 name = "revoke";
-                delete::revoke(s_pa).unwrap();
+                delete::revoke(crate::kernel::k(), s_pa).unwrap();
                 model.revoke(src);
             }
         }
@@ -334,6 +351,7 @@ fn revoke_deletes_every_derived_capability() {
     let ep = arena(16, 16);
     let ut = arena(32, 32);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Untyped {
             pa: ep,
             size_bits: 4,
@@ -343,6 +361,7 @@ fn revoke_deletes_every_derived_capability() {
         ut,
     );
     cspace::insert_new(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: ep,
             badge: 0,
@@ -351,11 +370,11 @@ fn revoke_deletes_every_derived_capability() {
         ut,
         base,
     );
-    invoke::cnode_mint(base, base + 32, Rights::ALL, 5).unwrap();
-    invoke::cnode_copy(base + 32, base + 64, Rights::ALL).unwrap();
-    invoke::cnode_copy(base + 64, base + 96, Rights::ALL).unwrap();
-    invoke::cnode_copy(base, base + 128, Rights(3)).unwrap();
-    delete::revoke(base).unwrap();
+    cnode_ops::mint(k(), base, base + 32, Rights::ALL, 5).unwrap();
+    cnode_ops::copy(k(), base + 32, base + 64, Rights::ALL).unwrap();
+    cnode_ops::copy(k(), base + 64, base + 96, Rights::ALL).unwrap();
+    cnode_ops::copy(k(), base, base + 128, Rights(3)).unwrap();
+    delete::revoke(crate::kernel::k(), base).unwrap();
     for i in 1..5 {
         assert!(
             slot(base + i * 32).cap.is_null(),
@@ -394,27 +413,27 @@ fn retype_places_objects_aligned_after_the_watermark() {
     // 4 KiB untyped at 0x1000 with 16 bytes used: two 2 KiB TCBs do not fit after
     // alignment, one does (at 0x1800).
     assert_eq!(
-        invoke::plan_retype(0x1000, 12, 16, false, 11, 1),
+        crate::object::untyped::plan_retype(0x1000, 12, 16, false, 11, 1),
         Ok((0x1800, 0x1000))
     );
     assert_eq!(
-        invoke::plan_retype(0x1000, 12, 16, false, 11, 2),
+        crate::object::untyped::plan_retype(0x1000, 12, 16, false, 11, 2),
         Err(SysError::NotEnoughMemory(4080))
     );
     // With no children the watermark resets.
     assert_eq!(
-        invoke::plan_retype(0x1000, 12, 16, true, 11, 2),
+        crate::object::untyped::plan_retype(0x1000, 12, 16, true, 11, 2),
         Ok((0x1000, 0x1000))
     );
     // Endpoints pack at 16 bytes.
     assert_eq!(
-        invoke::plan_retype(0x1000, 12, 32, false, 4, 3),
+        crate::object::untyped::plan_retype(0x1000, 12, 32, false, 4, 3),
         Ok((0x1020, 0x50))
     );
     // Absurd counts and sizes are errors, never overflows.
-    assert!(invoke::plan_retype(0x1000, 12, 0, false, 4, u64::MAX).is_err());
-    assert!(invoke::plan_retype(0x1000, 12, 0, false, 64, 1).is_err());
-    assert!(invoke::plan_retype(0x1000, 12, 0, false, 13, 1).is_err());
+    assert!(crate::object::untyped::plan_retype(0x1000, 12, 0, false, 4, u64::MAX).is_err());
+    assert!(crate::object::untyped::plan_retype(0x1000, 12, 0, false, 64, 1).is_err());
+    assert!(crate::object::untyped::plan_retype(0x1000, 12, 0, false, 13, 1).is_err());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -426,8 +445,8 @@ use crate::object::{tcb_slot, Endpoint, Notification, Reply, SchedContext, Threa
 fn new_thread(prio: u8) -> Pa {
     let t = arena(2048, 2048);
     let th = tcb(t);
-    th.priority = prio;
-    th.mcp = prio;
+    th.priority = prio.into();
+    th.mcp = prio.into();
     th.state = ThreadState::Inactive;
     t
 }
@@ -437,7 +456,7 @@ fn give_budget(t: Pa) {
     let s = crate::mem::obj::<SchedContext>(sc);
     s.configured = true;
     s.tcb = t;
-    crate::sched::refill_new(sc, 2, 1 << 30, 0, 0);
+    crate::sched::refill_new(crate::kernel::k(), sc, 2, 1 << 30, 0, 0);
     tcb(t).sc = sc;
 }
 
@@ -450,7 +469,11 @@ fn give_ipc_buffer(t: Pa) -> Pa {
         is_device: false,
         mapping: None,
     });
-    cspace::insert_root(cap, &tcb(t).slots[tcb_slot::BUFFER] as *const _ as Pa);
+    cspace::insert_root(
+        crate::kernel::k(),
+        cap,
+        &tcb(t).slots[tcb_slot::BUFFER] as *const _ as Pa,
+    );
     tcb(t).ipc_buffer = 0x10_0000;
     frame
 }
@@ -464,12 +487,12 @@ fn ready_queues_pick_highest_priority_fifo_within_one() {
     kk.ready_enqueue(a);
     kk.ready_enqueue(b);
     kk.ready_enqueue(c);
-    assert_eq!(kk.highest_ready_priority(), Some(200));
+    assert_eq!(kk.highest_ready_priority(), Some(Prio::from(200)));
     kk.ready_dequeue(b);
-    assert_eq!(kk.highest_ready_priority(), Some(10));
-    assert_eq!(kk.ready_head[10], a);
+    assert_eq!(kk.highest_ready_priority(), Some(Prio::from(10)));
+    assert_eq!(kk.ready_head[Prio::from(10)], a);
     kk.ready_dequeue(a);
-    assert_eq!(kk.ready_head[10], c);
+    assert_eq!(kk.ready_head[Prio::from(10)], c);
     kk.ready_dequeue(c);
     assert_eq!(kk.highest_ready_priority(), None);
     // Enqueueing twice is harmless.
@@ -494,34 +517,50 @@ fn woken_threads_go_to_the_head_of_their_queue_as_in_sel4() {
     }
     tcb(runner).state = ThreadState::Running;
     kk.cur = runner;
-    crate::kernel::set_state(t1, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), t1, ThreadState::Running);
     assert_eq!(kk.schedule(), runner);
-    crate::kernel::set_state(t2, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), t2, ThreadState::Running);
     assert_eq!(kk.schedule(), runner);
-    assert_eq!(kk.ready_head[199], t2, "the later resumed thread is first");
+    assert_eq!(
+        kk.ready_head[Prio::from(199)],
+        t2,
+        "the later resumed thread is first"
+    );
     assert_eq!(tcb(t2).sched_next, t1);
     // Equal priority, the runner stays runnable: the woken thread goes behind `x`.
     tcb(x).state = ThreadState::Running;
     kk.ready_enqueue(x);
-    crate::kernel::set_state(e, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), e, ThreadState::Running);
     assert_eq!(kk.schedule(), runner);
-    assert_eq!((kk.ready_head[200], kk.ready_tail[200]), (x, e));
+    assert_eq!(
+        (
+            kk.ready_head[Prio::from(200)],
+            kk.ready_tail[Prio::from(200)]
+        ),
+        (x, e)
+    );
     // The runner blocks, then `e` is woken again: it runs before `x`.
-    crate::kernel::set_state(e, ThreadState::Inactive);
-    crate::kernel::set_state(runner, ThreadState::BlockedOnReceive);
-    crate::kernel::set_state(e, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), e, ThreadState::Inactive);
+    crate::kernel::set_state(crate::kernel::k(), runner, ThreadState::BlockedOnReceive);
+    crate::kernel::set_state(crate::kernel::k(), e, ThreadState::Running);
     assert_eq!(kk.schedule(), e);
-    assert_eq!(kk.ready_head[200], x);
+    assert_eq!(kk.ready_head[Prio::from(200)], x);
     // Two woken in one kernel entry at the running thread's priority: both at the head
     // (`rescheduleRequired`), the running thread keeps the processor.
-    crate::kernel::set_state(x, ThreadState::Inactive);
+    crate::kernel::set_state(crate::kernel::k(), x, ThreadState::Inactive);
     let y = new_thread(200);
     give_budget(y);
     tcb(runner).state = ThreadState::Inactive;
-    crate::kernel::set_state(x, ThreadState::Running);
-    crate::kernel::set_state(y, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), x, ThreadState::Running);
+    crate::kernel::set_state(crate::kernel::k(), y, ThreadState::Running);
     assert_eq!(kk.schedule(), e);
-    assert_eq!((kk.ready_head[200], kk.ready_tail[200]), (y, x));
+    assert_eq!(
+        (
+            kk.ready_head[Prio::from(200)],
+            kk.ready_tail[Prio::from(200)]
+        ),
+        (y, x)
+    );
 }
 
 #[test]
@@ -533,7 +572,7 @@ fn release_queue_is_ordered_by_release_time() {
         give_budget(t);
         // Periodic, its budget spent: the next refill comes at `when`.
         let sc = tcb(t).sc;
-        crate::sched::refill_new(sc, 2, 1000, 100_000, *when);
+        crate::sched::refill_new(crate::kernel::k(), sc, 2, 1000, 100_000, *when);
         kk.release_enqueue(t);
         threads.push(t);
     }
@@ -546,8 +585,8 @@ fn release_queue_is_ordered_by_release_time() {
     // At 250 the contexts released at 100 and 200 are back, with full budgets.
     kk.wake_released(250);
     assert_eq!(kk.release_head, threads[0]);
-    assert_eq!(kk.ready_head[6], threads[1]);
-    assert_eq!(kk.ready_head[7], threads[2]);
+    assert_eq!(kk.ready_head[Prio::from(6)], threads[1]);
+    assert_eq!(kk.ready_head[Prio::from(7)], threads[2]);
     assert!(!tcb(threads[1]).in_release_queue && tcb(threads[1]).in_ready_queue);
 }
 
@@ -557,7 +596,7 @@ fn release_queue_in_order() -> Vec<Pa> {
     let mut out = Vec::new();
     let (mut t, mut last) = (kk.release_head, 0u64);
     while t != 0 {
-        let when = crate::sched::release_time(tcb(t).sc);
+        let when = crate::sched::release_time(crate::kernel::k(), tcb(t).sc);
         assert!(when >= last, "the release queue is out of order");
         last = when;
         out.push(t);
@@ -579,7 +618,7 @@ fn yield_then_schedule_keeps_the_release_queue_in_order() {
     give_budget(me);
     tcb(me).state = ThreadState::Running;
     let sc = tcb(me).sc;
-    crate::sched::refill_new(sc, 4, 4 * mb, 100 * mb, 0);
+    crate::sched::refill_new(crate::kernel::k(), sc, 4, 4 * mb, 100 * mb, 0);
     obj_sc(sc).sporadic = true;
     kk.cur = me;
     kk.cur_sc = sc;
@@ -590,16 +629,16 @@ fn yield_then_schedule_keeps_the_release_queue_in_order() {
     let other = new_thread(40);
     give_budget(other);
     tcb(other).state = ThreadState::Running;
-    crate::sched::refill_new(tcb(other).sc, 2, mb, 200 * mb, 150 * mb);
+    crate::sched::refill_new(crate::kernel::k(), tcb(other).sc, 2, mb, 200 * mb, 150 * mb);
     kk.release_enqueue(other);
     // Yield at 3mb: the head is spent; the next refill (all 4mb) is due at 100mb.
     kk.yield_current(3 * mb);
     assert!(tcb(me).in_release_queue);
     assert_eq!(release_queue_in_order(), [me, other]);
-    assert_eq!(crate::sched::release_time(sc), 100 * mb);
+    assert_eq!(crate::sched::release_time(crate::kernel::k(), sc), 100 * mb);
     // `schedule` runs at 120mb: charging first must not touch the yielder's refills.
     kk.charge_current(120 * mb);
-    assert_eq!(crate::sched::release_time(sc), 100 * mb);
+    assert_eq!(crate::sched::release_time(crate::kernel::k(), sc), 100 * mb);
     assert_eq!(release_queue_in_order(), [me, other]);
     kk.wake_released(120 * mb);
     // The yielder is back with its whole budget (still current: `schedule` keeps it); the
@@ -614,7 +653,7 @@ fn yield_then_schedule_keeps_the_release_queue_in_order() {
     kk.charge_current(122 * mb);
     kk.yield_current(123 * mb);
     assert_eq!(release_queue_in_order(), [other, me]);
-    assert_eq!(crate::sched::release_time(sc), 200 * mb);
+    assert_eq!(crate::sched::release_time(crate::kernel::k(), sc), 200 * mb);
     kk.charge_current(160 * mb);
     kk.wake_released(160 * mb);
     assert!(tcb(other).in_ready_queue);
@@ -641,14 +680,14 @@ fn call_transfers_every_message_register_and_reply_returns() {
     let reply = arena(32, 32);
     // The server waits first.
     tcb(server).state = ThreadState::Running;
-    crate::ipc::receive_ipc(server, ep, reply, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), server, ep, reply, true);
     assert_eq!(tcb(server).state, ThreadState::BlockedOnReceive);
     assert_eq!(crate::mem::obj::<Endpoint>(ep).head, server);
     // The client calls with 120 words.
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
     for i in 0..120 {
-        crate::kernel::set_mr(client, i, 1000 + i as u64);
+        crate::kernel::set_mr(crate::kernel::k(), client, i, 1000 + i as u64);
     }
     tcb(client).ctx.x[1] = sel4_sys::MessageInfo::new(7, 0, 0, 120).0;
     let args = crate::ipc::SendArgs {
@@ -659,23 +698,27 @@ fn call_transfers_every_message_register_and_reply_returns() {
         blocking: true,
         can_donate: true,
     };
-    crate::ipc::send_ipc(client, ep, args);
+    crate::ipc::send_ipc(crate::kernel::k(), client, ep, args);
     assert_eq!(tcb(client).state, ThreadState::BlockedOnReply);
     assert_eq!(tcb(server).state, ThreadState::Running);
     assert_eq!(tcb(server).ctx.x[0], 0x55);
     let info = sel4_sys::MessageInfo(tcb(server).ctx.x[1]);
     assert_eq!((info.label(), info.length()), (7, 120));
     for i in 0..120 {
-        assert_eq!(crate::kernel::get_mr(server, i), 1000 + i as u64, "MR{i}");
+        assert_eq!(
+            crate::kernel::get_mr(crate::kernel::k(), server, i),
+            1000 + i as u64,
+            "MR{i}"
+        );
     }
     assert_eq!(crate::mem::obj::<Reply>(reply).caller, client);
     // The reply carries one word back and wakes the client.
-    crate::kernel::set_mr(server, 0, 42);
+    crate::kernel::set_mr(crate::kernel::k(), server, 0, 42);
     tcb(server).ctx.x[1] = sel4_sys::MessageInfo::new(0, 0, 0, 1).0;
     kk.cur = server;
-    crate::ipc::do_reply(server, reply, false);
+    crate::ipc::do_reply(crate::kernel::k(), server, reply, false);
     assert_eq!(tcb(client).state, ThreadState::Running);
-    assert_eq!(crate::kernel::get_mr(client, 0), 42);
+    assert_eq!(crate::kernel::get_mr(crate::kernel::k(), client, 0), 42);
     assert_eq!(crate::mem::obj::<Reply>(reply).caller, 0);
     let _ = (cbuf, sbuf);
 }
@@ -696,7 +739,7 @@ fn call_without_a_waiting_receiver_blocks_in_priority_order() {
             blocking: true,
             can_donate: false,
         };
-        crate::ipc::send_ipc(t, ep, args);
+        crate::ipc::send_ipc(crate::kernel::k(), t, ep, args);
         assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
     }
     let e = crate::mem::obj::<Endpoint>(ep);
@@ -705,7 +748,7 @@ fn call_without_a_waiting_receiver_blocks_in_priority_order() {
     assert_eq!(tcb(mid).ep_next, low);
     assert_eq!(e.tail, low);
     // Deleting the endpoint restarts every sender.
-    crate::ipc::cancel_all_ipc(ep);
+    crate::ipc::cancel_all_ipc(crate::kernel::k(), ep);
     assert_eq!(crate::mem::obj::<Endpoint>(ep).head, 0);
     for t in [low, high, mid] {
         assert_eq!(tcb(t).state, ThreadState::Running);
@@ -732,6 +775,7 @@ fn deleting_the_last_cnode_cap_empties_it_even_through_cycles() {
     });
     let ut = arena(32, 32);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Untyped {
             pa: ut_pa,
             size_bits: 12,
@@ -741,10 +785,11 @@ fn deleting_the_last_cnode_cap_empties_it_even_through_cycles() {
         ut,
     );
     let outer = arena(32, 32);
-    cspace::insert_new(acap, ut, outer);
-    cspace::insert_new(bcap, ut, a);
-    invoke::cnode_copy(outer, b, Rights::ALL).unwrap();
+    cspace::insert_new(crate::kernel::k(), acap, ut, outer);
+    cspace::insert_new(crate::kernel::k(), bcap, ut, a);
+    cnode_ops::copy(k(), outer, b, Rights::ALL).unwrap();
     cspace::insert_new(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: ep,
             badge: 0,
@@ -754,15 +799,15 @@ fn deleting_the_last_cnode_cap_empties_it_even_through_cycles() {
         b + 32,
     );
     // Deleting the outer cap is not final (B still names A): it just goes.
-    delete::delete_slot(outer).unwrap();
+    delete::delete_slot(crate::kernel::k(), outer).unwrap();
     assert!(slot(outer).cap.is_null());
     assert!(!slot(a).cap.is_null());
     // Revoking the untyped deletes everything, terminating despite the cycle.
-    delete::revoke(ut).unwrap();
+    delete::revoke(crate::kernel::k(), ut).unwrap();
     for s in [a, a + 32, b, b + 32] {
         assert!(slot(s).cap.is_null(), "slot {s:#x} survived");
     }
-    assert!(!cspace::has_children(ut));
+    assert!(!cspace::has_children(crate::kernel::k(), ut));
 }
 
 #[test]
@@ -773,6 +818,7 @@ fn deleting_a_deep_chain_of_cnodes_needs_no_recursion() {
     let ut_pa = arena(N * 128, 4096);
     let ut = arena(32, 32);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Untyped {
             pa: ut_pa,
             size_bits: 20,
@@ -791,14 +837,14 @@ fn deleting_a_deep_chain_of_cnodes_needs_no_recursion() {
         })
     };
     let top = arena(32, 32);
-    cspace::insert_new(cap(0), ut, top);
+    cspace::insert_new(crate::kernel::k(), cap(0), ut, top);
     for i in 1..N {
-        cspace::insert_new(cap(i), ut, node(i - 1));
+        cspace::insert_new(crate::kernel::k(), cap(i), ut, node(i - 1));
     }
     // Run on a small thread stack: recursion would overflow it.
     let handle = std::thread::Builder::new()
         .stack_size(64 << 10)
-        .spawn(move || delete::delete_slot(top).is_ok())
+        .spawn(move || delete::delete_slot(crate::kernel::k(), top).is_ok())
         .unwrap();
     assert!(handle.join().unwrap());
     for i in 0..N {
@@ -807,7 +853,7 @@ fn deleting_a_deep_chain_of_cnodes_needs_no_recursion() {
             "CNode {i} still holds a capability"
         );
     }
-    assert!(!cspace::has_children(ut));
+    assert!(!cspace::has_children(crate::kernel::k(), ut));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -837,39 +883,44 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
     for mint in [false, true] {
         let (cn, _) = cnode(4);
         let u = cn + 32;
-        cspace::insert_root(untyped_cap(arena(4096, 4096), 12, 0), u);
+        cspace::insert_root(crate::kernel::k(), untyped_cap(arena(4096, 4096), 12, 0), u);
         if mint {
-            invoke::cnode_mint(u, cn + 64, Rights::ALL, 7).unwrap();
+            cnode_ops::mint(k(), u, cn + 64, Rights::ALL, 7).unwrap();
         } else {
-            invoke::cnode_copy(u, cn + 64, Rights::ALL).unwrap();
+            cnode_ops::copy(k(), u, cn + 64, Rights::ALL).unwrap();
         }
         // The source is full, the copy is not; the copy is the source's child.
         assert_eq!(untyped_free_index(u), 4096);
         assert_eq!(untyped_free_index(cn + 64), 0);
-        assert_eq!(cspace::first_child(u), Some(cn + 64));
+        assert_eq!(cspace::first_child(crate::kernel::k(), u), Some(cn + 64));
         // A source with a child cannot be copied again.
         assert_eq!(
-            invoke::cnode_copy(u, cn + 96, Rights::ALL),
+            cnode_ops::copy(k(), u, cn + 96, Rights::ALL),
             Err(SysError::RevokeFirst)
         );
         // The retype rule: the source has children, so it keeps its (full) watermark.
         assert_eq!(
-            invoke::plan_retype(0, 12, untyped_free_index(u), false, 12, 1),
+            crate::object::untyped::plan_retype(0, 12, untyped_free_index(u), false, 12, 1),
             Err(SysError::NotEnoughMemory(0))
         );
         // A copy of a copy marks the middle one full too.
-        invoke::cnode_copy(cn + 64, cn + 128, Rights::ALL).unwrap();
+        cnode_ops::copy(k(), cn + 64, cn + 128, Rights::ALL).unwrap();
         assert_eq!(untyped_free_index(cn + 64), 4096);
     }
     // Moving keeps one capability: nothing is marked.
     let (cn, _) = cnode(4);
-    cspace::insert_root(untyped_cap(arena(4096, 4096), 12, 16), cn);
-    invoke::cnode_move(cn, cn + 32);
+    cspace::insert_root(
+        crate::kernel::k(),
+        untyped_cap(arena(4096, 4096), 12, 16),
+        cn,
+    );
+    cnode_ops::move_slot(k(), cn, cn + 32);
     assert_eq!(untyped_free_index(cn + 32), 16);
     // Copying another type from an untyped's slot never happens; other copies are
     // untouched (an endpoint's copy leaves the endpoint's badge word alone).
     let ep = arena(16, 16);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: ep,
             badge: 5,
@@ -877,7 +928,7 @@ fn copying_or_minting_an_untyped_marks_the_source_full() {
         }),
         cn + 64,
     );
-    invoke::cnode_copy(cn + 64, cn + 96, Rights::ALL).unwrap();
+    cnode_ops::copy(k(), cn + 64, cn + 96, Rights::ALL).unwrap();
     assert_eq!(slot(cn + 64).cap.badge(), 5);
 }
 
@@ -900,7 +951,7 @@ fn waiting_server(prio: u8) -> (Pa, Pa, Pa) {
     let t = new_thread(prio);
     let (ep, reply) = (arena(16, 16), arena(32, 32));
     tcb(t).state = ThreadState::Running;
-    crate::ipc::receive_ipc(t, ep, reply, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), t, ep, reply, true);
     assert_eq!(tcb(t).state, ThreadState::BlockedOnReceive);
     (t, ep, reply)
 }
@@ -918,10 +969,10 @@ fn a_second_receiver_with_the_same_reply_cancels_the_first() {
     let (e1, e2) = (arena(16, 16), arena(16, 16));
     let r = arena(32, 32);
     tcb(a).state = ThreadState::Running;
-    crate::ipc::receive_ipc(a, e1, r, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), a, e1, r, true);
     assert_eq!(reply_obj(r).receiver, a);
     tcb(b).state = ThreadState::Running;
-    crate::ipc::receive_ipc(b, e2, r, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), b, e2, r, true);
     // A no longer waits and keeps no link to R; B does, and R mirrors it.
     assert_eq!(tcb(a).state, ThreadState::Inactive);
     assert_eq!(tcb(a).reply, 0);
@@ -929,7 +980,7 @@ fn a_second_receiver_with_the_same_reply_cancels_the_first() {
     assert_eq!(reply_obj(r).receiver, b);
     assert_eq!(tcb(b).reply, r);
     // Destroying R stops B too: nothing points at R afterwards.
-    crate::ipc::reply_destroyed(r);
+    crate::ipc::reply_destroyed(crate::kernel::k(), r);
     assert_eq!(tcb(b).state, ThreadState::Inactive);
     assert_eq!(tcb(b).reply, 0);
     assert_eq!(crate::mem::obj::<Endpoint>(e2).head, 0);
@@ -947,7 +998,7 @@ fn receiving_with_a_reply_that_a_caller_waits_on_cancels_the_caller() {
     let ep = arena(16, 16);
     let r = arena(32, 32);
     tcb(server).state = ThreadState::Running;
-    crate::ipc::receive_ipc(server, ep, r, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), server, ep, r, true);
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
     tcb(client).ctx.x[1] = MessageInfo::new(1, 0, 0, 0).0;
@@ -959,7 +1010,7 @@ fn receiving_with_a_reply_that_a_caller_waits_on_cancels_the_caller() {
         blocking: true,
         can_donate: true,
     };
-    crate::ipc::send_ipc(client, ep, args);
+    crate::ipc::send_ipc(crate::kernel::k(), client, ep, args);
     assert_eq!(tcb(client).state, ThreadState::BlockedOnReply);
     assert_eq!(reply_obj(r).caller, client);
     // The server receives again with R without replying: the caller is cancelled.
@@ -968,7 +1019,7 @@ fn receiving_with_a_reply_that_a_caller_waits_on_cancels_the_caller() {
         badge: 1,
         consumed: 2,
     };
-    crate::ipc::receive_ipc(server, ep, r, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), server, ep, r, true);
     assert_eq!(tcb(client).state, ThreadState::Inactive);
     assert_eq!(tcb(client).reply, 0);
     assert_eq!(tcb(client).fault, crate::object::Fault::None);
@@ -998,7 +1049,11 @@ impl Caller {
             guard_size: 60,
             guard: 0,
         });
-        cspace::insert_root(root, &tcb(t).slots[tcb_slot::CTABLE] as *const _ as Pa);
+        cspace::insert_root(
+            crate::kernel::k(),
+            root,
+            &tcb(t).slots[tcb_slot::CTABLE] as *const _ as Pa,
+        );
         Caller { t, cn }
     }
     fn slot(&self, i: usize) -> Pa {
@@ -1008,14 +1063,19 @@ impl Caller {
     /// capabilities (slot numbers).
     fn invoke(&self, target: usize, label: u64, mrs: &[u64], caps: &[u64]) -> SysResult {
         for (i, &w) in mrs.iter().enumerate() {
-            crate::kernel::set_mr(self.t, i, w);
+            crate::kernel::set_mr(crate::kernel::k(), self.t, i, w);
         }
         for (i, &c) in caps.iter().enumerate() {
-            crate::kernel::set_buffer_word(self.t, sel4_sys::ipc_buffer::CAPS_OR_BADGES + i, c);
+            crate::kernel::set_buffer_word(
+                crate::kernel::k(),
+                self.t,
+                sel4_sys::ipc_buffer::CAPS_OR_BADGES + i,
+                c,
+            );
         }
         let info = MessageInfo::new(label, 0, caps.len() as u64, mrs.len() as u64);
         let s = self.slot(target);
-        invoke::decode_invocation(self.t, s, slot(s).cap, info)
+        invoke::decode_invocation(k(), self.t, s, slot(s).cap, info)
     }
 }
 
@@ -1036,14 +1096,27 @@ fn frame_cap(pa: Pa, is_device: bool) -> Cap {
 fn tcb_fixture() -> (Caller, Pa) {
     let c = Caller::new();
     let target = new_thread(50);
-    cspace::insert_root(Cap::new(CapKind::Tcb { pa: target }), c.slot(1));
-    cspace::insert_root(frame_cap(arena(4096, 4096), true), c.slot(2));
-    cspace::insert_root(frame_cap(arena(4096, 4096), false), c.slot(3));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Tcb { pa: target }),
+        c.slot(1),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
+        frame_cap(arena(4096, 4096), true),
+        c.slot(2),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
+        frame_cap(arena(4096, 4096), false),
+        c.slot(3),
+    );
     let (_, cn_a) = cnode(2);
     let (_, cn_b) = cnode(2);
-    cspace::insert_root(cn_a, c.slot(4));
-    cspace::insert_root(cn_b, c.slot(5));
+    cspace::insert_root(crate::kernel::k(), cn_a, c.slot(4));
+    cspace::insert_root(crate::kernel::k(), cn_b, c.slot(5));
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::VSpace {
             pa: arena(8192, 8192),
             asid: Some(1),
@@ -1051,6 +1124,7 @@ fn tcb_fixture() -> (Caller, Pa) {
         c.slot(6),
     );
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: arena(16, 16),
             badge: 0,
@@ -1102,7 +1176,7 @@ fn device_frames_are_refused_as_ipc_buffers() {
     ));
     assert!(c.invoke(1, lb::TCB_SET_IPC_BUFFER, &[0], &[7]).is_ok());
     assert!(tcb_slot_cap(target, tcb_slot::BUFFER).is_null());
-    assert_eq!(crate::kernel::ipc_buffer_pa(target), 0);
+    assert_eq!(crate::kernel::ipc_buffer_pa(crate::kernel::k(), target), 0);
 }
 
 #[test]
@@ -1147,9 +1221,10 @@ fn set_space_over_the_last_cnode_cap_is_refused() {
     let (c, target) = tcb_fixture();
     // The thread's CSpace slot holds a copy of CNode A; then the caller's cap goes.
     assert!(c.invoke(1, lb::TCB_SET_SPACE, &[0, 0], &[0, 4, 6]).is_ok());
-    delete::delete_slot(c.slot(4)).unwrap();
+    delete::delete_slot(crate::kernel::k(), c.slot(4)).unwrap();
     let held = tcb_slot_cap(target, tcb_slot::CTABLE);
     assert!(cspace::is_final(
+        crate::kernel::k(),
         &tcb(target).slots[tcb_slot::CTABLE] as *const _ as Pa
     ));
     assert_eq!(
@@ -1175,7 +1250,11 @@ fn register_counts_are_checked_whole_and_first() {
         );
     }
     // On itself: the counts are checked before "not the calling thread".
-    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(9));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Tcb { pa: c.t }),
+        c.slot(9),
+    );
     assert_eq!(
         c.invoke(9, lb::TCB_WRITE_REGISTERS, &[0, 4, 1, 2], &[])
             .err(),
@@ -1195,9 +1274,14 @@ fn register_counts_are_checked_whole_and_first() {
 #[test]
 fn extra_refills_near_two_to_the_64_are_a_range_error() {
     let c = Caller::new();
-    cspace::insert_root(Cap::new(CapKind::SchedControl { core: 0 }), c.slot(1));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::SchedControl { core: 0 }),
+        c.slot(1),
+    );
     let sc = arena(256, 256);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::SchedContext {
             pa: sc,
             size_bits: 8,
@@ -1218,6 +1302,7 @@ fn extra_refills_near_two_to_the_64_are_a_range_error() {
     assert!(!crate::mem::obj::<SchedContext>(sc).configured);
     // The capability is checked after the times.
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: arena(16, 16),
             badge: 0,
@@ -1255,12 +1340,12 @@ fn call(caller: Pa, ep: Pa) {
         blocking: true,
         can_donate: true,
     };
-    crate::ipc::send_ipc(caller, ep, args);
+    crate::ipc::send_ipc(crate::kernel::k(), caller, ep, args);
 }
 
 fn recv(t: Pa, ep: Pa, r: Pa) {
     tcb(t).state = ThreadState::Running;
-    crate::ipc::receive_ipc(t, ep, r, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), t, ep, r, true);
 }
 
 fn sc_obj(sc: Pa) -> &'static mut SchedContext {
@@ -1290,11 +1375,11 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
     // Replies unwind the chain: the context goes back step by step.
     let ([c, s1, s2], [r1, r2], sc) = nested_calls();
     k().cur = s2;
-    crate::ipc::do_reply(s2, r2, false);
+    crate::ipc::do_reply(crate::kernel::k(), s2, r2, false);
     assert_eq!((tcb(s1).sc, tcb(s2).sc, sc_obj(sc).tcb), (sc, 0, s1));
     assert_eq!(sc_obj(sc).donated_via, r1);
     k().cur = s1;
-    crate::ipc::do_reply(s1, r1, false);
+    crate::ipc::do_reply(crate::kernel::k(), s1, r1, false);
     assert_eq!((tcb(c).sc, tcb(s1).sc, sc_obj(sc).tcb), (sc, 0, c));
     assert_eq!(sc_obj(sc).donated_via, 0);
     for r in [r1, r2] {
@@ -1307,13 +1392,14 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
     let ([_, _, s2], [r1, r2], sc) = nested_calls();
     let (cn, _) = cnode(1);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::SchedContext {
             pa: sc,
             size_bits: 8,
         }),
         cn,
     );
-    delete::delete_slot(cn).unwrap();
+    delete::delete_slot(crate::kernel::k(), cn).unwrap();
     for r in [r1, r2] {
         assert_eq!(
             reply_obj(r).donated_sc,
@@ -1326,18 +1412,18 @@ fn nested_donation_unwinds_and_leaves_no_stale_links() {
 
     // Cancelling the first caller cuts the stack below the second call only.
     let ([c, s1, s2], [r1, r2], sc) = nested_calls();
-    crate::delete::suspend(c);
+    crate::delete::suspend(crate::kernel::k(), c);
     assert_eq!(reply_obj(r1).donated_sc, 0);
     assert_eq!((sc_obj(sc).donated_via, tcb(s1).call_prev), (r2, 0));
     k().cur = s2;
-    crate::ipc::do_reply(s2, r2, false);
+    crate::ipc::do_reply(crate::kernel::k(), s2, r2, false);
     assert_eq!((tcb(s1).sc, sc_obj(sc).tcb), (sc, s1));
     assert_eq!(sc_obj(sc).donated_via, 0);
     k().cur = 0;
 
     // Deleting the middle reply object (while its caller waits) cuts the same way.
     let ([c, _, s2], [r1, r2], sc) = nested_calls();
-    crate::ipc::reply_destroyed(r1);
+    crate::ipc::reply_destroyed(crate::kernel::k(), r1);
     assert_eq!(tcb(c).state, ThreadState::Inactive);
     assert_eq!(reply_obj(r1).donated_sc, 0);
     assert_eq!((sc_obj(sc).donated_via, sc_obj(sc).tcb), (r2, s2));
@@ -1359,7 +1445,7 @@ fn a_context_bound_while_waiting_for_a_reply_is_kept() {
     sc_obj(sc2).tcb = c;
     tcb(c).sc = sc2;
     k().cur = s;
-    crate::ipc::do_reply(s, r, false);
+    crate::ipc::do_reply(crate::kernel::k(), s, r, false);
     assert_eq!((tcb(c).sc, sc_obj(sc2).tcb), (sc2, c));
     assert_eq!((tcb(s).sc, sc_obj(sc1).tcb), (sc1, s));
     assert_eq!(sc_obj(sc1).donated_via, 0);
@@ -1372,8 +1458,13 @@ fn set_sched_params_checks_the_context_before_the_fault_handler() {
     let (c, target) = tcb_fixture();
     // Slot 8: the caller's own TCB (authority, MCP 100); slot 10: an endpoint without
     // Grant or GrantReply (not a valid fault handler).
-    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(8));
     cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Tcb { pa: c.t }),
+        c.slot(8),
+    );
+    cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: arena(16, 16),
             badge: 0,
@@ -1390,9 +1481,13 @@ fn set_sched_params_checks_the_context_before_the_fault_handler() {
         c.invoke(1, set, &[50, 50], &[8, 0, 10]).err(),
         Some(SysError::InvalidCapability(3))
     );
-    assert_eq!(tcb(target).priority, 50);
+    assert_eq!(tcb(target).priority, Prio::from(50));
     // The caller cannot take its own context away.
-    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(9));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Tcb { pa: c.t }),
+        c.slot(9),
+    );
     let own_sc = tcb(c.t).sc;
     k().cur = c.t;
     assert_eq!(
@@ -1402,7 +1497,7 @@ fn set_sched_params_checks_the_context_before_the_fault_handler() {
     assert_eq!(tcb(c.t).sc, own_sc);
     k().cur = 0;
     assert!(c.invoke(1, set, &[60, 60], &[8, 0, 7]).is_ok());
-    assert_eq!(tcb(target).priority, 60);
+    assert_eq!(tcb(target).priority, Prio::from(60));
 }
 
 #[test]
@@ -1410,13 +1505,18 @@ fn a_thread_cannot_unbind_the_context_it_runs_on() {
     let c = Caller::new();
     let sc = tcb(c.t).sc;
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::SchedContext {
             pa: sc,
             size_bits: 8,
         }),
         c.slot(1),
     );
-    cspace::insert_root(Cap::new(CapKind::Tcb { pa: c.t }), c.slot(2));
+    cspace::insert_root(
+        crate::kernel::k(),
+        Cap::new(CapKind::Tcb { pa: c.t }),
+        c.slot(2),
+    );
     k().cur = c.t;
     assert_eq!(
         c.invoke(1, lb::SCHED_CONTEXT_UNBIND, &[], &[]).err(),
@@ -1433,6 +1533,7 @@ fn a_thread_cannot_unbind_the_context_it_runs_on() {
     let ([_, _, s2], [r1, r2], sc) = nested_calls();
     let other = Caller::new();
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::SchedContext {
             pa: sc,
             size_bits: 8,
@@ -1462,11 +1563,11 @@ fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {
     // client → A → B: the one context travels up; each reply records the stack.
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
-    crate::ipc::send_ipc(client, ea, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), client, ea, call_args());
     assert_eq!((tcb(a).sc, tcb(client).sc), (sc, 0));
     assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (ra, sc));
     kk.cur = a;
-    crate::ipc::send_ipc(a, eb, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), a, eb, call_args());
     assert_eq!((tcb(b).sc, tcb(a).sc, sc_obj(sc).tcb), (sc, 0, b));
     assert_eq!(sc_obj(sc).donated_via, rb);
     assert_eq!(
@@ -1477,7 +1578,7 @@ fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {
     // B answers: the context goes to A, and A's reply is the head again.
     kk.cur = b;
     tcb(b).ctx.x[1] = 0;
-    crate::ipc::do_reply(b, rb, false);
+    crate::ipc::do_reply(crate::kernel::k(), b, rb, false);
     assert_eq!((tcb(a).sc, tcb(b).sc), (sc, 0));
     assert_eq!(tcb(a).state, ThreadState::Running);
     assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (ra, sc));
@@ -1485,7 +1586,7 @@ fn nested_donation_goes_up_and_comes_back_down_the_call_stack() {
     // A answers: back to the client, the stack is empty.
     kk.cur = a;
     tcb(a).ctx.x[1] = 0;
-    crate::ipc::do_reply(a, ra, false);
+    crate::ipc::do_reply(crate::kernel::k(), a, ra, false);
     assert_eq!((tcb(client).sc, tcb(a).sc, sc_obj(sc).tcb), (sc, 0, client));
     assert_eq!(tcb(client).state, ThreadState::Running);
     assert_eq!((sc_obj(sc).donated_via, reply_obj(ra).donated_sc), (0, 0));
@@ -1502,18 +1603,18 @@ fn reply_returns_the_context_from_whoever_holds_it() {
     let (b, eb, _rb) = waiting_server(30);
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
-    crate::ipc::send_ipc(client, ea, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), client, ea, call_args());
     // A passes the context on with the send phase of NBSendRecv (no reply involved).
     kk.cur = a;
     let mut nb = call_args();
     nb.is_call = false;
     nb.blocking = false;
-    crate::ipc::send_ipc(a, eb, nb);
+    crate::ipc::send_ipc(crate::kernel::k(), a, eb, nb);
     assert_eq!((tcb(b).sc, tcb(a).sc), (sc, 0));
     // B answers the client's reply object: the client gets its context back from B.
     kk.cur = b;
     tcb(b).ctx.x[1] = 0;
-    crate::ipc::do_reply(b, ra, false);
+    crate::ipc::do_reply(crate::kernel::k(), b, ra, false);
     assert_eq!((tcb(client).sc, tcb(b).sc, sc_obj(sc).tcb), (sc, 0, client));
     assert_eq!(tcb(client).state, ThreadState::Running);
 }
@@ -1528,35 +1629,35 @@ fn cancelling_or_deleting_in_the_middle_cuts_the_stack() {
     let (b, eb, rb) = waiting_server(30);
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
-    crate::ipc::send_ipc(client, ea, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), client, ea, call_args());
     kk.cur = a;
-    crate::ipc::send_ipc(a, eb, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), a, eb, call_args());
     // Deleting the client's reply (not the head): the client stops, the stack below
     // A's call is gone, the context stays with B.
-    crate::ipc::reply_destroyed(ra);
+    crate::ipc::reply_destroyed(crate::kernel::k(), ra);
     assert_eq!(tcb(client).state, ThreadState::Inactive);
     assert_eq!((tcb(a).call_prev, reply_obj(ra).caller), (0, 0));
     assert_eq!((tcb(b).sc, sc_obj(sc).donated_via), (sc, rb));
     // B answers A: A gets the context (its reply was the head).
     kk.cur = b;
     tcb(b).ctx.x[1] = 0;
-    crate::ipc::do_reply(b, rb, false);
+    crate::ipc::do_reply(crate::kernel::k(), b, rb, false);
     assert_eq!((tcb(a).sc, sc_obj(sc).donated_via), (sc, 0));
 
     // Again with a cancelled caller in the middle (seL4's reply_remove_tcb): the
     // context stays with the thread running on it.
     let (c, ec, rc) = waiting_server(40);
     kk.cur = a;
-    crate::ipc::send_ipc(a, ec, call_args());
+    crate::ipc::send_ipc(crate::kernel::k(), a, ec, call_args());
     assert_eq!((tcb(c).sc, sc_obj(sc).donated_via), (sc, rc));
-    crate::ipc::cancel_ipc(a);
+    crate::ipc::cancel_ipc(crate::kernel::k(), a);
     assert_eq!(tcb(a).state, ThreadState::Inactive);
     assert_eq!((tcb(c).sc, tcb(a).sc), (sc, 0));
     assert_eq!((sc_obj(sc).donated_via, reply_obj(rc).donated_sc), (0, 0));
     // Answering the cancelled call does nothing.
     kk.cur = c;
     tcb(c).ctx.x[1] = 0;
-    crate::ipc::do_reply(c, rc, false);
+    crate::ipc::do_reply(crate::kernel::k(), c, rc, false);
     assert_eq!((tcb(c).sc, tcb(a).state), (sc, ThreadState::Inactive));
 }
 
@@ -1599,10 +1700,11 @@ fn timeout_fault_reply_restores_34_registers_in_sel4_order() {
     let (ep, reply) = (arena(16, 16), arena(32, 32));
     // The handler waits; the thread gets a timeout fault through a handler cap in its TCB.
     tcb(handler).state = ThreadState::Running;
-    crate::ipc::receive_ipc(handler, ep, reply, true);
+    crate::ipc::receive_ipc(crate::kernel::k(), handler, ep, reply, true);
     tcb(t).state = ThreadState::Running;
     kk.cur = t;
     crate::ipc::send_ipc(
+        crate::kernel::k(),
         t,
         ep,
         crate::ipc::SendArgs {
@@ -1621,11 +1723,11 @@ fn timeout_fault_reply_restores_34_registers_in_sel4_order() {
     };
     // Reply: word i = 1000 + i, label 0, 34 words.
     for i in 0..34 {
-        crate::kernel::set_mr(handler, i, 1000 + i as u64);
+        crate::kernel::set_mr(crate::kernel::k(), handler, i, 1000 + i as u64);
     }
     tcb(handler).ctx.x[1] = sel4_sys::MessageInfo::new(0, 0, 0, 34).0;
     kk.cur = handler;
-    crate::ipc::do_reply(handler, reply, false);
+    crate::ipc::do_reply(crate::kernel::k(), handler, reply, false);
     let c = &tcb(t).ctx;
     assert_eq!(tcb(t).state, ThreadState::Running);
     assert_eq!(c.pc, 1000, "FaultIP (restart PC)");
@@ -1672,6 +1774,7 @@ impl World {
         s.configured = true;
         let cs = arena(32, 32);
         cspace::insert_root(
+            crate::kernel::k(),
             Cap::new(CapKind::SchedContext {
                 pa: sc,
                 size_bits: 8,
@@ -1685,7 +1788,7 @@ impl World {
         let t = new_thread(10 + self.threads.len() as u8);
         tcb(t).state = ThreadState::Running;
         let cs = arena(32, 32);
-        cspace::insert_root(Cap::new(CapKind::Tcb { pa: t }), cs);
+        cspace::insert_root(crate::kernel::k(), Cap::new(CapKind::Tcb { pa: t }), cs);
         self.cap_slot.insert(t, cs);
         t
     }
@@ -1903,14 +2006,14 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
         let n = w.ntfns[rng.below(w.ntfns.len())];
         let nt = crate::mem::obj::<Notification>(n);
         match rng.below(17) {
-            0 | 1 if running => crate::ipc::receive_ipc(t, e, r, true),
+            0 | 1 if running => crate::ipc::receive_ipc(crate::kernel::k(), t, e, r, true),
             2 | 3 if running => call(t, e),
-            4 if running => crate::ipc::do_reply(t, r, false),
-            5 => crate::delete::suspend(t),
-            6 => crate::syscall::restart(t),
+            4 if running => crate::ipc::do_reply(crate::kernel::k(), t, r, false),
+            5 => crate::delete::suspend(crate::kernel::k(), t),
+            6 => crate::syscall::restart(crate::kernel::k(), t),
             7 => {
                 // The reply object goes; its memory is reused (zeroed) as something else.
-                crate::ipc::reply_destroyed(r);
+                crate::ipc::reply_destroyed(crate::kernel::k(), r);
                 w.check(step);
                 w.dead.insert(r);
                 crate::mem::zero(r, 32);
@@ -1918,7 +2021,7 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
                 w.replies[i] = arena(32, 32);
             }
             8 => {
-                delete::delete_slot(w.cap_slot[&sc]).unwrap();
+                delete::delete_slot(crate::kernel::k(), w.cap_slot[&sc]).unwrap();
                 w.check(step);
                 w.dead.insert(sc);
                 crate::mem::zero(sc, 256);
@@ -1929,12 +2032,12 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
                     sc_obj(sc).tcb = t;
                     tcb(t).sc = sc;
                 } else {
-                    delete::sc_unbind_tcb(sc);
+                    delete::sc_unbind_tcb(crate::kernel::k(), sc);
                 }
             }
             10 if rng.below(4) == 0 => {
                 // The thread goes (its last capability), and a fresh one takes its place.
-                delete::delete_slot(w.cap_slot[&t]).unwrap();
+                delete::delete_slot(crate::kernel::k(), w.cap_slot[&t]).unwrap();
                 w.check(step);
                 w.dead.insert(t);
                 crate::mem::zero(t, 2048);
@@ -1942,9 +2045,9 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
                 w.threads[i] = w.new_thread();
             }
             11 if running && (nt.bound_tcb == 0 || nt.bound_tcb == t) => {
-                crate::ipc::wait(t, n, true)
+                crate::ipc::wait(crate::kernel::k(), t, n, true)
             }
-            12 => crate::ipc::signal(n, 1 << rng.below(8)),
+            12 => crate::ipc::signal(crate::kernel::k(), n, 1 << rng.below(8)),
             13 => {
                 let th = tcb(t);
                 if th.bound_ntfn == 0 && nt.bound_tcb == 0 && nt.head == 0 {
@@ -1975,8 +2078,8 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
                     (e, Cap::new(c), 16)
                 };
                 let cs = arena(32, 32);
-                cspace::insert_root(cap, cs);
-                delete::delete_slot(cs).unwrap();
+                cspace::insert_root(crate::kernel::k(), cap, cs);
+                delete::delete_slot(crate::kernel::k(), cs).unwrap();
                 w.check(step);
                 w.dead.insert(pa);
                 crate::mem::zero(pa, bytes);
@@ -2073,7 +2176,11 @@ mod fastpath_equivalence {
 
         fn obj_of(&mut self, kind: impl Fn(Pa) -> CapKind, bytes: usize, index: u64) -> Pa {
             let pa = self.alloc(bytes);
-            cspace::insert_root(Cap::new(kind(pa)), self.cn + (index as usize) * 32);
+            cspace::insert_root(
+                crate::kernel::k(),
+                Cap::new(kind(pa)),
+                self.cn + (index as usize) * 32,
+            );
             pa
         }
 
@@ -2095,8 +2202,16 @@ mod fastpath_equivalence {
                 pa: root,
                 asid: Some(asid),
             });
-            cspace::insert_root(cs, &tcb(t).slots[tcb_slot::CTABLE] as *const _ as Pa);
-            cspace::insert_root(vs, &tcb(t).slots[tcb_slot::VTABLE] as *const _ as Pa);
+            cspace::insert_root(
+                crate::kernel::k(),
+                cs,
+                &tcb(t).slots[tcb_slot::CTABLE] as *const _ as Pa,
+            );
+            cspace::insert_root(
+                crate::kernel::k(),
+                vs,
+                &tcb(t).slots[tcb_slot::VTABLE] as *const _ as Pa,
+            );
             t
         }
 
@@ -2106,7 +2221,7 @@ mod fastpath_equivalence {
             let s = obj::<SchedContext>(sc);
             s.configured = true;
             s.tcb = t;
-            crate::sched::refill_new(sc, 4, budget, period, self.now);
+            crate::sched::refill_new(crate::kernel::k(), sc, 4, budget, period, self.now);
             tcb(t).sc = sc;
             sc
         }
@@ -2163,9 +2278,9 @@ mod fastpath_equivalence {
 
         fn fast(number: i64, t: Pa) -> Pa {
             match number {
-                nr::CALL => crate::fastpath::call(t),
-                nr::REPLY_RECV => crate::fastpath::reply_recv(t),
-                nr::SEND => crate::fastpath::signal(t),
+                nr::CALL => crate::fastpath::call(k(), t),
+                nr::REPLY_RECV => crate::fastpath::reply_recv(k(), t),
+                nr::SEND => crate::fastpath::signal(k(), t),
                 _ => unreachable!(),
             }
         }
@@ -2178,7 +2293,7 @@ mod fastpath_equivalence {
             let t = k().cur;
             let before = self.snapshot();
             crate::arch::freeze_clock(Some(self.now));
-            let general_next = crate::kernel::handle_user_exception(SVC, 0);
+            let general_next = crate::kernel::handle_user_exception(k(), SVC, 0);
             let general = self.snapshot();
             self.restore(&before);
             let r = Self::fast(number, t);
@@ -2211,12 +2326,12 @@ mod fastpath_equivalence {
             let t = k().cur;
             let before = self.snapshot();
             crate::arch::freeze_clock(Some(self.now));
-            crate::kernel::handle_user_exception(SVC, 0);
+            crate::kernel::handle_user_exception(k(), SVC, 0);
             let general = self.snapshot();
             self.restore(&before);
             let r = Self::fast(number, t);
             assert_eq!(r, t | GENERAL_PATH, "{what}: the fast path took it");
-            crate::kernel::handle_user_exception(SVC, 0);
+            crate::kernel::handle_user_exception(k(), SVC, 0);
             crate::arch::freeze_clock(None);
             let both = self.snapshot();
             self.same(what, &general, &both);
@@ -2265,7 +2380,7 @@ mod fastpath_equivalence {
         w.sc(c, 1 << 30, ROUND_ROBIN);
         let s_sc = w.sc(s, 1 << 30, ROUND_ROBIN);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s, e1, r1, true);
         w.run(c);
         assert_eq!(w.step("call", nr::CALL, EP1, 0, 3, 500), s);
         assert_eq!(k().cur_sc, s_sc);
@@ -2284,8 +2399,8 @@ mod fastpath_equivalence {
         let sc = w.sc(c, 1 << 30, ROUND_ROBIN);
         let (e1, e2) = (ep(&mut w, EP1), ep(&mut w, EP2));
         let (r1, r2) = (reply(&mut w, R1), reply(&mut w, R2));
-        crate::ipc::receive_ipc(s1, e1, r1, true);
-        crate::ipc::receive_ipc(s2, e2, r2, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s1, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s2, e2, r2, true);
         w.run(c);
         for round in 0..2 {
             assert_eq!(w.step("call s1", nr::CALL, EP1, 0, 1, 100), s1);
@@ -2308,7 +2423,7 @@ mod fastpath_equivalence {
         let (c, s) = (w.thread(10, 1), w.thread(20, 2));
         let sc1 = w.sc(c, 1 << 30, ROUND_ROBIN);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s, e1, r1, true);
         w.run(c);
         assert_eq!(w.step("call", nr::CALL, EP1, 0, 1, 100), s);
         // Another context is bound to the waiting caller.
@@ -2333,7 +2448,7 @@ mod fastpath_equivalence {
             32,
             NTFN,
         );
-        crate::ipc::wait(hi, n, true);
+        crate::ipc::wait(crate::kernel::k(), hi, n, true);
         w.run(c);
         assert_eq!(w.step("signal", nr::SEND, NTFN, 0, 0, 100), hi);
         assert!(tcb(c).in_ready_queue);
@@ -2364,12 +2479,12 @@ mod fastpath_equivalence {
                 w.syscall(number, EP1, x6, 2);
                 crate::arch::freeze_clock(Some(w.now));
                 next[run] = if run == 0 {
-                    crate::kernel::handle_user_exception(SVC, 0)
+                    crate::kernel::handle_user_exception(k(), SVC, 0)
                 } else {
                     let r = World::fast(number, t);
                     if r & GENERAL_PATH != 0 {
                         declined += 1;
-                        crate::kernel::handle_user_exception(SVC, 0)
+                        crate::kernel::handle_user_exception(k(), SVC, 0)
                     } else {
                         taken += 1;
                         r & !ARM_TIMER
@@ -2396,7 +2511,7 @@ mod fastpath_equivalence {
         let (c, s) = (w.thread(10, 1), w.thread(20, 2));
         let sc = w.sc(c, 20_000, ROUND_ROBIN);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(k(), s, e1, r1, true);
         w.run(c);
         let (taken, declined) = ping_pong(&mut w, c, s, 60, 1_100);
         assert!(
@@ -2411,7 +2526,7 @@ mod fastpath_equivalence {
         w.sc(c, 20_000, ROUND_ROBIN);
         w.sc(s, 15_000, ROUND_ROBIN);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(k(), s, e1, r1, true);
         w.run(c);
         let (taken, declined) = ping_pong(&mut w, c, s, 60, 900);
         assert!(
@@ -2505,7 +2620,7 @@ mod fastpath_equivalence {
         w.sc(c, 1 << 30, ROUND_ROBIN);
         w.sc(x, 1 << 30, ROUND_ROBIN);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s, e1, r1, true);
         tcb(x).state = ThreadState::Running;
         k().ready_enqueue(x);
         w.run(c);
@@ -2517,7 +2632,7 @@ mod fastpath_equivalence {
         w.sc(c, 1 << 30, ROUND_ROBIN);
         w.sc(s, 1 << 20, 1 << 22);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s, e1, r1, true);
         w.run(c);
         w.bail("periodic server", nr::CALL, EP1, 0, 1, 100);
 
@@ -2527,7 +2642,7 @@ mod fastpath_equivalence {
         w.sc(c, 10_000, ROUND_ROBIN);
         w.sc(s, 1 << 30, ROUND_ROBIN);
         let (e1, r1) = (ep(&mut w, EP1), reply(&mut w, R1));
-        crate::ipc::receive_ipc(s, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s, e1, r1, true);
         w.run(c);
         w.bail("caller out of budget", nr::CALL, EP1, 0, 1, 20_000);
 
@@ -2537,8 +2652,8 @@ mod fastpath_equivalence {
         w.sc(c, 1 << 30, ROUND_ROBIN);
         let (e1, e2) = (ep(&mut w, EP1), ep(&mut w, EP2));
         let (r1, r2) = (reply(&mut w, R1), reply(&mut w, R2));
-        crate::ipc::receive_ipc(s1, e1, r1, true);
-        crate::ipc::receive_ipc(s2, e2, r2, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s1, e1, r1, true);
+        crate::ipc::receive_ipc(crate::kernel::k(), s2, e2, r2, true);
         w.run(c);
         w.step("call s1", nr::CALL, EP1, 0, 1, 100);
         w.step("s1 calls s2", nr::CALL, EP2, 0, 1, 100);
@@ -2584,7 +2699,7 @@ fn fastpath_charge_matches_charge_current() {
         // Periodic contexts are left to the general path.
         let period = if rnd(4) == 0 { budget * 4 } else { 0 };
         let charged = rnd(100);
-        crate::sched::refill_new(sc, max, budget, period, rnd(50));
+        crate::sched::refill_new(crate::kernel::k(), sc, max, budget, period, rnd(50));
         if period == 0 && max > 1 && rnd(2) == 0 {
             // Part of the slice already used: it sits in the tail.
             let used = rnd(budget + 1);
@@ -2595,7 +2710,7 @@ fn fastpath_charge_matches_charge_current() {
             crate::mem::write_word(tail + 8, crate::mem::read_word(tail + 8) + used);
         }
         // `remaining` as the last charge left it (what the fast path relies on).
-        crate::sched::update_remaining(sc, charged);
+        crate::sched::update_remaining(k(), sc, charged);
         let now = charged + [0, 1, 2, 50, 999, 5000][rnd(6) as usize];
         let before = crate::mem::bytes(sc, 256).to_vec();
         kk.cur = t;
@@ -2608,12 +2723,12 @@ fn fastpath_charge_matches_charge_current() {
             // `charge_current` takes the word-by-word charge when it can: check it
             // against seL4's rule for round robin, done with the refill accessors.
             crate::mem::copy(sc, before.as_ptr() as Pa, 256);
-            if s.configured && crate::sched::refill_ready(sc, now) && now > charged {
+            if s.configured && crate::sched::refill_ready(k(), sc, now) && now > charged {
                 let used = now - charged;
                 s.consumed = s.consumed.wrapping_add(used);
                 let (h, tl) = (s.refill_head, s.refill_tail);
-                let mut head = crate::sched::refill_at(sc, h);
-                let mut tail = crate::sched::refill_at(sc, tl);
+                let mut head = crate::sched::refill_at(k(), sc, h);
+                let mut tail = crate::sched::refill_at(k(), sc, tl);
                 let moved = used.min(head.amount);
                 head.amount -= moved;
                 tail.amount += moved;
@@ -2622,7 +2737,7 @@ fn fastpath_charge_matches_charge_current() {
                     crate::mem::write_word(pa, r.time);
                     crate::mem::write_word(pa + 8, r.amount);
                 }
-                crate::sched::update_remaining(sc, now);
+                crate::sched::update_remaining(k(), sc, now);
             }
             let model = (crate::mem::bytes(sc, 256).to_vec(), now);
             assert!(
@@ -2655,7 +2770,7 @@ fn fastpath_charge_matches_charge_current() {
                     "case {case}: changed"
                 );
                 let handled = period == 0 && s.refill_head != s.refill_tail;
-                let head = crate::sched::refill_at(sc, s.refill_head);
+                let head = crate::sched::refill_at(k(), sc, s.refill_head);
                 if handled && s.configured && head.time <= charged {
                     assert!(!can_run, "case {case}: declined a thread that can run");
                 }
@@ -2682,6 +2797,7 @@ fn lookup_cap_single_level_matches_resolve() {
     let (pa, _) = cnode(4);
     for i in 0..16 {
         crate::cspace::insert_root(
+            k(),
             Cap::new(CapKind::Endpoint {
                 pa: 0x1000 * (i + 1),
                 badge: i as u64,
@@ -2716,12 +2832,35 @@ fn lookup_cap_single_level_matches_resolve() {
             1 => ((guard ^ 1) << radix) | index,
             _ => rnd(u64::MAX),
         };
-        let want =
-            crate::cspace::resolve(root, cptr, 64).map(|(s, _)| (s, crate::cspace::slot(s).cap));
-        let got = crate::syscall::lookup_cap(t, cptr);
+        let want = crate::cspace::resolve(k(), root, cptr, crate::cspace::Depth::FULL)
+            .map(|(s, _)| (s, crate::cspace::slot(s).cap));
+        let got = crate::syscall::lookup_cap(k(), t, cptr);
         assert_eq!(
             got, want,
             "case {case}: radix {radix} guard {guard_size}/{guard:#x} cptr {cptr:#x}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Typed indices: each constructor accepts exactly its range.
+
+#[test]
+fn typed_indices_accept_exactly_their_range() {
+    use crate::irq::IrqNumber;
+    use crate::kernel::NUM_IRQS;
+    use crate::object::domain::Domain;
+    assert_eq!(Prio::new(255), Some(Prio::MAX));
+    assert_eq!(Prio::new(0).map(Prio::get), Some(0));
+    assert_eq!(Prio::new(256), None);
+    assert_eq!(Prio::new(u64::MAX), None);
+    assert!(IrqNumber::new(NUM_IRQS as u64 - 1).is_some());
+    assert_eq!(IrqNumber::new(NUM_IRQS as u64), None);
+    assert_eq!(IrqNumber::new(1 << 16), None, "no truncation to 16 bits");
+    assert_eq!(cspace::Depth::new(0), None);
+    assert_eq!(cspace::Depth::new(1).map(cspace::Depth::bits), Some(1));
+    assert_eq!(cspace::Depth::new(64), Some(cspace::Depth::FULL));
+    assert_eq!(cspace::Depth::new(65), None);
+    assert!(Domain::new(0).is_some());
+    assert_eq!(Domain::new(Domain::COUNT), None);
 }

@@ -14,6 +14,7 @@ use crate::cspace::{self, slot};
 use crate::invoke;
 use crate::kernel::{k, tcb};
 use crate::mem::{obj, Pa};
+use crate::object::cnode as cnode_ops;
 use crate::object::{AsidPool, LookupFault, Notification, SchedContext, ThreadState};
 use crate::syscall::{SysError, SysResult};
 use sel4_sys::{consts, label as lb, object_type as ot, MessageInfo};
@@ -42,8 +43,8 @@ struct KernelSnap {
 
 fn kernel_snap() -> KernelSnap {
     let kk = k();
-    let mut ready = kk.ready_head.to_vec();
-    ready.extend_from_slice(&kk.ready_tail);
+    let mut ready = kk.ready_head.as_slice().to_vec();
+    ready.extend_from_slice(kk.ready_tail.as_slice());
     KernelSnap {
         cur: kk.cur,
         ready,
@@ -51,9 +52,9 @@ fn kernel_snap() -> KernelSnap {
         release_head: kk.release_head,
         asid_table: kk.asid_table.to_vec(),
         vmid_owner: kk.vmid_owner.to_vec(),
-        irq_issued: kk.irq_issued.to_vec(),
-        irq_caps: kk.irq_slots.iter().map(|s| s.cap).collect(),
-        kernel_irqs: kk.kernel_irqs.to_vec(),
+        irq_issued: kk.irq_issued.as_slice().to_vec(),
+        irq_caps: kk.irq_slots.as_slice().iter().map(|s| s.cap).collect(),
+        kernel_irqs: kk.kernel_irqs.as_slice().to_vec(),
     }
 }
 
@@ -72,7 +73,7 @@ impl Bench {
     }
     /// Puts `cap` in slot `i` (a root of the derivation tree).
     fn put(&mut self, i: usize, cap: Cap) {
-        cspace::insert_root(cap, self.c.slot(i));
+        cspace::insert_root(crate::kernel::k(), cap, self.c.slot(i));
     }
     /// Adds an object's memory to what every case checks.
     fn watch(&mut self, pa: Pa, len: usize) {
@@ -86,10 +87,11 @@ impl Bench {
     }
     fn call(&self, target: usize, label: u64, mrs: &[u64], caps: &[u64]) -> SysResult {
         for (i, &w) in mrs.iter().enumerate() {
-            crate::kernel::set_mr(self.c.t, i, w);
+            crate::kernel::set_mr(crate::kernel::k(), self.c.t, i, w);
         }
         for (i, &cptr) in caps.iter().enumerate() {
             crate::kernel::set_buffer_word(
+                crate::kernel::k(),
                 self.c.t,
                 sel4_sys::ipc_buffer::CAPS_OR_BADGES + i,
                 cptr,
@@ -97,7 +99,7 @@ impl Bench {
         }
         let info = MessageInfo::new(label, 0, caps.len() as u64, mrs.len() as u64);
         let s = self.c.slot(target);
-        invoke::decode_invocation(self.c.t, s, slot(s).cap, info)
+        invoke::decode_invocation(k(), self.c.t, s, slot(s).cap, info)
     }
     /// One error case: the exact error, and nothing changed.
     #[track_caller]
@@ -112,7 +114,7 @@ impl Bench {
     ) {
         // The message words go in first: they are the caller's to write.
         for (i, &w) in mrs.iter().enumerate() {
-            crate::kernel::set_mr(self.c.t, i, w);
+            crate::kernel::set_mr(crate::kernel::k(), self.c.t, i, w);
         }
         let (mem, kern) = (self.memory(), kernel_snap());
         let got = self.call(target, label, mrs, caps).err();
@@ -324,7 +326,7 @@ fn decode_cnode_errors() {
     b.put(3, ep_cap(ALL, 5));
     let ut = untyped(12, false);
     b.put(4, ut);
-    invoke::cnode_copy(b.c.slot(4), b.c.slot(5), Rights::ALL).unwrap();
+    cnode_ops::copy(k(), b.c.slot(4), b.c.slot(5), Rights::ALL).unwrap();
     let (small, small_cap) = cnode(2);
     b.watch(small, 32 << 2);
     b.put(6, small_cap);
@@ -419,7 +421,7 @@ fn decode_tcb_errors() {
     b.put(4, cn);
     let ut = untyped(12, false);
     b.put(5, ut);
-    invoke::cnode_copy(b.c.slot(5), b.c.slot(15), Rights::ALL).unwrap();
+    cnode_ops::copy(k(), b.c.slot(5), b.c.slot(15), Rights::ALL).unwrap();
     b.put(
         6,
         Cap::new(CapKind::VSpace {
@@ -697,10 +699,10 @@ fn decode_page_table_errors() {
     b.ok("level 3 at 0", 3, map, &[0, 0], &[1]);
     b.err("level 3 already there", 4, map, &[0x1000, 0], &[1], DeleteFirst);
     // Unmap needs the only capability.
-    invoke::cnode_copy(b.c.slot(3), b.c.slot(9), Rights::ALL).unwrap();
+    cnode_ops::copy(k(), b.c.slot(3), b.c.slot(9), Rights::ALL).unwrap();
     b.err("Unmap: not the last cap", 3, lb::ARM_PAGE_TABLE_UNMAP, &[], &[], RevokeFirst);
     b.err("wrong label", 3, lb::ARM_PAGE_UNMAP, &[], &[], IllegalOperation);
-    crate::delete::delete_slot(b.c.slot(9)).unwrap();
+    crate::delete::delete_slot(crate::kernel::k(), b.c.slot(9)).unwrap();
     b.ok("Unmap", 3, lb::ARM_PAGE_TABLE_UNMAP, &[], &[]);
     b.ok("map again", 3, map, &[0x20_0000, 0], &[1]);
     k().asid_table[sp.hi] = 0;
@@ -841,7 +843,7 @@ fn decode_asid_errors() {
     b.put(4, untyped(13, false));
     b.put(5, untyped(consts::ASID_POOL_BITS as u8, true));
     b.put(6, untyped(consts::ASID_POOL_BITS as u8, false));
-    invoke::cnode_copy(b.c.slot(6), b.c.slot(7), Rights::ALL).unwrap();
+    cnode_ops::copy(k(), b.c.slot(6), b.c.slot(7), Rights::ALL).unwrap();
     b.put(8, ep_cap(ALL, 0));
     let mp = lb::ARM_ASID_CONTROL_MAKE_POOL;
     b.err("MakePool: one word", 2, mp, &[12], &[3, 1], TruncatedMessage);
@@ -895,6 +897,10 @@ fn decode_asid_errors() {
 // ---------------------------------------------------------------------------------------
 // Interrupts, SMC, domains.
 
+fn irq_no(n: u64) -> crate::irq::IrqNumber {
+    crate::irq::IrqNumber::new(n).unwrap()
+}
+
 #[test]
 #[rustfmt::skip] // one case per line, as in the table
 fn decode_irq_errors() {
@@ -907,8 +913,8 @@ fn decode_irq_errors() {
     b.put(5, ntfn_cap(n, Rights::READ));
     let (get, trig) = (lb::IRQ_ISSUE_IRQ_HANDLER, lb::ARM_IRQ_ISSUE_IRQ_HANDLER_TRIGGER);
     let max = RangeError(0, consts::MAX_IRQ);
-    k().irq_issued[41] = true;
-    k().kernel_irqs[26] = true;
+    k().irq_issued[irq_no(41)] = true;
+    k().kernel_irqs[irq_no(26)] = true;
     b.err("Get: two words", 2, get, &[40, 12], &[1], TruncatedMessage);
     b.err("Get: no root", 2, get, &[40, 12, 64], &[], TruncatedMessage);
     b.err("Get: past the last IRQ", 2, get, &[consts::MAX_IRQ + 1, 12, 64], &[1], max);
@@ -936,9 +942,9 @@ fn decode_irq_errors() {
     b.ok("Clear", 12, lb::IRQ_CLEAR_IRQ_HANDLER, &[], &[]);
     b.ok("GetTrigger 42", 2, trig, &[42, 1, 13, 64], &[1]);
     for irq in [40, 41, 42] {
-        crate::irq::free_irq(irq);
+        crate::irq::free_irq(crate::kernel::k(), irq_no(irq));
     }
-    k().kernel_irqs[26] = false;
+    k().kernel_irqs[irq_no(26)] = false;
 }
 
 #[test]
@@ -1052,22 +1058,22 @@ fn decode_extra_cap_lookup_faults() {
     let CapKind::Endpoint { pa: handler_ep, .. } = handler.kind() else {
         unreachable!()
     };
-    cspace::insert_root(
+    cspace::insert_root(crate::kernel::k(), 
         handler,
         &tcb(t).slots[crate::object::tcb_slot::FAULT_HANDLER] as *const _ as Pa,
     );
     for (i, &w) in retype.iter().enumerate() {
-        crate::kernel::set_mr(t, i, w);
+        crate::kernel::set_mr(crate::kernel::k(), t, i, w);
     }
-    crate::kernel::set_buffer_word(t, sel4_sys::ipc_buffer::CAPS_OR_BADGES, bad);
+    crate::kernel::set_buffer_word(crate::kernel::k(), t, sel4_sys::ipc_buffer::CAPS_OR_BADGES, bad);
     let info = MessageInfo::new(lb::UNTYPED_RETYPE, 0, 1, 6).0;
     tcb(t).ctx.x[0] = 2;
     tcb(t).ctx.x[1] = info;
     let (mem, kern) = (b.memory(), kernel_snap());
-    crate::syscall::handle_syscall(t, sel4_sys::syscall::NB_SEND);
+    crate::syscall::handle_syscall(k(), t, sel4_sys::syscall::NB_SEND);
     assert_eq!(tcb(t).state, ThreadState::Running);
     assert!(b.memory() == mem && kernel_snap() == kern, "NBSend changed something");
-    crate::syscall::handle_syscall(t, sel4_sys::syscall::CALL);
+    crate::syscall::handle_syscall(k(), t, sel4_sys::syscall::CALL);
     assert_eq!(
         tcb(t).fault,
         crate::object::Fault::Cap {
@@ -1080,7 +1086,7 @@ fn decode_extra_cap_lookup_faults() {
     assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
     assert_eq!(obj::<crate::object::Endpoint>(handler_ep).head, t);
     assert!(slot(b.c.slot(8)).cap.is_null());
-    crate::delete::suspend(t);
+    crate::delete::suspend(crate::kernel::k(), t);
     tcb(t).state = ThreadState::Running;
     // IPC too: a send on an endpoint looks its extra capabilities up first.
     let ep = arena(16, 16);
@@ -1088,14 +1094,14 @@ fn decode_extra_cap_lookup_faults() {
     tcb(t).ctx.x[0] = 3;
     tcb(t).ctx.x[1] = MessageInfo::new(0, 0, 1, 0).0;
     let (mem, kern) = (b.memory(), kernel_snap());
-    crate::syscall::handle_syscall(t, sel4_sys::syscall::NB_SEND);
+    crate::syscall::handle_syscall(k(), t, sel4_sys::syscall::NB_SEND);
     assert!(b.memory() == mem && kernel_snap() == kern, "NBSend on an endpoint changed something");
-    crate::syscall::handle_syscall(t, sel4_sys::syscall::CALL);
+    crate::syscall::handle_syscall(k(), t, sel4_sys::syscall::CALL);
     assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
     assert_eq!(obj::<crate::object::Endpoint>(handler_ep).head, t);
     assert_eq!(obj::<crate::object::Endpoint>(ep).head, 0);
     assert!(matches!(tcb(t).fault, crate::object::Fault::Cap { addr, .. } if addr == bad));
-    crate::delete::suspend(t);
+    crate::delete::suspend(crate::kernel::k(), t);
     tcb(t).state = ThreadState::Running;
     // With a good capability the same call works.
     b.ok("retype", 2, lb::UNTYPED_RETYPE, &retype, &[1]);
@@ -1112,6 +1118,7 @@ fn decode_reply_recv_invokes_what_x6_names() {
     k().cur = t;
     let handler = arena(16, 16);
     cspace::insert_root(
+        crate::kernel::k(),
         Cap::new(CapKind::Endpoint {
             pa: handler,
             badge: 0,
@@ -1140,7 +1147,7 @@ fn decode_reply_recv_invokes_what_x6_names() {
     tcb(t).ctx.x[0] = 4;
     tcb(t).ctx.x[1] = MessageInfo::new(0, 0, 0, 0).0;
     tcb(t).ctx.x[6] = 5;
-    crate::syscall::handle_syscall(t, sel4_sys::syscall::REPLY_RECV);
+    crate::syscall::handle_syscall(k(), t, sel4_sys::syscall::REPLY_RECV);
     assert_eq!(
         obj::<Notification>(n).word,
         0x40,
@@ -1155,6 +1162,6 @@ fn decode_reply_recv_invokes_what_x6_names() {
         }
     );
     assert_eq!(obj::<crate::object::Endpoint>(handler).head, t);
-    crate::delete::suspend(t);
+    crate::delete::suspend(crate::kernel::k(), t);
     k().cur = 0;
 }

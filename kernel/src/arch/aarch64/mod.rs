@@ -349,13 +349,25 @@ extern "C" fn keel_boot(dtb: usize) -> ! {
     gic::enable(TIMER_IRQ);
     timer_ack();
     write_sysreg!("cnthp_ctl_el2", 1);
-    let frame = crate::boot::boot(dtb);
+    let frame = enter(|k| crate::boot::boot(k, dtb));
     // SAFETY: `frame` is the register frame of the root task's TCB, fully initialised.
     unsafe { return_to_user(frame) }
 }
 
 unsafe extern "C" {
     fn keel_restore_frame(frame: usize) -> !;
+}
+
+/// Runs one kernel entry's handler with the kernel state: the one place where a
+/// reference to it is made. Every entry from user level (and boot) comes through here.
+#[inline(always)]
+fn enter<R>(handler: impl FnOnce(&mut crate::kernel::Kernel) -> R) -> R {
+    // SAFETY: the kernel runs on one core with interrupts masked, and handles each
+    // exception to completion before it returns to user level, so entries never nest
+    // and this is the only reference to the kernel state while `handler` runs; it does
+    // not outlive the handler.
+    let k = unsafe { &mut *core::ptr::addr_of_mut!(crate::kernel::KERNEL) };
+    handler(k)
 }
 
 /// Restores `frame` and returns to user level.
@@ -373,51 +385,57 @@ pub unsafe fn return_to_user(frame: usize) -> ! {
 #[no_mangle]
 extern "C" fn keel_fast_call(frame: usize) -> usize {
     const _: () = assert!(crate::fastpath::ARM_TIMER == 1 && crate::fastpath::GENERAL_PATH == 2);
-    fast_path_entry();
-    crate::fastpath::call(frame)
+    enter(|k| {
+        fast_path_entry(k);
+        crate::fastpath::call(k, frame)
+    })
 }
 
 /// ReplyRecv from the thread whose frame is `frame`: as `keel_fast_call`.
 #[no_mangle]
 extern "C" fn keel_fast_reply_recv(frame: usize) -> usize {
-    fast_path_entry();
-    crate::fastpath::reply_recv(frame)
+    enter(|k| {
+        fast_path_entry(k);
+        crate::fastpath::reply_recv(k, frame)
+    })
 }
 
 /// Send from the thread whose frame is `frame`: as `keel_fast_call`.
 #[no_mangle]
 extern "C" fn keel_fast_signal(frame: usize) -> usize {
-    fast_path_entry();
-    crate::fastpath::signal(frame)
+    enter(|k| {
+        fast_path_entry(k);
+        crate::fastpath::signal(k, frame)
+    })
 }
 
 /// A checking kernel checks the state the previous entry left at every entry, the fast
 /// path's included (the general path checks again if the fast path does not take it).
 #[inline(always)]
-fn fast_path_entry() {
+fn fast_path_entry(_k: &crate::kernel::Kernel) {
     #[cfg(feature = "invariants")]
-    crate::invariants::on_entry(Some(0x15 << 26));
+    crate::invariants::on_entry(_k, Some(0x15 << 26));
 }
 
 #[no_mangle]
 extern "C" fn keel_fastpath_arm_timer() {
-    crate::fastpath::arm_timer()
+    enter(crate::fastpath::arm_timer)
 }
 
 #[no_mangle]
 extern "C" fn keel_handle_lower_sync(_frame: usize, esr: u64, far: u64) -> usize {
     // FAR is read in the vector: a trap of the kernel's own FP/SIMD use may change it.
-    crate::kernel::handle_user_exception(esr, far)
+    enter(|k| crate::kernel::handle_user_exception(k, esr, far))
 }
 
 #[no_mangle]
 extern "C" fn keel_handle_lower_irq() -> usize {
-    crate::kernel::handle_interrupt_entry()
+    enter(crate::kernel::handle_interrupt_entry)
 }
 
 #[no_mangle]
 extern "C" fn keel_handle_lower_serror() -> usize {
-    crate::kernel::handle_user_exception(0, 0)
+    enter(|k| crate::kernel::handle_user_exception(k, 0, 0))
 }
 
 #[no_mangle]
