@@ -631,7 +631,7 @@ fn handle_fault_reply(k: &mut Kernel, t: Pa, replier: Pa, fault: Fault) -> bool 
             X(r) => th.ctx.x[r as usize] = v,
             Sp => th.ctx.sp = v,
             Pc => th.ctx.pc = v,
-            Spsr => th.ctx.spsr = sanitise_spsr(v),
+            Spsr => th.ctx.spsr = crate::object::vcpu::sanitise_spsr(v, th.vcpu != 0),
             FaultIp => th.fault_ip = v,
         }
     }

@@ -41,6 +41,10 @@ pub struct Kernel {
     pub kernel_irqs: PerIrq<bool>,
     /// Counts units of long-running work, to space out preemption checks.
     pub work_units: u32,
+    /// The VCPU loaded in the hardware (seL4's `armHSCurVCPU`; 0: none), and whether it
+    /// is enabled (`armHSVCPUActive`); see `object::vcpu`.
+    pub cur_vcpu: Pa,
+    pub vcpu_active: bool,
 }
 
 impl Default for Kernel {
@@ -70,6 +74,8 @@ impl Kernel {
             irq_slots: PerIrq::new(EMPTY_SLOT),
             kernel_irqs: PerIrq::new(false),
             work_units: 0,
+            cur_vcpu: 0,
+            vcpu_active: false,
         }
     }
 }
@@ -116,6 +122,7 @@ kernel_objects!(
     crate::object::Reply,
     crate::object::SchedContext,
     crate::object::AsidPool,
+    crate::object::Vcpu,
     Slot,
     sel4_sys::BootInfo,
     sel4_sys::BootInfoHeader

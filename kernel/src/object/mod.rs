@@ -32,6 +32,7 @@ pub mod sched_control;
 pub mod smc;
 pub mod tcb;
 pub mod untyped;
+pub mod vcpu;
 pub mod vspace;
 
 pub use asid::AsidPool;
@@ -40,6 +41,7 @@ pub use notification::Notification;
 pub use reply::Reply;
 pub use sched_context::SchedContext;
 pub use tcb::{tcb_slot, Tcb};
+pub use vcpu::Vcpu;
 
 /// Object sizes in bits.
 pub mod sizes {
