@@ -281,9 +281,15 @@ fn saved_when_disabled(field: u64) -> bool {
     )
 }
 
+/// Whether `field` of `v` is in the hardware now: `v` is loaded, and enabled or the
+/// register is one that `disable` did not save.
+fn in_hardware(k: &Kernel, v: Pa, field: u64) -> bool {
+    k.cur_vcpu == v && (k.vcpu_active || !saved_when_disabled(field))
+}
+
 /// seL4's `readVCPUReg`: from the hardware while `v` is loaded and holds it there.
 pub fn read_reg(k: &mut Kernel, v: Pa, field: u64) -> u64 {
-    if k.cur_vcpu == v && !(saved_when_disabled(field) && !k.vcpu_active) {
+    if in_hardware(k, v, field) {
         arch::vcpu_reg_read(field)
     } else {
         k.obj::<Vcpu>(v).regs[field as usize]
@@ -292,7 +298,7 @@ pub fn read_reg(k: &mut Kernel, v: Pa, field: u64) -> u64 {
 
 /// seL4's `writeVCPUReg`.
 pub fn write_reg(k: &mut Kernel, v: Pa, field: u64, value: u64) {
-    if k.cur_vcpu == v && !(saved_when_disabled(field) && !k.vcpu_active) {
+    if in_hardware(k, v, field) {
         arch::vcpu_reg_write(field, value);
     } else {
         k.obj::<Vcpu>(v).regs[field as usize] = value;

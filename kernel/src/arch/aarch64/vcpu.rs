@@ -12,7 +12,8 @@ pub const VGIC_MAX_LR: usize = 16;
 /// HCR_EL2 for a thread with a VCPU (seL4's `HCR_VCPU`): stage 2 on, AArch64 EL1, physical
 /// SError/IRQ/FIQ routed to EL2 (so they become virtual for the guest), SMC, WFI and WFE
 /// trapped.
-const HCR_VCPU: u64 = (1 << 31) | (1 << 19) | (1 << 14) | (1 << 13) | (1 << 5) | (1 << 4) | (1 << 3) | 1;
+const HCR_VCPU: u64 =
+    (1 << 31) | (1 << 19) | (1 << 14) | (1 << 13) | (1 << 5) | (1 << 4) | (1 << 3) | 1;
 
 /// The number of list registers the virtual CPU interface has (ICH_VTR_EL2.ListRegs + 1),
 /// at most `VGIC_MAX_LR`.
