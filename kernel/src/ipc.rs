@@ -264,6 +264,16 @@ fn transfer_fault(k: &mut Kernel, sender: Pa, receiver: Pa, badge: u64, fault: F
             w[fl::VCPU_FAULT_HSR] = hsr;
             (fl::VCPU_FAULT, w, fl::VCPU_FAULT_LENGTH)
         }
+        Fault::VgicMaintenance { idx } => {
+            let mut w = [0u64; 13];
+            w[fl::VGIC_MAINTENANCE_IDX] = idx.unwrap_or(u64::MAX);
+            (fl::VGIC_MAINTENANCE, w, fl::VGIC_MAINTENANCE_LENGTH)
+        }
+        Fault::VppiEvent { irq } => {
+            let mut w = [0u64; 13];
+            w[fl::VPPI_EVENT_IRQ] = irq;
+            (fl::VPPI_EVENT, w, fl::VPPI_EVENT_LENGTH)
+        }
     };
     let n = n.min(msg_capacity(k, receiver));
     for (i, w) in words.iter().take(n).enumerate() {

@@ -272,6 +272,9 @@ impl Kernel {
     /// Loads the thread's address space and makes it current.
     pub fn switch_to(&mut self, t: Pa) {
         self.cur = t;
+        // The thread's VCPU (or none) in the hardware (seL4's `vcpu_switch`).
+        let vcpu = self.tcb(t).vcpu;
+        crate::object::vcpu::switch(self, vcpu);
         let vs = self.tcb(t).slots[tcb_slot::VTABLE].cap;
         let (root, vmid) = match vs.kind() {
             CapKind::VSpace {
@@ -345,6 +348,8 @@ pub fn handle_user_exception(k: &mut Kernel, esr: u64, far: u64) -> Pa {
             }
             let prefetch = class == ec::IABT_LOWER;
             let addr = if prefetch { k.tcb(t).ctx.pc } else { far };
+            // A guest's fault reports the IPA (seL4's `handleVMFault`).
+            let addr = crate::object::vcpu::fault_address(k, addr);
             crate::ipc::handle_fault(
                 k,
                 t,

@@ -177,3 +177,7 @@ pub fn set_guest_mode(guest: bool) {
     vcpu_hw_set(|h| h.guest = guest)
 }
 pub fn vcpu_barrier() {}
+/// Host: stage 1 is the identity.
+pub fn ats1e1r(va: u64) -> u64 {
+    va & 0x0000_ffff_ffff_f000
+}

@@ -159,6 +159,14 @@ pub enum Fault {
     VcpuFault {
         hsr: u64,
     },
+    /// seL4_Fault_VGICMaintenance: the guest EOI'd list register `idx` (None: unknown).
+    VgicMaintenance {
+        idx: Option<u64>,
+    },
+    /// seL4_Fault_VPPIEvent: a virtual PPI (the virtual timer) fired for the guest.
+    VppiEvent {
+        irq: u64,
+    },
 }
 
 /// Information kept while a thread is blocked sending on an endpoint.

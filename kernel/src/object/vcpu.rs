@@ -12,6 +12,7 @@ use crate::cap::CapKind;
 use crate::invoke::Inv;
 use crate::kernel::Kernel;
 use crate::mem::Pa;
+use crate::object::Fault;
 use crate::syscall::{Reply, SysError};
 use sel4_sys::{consts, label as lb, vcpu_reg as r};
 
@@ -441,4 +442,54 @@ pub fn maintenance_index(k: &mut Kernel) -> Option<usize> {
         k.obj::<Vcpu>(cur).vgic.lr[i] = v;
     }
     Some(i)
+}
+
+/// The address a VM fault reports: while a VCPU is enabled, the guest's virtual address
+/// `va` translated by its stage 1 (the IPA), as seL4's `handleVMFault`.
+pub fn fault_address(k: &Kernel, va: u64) -> u64 {
+    if k.vcpu_active {
+        (arch::ats1e1r(va) & 0x0000_ffff_ffff_f000) | (va & 0xfff)
+    } else {
+        va
+    }
+}
+
+/// Whether the running thread may take a VCPU event now (seL4's MCS check in `VPPIEvent`
+/// and `VGICMaintenance`): a thread waiting for budget would not get the fault message
+/// right; the level-triggered interrupt comes back.
+fn can_take_event(k: &Kernel) -> bool {
+    let t = k.cur;
+    t != 0 && {
+        let th = k.tcb_ref(t);
+        !th.in_ready_queue && !th.in_release_queue && k.is_schedulable(t)
+    }
+}
+
+/// Handles the virtual CPU interface's interrupts (seL4's `handleReservedIRQ`): the
+/// maintenance interrupt and the virtual timer become VGICMaintenance and VPPIEvent faults
+/// of the running guest. Returns false for any other interrupt.
+pub fn handle_irq(k: &mut Kernel, irq: u32) -> bool {
+    let fault = if irq == qemu_virt::ppi::GIC_MAINTENANCE {
+        if !can_take_event(k) || !k.vcpu_active {
+            return true;
+        }
+        Fault::VgicMaintenance {
+            idx: maintenance_index(k).map(|i| i as u64),
+        }
+    } else if irq as u64 == VTIMER_IRQ {
+        if !can_take_event(k) || !k.vcpu_active {
+            return true;
+        }
+        arch::irq_mask(irq);
+        let cur = k.cur_vcpu;
+        k.obj::<Vcpu>(cur).vppi_masked[0] = true;
+        Fault::VppiEvent { irq: VTIMER_IRQ }
+    } else {
+        return false;
+    };
+    let t = k.cur;
+    if crate::sched::is_runnable(k.tcb(t).state) {
+        crate::ipc::handle_fault(k, t, fault);
+    }
+    true
 }

@@ -352,6 +352,7 @@ extern "C" fn keel_boot(dtb: usize) -> ! {
     init_lower_els();
     gic::init();
     gic::enable(TIMER_IRQ);
+    vcpu_boot_init();
     timer_ack();
     write_sysreg!("cnthp_ctl_el2", 1);
     let frame = enter(|k| crate::boot::boot(k, dtb));

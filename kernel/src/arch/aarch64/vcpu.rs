@@ -181,3 +181,18 @@ pub fn set_guest_mode(guest: bool) {
 pub fn vcpu_barrier() {
     super::dsb_sy();
 }
+
+/// AT S1E1R: the guest's stage-1 translation of `va`, as PAR_EL1 reports it.
+pub fn ats1e1r(va: u64) -> u64 {
+    // SAFETY: an address translation instruction only writes PAR_EL1.
+    unsafe { core::arch::asm!("at s1e1r, {}", in(reg) va, options(nostack)) };
+    isb();
+    read_sysreg!("par_el1")
+}
+
+/// Boot: the maintenance interrupt on (it only fires while a guest's vGIC is enabled),
+/// the virtual CPU interface off.
+pub fn vcpu_boot_init() {
+    vgic_hcr_write(0);
+    super::gic::enable(super::board::ppi::GIC_MAINTENANCE);
+}
