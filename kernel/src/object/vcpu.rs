@@ -24,6 +24,8 @@ pub const VTIMER_IRQ: u64 = qemu_virt::ppi::VIRT_TIMER as u64;
 
 /// ICH_HCR_EL2.En (seL4's `VGIC_HCR_EN`).
 const VGIC_HCR_EN: u32 = 1;
+/// CNTKCTL_EL1.{EL0PCTEN, EL0VCTEN}: EL0 may read the physical and virtual counters.
+const CNTKCTL_EL0_COUNTERS: u64 = 0b11;
 /// ICH_MISR_EL2.EOI.
 const VGIC_MISR_EOI: u32 = 1;
 
@@ -103,6 +105,9 @@ fn save_virt_timer(k: &mut Kernel, v: Pa) {
     save_reg(k, v, r::CNTV_CVAL);
     save_reg(k, v, r::CNTVOFF);
     save_reg(k, v, r::CNTKCTL_EL1);
+    // Native threads read the counters at EL0 (seL4's `check_export_arch_timer`).
+    let cntkctl = arch::vcpu_reg_read(r::CNTKCTL_EL1);
+    arch::vcpu_reg_write(r::CNTKCTL_EL1, cntkctl | CNTKCTL_EL0_COUNTERS);
 }
 
 fn restore_virt_timer(k: &mut Kernel, v: Pa) {

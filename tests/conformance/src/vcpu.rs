@@ -2,17 +2,19 @@
 //! guest register file, InjectIRQ's checks and AckVPPI. The VCPUs here are never bound to
 //! a running thread, so every value goes through the object.
 
-use sel4::{cap, Error};
-use sel4_sys::vcpu_reg;
+use sel4::{cap, CapRights, Error, MessageInfo, VmAttributes};
+use sel4_sys::syscalls::get_mr;
+use sel4_sys::{fault, vcpu_reg};
 
-use crate::fail::{expect_err, TestResult};
-use crate::harness::{t, Test};
-use crate::kit::{self, DEPTH, ROOT_CNODE};
+use crate::fail::{expect_err, Ctx, TestResult};
+use crate::harness::{t, Test, RUNNER_PRIO};
+use crate::kit::{self, Opts, Thread, DEPTH, ROOT_CNODE};
 
 pub const TESTS: &[Test] = &[
     t("vcpu_create_bind_and_registers", create_bind_and_registers),
     t("vcpu_inject_irq_errors", vcpu_inject_irq_errors),
     t("vcpu_ack_vppi_and_labels", ack_vppi_and_labels),
+    t("vcpu_guest_exits", guest_exits),
 ];
 
 /// seL4's `SCTLR_EL1_VM`: a new VCPU starts with the MMU and caches off.
@@ -186,5 +188,178 @@ fn ack_vppi_and_labels() -> TestResult {
         Ok(SCTLR_EL1_VM),
         "still working"
     );
+    Ok(())
+}
+
+/// Where the guest's code sits in its physical address space, and an address with
+/// nothing mapped (in the same 1 GiB, so the walk stops at level 2).
+const GUEST_CODE: u64 = 0x1000_0000;
+const GUEST_HOLE: u64 = 0x2000_0008;
+
+/// The guest: a store to an unmapped IPA, an SMC, a WFI, an HVC (seL4: a system call with
+/// the number in x7), then a loop.
+const GUEST: [u32; 5] = [
+    0xf900_0001, // str x1, [x0]
+    0xd400_0003, // smc #0
+    0xd503_207f, // wfi
+    0xd400_0002, // hvc #0
+    0x1400_0000, // b .
+];
+
+/// EL1h with DAIF masked: the guest's PSTATE.
+const SPSR_EL1H: u64 = 0x3c5;
+
+/// Resumes the guest at the instruction after the one that exited (the handler advances
+/// the PC, as libvmm does) and waits for its next exit: (label, length, badge).
+fn step_over(
+    th: &Thread,
+    fe: cap::Endpoint,
+    reply: cap::Reply,
+) -> Result<(u64, u64, u64), crate::fail::Fail> {
+    let mut regs = th.tcb.read_registers(false, 0, 3).ctx("ReadRegisters")?;
+    regs.set_pc(regs.pc() + 4);
+    th.tcb
+        .write_registers(false, 0, 3, &regs)
+        .ctx("WriteRegisters")?;
+    reply.send(MessageInfo::new(0, 0, 0, 0));
+    let (info, badge) = fe.recv(reply);
+    Ok((info.label(), info.length(), badge))
+}
+
+/// A tiny EL1 guest in its own stage-2 space exits to its VMM (this thread, the fault
+/// handler) with seL4's messages: VMFault with the IPA and the syndrome, VCPUFault with
+/// the HSR for SMC and WFI, UnknownSyscall for HVC; each reply resumes it.
+fn guest_exits() -> TestResult {
+    // The code, written here and cleaned to memory (the guest runs with its MMU off).
+    let (code, cv) = kit::page()?;
+    for (i, w) in GUEST.iter().enumerate() {
+        // SAFETY: `cv` is a fresh frame mapped read-write in this address space.
+        unsafe { core::ptr::write_volatile((cv as *mut u32).add(i), *w) };
+    }
+    code.clean_data(0, 4096).ctx("clean")?;
+    code.unify_instruction(0, 4096).ctx("unify")?;
+    // Its stage-2 space: the code frame at GUEST_CODE.
+    let vs: cap::VSpace = kit::alloc()?;
+    sel4::init_thread::ASID_POOL
+        .assign(vs)
+        .ctx("ASIDPool_Assign")?;
+    let gcode: cap::SmallPage = kit::copy(code, CapRights::all())?;
+    kit::map_frame(
+        gcode,
+        vs,
+        GUEST_CODE,
+        CapRights::read_only(),
+        VmAttributes::DEFAULT,
+    )?;
+    let fe = kit::endpoint()?;
+    let fe_b = kit::mint(fe, CapRights::all(), 0x62)?;
+    let reply = kit::reply()?;
+    let th = Thread::new_in_vspace(vs, Opts::prio(RUNNER_PRIO + 10).fault(fe_b.cptr()))?;
+    let v: cap::VCpu = kit::alloc()?;
+    v.set_tcb(th.tcb).ctx("SetTCB")?;
+    let mut regs = sel4::UserContext::default();
+    regs.set_pc(GUEST_CODE);
+    regs.set_spsr(SPSR_EL1H);
+    regs.set_gpr(0, GUEST_HOLE);
+    regs.set_gpr(1, 0x1234);
+    regs.set_gpr(7, 0x4242);
+    th.tcb
+        .write_registers(false, 0, 12, &regs)
+        .ctx("WriteRegisters")?;
+    let back = th.tcb.read_registers(false, 0, 3).ctx("ReadRegisters")?;
+    check_eq!(
+        back.spsr(),
+        SPSR_EL1H,
+        "a thread with a VCPU may run at EL1h"
+    );
+    th.tcb.resume().ctx("Resume")?;
+
+    // 1. The store: VMFault, IP = the guest PC, Addr = the IPA, data, FSR = ESR_EL2.
+    let (info, badge) = fe.recv(reply);
+    check_eq!(
+        (info.label(), info.length(), badge),
+        (fault::VM_FAULT, fault::VM_FAULT_LENGTH as u64, 0x62),
+        "store: VMFault"
+    );
+    let (ip, addr, prefetch, fsr) = (get_mr(0), get_mr(1), get_mr(2), get_mr(3));
+    check_eq!(ip, GUEST_CODE, "VMFault IP");
+    check_eq!(addr, GUEST_HOLE, "VMFault Addr (IPA)");
+    check_eq!(prefetch, 0, "VMFault PrefetchFault");
+    check_eq!(
+        fsr >> 26,
+        0x24,
+        "FSR class: data abort from a lower EL (FSR {:#x})",
+        fsr
+    );
+    // ISV, SAS = doubleword, SRT = x1, SF, WnR, and a translation fault.
+    check_eq!(
+        (
+            fsr >> 24 & 1,
+            fsr >> 22 & 3,
+            fsr >> 16 & 0x1f,
+            fsr >> 15 & 1,
+            fsr >> 6 & 1,
+            fsr & 0x3c
+        ),
+        (1, 3, 1, 1, 1, 0x04),
+        "FSR syndrome {:#x}",
+        fsr
+    );
+    // 2. SMC: VCPUFault with the HSR.
+    let (label, len, _) = step_over(&th, fe, reply)?;
+    check_eq!((label, len), (fault::VCPU_FAULT, 1), "SMC: VCPUFault");
+    let hsr = get_mr(fault::VCPU_FAULT_HSR);
+    check_eq!(hsr >> 26, 0x17, "SMC: HSR class (SMC64), HSR {:#x}", hsr);
+    check_eq!(
+        th.tcb.read_registers(false, 0, 1).ctx("pc")?.pc(),
+        GUEST_CODE + 4,
+        "SMC: PC"
+    );
+    // 3. WFI: VCPUFault with the HSR.
+    let (label, len, _) = step_over(&th, fe, reply)?;
+    check_eq!((label, len), (fault::VCPU_FAULT, 1), "WFI: VCPUFault");
+    let hsr = get_mr(fault::VCPU_FAULT_HSR);
+    check_eq!(hsr >> 26, 0x01, "WFI: HSR class (WFx), HSR {:#x}", hsr);
+    check_eq!(hsr & 1, 0, "WFI (not WFE)");
+    // 4. HVC: a system call from the guest (x7 = 0x4242): UnknownSyscall.
+    let (label, len, _) = step_over(&th, fe, reply)?;
+    check_eq!(
+        (label, len),
+        (fault::UNKNOWN_SYSCALL, fault::UNKNOWN_SYSCALL_LENGTH as u64),
+        "HVC: UnknownSyscall"
+    );
+    check_eq!(
+        get_mr(fault::UNKNOWN_SYSCALL_FAULT_IP),
+        GUEST_CODE + 12,
+        "HVC: FaultIP"
+    );
+    check_eq!(
+        get_mr(fault::UNKNOWN_SYSCALL_SYSCALL),
+        0x4242,
+        "HVC: syscall number"
+    );
+    check_eq!(
+        get_mr(fault::UNKNOWN_SYSCALL_SPSR),
+        SPSR_EL1H,
+        "HVC: SPSR (EL1h)"
+    );
+    check_eq!(get_mr(fault::UNKNOWN_SYSCALL_X0 + 1), 0x1234, "HVC: x1");
+    // The guest's EL1 registers are the VCPU's: SCTLR as the kernel set it.
+    check_eq!(
+        v.read_regs(vcpu_reg::SCTLR),
+        Ok(SCTLR_EL1_VM),
+        "guest SCTLR"
+    );
+    v.write_regs(vcpu_reg::TPIDR_EL1, 0xfeed).ctx("WriteRegs")?;
+    check_eq!(
+        v.read_regs(vcpu_reg::TPIDR_EL1),
+        Ok(0xfeed),
+        "guest TPIDR_EL1"
+    );
+    th.tcb.suspend().ctx("suspend")?;
+    // Unbound, the thread's SPSR is back to EL0.
+    ROOT_CNODE.delete(v.cptr(), DEPTH).ctx("delete VCPU")?;
+    let back = th.tcb.read_registers(false, 0, 3).ctx("ReadRegisters")?;
+    check_eq!(back.spsr() & 0x1f, 0, "SPSR after the VCPU went");
     Ok(())
 }
