@@ -15,6 +15,8 @@ pub const TESTS: &[Test] = &[
     t("vcpu_inject_irq_errors", vcpu_inject_irq_errors),
     t("vcpu_ack_vppi_and_labels", ack_vppi_and_labels),
     t("vcpu_guest_exits", guest_exits),
+    t("vcpu_guest_virtual_timer_vppi", guest_virtual_timer),
+    t("vcpu_guest_vgic_maintenance", guest_vgic_maintenance),
 ];
 
 /// seL4's `SCTLR_EL1_VM`: a new VCPU starts with the MMU and caches off.
@@ -361,5 +363,145 @@ fn guest_exits() -> TestResult {
     ROOT_CNODE.delete(v.cptr(), DEPTH).ctx("delete VCPU")?;
     let back = th.tcb.read_registers(false, 0, 3).ctx("ReadRegisters")?;
     check_eq!(back.spsr() & 0x1f, 0, "SPSR after the VCPU went");
+    Ok(())
+}
+
+/// A guest running `code` at GUEST_CODE in a fresh stage-2 space, at EL1h, with a VCPU,
+/// its faults going to `fe` (badge 0x62). Not yet resumed.
+struct Guest {
+    th: Thread,
+    v: cap::VCpu,
+    fe: cap::Endpoint,
+    reply: cap::Reply,
+}
+
+fn guest(code: &[u32]) -> Result<Guest, crate::fail::Fail> {
+    let (frame, cv) = kit::page()?;
+    for (i, w) in code.iter().enumerate() {
+        // SAFETY: `cv` is a fresh frame mapped read-write in this address space.
+        unsafe { core::ptr::write_volatile((cv as *mut u32).add(i), *w) };
+    }
+    frame.clean_data(0, 4096).ctx("clean")?;
+    frame.unify_instruction(0, 4096).ctx("unify")?;
+    let vs: cap::VSpace = kit::alloc()?;
+    sel4::init_thread::ASID_POOL
+        .assign(vs)
+        .ctx("ASIDPool_Assign")?;
+    let gframe: cap::SmallPage = kit::copy(frame, CapRights::all())?;
+    kit::map_frame(
+        gframe,
+        vs,
+        GUEST_CODE,
+        CapRights::read_only(),
+        VmAttributes::DEFAULT,
+    )?;
+    let fe = kit::endpoint()?;
+    let fe_b = kit::mint(fe, CapRights::all(), 0x62)?;
+    let reply = kit::reply()?;
+    let th = Thread::new_in_vspace(vs, Opts::prio(RUNNER_PRIO + 10).fault(fe_b.cptr()))?;
+    let v: cap::VCpu = kit::alloc()?;
+    v.set_tcb(th.tcb).ctx("SetTCB")?;
+    let mut regs = sel4::UserContext::default();
+    regs.set_pc(GUEST_CODE);
+    regs.set_spsr(SPSR_EL1H);
+    th.tcb
+        .write_registers(false, 0, 3, &regs)
+        .ctx("WriteRegisters")?;
+    Ok(Guest { th, v, fe, reply })
+}
+
+/// The virtual timer, armed to fire at once, becomes a VPPIEvent (IRQ 27) for the VMM;
+/// the kernel masks it until AckVPPI, so the guest then runs on (to its WFI), and after
+/// AckVPPI the timer is reported again.
+fn guest_virtual_timer() -> TestResult {
+    let g = guest(&[
+        0xd503_207f, // wfi
+        0x17ff_ffff, // b .-4
+    ])?;
+    g.v.write_regs(vcpu_reg::CNTV_CVAL, 0).ctx("CNTV_CVAL")?;
+    g.v.write_regs(vcpu_reg::CNTV_CTL, 1).ctx("CNTV_CTL")?;
+    g.th.tcb.resume().ctx("Resume")?;
+    let (info, badge) = g.fe.recv(g.reply);
+    check_eq!(
+        (info.label(), info.length(), badge),
+        (fault::VPPI_EVENT, fault::VPPI_EVENT_LENGTH as u64, 0x62),
+        "the timer: VPPIEvent"
+    );
+    check_eq!(get_mr(fault::VPPI_EVENT_IRQ), 27, "VPPIEvent IRQ");
+    // Masked until acknowledged: the guest reaches its WFI.
+    g.reply.send(MessageInfo::new(0, 0, 0, 0));
+    let (info, _) = g.fe.recv(g.reply);
+    check_eq!(
+        info.label(),
+        fault::VCPU_FAULT,
+        "WFI while the timer is masked"
+    );
+    check_eq!(get_mr(fault::VCPU_FAULT_HSR) >> 26, 0x01, "WFI: HSR class");
+    check_eq!(
+        g.v.read_regs(vcpu_reg::CNTV_CTL).map(|c| c & 1),
+        Ok(1),
+        "timer still on"
+    );
+    g.v.ack_vppi(27).ctx("AckVPPI")?;
+    let (label, len, _) = step_over(&g.th, g.fe, g.reply)?;
+    check_eq!(
+        (label, len),
+        (fault::VPPI_EVENT, 1),
+        "the timer again after AckVPPI"
+    );
+    check_eq!(get_mr(fault::VPPI_EVENT_IRQ), 27, "VPPIEvent IRQ again");
+    g.th.tcb.suspend().ctx("suspend")?;
+    g.v.write_regs(vcpu_reg::CNTV_CTL, 0).ctx("timer off")?;
+    check_eq!(g.v.read_regs(vcpu_reg::CNTV_CTL), Ok(0), "timer off");
+    ROOT_CNODE.delete(g.v.cptr(), DEPTH).ctx("delete VCPU")?;
+    Ok(())
+}
+
+/// An interrupt injected with InjectIRQ reaches the guest through a list register: it
+/// reads it from ICC_IAR1_EL1 and EOIs it, and the EOI raises the maintenance interrupt,
+/// which the VMM gets as VGICMaintenance with the list register's index.
+fn guest_vgic_maintenance() -> TestResult {
+    let g = guest(&[
+        0xd280_0022, // mov x2, #1
+        0xd518_cce2, // msr ICC_IGRPEN1_EL1, x2
+        0xd280_1fe2, // mov x2, #0xff
+        0xd518_4602, // msr ICC_PMR_EL1, x2
+        0xd503_3fdf, // isb
+        0xd538_cc03, // mrs x3, ICC_IAR1_EL1
+        0xd518_cc23, // msr ICC_EOIR1_EL1, x3
+        0xd503_3fdf, // isb
+        0xd400_0002, // hvc #0
+        0x1400_0000, // b .
+    ])?;
+    // VCPU0001's case, then the guest runs: virq 40, priority 0, group 1, list register 2.
+    g.v.inject_irq(40, 0, 1, 2).ctx("InjectIRQ")?;
+    g.th.tcb.resume().ctx("Resume")?;
+    let (info, badge) = g.fe.recv(g.reply);
+    check_eq!(
+        (info.label(), info.length(), badge),
+        (
+            fault::VGIC_MAINTENANCE,
+            fault::VGIC_MAINTENANCE_LENGTH as u64,
+            0x62
+        ),
+        "EOI: VGICMaintenance"
+    );
+    check_eq!(
+        get_mr(fault::VGIC_MAINTENANCE_IDX),
+        2,
+        "VGICMaintenance IDX"
+    );
+    g.reply.send(MessageInfo::new(0, 0, 0, 0));
+    let (info, _) = g.fe.recv(g.reply);
+    check_eq!(info.label(), fault::UNKNOWN_SYSCALL, "HVC after the EOI");
+    check_eq!(
+        get_mr(fault::UNKNOWN_SYSCALL_X0 + 3),
+        40,
+        "the guest acknowledged virq 40"
+    );
+    g.th.tcb.suspend().ctx("suspend")?;
+    // The list register can take the next interrupt.
+    check_eq!(g.v.inject_irq(41, 0, 1, 2), Ok(()), "InjectIRQ again");
+    ROOT_CNODE.delete(g.v.cptr(), DEPTH).ctx("delete VCPU")?;
     Ok(())
 }
