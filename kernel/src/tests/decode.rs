@@ -1357,3 +1357,55 @@ fn vcpu_loaded_registers_are_the_hardware() {
     assert_eq!((k().cur_vcpu, k().vcpu_active, tcb(t).vcpu), (0, false, 0));
     assert!(!crate::arch::vcpu_hw().guest);
 }
+
+/// The maintenance interrupt's list-register index (seL4's VGICMaintenance): the first
+/// list register the guest EOI'd, its EOI bit cleared in the hardware and the object; none
+/// without an EOI. Interrupts that are not the vGIC's or the virtual timer's are not
+/// taken, and without an enabled VCPU those two make no fault.
+#[test]
+fn vcpu_maintenance_index_and_events() {
+    use crate::object::vcpu::{self, lr, Vcpu};
+    let mut b = Bench::new();
+    b.put(1, untyped(13, false));
+    b.put(2, self_cnode(&b));
+    let t = new_thread(10);
+    b.put(3, Cap::new(CapKind::Tcb { pa: t }));
+    b.ok(
+        "retype",
+        1,
+        lb::UNTYPED_RETYPE,
+        &[ot::ARM_VCPU, 0, 0, 0, 14, 1],
+        &[2],
+    );
+    let v = vcpu_at(&b, 14);
+    b.ok("SetTCB", 14, lb::ARM_VCPU_SET_TCB, &[], &[3]);
+    assert!(!vcpu::handle_irq(k(), 40), "an SPI is not the VCPU's");
+    assert!(vcpu::handle_irq(k(), 25), "maintenance, no VCPU enabled");
+    assert!(vcpu::handle_irq(k(), 27), "virtual timer, no VCPU enabled");
+    assert_eq!(tcb(t).fault, crate::object::Fault::None);
+    assert!(!obj::<Vcpu>(v).vppi_masked[0]);
+    vcpu::switch(k(), v);
+    let pending = lr::pending(1, 0, 40);
+    crate::arch::vcpu_hw_set(|h| {
+        h.lr[1] = pending;
+        h.misr = 1;
+        h.eisr = 0b10;
+    });
+    assert_eq!(vcpu::maintenance_index(k()), Some(1));
+    assert_eq!(crate::arch::vcpu_hw().lr[1], pending & !lr::EOI);
+    assert_eq!(obj::<Vcpu>(v).vgic.lr[1], pending & !lr::EOI);
+    crate::arch::vcpu_hw_set(|h| h.misr = 0);
+    assert_eq!(vcpu::maintenance_index(k()), None, "no EOI");
+    crate::arch::vcpu_hw_set(|h| {
+        h.misr = 1;
+        h.eisr = 1 << 5;
+    });
+    assert_eq!(
+        vcpu::maintenance_index(k()),
+        None,
+        "past the list registers"
+    );
+    vcpu::switch(k(), 0);
+    crate::delete::delete_slot(k(), b.c.slot(14)).unwrap();
+    assert_eq!((k().cur_vcpu, tcb(t).vcpu), (0, 0));
+}
