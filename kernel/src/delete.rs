@@ -227,6 +227,7 @@ fn finalise(k: &mut Kernel, cap: Cap, last: bool) {
         CapKind::AsidPool { asid_base, pa } if last => {
             crate::vspace::delete_asid_pool(k, asid_base, pa)
         }
+        CapKind::Vcpu { pa } if last => crate::object::vcpu::finalise(k, pa),
         _ => {}
     }
 }
@@ -251,6 +252,7 @@ fn finalise_tcb(k: &mut Kernel, t: Pa) {
     suspend(k, t);
     // Its memory may become a frame: the FPU owner must not point at it.
     crate::arch::fpu_release(t);
+    crate::object::vcpu::tcb_finalise(k, t);
     let th = k.tcb(t);
     let (bound, sc) = (th.bound_ntfn, th.sc);
     (th.bound_ntfn, th.sc) = (0, 0);

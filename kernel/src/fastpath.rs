@@ -88,6 +88,10 @@ fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
 /// general path allocates one).
 #[inline(always)]
 fn loaded_vspace_of(kk: &mut Kernel, t: Pa) -> Option<(Pa, u64)> {
+    // A switch to or from a guest changes the VCPU state: the general path does it.
+    if kk.vcpu_active || tcb(t).vcpu != 0 {
+        return None;
+    }
     let (pa, asid) = tcb(t).slots[tcb_slot::VTABLE].cap.vspace_with_asid()?;
     crate::vspace::vmid_if_allocated(kk, asid, pa).map(|v| (pa, v))
 }

@@ -774,6 +774,20 @@ fn check_tcb(k: &Kernel, t: Pa, m: Mode) -> Check {
             n,
         )?;
     }
+    if th.vcpu != 0 {
+        ensure(
+            m.live(th.vcpu, Kind::Vcpu),
+            "a bound VCPU is not a live VCPU",
+            t,
+            th.vcpu,
+        )?;
+        ensure(
+            k.obj_ref::<crate::object::Vcpu>(th.vcpu).tcb == t,
+            "tcb.vcpu is not mirrored by vcpu.tcb",
+            t,
+            th.vcpu,
+        )?;
+    }
     if th.yield_to != 0 {
         ensure(
             m.live(th.yield_to, Kind::SchedContext),
@@ -1218,7 +1232,22 @@ fn check_links(k: &Kernel) -> Check {
             check_reply(k, pa, m)?;
         } else if kind == Kind::SchedContext as u8 {
             check_sc(k, pa, m)?;
+        } else if kind == Kind::Vcpu as u8 {
+            let t = k.obj_ref::<crate::object::Vcpu>(pa).tcb;
+            if t != 0 {
+                ensure(m.live(t, Kind::Tcb), "vcpu.tcb is not a live TCB", pa, t)?;
+                ensure(tcb(k, t).vcpu == pa, "vcpu.tcb is not mirrored", pa, t)?;
+            }
         }
+    }
+    // The VCPU loaded in the hardware is a live VCPU.
+    if kk.cur_vcpu != 0 {
+        ensure(
+            m.live(kk.cur_vcpu, Kind::Vcpu),
+            "the loaded VCPU is not a live VCPU",
+            kk.cur_vcpu,
+            0,
+        )?;
     }
     // The IRQ table holds notifications only, for issued IRQs.
     for (i, s) in kk.irq_slots.as_slice().iter().enumerate() {

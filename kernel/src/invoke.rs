@@ -9,7 +9,7 @@ use crate::kernel::Kernel;
 use crate::mem::{read_word, Pa};
 use crate::object::{
     asid, cnode, domain, frame, irq, page_table, sched_context, sched_control, smc, tcb, untyped,
-    vspace,
+    vcpu, vspace,
 };
 use crate::syscall::{lookup_cap, SysError, SysResult};
 use sel4_sys::{ipc_buffer, MessageInfo};
@@ -123,6 +123,7 @@ pub fn decode_invocation(k: &mut Kernel, t: Pa, s: Pa, cap: Cap, info: MessageIn
         CapKind::Frame { .. } => run!(frame::decode(s, cap)),
         CapKind::Smc { badge } => run!(smc::decode(badge)),
         CapKind::Domain => run!(domain::decode()),
+        CapKind::Vcpu { pa } => run!(vcpu::decode(pa)),
         _ => Err(SysError::IllegalOperation),
     }
 }

@@ -264,6 +264,16 @@ fn transfer_fault(k: &mut Kernel, sender: Pa, receiver: Pa, badge: u64, fault: F
             w[fl::VCPU_FAULT_HSR] = hsr;
             (fl::VCPU_FAULT, w, fl::VCPU_FAULT_LENGTH)
         }
+        Fault::VgicMaintenance { idx } => {
+            let mut w = [0u64; 13];
+            w[fl::VGIC_MAINTENANCE_IDX] = idx.unwrap_or(u64::MAX);
+            (fl::VGIC_MAINTENANCE, w, fl::VGIC_MAINTENANCE_LENGTH)
+        }
+        Fault::VppiEvent { irq } => {
+            let mut w = [0u64; 13];
+            w[fl::VPPI_EVENT_IRQ] = irq;
+            (fl::VPPI_EVENT, w, fl::VPPI_EVENT_LENGTH)
+        }
     };
     let n = n.min(msg_capacity(k, receiver));
     for (i, w) in words.iter().take(n).enumerate() {
@@ -631,7 +641,7 @@ fn handle_fault_reply(k: &mut Kernel, t: Pa, replier: Pa, fault: Fault) -> bool 
             X(r) => th.ctx.x[r as usize] = v,
             Sp => th.ctx.sp = v,
             Pc => th.ctx.pc = v,
-            Spsr => th.ctx.spsr = sanitise_spsr(v),
+            Spsr => th.ctx.spsr = crate::object::vcpu::sanitise_spsr(v, th.vcpu != 0),
             FaultIp => th.fault_ip = v,
         }
     }

@@ -63,6 +63,12 @@ pub fn handle_pending_interrupts(k: &mut Kernel) {
             crate::arch::irq_eoi(irq);
             continue;
         }
+        // The virtual CPU interface's interrupts are the running guest's (seL4's
+        // handleReservedIRQ).
+        if crate::object::vcpu::handle_irq(k, irq) {
+            crate::arch::irq_eoi(irq);
+            continue;
+        }
         if let Some(n) = IrqNumber::new(irq as u64) {
             crate::arch::irq_mask(irq);
             let cap = k.irq_slots[n].cap;

@@ -41,6 +41,10 @@ pub struct Kernel {
     pub kernel_irqs: PerIrq<bool>,
     /// Counts units of long-running work, to space out preemption checks.
     pub work_units: u32,
+    /// The VCPU loaded in the hardware (seL4's `armHSCurVCPU`; 0: none), and whether it
+    /// is enabled (`armHSVCPUActive`); see `object::vcpu`.
+    pub cur_vcpu: Pa,
+    pub vcpu_active: bool,
 }
 
 impl Default for Kernel {
@@ -70,6 +74,8 @@ impl Kernel {
             irq_slots: PerIrq::new(EMPTY_SLOT),
             kernel_irqs: PerIrq::new(false),
             work_units: 0,
+            cur_vcpu: 0,
+            vcpu_active: false,
         }
     }
 }
@@ -116,6 +122,7 @@ kernel_objects!(
     crate::object::Reply,
     crate::object::SchedContext,
     crate::object::AsidPool,
+    crate::object::Vcpu,
     Slot,
     sel4_sys::BootInfo,
     sel4_sys::BootInfoHeader
@@ -265,6 +272,9 @@ impl Kernel {
     /// Loads the thread's address space and makes it current.
     pub fn switch_to(&mut self, t: Pa) {
         self.cur = t;
+        // The thread's VCPU (or none) in the hardware (seL4's `vcpu_switch`).
+        let vcpu = self.tcb(t).vcpu;
+        crate::object::vcpu::switch(self, vcpu);
         let vs = self.tcb(t).slots[tcb_slot::VTABLE].cap;
         let (root, vmid) = match vs.kind() {
             CapKind::VSpace {
@@ -338,6 +348,8 @@ pub fn handle_user_exception(k: &mut Kernel, esr: u64, far: u64) -> Pa {
             }
             let prefetch = class == ec::IABT_LOWER;
             let addr = if prefetch { k.tcb(t).ctx.pc } else { far };
+            // A guest's fault reports the IPA (seL4's `handleVMFault`).
+            let addr = crate::object::vcpu::fault_address(k, addr);
             crate::ipc::handle_fault(
                 k,
                 t,

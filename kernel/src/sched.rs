@@ -447,6 +447,8 @@ impl Kernel {
                 return t;
             }
             self.cur = 0;
+            // No guest state enabled while the kernel idles (seL4's idle thread has none).
+            crate::object::vcpu::switch(self, 0);
             self.idle_until_something_runs();
         }
     }

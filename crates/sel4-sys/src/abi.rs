@@ -191,9 +191,51 @@ pub mod fault {
     pub const VCPU_FAULT_HSR: usize = 0;
     pub const VCPU_FAULT_LENGTH: usize = 1;
 
+    /// VGICMaintenance message registers (1 word: the list-register index, or -1).
+    pub const VGIC_MAINTENANCE_IDX: usize = 0;
+    pub const VGIC_MAINTENANCE_LENGTH: usize = 1;
+
+    /// VPPIEvent message registers (1 word: the PPI number).
+    pub const VPPI_EVENT_IRQ: usize = 0;
+    pub const VPPI_EVENT_LENGTH: usize = 1;
+
     /// Timeout fault reply (seL4_TimeoutReply_*): FaultIP, SP, SPSR, x0..x8, x16..x18,
     /// x29, x30, x9..x15, x19..x28.
     pub const TIMEOUT_REPLY_LENGTH: usize = 34;
+}
+
+/// `seL4_VCPUReg`: the guest EL1 registers `VCPU_ReadRegs` / `VCPU_WriteRegs` name
+/// (seL4 16.0.0, aarch64).
+pub mod vcpu_reg {
+    pub const SCTLR: u64 = 0;
+    pub const CPACR: u64 = 1;
+    pub const TTBR0: u64 = 2;
+    pub const TTBR1: u64 = 3;
+    pub const TCR: u64 = 4;
+    pub const MAIR: u64 = 5;
+    pub const AMAIR: u64 = 6;
+    pub const CIDR: u64 = 7;
+    pub const ACTLR: u64 = 8;
+    pub const AFSR0: u64 = 9;
+    pub const AFSR1: u64 = 10;
+    pub const ESR: u64 = 11;
+    pub const FAR: u64 = 12;
+    pub const PAR: u64 = 13;
+    pub const VBAR: u64 = 14;
+    pub const TPIDR_EL1: u64 = 15;
+    pub const VMPIDR_EL2: u64 = 16;
+    pub const SP_EL1: u64 = 17;
+    pub const ELR_EL1: u64 = 18;
+    pub const SPSR_EL1: u64 = 19;
+    pub const CNTV_CTL: u64 = 20;
+    pub const CNTV_CVAL: u64 = 21;
+    pub const CNTVOFF: u64 = 22;
+    pub const CNTKCTL_EL1: u64 = 23;
+    /// `seL4_VCPUReg_Num`.
+    pub const NUM: u64 = 24;
+    /// The range saved and restored in bulk on a VCPU switch (TTBR0..=SPSR_EL1).
+    pub const SAVE_RANGE_START: u64 = TTBR0;
+    pub const SAVE_RANGE_END: u64 = SPSR_EL1;
 }
 
 /// Initial capability slots in the root task's CNode.

@@ -256,8 +256,48 @@ fn fault_message_registers() {
         // VCPUFault: HSR.
         ("VCPUFault_HSR", VCPU_FAULT_HSR, 0),
         ("VCPUFault_Length", VCPU_FAULT_LENGTH, 1),
+        // VGICMaintenance: IDX; VPPIEvent: IRQ.
+        ("VGICMaintenance_IDX", VGIC_MAINTENANCE_IDX, 0),
+        ("VGICMaintenance_Length", VGIC_MAINTENANCE_LENGTH, 1),
+        ("VPPIEvent_IRQ", VPPI_EVENT_IRQ, 0),
+        ("VPPIEvent_Length", VPPI_EVENT_LENGTH, 1),
         // TimeoutReply: FaultIP, SP, SPSR_EL1, X0..X8, X16..X18, X29, X30, X9..X15, X19..X28.
         ("TimeoutReply_Length", TIMEOUT_REPLY_LENGTH, 34),
+    ]);
+}
+
+#[test]
+fn vcpu_registers() {
+    use sel4_sys::vcpu_reg::*;
+    // seL4_VCPUReg (libsel4/sel4_arch_include/aarch64/sel4/sel4_arch/constants.h, 16.0.0).
+    check(&[
+        ("SCTLR", SCTLR, 0),
+        ("CPACR", CPACR, 1),
+        ("TTBR0", TTBR0, 2),
+        ("TTBR1", TTBR1, 3),
+        ("TCR", TCR, 4),
+        ("MAIR", MAIR, 5),
+        ("AMAIR", AMAIR, 6),
+        ("CIDR", CIDR, 7),
+        ("ACTLR", ACTLR, 8),
+        ("AFSR0", AFSR0, 9),
+        ("AFSR1", AFSR1, 10),
+        ("ESR", ESR, 11),
+        ("FAR", FAR, 12),
+        ("PAR", PAR, 13),
+        ("VBAR", VBAR, 14),
+        ("TPIDR_EL1", TPIDR_EL1, 15),
+        ("VMPIDR_EL2", VMPIDR_EL2, 16),
+        ("SP_EL1", SP_EL1, 17),
+        ("ELR_EL1", ELR_EL1, 18),
+        ("SPSR_EL1", SPSR_EL1, 19),
+        ("CNTV_CTL", CNTV_CTL, 20),
+        ("CNTV_CVAL", CNTV_CVAL, 21),
+        ("CNTVOFF", CNTVOFF, 22),
+        ("CNTKCTL_EL1", CNTKCTL_EL1, 23),
+        ("Num", NUM, 24),
+        ("SaveRange_start", SAVE_RANGE_START, 2),
+        ("SaveRange_end", SAVE_RANGE_END, 19),
     ]);
 }
 

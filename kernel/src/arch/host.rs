@@ -77,3 +77,107 @@ pub fn fpu_owner() -> usize {
     0
 }
 pub fn fpu_release(_t: usize) {}
+
+// VCPU hardware: a simulated register file per test thread, so that host tests can see
+// whether an invocation went to the loaded VCPU's registers or to the object.
+pub const VGIC_MAX_LR: usize = 16;
+#[derive(Clone, Copy)]
+pub struct VcpuHw {
+    pub regs: [u64; 24],
+    pub lr: [u64; VGIC_MAX_LR],
+    pub hcr: u32,
+    pub vmcr: u32,
+    pub apr: u32,
+    pub misr: u32,
+    pub eisr: u32,
+    pub guest: bool,
+}
+#[cfg(test)]
+std::thread_local! {
+    static VCPU_HW: core::cell::Cell<VcpuHw> = const { core::cell::Cell::new(VcpuHw::RESET) };
+}
+impl VcpuHw {
+    const RESET: VcpuHw = VcpuHw {
+        regs: [0; 24],
+        lr: [0; VGIC_MAX_LR],
+        hcr: 0,
+        vmcr: 0,
+        apr: 0,
+        misr: 0,
+        eisr: 0,
+        guest: false,
+    };
+}
+/// The simulated VCPU hardware of this test thread.
+pub fn vcpu_hw() -> VcpuHw {
+    #[cfg(test)]
+    return VCPU_HW.with(|h| h.get());
+    #[cfg(not(test))]
+    VcpuHw::RESET
+}
+pub fn vcpu_hw_set(f: impl FnOnce(&mut VcpuHw)) {
+    #[cfg(test)]
+    VCPU_HW.with(|h| {
+        let mut v = h.get();
+        f(&mut v);
+        h.set(v);
+    });
+    #[cfg(not(test))]
+    let _ = f;
+}
+/// QEMU's GICv3 has four list registers.
+pub fn vgic_num_lrs() -> usize {
+    4
+}
+pub fn vcpu_reg_read(field: u64) -> u64 {
+    vcpu_hw().regs.get(field as usize).copied().unwrap_or(0)
+}
+pub fn vcpu_reg_write(field: u64, v: u64) {
+    vcpu_hw_set(|h| {
+        if let Some(r) = h.regs.get_mut(field as usize) {
+            *r = v;
+        }
+    })
+}
+pub fn vgic_lr_read(i: usize) -> u64 {
+    vcpu_hw().lr.get(i).copied().unwrap_or(0)
+}
+pub fn vgic_lr_write(i: usize, v: u64) {
+    vcpu_hw_set(|h| {
+        if let Some(r) = h.lr.get_mut(i) {
+            *r = v;
+        }
+    })
+}
+pub fn vgic_hcr_read() -> u32 {
+    vcpu_hw().hcr
+}
+pub fn vgic_hcr_write(v: u32) {
+    vcpu_hw_set(|h| h.hcr = v)
+}
+pub fn vgic_vmcr_read() -> u32 {
+    vcpu_hw().vmcr
+}
+pub fn vgic_vmcr_write(v: u32) {
+    vcpu_hw_set(|h| h.vmcr = v)
+}
+pub fn vgic_apr_read() -> u32 {
+    vcpu_hw().apr
+}
+pub fn vgic_apr_write(v: u32) {
+    vcpu_hw_set(|h| h.apr = v)
+}
+pub fn vgic_misr() -> u32 {
+    vcpu_hw().misr
+}
+pub fn vgic_eisr() -> u32 {
+    vcpu_hw().eisr
+}
+pub fn set_guest_mode(guest: bool) {
+    vcpu_hw_set(|h| h.guest = guest)
+}
+pub fn vcpu_barrier() {}
+/// Host: stage 1 is the identity.
+pub fn ats1e1r(va: u64) -> u64 {
+    va & 0x0000_ffff_ffff_f000
+}

@@ -32,6 +32,7 @@ pub mod sched_control;
 pub mod smc;
 pub mod tcb;
 pub mod untyped;
+pub mod vcpu;
 pub mod vspace;
 
 pub use asid::AsidPool;
@@ -40,6 +41,7 @@ pub use notification::Notification;
 pub use reply::Reply;
 pub use sched_context::SchedContext;
 pub use tcb::{tcb_slot, Tcb};
+pub use vcpu::Vcpu;
 
 /// Object sizes in bits.
 pub mod sizes {
@@ -156,6 +158,14 @@ pub enum Fault {
     /// abort or an unknown-reason trap is reported with its syndrome (ESR_EL2).
     VcpuFault {
         hsr: u64,
+    },
+    /// seL4_Fault_VGICMaintenance: the guest EOI'd list register `idx` (None: unknown).
+    VgicMaintenance {
+        idx: Option<u64>,
+    },
+    /// seL4_Fault_VPPIEvent: a virtual PPI (the virtual timer) fired for the guest.
+    VppiEvent {
+        irq: u64,
     },
 }
 

@@ -118,6 +118,8 @@ pub struct Tcb {
     pub bound_ntfn: Pa,
     pub ipc_buffer: u64,
     pub fault: Fault,
+    /// The bound VCPU (0: none); mirrored by the VCPU's `tcb`.
+    pub vcpu: Pa,
 }
 
 fn tcb_slot_pa(k: &mut Kernel, t: Pa, i: usize) -> Pa {
@@ -322,6 +324,7 @@ fn read_reg(th: &Tcb, i: usize) -> u64 {
 }
 
 fn write_reg(th: &mut Tcb, i: usize, v: u64) {
+    let has_vcpu = th.vcpu != 0;
     let c = &mut th.ctx;
     match i {
         uc::PC => {
@@ -329,7 +332,7 @@ fn write_reg(th: &mut Tcb, i: usize, v: u64) {
             th.fault_ip = v;
         }
         uc::SP => c.sp = v,
-        uc::SPSR => c.spsr = ipc::sanitise_spsr(v),
+        uc::SPSR => c.spsr = crate::object::vcpu::sanitise_spsr(v, has_vcpu),
         3..=11 => c.x[i - 3] = v,
         12 => c.x[16] = v,
         13 => c.x[17] = v,

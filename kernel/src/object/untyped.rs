@@ -261,6 +261,9 @@ fn create_object(k: &mut Kernel, ty: u64, pa: Pa, user_bits: u64, is_device: boo
                 mapping: None,
             })
         }
-        _ => Cap::new(CapKind::Vcpu { pa }),
+        _ => {
+            crate::object::vcpu::init(k, pa);
+            Cap::new(CapKind::Vcpu { pa })
+        }
     }
 }

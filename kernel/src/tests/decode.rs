@@ -1165,3 +1165,247 @@ fn decode_reply_recv_invokes_what_x6_names() {
     crate::delete::suspend(crate::kernel::k(), t);
     k().cur = 0;
 }
+
+// ---------------------------------------------------------------------------------------
+// VCPU (seL4's src/arch/arm/object/vcpu.c).
+
+fn vcpu_at(b: &Bench, i: usize) -> Pa {
+    match slot(b.c.slot(i)).cap.kind() {
+        CapKind::Vcpu { pa } => pa,
+        c => panic!("slot {i} holds {c:?}"),
+    }
+}
+
+#[test]
+#[rustfmt::skip] // one case per line, as in the table
+fn decode_vcpu_errors() {
+    use crate::object::vcpu::{self, Vcpu};
+    use sel4_sys::vcpu_reg;
+    let mut b = Bench::new();
+    b.put(1, untyped(14, false));
+    b.put(2, self_cnode(&b));
+    let (ta, tb) = (new_thread(10), new_thread(10));
+    b.put(3, Cap::new(CapKind::Tcb { pa: ta }));
+    b.put(4, Cap::new(CapKind::Tcb { pa: tb }));
+    b.put(5, ep_cap(ALL, 0));
+    b.ok("retype two VCPUs", 1, lb::UNTYPED_RETYPE, &[ot::ARM_VCPU, 0, 0, 0, 14, 2], &[2]);
+    let (v, w) = (vcpu_at(&b, 14), vcpu_at(&b, 15));
+    b.watch(v, 4096);
+    b.watch(w, 4096);
+    b.watch(ta, 1 << 11);
+    b.watch(tb, 1 << 11);
+    // A new VCPU: SCTLR with the MMU off, the vGIC enabled, no TCB (seL4's vcpu_init).
+    assert_eq!(obj::<Vcpu>(v).regs[0], vcpu::SCTLR_EL1_VM);
+    assert_eq!(obj::<Vcpu>(v).vgic.hcr, 1);
+    assert_eq!(obj::<Vcpu>(v).tcb, 0);
+    let (set, inject, read, write, ack) = (
+        lb::ARM_VCPU_SET_TCB,
+        lb::ARM_VCPU_INJECT_IRQ,
+        lb::ARM_VCPU_READ_REG,
+        lb::ARM_VCPU_WRITE_REG,
+        lb::ARM_VCPU_ACK_VPPI,
+    );
+    for label in [0, lb::TCB_SUSPEND, lb::ARM_VCPU_ACK_VPPI + 1, 1000] {
+        b.err("VCPU: wrong label", 14, label, &[0; 2], &[3], IllegalOperation);
+    }
+    b.err("SetTCB: no cap", 14, set, &[], &[], TruncatedMessage);
+    b.err("SetTCB: an endpoint", 14, set, &[], &[5], IllegalOperation);
+    b.err("SetTCB: a VCPU", 14, set, &[], &[15], IllegalOperation);
+    b.err("ReadReg: no words", 14, read, &[], &[], TruncatedMessage);
+    b.err("ReadReg: field 24", 14, read, &[vcpu_reg::NUM], &[], InvalidArgument(1));
+    b.err("ReadReg: field 2^64 - 1", 14, read, &[u64::MAX], &[], InvalidArgument(1));
+    b.err("WriteReg: one word", 14, write, &[vcpu_reg::SCTLR], &[], TruncatedMessage);
+    b.err("WriteReg: field 24", 14, write, &[vcpu_reg::NUM, 0], &[], InvalidArgument(1));
+    b.err("InjectIRQ: no words", 14, inject, &[], &[], TruncatedMessage);
+    let word = |virq: u64, prio: u64, group: u64, index: u64| virq | prio << 16 | group << 24 | index << 32;
+    b.err("InjectIRQ: virq 1024", 14, inject, &[word(1024, 0, 0, 0)], &[], RangeError(0, 1023));
+    b.err("InjectIRQ: virq before priority", 14, inject, &[word(0xffff, 0xff, 0xff, 0xff)], &[], RangeError(0, 1023));
+    b.err("InjectIRQ: priority 32", 14, inject, &[word(27, 32, 0, 0)], &[], RangeError(0, 31));
+    b.err("InjectIRQ: priority before group", 14, inject, &[word(27, 32, 2, 0)], &[], RangeError(0, 31));
+    b.err("InjectIRQ: group 2", 14, inject, &[word(27, 0, 2, 0)], &[], RangeError(0, 1));
+    b.err("InjectIRQ: group before index", 14, inject, &[word(27, 0, 2, 4)], &[], RangeError(0, 1));
+    b.err("InjectIRQ: index 4 of 4", 14, inject, &[word(27, 0, 0, 4)], &[], RangeError(0, 3));
+    b.err("InjectIRQ: index 255", 14, inject, &[word(27, 0, 0, 255)], &[], RangeError(0, 3));
+    // A list register the guest has active: DeleteFirst.
+    obj::<Vcpu>(v).vgic.lr[2] = vcpu::lr::STATE_ACTIVE << vcpu::lr::STATE_SHIFT;
+    b.err("InjectIRQ: list register active", 14, inject, &[word(27, 0, 0, 2)], &[], DeleteFirst);
+    obj::<Vcpu>(v).vgic.lr[2] = 0;
+    b.err("AckVPPI: no words", 14, ack, &[], &[], TruncatedMessage);
+    b.err("AckVPPI: IRQ past the last", 14, ack, &[consts::MAX_IRQ + 1], &[], RangeError(0, consts::MAX_IRQ));
+    b.err("AckVPPI: IRQ 2^64 - 1", 14, ack, &[u64::MAX], &[], RangeError(0, consts::MAX_IRQ));
+    b.err("AckVPPI: not a VPPI", 14, ack, &[26], &[], InvalidArgument(0));
+
+    // Still working. sel4test VCPU0001: InjectIRQ on a VCPU without a TCB is stored.
+    b.ok("InjectIRQ without a TCB", 14, inject, &[word(27, 5, 1, 3)], &[]);
+    assert_eq!(obj::<Vcpu>(v).vgic.lr[3], 1 << 62 | 1 << 60 | 5 << 48 | 1 << 41 | 27);
+    // A pending (not active) list register may be overwritten.
+    b.ok("InjectIRQ over a pending one", 14, inject, &[word(28, 0, 0, 3)], &[]);
+    assert_eq!(obj::<Vcpu>(v).vgic.lr[3], 1 << 62 | 1 << 41 | 28);
+    // Every register round-trips through the object while the VCPU is not loaded.
+    for f in 0..vcpu_reg::NUM {
+        b.ok("WriteReg", 14, write, &[f, 0x1000 + f], &[]);
+    }
+    for f in 0..vcpu_reg::NUM {
+        let r = b.call(14, read, &[f], &[]).unwrap();
+        assert_eq!((r.len, r.words[0]), (1, 0x1000 + f), "ReadReg {f}");
+    }
+    obj::<Vcpu>(v).vppi_masked[0] = true;
+    b.ok("AckVPPI 27", 14, ack, &[27], &[]);
+    assert!(!obj::<Vcpu>(v).vppi_masked[0]);
+
+    // SetTCB binds both ways; binding the TCB to another VCPU unbinds the first, and
+    // binding the VCPU to another TCB unbinds the first TCB.
+    b.ok("SetTCB", 14, set, &[], &[3]);
+    assert_eq!((obj::<Vcpu>(v).tcb, tcb(ta).vcpu), (ta, v));
+    // A bound thread may run at EL1h; unbound, its SPSR is sanitised back to EL0t.
+    tcb(ta).ctx.spsr = 0x2000_03c5;
+    b.ok("SetTCB: the TCB to another VCPU", 15, set, &[], &[3]);
+    assert_eq!((obj::<Vcpu>(v).tcb, obj::<Vcpu>(w).tcb, tcb(ta).vcpu), (0, ta, w));
+    assert_eq!(tcb(ta).ctx.spsr, 0x2000_0000 | crate::object::SPSR_USER);
+    b.ok("SetTCB: the VCPU to another TCB", 15, set, &[], &[4]);
+    assert_eq!((obj::<Vcpu>(w).tcb, tcb(ta).vcpu, tcb(tb).vcpu), (tb, 0, w));
+    b.ok("SetTCB: the same again", 15, set, &[], &[4]);
+    assert_eq!((obj::<Vcpu>(w).tcb, tcb(tb).vcpu), (tb, w));
+    // Deleting the TCB's last capability unbinds its VCPU, which stays usable.
+    crate::delete::delete_slot(k(), b.c.slot(4)).unwrap();
+    assert_eq!(obj::<Vcpu>(w).tcb, 0);
+    b.ok("SetTCB after the TCB went", 15, set, &[], &[3]);
+    assert_eq!((obj::<Vcpu>(w).tcb, tcb(ta).vcpu), (ta, w));
+}
+
+/// While a VCPU is loaded, its registers and list registers are the hardware's (seL4's
+/// readVCPUReg/writeVCPUReg and invokeVCPUInjectIRQ); while loaded but disabled, the
+/// registers `vcpu_disable` saved are the object's.
+#[test]
+fn vcpu_loaded_registers_are_the_hardware() {
+    use crate::object::vcpu::{self, Vcpu};
+    use sel4_sys::vcpu_reg;
+    let mut b = Bench::new();
+    b.put(1, untyped(13, false));
+    b.put(2, self_cnode(&b));
+    let t = new_thread(10);
+    b.put(3, Cap::new(CapKind::Tcb { pa: t }));
+    b.ok(
+        "retype",
+        1,
+        lb::UNTYPED_RETYPE,
+        &[ot::ARM_VCPU, 0, 0, 0, 14, 1],
+        &[2],
+    );
+    let v = vcpu_at(&b, 14);
+    b.ok("SetTCB", 14, lb::ARM_VCPU_SET_TCB, &[], &[3]);
+    b.ok(
+        "WriteReg TTBR0",
+        14,
+        lb::ARM_VCPU_WRITE_REG,
+        &[vcpu_reg::TTBR0, 0xabc0],
+        &[],
+    );
+    // Its thread runs: the VCPU is loaded and enabled.
+    vcpu::switch(k(), v);
+    assert_eq!((k().cur_vcpu, k().vcpu_active), (v, true));
+    let hw = crate::arch::vcpu_hw();
+    assert!(hw.guest);
+    assert_eq!(hw.regs[vcpu_reg::TTBR0 as usize], 0xabc0);
+    assert_eq!(hw.regs[vcpu_reg::SCTLR as usize], vcpu::SCTLR_EL1_VM);
+    assert_eq!(hw.hcr, 1);
+    b.ok(
+        "WriteReg VBAR, loaded",
+        14,
+        lb::ARM_VCPU_WRITE_REG,
+        &[vcpu_reg::VBAR, 0x8000],
+        &[],
+    );
+    assert_eq!(crate::arch::vcpu_hw().regs[vcpu_reg::VBAR as usize], 0x8000);
+    assert_ne!(obj::<Vcpu>(v).regs[vcpu_reg::VBAR as usize], 0x8000);
+    b.ok(
+        "InjectIRQ, loaded",
+        14,
+        lb::ARM_VCPU_INJECT_IRQ,
+        &[33 | 1 << 32],
+        &[],
+    );
+    assert_eq!(crate::arch::vcpu_hw().lr[1], 1 << 62 | 1 << 41 | 33);
+    assert_eq!(obj::<Vcpu>(v).vgic.lr[1], 0);
+    // A native thread runs: the VCPU stays loaded but disabled; SCTLR went to the object.
+    crate::arch::vcpu_hw_set(|h| h.regs[vcpu_reg::SCTLR as usize] = 0x55);
+    vcpu::switch(k(), 0);
+    assert_eq!((k().cur_vcpu, k().vcpu_active), (v, false));
+    assert!(!crate::arch::vcpu_hw().guest);
+    assert_eq!(crate::arch::vcpu_hw().hcr, 0);
+    assert_eq!(obj::<Vcpu>(v).regs[vcpu_reg::SCTLR as usize], 0x55);
+    b.ok(
+        "WriteReg SCTLR, disabled",
+        14,
+        lb::ARM_VCPU_WRITE_REG,
+        &[vcpu_reg::SCTLR, 0x77],
+        &[],
+    );
+    assert_eq!(obj::<Vcpu>(v).regs[vcpu_reg::SCTLR as usize], 0x77);
+    let r = b
+        .call(14, lb::ARM_VCPU_READ_REG, &[vcpu_reg::VBAR], &[])
+        .unwrap();
+    assert_eq!(
+        r.words[0], 0x8000,
+        "VBAR stays in the hardware while disabled"
+    );
+    // Back to the guest: enabled again without a full restore.
+    vcpu::switch(k(), v);
+    assert_eq!(crate::arch::vcpu_hw().regs[vcpu_reg::SCTLR as usize], 0x77);
+    // Deleting the VCPU's capability unloads it and unbinds the thread.
+    crate::delete::delete_slot(k(), b.c.slot(14)).unwrap();
+    assert_eq!((k().cur_vcpu, k().vcpu_active, tcb(t).vcpu), (0, false, 0));
+    assert!(!crate::arch::vcpu_hw().guest);
+}
+
+/// The maintenance interrupt's list-register index (seL4's VGICMaintenance): the first
+/// list register the guest EOI'd, its EOI bit cleared in the hardware and the object; none
+/// without an EOI. Interrupts that are not the vGIC's or the virtual timer's are not
+/// taken, and without an enabled VCPU those two make no fault.
+#[test]
+fn vcpu_maintenance_index_and_events() {
+    use crate::object::vcpu::{self, lr, Vcpu};
+    let mut b = Bench::new();
+    b.put(1, untyped(13, false));
+    b.put(2, self_cnode(&b));
+    let t = new_thread(10);
+    b.put(3, Cap::new(CapKind::Tcb { pa: t }));
+    b.ok(
+        "retype",
+        1,
+        lb::UNTYPED_RETYPE,
+        &[ot::ARM_VCPU, 0, 0, 0, 14, 1],
+        &[2],
+    );
+    let v = vcpu_at(&b, 14);
+    b.ok("SetTCB", 14, lb::ARM_VCPU_SET_TCB, &[], &[3]);
+    assert!(!vcpu::handle_irq(k(), 40), "an SPI is not the VCPU's");
+    assert!(vcpu::handle_irq(k(), 25), "maintenance, no VCPU enabled");
+    assert!(vcpu::handle_irq(k(), 27), "virtual timer, no VCPU enabled");
+    assert_eq!(tcb(t).fault, crate::object::Fault::None);
+    assert!(!obj::<Vcpu>(v).vppi_masked[0]);
+    vcpu::switch(k(), v);
+    let pending = lr::pending(1, 0, 40);
+    crate::arch::vcpu_hw_set(|h| {
+        h.lr[1] = pending;
+        h.misr = 1;
+        h.eisr = 0b10;
+    });
+    assert_eq!(vcpu::maintenance_index(k()), Some(1));
+    assert_eq!(crate::arch::vcpu_hw().lr[1], pending & !lr::EOI);
+    assert_eq!(obj::<Vcpu>(v).vgic.lr[1], pending & !lr::EOI);
+    crate::arch::vcpu_hw_set(|h| h.misr = 0);
+    assert_eq!(vcpu::maintenance_index(k()), None, "no EOI");
+    crate::arch::vcpu_hw_set(|h| {
+        h.misr = 1;
+        h.eisr = 1 << 5;
+    });
+    assert_eq!(
+        vcpu::maintenance_index(k()),
+        None,
+        "past the list registers"
+    );
+    vcpu::switch(k(), 0);
+    crate::delete::delete_slot(k(), b.c.slot(14)).unwrap();
+    assert_eq!((k().cur_vcpu, tcb(t).vcpu), (0, 0));
+}

@@ -48,6 +48,8 @@ mod stress;
 #[cfg(target_os = "none")]
 mod tcb;
 #[cfg(target_os = "none")]
+mod vcpu;
+#[cfg(target_os = "none")]
 mod vspace;
 
 /// `DECLARED`: every test name the sources declare (written by build.rs).
@@ -78,6 +80,7 @@ mod root {
             crate::stress::TESTS,
             crate::fidelity::TESTS,
             crate::decode::TESTS,
+            crate::vcpu::TESTS,
             crate::boot::TESTS,
             crate::fpu::TESTS,
             crate::fastpath::TESTS,

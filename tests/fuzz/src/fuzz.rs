@@ -340,6 +340,7 @@ enum Ty {
     Frame,
     PageTable,
     VSpace,
+    Vcpu,
 }
 
 struct Worker {
@@ -800,6 +801,7 @@ impl Fuzz {
             9 => Ty::VSpace,
             10 => Ty::CNode,
             12 => Ty::Tcb,
+            15 => Ty::Vcpu,
             22 => Ty::SchedContext,
             _ => Ty::Unknown,
         }
@@ -844,7 +846,7 @@ impl Fuzz {
                 Err(_) => return,
             }
         };
-        let (ot, bits, ty) = match self.rng.below(12) {
+        let (ot, bits, ty) = match self.rng.below(13) {
             0 | 1 => (ObjectType::Untyped, 12 + self.rng.below(4), Ty::Untyped),
             2 => (ObjectType::Tcb, 0, Ty::Tcb),
             3 => (ObjectType::Endpoint, 0, Ty::Endpoint),
@@ -858,7 +860,8 @@ impl Fuzz {
             7 => (ObjectType::CNode, 1 + self.rng.below(4), Ty::CNode),
             8 | 9 => (ObjectType::SmallPage, 0, Ty::Frame),
             10 => (ObjectType::PageTable, 0, Ty::PageTable),
-            _ => (ObjectType::VSpace, 0, Ty::VSpace),
+            11 => (ObjectType::VSpace, 0, Ty::VSpace),
+            _ => (ObjectType::VCpu, 0, Ty::Vcpu),
         };
         let dest = if self.rng.chance(4) {
             self.any_at()
@@ -964,7 +967,7 @@ impl Fuzz {
     }
 
     fn op_bind(&mut self) {
-        let v = self.rng.below(8);
+        let v = self.rng.below(9);
         let r = (|| -> Result<(), Error> {
             match v {
                 0 => {
@@ -1013,6 +1016,33 @@ impl Fuzz {
                     .invoked::<sel4::cap_type::SchedContext>(Ty::SchedContext)?
                     .consumed()
                     .map(|_| ()),
+                // VCPUs: binding (to pool threads only: a worker with a VCPU would run
+                // as a guest), injection, registers (not CNTVOFF, which native threads'
+                // virtual counter would follow) and AckVPPI, with values around the limits.
+                8 => {
+                    let vc: cap::VCpu = self.invoked(Ty::Vcpu)?;
+                    match self.rng.below(4) {
+                        0 => {
+                            let t = self.pick_cap(Ty::Tcb);
+                            vc.set_tcb(t)
+                        }
+                        1 => vc.inject_irq(
+                            self.rng.below(1100) as u16,
+                            self.rng.below(40) as u8,
+                            self.rng.below(3) as u8,
+                            self.rng.below(6) as u8,
+                        ),
+                        2 => {
+                            let f = match self.rng.below(26) {
+                                22 => 21,
+                                f => f,
+                            };
+                            let val = self.rng.next();
+                            vc.write_regs(f, val)
+                        }
+                        _ => vc.ack_vppi(25 + self.rng.below(4)),
+                    }
+                }
                 _ if YIELD_TO => self
                     .invoked::<sel4::cap_type::SchedContext>(Ty::SchedContext)?
                     .yield_to()

@@ -3,6 +3,8 @@
 
 mod entry;
 pub mod gic;
+mod vcpu;
+pub use vcpu::*;
 
 use core::arch::asm;
 
@@ -146,6 +148,9 @@ fn enable_el2_mmu() {
 
 /// HCR_EL2 for native threads: stage 2 on, stage 1 off with cacheable memory (DC),
 /// every EL0 exception taken to EL2 (TGE), SMC trapped.
+/// SCTLR_EL1 for native threads (stage 1 is off for them; seL4's reserved value).
+const SCTLR_EL1_NATIVE: u64 = 0x30d0_0800;
+
 const HCR_NATIVE: u64 =
     (1 << 31) | (1 << 27) | (1 << 19) | (1 << 12) | (1 << 5) | (1 << 4) | (1 << 3) | 1;
 
@@ -166,7 +171,7 @@ fn init_lower_els() {
     write_sysreg!("cntvoff_el2", 0);
     write_sysreg!("cntkctl_el1", 0b11);
     write_sysreg!("cpacr_el1", 3 << 20);
-    write_sysreg!("sctlr_el1", 0x30d0_0800);
+    write_sysreg!("sctlr_el1", SCTLR_EL1_NATIVE);
     // PMU: the cycle counter runs at every EL (under `-icount shift=0` it counts
     // instructions) and user level may read it, for benchmarks.
     let pmcr = read_sysreg!("pmcr_el0");
@@ -347,6 +352,7 @@ extern "C" fn keel_boot(dtb: usize) -> ! {
     init_lower_els();
     gic::init();
     gic::enable(TIMER_IRQ);
+    vcpu_boot_init();
     timer_ack();
     write_sysreg!("cnthp_ctl_el2", 1);
     let frame = enter(|k| crate::boot::boot(k, dtb));
