@@ -689,7 +689,9 @@ fn sporadic_share() -> TestResult {
     ta.start(bursts, arg(&a))?;
     tb.start(crate::sched::count_forever, arg(&b))?;
     sleep_ms(20)?;
-    let mut seen = [0u64; 3];
+    // Up to six windows: a host that stalls QEMU mid-burst inflates one window's share
+    // (seen on both kernels under load), not every window's.
+    let mut seen = [0u64; 6];
     let mut ok = false;
     for w in seen.iter_mut() {
         sc.consumed().ctx("SchedContext_Consumed")?;
