@@ -166,6 +166,9 @@ fn preempt_on_resume() -> TestResult {
     // Same priority: runs only once we yield.
     let eq = Flag::new();
     let th3 = Thread::new(Opts::prio(RUNNER_PRIO))?;
+    // A fresh 5 ms slice first: the end of the runner's slice (a host that stalls QEMU)
+    // would let the thread run, as on seL4.
+    sel4::ipc::yield_now();
     th3.start(set_flag, arg(&eq))?;
     check_eq!(eq.get(), 0, "equal-priority thread ran before we yielded");
     sel4::ipc::yield_now();
