@@ -661,7 +661,7 @@ fn min_budget_first() -> u64 {
 
 /// seL4's MAX_RELEASE_TIME: refills never start later than this.
 pub fn max_release_time() -> u64 {
-    u64::MAX - 5 * us_to_ticks(sel4_sys::consts::MAX_PERIOD_US)
+    u64::MAX.saturating_sub(us_to_ticks(sel4_sys::consts::MAX_PERIOD_US).saturating_mul(5))
 }
 
 pub(crate) fn refill_pa(sc: Pa, i: u32) -> Pa {
@@ -961,9 +961,11 @@ pub fn release_time(k: &Kernel, sc: Pa) -> u64 {
     refill_at(k, sc, head_index(k, sc)).time
 }
 
+/// Microseconds to counter ticks, saturating (MAX_PERIOD_US fits exactly at seL4's
+/// 62.5 MHz; a faster counter would overflow).
 pub fn us_to_ticks(us: u64) -> u64 {
     let f = crate::arch::timer_freq();
-    ((us as u128 * f as u128) / 1_000_000) as u64
+    u64::try_from((us as u128 * f as u128) / 1_000_000).unwrap_or(u64::MAX)
 }
 
 pub fn ticks_to_us(t: u64) -> u64 {

@@ -94,7 +94,10 @@ pub fn main(bi: &'static BootInfo) -> i32 {
     }
     let insns = rt::cycles();
     say!("loader: system up ({} components)", spec.components.len());
-    say!("loader: PMCCNTR_EL0 {insns} at system up");
+    match insns {
+        Some(n) => say!("loader: PMCCNTR_EL0 {n} at system up"),
+        None => say!("loader: PMCCNTR_EL0 not readable at user level"),
+    }
     if let Err(e) = init_thread::TCB.suspend() {
         say!("loader: error: TCB_Suspend of the loader: {e}");
         return failed();

@@ -124,12 +124,24 @@ pub fn fill(
         .ctx(|| "Page_Unmap from the loader's window".into())
 }
 
-/// The PMU cycle counter (instructions since boot under `qemu -icount shift=0`).
-pub fn cycles() -> u64 {
+/// The PMU cycle counter (instructions since boot under `qemu -icount shift=0`), or `None`
+/// when user level may not read it. Keel always lets it; seL4 only when built with
+/// `KernelArmExportPMUUser`, else the read is a fault. PMUSERENR_EL0 itself is readable at
+/// EL0 (only MDCR_EL2.TPM would trap it, which neither kernel sets): EN (bit 0) or CR
+/// (bit 2) allow the read.
+pub fn cycles() -> Option<u64> {
+    let enr: u64;
+    // SAFETY: reading PMUSERENR_EL0 has no side effects.
+    unsafe {
+        core::arch::asm!("mrs {v}, pmuserenr_el0", v = out(reg) enr, options(nomem, nostack))
+    };
+    if enr & 0b101 == 0 {
+        return None;
+    }
     let v: u64;
-    // SAFETY: reading PMCCNTR_EL0 has no side effects; the kernel enables EL0 access.
+    // SAFETY: reading PMCCNTR_EL0 has no side effects; EL0 access is enabled (above).
     unsafe {
         core::arch::asm!("isb", "mrs {v}, pmccntr_el0", v = out(reg) v, options(nomem, nostack))
     };
-    v
+    Some(v)
 }

@@ -327,9 +327,14 @@ pub mod consts {
     pub const CORE_SCHED_CONTEXT_BYTES: u64 = 10 * 8 + 6 * 8;
     /// seL4_RefillSizeBytes.
     pub const REFILL_SIZE_BYTES: u64 = 16;
-    /// Smallest budget accepted by `SchedControl_ConfigureFlags`, in microseconds.
-    pub const MIN_BUDGET_US: u64 = 2 * 2; // 2 * kernel WCET of 2 µs
-    pub const MAX_PERIOD_US: u64 = 1 << 40;
+    /// Smallest budget accepted by `SchedControl_ConfigureFlags`, in microseconds: seL4's
+    /// `2 * getKernelWcetUs() * CONFIG_KERNEL_WCET_SCALE`, with qemu-arm-virt's kernel WCET
+    /// of 10 µs and scale 1.
+    pub const MIN_BUDGET_US: u64 = 2 * 10;
+    /// Largest budget or period, in microseconds: seL4's `getMaxUsToTicks() / 8` for
+    /// qemu-arm-virt's 62.5 MHz timer (`UINT64_MAX / TIMER_CLOCK_KHZ / 8`), so that five
+    /// periods in ticks still fit in 64 bits.
+    pub const MAX_PERIOD_US: u64 = u64::MAX / 62_500 / 8;
 }
 
 /// `seL4_UserContext` word order for Read/Write/CopyRegisters.

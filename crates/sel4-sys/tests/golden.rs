@@ -399,8 +399,12 @@ fn size_constants() {
         ("MIN_REFILLS", MIN_SCHED_CONTEXT_REFILLS, 2),
         ("seL4_CoreSchedContextBytes", CORE_SCHED_CONTEXT_BYTES, 128),
         ("seL4_RefillSizeBytes", REFILL_SIZE_BYTES, 16),
-        ("MIN_BUDGET_US (2 * WCET)", MIN_BUDGET_US, 4),
-        ("MAX_PERIOD_US", MAX_PERIOD_US, 1 << 40),
+        ("MIN_BUDGET_US (2 * WCET, qemu-arm-virt)", MIN_BUDGET_US, 20),
+        (
+            "MAX_PERIOD_US (qemu-arm-virt)",
+            MAX_PERIOD_US,
+            36_893_488_147_419,
+        ),
     ]);
     check(&[
         ("seL4_MsgMaxLength", MSG_MAX_LENGTH, 120),

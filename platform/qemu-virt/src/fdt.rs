@@ -198,6 +198,64 @@ impl<'a> Fdt<'a> {
     }
 }
 
+impl<'a> Fdt<'a> {
+    /// The `reg` ranges of the `/reserved-memory` children marked `no-map`, read with
+    /// `/reserved-memory`'s `#address-cells` and `#size-cells` (1 or 2 each; 2 if absent):
+    /// RAM the OS must not use. seL4 leaves it out of the RAM untypeds (its build reads the
+    /// tree; in hyp mode on `virt` it reserves 0x4000_0000..0x6000_0000 for guests this way)
+    /// and hands it out as device memory. Empty when the tree has none.
+    pub fn reserved_no_map(&self) -> Result<Memory, Error> {
+        let mut at = 0;
+        let mut depth = 0usize;
+        let mut in_rsv = false;
+        let (mut acells, mut scells) = (2usize, 2usize);
+        let mut reg: Option<&[u8]> = None;
+        let mut no_map = false;
+        let mut out = Memory::default();
+        while let Some(tok) = self.token(&mut at)? {
+            match tok {
+                Token::Begin(name) => {
+                    depth += 1;
+                    if depth == 2 {
+                        in_rsv = name == b"reserved-memory";
+                    }
+                    reg = None;
+                    no_map = false;
+                }
+                Token::End => {
+                    if in_rsv && depth == 3 && no_map {
+                        if let Some(value) = reg {
+                            read_reg(value, acells, scells, &mut out)?;
+                        }
+                    }
+                    depth = depth.checked_sub(1).ok_or(Error::BadStructure)?;
+                    if depth < 2 {
+                        in_rsv = false;
+                    }
+                    reg = None;
+                    no_map = false;
+                }
+                Token::Prop(name, value) if in_rsv => {
+                    let cells = || {
+                        be32(value, 0)
+                            .map(|v| v as usize)
+                            .ok_or(Error::BadStructure)
+                    };
+                    match (depth, name) {
+                        (2, b"#address-cells") => acells = cells()?,
+                        (2, b"#size-cells") => scells = cells()?,
+                        (3, b"reg") => reg = Some(value),
+                        (3, b"no-map") => no_map = true,
+                        _ => {}
+                    }
+                }
+                Token::Prop(..) => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn align4(x: usize) -> usize {
     (x + 3) & !3
 }

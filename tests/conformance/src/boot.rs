@@ -3,8 +3,10 @@
 //! untypeds for exactly the RAM that the tree's `/memory` describes: the last page of RAM can
 //! be retyped and used, nothing beyond it is handed out.
 //!
-//! `boot_dtb_memory_reserved` is Keel-only: QEMU loads the tree at the bottom of RAM for
-//! Keel, while seL4's elfloader moves it, so on seL4 the check says nothing.
+//! RAM is what `/memory` describes less the `/reserved-memory` ranges marked `no-map`: seL4
+//! in hyp mode on `virt` reserves 0x4000_0000..0x6000_0000 for guests that way in the tree
+//! it hands over (and gives that range out as device untypeds); QEMU's own tree, which Keel
+//! hands over, reserves nothing.
 
 use qemu_virt::fdt;
 use sel4::{cap, Cap, CapRights, Error, ObjectType, VmAttributes};
@@ -38,11 +40,25 @@ fn device_tree() -> Result<&'static [u8], Fail> {
     })
 }
 
+fn tree() -> Result<fdt::Fdt<'static>, Fail> {
+    fdt::Fdt::new(device_tree()?).map_err(|e| Fail::new(format_args!("device tree: {:?}", e)))
+}
+
 fn memory() -> Result<fdt::Memory, Fail> {
-    let tree = fdt::Fdt::new(device_tree()?)
-        .map_err(|e| Fail::new(format_args!("device tree: {:?}", e)))?;
-    tree.memory()
+    tree()?
+        .memory()
         .map_err(|e| Fail::new(format_args!("device tree /memory: {:?}", e)))
+}
+
+/// The tree's `no-map` reserved ranges as (start, end).
+fn reserved() -> Result<impl Iterator<Item = (u64, u64)>, Fail> {
+    let r = tree()?
+        .reserved_no_map()
+        .map_err(|e| Fail::new(format_args!("device tree /reserved-memory: {:?}", e)))?;
+    Ok(r.regions
+        .into_iter()
+        .take(r.count)
+        .map(|g| (g.base, g.base + g.size)))
 }
 
 /// RAM untypeds: (cap, start, end).
@@ -108,10 +124,38 @@ fn untypeds_match_memory() -> TestResult {
             start,
             end
         );
+        for (lo, hi) in reserved()? {
+            check!(
+                end <= lo || start >= hi,
+                "RAM untyped {:#x}..{:#x} overlaps no-map reserved memory {:#x}..{:#x}",
+                start,
+                end,
+                lo,
+                hi
+            );
+        }
         total += end - start;
         top = top.max(end);
     }
-    let ram: u64 = m.iter().map(|r| r.size).sum();
+    // Reserved RAM is device memory (seL4's `create_untypeds` covers every gap in RAM).
+    let mut held = 0u64;
+    for (lo, hi) in reserved()? {
+        let covered: u64 = sel4::bootinfo::untypeds(kit::bi())
+            .filter(|(_, d)| d.is_device != 0)
+            .map(|(_, d)| (d.paddr.max(lo), (d.paddr + (1u64 << d.size_bits)).min(hi)))
+            .filter(|(a, b)| a < b)
+            .map(|(a, b)| b - a)
+            .sum();
+        check_eq!(
+            covered,
+            hi - lo,
+            "device untypeds covering reserved memory {:#x}..{:#x}",
+            lo,
+            hi
+        );
+        held += hi - lo;
+    }
+    let ram: u64 = m.iter().map(|r| r.size).sum::<u64>() - held;
     let ram_end = m.iter().map(|r| r.base + r.size).max().unwrap_or(0);
     check_eq!(top, ram_end, "the highest RAM untyped ends where RAM ends");
     // Everything but the kernel, the root task's objects and the tree itself (a few MiB).
@@ -124,11 +168,18 @@ fn untypeds_match_memory() -> TestResult {
     Ok(())
 }
 
+/// QEMU puts its device tree at the bottom of RAM, where Keel reads it: no untyped may
+/// cover it, unless the memory is reserved (`no-map`) in the tree the kernel hands over,
+/// as seL4's hyp build does there (its elfloader passes the kernel its own copy).
 fn dtb_memory_reserved() -> TestResult {
     let size = device_tree()?.len() as u64;
     let (lo, hi) = (qemu_virt::DTB_BASE, qemu_virt::DTB_BASE + size);
+    let dtb_reserved = reserved()?.any(|(a, b)| a <= lo && hi <= b);
     for (_, d) in sel4::bootinfo::untypeds(kit::bi()) {
         let (start, end) = (d.paddr, d.paddr + (1u64 << d.size_bits));
+        if d.is_device != 0 && dtb_reserved {
+            continue;
+        }
         check!(
             end <= lo || start >= hi,
             "untyped {:#x}..{:#x} overlaps the device tree at {:#x}..{:#x}",
@@ -194,11 +245,19 @@ fn retype_up_to_ram_end() -> TestResult {
         VmAttributes::DEFAULT,
     )?;
     tmp.unmap().ctx("Page_Unmap")?;
-    // Its upper half first (below, the kit may have used some of it).
+    // Its upper half: a retype takes the next aligned place above the watermark, so a
+    // first half is the lower one if the kit has not used the untyped (then a second one
+    // fits), else the upper one.
     let first = kit::slot()?;
     ut.retype(ObjectType::Untyped, bits - 1, ROOT_CNODE, 0, 0, first, 1)
-        .ctx("Retype the upper half of the top untyped")?;
-    let mut cur: cap::Untyped = Cap::from_cptr(first);
+        .ctx("Retype a half of the top untyped")?;
+    let second = kit::slot()?;
+    let upper = match ut.retype(ObjectType::Untyped, bits - 1, ROOT_CNODE, 0, 0, second, 1) {
+        Ok(()) => second,
+        Err(Error::NotEnoughMemory { .. }) => first,
+        Err(e) => return Err(Fail::new(format_args!("Retype a second half: {:?}", e))),
+    };
+    let mut cur: cap::Untyped = Cap::from_cptr(upper);
     for b in (12..bits - 1).rev() {
         let halves = kit::slots(2)?;
         cur.retype(ObjectType::Untyped, b, ROOT_CNODE, 0, 0, halves, 2)
@@ -232,8 +291,10 @@ fn retype_up_to_ram_end() -> TestResult {
     // Give the memory back (to the split; the top untyped's watermark stays, as on seL4);
     // the kernel keeps running. (Retyping the split again would make the kernel clear the
     // half it had handed out, up to 1 GiB: too slow for this suite.)
-    ROOT_CNODE.revoke(first, DEPTH).ctx("Revoke the split")?;
-    ROOT_CNODE.delete(first, DEPTH).ctx("Delete the split")?;
+    for half in [first, second] {
+        ROOT_CNODE.revoke(half, DEPTH).ctx("Revoke the split")?;
+        ROOT_CNODE.delete(half, DEPTH).ctx("Delete the split")?;
+    }
     let extra: cap::SmallPage = Cap::from_cptr(kit::bi().extra_bi_pages.start);
     extra
         .get_address()

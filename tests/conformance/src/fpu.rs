@@ -12,7 +12,7 @@ use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use sel4::{cap, Cap, ObjectType};
-use sel4_sys::{label, syscall as sc, MessageInfo};
+use sel4_sys::{fault, label, syscall as sc, MessageInfo};
 
 use crate::fail::{Ctx, Fail, TestResult};
 use crate::harness::{t, Test, RUNNER_PRIO};
@@ -23,6 +23,7 @@ pub const TESTS: &[Test] = &[
     t("fpu_state_kept_across_ipc", across_ipc),
     t("fpu_state_kept_across_preemption", across_preemption),
     t("fpu_owner_deleted_leaves_no_trace", owner_deleted),
+    t("fpu_disabled_flag_traps_as_vcpu_fault", disabled_flag),
 ];
 
 /// An FP/SIMD register state (layout used by [`fp_run`]).
@@ -512,4 +513,114 @@ fn raw_calls(calls: &mut [Sys]) {
             options(nostack),
         )
     }
+}
+
+// --- TCB_SetFlags(fpuDisabled) --------------------------------------------------------------
+
+struct Disabled {
+    tcb: u64,
+    /// The SetFlags answer's message info (x1), then 1 when the registers were kept after
+    /// the fault and its reply, 2 + register index if not.
+    set_flags_info: AtomicU64,
+    result: AtomicU64,
+}
+
+/// Loads its FP/SIMD state, disables its own FPU (`TCB_SetFlags(0, fpuDisabled)`: it owns
+/// the registers at that moment), then executes an FP/SIMD instruction, which must fault;
+/// after the handler re-enabled the FPU and replied, the instruction runs again.
+fn fp_disables_itself(c: &Ctx2) {
+    let d: &Disabled = from_arg(c.arg);
+    let mut calls = [Sys::new(
+        sc::CALL,
+        d.tcb,
+        MessageInfo::new(label::TCB_SET_FLAGS, 0, 0, 2).0,
+        0,
+    )];
+    calls[0].x3 = 1; // set fpuDisabled (x2: clear nothing)
+    let want = FpState::pattern(31, FPCR_RM, FPSR_IOC | FPSR_UFC);
+    let mut got = FpState::ZERO;
+    fp_run(&want, &mut got, &mut calls, 0);
+    d.set_flags_info.store(calls[0].ret, SeqCst);
+    let r = match got.diff(&want) {
+        None => 1,
+        Some((i, _, _)) => 2 + i as u64,
+    };
+    d.result.store(r, SeqCst);
+}
+
+/// seL4's `TCB_SetFlags` with `seL4_TCBFlag_fpuDisabled`: the answer is the new flags
+/// (only the known bit is kept); a thread whose flag is set traps on FP/SIMD use, which in
+/// hyp mode is a VCPUFault carrying the HSR (EC 0x07), also when the thread held the
+/// registers when the flag was set (seL4's `fpuRelease`). Cleared again and replied to,
+/// the thread retries the instruction with its FP/SIMD state intact (FPU0004 of sel4test).
+fn disabled_flag() -> TestResult {
+    let fe = kit::endpoint()?;
+    let reply = kit::reply()?;
+    let th = Thread::new(Opts::prio(RUNNER_PRIO + 10).fault(fe.cptr()))?;
+    // Flags of a thread that has not run: unknown bits are ignored, the answer is the flags.
+    check_eq!(
+        th.tcb.set_flags(0, !1).ctx("SetFlags(0, ~1)")?,
+        0,
+        "flags after setting only unknown bits"
+    );
+    check_eq!(
+        th.tcb.set_flags(0, 1).ctx("SetFlags(0, 1)")?,
+        1,
+        "flags after setting fpuDisabled"
+    );
+    check_eq!(
+        th.tcb.set_flags(!0, 0).ctx("SetFlags(~0, 0)")?,
+        0,
+        "flags after clearing all"
+    );
+    let d = Disabled {
+        tcb: th.tcb.cptr(),
+        set_flags_info: AtomicU64::new(u64::MAX),
+        result: AtomicU64::new(0),
+    };
+    // Higher priority: it runs at once, disables its FPU and faults before the runner goes on.
+    th.start(fp_disables_itself, arg(&d))?;
+    let (info, _) = fe.nb_recv(reply);
+    check_eq!(
+        info.label(),
+        fault::VCPU_FAULT,
+        "fault label (VCPUFault = 8)"
+    );
+    check_eq!(info.length(), 1, "VCPUFault length");
+    let hsr = sel4_sys::syscalls::get_mr(0);
+    check_eq!(
+        hsr >> 26 & 0x3f,
+        0x07,
+        "HSR exception class (FP/SIMD access trap)"
+    );
+    check_eq!(
+        d.set_flags_info.load(SeqCst),
+        u64::MAX,
+        "the thread ran on before the reply"
+    );
+    // The runner's own FP/SIMD use in between must not leak into the thread's state.
+    let mine = FpState::pattern(32, FPCR_RP, FPSR_IXC);
+    let mut got = FpState::ZERO;
+    fp_run(&mine, &mut got, &mut [], 0);
+    check_state(&got, &mine, "runner while the thread waits")?;
+    check_eq!(
+        th.tcb.set_flags(1, 0).ctx("SetFlags(1, 0)")?,
+        0,
+        "flags after clearing fpuDisabled"
+    );
+    reply.send(MessageInfo::new(0, 0, 0, 0));
+    check_eq!(
+        MessageInfo(d.set_flags_info.load(SeqCst)).label(),
+        0,
+        "error of the thread's own SetFlags"
+    );
+    check_eq!(
+        d.result.load(SeqCst),
+        1,
+        "thread after the fault (1 = registers kept, 2 + index)"
+    );
+    let (info, _) = fe.nb_recv(reply);
+    check_eq!(info.label(), fault::NULL, "no second fault");
+    check_eq!(kit::notification()?.poll(), 0, "poll after the test");
+    Ok(())
 }

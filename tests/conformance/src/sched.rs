@@ -166,6 +166,9 @@ fn preempt_on_resume() -> TestResult {
     // Same priority: runs only once we yield.
     let eq = Flag::new();
     let th3 = Thread::new(Opts::prio(RUNNER_PRIO))?;
+    // A fresh 5 ms slice first: the end of the runner's slice (a host that stalls QEMU)
+    // would let the thread run, as on seL4.
+    sel4::ipc::yield_now();
     th3.start(set_flag, arg(&eq))?;
     check_eq!(eq.get(), 0, "equal-priority thread ran before we yielded");
     sel4::ipc::yield_now();
@@ -237,17 +240,18 @@ fn budget_share() -> TestResult {
     ta.start(count_forever, arg(&a))?;
     tb.start(count_forever, arg(&b))?;
     sleep_ms(20)?;
-    // Up to three windows of 150 ms: under TCG a loaded host can stall the guest for
-    // several milliseconds at a time, which adds noise to one window.
-    let mut seen = [0u64; 3];
+    // Up to six windows of 150 ms: under TCG a loaded host can stall the guest for
+    // several milliseconds at a time, which adds noise to a window. A stall inside A's
+    // burst is an overrun that delays its refills by as much (seL4's `handle_overrun`), so
+    // a window may even see no progress of A: that is noise too (seen on both kernels).
+    let mut seen = [0u64; 6];
     let mut ok = false;
     for w in seen.iter_mut() {
         let (a0, b0) = (a.get(), b.get());
         sleep_ms(150)?;
         let (da, db) = (a.get() - a0, b.get() - b0);
-        check!(da > 0, "budgeted thread made no progress in 150 ms");
-        check!(db > 0, "busy competitor made no progress in 150 ms");
-        *w = da * 1000 / (da + db);
+        // No progress of either thread gives 0 or 1000: out of range, like noise.
+        *w = da * 1000 / (da + db).max(1);
         if (50..=200).contains(w) {
             ok = true;
             break;

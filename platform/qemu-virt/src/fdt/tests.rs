@@ -149,13 +149,59 @@ fn refuses_bad_trees() {
 fn never_panics_on_damaged_trees() {
     for len in 0..VIRT_512M.len() {
         let _ = regions(&VIRT_512M[..len]);
+        let _ = reserved(&VIRT_512M[..len]);
     }
     let mut v = VIRT_512M.to_vec();
     for i in 0..v.len() {
         for x in [0x01, 0x80, 0xff] {
             v[i] ^= x;
             let _ = regions(&v);
+            let _ = reserved(&v);
             v[i] ^= x;
         }
     }
+}
+
+fn reserved(blob: &[u8]) -> Result<Vec<(u64, u64)>, Error> {
+    let m = Fdt::new(blob)?.reserved_no_map()?;
+    Ok(m.iter().map(|r| (r.base, r.size)).collect())
+}
+
+#[test]
+fn reads_no_map_reserved_memory() {
+    // QEMU's own tree has no /reserved-memory.
+    assert_eq!(reserved(VIRT_512M), Ok(vec![]));
+    // seL4's hyp build adds vm-memory@40000000 (no-map); a child without no-map and a
+    // reserved-memory node below the root are not counted.
+    let blob = Builder::default()
+        .begin("")
+        .prop("#address-cells", &[2])
+        .prop("#size-cells", &[2])
+        .begin("memory@40000000")
+        .prop("reg", &[0, 0x4000_0000, 0, 0x4000_0000])
+        .end()
+        .begin("reserved-memory")
+        .prop("#address-cells", &[1])
+        .prop("#size-cells", &[1])
+        .prop("ranges", &[])
+        .begin("vm-memory@40000000")
+        .prop("reg", &[0x4000_0000, 0x2000_0000])
+        .prop("no-map", &[])
+        .end()
+        .begin("shared@70000000")
+        .prop("reg", &[0x7000_0000, 0x1000])
+        .end()
+        .end()
+        .begin("soc")
+        .begin("reserved-memory")
+        .begin("x@0")
+        .prop("no-map", &[])
+        .prop("reg", &[0, 0x1000, 0, 0x1000])
+        .end()
+        .end()
+        .end()
+        .end()
+        .finish();
+    assert_eq!(reserved(&blob), Ok(vec![(0x4000_0000, 0x2000_0000)]));
+    assert_eq!(regions(&blob), Ok(vec![(0x4000_0000, 0x4000_0000)]));
 }
