@@ -2695,7 +2695,8 @@ fn fastpath_charge_matches_charge_current() {
         s.tcb = t;
         tcb(t).sc = sc;
         let max = 1 + rnd(3);
-        let budget = [3, 100, 1000, 1 << 30][rnd(4) as usize];
+        // Below and above MIN_BUDGET (20 us = 1,250 ticks on this board).
+        let budget = [3, 100, 1000, 5_000, 50_000, 1 << 30][rnd(6) as usize];
         // Periodic contexts are left to the general path.
         let period = if rnd(4) == 0 { budget * 4 } else { 0 };
         let charged = rnd(100);
