@@ -175,23 +175,15 @@ fn pop_reply(t: Pa, caller: Pa, reply: Pa) {
 /// `Kernel::highest_ready_priority` reads it).
 #[inline(always)]
 fn ready_above(kk: &Kernel, p: usize) -> bool {
-    let b = &kk.ready_bitmap;
-    // Often nothing at all is ready.
-    if b[0] | b[1] | b[2] | b[3] == 0 {
+    // Often nothing at all is ready: one load of the word summary.
+    let words = kk.ready_words;
+    if words == 0 {
         return false;
     }
     let w = (p / 64) & 3;
     // Bits above `p` in its word (none when `p` is the word's top bit), then the words
-    // above it (a match, not a loop: a loop here is vectorised into FP/SIMD code).
-    if b[w] & !((2u64 << (p % 64)).wrapping_sub(1)) != 0 {
-        return true;
-    }
-    match w {
-        0 => b[1] | b[2] | b[3] != 0,
-        1 => b[2] | b[3] != 0,
-        2 => b[3] != 0,
-        _ => false,
-    }
+    // above it.
+    kk.ready_bitmap[w] & !((2u64 << (p % 64)).wrapping_sub(1)) != 0 || words >> w >> 1 != 0
 }
 
 /// One 64-bit store that the compiler cannot merge with its neighbours into an FP/SIMD
@@ -249,8 +241,7 @@ fn scheduler_would_pick(kk: &Kernel, p: usize, now: u64) -> bool {
 
 #[inline(always)]
 fn ready_any(kk: &Kernel) -> bool {
-    let b = &kk.ready_bitmap;
-    b[0] | b[1] | b[2] | b[3] != 0
+    kk.ready_words != 0
 }
 
 /// Whether `next` can run on `sc`, a context other than the running one, without any of
@@ -280,11 +271,10 @@ fn other_sc_can_run(next: Pa, sc: Pa) -> bool {
 /// charging in parts. Only a switch of contexts commits the charge ([`commit`]).
 #[inline(always)]
 pub(crate) fn running_budget(kk: &Kernel, t: Pa) -> Option<(u64, Pa, u64)> {
-    let me = tcb(t);
-    let my_sc = me.sc;
-    // A running thread still in a scheduler queue (its timeslice ended in this entry's
-    // predecessor) would have to be dequeued as it blocks: general path.
-    if my_sc == 0 || my_sc != kk.cur_sc || me.in_release_queue || me.in_ready_queue {
+    // The running thread is in no scheduler queue and runs on `cur_sc` at every entry
+    // (checked by the invariant checker), so neither is tested here.
+    let my_sc = tcb(t).sc;
+    if my_sc == 0 {
         return None;
     }
     let s = obj::<SchedContext>(my_sc);
@@ -302,7 +292,7 @@ pub(crate) fn running_budget(kk: &Kernel, t: Pa) -> Option<(u64, Pa, u64)> {
     // `remaining - used`, which must be at least MIN_BUDGET (and MIN_REMAINING) for the
     // general path to go on.
     let rem = s.remaining;
-    if used >= rem || rem - used < crate::sched::min_budget_to_run() {
+    if used >= rem || rem - used < kk.min_budget_to_run {
         return None;
     }
     Some((now, my_sc, used))

@@ -1090,6 +1090,13 @@ fn check_scheduler(k: &Kernel, m: Mode) -> Check {
     for p in 0..256 {
         let (head, tail) = (kk.ready_head.as_slice()[p], kk.ready_tail.as_slice()[p]);
         let bit = kk.ready_bitmap[p / 64] & (1 << (p % 64)) != 0;
+        let word = kk.ready_words & (1 << (p / 64)) != 0;
+        ensure(
+            word == (kk.ready_bitmap[p / 64] != 0),
+            "the ready bitmap's word summary disagrees with the bitmap",
+            p,
+            kk.ready_words as usize,
+        )?;
         ensure(
             bit == (head != 0),
             "the ready bitmap disagrees with a queue",
@@ -1178,11 +1185,19 @@ fn check_scheduler(k: &Kernel, m: Mode) -> Check {
             kk.cur,
             0,
         )?;
+        let th = tcb(k, kk.cur);
         ensure(
-            !tcb(k, kk.cur).in_ready_queue,
+            !th.in_ready_queue && !th.in_release_queue,
             "the running thread is queued",
             kk.cur,
             0,
+        )?;
+        // The fast path relies on both (seL4's ksCurSC is the running thread's context).
+        ensure(
+            th.sc == kk.cur_sc,
+            "the running thread does not run on the current scheduling context",
+            kk.cur,
+            kk.cur_sc,
         )?;
     }
     Ok(())

@@ -48,6 +48,7 @@ impl Kernel {
         }
         self.ready_tail[p] = t;
         self.ready_bitmap[p.index() / 64] |= 1 << (p.index() % 64);
+        self.ready_words |= 1 << (p.index() / 64);
     }
 
     pub fn ready_enqueue_front(&mut self, t: Pa) {
@@ -68,6 +69,7 @@ impl Kernel {
         }
         self.ready_head[p] = t;
         self.ready_bitmap[p.index() / 64] |= 1 << (p.index() % 64);
+        self.ready_words |= 1 << (p.index() / 64);
     }
 
     #[inline(always)]
@@ -92,23 +94,27 @@ impl Kernel {
             self.ready_tail[p] = prev;
         }
         if self.ready_head[p] == 0 {
-            self.ready_bitmap[p.index() / 64] &= !(1 << (p.index() % 64));
+            let w = p.index() / 64;
+            self.ready_bitmap[w] &= !(1 << (p.index() % 64));
+            if self.ready_bitmap[w] == 0 {
+                self.ready_words &= !(1 << w);
+            }
         }
     }
 
     /// The highest priority with a ready thread.
     #[inline(always)]
     pub fn highest_ready_priority(&self) -> Option<Prio> {
-        for w in (0..4).rev() {
-            let bits = self.ready_bitmap[w];
-            if bits != 0 {
-                // At most 3 * 64 + 63 = 255.
-                return Some(Prio::from(
-                    (w * 64 + 63 - bits.leading_zeros() as usize) as u8,
-                ));
-            }
+        let words = self.ready_words;
+        if words == 0 {
+            return None;
         }
-        None
+        // The highest non-empty word (at most 3), then its highest bit: at most 255.
+        let w = (63 - words.leading_zeros() as usize) & 3;
+        let bits = self.ready_bitmap[w];
+        Some(Prio::from(
+            (w * 64 + 63 - bits.leading_zeros() as usize) as u8,
+        ))
     }
 
     /// Puts `t` in the release queue, ordered by the time of its head refill (seL4's
