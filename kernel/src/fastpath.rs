@@ -135,8 +135,8 @@ fn push_reply(t: Pa, dest: Pa, dest_sc: Pa, reply: Pa) {
 /// `ipc::reply_remove(reply, caller)` for the ReplyRecv of the running thread `t`, where
 /// `caller` waits on `reply` and, if `reply` carries a donated context that goes back to
 /// the caller, that context is `t`'s; when `reply` carries none, the caller is in no call
-/// stack (the fast path checks both). The caller is left Inactive, as the general
-/// function leaves it. The host tests in `tests::fastpath_equivalence` check that the two
+/// stack (the fast path checks both). The general function leaves the caller Inactive;
+/// here its state is left for the caller to set (it runs next). The host tests in `tests::fastpath_equivalence` check that the two
 /// paths leave every byte the same.
 #[inline(always)]
 fn pop_reply(t: Pa, caller: Pa, reply: Pa) {
@@ -162,13 +162,13 @@ fn pop_reply(t: Pa, caller: Pa, reply: Pa) {
             put_pa(&mut s.tcb, caller);
             put_pa(&mut c.sc, sc);
         }
+        put_pa(&mut c.call_prev, 0);
+        put_pa(&mut c.call_next, 0);
     }
+    // (Without a donation both call links are 0 already: `fast_reply_recv` checks it.)
     put_pa(&mut r.caller, 0);
     put_pa(&mut c.reply, 0);
     put_pa(&mut c.blocked_on, 0);
-    put_pa(&mut c.call_prev, 0);
-    put_pa(&mut c.call_next, 0);
-    c.state = ThreadState::Inactive;
 }
 
 /// Whether a ready thread has a priority above `p` (the ready-queue bitmap, as
