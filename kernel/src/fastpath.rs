@@ -171,19 +171,18 @@ fn pop_reply(t: Pa, caller: Pa, reply: Pa) {
     put_pa(&mut c.blocked_on, 0);
 }
 
-/// Whether a ready thread has a priority above `p` (the ready-queue bitmap, as
+/// Whether a ready thread has priority `p` or more (the ready-queue bitmap, as
 /// `Kernel::highest_ready_priority` reads it).
 #[inline(always)]
-fn ready_above(kk: &Kernel, p: usize) -> bool {
+fn ready_at_or_above(kk: &Kernel, p: usize) -> bool {
     // Often nothing at all is ready: one load of the word summary.
     let words = kk.ready_words;
     if words == 0 {
         return false;
     }
     let w = (p / 64) & 3;
-    // Bits above `p` in its word (none when `p` is the word's top bit), then the words
-    // above it.
-    kk.ready_bitmap[w] & !((2u64 << (p % 64)).wrapping_sub(1)) != 0 || words >> w >> 1 != 0
+    // Bits from `p` up in its word, then the words above it.
+    kk.ready_bitmap[w] & !((1u64 << (p % 64)) - 1) != 0 || words >> w >> 1 != 0
 }
 
 /// One 64-bit store that the compiler cannot merge with its neighbours into an FP/SIMD
@@ -232,16 +231,11 @@ fn short_message(t: Pa) -> Option<MessageInfo> {
 #[inline(always)]
 fn scheduler_would_pick(kk: &Kernel, p: usize, now: u64) -> bool {
     // The running thread is never queued, so the queues hold only other threads.
-    if p > 0 && ready_above(kk, p - 1) || p == 0 && ready_any(kk) {
+    if ready_at_or_above(kk, p) {
         return false;
     }
     let r = kk.release_head;
     r == 0 || crate::sched::release_time(kk, tcb(r).sc) > now
-}
-
-#[inline(always)]
-fn ready_any(kk: &Kernel) -> bool {
-    kk.ready_words != 0
 }
 
 /// Whether `next` can run on `sc`, a context other than the running one, without any of
