@@ -28,6 +28,9 @@ pub struct Kernel {
     /// (`sched::min_budget_to_run`), kept here for the fast path: u64::MAX until
     /// [`Kernel::init_timing`], which makes the fast path decline every call.
     pub min_budget_to_run: u64,
+    /// seL4's MIN_BUDGET in ticks (`sched::min_budget`), for the common charge; u64::MAX
+    /// until [`Kernel::init_timing`], which sends every charge the general way.
+    pub min_budget: u64,
     /// The scheduling context that ran last (seL4's `ksCurSC`).
     pub cur_sc: Pa,
     pub timer_deadline: u64,
@@ -67,6 +70,7 @@ impl Kernel {
             release_head: 0,
             charged_until: 0,
             min_budget_to_run: u64::MAX,
+            min_budget: u64::MAX,
             cur_sc: 0,
             timer_deadline: 0,
             force_switch: false,
@@ -89,6 +93,7 @@ impl Kernel {
     /// Sets what depends on the counter frequency (at boot, before any thread runs).
     pub fn init_timing(&mut self) {
         self.min_budget_to_run = crate::sched::min_budget_to_run();
+        self.min_budget = crate::sched::min_budget();
     }
 }
 

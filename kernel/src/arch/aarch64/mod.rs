@@ -378,7 +378,10 @@ fn enter_at<R>(
     k: *mut crate::kernel::Kernel,
     handler: impl FnOnce(&mut crate::kernel::Kernel) -> R,
 ) -> R {
-    debug_assert!(core::ptr::eq(k, core::ptr::addr_of_mut!(crate::kernel::KERNEL)));
+    debug_assert!(core::ptr::eq(
+        k,
+        core::ptr::addr_of_mut!(crate::kernel::KERNEL)
+    ));
     // SAFETY: `k` is the kernel state's address (the vector's only caller passes it), so
     // this is `enter`'s one reference, under the same conditions.
     let k = unsafe { &mut *k };
@@ -408,7 +411,11 @@ extern "C" fn keel_fast_call(frame: usize, _esr: u64, k: *mut crate::kernel::Ker
 
 /// ReplyRecv from the thread whose frame is `frame`: as `keel_fast_call`.
 #[no_mangle]
-extern "C" fn keel_fast_reply_recv(frame: usize, _esr: u64, k: *mut crate::kernel::Kernel) -> usize {
+extern "C" fn keel_fast_reply_recv(
+    frame: usize,
+    _esr: u64,
+    k: *mut crate::kernel::Kernel,
+) -> usize {
     enter_at(k, |k| {
         fast_path_entry(k);
         crate::fastpath::reply_recv(k, frame)
