@@ -238,18 +238,19 @@ fn scheduler_would_pick(kk: &Kernel, p: usize, now: u64) -> bool {
     r == 0 || crate::sched::release_time(kk, tcb(r).sc) > now
 }
 
-/// Whether `next` can run on `sc`, a context other than the running one, without any of
+/// Whether a blocked thread can run on `sc`, a context other than the running one, without any of
 /// the refill work the general path does for a context it switches to: a round-robin
 /// context (seL4's `refill_unblock_check` does nothing for those) whose budget is ready and
-/// sufficient, and whose thread is not waiting for a refill. `remaining` is non-zero only
+/// sufficient (its thread, blocked, is not waiting for a refill: the release queue holds
+/// only runnable threads, which the invariant checker checks). `remaining` is non-zero only
 /// for a configured context with a ready head refill of that amount (see
 /// [`check_remaining`]), so it alone says whether the budget is there.
 #[inline(always)]
-fn other_sc_can_run(next: Pa, sc: Pa) -> bool {
+fn other_sc_can_run(sc: Pa) -> bool {
     let s = obj::<SchedContext>(sc);
     #[cfg(feature = "invariants")]
     check_remaining(sc);
-    s.period == 0 && s.remaining >= crate::sched::MIN_REMAINING && !tcb(next).in_release_queue
+    s.period == 0 && s.remaining >= crate::sched::MIN_REMAINING
 }
 
 /// The budget of the running thread `t` (what the general path's `budget_check_restart`
@@ -378,10 +379,7 @@ fn fast_call(kk: &mut Kernel, t: Pa) -> Option<Pa> {
         call_and_wait(t, dest, ep, reply, badge, 0);
         return Some(switch_same_sc(kk, dest, vspace));
     }
-    if !other_sc_can_run(dest, dest_sc)
-        || !can_commit(my_sc)
-        || !scheduler_would_pick(kk, prio, now)
-    {
+    if !other_sc_can_run(dest_sc) || !can_commit(my_sc) || !scheduler_would_pick(kk, prio, now) {
         return None;
     }
     let vspace = loaded_vspace_of(kk, dest)?;
@@ -467,7 +465,7 @@ fn fast_reply_recv(kk: &mut Kernel, t: Pa) -> Option<Pa> {
         return Some(switch_same_sc(kk, caller, vspace));
     }
     if own_sc == 0
-        || !other_sc_can_run(caller, own_sc)
+        || !other_sc_can_run(own_sc)
         || !can_commit(my_sc)
         || !scheduler_would_pick(kk, prio, now)
     {
@@ -535,7 +533,7 @@ fn fast_signal(kk: &mut Kernel, t: Pa) -> Option<Pa> {
         return None;
     }
     let (now, my_sc, used) = running_budget(kk, t)?;
-    if !other_sc_can_run(waiter, waiter_sc)
+    if !other_sc_can_run(waiter_sc)
         || !can_commit(my_sc)
         || !scheduler_would_pick(kk, tcb(waiter).priority.index(), now)
     {

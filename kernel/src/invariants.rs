@@ -821,6 +821,13 @@ fn check_tcb(k: &Kernel, t: Pa, m: Mode) -> Check {
             t,
             0,
         )?;
+        // Only a runnable thread waits for a refill (the fast path relies on it).
+        ensure(
+            crate::sched::is_runnable(th.state),
+            "a thread in the release queue is not runnable",
+            t,
+            0,
+        )?;
     }
     // Slot types: seL4 only ever installs these.
     let cap = |i: usize| th.slots[i].cap.kind();
