@@ -337,6 +337,7 @@ pub fn boot(k: &mut Kernel, dtb: usize) -> Pa {
 }
 
 fn try_boot(k: &mut Kernel, dtb: usize) -> Result<Pa, BootError> {
+    k.init_timing();
     let (kstart, kend) = crate::arch::kernel_image_range();
     let block = (kend + PAGE - 1) & !(PAGE - 1);
     let (elf_pa, elf_size, block_end) = find_root_task(block)?;

@@ -139,8 +139,8 @@ fn push_reply(t: Pa, dest: Pa, dest_sc: Pa, reply: Pa) {
 /// `ipc::reply_remove(reply, caller)` for the ReplyRecv of the running thread `t`, where
 /// `caller` waits on `reply` and, if `reply` carries a donated context that goes back to
 /// the caller, that context is `t`'s; when `reply` carries none, the caller is in no call
-/// stack (the fast path checks both). The caller is left Inactive, as the general
-/// function leaves it. The host tests in `tests::fastpath_equivalence` check that the two
+/// stack (the fast path checks both). The general function leaves the caller Inactive;
+/// here its state is left for the caller to set (it runs next). The host tests in `tests::fastpath_equivalence` check that the two
 /// paths leave every byte the same.
 #[inline(always)]
 fn pop_reply(t: Pa, caller: Pa, reply: Pa) {
@@ -166,36 +166,27 @@ fn pop_reply(t: Pa, caller: Pa, reply: Pa) {
             put_pa(&mut s.tcb, caller);
             put_pa(&mut c.sc, sc);
         }
+        put_pa(&mut c.call_prev, 0);
+        put_pa(&mut c.call_next, 0);
     }
+    // (Without a donation both call links are 0 already: `fast_reply_recv` checks it.)
     put_pa(&mut r.caller, 0);
     put_pa(&mut c.reply, 0);
     put_pa(&mut c.blocked_on, 0);
-    put_pa(&mut c.call_prev, 0);
-    put_pa(&mut c.call_next, 0);
-    c.state = ThreadState::Inactive;
 }
 
-/// Whether a ready thread has a priority above `p` (the ready-queue bitmap, as
+/// Whether a ready thread has priority `p` or more (the ready-queue bitmap, as
 /// `Kernel::highest_ready_priority` reads it).
 #[inline(always)]
-fn ready_above(kk: &Kernel, p: usize) -> bool {
-    let b = &kk.ready_bitmap;
-    // Often nothing at all is ready.
-    if b[0] | b[1] | b[2] | b[3] == 0 {
+fn ready_at_or_above(kk: &Kernel, p: usize) -> bool {
+    // Often nothing at all is ready: one load of the word summary.
+    let words = kk.ready_words;
+    if words == 0 {
         return false;
     }
     let w = (p / 64) & 3;
-    // Bits above `p` in its word (none when `p` is the word's top bit), then the words
-    // above it (a match, not a loop: a loop here is vectorised into FP/SIMD code).
-    if b[w] & !((2u64 << (p % 64)).wrapping_sub(1)) != 0 {
-        return true;
-    }
-    match w {
-        0 => b[1] | b[2] | b[3] != 0,
-        1 => b[2] | b[3] != 0,
-        2 => b[3] != 0,
-        _ => false,
-    }
+    // Bits from `p` up in its word, then the words above it.
+    kk.ready_bitmap[w] & !((1u64 << (p % 64)) - 1) != 0 || words >> w >> 1 != 0
 }
 
 /// One 64-bit store that the compiler cannot merge with its neighbours into an FP/SIMD
@@ -244,31 +235,26 @@ fn short_message(t: Pa) -> Option<MessageInfo> {
 #[inline(always)]
 fn scheduler_would_pick(kk: &Kernel, p: usize, now: u64) -> bool {
     // The running thread is never queued, so the queues hold only other threads.
-    if p > 0 && ready_above(kk, p - 1) || p == 0 && ready_any(kk) {
+    if ready_at_or_above(kk, p) {
         return false;
     }
     let r = kk.release_head;
     r == 0 || crate::sched::release_time(kk, tcb(r).sc) > now
 }
 
-#[inline(always)]
-fn ready_any(kk: &Kernel) -> bool {
-    let b = &kk.ready_bitmap;
-    b[0] | b[1] | b[2] | b[3] != 0
-}
-
-/// Whether `next` can run on `sc`, a context other than the running one, without any of
+/// Whether a blocked thread can run on `sc`, a context other than the running one, without any of
 /// the refill work the general path does for a context it switches to: a round-robin
 /// context (seL4's `refill_unblock_check` does nothing for those) whose budget is ready and
-/// sufficient, and whose thread is not waiting for a refill. `remaining` is non-zero only
+/// sufficient (its thread, blocked, is not waiting for a refill: the release queue holds
+/// only runnable threads, which the invariant checker checks). `remaining` is non-zero only
 /// for a configured context with a ready head refill of that amount (see
 /// [`check_remaining`]), so it alone says whether the budget is there.
 #[inline(always)]
-fn other_sc_can_run(next: Pa, sc: Pa) -> bool {
+fn other_sc_can_run(sc: Pa) -> bool {
     let s = obj::<SchedContext>(sc);
     #[cfg(feature = "invariants")]
     check_remaining(sc);
-    s.period == 0 && s.remaining >= crate::sched::MIN_REMAINING && !tcb(next).in_release_queue
+    s.period == 0 && s.remaining >= crate::sched::MIN_REMAINING
 }
 
 /// The budget of the running thread `t` (what the general path's `budget_check_restart`
@@ -284,11 +270,10 @@ fn other_sc_can_run(next: Pa, sc: Pa) -> bool {
 /// charging in parts. Only a switch of contexts commits the charge ([`commit`]).
 #[inline(always)]
 pub(crate) fn running_budget(kk: &Kernel, t: Pa) -> Option<(u64, Pa, u64)> {
-    let me = tcb(t);
-    let my_sc = me.sc;
-    // A running thread still in a scheduler queue (its timeslice ended in this entry's
-    // predecessor) would have to be dequeued as it blocks: general path.
-    if my_sc == 0 || my_sc != kk.cur_sc || me.in_release_queue || me.in_ready_queue {
+    // The running thread is in no scheduler queue and runs on `cur_sc` at every entry
+    // (checked by the invariant checker), so neither is tested here.
+    let my_sc = tcb(t).sc;
+    if my_sc == 0 {
         return None;
     }
     let s = obj::<SchedContext>(my_sc);
@@ -306,7 +291,7 @@ pub(crate) fn running_budget(kk: &Kernel, t: Pa) -> Option<(u64, Pa, u64)> {
     // `remaining - used`, which must be at least MIN_BUDGET (and MIN_REMAINING) for the
     // general path to go on.
     let rem = s.remaining;
-    if used >= rem || rem - used < crate::sched::min_budget_to_run() {
+    if used >= rem || rem - used < kk.min_budget_to_run {
         return None;
     }
     Some((now, my_sc, used))
@@ -398,10 +383,7 @@ fn fast_call(kk: &mut Kernel, t: Pa) -> Option<Pa> {
         call_and_wait(t, dest, ep, reply, badge, 0);
         return Some(switch_same_sc(kk, dest, vspace));
     }
-    if !other_sc_can_run(dest, dest_sc)
-        || !can_commit(my_sc)
-        || !scheduler_would_pick(kk, prio, now)
-    {
+    if !other_sc_can_run(dest_sc) || !can_commit(my_sc) || !scheduler_would_pick(kk, prio, now) {
         return None;
     }
     let vspace = loaded_vspace_of(kk, dest)?;
@@ -487,7 +469,7 @@ fn fast_reply_recv(kk: &mut Kernel, t: Pa) -> Option<Pa> {
         return Some(switch_same_sc(kk, caller, vspace));
     }
     if own_sc == 0
-        || !other_sc_can_run(caller, own_sc)
+        || !other_sc_can_run(own_sc)
         || !can_commit(my_sc)
         || !scheduler_would_pick(kk, prio, now)
     {
@@ -555,7 +537,7 @@ fn fast_signal(kk: &mut Kernel, t: Pa) -> Option<Pa> {
         return None;
     }
     let (now, my_sc, used) = running_budget(kk, t)?;
-    if !other_sc_can_run(waiter, waiter_sc)
+    if !other_sc_can_run(waiter_sc)
         || !can_commit(my_sc)
         || !scheduler_would_pick(kk, tcb(waiter).priority.index(), now)
     {

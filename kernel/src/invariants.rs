@@ -835,6 +835,13 @@ fn check_tcb(k: &Kernel, t: Pa, m: Mode) -> Check {
             t,
             0,
         )?;
+        // Only a runnable thread waits for a refill (the fast path relies on it).
+        ensure(
+            crate::sched::is_runnable(th.state),
+            "a thread in the release queue is not runnable",
+            t,
+            0,
+        )?;
     }
     // Slot types: seL4 only ever installs these.
     let cap = |i: usize| th.slots[i].cap.kind();
@@ -1104,6 +1111,13 @@ fn check_scheduler(k: &Kernel, m: Mode) -> Check {
     for p in 0..256 {
         let (head, tail) = (kk.ready_head.as_slice()[p], kk.ready_tail.as_slice()[p]);
         let bit = kk.ready_bitmap[p / 64] & (1 << (p % 64)) != 0;
+        let word = kk.ready_words & (1 << (p / 64)) != 0;
+        ensure(
+            word == (kk.ready_bitmap[p / 64] != 0),
+            "the ready bitmap's word summary disagrees with the bitmap",
+            p,
+            kk.ready_words as usize,
+        )?;
         ensure(
             bit == (head != 0),
             "the ready bitmap disagrees with a queue",
@@ -1192,11 +1206,19 @@ fn check_scheduler(k: &Kernel, m: Mode) -> Check {
             kk.cur,
             0,
         )?;
+        let th = tcb(k, kk.cur);
         ensure(
-            !tcb(k, kk.cur).in_ready_queue,
+            !th.in_ready_queue && !th.in_release_queue,
             "the running thread is queued",
             kk.cur,
             0,
+        )?;
+        // The fast path relies on both (seL4's ksCurSC is the running thread's context).
+        ensure(
+            th.sc == kk.cur_sc,
+            "the running thread does not run on the current scheduling context",
+            kk.cur,
+            kk.cur_sc,
         )?;
     }
     Ok(())

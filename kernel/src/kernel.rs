@@ -18,9 +18,19 @@ pub struct Kernel {
     pub ready_head: PerPrio<Pa>,
     pub ready_tail: PerPrio<Pa>,
     pub ready_bitmap: [u64; 4],
+    /// Bit `w` set when word `w` of `ready_bitmap` is non-zero (seL4's L1 bitmap): one
+    /// load tells whether any thread is ready.
+    pub ready_words: u64,
     pub release_head: Pa,
     /// Time up to which the running thread has been charged.
     pub charged_until: u64,
+    /// What a context's head refill must hold for its thread to run, in ticks
+    /// (`sched::min_budget_to_run`), kept here for the fast path: u64::MAX until
+    /// [`Kernel::init_timing`], which makes the fast path decline every call.
+    pub min_budget_to_run: u64,
+    /// seL4's MIN_BUDGET in ticks (`sched::min_budget`), for the common charge; u64::MAX
+    /// until [`Kernel::init_timing`], which sends every charge the general way.
+    pub min_budget: u64,
     /// The scheduling context that ran last (seL4's `ksCurSC`).
     pub cur_sc: Pa,
     pub timer_deadline: u64,
@@ -60,8 +70,11 @@ impl Kernel {
             ready_head: PerPrio::new(0),
             ready_tail: PerPrio::new(0),
             ready_bitmap: [0; 4],
+            ready_words: 0,
             release_head: 0,
             charged_until: 0,
+            min_budget_to_run: u64::MAX,
+            min_budget: u64::MAX,
             cur_sc: 0,
             timer_deadline: 0,
             force_switch: false,
@@ -82,6 +95,14 @@ impl Kernel {
 
 const EMPTY_SLOT: Slot = crate::cspace::EMPTY;
 
+impl Kernel {
+    /// Sets what depends on the counter frequency (at boot, before any thread runs).
+    pub fn init_timing(&mut self) {
+        self.min_budget_to_run = crate::sched::min_budget_to_run();
+        self.min_budget = crate::sched::min_budget();
+    }
+}
+
 /// The kernel state. Only the exception entry (`arch::enter`) takes a reference to it,
 /// once per kernel entry, and passes it down.
 #[cfg(target_os = "none")]
@@ -93,7 +114,11 @@ pub(crate) static mut KERNEL: Kernel = Kernel::new();
 pub fn k() -> &'static mut Kernel {
     extern crate std;
     std::thread_local! {
-        static KERNEL: *mut Kernel = std::boxed::Box::leak(std::boxed::Box::new(Kernel::new()));
+        static KERNEL: *mut Kernel = {
+            let k = std::boxed::Box::leak(std::boxed::Box::new(Kernel::new()));
+            k.init_timing();
+            k
+        };
     }
     // SAFETY: each test thread has its own leaked kernel state.
     KERNEL.with(|k| unsafe { &mut **k })

@@ -48,6 +48,7 @@ impl Kernel {
         }
         self.ready_tail[p] = t;
         self.ready_bitmap[p.index() / 64] |= 1 << (p.index() % 64);
+        self.ready_words |= 1 << (p.index() / 64);
     }
 
     pub fn ready_enqueue_front(&mut self, t: Pa) {
@@ -68,6 +69,7 @@ impl Kernel {
         }
         self.ready_head[p] = t;
         self.ready_bitmap[p.index() / 64] |= 1 << (p.index() % 64);
+        self.ready_words |= 1 << (p.index() / 64);
     }
 
     #[inline(always)]
@@ -92,23 +94,27 @@ impl Kernel {
             self.ready_tail[p] = prev;
         }
         if self.ready_head[p] == 0 {
-            self.ready_bitmap[p.index() / 64] &= !(1 << (p.index() % 64));
+            let w = p.index() / 64;
+            self.ready_bitmap[w] &= !(1 << (p.index() % 64));
+            if self.ready_bitmap[w] == 0 {
+                self.ready_words &= !(1 << w);
+            }
         }
     }
 
     /// The highest priority with a ready thread.
     #[inline(always)]
     pub fn highest_ready_priority(&self) -> Option<Prio> {
-        for w in (0..4).rev() {
-            let bits = self.ready_bitmap[w];
-            if bits != 0 {
-                // At most 3 * 64 + 63 = 255.
-                return Some(Prio::from(
-                    (w * 64 + 63 - bits.leading_zeros() as usize) as u8,
-                ));
-            }
+        let words = self.ready_words;
+        if words == 0 {
+            return None;
         }
-        None
+        // The highest non-empty word (at most 3), then its highest bit: at most 255.
+        let w = (63 - words.leading_zeros() as usize) & 3;
+        let bits = self.ready_bitmap[w];
+        Some(Prio::from(
+            (w * 64 + 63 - bits.leading_zeros() as usize) as u8,
+        ))
     }
 
     /// Puts `t` in the release queue, ordered by the time of its head refill (seL4's
@@ -252,13 +258,21 @@ impl Kernel {
     /// charged (seL4's `commitTime`, done at every kernel entry: charging a run in parts
     /// gives the same refills as charging it at once, as `schedule_used` merges them).
     pub fn charge_current(&mut self, now: u64) {
+        self.charge_current_at(now, false);
+    }
+
+    /// [`Kernel::charge_current`]; `at_entry`: at the start of a kernel entry, where the
+    /// running thread is in no scheduler queue (an invariant the checker tests at every
+    /// entry), so that is not tested again.
+    #[inline(always)]
+    fn charge_current_at(&mut self, now: u64, at_entry: bool) {
         let used = now.saturating_sub(self.charged_until);
         self.charged_until = now;
         if self.cur == 0 || used == 0 {
             return;
         }
         let th = self.tcb(self.cur);
-        if th.in_release_queue || th.in_ready_queue {
+        if !at_entry && (th.in_release_queue || th.in_ready_queue) {
             // Its timeslice already ended in this entry (Yield: seL4's chargeBudget
             // zeroes ksConsumed), so the rest is not its to pay. Charging it here would
             // also move the head refill of a thread sitting in the release queue,
@@ -278,7 +292,7 @@ impl Kernel {
         if sc.period == 0
             && sc.refill_head != sc.refill_tail
             && used < rem
-            && rem - used >= min_budget()
+            && rem - used >= self.min_budget
         {
             crate::fastpath::commit(self, sc_pa, now, used);
             return;
@@ -290,7 +304,7 @@ impl Kernel {
     /// is left of its budget is not enough, the system call or fault is not handled now:
     /// the thread restarts it once it has budget again (`schedule` ends its timeslice).
     pub fn budget_check_restart(&mut self, t: Pa) -> bool {
-        self.charge_current(crate::arch::now());
+        self.charge_current_at(crate::arch::now(), true);
         let sc = self.tcb(t).sc;
         if sc == 0 || sc_can_run(self.obj::<SchedContext>(sc)) {
             return true;

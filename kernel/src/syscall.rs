@@ -148,10 +148,14 @@ pub fn handle_syscall(k: &mut Kernel, t: Pa, number: i64) {
         sc::CALL => handle_send(k, t, x0, true, true, true),
         sc::SEND => handle_send(k, t, x0, false, true, false),
         sc::NB_SEND => handle_send(k, t, x0, false, false, false),
-        sc::RECV => handle_recv(k, t, true, true),
-        sc::NB_RECV => handle_recv(k, t, false, true),
-        sc::WAIT => handle_recv(k, t, true, false),
-        sc::NB_WAIT => handle_recv(k, t, false, false),
+        // One call site, inlined: the receive (Poll is the null system call) runs in this
+        // function's frame.
+        sc::RECV | sc::NB_RECV | sc::WAIT | sc::NB_WAIT => handle_recv_inline(
+            k,
+            t,
+            number == sc::RECV || number == sc::WAIT,
+            number == sc::RECV || number == sc::NB_RECV,
+        ),
         sc::REPLY_RECV => {
             // seL4 (MCS): the reply phase is a non-blocking invocation of whatever x6
             // names (a reply object replies; a failed lookup, of the capability or of an
@@ -352,7 +356,14 @@ fn send_error(k: &mut Kernel, t: Pa, e: SysError) {
     reply_from_kernel(k, t, label, &w[..n]);
 }
 
+/// [`handle_recv_inline`] out of line, for the receive phase of the combined calls.
+#[inline(never)]
 fn handle_recv(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
+    handle_recv_inline(k, t, blocking, with_reply)
+}
+
+#[inline(always)]
+fn handle_recv_inline(k: &mut Kernel, t: Pa, blocking: bool, with_reply: bool) {
     let cptr = k.tcb(t).ctx.x[0];
     let (_, cap) = match lookup_cap(k, t, cptr) {
         Ok(v) => v,

@@ -2150,6 +2150,7 @@ mod fastpath_equivalence {
     impl World {
         fn new() -> World {
             *k() = Kernel::new();
+            k().init_timing();
             let base = arena(ARENA, 8192);
             let mut w = World {
                 base,

@@ -96,6 +96,12 @@ _start:
     mov     sp, x1
 .endm
 
+// x2 = the kernel state's address, for the fast paths.
+.macro KERNEL_STATE_X2
+    adrp    x2, {kernel}
+    add     x2, x2, :lo12:{kernel}
+.endm
+
 // Load the FP/SIMD state of the frame in x0 and make it the owner (x1 is scratch). The
 // caller has claimed the registers (FP/SIMD enabled, no owner).
 .macro FPU_LOAD
@@ -207,23 +213,28 @@ keel_vector_lower_sync:
     cmp     x2, #0x15
     b.ne    .Lnot_svc
     // Call (-1), ReplyRecv (-2) and Send (-5) try the fast path first (x7 still holds
-    // the number). It returns the frame to return to, bit 0 set if the timer must be
-    // armed first, or this frame with bit 1 set for the general path.
+    // the number), given the kernel state in x2 (a register the fast path keeps it in,
+    // rather than forming its address again at each use; x1 keeps ESR for the general
+    // path, which reads FAR into x2). It returns the frame to return to, bit 0 set if
+    // the timer must be armed first, or this frame with bit 1 set for the general path.
     cmn     x7, #1
     b.eq    .Lfast_call
     cmn     x7, #2
     b.eq    .Lfast_reply_recv
     cmn     x7, #5
     b.ne    .Lgeneral
+    KERNEL_STATE_X2
     bl      keel_fast_signal
     b       .Lfast_done
 .Lfast_reply_recv:
+    KERNEL_STATE_X2
     bl      keel_fast_reply_recv
     // (The two tests of .Lfast_done, repeated to save a branch on the round trip.)
     tbnz    x0, #1, .Lfast_failed
     tbz     x0, #0, keel_restore_frame
     b       .Lfast_arm_timer
 .Lfast_call:
+    KERNEL_STATE_X2
     bl      keel_fast_call
 .Lfast_done:
     tbnz    x0, #1, .Lfast_failed
@@ -342,4 +353,5 @@ keel_fpu_claim:
 
 "#,
     fpu_disabled = const core::mem::offset_of!(crate::object::Tcb, fpu_disabled),
+    kernel = sym crate::kernel::KERNEL,
 );

@@ -376,6 +376,24 @@ fn enter<R>(handler: impl FnOnce(&mut crate::kernel::Kernel) -> R) -> R {
     handler(k)
 }
 
+/// [`enter`] for the fast paths, which the vector gives the kernel state's address in a
+/// register (`k`, always `&raw mut KERNEL`): the compiler keeps it there instead of
+/// forming the address again at every use.
+#[inline(always)]
+fn enter_at<R>(
+    k: *mut crate::kernel::Kernel,
+    handler: impl FnOnce(&mut crate::kernel::Kernel) -> R,
+) -> R {
+    debug_assert!(core::ptr::eq(
+        k,
+        core::ptr::addr_of_mut!(crate::kernel::KERNEL)
+    ));
+    // SAFETY: `k` is the kernel state's address (the vector's only caller passes it), so
+    // this is `enter`'s one reference, under the same conditions.
+    let k = unsafe { &mut *k };
+    handler(k)
+}
+
 /// Restores `frame` and returns to user level.
 ///
 /// # Safety
@@ -389,9 +407,9 @@ pub unsafe fn return_to_user(frame: usize) -> ! {
 /// path handled it (bit 0 set: call `keel_fastpath_arm_timer` first), or `frame` with
 /// bit 1 set to take the general path (`keel_handle_lower_sync`).
 #[no_mangle]
-extern "C" fn keel_fast_call(frame: usize) -> usize {
+extern "C" fn keel_fast_call(frame: usize, _esr: u64, k: *mut crate::kernel::Kernel) -> usize {
     const _: () = assert!(crate::fastpath::ARM_TIMER == 1 && crate::fastpath::GENERAL_PATH == 2);
-    enter(|k| {
+    enter_at(k, |k| {
         fast_path_entry(k);
         crate::fastpath::call(k, frame)
     })
@@ -399,8 +417,12 @@ extern "C" fn keel_fast_call(frame: usize) -> usize {
 
 /// ReplyRecv from the thread whose frame is `frame`: as `keel_fast_call`.
 #[no_mangle]
-extern "C" fn keel_fast_reply_recv(frame: usize) -> usize {
-    enter(|k| {
+extern "C" fn keel_fast_reply_recv(
+    frame: usize,
+    _esr: u64,
+    k: *mut crate::kernel::Kernel,
+) -> usize {
+    enter_at(k, |k| {
         fast_path_entry(k);
         crate::fastpath::reply_recv(k, frame)
     })
@@ -408,8 +430,8 @@ extern "C" fn keel_fast_reply_recv(frame: usize) -> usize {
 
 /// Send from the thread whose frame is `frame`: as `keel_fast_call`.
 #[no_mangle]
-extern "C" fn keel_fast_signal(frame: usize) -> usize {
-    enter(|k| {
+extern "C" fn keel_fast_signal(frame: usize, _esr: u64, k: *mut crate::kernel::Kernel) -> usize {
+    enter_at(k, |k| {
         fast_path_entry(k);
         crate::fastpath::signal(k, frame)
     })
