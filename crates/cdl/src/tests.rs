@@ -677,12 +677,11 @@ fn vm_lowering() {
     let vm = &s.vms()[0];
     assert_eq!(vm.kernel.path, guest_fixtures().join("Image"));
     assert_eq!(vm.ram_size, 256 << 20);
-    // The loader's planner refuses it, naming the VM.
-    let e = keel_plan::plan::check(&spec, spec.components.len()).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "VM `linux`: VMs are not yet supported by the loader"
-    );
+    // The loader's planner accepts the lowering: its vCPUs and RAM pages.
+    keel_plan::plan::check(&spec, spec.components.len()).unwrap();
+    let p = keel_plan::vm::plan_vm(&spec, &spec.vms[0], keel_plan::plan::GUEST_IPA_LIMIT).unwrap();
+    assert_eq!(p.vcpus.len(), spec.vms[0].vcpus.len());
+    assert_eq!(p.ram.len() as u64, (256 << 20) / guest::RAM_ALIGN);
 }
 
 /// One program serves every VM: its constants do not depend on the VM's name.

@@ -108,6 +108,7 @@ pub fn encode_blob(spec: &SystemSpec, images: &[Vec<u8>], debug_console: bool) -
         spec: spec.clone(),
         images: images.iter().map(|i| i.as_slice()).collect(),
         debug_console,
+        vm_boots: Vec::new(),
     };
     blob.encode().context("cannot encode the system blob")
 }
