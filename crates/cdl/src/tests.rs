@@ -684,6 +684,12 @@ fn vm_lowering() {
     assert_eq!(p.ram.len() as u64, (256 << 20) / guest::RAM_ALIGN);
 }
 
+fn console_or_empty(s: &crate::System) -> String {
+    s.index_of("console")
+        .map(|i| s.generate(i))
+        .unwrap_or_default()
+}
+
 /// One program serves every VM: its constants do not depend on the VM's name.
 #[test]
 fn vm_generated_constants() {
@@ -712,6 +718,19 @@ fn vm_generated_constants() {
         "{vmm}"
     );
     assert!(vmm.contains("(0, \"linux.vcpu\")"), "{vmm}");
+    // Both know their VM: its name, vCPU count and where its RAM is.
+    for text in [&vcpu, &vmm] {
+        for line in [
+            "pub mod vm {",
+            "    pub const NAME: &str = \"linux\";",
+            "    pub const VCPUS: u32 = 3;",
+            "    pub const RAM_BASE: u64 = 0x4000_0000;",
+            "    pub const RAM_SIZE: u64 = 0x1000_0000;",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
+    assert!(!console_or_empty(&s).contains("pub mod vm"));
     // The console and the supervisor know them by their full names.
     let console = s.generate(s.index_of("console").unwrap());
     assert!(console.contains("pub const LINUX_VCPU:"), "{console}");
