@@ -97,6 +97,8 @@ pub mod vm {
     pub const RAM_SUFFIX: &str = "ram";
     /// The channel between the vcpu and vmm components: its id at both.
     pub const EXIT_CHANNEL_ID: u8 = 0;
+    /// The protocol on it (`components/vmm/protocol`): MMIO exits the vcpu component hands on.
+    pub const EXIT_PROTOCOL: &str = "vmm_protocol::Exit";
     /// The generated constants: at the vcpu component the channel is `channels::VMM`, at the
     /// vmm `channels::VCPU`, and the vmm's guest RAM mapping is `regions::GUEST_RAM`, whatever
     /// the VM is called (one program serves every VM).

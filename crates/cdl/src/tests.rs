@@ -701,7 +701,7 @@ fn vm_generated_constants() {
     );
     assert!(
         vcpu.contains(
-            "pub const VMM: keel_component::Channel = keel_component::Channel::__generated(0);"
+            "pub const VMM: keel_component::Client<vmm_protocol::Exit> = keel_component::Client::__generated(0);"
         ),
         "{vcpu}"
     );
@@ -709,7 +709,7 @@ fn vm_generated_constants() {
     let vmm = s.generate(s.index_of("linux.vmm").unwrap());
     assert!(
         vmm.contains(
-            "pub const VCPU: keel_component::Channel = keel_component::Channel::__generated(0);"
+            "pub const VCPU: keel_component::Server<vmm_protocol::Exit> = keel_component::Server::__generated(0);"
         ),
         "{vmm}"
     );

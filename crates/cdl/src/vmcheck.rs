@@ -169,7 +169,7 @@ pub(crate) fn add_vm(
         builtin: true,
         broken: false,
         head: v.head,
-        protocol: Val::Absent,
+        protocol: Val::Ok(Sp::new(vm::EXIT_PROTOCOL.to_string(), v.head)),
         ends: vec![
             end(
                 parts.vcpu,
