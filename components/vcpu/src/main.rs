@@ -50,6 +50,9 @@ fn vcpu(n: usize) -> cap::VCpu {
     Cap::from_cptr(cspace::vcpu(n as u32))
 }
 
+/// ESR's WnR bit (a data abort was a write).
+const WNR: u64 = 1 << 6;
+
 /// Why the VM stops.
 type Stop = &'static str;
 
@@ -104,7 +107,7 @@ impl Manager {
                 Self::resume(n, &regs)
             }
             Exit::SysReg(_) | Exit::Other { .. } | Exit::Hvc { .. } => {
-                self.inject(n, Injected::Undefined, None)
+                self.inject(n, Injected::Undefined, None, 0)
             }
             _ => Err("an exit the VCPUFault cannot carry"),
         }
@@ -171,11 +174,11 @@ impl Manager {
     ) -> Result<Option<Message>, Stop> {
         let far = self.far_of(n, addr)?;
         if prefetch {
-            return self.inject(n, Injected::InstructionAbort { far: addr }, far);
+            return self.inject(n, Injected::InstructionAbort { far: addr }, far, 0);
         }
         match vm_exit::decode(fsr) {
             Exit::Mmio(access) => self.mmio(n, addr, access, Esr(fsr)),
-            _ => self.inject(n, Injected::DataAbort { far }, far),
+            _ => self.inject(n, Injected::DataAbort { far }, far, fsr & WNR),
         }
     }
 
@@ -224,7 +227,8 @@ impl Manager {
         };
         let Some(value) = value else {
             let far = self.far_of(n, ipa)?;
-            return self.inject(n, Injected::DataAbort { far }, far);
+            let wnr = if access.write { WNR } else { 0 };
+            return self.inject(n, Injected::DataAbort { far }, far, wnr);
         };
         if !access.write {
             if let Some(v) = access.read_result(value) {
@@ -235,12 +239,14 @@ impl Manager {
         Self::resume(n, &regs)
     }
 
-    /// Makes vCPU `n` take `what` at EL1 (an external abort or an undefined instruction).
+    /// Makes vCPU `n` take `what` at EL1 (an external abort or an undefined instruction);
+    /// `iss` bits are added to its syndrome (WnR of a data abort, as the hardware reports it).
     fn inject(
         &mut self,
         n: usize,
         what: Injected,
         far: Option<u64>,
+        iss: u64,
     ) -> Result<Option<Message>, Stop> {
         let mut regs = Self::regs(n)?;
         let v = vcpu(n);
@@ -257,7 +263,7 @@ impl Manager {
             v.write_regs(field, value)
                 .map_err(|_| "VCPU_WriteRegs failed (injection)")
         };
-        write(vcpu_reg::ESR, i.esr_el1)?;
+        write(vcpu_reg::ESR, i.esr_el1 | iss)?;
         if let Some(f) = i.far_el1.or(far) {
             write(vcpu_reg::FAR, f)?;
         }
