@@ -4,10 +4,12 @@
 //!
 //! Job: answer every guest exit (docs/vm-architecture.md): PSCI and SMCCC calls over SMC
 //! (`psci`: CPU_ON starts a vCPU through WriteRegisters, SYSTEM_OFF stops the VM and logs
-//! `vm NAME: powered off`), WFI/WFE (stepped over), MMIO (`vm_exit`): the GIC's windows are
-//! read-as-zero/write-ignored for now (the `vgic` crate comes next), everything else goes to
-//! the vmm (`vmm_protocol::Exit`); an access nobody emulates gets an external data abort, as
-//! KVM gives it. The guest's PC is advanced past each emulated instruction before the reply.
+//! `vm NAME: powered off`), WFI/WFE (completed once an interrupt is due), MMIO (`vm_exit`):
+//! the GIC's distributor and redistributors and the SGI registers go to the virtual GIC
+//! (`vgic`, whose list registers become VCPU InjectIRQ and whose timer EOIs become AckVPPI),
+//! everything else to the vmm (`vmm_protocol::Exit`); an access nobody emulates gets an
+//! external data abort, as KVM gives it. The guest's PC is advanced past each emulated
+//! instruction before the reply.
 //!
 //! Must never: panic on guest input; resume a vCPU after an exit it cannot answer (the VM is
 //! then stopped, with a log line saying why). Invariants: one VM per vcpu component; a
@@ -33,8 +35,9 @@ use keel_component::sel4::sel4_sys::vcpu_reg;
 use keel_component::sel4::{cap, Cap, UserContext};
 use keel_component::{component, log, Child, Fault, Handler, Message};
 use psci::{Action, Psci};
+use vgic::{SgiRegister, Vgic};
 use vm_exit::inject::{self, GuestState, Injected};
-use vm_exit::{Esr, Exit, MmioAccess};
+use vm_exit::{Esr, Exit, MmioAccess, SysReg, SysRegAccess};
 use vmm_protocol::{Request, Response};
 
 keel_component::include_system!();
@@ -50,16 +53,26 @@ fn vcpu(n: usize) -> cap::VCpu {
     Cap::from_cptr(cspace::vcpu(n as u32))
 }
 
+/// The offset of `[ipa, ipa + size)` in `w`, if it lies wholly inside it.
+fn offset_in(w: guest::Window, ipa: u64, size: u8) -> Option<u64> {
+    let off = ipa.checked_sub(w.base)?;
+    (off.checked_add(u64::from(size))? <= w.size).then_some(off)
+}
+
 /// ESR's WnR bit (a data abort was a write).
 const WNR: u64 = 1 << 6;
 
 /// Why the VM stops.
 type Stop = &'static str;
 
+/// SPIs of the virtual GIC (the PL011's is SPI 1; virtio devices come later).
+const SPIS: usize = 64;
+
 struct Manager {
-    /// `None` only if the VM's constants are not a valid PSCI configuration (cdl checked
-    /// them): the VM is then stopped at `init`.
+    /// `None` only if the VM's constants are not a valid PSCI or GIC configuration (cdl
+    /// checked them): the VM is then stopped at `init`.
     psci: Option<Psci>,
+    gic: Option<Vgic>,
     stopped: bool,
 }
 
@@ -68,8 +81,35 @@ impl Manager {
         let ram = [(system::vm::RAM_BASE, system::vm::RAM_SIZE)];
         Manager {
             psci: Psci::with_default_mpidrs(VCPUS, &ram).ok(),
+            gic: Vgic::new(vgic::Config::new(VCPUS, SPIS)).ok(),
             stopped: false,
         }
+    }
+
+    fn gic(&mut self) -> Result<&mut Vgic, Stop> {
+        self.gic.as_mut().ok_or("no virtual GIC")
+    }
+
+    /// Performs the virtual GIC's pending actions: list-register writes (InjectIRQ) and
+    /// timer unmasks (AckVPPI). A vCPU waiting in WFI sees its interrupt on its next exit.
+    fn flush(&mut self) -> Result<(), Stop> {
+        while let Some(action) = self.gic()?.poll() {
+            match action {
+                vgic::Action::Inject { vcpu: v, lr, value } => {
+                    let w = value.sel4_inject_irq_word(lr as u8);
+                    vcpu(v)
+                        .inject_irq(w as u16, (w >> 16) as u8, (w >> 24) as u8, (w >> 32) as u8)
+                        .map_err(|_| "VCPU_InjectIRQ failed")?;
+                }
+                vgic::Action::AckVppi { vcpu: v, irq } => {
+                    vcpu(v)
+                        .ack_vppi(u64::from(irq))
+                        .map_err(|_| "VCPU_AckVPPI failed")?;
+                }
+                vgic::Action::Wake { .. } => {}
+            }
+        }
+        Ok(())
     }
 
     fn stop(&mut self, why: &str) {
@@ -101,16 +141,45 @@ impl Manager {
         match vm_exit::decode(hsr) {
             Exit::Smc { imm } => self.smc(n, imm, esr),
             Exit::Wait(_) => {
-                // Nothing wakes a waiting vCPU yet (no vGIC): step over the WFI/WFE.
-                let mut regs = Self::regs(n)?;
-                regs.set_pc(esr.next_pc(regs.pc()));
-                Self::resume(n, &regs)
+                // With an interrupt due the WFI/WFE completes; otherwise the vCPU runs it
+                // again (it traps again), so its virtual timer can fire while it is
+                // runnable: the kernel reports the timer only for a schedulable vCPU.
+                if self.gic()?.has_work(n) {
+                    let mut regs = Self::regs(n)?;
+                    regs.set_pc(esr.next_pc(regs.pc()));
+                    return Self::resume(n, &regs);
+                }
+                Ok(Some(Message::new(0)))
             }
-            Exit::SysReg(_) | Exit::Other { .. } | Exit::Hvc { .. } => {
-                self.inject(n, Injected::Undefined, None, 0)
-            }
+            Exit::SysReg(access) => self.sysreg(n, access, esr),
+            Exit::Other { .. } | Exit::Hvc { .. } => self.inject(n, Injected::Undefined, None, 0),
             _ => Err("an exit the VCPUFault cannot carry"),
         }
+    }
+
+    /// A trapped MSR/MRS: the SGI generation registers go to the virtual GIC; anything else
+    /// is an undefined instruction for the guest.
+    fn sysreg(
+        &mut self,
+        n: usize,
+        access: SysRegAccess,
+        esr: Esr,
+    ) -> Result<Option<Message>, Stop> {
+        let reg = match access.reg {
+            SysReg::ICC_SGI1R_EL1 => SgiRegister::Sgi1r,
+            SysReg::ICC_SGI0R_EL1 => SgiRegister::Sgi0r,
+            SysReg::ICC_ASGI1R_EL1 => SgiRegister::Asgi1r,
+            _ => return self.inject(n, Injected::Undefined, None, 0),
+        };
+        if access.read {
+            return self.inject(n, Injected::Undefined, None, 0);
+        }
+        let mut regs = Self::regs(n)?;
+        let value = regs.gpr(usize::from(access.rt)).unwrap_or(0);
+        self.gic()?.sgi_write(n, reg, value);
+        self.flush()?;
+        regs.set_pc(esr.next_pc(regs.pc()));
+        Self::resume(n, &regs)
     }
 
     fn smc(&mut self, n: usize, imm: u16, esr: Esr) -> Result<Option<Message>, Stop> {
@@ -199,18 +268,24 @@ impl Manager {
     ) -> Result<Option<Message>, Stop> {
         let mut regs = Self::regs(n)?;
         let size = access.size as u8;
-        let in_gic = guest::GICD.overlaps(ipa, 1) || guest::GICR.overlaps(ipa, 1);
-        let value = if in_gic {
-            // Read-as-zero, write-ignored until the vGIC is wired in.
-            Some(0)
+        let xt = regs.gpr(usize::from(access.reg)).unwrap_or(0);
+        let store = access.write.then(|| access.write_value(xt));
+        let gic_window = if let Some(off) = offset_in(guest::GICD, ipa, size) {
+            Some((vgic::Window::Distributor, off))
         } else {
-            let request = if access.write {
-                let xt = regs.gpr(usize::from(access.reg)).unwrap_or(0);
+            offset_in(guest::GICR, ipa, size).map(|off| (vgic::Window::Redistributors, off))
+        };
+        let value = if let Some((window, off)) = gic_window {
+            let v = self.gic()?.mmio(window, off, usize::from(size), store);
+            self.flush()?;
+            Some(v)
+        } else {
+            let request = if let Some(value) = store {
                 Request::Write {
                     vcpu: n as u8,
                     ipa,
                     size,
-                    value: access.write_value(xt),
+                    value,
                 }
             } else {
                 Request::Read {
@@ -275,10 +350,20 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// A virtual GIC event (the timer fired, the guest EOId an interrupt): update the GIC,
+    /// perform its actions, resume the vCPU where it was.
+    fn gic_event(&mut self, f: impl FnOnce(&mut Vgic)) -> Result<Option<Message>, Stop> {
+        f(self.gic()?);
+        self.flush()?;
+        Ok(Some(Message::new(0)))
+    }
+}
+
 impl Handler for Manager {
     fn init(&mut self) {
-        let Some(psci) = self.psci.as_ref() else {
-            self.stop("stopped: its vCPUs and RAM are not a valid PSCI configuration");
+        let (Some(psci), Some(_)) = (self.psci.as_ref(), self.gic.as_ref()) else {
+            self.stop("stopped: its vCPUs and RAM are not a valid PSCI or GIC configuration");
             return;
         };
         for n in 0..VCPUS {
@@ -309,6 +394,8 @@ impl Handler for Manager {
                 fsr,
                 ..
             } => self.vm_fault(n, addr, prefetch, fsr),
+            Fault::VppiEvent { irq } => self.gic_event(|g| g.vppi_event(n, irq)),
+            Fault::VgicMaintenance { index } => self.gic_event(|g| g.maintenance(n, index)),
             // HVC: seL4 routes it to the system-call path. No hypercalls are defined.
             Fault::UnknownSyscall { .. } => Err("a hypercall (HVC); none are defined"),
             _ => Err("an exit it cannot answer"),

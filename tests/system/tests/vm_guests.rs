@@ -67,3 +67,8 @@ fn psci() {
 fn outside_ram() {
     passes("outside-ram");
 }
+
+#[test]
+fn wfi() {
+    passes("wfi");
+}
