@@ -77,6 +77,6 @@ bench:
 # stubs), where the panic-free lints of components and shared crates must hold too; then rustfmt.
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy --target aarch64-unknown-none -p loader -p supervisor -p console -p hello -p client -p server -p server-protocol -p keel-component -p sel4 -p sel4-rt -p keel-plan -p keel-spec -- -D warnings
+    cargo clippy --target aarch64-unknown-none -p loader -p supervisor -p console -p hello -p client -p server -p server-protocol -p vcpu -p vmm -p vmm-protocol -p keel-component -p sel4 -p sel4-rt -p keel-plan -p keel-spec -- -D warnings
     cargo clippy --target aarch64-unknown-none -p test-guests -- -D warnings
     cargo fmt --all --check

@@ -4,7 +4,7 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use keel_spec::{badge, cspace, layout, ComponentSpec, SystemBlob, SystemSpec};
+use keel_spec::{badge, cspace, layout, ComponentSpec, SystemBlob, SystemSpec, VmBoot};
 use sel4::{
     cap, init_thread, BootInfo, CNodeCapData, Cap, CapRights, IrqTrigger, ObjectType, UserContext,
     VmAttributes, Word, WORD_BITS,
@@ -14,6 +14,7 @@ use sel4_rt::println;
 use crate::mem::{Ctx, Fail, Mem, R};
 use crate::{rt, BLOB};
 use keel_plan::plan::{self, ComponentPlan, Plan, PAGE};
+use keel_plan::vm::VmPlan;
 
 /// log2 of a scheduling context's size in bytes.
 const SCHED_CONTEXT_BITS: Word = 8;
@@ -28,6 +29,22 @@ struct Objects {
     ep: Option<cap::Endpoint>,
     reply: cap::Reply,
     ipc: cap::SmallPage,
+}
+
+/// A vCPU's thread (its VCPU and scheduling context are bound to it).
+struct VcpuObjects {
+    tcb: cap::Tcb,
+}
+
+/// A VM's kernel objects.
+struct VmObjects {
+    vcpus: Vec<VcpuObjects>,
+}
+
+/// Everything the loader made.
+struct Built {
+    components: Vec<Objects>,
+    vms: Vec<VmObjects>,
 }
 
 /// Whether the kernel has the debug system calls (`SystemBlob::debug_console`): the loader
@@ -81,14 +98,18 @@ pub fn main(bi: &'static BootInfo) -> i32 {
         }
     };
     let spec = &blob.spec;
-    let objs = match build(bi, &blob, &plan) {
+    let built = match build(bi, &blob, &plan) {
         Ok(o) => o,
         Err(f) => {
             say!("loader: error: {f}");
             return failed();
         }
     };
-    if let Err(f) = start(spec, &plan, &objs).and_then(|()| make_passive(spec, &objs)) {
+    let objs = &built.components;
+    let started = start(spec, &plan, objs)
+        .and_then(|()| make_passive(spec, objs))
+        .and_then(|()| start_vms(spec, &blob.vm_boots, &built.vms));
+    if let Err(f) = started {
         say!("loader: error: {f}");
         return failed();
     }
@@ -105,8 +126,9 @@ pub fn main(bi: &'static BootInfo) -> i32 {
     0
 }
 
-fn build(bi: &BootInfo, blob: &SystemBlob<'_>, plan: &Plan) -> R<Vec<Objects>> {
+fn build(bi: &BootInfo, blob: &SystemBlob<'_>, plan: &Plan) -> R<Built> {
     let spec = &blob.spec;
+    check_vm_boots(spec, &blob.vm_boots)?;
     let mut mem = Mem::new(bi)?;
     let sched_control = sel4::bootinfo::sched_control(bi, 0)
         .ok_or_else(|| Fail::new("bootinfo".into(), "no SchedControl capability".into()))?;
@@ -116,12 +138,18 @@ fn build(bi: &BootInfo, blob: &SystemBlob<'_>, plan: &Plan) -> R<Vec<Objects>> {
         objs.push(objects(&mut mem, spec, i).map_err(|f| f.in_component(&c.name))?);
     }
     let masters = regions(&mut mem, spec)?;
+    guest_ram(&mut mem, spec, &blob.vm_boots, &masters)?;
 
     for (i, c) in spec.components.iter().enumerate() {
         let o = at(&objs, i, "component")?;
         let p = at(&plan.components, i, "component plan")?;
         let image = *at(&blob.images, c.image as usize, "program image")?;
         memory(&mut mem, c, p, o, image, spec, &masters).map_err(|f| f.in_component(&c.name))?;
+    }
+    let mut vms = Vec::with_capacity(spec.vms.len());
+    for (vm, p) in spec.vms.iter().zip(&plan.vms) {
+        let made = make_vm(&mut mem, vm, p, &objs, &masters, sched_control);
+        vms.push(made.map_err(|f| f.in_component(&format!("VM {}", vm.name)))?);
     }
     for m in masters.iter().flatten() {
         mem.retire(Cap::<sel4::cap_type::SmallPage>::from_cptr(*m));
@@ -133,7 +161,184 @@ fn build(bi: &BootInfo, blob: &SystemBlob<'_>, plan: &Plan) -> R<Vec<Objects>> {
     for (i, c) in spec.components.iter().enumerate() {
         thread(&mut mem, spec, &objs, i, sched_control).map_err(|f| f.in_component(&c.name))?;
     }
-    Ok(objs)
+    Ok(Built {
+        components: objs,
+        vms,
+    })
+}
+
+/// Every VM has its boot pieces, each inside its RAM region: checked before anything is made.
+fn check_vm_boots(spec: &SystemSpec, boots: &[VmBoot<'_>]) -> R<()> {
+    if boots.len() != spec.vms.len() {
+        return Err(Fail::new(
+            "the system blob".into(),
+            format!("has {} VM boots for {} VMs", boots.len(), spec.vms.len()),
+        ));
+    }
+    for (vm, boot) in spec.vms.iter().zip(boots) {
+        let r = at(&spec.regions, vm.ram_region as usize, "region")?;
+        for &(off, bytes) in &boot.pieces {
+            let inside = off
+                .checked_add(bytes.len() as u64)
+                .is_some_and(|end| end <= r.size);
+            if !inside {
+                return Err(Fail::new(
+                    format!("VM `{}`", vm.name),
+                    format!(
+                        "a boot piece at RAM offset {off:#x} ({} bytes) lies outside its {:#x} \
+                         bytes of RAM",
+                        bytes.len(),
+                        r.size
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes each VM's boot pieces (kernel, initramfs, device tree) into its RAM region's 2 MiB
+/// frames, before anything maps them.
+fn guest_ram(
+    mem: &mut Mem,
+    spec: &SystemSpec,
+    boots: &[VmBoot<'_>],
+    masters: &[Vec<Word>],
+) -> R<()> {
+    let large = keel_spec::guest::RAM_ALIGN;
+    for (vm, boot) in spec.vms.iter().zip(boots) {
+        let frames = at(masters, vm.ram_region as usize, "region")?;
+        for (k, &frame) in frames.iter().enumerate() {
+            let lo = k as u64 * large;
+            let hi = lo + large;
+            // The parts of pieces on this frame: (offset in the frame, bytes).
+            let parts: Vec<(usize, &[u8])> = boot
+                .pieces
+                .iter()
+                .filter_map(|&(off, bytes)| {
+                    let end = off + bytes.len() as u64;
+                    let (a, b) = (off.max(lo), end.min(hi));
+                    let src = bytes.get((a - off) as usize..(b - off) as usize)?;
+                    (a < b).then_some(((a - lo) as usize, src))
+                })
+                .collect();
+            if parts.is_empty() {
+                continue;
+            }
+            let fill = |page: &mut [u8]| {
+                for &(at, src) in &parts {
+                    page.get_mut(at..at + src.len())
+                        .ok_or_else(|| {
+                            Fail::new("guest RAM".into(), "piece past its frame".into())
+                        })?
+                        .copy_from_slice(src);
+                }
+                Ok(())
+            };
+            rt::fill_large(mem, Cap::from_cptr(frame), fill)
+                .map_err(|f| f.object_is(&format!("guest RAM of VM `{}` at {lo:#x}", vm.name)))?;
+        }
+    }
+    Ok(())
+}
+
+/// A VM: its stage-2 VSpace with the RAM region's frames at `ram-base`, and per vCPU a TCB,
+/// a VCPU bound to it and a scheduling context; the VM's vcpu component is the vCPUs' fault
+/// handler (badge `badge::FAULT | vCPU index`) and gets each vCPU's TCB and VCPU.
+fn make_vm(
+    mem: &mut Mem,
+    vm: &keel_spec::VmSpec,
+    p: &VmPlan,
+    objs: &[Objects],
+    masters: &[Vec<Word>],
+    sched_control: cap::SchedControl,
+) -> R<VmObjects> {
+    let vspace: cap::VSpace = mem.obj().map_err(|f| f.object_is("guest VSpace"))?;
+    init_thread::ASID_POOL
+        .assign(vspace)
+        .ctx(|| "ASIDPool_Assign of the guest VSpace".into())?;
+    let frames = at(masters, vm.ram_region as usize, "region")?;
+    for page in &p.ram {
+        let master = *at(frames, (page.offset >> 21) as usize, "guest RAM frame")?;
+        let f = mem.copy(Cap::<sel4::cap_type::LargePage>::from_cptr(master))?;
+        mem.map(
+            f,
+            vspace,
+            page.ipa,
+            CapRights::read_write(),
+            VmAttributes::DEFAULT,
+        )
+        .map_err(|e| e.object_is(&format!("guest RAM at {:#x}", page.ipa)))?;
+        mem.retire(f);
+    }
+    // The vCPU threads make no system calls: an empty CSpace.
+    let cspace: cap::CNode = mem
+        .make(ObjectType::CNode, 1)
+        .map_err(|f| f.object_is("vCPU CNode"))?;
+    let handler = at(objs, vm.vcpu_component as usize, "vcpu component")?;
+    let ep = handler
+        .ep
+        .ok_or_else(|| Fail::new("vcpu component".into(), "has no endpoint".into()))?;
+    let mut vcpus = Vec::with_capacity(p.vcpus.len());
+    for (n, v) in p.vcpus.iter().enumerate() {
+        let what = |s: &str| format!("{s} of vCPU {n}");
+        let tcb: cap::Tcb = mem.obj().map_err(|f| f.object_is(&what("TCB")))?;
+        let vcpu: cap::VCpu = mem.obj().map_err(|f| f.object_is(&what("VCPU")))?;
+        let sc: cap::SchedContext = mem
+            .make(ObjectType::SchedContext, SCHED_CONTEXT_BITS)
+            .map_err(|f| f.object_is(&what("SchedContext")))?;
+        vcpu.set_tcb(tcb).ctx(|| what("VCPU_SetTCB"))?;
+        tcb.configure(cspace, 0, vspace, 0, 0, Cap::null())
+            .ctx(|| what("TCB_Configure"))?;
+        sched_control
+            .configure_flags(sc, v.budget_us, v.period_us, 0, 0, 0)
+            .ctx(|| what("SchedControl_ConfigureFlags"))?;
+        let fault = mem.mint(
+            ep,
+            CapRights::new(true, false, false, true),
+            badge::FAULT | n as u64,
+        )?;
+        let prio = v.priority as Word;
+        tcb.set_sched_params(init_thread::TCB, prio, prio, sc, fault)
+            .ctx(|| what("TCB_SetSchedParams"))?;
+        mem.retire(fault);
+        let all = CapRights::all();
+        grant(
+            handler.cnode,
+            cspace::vcpu_tcb(n as u32),
+            tcb,
+            all,
+            0,
+            &what("TCB"),
+        )?;
+        grant(
+            handler.cnode,
+            cspace::vcpu(n as u32),
+            vcpu,
+            all,
+            0,
+            &what("VCPU"),
+        )?;
+        vcpus.push(VcpuObjects { tcb });
+    }
+    Ok(VmObjects { vcpus })
+}
+
+/// Starts each VM's vCPU 0 at its kernel's entry (x0 = the device tree, EL1h with DAIF
+/// masked); the other vCPUs wait for PSCI CPU_ON from the vcpu component.
+fn start_vms(spec: &SystemSpec, boots: &[VmBoot<'_>], vms: &[VmObjects]) -> R<()> {
+    for ((vm, boot), o) in spec.vms.iter().zip(boots).zip(vms) {
+        let v0 = at(&o.vcpus, 0, "vCPU")?;
+        let mut regs = UserContext::default();
+        regs.set_pc(boot.pc);
+        regs.set_spsr(boot.spsr);
+        regs.set_gpr(0, boot.x0);
+        v0.tcb
+            .write_registers(true, 0, regs.words().len() as Word, &regs)
+            .ctx(|| format!("TCB_WriteRegisters (start of VM `{}`)", vm.name))?;
+        say!("loader: VM {} up", vm.name);
+    }
+    Ok(())
 }
 
 fn objects(mem: &mut Mem, spec: &SystemSpec, i: usize) -> R<Objects> {

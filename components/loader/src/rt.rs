@@ -124,6 +124,49 @@ pub fn fill(
         .ctx(|| "Page_Unmap from the loader's window".into())
 }
 
+/// Guest RAM pages are 2 MiB.
+const LARGE: u64 = 2 << 20;
+/// Where the loader maps a 2 MiB frame to write into it: apart from [`SCRATCH`], whose 2 MiB
+/// slot holds the page table of 4 KiB mappings (a large page cannot go there).
+const SCRATCH_LARGE: u64 = SCRATCH + (1 << 30);
+
+/// Maps the 2 MiB guest RAM frame `frame` read-write at the scratch address (2 MiB aligned),
+/// lets `f` write it, cleans it to the point of coherency (the guest starts with its MMU and
+/// caches off) and for instruction fetch, and unmaps it.
+pub fn fill_large(
+    mem: &mut Mem,
+    frame: cap::LargePage,
+    f: impl FnOnce(&mut [u8]) -> R<()>,
+) -> R<()> {
+    mem.map(
+        frame,
+        init_thread::VSPACE,
+        SCRATCH_LARGE,
+        CapRights::read_write(),
+        VmAttributes::DEFAULT | VmAttributes::EXECUTE_NEVER,
+    )?;
+    let filled = {
+        // SAFETY: the map above succeeded, so one 2 MiB frame is mapped read-write at
+        // SCRATCH_LARGE (2 MiB aligned). Only this function maps anything there, and the
+        // slice lives only inside this block, before the frame is unmapped below.
+        let page =
+            unsafe { core::slice::from_raw_parts_mut(SCRATCH_LARGE as *mut u8, LARGE as usize) };
+        f(page)
+    };
+    let cleaned = filled.and_then(|()| {
+        frame
+            .clean_data(0, LARGE)
+            .ctx(|| "Page_Clean_Data of guest RAM".into())?;
+        frame
+            .unify_instruction(0, LARGE)
+            .ctx(|| "Page_Unify_Instruction of guest RAM".into())
+    });
+    let unmapped = frame
+        .unmap()
+        .ctx(|| "Page_Unmap from the loader's window".into());
+    cleaned.and(unmapped)
+}
+
 /// The PMU cycle counter (instructions since boot under `qemu -icount shift=0`), or `None`
 /// when user level may not read it. Keel always lets it; seL4 only when built with
 /// `KernelArmExportPMUUser`, else the read is a fault. PMUSERENR_EL0 itself is readable at

@@ -97,6 +97,10 @@ pub mod vm {
     pub const RAM_SUFFIX: &str = "ram";
     /// The channel between the vcpu and vmm components: its id at both.
     pub const EXIT_CHANNEL_ID: u8 = 0;
+    /// The vcpu component's stack (its state lives there: the virtual GIC is ~6 KiB).
+    pub const VCPU_STACK_SIZE: u64 = 64 * 1024;
+    /// The protocol on it (`components/vmm/protocol`): MMIO exits the vcpu component hands on.
+    pub const EXIT_PROTOCOL: &str = "vmm_protocol::Exit";
     /// The generated constants: at the vcpu component the channel is `channels::VMM`, at the
     /// vmm `channels::VCPU`, and the vmm's guest RAM mapping is `regions::GUEST_RAM`, whatever
     /// the VM is called (one program serves every VM).

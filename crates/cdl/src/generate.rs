@@ -61,6 +61,22 @@ fn write_component(
     )?;
     writeln!(out, "pub const NAME: &str = \"{}\";", c.name)?;
     writeln!(out, "pub const INDEX: u32 = {index};")?;
+    if let Some(vm) = s
+        .vms()
+        .iter()
+        .find(|v| v.vcpu_component == index || v.vmm_component == index)
+    {
+        writeln!(
+            out,
+            "/// The VM this component serves (vcpu and vmm components only)."
+        )?;
+        writeln!(out, "pub mod vm {{")?;
+        writeln!(out, "    pub const NAME: &str = \"{}\";", vm.name)?;
+        writeln!(out, "    pub const VCPUS: u32 = {};", vm.vcpus.len())?;
+        writeln!(out, "    pub const RAM_BASE: u64 = {};", hex(vm.ram_base))?;
+        writeln!(out, "    pub const RAM_SIZE: u64 = {};", hex(vm.ram_size))?;
+        writeln!(out, "}}")?;
+    }
 
     let mut peers = Vec::new();
     // (id, protocol) of every channel this component serves.

@@ -677,12 +677,17 @@ fn vm_lowering() {
     let vm = &s.vms()[0];
     assert_eq!(vm.kernel.path, guest_fixtures().join("Image"));
     assert_eq!(vm.ram_size, 256 << 20);
-    // The loader's planner refuses it, naming the VM.
-    let e = keel_plan::plan::check(&spec, spec.components.len()).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "VM `linux`: VMs are not yet supported by the loader"
-    );
+    // The loader's planner accepts the lowering: its vCPUs and RAM pages.
+    keel_plan::plan::check(&spec, spec.components.len()).unwrap();
+    let p = keel_plan::vm::plan_vm(&spec, &spec.vms[0], keel_plan::plan::GUEST_IPA_LIMIT).unwrap();
+    assert_eq!(p.vcpus.len(), spec.vms[0].vcpus.len());
+    assert_eq!(p.ram.len() as u64, (256 << 20) / guest::RAM_ALIGN);
+}
+
+fn console_or_empty(s: &crate::System) -> String {
+    s.index_of("console")
+        .map(|i| s.generate(i))
+        .unwrap_or_default()
 }
 
 /// One program serves every VM: its constants do not depend on the VM's name.
@@ -696,7 +701,7 @@ fn vm_generated_constants() {
     );
     assert!(
         vcpu.contains(
-            "pub const VMM: keel_component::Channel = keel_component::Channel::__generated(0);"
+            "pub const VMM: keel_component::Client<vmm_protocol::Exit> = keel_component::Client::__generated(0);"
         ),
         "{vcpu}"
     );
@@ -704,7 +709,7 @@ fn vm_generated_constants() {
     let vmm = s.generate(s.index_of("linux.vmm").unwrap());
     assert!(
         vmm.contains(
-            "pub const VCPU: keel_component::Channel = keel_component::Channel::__generated(0);"
+            "pub const VCPU: keel_component::Server<vmm_protocol::Exit> = keel_component::Server::__generated(0);"
         ),
         "{vmm}"
     );
@@ -713,6 +718,19 @@ fn vm_generated_constants() {
         "{vmm}"
     );
     assert!(vmm.contains("(0, \"linux.vcpu\")"), "{vmm}");
+    // Both know their VM: its name, vCPU count and where its RAM is.
+    for text in [&vcpu, &vmm] {
+        for line in [
+            "pub mod vm {",
+            "    pub const NAME: &str = \"linux\";",
+            "    pub const VCPUS: u32 = 3;",
+            "    pub const RAM_BASE: u64 = 0x4000_0000;",
+            "    pub const RAM_SIZE: u64 = 0x1000_0000;",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
+    assert!(!console_or_empty(&s).contains("pub mod vm"));
     // The console and the supervisor know them by their full names.
     let console = s.generate(s.index_of("console").unwrap());
     assert!(console.contains("pub const LINUX_VCPU:"), "{console}");

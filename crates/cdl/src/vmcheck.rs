@@ -83,7 +83,13 @@ fn vm_component(
         priority: priority.map(|p| Sp::new(p, v.head)),
         budget: Val::Absent,
         period: Val::Absent,
-        stack_size: Val::Absent,
+        // The vCPU manager keeps the virtual GIC and PSCI state and every vCPU's registers
+        // on its stack.
+        stack_size: if role == Role::Vcpu {
+            Val::Ok(Sp::new(vm::VCPU_STACK_SIZE, v.head))
+        } else {
+            Val::Absent
+        },
         passive: Val::Absent,
         maps: Vec::new(),
         irqs: Vec::new(),
@@ -169,7 +175,7 @@ pub(crate) fn add_vm(
         builtin: true,
         broken: false,
         head: v.head,
-        protocol: Val::Absent,
+        protocol: Val::Ok(Sp::new(vm::EXIT_PROTOCOL.to_string(), v.head)),
         ends: vec![
             end(
                 parts.vcpu,

@@ -25,3 +25,4 @@ extern crate alloc;
 
 pub mod elf;
 pub mod plan;
+pub mod vm;

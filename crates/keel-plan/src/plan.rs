@@ -17,9 +17,12 @@ use crate::elf::{self, Elf, PF_W, PF_X};
 
 pub const PAGE: u64 = 4096;
 
-/// What a spec with VMs gets, from the loader and from `keel build`, until the loader can
-/// realise them.
+/// What a spec with VMs gets from `keel build` until the vcpu and vmm programs exist.
 pub const VMS_UNSUPPORTED: &str = "VMs are not yet supported by the loader";
+
+/// One past the highest guest-physical address a VM may use: `seL4_UserTop` + 1 of the
+/// 40-bit configuration (the smallest Keel builds; the kernel refuses a mapping beyond its own).
+pub const GUEST_IPA_LIMIT: u64 = 1 << 40;
 
 /// A failure, naming the component (when there is one) and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,6 +147,8 @@ impl ComponentPlan {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub components: Vec<ComponentPlan>,
+    /// One per `SystemSpec::vms` entry.
+    pub vms: Vec<crate::vm::VmPlan>,
 }
 
 /// Checks the spec and parses every program.
@@ -181,7 +186,12 @@ pub fn plan(spec: &SystemSpec, images: &[&[u8]]) -> Result<Plan, PlanError> {
             pages,
         });
     }
-    Ok(Plan { components })
+    let vms = spec
+        .vms
+        .iter()
+        .map(|vm| crate::vm::plan_vm(spec, vm, GUEST_IPA_LIMIT))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Plan { components, vms })
 }
 
 /// Whether any component calls component `callee` (so it needs an endpoint).
@@ -194,18 +204,16 @@ pub fn serves_calls(spec: &SystemSpec, callee: usize) -> bool {
     })
 }
 
-/// Whether component `i` has an endpoint: it serves calls or it is the supervisor.
+/// Whether component `i` has an endpoint: it serves calls, it is the supervisor or it is a
+/// VM's vcpu component (the fault handler of the VM's vCPU threads).
 pub fn has_endpoint(spec: &SystemSpec, i: usize) -> bool {
-    serves_calls(spec, i) || spec.supervisor == Some(i as u32)
+    serves_calls(spec, i)
+        || spec.supervisor == Some(i as u32)
+        || spec.vms.iter().any(|vm| vm.vcpu_component as usize == i)
 }
 
 /// The spec's consistency: every index refers to something, ids fit, nothing collides.
 pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
-    // The loader cannot create vCPU threads or place guest files yet: refuse the whole spec
-    // rather than start a VM's components without their VM.
-    if let Some(vm) = spec.vms.first() {
-        return err(None, format!("VM `{}`: {VMS_UNSUPPORTED}", vm.name));
-    }
     let n = spec.components.len();
     if n > MAX_COMPONENTS {
         return err(None, format!("{n} components, at most {MAX_COMPONENTS}"));
@@ -359,6 +367,9 @@ pub fn check(spec: &SystemSpec, n_images: usize) -> Result<(), PlanError> {
             }
             ranges.push((m.vaddr, end));
         }
+    }
+    for vm in &spec.vms {
+        crate::vm::plan_vm(spec, vm, GUEST_IPA_LIMIT)?;
     }
     Ok(())
 }
@@ -538,7 +549,7 @@ mod tests {
     }
 
     #[test]
-    fn a_spec_with_a_vm_is_refused_until_the_loader_realises_vms() {
+    fn a_spec_with_a_vm_plans_its_vcpus_and_checks_its_rules() {
         let image = program();
         let mut s = spec();
         s.vms.push(keel_spec::VmSpec {
@@ -556,11 +567,33 @@ mod tests {
             initramfs: None,
             cmdline: String::new(),
         });
+        s.guest_files.push(keel_spec::GuestFileSpec {
+            name: "Image".into(),
+            size: 0x1000,
+        });
+        // Its RAM region: 16 MiB of 2 MiB pages, mapped by the vmm (server) only.
+        s.regions[0].page_bits = 21;
+        s.regions[0].size = 16 << 20;
+        s.components[1].maps.push(MapSpec {
+            region: 0,
+            vaddr: keel_spec::guest::VMM_RAM_VADDR,
+            read: true,
+            write: true,
+            execute: false,
+            cached: true,
+        });
+        let p = plan(&s, &[&image]).unwrap();
+        assert_eq!(p.vms.len(), 1);
+        assert_eq!(p.vms[0].vcpus.len(), 1);
+        assert_eq!(p.vms[0].ram.len(), 8);
+        assert!(
+            has_endpoint(&s, 0),
+            "the vcpu component handles the vCPUs' faults"
+        );
+        // A broken VM fails the whole plan, naming the VM.
+        s.vms[0].vcpus[0].budget_us = 0;
         let e = plan(&s, &[&image]).unwrap_err().to_string();
-        assert_eq!(e, "VM `linux`: VMs are not yet supported by the loader");
-        // The same spec without it plans.
-        s.vms.clear();
-        assert!(plan(&s, &[&image]).is_ok());
+        assert!(e.starts_with("VM `linux`: vCPU 0: budget 0"), "{e}");
     }
 
     #[test]

@@ -175,6 +175,26 @@ pub struct SystemBlob<'a> {
     /// DebugHalt): only then does the loader print its progress and errors (a system built
     /// without them must not use them: a call would be a fault).
     pub debug_console: bool,
+    /// One per [`SystemSpec::vms`] entry, in the same order: what `keel build` put in the
+    /// VM's RAM and how its boot vCPU starts.
+    #[serde(borrow)]
+    pub vm_boots: Vec<VmBoot<'a>>,
+}
+
+/// A VM's RAM contents at boot and its boot vCPU's entry state, decided by `keel build` with
+/// the `linux-boot` placement plan (the loader copies the pieces into the RAM region's frames
+/// as it creates them; nothing is copied once the VM runs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmBoot<'a> {
+    /// (offset from the RAM's start, bytes): kernel, initramfs, device tree; disjoint.
+    #[serde(borrow)]
+    pub pieces: Vec<(u64, &'a [u8])>,
+    /// vCPU 0's first instruction (guest-physical).
+    pub pc: u64,
+    /// vCPU 0's x0: the device tree's guest-physical address.
+    pub x0: u64,
+    /// vCPU 0's SPSR: EL1h with D, A, I and F masked.
+    pub spsr: u64,
 }
 
 impl<'a> SystemBlob<'a> {
@@ -295,6 +315,10 @@ pub mod cspace {
     pub const IRQ_BASE: u64 = 138;
     /// Supervisor only, + component index: the component's TCB.
     pub const CHILD_TCB_BASE: u64 = 202;
+    /// A VM's vcpu component only, + vCPU index: the vCPU thread's TCB.
+    pub const VCPU_TCB_BASE: u64 = CHILD_TCB_BASE + super::MAX_COMPONENTS as u64;
+    /// A VM's vcpu component only, + vCPU index: the vCPU's VCPU object.
+    pub const VCPU_BASE: u64 = VCPU_TCB_BASE + super::guest::MAX_VCPUS as u64;
 
     /// The notification capability to the peer of channel `id` (badged `1 << peer's id`).
     pub const fn notify(id: u8) -> u64 {
@@ -316,13 +340,26 @@ pub mod cspace {
     pub const fn child_tcb(index: u32) -> u64 {
         CHILD_TCB_BASE + index as u64
     }
+
+    /// A VM's vcpu component only: the TCB of its vCPU `index`.
+    pub const fn vcpu_tcb(index: u32) -> u64 {
+        VCPU_TCB_BASE + index as u64
+    }
+
+    /// A VM's vcpu component only: the VCPU object of its vCPU `index`.
+    pub const fn vcpu(index: u32) -> u64 {
+        VCPU_BASE + index as u64
+    }
+
+    const _: () = assert!(VCPU_BASE + super::guest::MAX_VCPUS as u64 <= 1 << CNODE_BITS);
 }
 
 /// Badge bits seen by a receiving component.
 pub mod badge {
     /// A protected call; the low bits are the caller's channel id at the receiver.
     pub const PPC: u64 = 1 << 63;
-    /// A fault message; the low bits are the faulting component's index.
+    /// A fault message; the low bits are the faulting component's index (at the
+    /// supervisor) or the vCPU's index (at a VM's vcpu component).
     pub const FAULT: u64 = 1 << 62;
 }
 
@@ -373,6 +410,9 @@ mod tests {
         assert!(cspace::call(max) < cspace::irq(0));
         assert!(cspace::irq(max) < cspace::child_tcb(0));
         let last = cspace::child_tcb(MAX_COMPONENTS as u32 - 1);
+        assert!(last < cspace::vcpu_tcb(0));
+        assert!(cspace::vcpu_tcb(guest::MAX_VCPUS - 1) < cspace::vcpu(0));
+        let last = cspace::vcpu(guest::MAX_VCPUS - 1);
         assert!(last < 1 << cspace::CNODE_BITS, "{last}");
     }
 
@@ -438,6 +478,12 @@ mod tests {
             },
             images: vec![&image],
             debug_console: true,
+            vm_boots: vec![VmBoot {
+                pieces: vec![(0x8_0000, &image), (0xe0_0000, &image[..2])],
+                pc: 0x4008_0000,
+                x0: 0x40e0_0000,
+                spsr: 0x3c5,
+            }],
         };
         let bytes = blob.encode().unwrap();
         assert_eq!(SystemBlob::decode(&bytes).unwrap(), blob);

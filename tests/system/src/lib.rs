@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
+pub mod guests;
+
 /// `keel build` writes every system to the same place; build and boot one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 

@@ -43,3 +43,4 @@ pub mod qemu;
 pub mod report;
 pub mod setup;
 pub mod system;
+pub mod vmimage;

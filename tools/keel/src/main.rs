@@ -429,11 +429,7 @@ fn check(file: &Path) -> Result<i32> {
 /// program. Returns the spec and the programs' ELF paths (image i = component i). On a
 /// malformed file nothing is built and a previous `system.elf` is removed, so that no image
 /// ever stands for a file that does not check.
-fn prepare_cdl(
-    ws: &Workspace,
-    file: &Path,
-    profile: Profile,
-) -> Result<(SystemSpec, Vec<(String, PathBuf)>)> {
+fn prepare_cdl(ws: &Workspace, file: &Path, profile: Profile) -> Result<Prepared> {
     let sys = match load_system(file) {
         Ok(s) => s,
         Err(e) => {
@@ -442,15 +438,14 @@ fn prepare_cdl(
         }
     };
     let spec = sys.lower();
-    // A VM's vcpu and vmm programs and its vCPU threads cannot be built or started yet.
-    if let Some(vm) = spec.vms.first() {
-        let _ = std::fs::remove_file(system::image_path(ws));
-        bail!(
-            "{}: VM `{}`: {}; no image was built",
-            file.display(),
-            vm.name,
-            keel_plan::plan::VMS_UNSUPPORTED
-        );
+    // Each VM's RAM contents and boot vCPU's entry, placed here so the loader only copies.
+    let mut boots = Vec::with_capacity(sys.vms().len());
+    for vm in sys.vms() {
+        let boot = guest_boot(vm).with_context(|| {
+            let _ = std::fs::remove_file(system::image_path(ws));
+            format!("{}: VM `{}`; no image was built", file.display(), vm.name)
+        })?;
+        boots.push(boot);
     }
     let mut images = Vec::with_capacity(spec.components.len());
     for (i, c) in spec.components.iter().enumerate() {
@@ -474,7 +469,36 @@ fn prepare_cdl(
         let elf = system::build_component(ws, &c.name, package, profile)?;
         images.push((c.name.clone(), elf));
     }
-    Ok((spec, images))
+    Ok(Prepared {
+        spec,
+        images,
+        boots,
+    })
+}
+
+/// A system ready to compose: its spec, its programs (by image index: a name for the size
+/// table and the ELF's path) and each VM's boot pieces.
+struct Prepared {
+    spec: SystemSpec,
+    images: Vec<(String, PathBuf)>,
+    boots: Vec<keel::vmimage::GuestBoot>,
+}
+
+/// A VM's boot pieces from its kernel and initramfs files (`keel::vmimage`).
+fn guest_boot(vm: &cdl::Vm) -> Result<keel::vmimage::GuestBoot> {
+    let kernel = build::read(&vm.kernel.path)?;
+    let initramfs = match &vm.initramfs {
+        Some(f) => build::read(&f.path)?,
+        None => Vec::new(),
+    };
+    keel::vmimage::guest_boot(
+        vm.ram_base,
+        vm.ram_size,
+        vm.vcpus.len() as u32,
+        &kernel,
+        &initramfs,
+        &vm.cmdline,
+    )
 }
 
 /// `keel build`: the system image `target/keel/system.elf`.
@@ -485,13 +509,13 @@ fn build_cdl(
     prebuilt: &Prebuilt,
     kernel: KernelKind,
 ) -> Result<Composed> {
-    let (spec, images) = prepare_cdl(ws, file, profile)?;
-    compose(ws, "system", &spec, &images, profile, prebuilt, kernel)
+    let prepared = prepare_cdl(ws, file, profile)?;
+    compose(ws, "system", &prepared, profile, prebuilt, kernel)
 }
 
 /// `keel build --emit capdl`.
 fn emit_capdl(ws: &Workspace, file: &Path, profile: Profile, output: Option<&Path>) -> Result<()> {
-    let (spec, images) = prepare_cdl(ws, file, profile)?;
+    let Prepared { spec, images, .. } = prepare_cdl(ws, file, profile)?;
     let bytes: Vec<Vec<u8>> = images
         .iter()
         .map(|(_, p)| build::read(p))
@@ -515,18 +539,17 @@ struct Composed {
     total: u64,
 }
 
-/// Packs the kernel and a loader carrying `spec` and the programs `images` (by image index:
-/// a name for the size table and the ELF's path) into `target/keel/<name>.elf`; the blob
-/// goes to `target/keel/<name>.blob`.
+/// Packs the kernel and a loader carrying `system` (spec, programs, VM boot pieces) into
+/// `target/keel/<name>.elf`; the blob goes to `target/keel/<name>.blob`.
 fn compose(
     ws: &Workspace,
     name: &str,
-    spec: &SystemSpec,
-    images: &[(String, PathBuf)],
+    system: &Prepared,
     profile: Profile,
     prebuilt: &Prebuilt,
     kind: KernelKind,
 ) -> Result<Composed> {
+    let (spec, images, boots) = (&system.spec, &system.images, &system.boots);
     if prebuilt.root_task.is_some() {
         bail!("--root-task does not apply to a system image: the loader is its root task");
     }
@@ -567,7 +590,7 @@ fn compose(
         });
         slim.push(s);
     }
-    let blob = system::encode_blob(spec, &slim, debug_console)?;
+    let blob = system::encode_blob(spec, &slim, boots, debug_console)?;
     let programs: u64 = slim.iter().map(|s| s.len() as u64).sum();
     let blob_path = ws.keel_dir().join(format!("{name}.blob"));
     system::write_if_changed(&blob_path, &blob)?;
@@ -608,8 +631,11 @@ fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     let composed = compose(
         &ws,
         "loader-test",
-        &spec,
-        &[("testprog".into(), prog.clone())],
+        &Prepared {
+            spec: spec.clone(),
+            images: vec![("testprog".into(), prog.clone())],
+            boots: Vec::new(),
+        },
         Profile::Release,
         prebuilt,
         KernelKind::Debug,
@@ -641,8 +667,11 @@ fn loader_test(timeout: u64, prebuilt: &Prebuilt) -> Result<i32> {
     let composed = compose(
         &ws,
         "loader-test-bad",
-        &bad,
-        &images,
+        &Prepared {
+            spec: bad,
+            images: images.to_vec(),
+            boots: Vec::new(),
+        },
         Profile::Release,
         prebuilt,
         KernelKind::Debug,

@@ -103,11 +103,26 @@ pub fn slim_elf(bytes: &[u8]) -> Result<Vec<u8>> {
 
 /// The postcard encoding of the spec and the component programs (`images[i]` is image `i`);
 /// `debug_console`: the kernel it is packed with has the debug system calls.
-pub fn encode_blob(spec: &SystemSpec, images: &[Vec<u8>], debug_console: bool) -> Result<Vec<u8>> {
+pub fn encode_blob(
+    spec: &SystemSpec,
+    images: &[Vec<u8>],
+    boots: &[crate::vmimage::GuestBoot],
+    debug_console: bool,
+) -> Result<Vec<u8>> {
+    let vm_boots = boots
+        .iter()
+        .map(|b| keel_spec::VmBoot {
+            pieces: b.pieces.iter().map(|(o, p)| (*o, p.as_slice())).collect(),
+            pc: b.entry.pc,
+            x0: b.entry.x[0],
+            spsr: b.entry.spsr,
+        })
+        .collect();
     let blob = SystemBlob {
         spec: spec.clone(),
         images: images.iter().map(|i| i.as_slice()).collect(),
         debug_console,
+        vm_boots,
     };
     blob.encode().context("cannot encode the system blob")
 }
@@ -281,7 +296,7 @@ mod tests {
             vms: vec![],
             guest_files: vec![],
         };
-        let bytes = encode_blob(&spec, &[vec![1, 2, 3]], false).unwrap();
+        let bytes = encode_blob(&spec, &[vec![1, 2, 3]], &[], false).unwrap();
         let back = SystemBlob::decode(&bytes).unwrap();
         assert!(!back.debug_console);
         assert_eq!(back.spec, spec);
