@@ -87,9 +87,10 @@ pub fn ensure(what: &'static str, cond: bool, got: u64) -> Result<(), Fail> {
     }
 }
 
-/// Spins until `done` or three seconds of counter time have passed.
+/// Spins until `done` or twenty seconds of counter time have passed (long: under TCG on a
+/// loaded host one vCPU thread can be starved for seconds; only a failure waits this long).
 pub fn wait(what: &'static str, mut done: impl FnMut() -> bool) -> Result<(), Fail> {
-    let end = arch::cntvct() + 3 * arch::cntfrq();
+    let end = arch::cntvct() + 20 * arch::cntfrq();
     while !done() {
         if arch::cntvct() > end {
             return Err(Fail::new(what));

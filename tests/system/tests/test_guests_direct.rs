@@ -83,8 +83,9 @@ fn run_qemu_with(image: &Path, smp: u32, dtb: Option<&Path>) -> (Option<i32>, St
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot start QEMU");
-    // Each guest takes well under a second; 30 s covers a loaded machine.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Each guest takes well under a second; 60 s covers a loaded machine and a guest's own
+    // 20 s wait for an event that never comes.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break Some(s);
