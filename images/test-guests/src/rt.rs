@@ -99,6 +99,22 @@ pub fn wait(what: &'static str, mut done: impl FnMut() -> bool) -> Result<(), Fa
     Ok(())
 }
 
+/// Returns true at once if `done()` holds; else waits for an interrupt and returns false
+/// once it has been taken. IRQs are masked while `done` is checked and during WFI (which
+/// wakes on a pending interrupt even while they are masked), so an interrupt that arrives
+/// between the check and the WFI is not lost: a plain `while !done() { wfi() }` can sleep
+/// through the one interrupt it waits for.
+pub fn wfi_unless(done: impl FnOnce() -> bool) -> bool {
+    arch::irq_disable();
+    if done() {
+        arch::irq_enable();
+        return true;
+    }
+    arch::wfi();
+    arch::irq_enable();
+    false
+}
+
 /// Spins for `us` microseconds of counter time.
 pub fn delay_us(us: u64) {
     let end = arch::cntvct() + arch::cntfrq() * us / 1_000_000;

@@ -45,9 +45,7 @@ mod guest {
         let boot = BOOT_MPIDR.load(Ordering::Acquire);
         // Answer SGI n (1..=ROUNDS) with SGI n + 8, in order.
         for n in 1..=ROUNDS {
-            while rt::irq_count(n) == 0 {
-                arch::wfi();
-            }
+            while !rt::wfi_unless(|| rt::irq_count(n) != 0) {}
             arch::set_icc_sgi1r(sgi_to(boot, n + 8));
             ANSWERED.store(n as u64, Ordering::Release);
         }

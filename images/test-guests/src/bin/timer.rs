@@ -43,8 +43,7 @@ mod guest {
             };
             arch::set_cntv_ctl(ENABLE);
             let end = deadline + freq; // a second late is lost
-            while rt::irq_count(TIMER_PPI) == before {
-                arch::wfi();
+            while !rt::wfi_unless(|| rt::irq_count(TIMER_PPI) != before) {
                 if arch::cntvct() > end {
                     return Err(Fail::with(
                         "no timer interrupt (round)",
