@@ -6,7 +6,7 @@
 
 use crate::cap::{Cap, CapKind};
 use crate::kernel::Kernel;
-use crate::mem::{obj, Pa};
+use crate::mem::Pa;
 use crate::object::LookupFault;
 
 const REVOCABLE: u64 = 1;
@@ -48,10 +48,10 @@ impl Slot {
     }
 }
 
-/// The slot at `pa`, not tied to the kernel state: used only by the fast path and host
-/// tests (as `kernel::tcb`); everything else uses `Kernel::slot`.
+/// Host tests: the slot at `pa`, through this test thread's kernel state.
+#[cfg(test)]
 pub fn slot(pa: Pa) -> &'static mut Slot {
-    obj::<Slot>(pa)
+    crate::kernel::k().slot(pa)
 }
 
 fn mask(bits: u64) -> u64 {

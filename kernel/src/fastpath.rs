@@ -12,9 +12,10 @@
 //! copies and neighbouring stores the compiler vectorises.
 
 use crate::cap::{Cap, CapKind};
+use crate::cspace::Slot;
 use crate::ipc;
-use crate::kernel::{tcb, Kernel};
-use crate::mem::{obj, read_word, write_word, Pa};
+use crate::kernel::Kernel;
+use crate::mem::{read_word, write_word, Pa};
 use crate::object::{tcb_slot, Endpoint, Fault, Notification, Reply, SchedContext, ThreadState};
 use sel4_sys::MessageInfo;
 
@@ -23,8 +24,8 @@ use sel4_sys::MessageInfo;
 /// general path (a call to the general lookup here would cost every fast path a stack
 /// frame).
 #[inline(always)]
-fn lookup(t: Pa, cptr: u64) -> Option<Cap> {
-    let root = tcb(t).slots[tcb_slot::CTABLE].cap;
+fn lookup(kk: &Kernel, t: Pa, cptr: u64) -> Option<Cap> {
+    let root = kk.tcb_ref(t).slots[tcb_slot::CTABLE].cap;
     let CapKind::CNode {
         pa,
         radix,
@@ -36,7 +37,7 @@ fn lookup(t: Pa, cptr: u64) -> Option<Cap> {
     };
     if radix as u32 + guard_size as u32 == 64 && radix > 0 && radix < 64 && cptr >> radix == guard {
         let index = (cptr & ((1 << radix) - 1)) as usize;
-        return Some(crate::cspace::slot(pa + (index << 5)).cap);
+        return Some(kk.obj_ref::<Slot>(pa + (index << 5)).cap);
     }
     None
 }
@@ -63,8 +64,8 @@ pub fn signal(kk: &mut Kernel, t: Pa) -> Pa {
 
 /// [`lookup`] of two CPtrs, decoding the CSpace root once.
 #[inline(always)]
-fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
-    let root = tcb(t).slots[tcb_slot::CTABLE].cap;
+fn lookup2(kk: &Kernel, t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
+    let root = kk.tcb_ref(t).slots[tcb_slot::CTABLE].cap;
     if let CapKind::CNode {
         pa,
         radix,
@@ -77,7 +78,7 @@ fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
                 return None;
             }
             let mask = (1u64 << radix) - 1;
-            let cap = |c: u64| crate::cspace::slot(pa + (((c & mask) as usize) << 5)).cap;
+            let cap = |c: u64| kk.obj_ref::<Slot>(pa + (((c & mask) as usize) << 5)).cap;
             return Some((cap(a), cap(b)));
         }
     }
@@ -89,10 +90,12 @@ fn lookup2(t: Pa, a: u64, b: u64) -> Option<(Cap, Cap)> {
 #[inline(always)]
 fn loaded_vspace_of(kk: &mut Kernel, t: Pa) -> Option<(Pa, u64)> {
     // A switch to or from a guest changes the VCPU state: the general path does it.
-    if kk.vcpu_active || tcb(t).vcpu != 0 {
+    if kk.vcpu_active || kk.tcb_ref(t).vcpu != 0 {
         return None;
     }
-    let (pa, asid) = tcb(t).slots[tcb_slot::VTABLE].cap.vspace_with_asid()?;
+    let (pa, asid) = kk.tcb_ref(t).slots[tcb_slot::VTABLE]
+        .cap
+        .vspace_with_asid()?;
     crate::vspace::vmid_if_allocated(kk, asid, pa).map(|v| (pa, v))
 }
 
@@ -105,11 +108,12 @@ fn loaded_vspace_of(kk: &mut Kernel, t: Pa) -> Option<(Pa, u64)> {
 /// host tests in `tests::fastpath_equivalence` check that the two paths leave every byte
 /// the same, nested calls included.
 #[inline(always)]
-fn push_reply(t: Pa, dest: Pa, dest_sc: Pa, reply: Pa) {
-    let r = obj::<Reply>(reply);
+fn push_reply(kk: &mut Kernel, t: Pa, dest: Pa, dest_sc: Pa, reply: Pa) {
+    // One object at a time (each borrows `kk`): values needed later are read first.
+    let r = kk.obj::<Reply>(reply);
     put_pa(&mut r.caller, t);
     put_pa(&mut r.donated_sc, 0);
-    let c = tcb(t);
+    let c = kk.tcb(t);
     put_pa(&mut c.reply, reply);
     put_pa(&mut c.blocked_on, reply);
     put_pa(&mut c.call_next, 0);
@@ -119,21 +123,21 @@ fn push_reply(t: Pa, dest: Pa, dest_sc: Pa, reply: Pa) {
         put_pa(&mut c.call_prev, 0);
         return;
     }
-    let s = obj::<SchedContext>(sc);
-    let old = s.donated_via;
+    let old = kk.obj_ref::<SchedContext>(sc).donated_via;
     if old != 0 {
-        let o = obj::<Reply>(old);
+        let o = kk.obj::<Reply>(old);
         put_pa(&mut o.donated_sc, 0);
-        if o.caller != 0 {
-            put_pa(&mut tcb(o.caller).call_next, reply);
+        let old_caller = o.caller;
+        if old_caller != 0 {
+            put_pa(&mut kk.tcb(old_caller).call_next, reply);
         }
     }
-    put_pa(&mut c.call_prev, old);
-    put_pa(&mut s.donated_via, reply);
-    put_pa(&mut r.donated_sc, sc);
-    put_pa(&mut c.sc, 0);
-    put_pa(&mut s.tcb, dest);
-    put_pa(&mut tcb(dest).sc, sc);
+    put_pa(&mut kk.tcb(t).call_prev, old);
+    put_pa(&mut kk.obj::<SchedContext>(sc).donated_via, reply);
+    put_pa(&mut kk.obj::<Reply>(reply).donated_sc, sc);
+    put_pa(&mut kk.tcb(t).sc, 0);
+    put_pa(&mut kk.obj::<SchedContext>(sc).tcb, dest);
+    put_pa(&mut kk.tcb(dest).sc, sc);
 }
 
 /// `ipc::reply_remove(reply, caller)` for the ReplyRecv of the running thread `t`, where
@@ -143,34 +147,34 @@ fn push_reply(t: Pa, dest: Pa, dest_sc: Pa, reply: Pa) {
 /// here its state is left for the caller to set (it runs next). The host tests in `tests::fastpath_equivalence` check that the two
 /// paths leave every byte the same.
 #[inline(always)]
-fn pop_reply(t: Pa, caller: Pa, reply: Pa) {
-    let r = obj::<Reply>(reply);
-    let sc = r.donated_sc;
-    let c = tcb(caller);
+fn pop_reply(kk: &mut Kernel, t: Pa, caller: Pa, reply: Pa) {
+    let sc = kk.obj_ref::<Reply>(reply).donated_sc;
     if sc != 0 {
         // `reply_pop`: the reply below becomes the head of the call stack.
-        let prev = c.call_prev;
-        let s = obj::<SchedContext>(sc);
-        put_pa(&mut s.donated_via, prev);
+        let prev = kk.tcb_ref(caller).call_prev;
+        put_pa(&mut kk.obj::<SchedContext>(sc).donated_via, prev);
         if prev != 0 {
-            let p = obj::<Reply>(prev);
+            let p = kk.obj::<Reply>(prev);
             put_pa(&mut p.donated_sc, sc);
-            if p.caller != 0 {
-                put_pa(&mut tcb(p.caller).call_next, 0);
+            let prev_caller = p.caller;
+            if prev_caller != 0 {
+                put_pa(&mut kk.tcb(prev_caller).call_next, 0);
             }
         }
-        put_pa(&mut r.donated_sc, 0);
-        if c.sc == 0 {
+        put_pa(&mut kk.obj::<Reply>(reply).donated_sc, 0);
+        if kk.tcb_ref(caller).sc == 0 {
             // The context goes back to a caller that has none.
-            put_pa(&mut tcb(t).sc, 0);
-            put_pa(&mut s.tcb, caller);
-            put_pa(&mut c.sc, sc);
+            put_pa(&mut kk.tcb(t).sc, 0);
+            put_pa(&mut kk.obj::<SchedContext>(sc).tcb, caller);
+            put_pa(&mut kk.tcb(caller).sc, sc);
         }
+        let c = kk.tcb(caller);
         put_pa(&mut c.call_prev, 0);
         put_pa(&mut c.call_next, 0);
     }
     // (Without a donation both call links are 0 already: `fast_reply_recv` checks it.)
-    put_pa(&mut r.caller, 0);
+    put_pa(&mut kk.obj::<Reply>(reply).caller, 0);
+    let c = kk.tcb(caller);
     put_pa(&mut c.reply, 0);
     put_pa(&mut c.blocked_on, 0);
 }
@@ -204,23 +208,23 @@ fn put_pa(field: &mut Pa, v: Pa) {
 
 /// Removes `dest`, the head of endpoint `ep`'s queue (as `ipc::ep_remove`).
 #[inline(always)]
-fn ep_dequeue_head(ep: Pa, dest: Pa) {
-    let d = tcb(dest);
+fn ep_dequeue_head(kk: &mut Kernel, ep: Pa, dest: Pa) {
+    let d = kk.tcb(dest);
     let next = d.ep_next;
     put_pa(&mut d.ep_prev, 0);
     put_pa(&mut d.ep_next, 0);
-    let e = obj::<Endpoint>(ep);
+    let e = kk.obj::<Endpoint>(ep);
     put_pa(&mut e.head, next);
     if next == 0 {
         put_pa(&mut e.tail, 0);
     } else {
-        put_pa(&mut tcb(next).ep_prev, 0);
+        put_pa(&mut kk.tcb(next).ep_prev, 0);
     }
 }
 
 #[inline(always)]
-fn short_message(t: Pa) -> Option<MessageInfo> {
-    let info = MessageInfo(tcb(t).ctx.x[1]);
+fn short_message(kk: &Kernel, t: Pa) -> Option<MessageInfo> {
+    let info = MessageInfo(kk.tcb_ref(t).ctx.x[1]);
     // No extra capabilities (bits 7–8) and a length (bits 0–6) of at most 4, in one test.
     if info.0 & 0x1ff > 4 {
         return None;
@@ -239,7 +243,7 @@ fn scheduler_would_pick(kk: &Kernel, p: usize, now: u64) -> bool {
         return false;
     }
     let r = kk.release_head;
-    r == 0 || crate::sched::release_time(kk, tcb(r).sc) > now
+    r == 0 || crate::sched::release_time(kk, kk.tcb_ref(r).sc) > now
 }
 
 /// Whether a blocked thread can run on `sc`, a context other than the running one, without any of
@@ -250,10 +254,10 @@ fn scheduler_would_pick(kk: &Kernel, p: usize, now: u64) -> bool {
 /// for a configured context with a ready head refill of that amount (see
 /// [`check_remaining`]), so it alone says whether the budget is there.
 #[inline(always)]
-fn other_sc_can_run(sc: Pa) -> bool {
-    let s = obj::<SchedContext>(sc);
+fn other_sc_can_run(kk: &Kernel, sc: Pa) -> bool {
+    let s = kk.obj_ref::<SchedContext>(sc);
     #[cfg(feature = "invariants")]
-    check_remaining(sc);
+    check_remaining(kk, sc);
     s.period == 0 && s.remaining >= crate::sched::MIN_REMAINING
 }
 
@@ -272,17 +276,17 @@ fn other_sc_can_run(sc: Pa) -> bool {
 pub(crate) fn running_budget(kk: &Kernel, t: Pa) -> Option<(u64, Pa, u64)> {
     // The running thread is in no scheduler queue and runs on `cur_sc` at every entry
     // (checked by the invariant checker), so neither is tested here.
-    let my_sc = tcb(t).sc;
+    let my_sc = kk.tcb_ref(t).sc;
     if my_sc == 0 {
         return None;
     }
-    let s = obj::<SchedContext>(my_sc);
+    let s = kk.obj_ref::<SchedContext>(my_sc);
     // Other contexts are charged by the general path (sporadic-server refill lists).
     if s.period != 0 {
         return None;
     }
     #[cfg(feature = "invariants")]
-    check_remaining(my_sc);
+    check_remaining(kk, my_sc);
     let now = crate::arch::now_relaxed();
     // The counter does not go back; if it did, `used` would be huge and the general path
     // would take the call.
@@ -301,8 +305,8 @@ pub(crate) fn running_budget(kk: &Kernel, t: Pa) -> Option<(u64, Pa, u64)> {
 /// accepted): a round-robin context has a head (what is left) and a separate tail (what
 /// was used).
 #[inline(always)]
-fn can_commit(sc: Pa) -> bool {
-    let s = obj::<SchedContext>(sc);
+fn can_commit(kk: &Kernel, sc: Pa) -> bool {
+    let s = kk.obj_ref::<SchedContext>(sc);
     s.refill_head != s.refill_tail
 }
 
@@ -315,7 +319,7 @@ fn can_commit(sc: Pa) -> bool {
 #[inline(always)]
 pub(crate) fn commit(kk: &mut Kernel, sc: Pa, now: u64, used: u64) {
     kk.charged_until = now;
-    let s = obj::<SchedContext>(sc);
+    let s = kk.obj::<SchedContext>(sc);
     let consumed = s.consumed.wrapping_add(used);
     put(&mut s.consumed, consumed);
     // The head is what is left of the slice, the tail what has been used.
@@ -332,8 +336,8 @@ pub(crate) fn commit(kk: &mut Kernel, sc: Pa, now: u64, used: u64) {
 /// it is 0, or the context is configured and its head refill is ready (as of the last
 /// charge) with exactly that amount.
 #[cfg(feature = "invariants")]
-pub(crate) fn check_remaining(sc: Pa) {
-    let s = obj::<SchedContext>(sc);
+pub(crate) fn check_remaining(kk: &Kernel, sc: Pa) {
+    let s = kk.obj_ref::<SchedContext>(sc);
     if s.remaining == 0 {
         return;
     }
@@ -348,12 +352,12 @@ pub(crate) fn check_remaining(sc: Pa) {
 
 #[inline(always)]
 fn fast_call(kk: &mut Kernel, t: Pa) -> Option<Pa> {
-    short_message(t)?;
+    short_message(kk, t)?;
     let CapKind::Endpoint {
         pa: ep,
         badge,
         rights,
-    } = lookup(t, tcb(t).ctx.x[0])?.kind()
+    } = lookup(kk, t, kk.tcb_ref(t).ctx.x[0])?.kind()
     else {
         return None;
     };
@@ -361,35 +365,38 @@ fn fast_call(kk: &mut Kernel, t: Pa) -> Option<Pa> {
     if !rights.write() || !(rights.grant() || rights.grant_reply()) {
         return None;
     }
-    let dest = obj::<Endpoint>(ep).head;
-    if dest == 0 || tcb(dest).state != ThreadState::BlockedOnReceive {
+    let dest = kk.obj_ref::<Endpoint>(ep).head;
+    if dest == 0 || kk.tcb_ref(dest).state != ThreadState::BlockedOnReceive {
         return None;
     }
-    let reply = tcb(dest).reply;
-    let d = tcb(dest);
-    if reply == 0 || d.priority < tcb(t).priority || d.yield_to != 0 {
+    let d = kk.tcb_ref(dest);
+    let reply = d.reply;
+    if reply == 0 || d.priority < kk.tcb_ref(t).priority || d.yield_to != 0 {
         return None;
     }
     let (now, my_sc, used) = running_budget(kk, t)?;
     // A passive receiver runs on the caller's context (donated, `reply_push`).
-    let dest_sc = tcb(dest).sc;
-    let prio = tcb(dest).priority.index();
+    let d = kk.tcb_ref(dest);
+    let (dest_sc, prio) = (d.sc, d.priority.index());
     if dest_sc == 0 {
         // The context stays: nothing to charge (see `running_budget`).
         if !scheduler_would_pick(kk, prio, now) {
             return None;
         }
         let vspace = loaded_vspace_of(kk, dest)?;
-        call_and_wait(t, dest, ep, reply, badge, 0);
+        call_and_wait(kk, t, dest, ep, reply, badge, 0);
         return Some(switch_same_sc(kk, dest, vspace));
     }
-    if !other_sc_can_run(dest_sc) || !can_commit(my_sc) || !scheduler_would_pick(kk, prio, now) {
+    if !other_sc_can_run(kk, dest_sc)
+        || !can_commit(kk, my_sc)
+        || !scheduler_would_pick(kk, prio, now)
+    {
         return None;
     }
     let vspace = loaded_vspace_of(kk, dest)?;
     // The entry's charge: the context changes.
     commit(kk, my_sc, now, used);
-    call_and_wait(t, dest, ep, reply, badge, dest_sc);
+    call_and_wait(kk, t, dest, ep, reply, badge, dest_sc);
     Some(switch(kk, dest, dest_sc, vspace, now))
 }
 
@@ -398,26 +405,26 @@ fn fast_call(kk: &mut Kernel, t: Pa) -> Option<Pa> {
 /// waits on `reply`. The message info is read again from `t`'s registers (checked by
 /// [`short_message`]) rather than kept in a register through all the checks.
 #[inline(always)]
-fn call_and_wait(t: Pa, dest: Pa, ep: Pa, reply: Pa, badge: u64, dest_sc: Pa) {
-    let info = MessageInfo(tcb(t).ctx.x[1]);
-    let me = tcb(t);
+fn call_and_wait(kk: &mut Kernel, t: Pa, dest: Pa, ep: Pa, reply: Pa, badge: u64, dest_sc: Pa) {
+    let me = kk.tcb(t);
+    let info = MessageInfo(me.ctx.x[1]);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
-    ep_dequeue_head(ep, dest);
-    copy_message(t, dest, badge, info);
-    let d = tcb(dest);
+    ep_dequeue_head(kk, ep, dest);
+    copy_message(kk, t, dest, badge, info);
+    let d = kk.tcb(dest);
     put_pa(&mut d.reply, 0);
     put_pa(&mut d.blocked_on, 0);
-    obj::<Reply>(reply).receiver = 0;
-    push_reply(t, dest, dest_sc, reply);
-    tcb(dest).state = ThreadState::Running;
+    kk.obj::<Reply>(reply).receiver = 0;
+    push_reply(kk, t, dest, dest_sc, reply);
+    kk.tcb(dest).state = ThreadState::Running;
 }
 
 #[inline(always)]
 fn fast_reply_recv(kk: &mut Kernel, t: Pa) -> Option<Pa> {
-    short_message(t)?;
-    let th = tcb(t);
+    short_message(kk, t)?;
+    let th = kk.tcb_ref(t);
     let (ep_cptr, reply_cptr) = (th.ctx.x[0], th.ctx.x[6]);
-    let (reply_cap, ep_cap) = lookup2(t, reply_cptr, ep_cptr)?;
+    let (reply_cap, ep_cap) = lookup2(kk, t, reply_cptr, ep_cptr)?;
     let CapKind::Reply { pa: reply, .. } = reply_cap.kind() else {
         return None;
     };
@@ -427,14 +434,14 @@ fn fast_reply_recv(kk: &mut Kernel, t: Pa) -> Option<Pa> {
     if !rights.read() {
         return None;
     }
-    let r = obj::<Reply>(reply);
+    let r = kk.obj_ref::<Reply>(reply);
     let (caller, donated, other) = (r.caller, r.donated_sc, r.receiver);
     // Another thread receiving with this reply object would be cancelled
     // (`release_reply`).
     if caller == 0 || (other != 0 && other != t) {
         return None;
     }
-    let c = tcb(caller);
+    let c = kk.tcb_ref(caller);
     if c.state != ThreadState::BlockedOnReply || c.fault != Fault::None || c.yield_to != 0 {
         return None;
     }
@@ -446,19 +453,22 @@ fn fast_reply_recv(kk: &mut Kernel, t: Pa) -> Option<Pa> {
     // No sender may be waiting (the receive would complete at once), no signal may be
     // pending on the bound notification, and the thread may not be running on the bound
     // notification's context (the receive would give it back).
-    let head = obj::<Endpoint>(ep).head;
-    if head != 0 && tcb(head).state == ThreadState::BlockedOnSend {
+    let head = kk.obj_ref::<Endpoint>(ep).head;
+    if head != 0 && kk.tcb_ref(head).state == ThreadState::BlockedOnSend {
         return None;
     }
-    let bound = tcb(t).bound_ntfn;
-    if bound != 0 && (obj::<Notification>(bound).active || obj::<Notification>(bound).sc != 0) {
-        return None;
+    let bound = kk.tcb_ref(t).bound_ntfn;
+    if bound != 0 {
+        let n = kk.obj_ref::<Notification>(bound);
+        if n.active || n.sc != 0 {
+            return None;
+        }
     }
     let (now, my_sc, used) = running_budget(kk, t)?;
     // After the reply the caller runs on its own context, or gets the donated one back
     // if it has none (`reply_pop`); a donated context must be the one running now.
-    let own_sc = tcb(caller).sc;
-    let prio = tcb(caller).priority.index();
+    let c = kk.tcb_ref(caller);
+    let (own_sc, prio) = (c.sc, c.priority.index());
     if donated != 0 && own_sc == 0 {
         // The context stays: nothing to charge (see `running_budget`).
         if donated != my_sc || !scheduler_would_pick(kk, prio, now) {
@@ -469,8 +479,8 @@ fn fast_reply_recv(kk: &mut Kernel, t: Pa) -> Option<Pa> {
         return Some(switch_same_sc(kk, caller, vspace));
     }
     if own_sc == 0
-        || !other_sc_can_run(own_sc)
-        || !can_commit(my_sc)
+        || !other_sc_can_run(kk, own_sc)
+        || !can_commit(kk, my_sc)
         || !scheduler_would_pick(kk, prio, now)
     {
         return None;
@@ -487,18 +497,18 @@ fn fast_reply_recv(kk: &mut Kernel, t: Pa) -> Option<Pa> {
 /// `reply`. The message info is read again (see [`call_and_wait`]).
 #[inline(always)]
 fn reply_and_wait(kk: &mut Kernel, t: Pa, caller: Pa, reply: Pa, ep: Pa) {
-    let info = MessageInfo(tcb(t).ctx.x[1]);
-    let me = tcb(t);
+    let me = kk.tcb(t);
+    let info = MessageInfo(me.ctx.x[1]);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
-    pop_reply(t, caller, reply);
-    copy_message(t, caller, 0, info);
-    tcb(caller).state = ThreadState::Running;
+    pop_reply(kk, t, caller, reply);
+    copy_message(kk, t, caller, 0, info);
+    kk.tcb(caller).state = ThreadState::Running;
 
-    let me = tcb(t);
+    let me = kk.tcb(t);
     put_pa(&mut me.blocked_on, ep);
     put_pa(&mut me.reply, reply);
     me.state = ThreadState::BlockedOnReceive;
-    obj::<Reply>(reply).receiver = t;
+    kk.obj::<Reply>(reply).receiver = t;
     ipc::ep_insert(kk, ep, t);
 }
 
@@ -508,24 +518,24 @@ fn reply_and_wait(kk: &mut Kernel, t: Pa, caller: Pa, reply: Pa, ep: Pa) {
 /// ready queue. That is what `ipc::signal` and then `schedule` do in this case.
 #[inline(always)]
 fn fast_signal(kk: &mut Kernel, t: Pa) -> Option<Pa> {
-    let me = tcb(t);
+    let me = kk.tcb_ref(t);
     let CapKind::Notification {
         pa: ntfn,
         badge,
         rights,
-    } = lookup(t, me.ctx.x[0])?.kind()
+    } = lookup(kk, t, me.ctx.x[0])?.kind()
     else {
         return None;
     };
     if !rights.write() {
         return None;
     }
-    let n = obj::<Notification>(ntfn);
+    let n = kk.obj_ref::<Notification>(ntfn);
     let waiter = n.head;
     if waiter == 0 || n.sc != 0 {
         return None;
     }
-    let w = tcb(waiter);
+    let w = kk.tcb_ref(waiter);
     let waiter_sc = w.sc;
     if w.state != ThreadState::BlockedOnNotification
         || w.priority <= me.priority
@@ -537,19 +547,19 @@ fn fast_signal(kk: &mut Kernel, t: Pa) -> Option<Pa> {
         return None;
     }
     let (now, my_sc, used) = running_budget(kk, t)?;
-    if !other_sc_can_run(waiter_sc)
-        || !can_commit(my_sc)
-        || !scheduler_would_pick(kk, tcb(waiter).priority.index(), now)
+    if !other_sc_can_run(kk, waiter_sc)
+        || !can_commit(kk, my_sc)
+        || !scheduler_would_pick(kk, kk.tcb_ref(waiter).priority.index(), now)
     {
         return None;
     }
     let vspace = loaded_vspace_of(kk, waiter)?;
 
     commit(kk, my_sc, now, used);
-    let me = tcb(t);
+    let me = kk.tcb(t);
     me.fault_ip = me.ctx.pc.wrapping_sub(4);
-    ntfn_dequeue_head(ntfn, waiter);
-    let w = tcb(waiter);
+    ntfn_dequeue_head(kk, ntfn, waiter);
+    let w = kk.tcb(waiter);
     put_pa(&mut w.blocked_on, 0);
     put(&mut w.ctx.x[0], badge);
     w.state = ThreadState::Running;
@@ -559,34 +569,35 @@ fn fast_signal(kk: &mut Kernel, t: Pa) -> Option<Pa> {
 
 /// Removes `t`, the head of notification `ntfn`'s queue (as `ipc::ntfn_remove`).
 #[inline(always)]
-fn ntfn_dequeue_head(ntfn: Pa, t: Pa) {
-    let w = tcb(t);
+fn ntfn_dequeue_head(kk: &mut Kernel, ntfn: Pa, t: Pa) {
+    let w = kk.tcb(t);
     let next = w.ep_next;
     put_pa(&mut w.ep_prev, 0);
     put_pa(&mut w.ep_next, 0);
-    let n = obj::<Notification>(ntfn);
+    let n = kk.obj::<Notification>(ntfn);
     put_pa(&mut n.head, next);
     if next == 0 {
         put_pa(&mut n.tail, 0);
     } else {
-        put_pa(&mut tcb(next).ep_prev, 0);
+        put_pa(&mut kk.tcb(next).ep_prev, 0);
     }
 }
 
 /// Moves a message of at most four words from `from`'s registers to `to`'s (only the
 /// message's words, as seL4: the receiver's other message registers keep their values).
 #[inline(always)]
-fn copy_message(from: Pa, to: Pa, badge: u64, info: MessageInfo) {
+fn copy_message(kk: &mut Kernel, from: Pa, to: Pa, badge: u64, info: MessageInfo) {
     let n = (info.length() as usize).min(4);
-    let f = &tcb(from).ctx.x;
-    let x = &mut tcb(to).ctx.x;
+    let x = &mut kk.tcb(to).ctx.x;
     put(&mut x[0], badge);
     put(
         &mut x[1],
         MessageInfo::new(info.label(), 0, 0, info.length()).0,
     );
     for i in 2..2 + n {
-        put(&mut x[i], f[i]);
+        // Sender and receiver are different threads; each word is read, then written.
+        let v = kk.tcb_ref(from).ctx.x[i];
+        put(&mut kk.tcb(to).ctx.x[i], v);
     }
 }
 
@@ -600,7 +611,7 @@ fn switch(kk: &mut Kernel, to: Pa, sc: Pa, vspace: (Pa, u64), now: u64) -> Pa {
     kk.cur_sc = sc;
     switch_same_sc(kk, to, vspace);
     // (Wrapping: a sum past 2^64 only arms the timer, which then sets the exact deadline.)
-    if now.wrapping_add(obj::<SchedContext>(sc).remaining) < kk.timer_deadline {
+    if now.wrapping_add(kk.obj_ref::<SchedContext>(sc).remaining) < kk.timer_deadline {
         return to | ARM_TIMER;
     }
     to

@@ -1518,7 +1518,7 @@ mod tests {
     use crate::cap::{Mapping, Rights};
     use crate::cspace;
     use crate::kernel::k;
-    use crate::mem::obj;
+    use crate::kernel::obj;
     use std::alloc::{alloc_zeroed, Layout};
     use std::sync::Mutex;
 

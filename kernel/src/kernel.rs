@@ -5,7 +5,7 @@
 use crate::cap::CapKind;
 use crate::cspace::Slot;
 use crate::irq::PerIrq;
-use crate::mem::{obj, read_word, write_word, Pa};
+use crate::mem::{read_word, write_word, Pa};
 use crate::object::tcb::PerPrio;
 use crate::object::{tcb_slot, Fault, Tcb, ThreadState};
 use sel4_sys::{ipc_buffer, MessageInfo};
@@ -160,42 +160,55 @@ impl Kernel {
     /// names a live TCB.
     #[inline(always)]
     pub fn tcb(&mut self, t: Pa) -> &mut Tcb {
-        obj::<Tcb>(t)
+        // SAFETY: `t` names a live TCB (above); the result borrows `self` mutably, so no
+        // other object reference reached through the kernel state is live.
+        unsafe { crate::mem::obj::<Tcb>(t) }
     }
 
     /// The kernel object of type `T` at `pa` (from a capability or link field naming a
     /// live `T`), borrowed as `tcb` is.
     #[inline(always)]
     pub fn obj<T: KernelObject>(&mut self, pa: Pa) -> &mut T {
-        obj::<T>(pa)
+        // SAFETY: as in `tcb`, for a live `T`.
+        unsafe { crate::mem::obj::<T>(pa) }
     }
 
     /// The TCB at `t`, read through a shared borrow of the kernel state.
     #[inline(always)]
     pub fn tcb_ref(&self, t: Pa) -> &Tcb {
-        obj::<Tcb>(t)
+        // SAFETY: `t` names a live TCB; the result borrows `self` shared, so only other
+        // shared references can be live while it is.
+        unsafe { crate::mem::obj::<Tcb>(t) }
     }
 
     /// The object of type `T` at `pa`, read through a shared borrow of the kernel state.
     #[inline(always)]
     pub fn obj_ref<T: KernelObject>(&self, pa: Pa) -> &T {
-        obj::<T>(pa)
+        // SAFETY: as in `tcb_ref`, for a live `T`.
+        unsafe { crate::mem::obj::<T>(pa) }
     }
 
     /// The capability slot at `pa` (in a CNode, a TCB or the kernel's IRQ table).
     #[inline(always)]
     pub fn slot(&mut self, pa: Pa) -> &mut Slot {
-        obj::<Slot>(pa)
+        // SAFETY: as in `tcb`, for a live slot.
+        unsafe { crate::mem::obj::<Slot>(pa) }
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // Thread helpers.
 
-/// The TCB at `t`, not tied to the kernel state: used only by the fast path and host
-/// tests, which do not reach objects through `Kernel` yet (docs/kernel.md, "State access").
+/// Host tests: the TCB at `t` in this test thread's kernel state.
+#[cfg(test)]
 pub fn tcb(t: Pa) -> &'static mut Tcb {
-    obj::<Tcb>(t)
+    k().tcb(t)
+}
+
+/// Host tests: the object of type `T` at `pa`, as `tcb`.
+#[cfg(test)]
+pub fn obj<T: KernelObject>(pa: Pa) -> &'static mut T {
+    k().obj::<T>(pa)
 }
 
 /// Where the thread's IPC buffer is, from the frame capability its TCB holds (0 if it

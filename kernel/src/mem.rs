@@ -8,18 +8,19 @@
 /// A physical address that the kernel maps (identity).
 pub type Pa = usize;
 
-/// Returns the object of type `T` at `pa`.
+/// Returns the object of type `T` at `pa`. Called only by `Kernel`'s accessors
+/// (`tcb`, `obj`, `slot`, ...), which bound the reference by a borrow of the kernel state
+/// (docs/kernel.md, "State access").
 ///
-/// Callers hold an address taken from a capability or a kernel link field, which always
-/// names a live object of type `T` (the capability system guarantees it). The kernel
-/// reaches objects through `Kernel::{tcb, obj, slot}`, which bound the reference by a
-/// borrow of the kernel state; the unbounded form is used directly only by the fast path
-/// and the host tests (docs/kernel.md, "State access").
+/// # Safety
+///
+/// `pa` names a live, aligned `T` (an address taken from a capability or a kernel link
+/// field, which always names a live object of its type), and no other reference to that
+/// object is live while the returned one is used.
 #[inline(always)]
-pub(crate) fn obj<T>(pa: Pa) -> &'static mut T {
+pub(crate) unsafe fn obj<T>(pa: Pa) -> &'static mut T {
     debug_assert!(pa != 0 && pa.is_multiple_of(core::mem::align_of::<T>()));
-    // SAFETY: see above; the kernel is single-threaded with interrupts masked, so no
-    // other reference to the object is live while this one is used.
+    // SAFETY: the caller's contract.
     unsafe { &mut *(pa as *mut T) }
 }
 

@@ -453,7 +453,7 @@ fn new_thread(prio: u8) -> Pa {
 
 fn give_budget(t: Pa) {
     let sc = arena(256, 256);
-    let s = crate::mem::obj::<SchedContext>(sc);
+    let s = crate::kernel::k().obj::<SchedContext>(sc);
     s.configured = true;
     s.tcb = t;
     crate::sched::refill_new(crate::kernel::k(), sc, 2, 1 << 30, 0, 0);
@@ -664,7 +664,7 @@ fn yield_then_schedule_keeps_the_release_queue_in_order() {
 }
 
 fn obj_sc(sc: Pa) -> &'static mut SchedContext {
-    crate::mem::obj::<SchedContext>(sc)
+    crate::kernel::k().obj::<SchedContext>(sc)
 }
 
 #[test]
@@ -682,7 +682,7 @@ fn call_transfers_every_message_register_and_reply_returns() {
     tcb(server).state = ThreadState::Running;
     crate::ipc::receive_ipc(crate::kernel::k(), server, ep, reply, true);
     assert_eq!(tcb(server).state, ThreadState::BlockedOnReceive);
-    assert_eq!(crate::mem::obj::<Endpoint>(ep).head, server);
+    assert_eq!(crate::kernel::k().obj::<Endpoint>(ep).head, server);
     // The client calls with 120 words.
     tcb(client).state = ThreadState::Running;
     kk.cur = client;
@@ -711,7 +711,7 @@ fn call_transfers_every_message_register_and_reply_returns() {
             "MR{i}"
         );
     }
-    assert_eq!(crate::mem::obj::<Reply>(reply).caller, client);
+    assert_eq!(crate::kernel::k().obj::<Reply>(reply).caller, client);
     // The reply carries one word back and wakes the client.
     crate::kernel::set_mr(crate::kernel::k(), server, 0, 42);
     tcb(server).ctx.x[1] = sel4_sys::MessageInfo::new(0, 0, 0, 1).0;
@@ -719,7 +719,7 @@ fn call_transfers_every_message_register_and_reply_returns() {
     crate::ipc::do_reply(crate::kernel::k(), server, reply, false);
     assert_eq!(tcb(client).state, ThreadState::Running);
     assert_eq!(crate::kernel::get_mr(crate::kernel::k(), client, 0), 42);
-    assert_eq!(crate::mem::obj::<Reply>(reply).caller, 0);
+    assert_eq!(crate::kernel::k().obj::<Reply>(reply).caller, 0);
     let _ = (cbuf, sbuf);
 }
 
@@ -742,14 +742,14 @@ fn call_without_a_waiting_receiver_blocks_in_priority_order() {
         crate::ipc::send_ipc(crate::kernel::k(), t, ep, args);
         assert_eq!(tcb(t).state, ThreadState::BlockedOnSend);
     }
-    let e = crate::mem::obj::<Endpoint>(ep);
+    let e = crate::kernel::k().obj::<Endpoint>(ep);
     assert_eq!(e.head, high);
     assert_eq!(tcb(high).ep_next, mid);
     assert_eq!(tcb(mid).ep_next, low);
     assert_eq!(e.tail, low);
     // Deleting the endpoint restarts every sender.
     crate::ipc::cancel_all_ipc(crate::kernel::k(), ep);
-    assert_eq!(crate::mem::obj::<Endpoint>(ep).head, 0);
+    assert_eq!(crate::kernel::k().obj::<Endpoint>(ep).head, 0);
     for t in [low, high, mid] {
         assert_eq!(tcb(t).state, ThreadState::Running);
     }
@@ -957,7 +957,7 @@ fn waiting_server(prio: u8) -> (Pa, Pa, Pa) {
 }
 
 fn reply_obj(r: Pa) -> &'static mut Reply {
-    crate::mem::obj::<Reply>(r)
+    crate::kernel::k().obj::<Reply>(r)
 }
 
 #[test]
@@ -976,14 +976,14 @@ fn a_second_receiver_with_the_same_reply_cancels_the_first() {
     // A no longer waits and keeps no link to R; B does, and R mirrors it.
     assert_eq!(tcb(a).state, ThreadState::Inactive);
     assert_eq!(tcb(a).reply, 0);
-    assert_eq!(crate::mem::obj::<Endpoint>(e1).head, 0);
+    assert_eq!(crate::kernel::k().obj::<Endpoint>(e1).head, 0);
     assert_eq!(reply_obj(r).receiver, b);
     assert_eq!(tcb(b).reply, r);
     // Destroying R stops B too: nothing points at R afterwards.
     crate::ipc::reply_destroyed(crate::kernel::k(), r);
     assert_eq!(tcb(b).state, ThreadState::Inactive);
     assert_eq!(tcb(b).reply, 0);
-    assert_eq!(crate::mem::obj::<Endpoint>(e2).head, 0);
+    assert_eq!(crate::kernel::k().obj::<Endpoint>(e2).head, 0);
     assert_eq!(reply_obj(r).receiver, 0);
     assert_eq!(reply_obj(r).caller, 0);
 }
@@ -1299,7 +1299,7 @@ fn extra_refills_near_two_to_the_64_are_a_range_error() {
             Some(SysError::RangeError(0, max))
         );
     }
-    assert!(!crate::mem::obj::<SchedContext>(sc).configured);
+    assert!(!crate::kernel::k().obj::<SchedContext>(sc).configured);
     // The capability is checked after the times.
     cspace::insert_root(
         crate::kernel::k(),
@@ -1319,7 +1319,7 @@ fn extra_refills_near_two_to_the_64_are_a_range_error() {
         Some(SysError::InvalidCapability(1))
     );
     assert!(c.invoke(1, flags, &[1000, 1000, max, 0, 0], &[2]).is_ok());
-    assert!(crate::mem::obj::<SchedContext>(sc).configured);
+    assert!(crate::kernel::k().obj::<SchedContext>(sc).configured);
 }
 
 /// A thread with a scheduling context of its own memory.
@@ -1349,7 +1349,7 @@ fn recv(t: Pa, ep: Pa, r: Pa) {
 }
 
 fn sc_obj(sc: Pa) -> &'static mut SchedContext {
-    crate::mem::obj::<SchedContext>(sc)
+    crate::kernel::k().obj::<SchedContext>(sc)
 }
 
 /// C calls passive S1 (through R1), which calls passive S2 (through R2): the context of
@@ -1909,14 +1909,14 @@ impl World {
             if b != 0 {
                 self.live(b, "tcb.bound_ntfn", step);
                 assert_eq!(
-                    crate::mem::obj::<Notification>(b).bound_tcb,
+                    crate::kernel::k().obj::<Notification>(b).bound_tcb,
                     t,
                     "step {step}: binding not mirrored"
                 );
             }
         }
         for &n in &self.ntfns {
-            let o = crate::mem::obj::<Notification>(n);
+            let o = crate::kernel::k().obj::<Notification>(n);
             if o.bound_tcb != 0 {
                 self.live(o.bound_tcb, "ntfn.bound_tcb", step);
                 assert_eq!(
@@ -1946,14 +1946,14 @@ impl World {
             if n != 0 {
                 self.live(n, "sc.ntfn", step);
                 assert_eq!(
-                    crate::mem::obj::<Notification>(n).sc,
+                    crate::kernel::k().obj::<Notification>(n).sc,
                     sc,
                     "step {step}: sc.ntfn not mirrored"
                 );
             }
         }
         for &e in &self.eps {
-            let mut t = crate::mem::obj::<Endpoint>(e).head;
+            let mut t = crate::kernel::k().obj::<Endpoint>(e).head;
             while t != 0 {
                 self.live(t, "endpoint queue", step);
                 assert_eq!(
@@ -2004,7 +2004,7 @@ fn lifetimes(seed: u64, steps: usize) -> (usize, usize) {
         let running = tcb(t).state == ThreadState::Running;
         k().cur = if running { t } else { 0 };
         let n = w.ntfns[rng.below(w.ntfns.len())];
-        let nt = crate::mem::obj::<Notification>(n);
+        let nt = crate::kernel::k().obj::<Notification>(n);
         match rng.below(17) {
             0 | 1 if running => crate::ipc::receive_ipc(crate::kernel::k(), t, e, r, true),
             2 | 3 if running => call(t, e),
@@ -2121,8 +2121,9 @@ mod fastpath_equivalence {
     use crate::cap::{Cap, CapKind, Rights};
     use crate::cspace;
     use crate::fastpath::{ARM_TIMER, GENERAL_PATH};
+    use crate::kernel::obj;
     use crate::kernel::{k, Kernel};
-    use crate::mem::{obj, Pa};
+    use crate::mem::Pa;
     use crate::object::{tcb_slot, AsidPool, SchedContext, ThreadState};
     use sel4_sys::{syscall as nr, MessageInfo};
     use std::vec::Vec;
@@ -2691,7 +2692,7 @@ fn fastpath_charge_matches_charge_current() {
     for case in 0..4000 {
         let t = new_thread(10);
         let sc = arena(256, 256);
-        let s = crate::mem::obj::<SchedContext>(sc);
+        let s = crate::kernel::k().obj::<SchedContext>(sc);
         s.configured = rnd(8) != 0;
         s.tcb = t;
         tcb(t).sc = sc;
