@@ -1221,6 +1221,16 @@ fn check_scheduler(k: &Kernel, m: Mode) -> Check {
             kk.cur_sc,
         )?;
     }
+    // seL4 disables the loaded VCPU whenever a native thread (or the idle thread) runs
+    // (`vcpu_switch(NULL)`). The fast path relies on it: it is entered by a system call,
+    // which only a native thread makes, so it does not test `vcpu_active` itself.
+    let native = kk.cur == 0 || tcb(k, kk.cur).vcpu == 0;
+    ensure(
+        !(native && kk.vcpu_active),
+        "a VCPU is active while a native thread runs",
+        kk.cur,
+        kk.cur_vcpu,
+    )?;
     Ok(())
 }
 
@@ -1873,6 +1883,26 @@ mod tests {
         crate::ipc::ep_remove(crate::kernel::k(), e, a);
         obj::<Endpoint>(e).head = 0;
         fires(&w, "not in its endpoint's queue");
+    }
+
+    #[test]
+    fn an_active_vcpu_under_a_native_thread_fires() {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let (w, _a, b, _e, _r) = busy_world();
+        let (cur, cur_sc) = (k().cur, k().cur_sc);
+        // A native thread running and the idle thread: neither runs with a VCPU on.
+        k().ready_dequeue(b);
+        k().cur = b;
+        k().cur_sc = tcb_mut(b).sc;
+        w.check().expect("a native thread with no VCPU active");
+        k().vcpu_active = true;
+        fires(&w, "a VCPU is active while a native thread runs");
+        (k().cur, k().cur_sc) = (cur, cur_sc);
+        k().ready_enqueue(b);
+        assert_eq!(cur, 0, "the world idles");
+        fires(&w, "a VCPU is active while a native thread runs");
+        k().vcpu_active = false;
+        w.check().expect("repaired");
     }
 
     #[test]
